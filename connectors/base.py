@@ -1,0 +1,118 @@
+"""The types every connector speaks: Mention, Batch, BrandQuery and the Connector protocol.
+
+A connector turns one platform's API into a stream of ``Batch`` objects. It never
+touches the database: the pipeline (``listener.pipeline``) scores each batch and hands
+it to storage together with the batch's checkpoint, in one transaction.
+
+Cursor rules (see DESIGN.md, "State and idempotency"):
+
+* A cursor is opaque to everything but the connector that made it: a JSON-able dict.
+* ``Batch.checkpoint`` is set only where resuming from it cannot skip data. Oldest-first
+  sources may checkpoint every batch; newest-first APIs checkpoint at the end of a
+  complete run only.
+* A timestamp cursor never moves past the start time of the run that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol, runtime_checkable
+
+Cursor = dict[str, Any]
+Clock = Callable[[], datetime]
+"""Returns the current tz-aware UTC time; injected everywhere so tests control time."""
+
+ENGAGEMENT_METRICS = ("likes", "reposts", "replies")
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(timezone.utc)
+
+
+def ensure_utc(moment: datetime, what: str = "datetime") -> datetime:
+    """Return ``moment`` as a tz-aware UTC datetime; naive datetimes are refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One post that matched one brand's query on one platform.
+
+    Keyed by ``(source, id, brand)``: a post that names two tracked brands is a mention
+    of each, so every brand's mood and share of voice count it.
+    """
+
+    source: str
+    id: str
+    brand: str
+    created_at: datetime
+    text: str
+    author: str | None = None
+    url: str | None = None
+    conversation_id: str | None = None
+    parent_id: str | None = None
+    lang: str | None = None
+    metrics: Mapping[str, int] = field(default_factory=dict)
+    fetched_at: datetime | None = None
+    raw: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created_at", ensure_utc(self.created_at, "created_at"))
+        if self.fetched_at is not None:
+            object.__setattr__(self, "fetched_at", ensure_utc(self.fetched_at, "fetched_at"))
+        if not self.id:
+            raise ValueError("a mention needs a non-empty id")
+        if self.conversation_id is None:
+            # A post that names no thread is the root of its own conversation.
+            object.__setattr__(self, "conversation_id", self.id)
+
+    @property
+    def engagement(self) -> int:
+        """Likes + reposts + replies, the engagement that weights mood (ROI-METHOD.md)."""
+        return sum(int(self.metrics.get(name, 0) or 0) for name in ENGAGEMENT_METRICS)
+
+    def replace(self, **changes: Any) -> Mention:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Mentions fetched together, and the cursor that is safe to save once they are stored."""
+
+    mentions: tuple[Mention, ...]
+    checkpoint: Cursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrandQuery:
+    """What to listen for, for one brand. Connectors compile it to their platform's syntax."""
+
+    brand: str
+    terms: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_authors: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A source of mentions. Built-in and third-party connectors register under the
+    ``listener.connectors`` entry point group with a factory ``(settings, clock) -> Connector``."""
+
+    name: str
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        """Yield batches of mentions newer than ``since`` (``None``: the first run)."""
+        ...
+
+    def close(self) -> None:
+        """Release network sessions; called once, after the last fetch."""
+        ...
