@@ -1,0 +1,72 @@
+"""Sentiment scoring of mention texts with VADER.
+
+Every score carries the scorer's name and version, stored beside it, so a re-score
+with another lexicon or release is traceable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Protocol
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+# VADER's own recommended thresholds (Hutto & Gilbert 2014), used across the product.
+POSITIVE_THRESHOLD = 0.05
+NEGATIVE_THRESHOLD = -0.05
+
+LABELS = ("positive", "neutral", "negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    compound: float
+    pos: float
+    neu: float
+    neg: float
+    label: str
+
+
+class Scorer(Protocol):
+    name: str
+    version: str
+
+    def score(self, texts: Sequence[str]) -> list[Score]: ...
+
+
+def label_for(compound: float) -> str:
+    """positive if compound >= 0.05, negative if <= -0.05, otherwise neutral."""
+    if compound >= POSITIVE_THRESHOLD:
+        return "positive"
+    if compound <= NEGATIVE_THRESHOLD:
+        return "negative"
+    return "neutral"
+
+
+def _vader_version() -> str:
+    try:
+        return version("vaderSentiment")
+    except PackageNotFoundError:  # pragma: no cover - vendored copies have no metadata
+        return "unknown"
+
+
+class VaderScorer:
+    """Scores English texts with vaderSentiment's SentimentIntensityAnalyzer."""
+
+    name = "vader"
+
+    def __init__(self) -> None:
+        self.version = _vader_version()
+        # Loading the lexicon takes ~0.1 s: do it once per scorer, not per text.
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def score(self, texts: Sequence[str]) -> list[Score]:
+        polarity = self._analyzer.polarity_scores
+        scores = []
+        for text in texts:
+            raw = polarity(text)
+            compound = raw["compound"]
+            scores.append(Score(compound, raw["pos"], raw["neu"], raw["neg"], label_for(compound)))
+        return scores

@@ -1,0 +1,92 @@
+"""Read path: the queries behind ``listener mood`` and ``listener status``.
+
+Windows are half-open [start, end) in naive UTC. Mood windows read mentions and scores
+directly (not the hourly table) so they are current even before the hourly stage runs;
+rows kept in time order let DuckDB prune everything outside the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.store import Store, from_db_time, to_db_time
+
+
+@dataclass(frozen=True, slots=True)
+class LabelCounts:
+    mentions: int
+    positive: int
+    neutral: int
+    negative: int
+
+
+def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
+    """Mentions of ``brand`` created in [start, end), and their labels."""
+    lo, hi = to_db_time(start), to_db_time(end)
+    with store.native() as db:
+        row = db.execute(
+            """
+            SELECT count(*),
+                   count(*) FILTER (WHERE s.label = 'positive'),
+                   count(*) FILTER (WHERE s.label = 'neutral'),
+                   count(*) FILTER (WHERE s.label = 'negative')
+            FROM mentions m
+            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+                AND s.created_at >= $lo AND s.created_at < $hi
+            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+            """,
+            {"brand": brand, "lo": lo, "hi": hi},
+        ).fetchone()
+    return LabelCounts(*row)
+
+
+def stored_brands(store: Store) -> list[str]:
+    with store.native() as db:
+        return [row[0] for row in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY brand").fetchall()]
+
+
+def mentions_per_brand(store: Store) -> dict[str, int]:
+    with store.native() as db:
+        rows = db.execute("SELECT brand, count(*) FROM mentions GROUP BY brand ORDER BY brand").fetchall()
+    return {brand: count for brand, count in rows}
+
+
+def latest_mention_at(store: Store) -> datetime | None:
+    with store.native() as db:
+        return from_db_time(db.execute("SELECT max(created_at) FROM mentions").fetchone()[0])
+
+
+def _records(cursor: Any) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    rows = []
+    for values in cursor.fetchall():
+        row = {}
+        for name, value in zip(names, values):
+            row[name] = from_db_time(value) if isinstance(value, datetime) else value
+        rows.append(row)
+    return rows
+
+
+def status(store: Store, recent_runs: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """Recent runs, cursors, and per-source counts, for ``listener status``."""
+    with store.native() as db:
+        runs = _records(
+            db.execute(
+                "SELECT run_id, kind, source, brand, status, started_at, finished_at, fetched, new, duplicates, error "
+                "FROM runs ORDER BY run_id DESC LIMIT ?",
+                [recent_runs],
+            )
+        )
+        cursors = _records(db.execute("SELECT source, brand, cursor, updated_at FROM cursors ORDER BY source, brand"))
+        sources = _records(
+            db.execute(
+                "SELECT m.source, m.brand, count(*) AS mentions, count(s.label) AS scored, "
+                "min(m.created_at) AS first_at, max(m.created_at) AS last_at "
+                "FROM mentions m LEFT JOIN scores s USING (source, id, brand) "
+                "GROUP BY ALL ORDER BY m.source, m.brand"
+            )
+        )
+        pending = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
+    return {"runs": runs, "cursors": cursors, "sources": sources, "pending_hours": pending}

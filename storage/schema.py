@@ -1,0 +1,142 @@
+"""Table definitions (SQLAlchemy Core) of the current schema version.
+
+Times are plain ``TIMESTAMP`` holding UTC (DESIGN.md: an hourly GROUP BY is ~7x faster
+than on ``TIMESTAMPTZ``); the Python edge converts to tz-aware datetimes. Scores and
+money-like values are ``Double`` (``sa.Float`` would be a 4-byte FLOAT in DuckDB).
+JSON is stored as text so that older DuckDB CLIs without the json extension read it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+run_id_seq = sa.Sequence("run_id_seq", metadata=metadata)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String, nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+# Keyed by (source, id, brand): a post naming two tracked brands is a mention of each.
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("text", sa.String, nullable=False),
+    sa.Column("author", sa.String),
+    sa.Column("url", sa.String),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("parent_id", sa.String),
+    sa.Column("lang", sa.String),
+    sa.Column("likes", sa.BigInteger, nullable=False),
+    sa.Column("reposts", sa.BigInteger, nullable=False),
+    sa.Column("replies", sa.BigInteger, nullable=False),
+    sa.Column("metrics", sa.String),
+    sa.Column("fetched_at", sa.DateTime),
+    sa.Column("raw", sa.String),
+)
+
+# created_at is repeated from mentions so that time-window scans prune row groups on
+# this table too, instead of joining 10M rows to find one hour.
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("scorer", sa.String, nullable=False),
+    sa.Column("scorer_version", sa.String, nullable=False),
+    sa.Column("compound", sa.Double, nullable=False),
+    sa.Column("pos", sa.Double, nullable=False),
+    sa.Column("neu", sa.Double, nullable=False),
+    sa.Column("neg", sa.Double, nullable=False),
+    sa.Column("label", sa.String, nullable=False),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+    sa.Column("mentions", sa.BigInteger, nullable=False),
+    sa.Column("scored", sa.BigInteger, nullable=False),
+    sa.Column("positive", sa.BigInteger, nullable=False),
+    sa.Column("neutral", sa.BigInteger, nullable=False),
+    sa.Column("negative", sa.BigInteger, nullable=False),
+    sa.Column("engagement", sa.BigInteger, nullable=False),
+    sa.Column("score", sa.Double),
+    sa.Column("label", sa.String),
+)
+
+hourly_mood = sa.Table(
+    "hourly_mood",
+    metadata,
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("mentions", sa.BigInteger, nullable=False),
+    sa.Column("scored", sa.BigInteger, nullable=False),
+    sa.Column("positive", sa.BigInteger, nullable=False),
+    sa.Column("neutral", sa.BigInteger, nullable=False),
+    sa.Column("negative", sa.BigInteger, nullable=False),
+    sa.Column("nss", sa.Double),
+    sa.Column("nss_se", sa.Double),
+    sa.Column("mean_compound", sa.Double),
+    sa.Column("engagement", sa.BigInteger, nullable=False),
+    sa.Column("ew_nss", sa.Double),
+    sa.Column("conversations", sa.BigInteger, nullable=False),
+)
+
+# Hours that received new mentions since the last rollup: the hourly stage's to-do list.
+pending_hours = sa.Table(
+    "pending_hours",
+    metadata,
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("cursor", sa.String, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.BigInteger, run_id_seq, server_default=run_id_seq.next_value(), primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("source", sa.String),
+    sa.Column("brand", sa.String),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("fetched", sa.BigInteger),
+    sa.Column("new", sa.BigInteger),
+    sa.Column("duplicates", sa.BigInteger),
+    sa.Column("error", sa.String),
+)

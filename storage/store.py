@@ -1,0 +1,349 @@
+"""The database: opening it, and the write path (batches, cursors, runs).
+
+One ``Store`` holds one long-lived DuckDB connection. DuckDB lets a single process
+open a file read-write and no other process open it at all meanwhile (DESIGN.md), so
+the writer keeps one connection for its life instead of reconnecting per batch, and
+every call goes through one lock because the daemon's jobs run on threads.
+
+Hot path: a batch is written as Arrow tables through DuckDB's native connection
+(~1M rows/s) inside the SQLAlchemy transaction; schema and ordinary queries use
+SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
+from storage import schema
+from storage.errors import DatabaseLockedError, StorageError
+from storage.migrations import migrate
+
+if TYPE_CHECKING:
+    from analysis.sentiment import Score
+    from connectors.base import Cursor, Mention
+
+# Analysts' tools may bundle DuckDB 1.5, which cannot read 2.0's storage format.
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+_MENTION_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("id", pa.string()),
+        ("brand", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("text", pa.string()),
+        ("author", pa.string()),
+        ("url", pa.string()),
+        ("conversation_id", pa.string()),
+        ("parent_id", pa.string()),
+        ("lang", pa.string()),
+        ("likes", pa.int64()),
+        ("reposts", pa.int64()),
+        ("replies", pa.int64()),
+        ("metrics", pa.string()),
+        ("fetched_at", pa.timestamp("us")),
+        ("raw", pa.string()),
+    ]
+)
+
+_SCORE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("id", pa.string()),
+        ("brand", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("scorer", pa.string()),
+        ("scorer_version", pa.string()),
+        ("compound", pa.float64()),
+        ("pos", pa.float64()),
+        ("neu", pa.float64()),
+        ("neg", pa.float64()),
+        ("label", pa.string()),
+        ("scored_at", pa.timestamp("us")),
+    ]
+)
+
+
+def to_db_time(moment: datetime | None) -> datetime | None:
+    """tz-aware UTC -> naive UTC, the form stored in TIMESTAMP columns."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def from_db_time(moment: datetime | None) -> datetime | None:
+    """naive UTC from the database -> tz-aware UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    fetched: int
+    new: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.fetched - self.new
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _metric(mention: Mention, name: str) -> int:
+    return int(mention.metrics.get(name, 0) or 0)
+
+
+def mentions_table(mentions: Sequence[Mention]) -> pa.Table:
+    return pa.table(
+        {
+            "source": [m.source for m in mentions],
+            "id": [m.id for m in mentions],
+            "brand": [m.brand for m in mentions],
+            "created_at": [to_db_time(m.created_at) for m in mentions],
+            "text": [m.text for m in mentions],
+            "author": [m.author for m in mentions],
+            "url": [m.url for m in mentions],
+            "conversation_id": [m.conversation_id for m in mentions],
+            "parent_id": [m.parent_id for m in mentions],
+            "lang": [m.lang for m in mentions],
+            "likes": [_metric(m, "likes") for m in mentions],
+            "reposts": [_metric(m, "reposts") for m in mentions],
+            "replies": [_metric(m, "replies") for m in mentions],
+            "metrics": [_dumps(dict(m.metrics)) if m.metrics else None for m in mentions],
+            "fetched_at": [to_db_time(m.fetched_at) for m in mentions],
+            "raw": [_dumps(m.raw) for m in mentions],
+        },
+        schema=_MENTION_SCHEMA,
+    )
+
+
+def scores_table(
+    mentions: Sequence[Mention], scores: Sequence[Score], scorer: str, scorer_version: str, scored_at: datetime
+) -> pa.Table:
+    n = len(mentions)
+    stamp = to_db_time(scored_at)
+    return pa.table(
+        {
+            "source": [m.source for m in mentions],
+            "id": [m.id for m in mentions],
+            "brand": [m.brand for m in mentions],
+            "created_at": [to_db_time(m.created_at) for m in mentions],
+            "scorer": [scorer] * n,
+            "scorer_version": [scorer_version] * n,
+            "compound": [s.compound for s in scores],
+            "pos": [s.pos for s in scores],
+            "neu": [s.neu for s in scores],
+            "neg": [s.neg for s in scores],
+            "label": [s.label for s in scores],
+            "scored_at": [stamp] * n,
+        },
+        schema=_SCORE_SCHEMA,
+    )
+
+
+class Store:
+    """The listener database. Open with ``Store.open(path)``; close when done."""
+
+    def __init__(self, engine: sa.Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        """Open (and migrate) the database at ``path``; with create=False it must exist."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise StorageError(f"no database at {path}: check --db / LISTENER_DB / database.path, or create one with 'listener demo'")
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            f"duckdb:///{path}",
+            poolclass=StaticPool,
+            connect_args={"config": {"storage_compatibility_version": STORAGE_COMPATIBILITY}},
+        )
+        try:
+            migrate(engine)
+        except Exception as exc:
+            engine.dispose()
+            raise translate_error(exc, path) from exc
+        return cls(engine, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction on the writer connection, serialised across threads."""
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except (sa.exc.DBAPIError, duckdb.Error) as exc:
+                raise translate_error(exc, self.path) from exc
+
+    @contextmanager
+    def native(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The native DuckDB connection inside a SQLAlchemy transaction (Arrow bulk path)."""
+        with self.transaction() as conn:
+            yield conn.connection.driver_connection
+
+    # -- write path ---------------------------------------------------------------
+
+    def known_ids(self, source: str, brand: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are already stored, so the pipeline skips scoring them again."""
+        if not ids:
+            return set()
+        probe = pa.table({"id": pa.array(list(ids), pa.string())})
+        with self.native() as db:
+            db.register("probe_ids", probe)
+            try:
+                rows = db.execute(
+                    "SELECT m.id FROM mentions m JOIN probe_ids p ON m.id = p.id "
+                    "WHERE m.source = ? AND m.brand = ?",
+                    [source, brand],
+                ).fetchall()
+            finally:
+                db.unregister("probe_ids")
+        return {row[0] for row in rows}
+
+    def save_batch(
+        self,
+        mentions: Sequence[Mention],
+        scores: Sequence[Score],
+        *,
+        source: str,
+        brand: str,
+        checkpoint: Cursor | None,
+        scorer: str,
+        scorer_version: str,
+        now: datetime,
+    ) -> SaveResult:
+        """Store mentions, their scores and the checkpoint in one transaction.
+
+        Idempotent: mentions already stored (same source, id, brand) are left as they
+        are, so saving a batch twice stores it once. The hours that received new
+        mentions are marked for the hourly stage in the same transaction.
+        """
+        if len(scores) != len(mentions):
+            raise ValueError(f"{len(mentions)} mentions but {len(scores)} scores")
+        with self.native() as db:
+            new_hours: set[datetime] = set()
+            if mentions:
+                db.register("batch_mentions", mentions_table(mentions))
+                db.register("batch_scores", scores_table(mentions, scores, scorer, scorer_version, now))
+                try:
+                    inserted = db.execute(
+                        "INSERT INTO mentions SELECT * FROM batch_mentions "
+                        "ON CONFLICT DO NOTHING RETURNING date_trunc('hour', created_at)"
+                    ).fetchall()
+                    db.execute("INSERT INTO scores SELECT * FROM batch_scores ON CONFLICT DO NOTHING")
+                finally:
+                    db.unregister("batch_mentions")
+                    db.unregister("batch_scores")
+                new_hours = {row[0] for row in inserted}
+                if new_hours:
+                    db.executemany(
+                        "INSERT INTO pending_hours VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [(brand, source, hour) for hour in sorted(new_hours)],
+                    )
+            else:
+                inserted = []
+            if checkpoint is not None:
+                db.execute(
+                    "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source, brand) "
+                    "DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    [source, brand, json.dumps(checkpoint, sort_keys=True), to_db_time(now)],
+                )
+        return SaveResult(fetched=len(mentions), new=len(inserted))
+
+    def get_cursor(self, source: str, brand: str) -> Cursor | None:
+        with self.transaction() as conn:
+            value = conn.execute(
+                sa.select(schema.cursors.c.cursor).where(
+                    schema.cursors.c.source == source, schema.cursors.c.brand == brand
+                )
+            ).scalar()
+        return json.loads(value) if value is not None else None
+
+    # -- runs ---------------------------------------------------------------------
+
+    def start_run(self, kind: str, *, now: datetime, source: str | None = None, brand: str | None = None) -> int:
+        with self.transaction() as conn:
+            return conn.execute(
+                schema.runs.insert()
+                .values(kind=kind, source=source, brand=brand, started_at=to_db_time(now), status="running")
+                .returning(schema.runs.c.run_id)
+            ).scalar_one()
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        now: datetime,
+        status: str,
+        fetched: int | None = None,
+        new: int | None = None,
+        duplicates: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.run_id == run_id)
+                .values(
+                    finished_at=to_db_time(now),
+                    status=status,
+                    fetched=fetched,
+                    new=new,
+                    duplicates=duplicates,
+                    error=error,
+                )
+            )
+
+    # -- meta ---------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.transaction() as conn:
+            return conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.native() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+
+
+def translate_error(exc: BaseException, path: Path) -> StorageError:
+    """Turn DuckDB/SQLAlchemy errors into ours, naming the file."""
+    message = str(getattr(exc, "orig", None) or exc)
+    if "lock" in message.lower() and ("conflicting" in message.lower() or "could not set" in message.lower()):
+        return DatabaseLockedError(
+            f"{path} is in use by another process (is 'listener run' running?): {message.splitlines()[0]}"
+        )
+    return StorageError(f"{path}: {message}")
