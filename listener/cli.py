@@ -1,0 +1,346 @@
+"""The ``listener`` command: a thin shell over the pipeline.
+
+Data goes to stdout (a table, or JSON with ``--json``), messages and progress to
+stderr. Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+Every command takes ``--config`` and ``--db``, before or after its name.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from analysis.mood import Mood, difference_se
+from analysis.sentiment import VaderScorer
+from connectors.base import Clock, utc_now
+from listener import demo as demo_module
+from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
+from listener.errors import ConfigError, ListenerError
+from listener.pipeline import MoodWindows, Pipeline
+from storage import queries
+from storage.errors import StorageError
+from storage.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class CliError(click.ClickException):
+    """Printed as ``Error: ...`` on stderr with the given exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _root_obj(ctx: click.Context) -> dict[str, Any]:
+    return ctx.find_root().ensure_object(dict)
+
+
+def _store_in_root(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        _root_obj(ctx)[param.name] = value
+    return value
+
+
+def common_options(command: F) -> F:
+    """``--config`` and ``--db`` on a command (they also work before the command name)."""
+    command = click.option(
+        "--db", "db", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
+        help="Database file (overrides LISTENER_DB and the config file).",
+    )(command)
+    command = click.option(
+        "--config", "config", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
+        help=f"Config file (default: LISTENER_CONFIG, else ./{DEFAULT_CONFIG_NAME} if present).",
+    )(command)
+    return command
+
+
+def handle_errors(command: F) -> F:
+    """Translate our exceptions into exit codes: config 2, everything else 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            raise CliError(str(exc), 2) from exc
+        except (ListenerError, StorageError) as exc:
+            raise CliError(str(exc), 1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    obj = _root_obj(ctx)
+    return load_settings(obj.get("config"), obj.get("db"))
+
+
+def clock_from(ctx: click.Context) -> Clock:
+    return _root_obj(ctx).get("clock", utc_now)
+
+
+def open_existing(settings: Settings) -> Store:
+    return Store.open(settings.database, create=False)
+
+
+def parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--as-of: {value!r} is not an ISO-8601 time like 2026-11-22T18:00Z", 2) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option("--config", "config", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
+              help=f"Config file (default: LISTENER_CONFIG, else ./{DEFAULT_CONFIG_NAME} if present).")
+@click.option("--db", "db", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
+              help="Database file (default: LISTENER_DB, else the config's database.path, else ./listener.duckdb).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each run to stderr.")
+@click.version_option(package_name="brandmood-listener", prog_name="listener")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Social listening and brand mood, on your own server.
+
+    Start with 'listener demo' (no credentials, no network), then
+    'listener --db listener-demo/listener.duckdb mood'.
+    """
+    ctx.ensure_object(dict)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.command()
+@click.argument("path", required=False, default=DEFAULT_CONFIG_NAME, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def init(path: Path, force: bool) -> None:
+    """Write a starter config file (default ./listener.toml).
+
+    The starter listens to the built-in demo source for three example brands; edit
+    the brands, then enable real sources (see config.example.toml).
+    """
+    if path.exists() and not force:
+        raise CliError(f"{path} already exists (use --force to overwrite)", 2)
+    path.write_text(demo_module.starter_config_text(), encoding="utf-8")
+    click.echo(f"Wrote {path}. Next: 'listener --config {path} demo' or edit the brands.", err=True)
+
+
+@cli.command()
+@click.option("--dir", "directory", default="listener-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo database and files.")
+@click.option("--as-of", "as_of", metavar="TIME", help="End the simulated 60 days at this UTC time instead of now (ISO 8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+@handle_errors
+def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) -> None:
+    """Run the whole pipeline on a built-in simulated source (offline).
+
+    Writes DIR/listener.duckdb (60 days of mentions for a fictional brand and two
+    competitors, scored and rolled up hourly) and the campaign's spend as a Google
+    Ads export beside it. Re-running replaces an earlier demo's files.
+    """
+    settings = demo_module.demo_settings(directory)
+    total = demo_module.estimated_batches(settings)
+    with click.progressbar(length=total, label="Collecting and scoring", file=sys.stderr) as bar:
+        moment = parse_as_of(as_of)
+        clock = clock_from(ctx) if moment is None else (lambda: moment)
+        summary = demo_module.run_demo(directory, clock, progress=lambda _n: bar.update(1))
+    if as_json:
+        click.echo(json.dumps(_demo_json(summary), indent=2))
+        return
+    click.echo(f"Demo database: {summary.database}")
+    click.echo(f"Campaign spend (Google Ads export): {summary.spend_file}")
+    click.echo("Mentions per brand:")
+    for brand, count in summary.mentions.items():
+        click.echo(f"  {brand:<14} {count:>8,}")
+    click.echo(_mood_text(summary.mood))
+    click.echo(f"Done in {summary.seconds:.1f} s. Next: listener --db {summary.database} mood", err=True)
+
+
+def _demo_json(summary: demo_module.DemoSummary) -> dict[str, Any]:
+    return {
+        "database": str(summary.database),
+        "spend_file": str(summary.spend_file),
+        "truth_file": str(summary.truth_file),
+        "mentions": summary.mentions,
+        "new": summary.new,
+        "mood": _mood_json(summary.mood),
+        "seconds": round(summary.seconds, 2),
+    }
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Recompute every hour, not only hours with new mentions.")
+@common_options
+@click.pass_context
+@handle_errors
+def score(ctx: click.Context, rebuild: bool) -> None:
+    """Run the hourly stage now: conversation scores and hourly mood.
+
+    Only hours that received new mentions since the last run are recomputed,
+    unless --rebuild is given (e.g. after a scorer upgrade).
+    """
+    settings = settings_from(ctx)
+    with open_existing(settings) as store:
+        result = Pipeline(store, VaderScorer(), clock_from(ctx)).score_hours(rebuild=rebuild)
+    click.echo(f"Recomputed {result.hours} hour(s) and {result.conversations} conversation(s).")
+
+
+def _window_json(mood: Mood) -> dict[str, Any]:
+    return {
+        "mentions": mood.mentions,
+        "scored": mood.scored,
+        "positive": mood.positive,
+        "neutral": mood.neutral,
+        "negative": mood.negative,
+        "nss": None if mood.nss is None else round(mood.nss, 2),
+        "nss_se": None if mood.nss_se is None else round(mood.nss_se, 2),
+    }
+
+
+def _mood_json(mood: MoodWindows) -> dict[str, Any]:
+    change = None
+    if mood.last_24h.nss is not None and mood.baseline_7d.nss is not None:
+        change = {
+            "nss": round(mood.last_24h.nss - mood.baseline_7d.nss, 2),
+            "se": round(difference_se(mood.last_24h.nss_se, mood.baseline_7d.nss_se) or 0.0, 2),
+        }
+    return {
+        "brand": mood.brand,
+        "as_of": mood.as_of.isoformat(),
+        "last_hour": _window_json(mood.last_hour),
+        "last_24h": _window_json(mood.last_24h),
+        "baseline_7d": _window_json(mood.baseline_7d),
+        "change_24h_vs_baseline": change,
+    }
+
+
+def _nss_text(mood: Mood) -> str:
+    if mood.nss is None:
+        return f"{'no data':>16}"
+    return f"{mood.nss:>+8.1f} ± {mood.nss_se:<5.1f}"
+
+
+def _mood_text(mood: MoodWindows) -> str:
+    lines = [
+        f"{mood.brand} — mood as of {mood.as_of:%Y-%m-%d %H:%M} UTC",
+        f"  {'window':<16}{'mentions':>9}  {'NSS ± SE':>16}{'pos':>7}{'neu':>7}{'neg':>7}",
+    ]
+    for name, window in (("last hour", mood.last_hour), ("last 24 h", mood.last_24h), ("7-day baseline", mood.baseline_7d)):
+        lines.append(
+            f"  {name:<16}{window.mentions:>9,}  {_nss_text(window)}{window.positive:>7,}{window.neutral:>7,}{window.negative:>7,}"
+        )
+    if mood.last_24h.nss is not None and mood.baseline_7d.nss is not None:
+        diff = mood.last_24h.nss - mood.baseline_7d.nss
+        se = difference_se(mood.last_24h.nss_se, mood.baseline_7d.nss_se) or 0.0
+        lines.append(f"  last 24 h vs baseline: {diff:+.1f} ± {se:.1f} NSS points")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--brand", "brand", metavar="NAME", help="One brand (default: every brand).")
+@click.option("--as-of", "as_of", metavar="TIME", help="Evaluate at this UTC time instead of now (ISO 8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool) -> None:
+    """Brand mood now: last hour, last 24 h and the 7-day baseline before them.
+
+    Each window shows its Net Sentiment Score, NSS = 100 (positive - negative) /
+    scored, with its standard error and mention counts.
+    """
+    settings = settings_from(ctx)
+    moment = parse_as_of(as_of)
+    with open_existing(settings) as store:
+        names = [b.name for b in settings.brands] or queries.stored_brands(store)
+        if brand is not None:
+            matches = [n for n in names if n.casefold() == brand.casefold()]
+            if not matches:
+                raise CliError(f"--brand: no brand named {brand!r} (brands: {', '.join(names) or 'none'})", 2)
+            names = matches
+        pipeline = Pipeline(store, VaderScorer(), clock_from(ctx))
+        moods = [pipeline.mood(name, as_of=moment) for name in names]
+    if as_json:
+        click.echo(json.dumps({"brands": [_mood_json(m) for m in moods]}, indent=2))
+        return
+    if not moods:
+        click.echo("No brands yet: configure brands and run 'listener pull', or run 'listener demo'.", err=True)
+    click.echo("\n\n".join(_mood_text(m) for m in moods))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@cli.command()
+@click.option("--runs", "recent", default=20, show_default=True, type=click.IntRange(1, 10_000), help="How many recent runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, recent: int, as_json: bool) -> None:
+    """Recent runs, cursors, and mention counts per source and brand."""
+    settings = settings_from(ctx)
+    with open_existing(settings) as store:
+        report = queries.status(store, recent_runs=recent)
+    if as_json:
+        click.echo(json.dumps(_jsonable({"database": str(settings.database), **report}), indent=2))
+        return
+    click.echo(f"Database: {settings.database}")
+    click.echo("Mentions per source and brand:")
+    for row in report["sources"]:
+        click.echo(
+            f"  {row['source']:<10} {row['brand']:<14} {row['mentions']:>9,} mentions, {row['scored']:>9,} scored, "
+            f"latest {row['last_at']:%Y-%m-%d %H:%M} UTC"
+        )
+    click.echo(f"Hours waiting for the hourly stage: {report['pending_hours']}")
+    click.echo("Cursors:")
+    for row in report["cursors"]:
+        click.echo(f"  {row['source']:<10} {row['brand']:<14} {row['cursor']}  (saved {row['updated_at']:%Y-%m-%d %H:%M} UTC)")
+    click.echo("Recent runs:")
+    for row in report["runs"]:
+        where = " ".join(filter(None, [row["source"], row["brand"]])) or "-"
+        counts = _run_counts(row)
+        error = f"  error: {row['error']}" if row["error"] else ""
+        click.echo(f"  #{row['run_id']:<5} {row['kind']:<8} {where:<24} {row['status']:<8} {row['started_at']:%Y-%m-%d %H:%M}{counts}{error}")
+
+
+def _run_counts(row: dict[str, Any]) -> str:
+    if row["fetched"] is None:
+        return ""
+    if row["kind"] in ("hourly", "rebuild"):
+        # The hourly stage records hours recomputed as fetched, conversations as new.
+        return f" hours={row['fetched']} conversations={row['new']}"
+    return f" fetched={row['fetched']} new={row['new']} duplicates={row['duplicates']}"
+
+
+def main() -> None:
+    cli(prog_name="listener")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

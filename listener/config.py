@@ -1,0 +1,334 @@
+"""Loading and validating settings.
+
+Precedence, highest first (tested in tests/listener/test_config.py):
+
+1. command-line options (``--config``, ``--db``)
+2. environment (``LISTENER_CONFIG``, ``LISTENER_DB``)
+3. the config file (``--config`` / ``LISTENER_CONFIG`` / ``./listener.toml`` if present)
+4. built-in defaults (database ``./listener.duckdb``)
+
+A relative database path in a config file is relative to that file's folder, so a
+daemon finds the same database whatever its working directory.
+
+Validation collects every problem before failing, each naming its key, so a user
+fixes a config in one pass. Settings are frozen once loaded. Secrets never appear
+in the file: keys ending in ``_env`` name the environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from connectors.base import BrandQuery
+from connectors.registry import available
+from listener.errors import ConfigError
+
+DEFAULT_DATABASE = Path("listener.duckdb")
+DEFAULT_CONFIG_NAME = "listener.toml"
+DEFAULT_EVERY_MINUTES = 15
+
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+# Literal values under these names are refused: secrets belong in the environment.
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
+
+
+@dataclass(frozen=True)
+class BrandSettings:
+    name: str
+    terms: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_authors: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    competitors: tuple[str, ...] = ()
+
+    def query(self) -> BrandQuery:
+        return BrandQuery(
+            brand=self.name,
+            terms=self.terms,
+            hashtags=self.hashtags,
+            handles=self.handles,
+            exclude=self.exclude,
+            exclude_authors=self.exclude_authors,
+            languages=self.languages,
+        )
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    enabled: bool = True
+    every_minutes: int = DEFAULT_EVERY_MINUTES
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class HourlySettings:
+    enabled: bool = True
+    minute: int = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: Path = DEFAULT_DATABASE
+    brands: tuple[BrandSettings, ...] = ()
+    sources: tuple[SourceSettings, ...] = ()
+    hourly: HourlySettings = HourlySettings()
+    config_path: Path | None = None
+
+    def brand(self, name: str) -> BrandSettings:
+        for brand in self.brands:
+            if brand.name.casefold() == name.casefold():
+                return brand
+        known = ", ".join(b.name for b in self.brands) or "none configured"
+        raise ConfigError([f"--brand: no brand named {name!r} (brands: {known})"], "command line")
+
+    def source(self, name: str) -> SourceSettings:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError([f"--source: no source named {name!r} (sources: {known})"], "command line")
+
+    @property
+    def enabled_sources(self) -> tuple[SourceSettings, ...]:
+        return tuple(s for s in self.sources if s.enabled)
+
+
+class _Problems:
+    """Collects validation problems so all of them are reported at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{key}: {message}")
+
+    def unknown_keys(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
+        for key in table:
+            if key not in known:
+                expected = ", ".join(sorted(known))
+                self.add(f"{where}.{key}" if where else key, f"unknown key (expected one of: {expected})")
+
+
+def _table(raw: Any, key: str, problems: _Problems) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.add(key, f"must be a table, got {type(raw).__name__}")
+        return {}
+    return raw
+
+
+def _string_list(table: Mapping[str, Any], name: str, where: str, problems: _Problems) -> tuple[str, ...]:
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(f"{where}.{name}", "must be a list of strings")
+        return ()
+    cleaned = tuple(v.strip() for v in value)
+    if any(not v for v in cleaned):
+        problems.add(f"{where}.{name}", "must not contain empty strings")
+        return tuple(v for v in cleaned if v)
+    return cleaned
+
+
+def _integer(table: Mapping[str, Any], name: str, where: str, default: int, low: int, high: int, problems: _Problems) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(f"{where}.{name}", f"must be a whole number, got {value!r}")
+        return default
+    if not low <= value <= high:
+        problems.add(f"{where}.{name}", f"must be between {low} and {high}, got {value}")
+        return default
+    return value
+
+
+def _boolean(table: Mapping[str, Any], name: str, where: str, default: bool, problems: _Problems) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        problems.add(f"{where}.{name}", f"must be true or false, got {value!r}")
+        return default
+    return value
+
+
+_BRAND_LISTS = ("terms", "hashtags", "handles", "exclude", "exclude_authors", "languages", "competitors")
+
+
+def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add("brands", "must be an array of tables ([[brands]])")
+        return ()
+    brands: list[BrandSettings] = []
+    for index, entry in enumerate(raw):
+        where = f"brands[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.add(where, "must be a table")
+            continue
+        problems.unknown_keys(entry, {"name", *_BRAND_LISTS}, where)
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.add(f"{where}.name", "is required and must be a non-empty string")
+            continue
+        where = f"brands[{index}] ({name})"
+        lists = {key: _string_list(entry, key, where, problems) for key in _BRAND_LISTS}
+        if not (lists["terms"] or lists["hashtags"] or lists["handles"]):
+            problems.add(where, "needs at least one of terms, hashtags or handles to listen for")
+        for tag in lists["hashtags"]:
+            if not tag.startswith("#") or len(tag) < 2 or " " in tag:
+                problems.add(f"{where}.hashtags", f"{tag!r} must look like '#word'")
+        for handle in lists["handles"]:
+            if not handle.startswith("@") or len(handle) < 2 or " " in handle:
+                problems.add(f"{where}.handles", f"{handle!r} must look like '@name'")
+        for lang in lists["languages"]:
+            if not _LANG_CODE.match(lang):
+                problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'en'")
+        brands.append(BrandSettings(name=name.strip(), **lists))
+
+    names = [b.name.casefold() for b in brands]
+    for brand in brands:
+        if names.count(brand.name.casefold()) > 1:
+            problems.add("brands", f"brand {brand.name!r} is defined more than once")
+        for competitor in brand.competitors:
+            if competitor.casefold() == brand.name.casefold():
+                problems.add(f"brands ({brand.name}).competitors", "a brand cannot be its own competitor")
+            elif competitor.casefold() not in names:
+                problems.add(
+                    f"brands ({brand.name}).competitors",
+                    f"{competitor!r} is not a configured brand: add a [[brands]] entry for it so it is collected too",
+                )
+    return tuple(brands)
+
+
+def _check_option(where: str, key: str, value: Any, expected: type, problems: _Problems) -> Any:
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        problems.add(f"{where}.{key}", f"must be a whole number, got {value!r}")
+    elif expected is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        problems.add(f"{where}.{key}", f"must be a number, got {value!r}")
+    elif expected is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        problems.add(f"{where}.{key}", "must be a list of strings")
+    elif expected not in (int, float, list) and not isinstance(value, expected):
+        problems.add(f"{where}.{key}", f"must be a {expected.__name__}, got {value!r}")
+    elif key.endswith("_env") and isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        problems.add(f"{where}.{key}", "must name an environment variable (letters, digits, _), not hold a secret")
+    else:
+        return tuple(value) if expected is list else value
+    return None
+
+
+def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
+    table = _table(raw, "sources", problems)
+    modules = available()
+    sources: list[SourceSettings] = []
+    for name, entry in table.items():
+        where = f"sources.{name}"
+        if name not in modules:
+            problems.add(where, f"no connector named {name!r} is installed (installed: {', '.join(sorted(modules))})")
+            continue
+        entry = _table(entry, where, problems)
+        declared: Mapping[str, tuple[type, Any, str]] = getattr(modules[name], "SETTINGS", {})
+        for key, value in entry.items():
+            if key in {"enabled", "every_minutes"} or key in declared:
+                continue
+            if any(word in key.lower() for word in _SECRET_WORDS) and not key.endswith("_env"):
+                problems.add(
+                    f"{where}.{key}",
+                    "secrets must not be written in the config file: put the value in an environment "
+                    f"variable and name it with {key}_env",
+                )
+            else:
+                expected = ", ".join(sorted({"enabled", "every_minutes", *declared}))
+                problems.add(f"{where}.{key}", f"unknown key (expected one of: {expected})")
+        options = {}
+        for key, (expected, default, _doc) in declared.items():
+            value = entry.get(key, default)
+            checked = _check_option(where, key, value, expected, problems) if key in entry else default
+            options[key] = checked if checked is not None else default
+        sources.append(
+            SourceSettings(
+                name=name,
+                enabled=_boolean(entry, "enabled", where, True, problems),
+                every_minutes=_integer(entry, "every_minutes", where, DEFAULT_EVERY_MINUTES, 1, 7 * 24 * 60, problems),
+                options=MappingProxyType(options),
+            )
+        )
+    return tuple(sources)
+
+
+def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, config_path: Path | None = None) -> Settings:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+    problems = _Problems()
+    problems.unknown_keys(data, {"database", "brands", "sources", "hourly"}, "")
+    database_table = _table(data.get("database"), "database", problems)
+    problems.unknown_keys(database_table, {"path"}, "database")
+    database = DEFAULT_DATABASE
+    raw_path = database_table.get("path")
+    if raw_path is not None:
+        if not isinstance(raw_path, str) or not raw_path.strip():
+            problems.add("database.path", "must be a non-empty string")
+        else:
+            database = Path(raw_path).expanduser()
+            if not database.is_absolute():
+                database = base_dir / database
+    brands = _brands(data.get("brands"), problems)
+    sources = _sources(data.get("sources"), problems)
+    hourly_table = _table(data.get("hourly"), "hourly", problems)
+    problems.unknown_keys(hourly_table, {"enabled", "minute"}, "hourly")
+    hourly = HourlySettings(
+        enabled=_boolean(hourly_table, "enabled", "hourly", True, problems),
+        minute=_integer(hourly_table, "minute", "hourly", 5, 0, 59, problems),
+    )
+    if problems.items:
+        raise ConfigError(problems.items, origin)
+    return Settings(database=database, brands=brands, sources=sources, hourly=hourly, config_path=config_path)
+
+
+def load_file(path: Path) -> Settings:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"], "command line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc})"], "command line") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse_settings(data, base_dir=path.parent, origin=str(path), config_path=path)
+
+
+def resolve_config_path(option: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """--config > LISTENER_CONFIG > ./listener.toml if it exists > none."""
+    if option:
+        return Path(option)
+    if env.get("LISTENER_CONFIG"):
+        return Path(env["LISTENER_CONFIG"])
+    default = cwd / DEFAULT_CONFIG_NAME
+    return default if default.exists() else None
+
+
+def load_settings(
+    config_option: str | None = None,
+    db_option: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Settings from every layer, highest precedence first (see module docstring)."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    path = resolve_config_path(config_option, env, cwd)
+    settings = load_file(path) if path is not None else Settings()
+    database = db_option or env.get("LISTENER_DB")
+    if database:
+        settings = dataclasses.replace(settings, database=Path(database).expanduser())
+    return settings

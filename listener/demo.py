@@ -1,0 +1,113 @@
+"""``listener demo``: the real pipeline on the built-in simulated source.
+
+It loads the starter configuration (the same file ``listener init`` writes), pulls
+60 days of simulated mentions per brand through the connector protocol, scores them,
+stores them, runs the hourly stage, and writes the campaign's spend as a Google Ads
+export beside the database. Everything runs offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from analysis.sentiment import VaderScorer
+from connectors.base import Clock
+from connectors.demo import DemoConnector
+from connectors.demo_spend import write_google_ads_export, write_truth
+from connectors.demo_world import default_world
+from listener.config import Settings, parse_settings
+from listener.errors import ListenerError
+from listener.pipeline import MoodWindows, Pipeline, Progress
+from storage.queries import mentions_per_brand
+from storage.store import Store
+
+DATABASE_NAME = "listener.duckdb"
+SPEND_NAME = "google-ads-campaign-report.csv"
+TRUTH_NAME = "demo-truth.json"
+# Marks a database as the demo's, so a re-run may replace it and nothing else.
+DEMO_MARKER = "demo_database"
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    directory: Path
+    database: Path
+    spend_file: Path
+    truth_file: Path
+    mentions: dict[str, int]
+    new: int
+    mood: MoodWindows
+    seconds: float
+
+
+def starter_config_text() -> str:
+    return files("listener").joinpath("starter.toml").read_text(encoding="utf-8")
+
+
+def demo_settings(directory: Path) -> Settings:
+    settings = parse_settings(tomllib.loads(starter_config_text()), base_dir=directory, origin="starter.toml")
+    return dataclasses.replace(settings, database=directory / DATABASE_NAME)
+
+
+def _clear_previous_demo(database: Path) -> None:
+    if not database.exists():
+        return
+    store = Store.open(database)
+    try:
+        is_demo = store.get_meta(DEMO_MARKER) == "1"
+    finally:
+        store.close()
+    if not is_demo:
+        raise ListenerError(
+            f"{database} exists and was not made by 'listener demo'; refusing to replace it "
+            "(choose another --dir)"
+        )
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
+def estimated_batches(settings: Settings) -> int:
+    days = int(settings.source("demo").options["history_days"])
+    return len(settings.brands) * (days + 1)
+
+
+def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) -> DemoSummary:
+    """Build the demo database in ``directory`` (rebuilding an earlier demo's)."""
+    started = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = demo_settings(directory)
+    _clear_previous_demo(settings.database)
+    options = settings.source("demo").options
+    now = clock()
+    world = default_world(end=now, seed=int(options["seed"]), days=int(options["history_days"]))
+    store = Store.open(settings.database)
+    try:
+        store.set_meta(DEMO_MARKER, "1")
+        pipeline = Pipeline(store, VaderScorer(), clock)
+        connector = DemoConnector(world, lambda: now, history_days=int(options["history_days"]))
+        new = 0
+        for brand in settings.brands:
+            new += pipeline.pull(connector, brand.query(), progress).new
+        connector.close()
+        pipeline.score_hours()
+        counts = mentions_per_brand(store)
+        mood = pipeline.mood(settings.brands[0].name, as_of=now)
+    finally:
+        store.close()
+    spend_file = write_google_ads_export(directory / SPEND_NAME, world)
+    truth_file = write_truth(directory / TRUTH_NAME, world)
+    return DemoSummary(
+        directory=directory,
+        database=settings.database,
+        spend_file=spend_file,
+        truth_file=truth_file,
+        mentions=counts,
+        new=new,
+        mood=mood,
+        seconds=time.perf_counter() - started,
+    )

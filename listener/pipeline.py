@@ -1,0 +1,139 @@
+"""The pipeline: the one module that knows connectors, analysis and storage.
+
+    connector.fetch(query, cursor) -> Batch -> scorer.score(texts) -> store.save_batch(...)
+    hourly: storage.rollup.rollup_pending (hourly mood + conversation scores)
+
+The CLI, the demo and the daemon are thin shells over ``Pipeline``. Every pull and
+rollup is recorded in the ``runs`` table, including how it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from analysis.mood import Mood, mood_from_counts
+from analysis.sentiment import Scorer
+from connectors.base import BrandQuery, Clock, Connector
+from storage.queries import label_counts
+from storage.rollup import RollupResult, rollup_pending, rollup_rebuild
+from storage.store import Store
+
+log = logging.getLogger("listener")
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    source: str
+    brand: str
+    fetched: int
+    new: int
+    duplicates: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class MoodWindows:
+    """A brand's mood now: last hour, last 24 h, and the 7 days before those 24 h."""
+
+    brand: str
+    as_of: datetime
+    last_hour: Mood
+    last_24h: Mood
+    baseline_7d: Mood
+
+
+class Pipeline:
+    def __init__(self, store: Store, scorer: Scorer, clock: Clock) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.clock = clock
+
+    def pull(self, connector: Connector, query: BrandQuery, progress: Progress | None = None) -> PullResult:
+        """One collection run of one (source, brand), resuming from its saved cursor.
+
+        Each batch is stored with its checkpoint in one transaction, so a failure
+        leaves every earlier batch stored and the cursor at the last complete one.
+        """
+        source, brand = connector.name, query.brand
+        started = time.perf_counter()
+        run_id = self.store.start_run("pull", now=self.clock(), source=source, brand=brand)
+        fetched = new = 0
+        try:
+            since = self.store.get_cursor(source, brand)
+            for batch in connector.fetch(query, since):
+                for mention in batch.mentions:
+                    if mention.source != source or mention.brand != brand:
+                        raise ValueError(
+                            f"connector {source!r} returned mention {mention.id!r} for "
+                            f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
+                        )
+                # Overlapping polls re-fetch stored posts: skip scoring them again.
+                known = self.store.known_ids(source, brand, [m.id for m in batch.mentions])
+                fresh = [m for m in batch.mentions if m.id not in known]
+                scores = self.scorer.score([m.text for m in fresh])
+                saved = self.store.save_batch(
+                    fresh,
+                    scores,
+                    source=source,
+                    brand=brand,
+                    checkpoint=batch.checkpoint,
+                    scorer=self.scorer.name,
+                    scorer_version=self.scorer.version,
+                    now=self.clock(),
+                )
+                fetched += len(batch.mentions)
+                new += saved.new
+                if progress is not None:
+                    progress(len(batch.mentions))
+        except BaseException as exc:
+            self.store.finish_run(
+                run_id, now=self.clock(), status="failed", fetched=fetched, new=new,
+                duplicates=fetched - new, error=f"{type(exc).__name__}: {exc}",
+            )
+            log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
+            raise
+        seconds = time.perf_counter() - started
+        self.store.finish_run(run_id, now=self.clock(), status="ok", fetched=fetched, new=new, duplicates=fetched - new)
+        log.info(
+            "pull source=%s brand=%s fetched=%d new=%d duplicates=%d duration=%.2fs",
+            source, brand, fetched, new, fetched - new, seconds,
+        )
+        return PullResult(source, brand, fetched, new, fetched - new, seconds)
+
+    def score_hours(self, rebuild: bool = False) -> RollupResult:
+        """The hourly stage: recompute hours with new mentions (or every hour)."""
+        started = time.perf_counter()
+        run_id = self.store.start_run("rebuild" if rebuild else "hourly", now=self.clock())
+        try:
+            result = rollup_rebuild(self.store) if rebuild else rollup_pending(self.store)
+        except BaseException as exc:
+            self.store.finish_run(run_id, now=self.clock(), status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.finish_run(run_id, now=self.clock(), status="ok", fetched=result.hours, new=result.conversations)
+        log.info(
+            "hourly hours=%d conversations=%d duration=%.2fs",
+            result.hours, result.conversations, time.perf_counter() - started,
+        )
+        return result
+
+    def mood(self, brand: str, as_of: datetime | None = None) -> MoodWindows:
+        now = as_of or self.clock()
+
+        def window(start: datetime, end: datetime) -> Mood:
+            counts = label_counts(self.store, brand, start, end)
+            return mood_from_counts(counts.mentions, counts.positive, counts.neutral, counts.negative)
+
+        day_ago = now - timedelta(hours=24)
+        return MoodWindows(
+            brand=brand,
+            as_of=now,
+            last_hour=window(now - timedelta(hours=1), now),
+            last_24h=window(day_ago, now),
+            baseline_7d=window(day_ago - timedelta(days=7), day_ago),
+        )
