@@ -1,0 +1,125 @@
+"""Spend files for the demo: the campaign's cost as the marketer would download it.
+
+The report's spend importer must cope with real exports, so the demo writes one: a
+Google Ads UI "Campaign report" CSV, with its title and date-range lines above the
+header, quoted figures with thousands separators, "--" for metrics that do not apply,
+and the ``Total: ...`` rows at the bottom. ``write_truth`` records what the world
+really did, for tests and for the demo's "did the report find it?" check.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from datetime import date
+from pathlib import Path
+
+from connectors.demo_world import (
+    BRAND_PHI,
+    BRAND_SD,
+    MARKET_PHI,
+    MARKET_SD,
+    MEAN_REPLIES,
+    DemoWorld,
+    stable_seed,
+)
+
+GOOGLE_ADS_HEADER = ("Day", "Campaign", "Campaign ID", "Currency code", "Cost", "Impr.",
+                     "Clicks", "Engagements")
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _long_date(day: date) -> str:
+    return f"{day:%B} {day.day}, {day.year}"
+
+
+def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
+    """Write every campaign's daily cost as a Google Ads UI campaign report CSV.
+
+    Days are the account's own dates (the flight dates); impressions, clicks and
+    engagements are plausible figures derived from the cost, seeded per day.
+    """
+    path = Path(path)
+    rows = []
+    for campaign in world.campaigns:
+        for day, cost in world.daily_spend(campaign).items():
+            rng = random.Random(stable_seed(world.seed, "ads", campaign.campaign_id, day.isoformat()))
+            impressions = int(cost / rng.uniform(7.5, 11.0) * 1000)  # CPM of $7.50-11
+            clicks = int(impressions * rng.uniform(0.009, 0.016))
+            engagements = int(impressions * rng.uniform(0.002, 0.005)) if rng.random() < 0.8 else None
+            rows.append((day, campaign, cost, impressions, clicks, engagements))
+    rows.sort(key=lambda row: (row[0], row[1].campaign_id))
+    days = [row[0] for row in rows]
+    currencies = {campaign.currency for campaign in world.campaigns} or {"USD"}
+    currency = currencies.pop() if len(currencies) == 1 else "--"
+    total_cost = sum(row[2] for row in rows)
+    total_impr = sum(row[3] for row in rows)
+    total_clicks = sum(row[4] for row in rows)
+    total_eng = sum(row[5] or 0 for row in rows)
+    totals = (currency, _money(total_cost), _count(total_impr), _count(total_clicks),
+              _count(total_eng))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(["Campaign report"])
+        if days:
+            writer.writerow([f"{_long_date(min(days))} - {_long_date(max(days))}"])
+        else:
+            writer.writerow(["All time"])
+        writer.writerow(GOOGLE_ADS_HEADER)
+        for day, campaign, cost, impressions, clicks, engagements in rows:
+            writer.writerow([day.isoformat(), campaign.name, campaign.campaign_id,
+                             campaign.currency, _money(cost), _count(impressions),
+                             _count(clicks), "--" if engagements is None else _count(engagements)])
+        writer.writerow(["Total: Account", "--", "--", *totals])
+        writer.writerow(["Total: Campaigns", "--", "--", *totals])
+    return path
+
+
+def write_truth(path: str | Path, world: DemoWorld) -> Path:
+    """Write the world's ground truth as JSON: seed, brand profiles and each campaign
+    with its flight, true NSS lift and daily spend (what the report should recover)."""
+    path = Path(path)
+    truth = {
+        "seed": world.seed,
+        "start": world.start.isoformat(),
+        "mood_model": {
+            "market_ar1": {"phi": MARKET_PHI, "sd": MARKET_SD},
+            "brand_ar1": {"phi": BRAND_PHI, "sd": BRAND_SD},
+            "day": "UTC day for the AR(1) terms; lift by account-local flight date",
+            "mean_replies_per_root": MEAN_REPLIES,
+        },
+        "brands": [
+            {"name": b.name, "slug": b.slug, "mentions_per_day": b.mentions_per_day,
+             "base_nss": b.base_nss, "opinion_rate": b.opinion_rate}
+            for b in world.brands
+        ],
+        "campaigns": [
+            {
+                "campaign_id": c.campaign_id,
+                "name": c.name,
+                "brand": c.brand,
+                "flight_start": c.flight_start.isoformat(),
+                "flight_end": c.flight_end.isoformat(),
+                "nss_lift": c.nss_lift,
+                "currency": c.currency,
+                "account_timezone": c.account_timezone,
+                "daily_spend": {day.isoformat(): cost
+                                for day, cost in world.daily_spend(c).items()},
+                "total_spend": round(sum(world.daily_spend(c).values()), 2),
+            }
+            for c in world.campaigns
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,499 @@
+"""A seeded, simulated social world with a known campaign effect: the demo's ground truth.
+
+``listener demo`` runs the real pipeline on this world, and the campaign report must
+recover the lift injected here, so every modelling choice is written down.
+
+Mood model (all in Net Sentiment Score points, NSS = 100 (P - N) / T)
+----------------------------------------------------------------------
+For brand b and the UTC day d of an hour h, the target mood is::
+
+    n(b, h) = base_nss(b) + market(d) + brand_noise(b, d) + lift(b, h)
+
+* ``market(d)``: AR(1) shared by every brand (phi 0.7, stationary sd 4), the part a
+  difference-in-differences against competitors removes;
+* ``brand_noise(b, d)``: AR(1) per brand (phi 0.5, stationary sd 2.5);
+* ``lift(b, h)``: ``Campaign.nss_lift`` when the hour's date *in the campaign's account
+  time zone* lies in ``[flight_start, flight_end]``. The ad platform starts and stops a
+  flight at local midnight, and the report aggregates days in that time zone, so a
+  flight day is lifted whole and its neighbours are not (but for the few late replies
+  that copy a lifted parent's tone just after the flight ends).
+
+Both AR(1) series are iterated from the fixed ``EPOCH`` with their own seeded
+``random.Random``, so a day's mood never depends on which window is asked for.
+
+Each root post draws its tone from ``p_pos = (o + n/100) / 2``, ``p_neg = (o - n/100) / 2``
+(o = the brand's opinion rate; clamped to [0, 1], which the built-in profiles never
+reach), so ``E[NSS] = n`` and ``E[(P + N) / T] = o``. A reply copies its parent's tone
+with probability ``REPLY_COPY_TONE`` and otherwise draws afresh from the mood of its
+own hour: replies keep the marginal mood while threads stay coherent. The copying also
+clusters tones, so a day's NSS varies somewhat more than a binomial SE predicts (as in
+real data). Texts come from ``demo_texts`` (a per-brand bank of composed bodies,
+decorated per post), written so VADER reads the intended tone.
+
+``hourly_nss`` gives the exact target of an hour, ``expected_nss`` the volume-weighted
+target of any window (an account-local day, say), ``daily_nss`` that of a UTC day.
+A world with ``campaigns=()`` and the same seed is the exact counterfactual.
+
+Volume model
+------------
+Roots per hour are Poisson with mean ``roots_per_day * HOURLY_SHAPE[local hour] *
+weekday factor`` in a fixed UTC-5 "audience clock" (quiet at night, peaks at the
+morning coffee run, lunch and evening); Saturdays and Sundays run at 0.75x. The
+weekday factors are normalised so a *week's average* day has ``mentions_per_day``
+mentions in expectation, counting replies (``roots_per_day = mentions_per_day /
+(1 + MEAN_REPLIES)``).
+
+The world begins at the first whole hour at or after ``DemoWorld.start`` and has no
+end: a daemon on the demo source keeps receiving fresh mentions.
+
+Threads: a root gets 0 replies with probability 0.6, else 1 + Geometric (mean 1.5),
+so 0.6 replies on average. Reply delays are log-logistic (median 20 min, shape 1.3;
+redrawn beyond 11 h, about 1 % of them), so a reply lands within
+``REPLY_HORIZON_HOURS`` of its root's hour. A reply's parent is the root, or (40 %) an earlier reply in the
+same thread. ``metrics["replies"]`` counts the direct replies a post receives (like
+X's ``reply_count``), including replies posted after the moment of a fetch: the demo
+reports final counts.
+
+Determinism
+-----------
+Hour ``h`` (hours since ``EPOCH``) of a brand is generated from
+``random.Random(stable_seed(seed, slug, h))`` and produces that hour's roots and all
+their replies. ``mentions_between`` regenerates the ``REPLY_HORIZON_HOURS`` hours before
+a window to pick up late replies, then keeps what falls inside, so any split of a window
+into chunks yields exactly the same mentions. A small LRU cache of generated hours makes
+consecutive chunks cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from operator import itemgetter
+from zoneinfo import ZoneInfo
+
+from connectors.base import Mention, ensure_utc
+from connectors.demo_texts import text_bank
+
+UTC = timezone.utc
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+"""Day 0 / hour 0 of every series; the world cannot produce data before it."""
+
+MARKET_PHI, MARKET_SD = 0.7, 4.0
+BRAND_PHI, BRAND_SD = 0.5, 2.5
+MEAN_REPLIES = 0.6
+REPLY_HORIZON_HOURS = 12
+REPLY_MEDIAN_SECONDS = 20 * 60
+REPLY_DELAY_SHAPE = 1.3
+_DELAY_SHAPE_INV = 1 / REPLY_DELAY_SHAPE
+REPLY_COPY_TONE = 0.5
+REPLY_TO_ROOT = 0.6
+MAX_REPLIES = 25
+AUDIENCE_UTC_OFFSET = -5
+_HOUR_CACHE_SIZE = 4 * 24  # holds a day chunk plus its look-back for a couple of brands
+WEEKEND_FACTOR = 0.75
+
+_RAW_SHAPE = (
+    0.20, 0.12, 0.08, 0.06, 0.07, 0.15, 0.45, 0.95, 1.35, 1.30, 1.10, 1.05,  # 00-11 local
+    1.30, 1.25, 1.00, 0.95, 1.00, 1.15, 1.35, 1.45, 1.40, 1.15, 0.75, 0.40,  # 12-23 local
+)
+HOURLY_SHAPE = tuple(w / sum(_RAW_SHAPE) for w in _RAW_SHAPE)
+"""Share of a day's roots per local hour of the audience clock; sums to 1."""
+_WEEK_NORM = 7 / (5 + 2 * WEEKEND_FACTOR)
+WEEKDAY_FACTOR = tuple(_WEEK_NORM * (WEEKEND_FACTOR if wd >= 5 else 1.0) for wd in range(7))
+"""Monday=0 .. Sunday=6 multipliers on the daily volume; their mean is 1."""
+
+_FIRST = ("mara", "jules", "dev", "sam", "priya", "leo", "nina", "omar", "kate", "theo",
+          "ivy", "ravi", "zoe", "marco", "ana", "ben", "lena", "kai", "rosa", "eli",
+          "tess", "noah", "maya", "finn", "ada", "luis", "mei", "otto", "june", "max")
+_SECOND = ("_k", "bean", "_nyc", "codes", "_runs", "reads", "_ph", "writes", "88", "_b",
+           "_m", "_lee", "_ok2", "_t", "_arch", "_qa", "sips", "_ux", "_dad", "_mom")
+AUTHORS = tuple(f"{a}{b}{n}" for n in ("", "1", "22", "07", "_") for a in _FIRST for b in _SECOND)
+"""Synthetic handles; none is a VADER lexicon word."""
+
+
+def stable_seed(*parts: object) -> int:
+    """A 64-bit seed from ``parts`` that is the same in every process and Python version
+    (``hash()`` is salted per process, so it would break determinism)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def slugify(name: str) -> str:
+    """'Kettle & Co' -> 'kettle-co'; used in ids and URLs."""
+    out, dash = [], False
+    for ch in name.casefold():
+        if ch.isalnum():
+            out.append(ch)
+            dash = False
+        elif not dash and out:
+            out.append("-")
+            dash = True
+    return "".join(out).strip("-") or "brand"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBrand:
+    """How much a brand is talked about and how people feel about it at rest."""
+
+    name: str
+    slug: str
+    mentions_per_day: float
+    base_nss: float
+    opinion_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """One paid flight and the true effect it has on its brand's mood."""
+
+    campaign_id: str
+    name: str
+    brand: str
+    flight_start: date
+    flight_end: date
+    nss_lift: float
+    daily_spend: float
+    currency: str = "USD"
+    account_timezone: str = "America/New_York"
+
+    def in_flight(self, moment: datetime) -> bool:
+        """Whether ``moment`` falls on a flight date in the account's time zone."""
+        local_day = moment.astimezone(ZoneInfo(self.account_timezone)).date()
+        return self.flight_start <= local_day <= self.flight_end
+
+    def flight_days(self) -> list[date]:
+        count = (self.flight_end - self.flight_start).days + 1
+        return [self.flight_start + timedelta(days=i) for i in range(count)]
+
+
+BUILTIN_BRANDS: dict[str, DemoBrand] = {
+    b.name.casefold(): b
+    for b in (
+        DemoBrand("Brewly", "brewly", 800.0, 18.0, 0.62),
+        DemoBrand("Beanhaus", "beanhaus", 500.0, 10.0, 0.58),
+        DemoBrand("Kettle & Co", "kettle-co", 300.0, 22.0, 0.55),
+    )
+}
+
+
+def derived_profile(name: str) -> DemoBrand:
+    """A stable profile for a brand the demo was not written for, so any configured
+    brand gets plausible data."""
+    h = stable_seed("profile", name.casefold())
+    return DemoBrand(
+        name=name,
+        slug=slugify(name),
+        mentions_per_day=float(150 + h % 451),
+        base_nss=float(-10 + (h >> 16) % 41),
+        opinion_rate=0.50 + ((h >> 32) % 21) / 100,
+    )
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Exact Poisson draw (Knuth), in pieces of at most 30 so exp() never underflows."""
+    total = 0
+    while lam > 0:
+        part = min(lam, 30.0)
+        lam -= part
+        limit, prod = math.exp(-part), rng.random()
+        while prod > limit:
+            total += 1
+            prod *= rng.random()
+    return total
+
+
+def _tone_probs(nss: float, opinion_rate: float) -> tuple[float, float]:
+    p_pos = min(1.0, max(0.0, (opinion_rate + nss / 100) / 2))
+    p_neg = min(1.0, max(0.0, (opinion_rate - nss / 100) / 2))
+    return p_pos, p_neg
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """The simulated market: brands, campaigns and a seed; see the module docstring."""
+
+    seed: int
+    brands: tuple[DemoBrand, ...]
+    campaigns: tuple[Campaign, ...]
+    start: datetime
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", ensure_utc(self.start, "start"))
+        if self.start < EPOCH:
+            raise ValueError(f"a demo world cannot start before {EPOCH.isoformat()}")
+        self._cache.update(series={}, thresholds={}, hours=OrderedDict(), lock=threading.Lock())
+
+    # --- profiles and mood -------------------------------------------------------
+    def profile(self, brand_name: str) -> DemoBrand:
+        """The world's own profile for ``brand_name``, else a built-in, else a derived one."""
+        key = brand_name.casefold()
+        for brand in self.brands:
+            if brand.name.casefold() == key:
+                return brand
+        return BUILTIN_BRANDS.get(key) or derived_profile(brand_name)
+
+    def _series(self, name: tuple, phi: float, sd: float, day: int) -> float:
+        """Value on ``day`` (days since EPOCH) of a stationary AR(1) seeded by ``name``."""
+        if day < 0:
+            raise ValueError(f"the demo mood starts at {EPOCH.date()}")
+        with self._cache["lock"]:
+            state = self._cache["series"].get(name)
+            if state is None:
+                rng = random.Random(stable_seed(self.seed, *name))
+                state = (rng, [rng.gauss(0.0, sd)])
+                self._cache["series"][name] = state
+            rng, values = state
+            innovation_sd = sd * math.sqrt(1 - phi * phi)
+            while len(values) <= day:
+                values.append(phi * values[-1] + rng.gauss(0.0, innovation_sd))
+            return values[day]
+
+    def baseline_nss(self, brand_name: str, day: date) -> float:
+        """The mood target for a UTC day without any campaign: base + market + brand noise."""
+        profile = self.profile(brand_name)
+        index = (day - EPOCH.date()).days
+        return (profile.base_nss
+                + self._series(("market",), MARKET_PHI, MARKET_SD, index)
+                + self._series(("brand", profile.slug), BRAND_PHI, BRAND_SD, index))
+
+    def lift_at(self, brand_name: str, moment: datetime) -> float:
+        """NSS points the campaigns add at ``moment`` (see the module docstring)."""
+        key = brand_name.casefold()
+        return sum(c.nss_lift for c in self.campaigns
+                   if c.brand.casefold() == key and c.in_flight(moment))
+
+    def hourly_nss(self, brand_name: str, moment: datetime) -> float:
+        """The exact mood target for the hour containing ``moment``."""
+        moment = ensure_utc(moment, "moment")
+        return self.baseline_nss(brand_name, moment.date()) + self.lift_at(brand_name, moment)
+
+    def expected_volume(self, brand_name: str, moment: datetime) -> float:
+        """Expected number of root posts in the hour containing ``moment``."""
+        profile = self.profile(brand_name)
+        local = ensure_utc(moment, "moment") + timedelta(hours=AUDIENCE_UTC_OFFSET)
+        per_day = profile.mentions_per_day / (1 + MEAN_REPLIES)
+        return per_day * HOURLY_SHAPE[local.hour] * WEEKDAY_FACTOR[local.weekday()]
+
+    def expected_nss(self, brand_name: str, start: datetime, end: datetime) -> float:
+        """Volume-weighted mean of the hourly mood targets over whole hours in
+        [start, end): the expected NSS of that window (e.g. an account-local day), up to
+        the replies that spill over from neighbouring hours."""
+        hour = _floor_hour(ensure_utc(start, "start"))
+        end = ensure_utc(end, "end")
+        total = weight = 0.0
+        while hour < end:
+            w = self.expected_volume(brand_name, hour)
+            total += w * self.hourly_nss(brand_name, hour)
+            weight += w
+            hour += timedelta(hours=1)
+        if weight == 0:
+            raise ValueError("empty window")
+        return total / weight
+
+    def daily_nss(self, brand_name: str, day: date) -> float:
+        """The true mood of UTC day ``day``, campaign lift included (volume-weighted over
+        its hours, so a day a flight starts partway through gets part of the lift)."""
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return self.expected_nss(brand_name, start, start + timedelta(days=1))
+
+    def daily_spend(self, campaign: Campaign) -> dict[date, float]:
+        """What the campaign spent on each flight date: the nominal budget with a
+        deterministic +-15 % pacing wobble, as ad platforms never spend exactly."""
+        spends = {}
+        for day in campaign.flight_days():
+            rng = random.Random(stable_seed(self.seed, "spend", campaign.campaign_id, day.isoformat()))
+            factor = min(1.4, max(0.6, rng.gauss(1.0, 0.15)))
+            spends[day] = round(campaign.daily_spend * factor, 2)
+        return spends
+
+    # --- mentions ------------------------------------------------------------------
+    def _hour_items(self, profile: DemoBrand, hour: int) -> list[list]:
+        """All posts rooted in hour ``hour`` (hours since EPOCH): roots and their replies."""
+        hours, lock = self._cache["hours"], self._cache["lock"]
+        key = (profile, hour)
+        with lock:
+            items = hours.get(key)
+            if items is not None:
+                hours.move_to_end(key)
+                return items
+        items = self._generate_hour(profile, hour)  # outside the lock: it reads the mood
+        with lock:
+            hours[key] = items
+            if len(hours) > _HOUR_CACHE_SIZE:
+                hours.popitem(last=False)
+        return items
+
+    def _tone_thresholds(self, profile: DemoBrand, hour: int) -> tuple[float, float]:
+        """(p_pos, p_pos + p_neg) for hour ``hour``; cached, as every reply asks."""
+        key = (profile.slug, hour)
+        cached = self._cache["thresholds"].get(key)
+        if cached is None:
+            nss = self.hourly_nss(profile.name, EPOCH + timedelta(hours=hour))
+            p_pos, p_neg = _tone_probs(nss, profile.opinion_rate)
+            cached = self._cache["thresholds"][key] = (p_pos, p_pos + p_neg)
+        return cached
+
+    def _generate_hour(self, profile: DemoBrand, hour: int) -> list[list]:
+        """Generate hour ``hour``. Written for speed, since a benchmark ingests a million
+        demo mentions: constants and bound methods in locals, inverse-CDF draws in place
+        of ``random``'s helpers, texts from the brand's ``TextBank``."""
+        hour_start = EPOCH + timedelta(hours=hour)
+        if hour_start < self.start:
+            return []
+        rng = random.Random(stable_seed(self.seed, profile.slug, hour))
+        rand = rng.random
+        draw = text_bank(profile.name).draw
+        thresholds = self._tone_thresholds
+        p_pos, p_opinion = thresholds(profile, hour)
+        n_roots = _poisson(rng, self.expected_volume(profile.name, hour_start))
+        offsets = sorted([int(rand() * 3600) for _ in range(n_roots)])
+        authors, n_authors = AUTHORS, len(AUTHORS)
+        seconds = _SECONDS
+        root_likes, root_reposts = _ROOT_LIKES, _ROOT_REPOSTS
+        reply_likes, reply_reposts = _REPLY_LIKES, _REPLY_REPOSTS
+        p_no_reply, p_more, to_root, copy_tone = _P_NO_REPLY, _P_MORE_REPLIES, REPLY_TO_ROOT, REPLY_COPY_TONE
+        slug, known = profile.slug, self._cache["thresholds"]
+        prefix = f"{slug}-{hour}-"
+        # A row: [created_at, id, text, author, conversation, parent, likes, reposts, replies, tone]
+        rows: list[list] = []
+        replies: list[list] = []
+        k = n_roots
+        for i, offset in enumerate(offsets):
+            root_id = prefix + str(i)
+            u = rand()
+            tone = "positive" if u < p_pos else "negative" if u < p_opinion else "neutral"
+            root = [hour_start + seconds[offset], root_id,
+                    draw(tone, False, rand),
+                    authors[int(n_authors * rand() ** 2)], root_id, None,
+                    int((1.0 - rand()) ** root_likes) - 1, int((1.0 - rand()) ** root_reposts) - 1,
+                    0, tone]
+            rows.append(root)
+            if rand() < p_no_reply:
+                continue
+            n_replies = 1
+            while rand() < p_more and n_replies < MAX_REPLIES:
+                n_replies += 1
+            thread = [root]
+            for delay in sorted([_reply_delay(rand) for _ in range(n_replies)]):
+                parent = root if (len(thread) == 1 or rand() < to_root) \
+                    else thread[1 + int(rand() * (len(thread) - 1))]
+                if rand() < copy_tone:
+                    tone = parent[9]
+                else:
+                    reply_hour = hour + (offset + delay) // 3600
+                    probs = known.get((slug, reply_hour)) or thresholds(profile, reply_hour)
+                    u = rand()
+                    tone = "positive" if u < probs[0] else "negative" if u < probs[1] else "neutral"
+                reply = [root[0] + timedelta(seconds=delay), prefix + str(k),
+                         draw(tone, True, rand),
+                         authors[int(n_authors * rand() ** 2)], root_id, parent[1],
+                         int((1.0 - rand()) ** reply_likes) - 1,
+                         int((1.0 - rand()) ** reply_reposts) - 1, 0, tone]
+                k += 1
+                parent[8] += 1
+                thread.append(reply)
+                replies.append(reply)
+        rows.extend(replies)
+        return rows
+
+    def mentions_between(self, brand_name: str, start: datetime, end: datetime,
+                         fetched_at: datetime | None = None) -> Iterator[Mention]:
+        """Yield ``brand_name``'s mentions with start <= created_at < end, oldest first
+        (ties in generation order: hour, then position in the hour). ``fetched_at`` is
+        stamped on each mention, sparing a connector a ``replace()`` per mention."""
+        start, end = ensure_utc(start, "start"), ensure_utc(end, "end")
+        if fetched_at is not None:
+            fetched_at = ensure_utc(fetched_at, "fetched_at")
+        if end <= start:
+            return
+        profile = self.profile(brand_name)
+        first = _hour_index(start) - REPLY_HORIZON_HOURS
+        last = _hour_index(end - timedelta(microseconds=1))
+        selected: list[list] = []
+        for hour in range(max(first, 0), last + 1):
+            items = self._hour_items(profile, hour)
+            if first + REPLY_HORIZON_HOURS < hour < last - REPLY_HORIZON_HOURS:
+                selected.extend(items)  # every post of this hour lands inside the window
+            else:
+                selected.extend([item for item in items if start <= item[0] < end])
+        selected.sort(key=_CREATED_AT)  # stable: ties keep generation order, in any chunking
+        url_prefix = f"https://demo.invalid/{profile.slug}/"
+        for first_row in range(0, len(selected), _SLAB):  # bounded memory for long windows
+            yield from _build_mentions(selected[first_row:first_row + _SLAB], brand_name,
+                                       url_prefix, fetched_at)
+
+
+_SLAB = 2048
+
+
+def _build_mentions(rows: list[list], brand: str, url_prefix: str,
+                    fetched_at: datetime | None) -> list[Mention]:
+    return [
+        Mention(source="demo", id=mention_id, brand=brand, created_at=created, text=text,
+                author=author, url=url_prefix + mention_id, conversation_id=conversation,
+                parent_id=parent, lang="en",
+                metrics={"likes": likes, "reposts": reposts, "replies": replies},
+                fetched_at=fetched_at, raw={"tone": tone})
+        for (created, mention_id, text, author, conversation, parent,
+             likes, reposts, replies, tone) in rows
+    ]
+
+
+_CREATED_AT = itemgetter(0)
+_SECONDS = tuple(timedelta(seconds=s) for s in range(3600))
+
+# Engagement: Pareto tails via inverse CDF, count = floor(u ** (-1/alpha)) - 1.
+_ROOT_LIKES, _ROOT_REPOSTS = -1 / 1.3, -1 / 2.2
+_REPLY_LIKES, _REPLY_REPOSTS = -1 / 1.8, -1 / 3.0
+# Reply counts: none with 0.6, else 1 + Geometric(mean 0.5): mean 0.4 * 1.5 = 0.6.
+_P_NO_REPLY, _P_MORE_REPLIES = 0.6, 1 / 3
+_DELAY_LIMIT = (REPLY_HORIZON_HOURS - 1) * 3600
+
+
+def _reply_delay(rand: Callable[[], float]) -> int:
+    """Seconds from root to reply: log-logistic (median 20 min, shape 1.3; ~1 % beyond
+    11 h), redrawn past ``_DELAY_LIMIT`` so a reply always lands within
+    ``REPLY_HORIZON_HOURS`` of its root's hour."""
+    while True:
+        u = rand()
+        if u > 0.0:
+            delay = int(REPLY_MEDIAN_SECONDS * (u / (1.0 - u)) ** _DELAY_SHAPE_INV) + 1
+            if delay < _DELAY_LIMIT:
+                return delay
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_index(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds() // 3600)
+
+
+def default_world(end: datetime, seed: int = 7, days: int = 60) -> DemoWorld:
+    """The demo market ending at ``end``: Brewly (the brand, ~800 mentions/day) against
+    Beanhaus (~500) and Kettle & Co (~300), with one 14-day Brewly flight that ends 10
+    days before ``end`` (account dates in America/New_York) and lifts its NSS by 12."""
+    end = ensure_utc(end, "end")
+    account_tz = "America/New_York"
+    flight_end = end.astimezone(ZoneInfo(account_tz)).date() - timedelta(days=10)
+    campaign = Campaign(
+        campaign_id="21874530912",
+        name="Brewly | Bright Mornings | Awareness",
+        brand="Brewly",
+        flight_start=flight_end - timedelta(days=13),
+        flight_end=flight_end,
+        nss_lift=12.0,
+        daily_spend=1500.0,
+        account_timezone=account_tz,
+    )
+    brands = tuple(BUILTIN_BRANDS[name] for name in ("brewly", "beanhaus", "kettle & co"))
+    return DemoWorld(seed=seed, brands=brands, campaigns=(campaign,),
+                     start=end - timedelta(days=days))
