@@ -35,6 +35,8 @@ def utc_now() -> datetime:
 
 def ensure_utc(moment: datetime, what: str = "datetime") -> datetime:
     """Return ``moment`` as a tz-aware UTC datetime; naive datetimes are refused."""
+    if moment.tzinfo is timezone.utc:
+        return moment  # the common case, on the hot path of every Mention
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {moment!r}")
     return moment.astimezone(timezone.utc)
@@ -63,9 +65,13 @@ class Mention:
     raw: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "created_at", ensure_utc(self.created_at, "created_at"))
+        created_at = ensure_utc(self.created_at, "created_at")
+        if created_at is not self.created_at:
+            object.__setattr__(self, "created_at", created_at)
         if self.fetched_at is not None:
-            object.__setattr__(self, "fetched_at", ensure_utc(self.fetched_at, "fetched_at"))
+            fetched_at = ensure_utc(self.fetched_at, "fetched_at")
+            if fetched_at is not self.fetched_at:
+                object.__setattr__(self, "fetched_at", fetched_at)
         if not self.id:
             raise ValueError("a mention needs a non-empty id")
         if self.conversation_id is None:

@@ -74,7 +74,7 @@ class Pipeline:
                             f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
                         )
                 # Overlapping polls re-fetch stored posts: skip scoring them again.
-                known = self.store.known_ids(source, brand, [m.id for m in batch.mentions])
+                known = self.store.known_ids(batch.mentions)
                 fresh = [m for m in batch.mentions if m.id not in known]
                 scores = self.scorer.score([m.text for m in fresh])
                 saved = self.store.save_batch(

@@ -30,12 +30,16 @@ schema_version = sa.Table(
 )
 
 # Keyed by (source, id, brand): a post naming two tracked brands is a mention of each.
+# The key is kept by the write path (store.save_batch), not by a PRIMARY KEY: DuckDB's
+# ART index on three strings halved insert speed and lives in memory, growing with the
+# table, while an anti-join restricted to the batch's time range costs what the batch
+# costs (a post's creation time never changes, so a stored copy lies in that range).
 mentions = sa.Table(
     "mentions",
     metadata,
-    sa.Column("source", sa.String, primary_key=True),
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("text", sa.String, nullable=False),
     sa.Column("author", sa.String),
@@ -46,19 +50,21 @@ mentions = sa.Table(
     sa.Column("likes", sa.BigInteger, nullable=False),
     sa.Column("reposts", sa.BigInteger, nullable=False),
     sa.Column("replies", sa.BigInteger, nullable=False),
-    sa.Column("metrics", sa.String),
+    # Platform metrics other than likes/reposts/replies (JSON text), NULL when none.
+    sa.Column("extra_metrics", sa.String),
     sa.Column("fetched_at", sa.DateTime),
     sa.Column("raw", sa.String),
 )
 
+# One row per mention, keyed like mentions (and kept unique the same way).
 # created_at is repeated from mentions so that time-window scans prune row groups on
 # this table too, instead of joining 10M rows to find one hour.
 scores = sa.Table(
     "scores",
     metadata,
-    sa.Column("source", sa.String, primary_key=True),
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("scorer", sa.String, nullable=False),
     sa.Column("scorer_version", sa.String, nullable=False),
@@ -70,12 +76,14 @@ scores = sa.Table(
     sa.Column("scored_at", sa.DateTime, nullable=False),
 )
 
+# One row per (source, conversation_id, brand), kept unique by the rollup's
+# delete-then-insert; no index, for the same memory reason as mentions.
 conversations = sa.Table(
     "conversations",
     metadata,
-    sa.Column("source", sa.String, primary_key=True),
-    sa.Column("conversation_id", sa.String, primary_key=True),
-    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),
     sa.Column("first_at", sa.DateTime, nullable=False),
     sa.Column("last_at", sa.DateTime, nullable=False),
     sa.Column("mentions", sa.BigInteger, nullable=False),

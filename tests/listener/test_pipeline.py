@@ -1,0 +1,121 @@
+"""The pipeline with real storage and scoring, fed by small scripted connectors.
+
+The connectors here are test sources written to the Connector protocol (the seam a
+third-party connector uses), not replacements of our own code.
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from analysis.sentiment import VaderScorer
+from connectors.base import Batch, BrandQuery, Cursor
+from listener.pipeline import Pipeline
+from tests.conftest import T0, mention
+
+
+class ScriptedSource:
+    name = "test"
+
+    def __init__(self, batches: list[Batch], fail_after: int | None = None) -> None:
+        self.batches = batches
+        self.fail_after = fail_after
+        self.seen_cursors: list[Cursor | None] = []
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        self.seen_cursors.append(since)
+        start = 0 if since is None else since["batch"] + 1
+        for index in range(start, len(self.batches)):
+            if self.fail_after is not None and index > self.fail_after:
+                raise ConnectionError("peer went away")
+            yield self.batches[index]
+
+    def close(self) -> None:
+        pass
+
+
+def batches(n: int, per: int = 10) -> list[Batch]:
+    return [
+        Batch(tuple(mention(f"{b}-{i}", f"Acme is great {i}", T0 + timedelta(minutes=b * per + i)) for i in range(per)),
+              checkpoint={"batch": b})
+        for b in range(n)
+    ]
+
+
+def counts(store):
+    with store.native() as db:
+        return db.execute("SELECT count(*) FROM mentions").fetchone()[0], db.execute(
+            "SELECT status, fetched, new, error FROM runs ORDER BY run_id").fetchall()
+
+
+def test_a_failure_mid_run_keeps_complete_batches_and_resumes_from_the_cursor(store, clock):
+    pipeline = Pipeline(store, VaderScorer(), clock)
+    query = BrandQuery("Acme", terms=("acme",))
+    with pytest.raises(ConnectionError):
+        pipeline.pull(ScriptedSource(batches(5), fail_after=2), query)
+    stored, runs = counts(store)
+    assert stored == 30
+    assert runs == [("failed", 30, 30, "ConnectionError: peer went away")]
+    assert store.get_cursor("test", "Acme") == {"batch": 2}
+
+    source = ScriptedSource(batches(5))
+    result = pipeline.pull(source, query)
+    assert source.seen_cursors == [{"batch": 2}]
+    assert (result.fetched, result.new, result.duplicates) == (20, 20, 0)
+    assert counts(store)[0] == 50
+
+
+def test_a_failure_while_scoring_stores_nothing_of_that_batch(store, clock):
+    class BrokenScorer(VaderScorer):
+        def score(self, texts):
+            if any("boom" in t for t in texts):
+                raise RuntimeError("scorer crashed")
+            return super().score(texts)
+
+    data = batches(2)
+    data.append(Batch((mention("x", "Acme boom", T0),), checkpoint={"batch": 2}))
+    with pytest.raises(RuntimeError):
+        Pipeline(store, BrokenScorer(), clock).pull(ScriptedSource(data), BrandQuery("Acme", terms=("acme",)))
+    assert counts(store)[0] == 20
+    assert store.get_cursor("test", "Acme") == {"batch": 1}
+
+
+def test_refetched_mentions_are_counted_as_duplicates_and_not_rescored(store, clock):
+    scored: list[int] = []
+
+    class CountingScorer(VaderScorer):
+        def score(self, texts):
+            scored.append(len(texts))
+            return super().score(texts)
+
+    pipeline = Pipeline(store, CountingScorer(), clock)
+    query = BrandQuery("Acme", terms=("acme",))
+    data = batches(2)
+    pipeline.pull(ScriptedSource(data), query)
+    overlap = Batch(data[1].mentions + (mention("new", "Acme new", T0),), checkpoint={"batch": 2})
+    result = pipeline.pull(ScriptedSource([*data, overlap]), query)
+    assert (result.fetched, result.new, result.duplicates) == (11, 1, 10)
+    assert scored == [10, 10, 1]
+
+
+def test_a_connector_returning_another_brand_is_refused(store, clock):
+    wrong = Batch((mention(1, "Globex", T0, brand="Globex"),))
+    with pytest.raises(ValueError, match="while fetching"):
+        Pipeline(store, VaderScorer(), clock).pull(ScriptedSource([wrong]), BrandQuery("Acme", terms=("acme",)))
+    assert counts(store)[0] == 0
+
+
+def test_mood_windows(store, clock):
+    pipeline = Pipeline(store, VaderScorer(), clock)
+    clock.now = T0 + timedelta(days=10)
+    now = clock.now
+    data = [mention(f"p{i}", "Acme is great", now - timedelta(minutes=10 + i)) for i in range(3)]
+    data += [mention(f"n{i}", "Acme is awful", now - timedelta(hours=5, minutes=i)) for i in range(2)]
+    data += [mention(f"b{i}", "Acme is great" if i % 4 else "Acme is awful", now - timedelta(days=3, minutes=i)) for i in range(40)]
+    data += [mention("old", "Acme is awful", now - timedelta(days=9))]
+    pipeline.pull(ScriptedSource([Batch(tuple(data))]), BrandQuery("Acme", terms=("acme",)))
+    mood = pipeline.mood("Acme")
+    assert (mood.last_hour.mentions, mood.last_hour.nss) == (3, 100.0)
+    assert (mood.last_24h.mentions, mood.last_24h.nss) == (5, pytest.approx(20.0))
+    assert (mood.baseline_7d.mentions, mood.baseline_7d.nss) == (40, pytest.approx(50.0))
