@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 # Analysts' tools may bundle DuckDB 1.5, which cannot read 2.0's storage format.
 STORAGE_COMPATIBILITY = "v1.5.0"
+# DuckDB's default buffer pool is 80 % of RAM, which a daemon running for months would
+# slowly fill; past this limit DuckDB spills large queries to disk instead.
+MEMORY_LIMIT = "256MB"
 
 _MENTION_SCHEMA = pa.schema(
     [
@@ -211,7 +214,7 @@ class Store:
         engine = sa.create_engine(
             f"duckdb:///{path}",
             poolclass=StaticPool,
-            connect_args={"config": {"storage_compatibility_version": STORAGE_COMPATIBILITY}},
+            connect_args={"config": {"storage_compatibility_version": STORAGE_COMPATIBILITY, "memory_limit": MEMORY_LIMIT}},
         )
         try:
             migrate(engine)
