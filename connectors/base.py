@@ -48,6 +48,10 @@ class Mention:
 
     Keyed by ``(source, id, brand)``: a post that names two tracked brands is a mention
     of each, so every brand's mood and share of voice count it.
+
+    ``thread_context`` marks a post fetched as part of a matched thread (a reply in the
+    comment tree of a matched submission, say) rather than found by search: it need not
+    name the brand, but the query's exclusions still apply to it.
     """
 
     source: str
@@ -63,6 +67,7 @@ class Mention:
     metrics: Mapping[str, int] = field(default_factory=dict)
     fetched_at: datetime | None = None
     raw: Mapping[str, Any] | None = None
+    thread_context: bool = False
 
     def __post_init__(self) -> None:
         created_at = ensure_utc(self.created_at, "created_at")
@@ -89,10 +94,15 @@ class Mention:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Mentions fetched together, and the cursor that is safe to save once they are stored."""
+    """Mentions fetched together, and the cursor that is safe to save once they are stored.
+
+    ``skipped`` counts items of the platform's response that could not be read (malformed
+    payloads): they are left out, counted, and the run goes on.
+    """
 
     mentions: tuple[Mention, ...]
     checkpoint: Cursor | None = None
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,7 +281,9 @@ def _compile(pool: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     )
 
 
-_ROOTS = {tone: _compile(pool) for tone, pool in ROOTS.items()}
+# A root stands for a search hit, so it must name the brand (the pipeline's local
+# re-check drops it otherwise); replies are thread context and need not.
+_ROOTS = {tone: _compile([t for t in pool if "{brand}" in t]) for tone, pool in ROOTS.items()}
 _REPLIES = {tone: _compile(pool) for tone, pool in REPLIES.items()}
 
 

@@ -440,7 +440,7 @@ def _build_mentions(rows: list[list], brand: str, url_prefix: str,
                 author=author, url=url_prefix + mention_id, conversation_id=conversation,
                 parent_id=parent, lang="en",
                 metrics={"likes": likes, "reposts": reposts, "replies": replies},
-                fetched_at=fetched_at, raw={"tone": tone})
+                fetched_at=fetched_at, raw={"tone": tone}, thread_context=parent is not None)
         for (created, mention_id, text, author, conversation, parent,
              likes, reposts, replies, tone) in rows
     ]

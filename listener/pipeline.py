@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Scorer
-from connectors.base import BrandQuery, Clock, Connector
+from connectors.base import BrandQuery, Clock, Connector, Mention
+from connectors.query import matches, passes_exclusions
 from storage.queries import label_counts
 from storage.rollup import RollupResult, rollup_pending, rollup_rebuild
 from storage.store import Store
@@ -29,11 +30,17 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True, slots=True)
 class PullResult:
+    """One collection run. ``fetched`` counts what the connector returned; of those,
+    ``rejected`` failed the local query re-check and were not stored, and the rest are
+    ``new`` or ``duplicates``. ``skipped`` counts unreadable items the connector left out."""
+
     source: str
     brand: str
     fetched: int
     new: int
     duplicates: int
+    rejected: int
+    skipped: int
     seconds: float
 
 
@@ -46,6 +53,14 @@ class MoodWindows:
     last_hour: Mood
     last_24h: Mood
     baseline_7d: Mood
+
+
+def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
+    """The local re-check: search hits must match the query, thread context must pass
+    its exclusions (connectors.query)."""
+    if mention.thread_context:
+        return passes_exclusions(query, mention.text, mention.author, mention.lang)
+    return matches(query, mention.text, mention.author, mention.lang)
 
 
 class Pipeline:
@@ -63,7 +78,7 @@ class Pipeline:
         source, brand = connector.name, query.brand
         started = time.perf_counter()
         run_id = self.store.start_run("pull", now=self.clock(), source=source, brand=brand)
-        fetched = new = 0
+        fetched = new = rejected = skipped = 0
         try:
             since = self.store.get_cursor(source, brand)
             for batch in connector.fetch(query, since):
@@ -73,9 +88,11 @@ class Pipeline:
                             f"connector {source!r} returned mention {mention.id!r} for "
                             f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
                         )
+                # Platform search is fuzzy: the local check of the same query decides.
+                relevant = [m for m in batch.mentions if is_mention_of(query, m)]
                 # Overlapping polls re-fetch stored posts: skip scoring them again.
-                known = self.store.known_ids(batch.mentions)
-                fresh = [m for m in batch.mentions if m.id not in known]
+                known = self.store.known_ids(relevant)
+                fresh = [m for m in relevant if m.id not in known]
                 scores = self.scorer.score([m.text for m in fresh])
                 saved = self.store.save_batch(
                     fresh,
@@ -88,23 +105,30 @@ class Pipeline:
                     now=self.clock(),
                 )
                 fetched += len(batch.mentions)
+                rejected += len(batch.mentions) - len(relevant)
+                skipped += batch.skipped
                 new += saved.new
                 if progress is not None:
                     progress(len(batch.mentions))
         except BaseException as exc:
             self.store.finish_run(
                 run_id, now=self.clock(), status="failed", fetched=fetched, new=new,
-                duplicates=fetched - new, error=f"{type(exc).__name__}: {exc}",
+                duplicates=fetched - rejected - new, skipped=skipped, rejected=rejected,
+                error=f"{type(exc).__name__}: {exc}",
             )
             log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
             raise
         seconds = time.perf_counter() - started
-        self.store.finish_run(run_id, now=self.clock(), status="ok", fetched=fetched, new=new, duplicates=fetched - new)
-        log.info(
-            "pull source=%s brand=%s fetched=%d new=%d duplicates=%d duration=%.2fs",
-            source, brand, fetched, new, fetched - new, seconds,
+        duplicates = fetched - rejected - new
+        self.store.finish_run(
+            run_id, now=self.clock(), status="ok", fetched=fetched, new=new,
+            duplicates=duplicates, skipped=skipped, rejected=rejected,
         )
-        return PullResult(source, brand, fetched, new, fetched - new, seconds)
+        log.info(
+            "pull source=%s brand=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
+            source, brand, fetched, new, duplicates, rejected, skipped, seconds,
+        )
+        return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds)
 
     def score_hours(self, rebuild: bool = False) -> RollupResult:
         """The hourly stage: recompute hours with new mentions (or every hour)."""

@@ -54,6 +54,8 @@ mentions = sa.Table(
     sa.Column("extra_metrics", sa.String),
     sa.Column("fetched_at", sa.DateTime),
     sa.Column("raw", sa.String),
+    # Fetched as part of a matched thread, not found by search (see connectors.base.Mention).
+    sa.Column("thread_context", sa.Boolean, nullable=False),
 )
 
 # One row per mention, keyed like mentions (and kept unique the same way).
@@ -146,5 +148,7 @@ runs = sa.Table(
     sa.Column("fetched", sa.BigInteger),
     sa.Column("new", sa.BigInteger),
     sa.Column("duplicates", sa.BigInteger),
+    sa.Column("skipped", sa.BigInteger),
+    sa.Column("rejected", sa.BigInteger),
     sa.Column("error", sa.String),
 )

@@ -60,6 +60,7 @@ _MENTION_SCHEMA = pa.schema(
         ("extra_metrics", pa.string()),
         ("fetched_at", pa.timestamp("us")),
         ("raw", pa.string()),
+        ("thread_context", pa.bool_()),
     ]
 )
 
@@ -146,6 +147,7 @@ def mentions_table(mentions: Sequence[Mention]) -> pa.Table:
             "extra_metrics": [_extra_metrics(m.metrics) for m in mentions],
             "fetched_at": [None if m.fetched_at is None else _naive(m.fetched_at) for m in mentions],
             "raw": [_dumps(m.raw) for m in mentions],
+            "thread_context": [m.thread_context for m in mentions],
         },
         schema=_MENTION_SCHEMA,
     )
@@ -353,6 +355,8 @@ class Store:
         fetched: int | None = None,
         new: int | None = None,
         duplicates: int | None = None,
+        skipped: int | None = None,
+        rejected: int | None = None,
         error: str | None = None,
     ) -> None:
         with self.transaction() as conn:
@@ -365,6 +369,8 @@ class Store:
                     fetched=fetched,
                     new=new,
                     duplicates=duplicates,
+                    skipped=skipped,
+                    rejected=rejected,
                     error=error,
                 )
             )

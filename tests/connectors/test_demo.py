@@ -432,3 +432,22 @@ def test_truth_file_records_the_campaign(tmp_path):
     assert campaign["nss_lift"] == 12.0 and campaign["account_timezone"] == "America/New_York"
     assert len(campaign["daily_spend"]) == 14
     assert campaign["flight_start"] == world.campaigns[0].flight_start.isoformat()
+
+
+def test_every_demo_post_passes_the_starter_config_queries():
+    """Roots are search hits and must name their brand; replies are thread context."""
+    import tomllib
+    from pathlib import Path
+
+    from listener.config import parse_settings
+    from listener.demo import starter_config_text
+    from listener.pipeline import is_mention_of
+
+    settings = parse_settings(tomllib.loads(starter_config_text()), base_dir=Path("."), origin="starter")
+    world = default_world(END)
+    for brand in settings.brands:
+        posts = list(world.mentions_between(brand.name, END - timedelta(days=7), END))
+        assert posts and any(m.thread_context for m in posts)
+        assert all(m.thread_context == (m.parent_id is not None) for m in posts)
+        failing = [m.text for m in posts if not is_mention_of(brand.query(), m)]
+        assert failing == [], failing[:3]

@@ -119,3 +119,23 @@ def test_mood_windows(store, clock):
     assert (mood.last_hour.mentions, mood.last_hour.nss) == (3, 100.0)
     assert (mood.last_24h.mentions, mood.last_24h.nss) == (5, pytest.approx(20.0))
     assert (mood.baseline_7d.mentions, mood.baseline_7d.nss) == (40, pytest.approx(50.0))
+
+
+def test_the_local_recheck_keeps_only_real_mentions_and_their_threads(store, clock):
+    query = BrandQuery("Acme", terms=("acme",), exclude=("acme corp",), exclude_authors=("spammer",))
+    root = mention("root", "Acme is great", T0)
+    posts = (
+        root,
+        mention("fuzzy", "acmeology is a field", T0),                   # platform's fuzzy match: rejected
+        mention("corp", "Acme Corp layoffs", T0),                        # excluded phrase: rejected
+        mention("reply", "agreed, love it", T0, conversation="root").replace(thread_context=True),
+        mention("ctx-corp", "acme corp again", T0, conversation="root").replace(thread_context=True),
+        mention("spam", "Acme deals", T0).replace(author="spammer"),    # excluded author: rejected
+    )
+    result = Pipeline(store, VaderScorer(), clock).pull(ScriptedSource([Batch(posts, skipped=2)]), query)
+    assert (result.fetched, result.new, result.rejected, result.skipped, result.duplicates) == (6, 2, 4, 2, 0)
+    with store.native() as db:
+        stored = db.execute("SELECT id, thread_context FROM mentions ORDER BY id").fetchall()
+        run = db.execute("SELECT fetched, new, duplicates, rejected, skipped FROM runs").fetchone()
+    assert stored == [("reply", True), ("root", False)]
+    assert run == (6, 2, 0, 4, 2)
