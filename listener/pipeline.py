@@ -42,6 +42,7 @@ class PullResult:
     rejected: int
     skipped: int
     seconds: float
+    status: str = "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +70,25 @@ class Pipeline:
         self.scorer = scorer
         self.clock = clock
 
-    def pull(self, connector: Connector, query: BrandQuery, progress: Progress | None = None) -> PullResult:
+    def pull(
+        self,
+        connector: Connector,
+        query: BrandQuery,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> PullResult:
         """One collection run of one (source, brand), resuming from its saved cursor.
 
         Each batch is stored with its checkpoint in one transaction, so a failure
         leaves every earlier batch stored and the cursor at the last complete one.
+        ``should_stop`` is asked after each stored batch (the daemon's shutdown): the
+        run then ends early, recorded as "stopped", and the next run resumes.
         """
         source, brand = connector.name, query.brand
         started = time.perf_counter()
         run_id = self.store.start_run("pull", now=self.clock(), source=source, brand=brand)
         fetched = new = rejected = skipped = 0
+        status = "ok"
         try:
             since = self.store.get_cursor(source, brand)
             for batch in connector.fetch(query, since):
@@ -110,6 +120,9 @@ class Pipeline:
                 new += saved.new
                 if progress is not None:
                     progress(len(batch.mentions))
+                if should_stop is not None and should_stop():
+                    status = "stopped"
+                    break
         except BaseException as exc:
             self.store.finish_run(
                 run_id, now=self.clock(), status="failed", fetched=fetched, new=new,
@@ -121,14 +134,14 @@ class Pipeline:
         seconds = time.perf_counter() - started
         duplicates = fetched - rejected - new
         self.store.finish_run(
-            run_id, now=self.clock(), status="ok", fetched=fetched, new=new,
+            run_id, now=self.clock(), status=status, fetched=fetched, new=new,
             duplicates=duplicates, skipped=skipped, rejected=rejected,
         )
         log.info(
-            "pull source=%s brand=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
-            source, brand, fetched, new, duplicates, rejected, skipped, seconds,
+            "pull source=%s brand=%s status=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
+            source, brand, status, fetched, new, duplicates, rejected, skipped, seconds,
         )
-        return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds)
+        return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds, status)
 
     def score_hours(self, rebuild: bool = False) -> RollupResult:
         """The hourly stage: recompute hours with new mentions (or every hour)."""

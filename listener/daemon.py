@@ -1,0 +1,137 @@
+"""``listener run``: scheduled collection and the hourly stage, until SIGTERM/SIGINT.
+
+Jobs (APScheduler 3.x, one background scheduler, a small thread pool):
+
+* ``pull:SOURCE:BRAND`` every ``sources.SOURCE.every_minutes``, first run at start-up so
+  the daemon catches up from the saved cursors after downtime;
+* ``hourly`` at ``hourly.minute`` past each hour, and once at start-up for hours left
+  pending by an earlier run.
+
+Every job coalesces missed runs into one, never runs twice at once, and pulls are
+jittered so sources and brands do not all fire in the same second.
+
+Shutdown: a signal sets a stop flag; running pulls finish the batch they are storing
+(each batch is one transaction) and end as "stopped"; the scheduler waits for them;
+the database is closed; exit 0. A second daemon on the same database cannot open the
+file (DuckDB's lock) and exits with a message saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from analysis.sentiment import VaderScorer
+from connectors.base import Clock, utc_now
+from connectors.errors import AuthError, ConnectorError, QueryError
+from listener.config import BrandSettings, Settings
+from listener.pipeline import Pipeline
+from listener.sources import OpenSources, open_sources
+from storage.store import Store
+
+log = logging.getLogger("listener")
+
+# Up to this share of a pull interval (at most a minute) is added at random to each run.
+JITTER_SHARE = 0.1
+MAX_JITTER_SECONDS = 60
+
+
+class Daemon:
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stop_requested = threading.Event()
+        self.store: Store | None = None
+        self.sources = OpenSources()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone="UTC",
+        )
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        if not self.stop_requested.is_set():
+            log.info("stop requested%s: finishing the batch in flight", f" (signal {signum})" if signum else "")
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        """Run until a stop is requested; returns the process exit code."""
+        if not self.settings.brands:
+            log.error("no brands configured: nothing to listen for")
+            return 2
+        self.store = Store.open(self.settings.database)
+        self.pipeline = Pipeline(self.store, VaderScorer(), self.clock)
+        self.sources = open_sources(self.settings, self.clock)
+        for name, connector in self.sources.connectors.items():
+            source = self.settings.source(name)
+            jitter = min(MAX_JITTER_SECONDS, int(source.every_minutes * 60 * JITTER_SHARE))
+            for brand in self.settings.brands:
+                self.scheduler.add_job(
+                    self._pull, IntervalTrigger(minutes=source.every_minutes, jitter=jitter or None),
+                    args=[name, brand], id=f"pull:{name}:{brand.name}", name=f"pull {name} {brand.name}",
+                    next_run_time=self.clock(),
+                )
+        if self.settings.hourly.enabled:
+            self.scheduler.add_job(
+                self._hourly, CronTrigger(minute=self.settings.hourly.minute), id="hourly", name="hourly stage",
+                next_run_time=self.clock(),
+            )
+        log.info(
+            "listening: %d brand(s), sources %s%s; database %s",
+            len(self.settings.brands), ", ".join(self.sources.connectors) or "none",
+            f" (parked: {', '.join(self.sources.parked)})" if self.sources.parked else "",
+            self.settings.database,
+        )
+        self.scheduler.start()
+        try:
+            self.stop_requested.wait()
+        finally:
+            self.scheduler.shutdown(wait=True)
+            self.sources.close()
+            self.store.close()
+            log.info("stopped")
+        return 0
+
+    def _pull(self, source: str, brand: BrandSettings) -> None:
+        connector = self.sources.connectors.get(source)
+        if connector is None or self.stop_requested.is_set():
+            return
+        try:
+            self.pipeline.pull(connector, brand.query(), should_stop=self.stop_requested.is_set)
+        except AuthError as exc:
+            self.sources.park(source, str(exc))
+            for job in self.scheduler.get_jobs():
+                if job.id.startswith(f"pull:{source}:"):
+                    job.remove()
+        except QueryError as exc:
+            # Only this brand's query is at fault: its other sources and brands go on.
+            log.error("pull %s %s stopped until the config is fixed: %s", source, brand.name, exc)
+            self.scheduler.remove_job(f"pull:{source}:{brand.name}")
+        except ConnectorError:
+            pass  # logged and recorded by the pipeline; the next run resumes from the cursor
+        except Exception:
+            log.exception("pull %s %s failed unexpectedly", source, brand.name)
+
+    def _hourly(self) -> None:
+        if self.stop_requested.is_set():
+            return
+        try:
+            self.pipeline.score_hours()
+        except Exception:
+            log.exception("hourly stage failed; its hours stay pending for the next run")
+
+
+def run_daemon(settings: Settings, clock: Clock = utc_now) -> int:
+    # APScheduler logs every job start and end at INFO; our pipeline logs one line per run.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    daemon = Daemon(settings, clock)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    return daemon.run()
