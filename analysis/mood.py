@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Mood:
-    """Mood of one window. ``nss`` and ``nss_se`` are None when nothing was scored."""
+    """Mood of one window. ``nss`` and ``nss_se`` are None when nothing was scored.
+
+    ``mentions`` is volume: it includes ``duplicates`` (near-duplicate copies) and
+    ``unscored`` mentions (languages VADER cannot score), which the labels leave out.
+    """
 
     mentions: int
     positive: int
@@ -26,6 +30,8 @@ class Mood:
     negative: int
     nss: float | None
     nss_se: float | None
+    duplicates: int = 0
+    unscored: int = 0
 
     @property
     def scored(self) -> int:
@@ -51,7 +57,9 @@ def net_sentiment_se(positive: int, negative: int, total: int) -> float | None:
     return 100.0 * math.sqrt(max(variance, 0.0) / total)
 
 
-def mood_from_counts(mentions: int, positive: int, neutral: int, negative: int) -> Mood:
+def mood_from_counts(
+    mentions: int, positive: int, neutral: int, negative: int, duplicates: int = 0, unscored: int = 0
+) -> Mood:
     scored = positive + neutral + negative
     return Mood(
         mentions=mentions,
@@ -60,6 +68,8 @@ def mood_from_counts(mentions: int, positive: int, neutral: int, negative: int) 
         negative=negative,
         nss=net_sentiment(positive, negative, scored),
         nss_se=net_sentiment_se(positive, negative, scored),
+        duplicates=duplicates,
+        unscored=unscored,
     )
 
 

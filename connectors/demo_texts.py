@@ -310,9 +310,30 @@ def compose_body(tone: str, brand: str, rng: random.Random, reply: bool) -> str:
     return template.format_map(values)
 
 
+# Neutral personal details (no VADER lexicon words), so that two people's posts from the
+# same template differ as real posts do: 24 x 60 x 4 combinations.
+_DETAIL_WHEN = (
+    "before the {t} meeting", "on the {t} train", "while waiting for the {t} bus", "after the {t} class",
+    "on my {t} break", "before my {t} shift", "on the way to the {t} appointment", "after the {t} call",
+    "before the {t} flight", "at the {t} pickup", "during the {t} rush", "before the {t} lecture",
+    "after the {t} standup", "on the {t} ferry", "before the {t} kickoff", "after the {t} practice",
+    "before the {t} tram", "ahead of the {t} interview", "after the {t} school run", "on the {t} commute",
+    "after my {t} run", "before the {t} show", "between the {t} calls", "on the {t} detour",
+)
+_DETAIL_TIMES = tuple(f"{h}:{m:02d}" for h in (6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 19) for m in (5, 10, 20, 35, 40))
+_DETAIL_FORMS = ("({d})", "- {d}", "| {d}", "// {d}")
+
+
+def personal_detail(rand: Callable[[], float]) -> str:
+    when = _DETAIL_WHEN[int(rand() * len(_DETAIL_WHEN))].format(t=_DETAIL_TIMES[int(rand() * len(_DETAIL_TIMES))])
+    return _DETAIL_FORMS[int(rand() * len(_DETAIL_FORMS))].format(d=when)
+
+
 def decorate(text: str, tone: str, brand: str, rand: Callable[[], float], reply: bool) -> str:
-    """Vary a body the way people do: an opener, a closer, a capital letter, an emoji,
-    a hashtag (roots only)."""
+    """Vary a body the way people do: an opener, a closer, a personal detail, a capital
+    letter, an emoji, a hashtag (roots only)."""
+    if rand() < 0.7:
+        text = f"{text} {personal_detail(rand)}"
     if rand() < 0.15:
         text = OPENERS[int(rand() * len(OPENERS))] + text
     if rand() < 0.2:
@@ -341,35 +362,22 @@ def compose(tone: str, brand: str, rng: random.Random, reply: bool) -> str:
 
 
 class TextBank:
-    """Ready-made bodies for one brand, ``BANK_SIZE`` per (tone, root or reply), drawn by
-    index and decorated on the fly.
+    """Draws texts for one brand: a fresh body per post, decorated.
 
-    Filling a template costs about as much as building the Mention that carries it; the
-    demo must generate well over 100k mentions/s, so the world draws bodies from this
-    bank and only decorates them per post (which keeps exact repeats rare). The bank is
-    seeded by the brand name alone (``random.Random(str)`` hashes with SHA-512, stable
-    across processes) and shared by every world in the process.
+    Bodies are not pre-drawn into a fixed pool: a pool of a few thousand per tone made a
+    third of a week's posts exact copies of each other, which the pipeline's
+    near-duplicate rule (analysis.duplicates) rightly flags as copy-paste.
     """
 
     def __init__(self, brand: str) -> None:
         self.brand = brand
-        self.roots: dict[str, tuple[str, ...]] = {}
-        self.replies: dict[str, tuple[str, ...]] = {}
-        for tone in TONES:
-            for reply, table in ((False, self.roots), (True, self.replies)):
-                rng = random.Random(f"demo-texts|{brand}|{tone}|{reply}")
-                table[tone] = tuple(compose_body(tone, brand, rng, reply) for _ in range(BANK_SIZE))
 
-    def draw(self, tone: str, reply: bool, rand: Callable[[], float]) -> str:
-        """One decorated text; ``rand`` is the caller's seeded ``Random.random``."""
-        bodies = self.replies[tone] if reply else self.roots[tone]
-        return decorate(bodies[int(rand() * BANK_SIZE)], tone, self.brand, rand, reply)
-
-
-BANK_SIZE = 4096
+    def draw(self, tone: str, reply: bool, rng: random.Random) -> str:
+        """One decorated text from the caller's seeded generator."""
+        return compose(tone, self.brand, rng, reply)
 
 
 @lru_cache(maxsize=64)
 def text_bank(brand: str) -> TextBank:
-    """The shared bank for ``brand``, built once per process (about 50 ms)."""
+    """The shared text source for ``brand``."""
     return TextBank(brand)

@@ -370,7 +370,7 @@ class DemoWorld:
             u = rand()
             tone = "positive" if u < p_pos else "negative" if u < p_opinion else "neutral"
             root = [hour_start + seconds[offset], root_id,
-                    draw(tone, False, rand),
+                    draw(tone, False, rng),
                     authors[int(n_authors * rand() ** 2)], root_id, None,
                     int((1.0 - rand()) ** root_likes) - 1, int((1.0 - rand()) ** root_reposts) - 1,
                     0, tone]
@@ -392,7 +392,7 @@ class DemoWorld:
                     u = rand()
                     tone = "positive" if u < probs[0] else "negative" if u < probs[1] else "neutral"
                 reply = [root[0] + timedelta(seconds=delay), prefix + str(k),
-                         draw(tone, True, rand),
+                         draw(tone, True, rng),
                          authors[int(n_authors * rand() ** 2)], root_id, parent[1],
                          int((1.0 - rand()) ** reply_likes) - 1,
                          int((1.0 - rand()) ** reply_reposts) - 1, 0, tone]

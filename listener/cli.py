@@ -209,6 +209,8 @@ def score(ctx: click.Context, rebuild: bool) -> None:
 def _window_json(mood: Mood) -> dict[str, Any]:
     return {
         "mentions": mood.mentions,
+        "duplicates": mood.duplicates,
+        "unscored": mood.unscored,
         "scored": mood.scored,
         "positive": mood.positive,
         "neutral": mood.neutral,
@@ -254,6 +256,12 @@ def _mood_text(mood: MoodWindows) -> str:
         diff = mood.last_24h.nss - mood.baseline_7d.nss
         se = difference_se(mood.last_24h.nss_se, mood.baseline_7d.nss_se) or 0.0
         lines.append(f"  last 24 h vs baseline: {diff:+.1f} ± {se:.1f} NSS points")
+    left_out = mood.last_24h.duplicates + mood.last_24h.unscored
+    if left_out:
+        lines.append(
+            f"  last 24 h: {mood.last_24h.unscored:,} not scored (not English), "
+            f"{mood.last_24h.duplicates:,} near-duplicate copies; counted in volume, not in mood"
+        )
     return "\n".join(lines)
 
 

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from analysis.duplicates import WINDOW as DUPLICATE_WINDOW
+from analysis.duplicates import fingerprint
+from analysis.language import detect_language, is_scoreable
 from analysis.mood import Mood, mood_from_counts
-from analysis.sentiment import Scorer
+from analysis.sentiment import Score, Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
 from storage.queries import label_counts
@@ -54,6 +57,13 @@ class MoodWindows:
     last_hour: Mood
     last_24h: Mood
     baseline_7d: Mood
+
+
+def _with_language(mention: Mention) -> Mention:
+    if mention.lang is not None:
+        return mention
+    detected = detect_language(mention.text)
+    return mention if detected is None else mention.replace(lang=detected)
 
 
 def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
@@ -98,12 +108,18 @@ class Pipeline:
                             f"connector {source!r} returned mention {mention.id!r} for "
                             f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
                         )
+                # Language first: the query's language filter applies to detected ones too.
+                mentions = [_with_language(m) for m in batch.mentions]
                 # Platform search is fuzzy: the local check of the same query decides.
-                relevant = [m for m in batch.mentions if is_mention_of(query, m)]
+                relevant = [m for m in mentions if is_mention_of(query, m)]
                 # Overlapping polls re-fetch stored posts: skip scoring them again.
                 known = self.store.known_ids(relevant)
                 fresh = [m for m in relevant if m.id not in known]
-                scores = self.scorer.score([m.text for m in fresh])
+                hashes, copies = self._near_duplicates(brand, fresh)
+                to_score = [i for i, m in enumerate(fresh) if not copies[i] and is_scoreable(m.lang)]
+                scores: list[Score | None] = [None] * len(fresh)
+                for index, score in zip(to_score, self.scorer.score([fresh[i].text for i in to_score])):
+                    scores[index] = score
                 saved = self.store.save_batch(
                     fresh,
                     scores,
@@ -113,6 +129,8 @@ class Pipeline:
                     scorer=self.scorer.name,
                     scorer_version=self.scorer.version,
                     now=self.clock(),
+                    text_hashes=hashes,
+                    duplicates=copies,
                 )
                 fetched += len(batch.mentions)
                 rejected += len(batch.mentions) - len(relevant)
@@ -143,6 +161,28 @@ class Pipeline:
         )
         return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds, status)
 
+    def _near_duplicates(self, brand: str, fresh: list[Mention]) -> tuple[list[str | None], list[bool]]:
+        """Fingerprints of ``fresh`` and which are copies: another mention of the brand with
+        the same fingerprint, created within the window of it, was stored before (or
+        comes earlier in this batch). See analysis.duplicates for the rule."""
+        hashes = [fingerprint(m.text) for m in fresh]
+        present = [h for h in hashes if h is not None]
+        if not present:
+            return hashes, [False] * len(fresh)
+        times = [m.created_at for m in fresh]
+        seen = self.store.fingerprint_times(
+            brand, present, min(times) - DUPLICATE_WINDOW, max(times) + DUPLICATE_WINDOW
+        )
+        copies = []
+        for mention, mention_hash in zip(fresh, hashes):
+            if mention_hash is None:
+                copies.append(False)
+                continue
+            earlier = seen.setdefault(mention_hash, [])
+            copies.append(any(abs(t - mention.created_at) <= DUPLICATE_WINDOW for t in earlier))
+            earlier.append(mention.created_at)
+        return hashes, copies
+
     def score_hours(self, rebuild: bool = False) -> RollupResult:
         """The hourly stage: recompute hours with new mentions (or every hour)."""
         started = time.perf_counter()
@@ -163,8 +203,8 @@ class Pipeline:
         now = as_of or self.clock()
 
         def window(start: datetime, end: datetime) -> Mood:
-            counts = label_counts(self.store, brand, start, end)
-            return mood_from_counts(counts.mentions, counts.positive, counts.neutral, counts.negative)
+            c = label_counts(self.store, brand, start, end)
+            return mood_from_counts(c.mentions, c.positive, c.neutral, c.negative, c.duplicates, c.unscored)
 
         day_ago = now - timedelta(hours=24)
         return MoodWindows(

@@ -17,21 +17,26 @@ from storage.store import Store, from_db_time, to_db_time
 @dataclass(frozen=True, slots=True)
 class LabelCounts:
     mentions: int
+    duplicates: int
+    unscored: int
     positive: int
     neutral: int
     negative: int
 
 
 def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
-    """Mentions of ``brand`` created in [start, end), and their labels."""
+    """Mentions of ``brand`` created in [start, end); labels of those that count for mood
+    (scored, not near-duplicates)."""
     lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
         row = db.execute(
             """
             SELECT count(*),
-                   count(*) FILTER (WHERE s.label = 'positive'),
-                   count(*) FILTER (WHERE s.label = 'neutral'),
-                   count(*) FILTER (WHERE s.label = 'negative')
+                   count(*) FILTER (WHERE m.duplicate),
+                   count(*) FILTER (WHERE s.label IS NULL AND NOT m.duplicate),
+                   count(*) FILTER (WHERE s.label = 'positive' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE s.label = 'neutral' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE s.label = 'negative' AND NOT m.duplicate)
             FROM mentions m
             LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
                 AND s.created_at >= $lo AND s.created_at < $hi

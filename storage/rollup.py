@@ -11,7 +11,8 @@ or from compound scores cast to DECIMAL (VADER reports 4 decimals), so no
 floating-point summation order, which a parallel aggregate does not fix, can change a
 digit.
 
-Hourly mood per (brand, source, hour), over scored mentions (VADER labels):
+Hourly mood per (brand, source, hour), over scored mentions (VADER labels), leaving
+out near-duplicates and mentions VADER cannot score (both still count in ``mentions``):
     nss    = 100 (P - N) / T
     nss_se = 100 sqrt((p+ + p- - (p+ - p-)^2) / T)
     ew_nss = 100 sum(w_i s_i) / sum(w_i),  s_i = +1/0/-1, w_i = 1 + likes + reposts + replies
@@ -37,41 +38,53 @@ from storage.store import Store
 # hour from last month does not make the current hour's rollup scan a month of rows.
 _CLUSTER_GAP = timedelta(hours=24)
 
+# Mood counts skip near-duplicates (m.duplicate) and unscored mentions (no score row);
+# volume (mentions) counts everything. See analysis.duplicates and analysis.language.
 _HOURLY_SQL = """
 INSERT INTO hourly_mood
+WITH rows AS (
+    SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, m.conversation_id, m.duplicate,
+           m.likes + m.reposts + m.replies AS engagement,
+           CASE WHEN m.duplicate THEN NULL ELSE s.label END AS label,
+           CASE WHEN m.duplicate THEN NULL ELSE CAST(s.compound AS DECIMAL(18, 4)) END AS compound,
+           s.label IS NULL AND NOT m.duplicate AS unscored
+    FROM mentions m
+    LEFT JOIN scores s
+        ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+        AND s.created_at >= $lo AND s.created_at < $hi
+    JOIN todo t
+        ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc('hour', m.created_at)
+    WHERE m.created_at >= $lo AND m.created_at < $hi
+)
 SELECT
-    m.brand, m.source, date_trunc('hour', m.created_at) AS hour,
+    brand, source, hour,
     count(*) AS mentions,
-    count(s.label) AS scored,
-    count(*) FILTER (WHERE s.label = 'positive') AS positive,
-    count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
-    count(*) FILTER (WHERE s.label = 'negative') AS negative,
-    CASE WHEN count(s.label) > 0 THEN
-        round(100.0 * (count(*) FILTER (WHERE s.label = 'positive')
-                       - count(*) FILTER (WHERE s.label = 'negative')) / count(s.label), 6)
+    count(*) FILTER (WHERE duplicate) AS duplicates,
+    count(*) FILTER (WHERE unscored) AS unscored,
+    count(label) AS scored,
+    count(*) FILTER (WHERE label = 'positive') AS positive,
+    count(*) FILTER (WHERE label = 'neutral') AS neutral,
+    count(*) FILTER (WHERE label = 'negative') AS negative,
+    CASE WHEN count(label) > 0 THEN
+        round(100.0 * (count(*) FILTER (WHERE label = 'positive')
+                       - count(*) FILTER (WHERE label = 'negative')) / count(label), 6)
     END AS nss,
-    CASE WHEN count(s.label) > 0 THEN
+    CASE WHEN count(label) > 0 THEN
         round(100.0 * sqrt(greatest(0.0,
-            (count(*) FILTER (WHERE s.label IN ('positive', 'negative'))) / count(s.label)
-            - power((count(*) FILTER (WHERE s.label = 'positive')
-                     - count(*) FILTER (WHERE s.label = 'negative')) / count(s.label), 2)
-        ) / count(s.label)), 6)
+            (count(*) FILTER (WHERE label IN ('positive', 'negative'))) / count(label)
+            - power((count(*) FILTER (WHERE label = 'positive')
+                     - count(*) FILTER (WHERE label = 'negative')) / count(label), 2)
+        ) / count(label)), 6)
     END AS nss_se,
-    round(avg(CAST(s.compound AS DECIMAL(18, 4))), 6)::DOUBLE AS mean_compound,
-    sum(m.likes + m.reposts + m.replies) AS engagement,
-    CASE WHEN count(s.label) > 0 THEN
-        round(100.0 * sum(CASE s.label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 ELSE 0 END
-                         * (1 + m.likes + m.reposts + m.replies)) FILTER (WHERE s.label IS NOT NULL)
-              / sum(1 + m.likes + m.reposts + m.replies) FILTER (WHERE s.label IS NOT NULL), 6)
+    round(avg(compound), 6)::DOUBLE AS mean_compound,
+    sum(engagement) AS engagement,
+    CASE WHEN count(label) > 0 THEN
+        round(100.0 * sum(CASE label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 ELSE 0 END
+                         * (1 + engagement)) FILTER (WHERE label IS NOT NULL)
+              / sum(1 + engagement) FILTER (WHERE label IS NOT NULL), 6)
     END AS ew_nss,
-    count(DISTINCT m.conversation_id) AS conversations
-FROM mentions m
-LEFT JOIN scores s
-    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-    AND s.created_at >= $lo AND s.created_at < $hi
-JOIN todo t
-    ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc('hour', m.created_at)
-WHERE m.created_at >= $lo AND m.created_at < $hi
+    count(DISTINCT conversation_id) AS conversations
+FROM rows
 GROUP BY ALL
 """
 
@@ -104,6 +117,7 @@ FROM mentions m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
 LEFT JOIN scores s
     ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at >= $since
+    AND NOT m.duplicate
 WHERE m.created_at >= $since
 GROUP BY ALL
 """

@@ -56,9 +56,14 @@ mentions = sa.Table(
     sa.Column("raw", sa.String),
     # Fetched as part of a matched thread, not found by search (see connectors.base.Mention).
     sa.Column("thread_context", sa.Boolean, nullable=False),
+    # Near-duplicate detection (analysis.duplicates): the normalised text's fingerprint,
+    # and whether an earlier-stored mention of the brand had it (left out of mood).
+    sa.Column("text_hash", sa.String),
+    sa.Column("duplicate", sa.Boolean, nullable=False),
 )
 
-# One row per mention, keyed like mentions (and kept unique the same way).
+# One row per scored mention, keyed like mentions (and kept unique the same way).
+# Mentions VADER cannot score (not English) have no row here: they are "unscored".
 # created_at is repeated from mentions so that time-window scans prune row groups on
 # this table too, instead of joining 10M rows to find one hour.
 scores = sa.Table(
@@ -105,6 +110,8 @@ hourly_mood = sa.Table(
     sa.Column("source", sa.String, primary_key=True),
     sa.Column("hour", sa.DateTime, primary_key=True),
     sa.Column("mentions", sa.BigInteger, nullable=False),
+    sa.Column("duplicates", sa.BigInteger, nullable=False),
+    sa.Column("unscored", sa.BigInteger, nullable=False),
     sa.Column("scored", sa.BigInteger, nullable=False),
     sa.Column("positive", sa.BigInteger, nullable=False),
     sa.Column("neutral", sa.BigInteger, nullable=False),

@@ -61,6 +61,8 @@ _MENTION_SCHEMA = pa.schema(
         ("fetched_at", pa.timestamp("us")),
         ("raw", pa.string()),
         ("thread_context", pa.bool_()),
+        ("text_hash", pa.string()),
+        ("duplicate", pa.bool_()),
     ]
 )
 
@@ -128,7 +130,12 @@ def _naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
-def mentions_table(mentions: Sequence[Mention]) -> pa.Table:
+def mentions_table(
+    mentions: Sequence[Mention],
+    text_hashes: Sequence[str | None] | None = None,
+    duplicates: Sequence[bool] | None = None,
+) -> pa.Table:
+    n = len(mentions)
     return pa.table(
         {
             "source": [m.source for m in mentions],
@@ -148,14 +155,20 @@ def mentions_table(mentions: Sequence[Mention]) -> pa.Table:
             "fetched_at": [None if m.fetched_at is None else _naive(m.fetched_at) for m in mentions],
             "raw": [_dumps(m.raw) for m in mentions],
             "thread_context": [m.thread_context for m in mentions],
+            "text_hash": list(text_hashes) if text_hashes is not None else [None] * n,
+            "duplicate": list(duplicates) if duplicates is not None else [False] * n,
         },
         schema=_MENTION_SCHEMA,
     )
 
 
 def scores_table(
-    mentions: Sequence[Mention], scores: Sequence[Score], scorer: str, scorer_version: str, scored_at: datetime
+    mentions: Sequence[Mention], scores: Sequence[Score | None], scorer: str, scorer_version: str, scored_at: datetime
 ) -> pa.Table:
+    """Rows for the mentions that have a score (None: unscored, no row)."""
+    if any(score is None for score in scores):
+        pairs = [(m, s) for m, s in zip(mentions, scores) if s is not None]
+        mentions, scores = [m for m, _ in pairs], [s for _, s in pairs]
     n = len(mentions)
     stamp = to_db_time(scored_at)
     return pa.table(
@@ -279,10 +292,27 @@ class Store:
                 db.unregister("probe_keys")
         return {row[0] for row in rows}
 
+    def fingerprint_times(
+        self, brand: str, hashes: Sequence[str], lo: datetime, hi: datetime
+    ) -> dict[str, list[datetime]]:
+        """Creation times of stored mentions of ``brand`` in [lo, hi] having each of ``hashes``."""
+        found: dict[str, list[datetime]] = {}
+        if not hashes:
+            return found
+        with self.native() as db:
+            rows = db.execute(
+                "SELECT text_hash, created_at FROM mentions WHERE brand = $brand AND created_at >= $lo "
+                "AND created_at <= $hi AND text_hash IN (SELECT unnest($hashes::VARCHAR[]))",
+                {"brand": brand, "lo": to_db_time(lo), "hi": to_db_time(hi), "hashes": list(set(hashes))},
+            ).fetchall()
+        for text_hash, created in rows:
+            found.setdefault(text_hash, []).append(from_db_time(created))
+        return found
+
     def save_batch(
         self,
         mentions: Sequence[Mention],
-        scores: Sequence[Score],
+        scores: Sequence[Score | None],
         *,
         source: str,
         brand: str,
@@ -290,9 +320,13 @@ class Store:
         scorer: str,
         scorer_version: str,
         now: datetime,
+        text_hashes: Sequence[str | None] | None = None,
+        duplicates: Sequence[bool] | None = None,
     ) -> SaveResult:
         """Store mentions, their scores and the checkpoint in one transaction.
 
+        ``scores[i]`` is None for a mention that is not scored (not English);
+        ``text_hashes``/``duplicates`` carry the near-duplicate verdicts (default: none).
         Idempotent: mentions already stored (same source, id, brand) are left as they
         are, so saving a batch twice stores it once. The hours that received new
         mentions are marked for the hourly stage in the same transaction.
@@ -303,7 +337,7 @@ class Store:
         with self.native() as db:
             if mentions:
                 lo, hi = _time_range(mentions)
-                db.register("batch_mentions", mentions_table(mentions))
+                db.register("batch_mentions", mentions_table(mentions, text_hashes, duplicates))
                 db.register("batch_scores", scores_table(mentions, scores, scorer, scorer_version, now))
                 try:
                     inserted = db.execute(_INSERT_NEW.format(table="mentions", batch="batch_mentions"),

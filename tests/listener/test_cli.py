@@ -70,7 +70,9 @@ def test_mood_json_reads_the_demo_database(demo_dir):
     brewly = brands["Brewly"]
     assert brewly == summary["mood"]
     day = brewly["last_24h"]
-    assert day["positive"] + day["neutral"] + day["negative"] == day["scored"] == day["mentions"]
+    assert day["positive"] + day["neutral"] + day["negative"] == day["scored"]
+    assert day["scored"] + day["duplicates"] + day["unscored"] == day["mentions"]
+    assert day["unscored"] == 0 and day["duplicates"] < 0.15 * day["mentions"]
     assert day["nss"] == pytest.approx(100 * (day["positive"] - day["negative"]) / day["scored"], abs=0.01)
     assert 0 < day["nss_se"] < 6
     # The same numbers straight from the file.

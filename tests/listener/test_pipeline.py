@@ -139,3 +139,48 @@ def test_the_local_recheck_keeps_only_real_mentions_and_their_threads(store, clo
         run = db.execute("SELECT fetched, new, duplicates, rejected, skipped FROM runs").fetchone()
     assert stored == [("reply", True), ("root", False)]
     assert run == (6, 2, 0, 4, 2)
+
+
+COPY = "Get the new Acme deal today before it is gone"
+
+
+def test_near_duplicates_count_in_volume_but_once_in_mood(store, clock):
+    pipeline = Pipeline(store, VaderScorer(), clock)
+    query = BrandQuery("Acme", terms=("acme",))
+    first = [mention("c1", COPY + " https://t.co/1", T0), mention("c2", COPY.upper() + "!!", T0 + timedelta(minutes=1)),
+             mention("other", "Acme is great", T0 + timedelta(minutes=2))]
+    pipeline.pull(ScriptedSource([Batch(tuple(first))]), query)
+    later = ScriptedSource([Batch((mention("c3", COPY, T0 + timedelta(days=2)),
+                                   mention("c4", COPY, T0 + timedelta(days=9, minutes=30))))])
+    pipeline.pull(later, query)
+    with store.native() as db:
+        flags = dict(db.execute("SELECT id, duplicate FROM mentions").fetchall())
+        scored = {r[0] for r in db.execute("SELECT id FROM scores").fetchall()}
+    # c2 copies c1 in the same batch, c3 copies it two days later; c4 is past the 7-day window.
+    assert flags == {"c1": False, "c2": True, "other": False, "c3": True, "c4": False}
+    assert scored == {"c1", "other", "c4"}
+    mood = pipeline.mood("Acme", as_of=T0 + timedelta(hours=1))
+    assert (mood.last_hour.mentions, mood.last_hour.duplicates, mood.last_hour.scored) == (3, 1, 2)
+
+
+def test_non_english_mentions_are_stored_unscored_and_filtered_by_language(store, clock):
+    pipeline = Pipeline(store, VaderScorer(), clock)
+    german = "Der Kaffee bei Acme ist heute wirklich schrecklich und kalt"
+    posts = (mention("de", german, T0), mention("en", "Acme coffee is wonderful today", T0),
+             mention("jp", "Acme のコーヒーは本当に美味しいです", T0).replace(lang="ja"))
+    pipeline.pull(ScriptedSource([Batch(posts)]), BrandQuery("Acme", terms=("acme",)))
+    with store.native() as db:
+        langs = dict(db.execute("SELECT id, lang FROM mentions").fetchall())
+        scored = {r[0] for r in db.execute("SELECT id FROM scores").fetchall()}
+    assert langs == {"de": "de", "en": "en", "jp": "ja"}
+    assert scored == {"en"}
+    pipeline.score_hours()
+    with store.native() as db:
+        row = db.execute("SELECT mentions, unscored, scored, positive FROM hourly_mood").fetchone()
+    assert row == (3, 2, 1, 1)
+    mood = pipeline.mood("Acme", as_of=T0 + timedelta(minutes=30))
+    assert (mood.last_hour.mentions, mood.last_hour.unscored, mood.last_hour.nss) == (3, 2, 100.0)
+
+    english_only = BrandQuery("Acme", terms=("acme",), languages=("en",))
+    result = pipeline.pull(ScriptedSource([Batch((mention("de2", german, T0),))]), english_only)
+    assert result.rejected == 1 and result.new == 0

@@ -1,0 +1,27 @@
+from analysis.duplicates import MIN_WORDS, fingerprint, normalise
+from analysis.language import detect_language, is_scoreable
+
+
+def test_detects_confident_languages_only():
+    assert detect_language("Der Kaffee bei Brewly ist heute wirklich schrecklich und kalt") == "de"
+    assert detect_language("I absolutely love the new Brewly cold brew, best coffee ever!") == "en"
+    assert detect_language("lol") is None
+    assert detect_language("   ") is None
+
+
+def test_only_english_or_unknown_is_scored():
+    assert is_scoreable("en") and is_scoreable("en-GB") and is_scoreable(None)
+    assert not is_scoreable("de") and not is_scoreable("ja")
+
+
+def test_fingerprints_ignore_links_handles_case_and_punctuation():
+    a = fingerprint("Check out @Brewly NEW cold brew!!! https://t.co/abc #BrewlyMornings")
+    b = fingerprint("check out new cold brew #brewlymornings @someone http://x.y/z")
+    assert a == b and a is not None
+    assert fingerprint("check out the new cold brew today") != a
+    assert normalise("Hi_there, @you! #Tag") == "hi there tag"
+
+
+def test_short_texts_have_no_fingerprint():
+    assert fingerprint("same here, love it") is None
+    assert fingerprint(" ".join(["word"] * MIN_WORDS)) is not None
