@@ -14,6 +14,7 @@ from connectors.base import Clock, Connector
 from connectors.errors import ConnectorError
 from connectors.registry import connector_module
 from listener.config import Settings, SourceSettings
+from listener.errors import ConfigError
 
 log = logging.getLogger("listener")
 
@@ -44,4 +45,8 @@ def open_sources(settings: Settings, clock: Clock, only: SourceSettings | None =
             opened.connectors[source.name] = connector_module(source.name).create(source.options, clock)
         except ConnectorError as exc:
             opened.park(source.name, str(exc))
+        except ValueError as exc:
+            # A connector checks its own settings' ranges: that is a config error (exit 2).
+            opened.close()
+            raise ConfigError([f"sources.{source.name}: {exc}"], "configuration") from exc
     return opened

@@ -1,0 +1,219 @@
+"""File import: JSONL and CSV files read as a source, through the normal pipeline.
+
+Formats (``--format``, detected from the file when ``auto``):
+
+* ``jsonl``: the project's own format, one mention per line:
+  ``{"id", "created_at" (ISO 8601), "text", "author", "url", "conversation_id",
+  "parent_id", "lang", "metrics": {"likes", "reposts", "replies", ...}, "raw"}``
+  (``id``, ``created_at`` and ``text`` are required; ``source``/``brand`` are ignored:
+  the command line names them).
+* ``twarc2``: X API v2 response pages, one per line, as ``twarc2 search`` writes them;
+  mapped by the X connector's own code (``connectors.x.mentions_from_page``).
+* ``csv``: a header row and one mention per row. Columns are taken by field name, or
+  mapped with ``--map field=column`` (e.g. ``--map text=body --map created_at=date``).
+  Without an id column, the id is a hash of (created_at, author, text), so re-importing
+  the same file adds nothing.
+
+The file is read as a stream in batches (memory stays bounded whatever its size).
+A bad line is skipped, counted, and logged with its line number; the import goes on.
+Imports save no cursor: a file is not a feed, and a real source of the same name keeps
+its own resume point.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from connectors.base import Batch, BrandQuery, Cursor, Mention, ensure_utc
+
+log = logging.getLogger("listener.import")
+
+FORMATS = ("auto", "jsonl", "twarc2", "csv")
+FIELDS = ("id", "created_at", "text", "author", "url", "conversation_id", "parent_id", "lang",
+          "likes", "reposts", "replies")
+BATCH_SIZE = 5_000
+# Line numbers of bad rows are logged one by one up to this many, then only counted.
+MAX_REPORTED_LINES = 50
+
+
+class ImportFormatError(ValueError):
+    """The file, or the options, cannot be read as asked."""
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"created_at must be an ISO 8601 time, got {value!r}")
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    # A time without a zone in a file is read as UTC, the zone the whole product uses.
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else ensure_utc(moment)
+
+
+def _metric(value: Any) -> int:
+    if value in (None, ""):
+        return 0
+    number = int(float(value)) if isinstance(value, str) else int(value)
+    if number < 0:
+        raise ValueError(f"metrics must not be negative, got {number}")
+    return number
+
+
+def _optional(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, int)):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
+def mention_from_record(record: Mapping[str, Any], source: str, brand: str, fetched_at: datetime) -> Mention:
+    """One row of the project's format (or a mapped CSV row) as a Mention."""
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("text is missing or empty")
+    created_at = parse_time(record.get("created_at"))
+    mention_id = _optional(record.get("id"))
+    if mention_id is None:
+        key = f"{created_at.isoformat()}\x1f{record.get('author') or ''}\x1f{text}"
+        mention_id = "h" + hashlib.blake2b(key.encode("utf-8"), digest_size=12).hexdigest()
+    metrics = record.get("metrics")
+    if metrics is None:
+        metrics = {name: record.get(name) for name in ("likes", "reposts", "replies")}
+    if not isinstance(metrics, Mapping):
+        raise ValueError("metrics must be an object")
+    raw = record.get("raw")
+    return Mention(
+        source=source, id=mention_id, brand=brand, created_at=created_at, text=text,
+        author=_optional(record.get("author")), url=_optional(record.get("url")),
+        conversation_id=_optional(record.get("conversation_id")), parent_id=_optional(record.get("parent_id")),
+        lang=_optional(record.get("lang")),
+        metrics={str(k): _metric(v) for k, v in metrics.items() if v not in (None, "")},
+        fetched_at=fetched_at, raw=raw if isinstance(raw, Mapping) else None,
+    )
+
+
+def detect_format(path: Path) -> str:
+    """jsonl / twarc2 from the first JSON line's shape, csv otherwise."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                first = json.loads(line)
+            except ValueError:
+                return "csv"
+            if isinstance(first, dict) and isinstance(first.get("data"), list):
+                return "twarc2"
+            return "jsonl"
+    raise ImportFormatError(f"{path}: the file is empty")
+
+
+class FileSource:
+    """A Connector over one file: ``fetch`` streams it as batches of one brand's mentions."""
+
+    def __init__(self, path: Path, source: str, fmt: str, column_map: Mapping[str, str], clock: Any) -> None:
+        if fmt not in FORMATS:
+            raise ImportFormatError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+        unknown = sorted(set(column_map) - set(FIELDS))
+        if unknown:
+            raise ImportFormatError(f"--map: unknown field(s) {', '.join(unknown)} (fields: {', '.join(FIELDS)})")
+        if column_map and fmt not in ("csv", "auto"):
+            raise ImportFormatError("--map only applies to CSV files")
+        self.name = source
+        self.path = path
+        self.format = detect_format(path) if fmt == "auto" else fmt
+        self.column_map = dict(column_map)
+        self.clock = clock
+        if self.format == "csv":
+            self._check_csv_header()
+        self.bytes_read = 0
+        self.bad_lines: list[int] = []
+        self._passes = 0  # the file is read once per brand; bad lines are reported once
+
+    def close(self) -> None:
+        pass
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        self._passes += 1
+        self.bad_lines = []
+        fetched_at = self.clock()
+        rows = self._csv_rows if self.format == "csv" else self._json_rows
+        pending: list[Mention] = []
+        skipped = 0
+        with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            for line_number, mentions in rows(handle, query.brand, fetched_at):
+                if mentions is None:
+                    skipped += 1
+                    continue
+                pending.extend(mentions)
+                if len(pending) >= BATCH_SIZE:
+                    self.bytes_read = handle.buffer.tell()
+                    yield Batch(tuple(pending), skipped=skipped)
+                    pending, skipped = [], 0
+            self.bytes_read = self.path.stat().st_size
+        yield Batch(tuple(pending), skipped=skipped)
+        if self._passes == 1 and len(self.bad_lines) > MAX_REPORTED_LINES:
+            log.warning("%s: %d bad lines in all were skipped", self.path, len(self.bad_lines))
+
+    def _bad(self, line_number: int, reason: str) -> None:
+        self.bad_lines.append(line_number)
+        if self._passes == 1 and len(self.bad_lines) <= MAX_REPORTED_LINES:
+            log.warning("%s line %d skipped: %s", self.path, line_number, reason)
+
+    def _json_rows(self, handle: TextIO, brand: str, fetched_at: datetime) -> Iterator[tuple[int, list[Mention] | None]]:
+        from connectors.x import mentions_from_page
+
+        for line_number, line in enumerate(iter(handle.readline, ""), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if self.format == "twarc2":
+                    mentions, bad_items = mentions_from_page(record, brand, fetched_at)
+                    if bad_items:
+                        self._bad(line_number, f"{bad_items} unreadable post(s) in this page")
+                    yield line_number, [m.replace(source=self.name) for m in mentions]
+                else:
+                    if not isinstance(record, Mapping):
+                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                    yield line_number, [mention_from_record(record, self.name, brand, fetched_at)]
+            except (ValueError, TypeError, UnicodeError) as exc:
+                self._bad(line_number, str(exc))
+                yield line_number, None
+            except Exception as exc:  # a malformed twarc2 page: the X mapper's own error
+                self._bad(line_number, f"{type(exc).__name__}: {exc}")
+                yield line_number, None
+
+    def _check_csv_header(self) -> None:
+        with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        columns = {name: self.column_map.get(name, name) for name in FIELDS}
+        missing = [f"{field} (column {col!r})" for field, col in columns.items()
+                   if field in ("text", "created_at") and col not in header]
+        if missing:
+            raise ImportFormatError(
+                f"{self.path}: no column for {', '.join(missing)}; the header has: {', '.join(header)}. "
+                "Name them with --map field=column"
+            )
+
+    def _csv_rows(self, handle: TextIO, brand: str, fetched_at: datetime) -> Iterator[tuple[int, list[Mention] | None]]:
+        reader = csv.DictReader(handle)
+        columns = {name: self.column_map.get(name, name) for name in FIELDS}
+        for row in reader:
+            line_number = reader.line_num
+            try:
+                if None in row:
+                    raise ValueError(f"{len(row[None])} more value(s) than the header has columns")
+                record = {field: row.get(col) for field, col in columns.items() if col in row}
+                yield line_number, [mention_from_record(record, self.name, brand, fetched_at)]
+            except (ValueError, TypeError) as exc:
+                self._bad(line_number, str(exc))
+                yield line_number, None
