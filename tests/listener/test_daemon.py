@@ -142,3 +142,66 @@ def test_the_hourly_stage_runs_at_start_up_for_pending_hours(tmp_path):
     assert int(hourly[0].split("hours=")[1].split()[0]) >= 2 * 45  # two brands, about two days
     with Store.open(tmp_path / "listener.duckdb") as store, store.native() as db:
         assert db.execute("SELECT count(*) FROM hourly_mood").fetchone()[0] >= 2 * 45
+
+
+X_CONFIG = """
+[database]
+path = "listener.duckdb"
+
+[[brands]]
+name = "Brewly"
+terms = ["brewly"]
+
+[sources.x]
+base_url = "{url}"
+every_minutes = 60
+max_pages_per_run = 2
+max_posts_per_run = 1000
+
+[hourly]
+enabled = false
+"""
+
+
+def test_the_daemon_collects_from_a_fake_x_api_across_a_restart(tmp_path, monkeypatch):
+    from connectors.base import utc_now
+    from tests.fakes.x_api import FakeXApi, tweet
+
+    now = utc_now()
+    with FakeXApi(utc_now, rate_limit=1000) as api:
+        api.add_user("7", "ann")
+        api.add(*[tweet(now - timedelta(hours=40) + timedelta(minutes=9 * i), f"brewly post {i} is great",
+                        author_id="7", sequence=i) for i in range(250)])
+        (tmp_path / "listener.toml").write_text(X_CONFIG.format(url=api.url))
+        monkeypatch.setenv("X_BEARER_TOKEN", "test-token")
+
+        first = Daemon(tmp_path)
+        first.wait_for("pull source=x brand=Brewly status=ok")
+        assert first.stop() == 0
+        with Store.open(tmp_path / "listener.duckdb") as store, store.native() as db:
+            after_first = db.execute("SELECT count(*) FROM mentions").fetchone()[0]
+        assert after_first == 200  # two pages of 100: the page cap leaves a gap
+
+        api.add(*[tweet(utc_now() - timedelta(seconds=60 - i), f"brewly newer {i}", author_id="7", sequence=900 + i)
+                  for i in range(30)])
+        second = Daemon(tmp_path)
+        second.wait_for("pull source=x brand=Brewly status=ok")
+        assert second.stop() == 0
+        served = {t["id"] for t in api.tweets}
+
+    with Store.open(tmp_path / "listener.duckdb") as store, store.native() as db:
+        rows = [r[0] for r in db.execute("SELECT id FROM mentions").fetchall()]
+    assert len(rows) == len(set(rows)) == 280
+    assert set(rows) == served
+
+
+def test_a_source_without_credentials_is_parked_and_the_others_go_on(tmp_path, monkeypatch):
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    config = CONFIG.format(days=1) + '\n[sources.x]\nbearer_token_env = "X_BEARER_TOKEN"\n'
+    (tmp_path / "listener.toml").write_text(config.replace("[hourly]\nminute = 5\n", ""))
+    daemon = Daemon(tmp_path)
+    parked = daemon.wait_for("source x parked")
+    daemon.wait_for("pull source=demo", count=2)
+    assert daemon.stop() == 0
+    assert "X_BEARER_TOKEN" in parked[0]
+    assert "test-token" not in "".join(daemon.log)
