@@ -1,0 +1,173 @@
+"""The contract every registered connector keeps, whoever wrote it.
+
+Run over every entry of the ``listener.connectors`` entry point group, so a connector
+added to pyproject.toml is checked without touching this file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from analysis.sentiment import VaderScorer
+from connectors.base import BrandQuery, Connector, utc_now
+from listener.pipeline import Pipeline
+from storage.store import Store
+from connectors.errors import AuthError
+from connectors.registry import available
+from tests.conftest import FixedClock
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = sorted(available())
+SECRET_WORDS = ("token", "secret", "password", "api_key")
+
+
+def test_the_built_in_connectors_are_registered():
+    assert {"demo", "x"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_settings_are_declared_typed_defaulted_and_documented(name):
+    module = available()[name]
+    settings = module.SETTINGS
+    assert isinstance(settings, dict)
+    for key, spec in settings.items():
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", key), key
+        expected, default, doc = spec
+        assert isinstance(expected, type), f"{name}.{key}: type"
+        assert isinstance(doc, str) and len(doc) > 10, f"{name}.{key}: one-line doc"
+        if expected is float:
+            assert isinstance(default, (int, float)), f"{name}.{key}: default"
+        elif expected is list:
+            assert isinstance(default, (list, tuple)), f"{name}.{key}: default"
+        else:
+            assert isinstance(default, expected), f"{name}.{key}: default {default!r}"
+        # Secrets are only ever named, never held, by a setting.
+        if any(word in key for word in SECRET_WORDS):
+            assert key.endswith("_env"), f"{name}.{key} looks like a secret: name an env var with {key}_env"
+    assert not set(settings) & {"enabled", "every_minutes"}, "those keys are common to every source"
+    text = (ROOT / "config.example.toml").read_text()
+    assert f"[sources.{name}]" in text, f"config.example.toml has no [sources.{name}] section"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_create_builds_a_connector_or_names_the_missing_credentials(name):
+    module = available()[name]
+    defaults = {key: spec[1] for key, spec in module.SETTINGS.items()}
+    clock = FixedClock()
+    env_keys = [key for key in defaults if key.endswith("_env") and defaults[key]]
+    takes_env = "env" in inspect.signature(module.create).parameters
+    if env_keys and takes_env:
+        with pytest.raises(AuthError) as caught:
+            module.create(defaults, clock, env={})
+        assert any(defaults[key] in str(caught.value) for key in env_keys)
+        env = {defaults[key]: "contract-test-value" for key in env_keys}
+        connector = module.create(defaults, clock, env=env)
+    else:
+        connector = module.create(defaults, clock)
+    try:
+        assert isinstance(connector, Connector)
+        assert connector.name == name
+        assert inspect.isgeneratorfunction(type(connector).fetch) or callable(connector.fetch)
+    finally:
+        connector.close()
+
+
+# -- behaviour: each connector against its fake, through the real pipeline ------------
+#
+# A harness yields (make_connector, query, served): make_connector() builds a fresh
+# connector pointed at the fake; served() is the set of ids the fake has served that
+# are mentions of the query. Between the two runs the harness may add new items.
+
+Harness = Callable[[], Iterator[tuple[Callable[[], Connector], BrandQuery, Callable[[], set[str]], Callable[[], None]]]]
+HARNESSES: dict[str, Harness] = {}
+
+
+def harness(name: str) -> Callable[[Harness], Harness]:
+    def register(function: Harness) -> Harness:
+        HARNESSES[name] = contextmanager(function)
+        return function
+    return register
+
+
+@harness("demo")
+def _demo():
+    from connectors.demo import DemoConnector
+    from connectors.demo_world import default_world
+
+    clock = FixedClock(utc_now().replace(minute=0, second=0, microsecond=0))
+    world = default_world(end=clock.now, seed=5, days=3)
+    first_end = clock.now
+
+    def served() -> set[str]:
+        return {m.id for m in world.mentions_between("Brewly", world.start, clock.now)}
+
+    def later() -> None:
+        clock.advance(hours=5)
+
+    yield (lambda: DemoConnector(world, clock, history_days=3)), BrandQuery("Brewly", terms=("brewly",)), served, later
+    assert clock.now > first_end
+
+
+@harness("x")
+def _x():
+    from connectors.x import XConnector, build_client
+    from connectors.retry import RetryPolicy
+    from tests.fakes.x_api import FakeXApi, tweet
+
+    now = utc_now()
+    with FakeXApi(utc_now, rate_limit=1000) as api:
+        api.add_user("1", "ann")
+        api.add(*[tweet(now - timedelta(hours=30) + timedelta(minutes=7 * i), f"brewly {i}", author_id="1", sequence=i)
+                  for i in range(150)])
+
+        def make() -> Connector:
+            return XConnector(build_client("test-token", api.url), utc_now, history_days=7, max_pages_per_run=10,
+                              max_posts_per_run=1000, monthly_post_budget=0,
+                              retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            api.add(*[tweet(utc_now() - timedelta(seconds=30 - i), f"brewly new {i}", author_id="1", sequence=500 + i)
+                      for i in range(12)])
+
+        yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {t["id"] for t in api.tweets}, later
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_runs_store_exactly_what_was_served_once(name, tmp_path):
+    if name not in HARNESSES:
+        pytest.fail(f"connector {name!r} has no contract harness in tests/connectors/test_contract.py")
+    with HARNESSES[name]() as (make, query, served, later), Store.open(tmp_path / "c.duckdb") as store:
+        pipeline = Pipeline(store, VaderScorer(), utc_now)
+        for round_ in range(2):
+            connector = make()
+            try:
+                batches = []
+                since = store.get_cursor(connector.name, query.brand)
+                for batch in connector.fetch(query, since):
+                    batches.append(batch)
+                    for m in batch.mentions:
+                        assert (m.source, m.brand) == (name, query.brand)
+                        assert m.id and m.created_at.tzinfo is not None and m.conversation_id
+                assert batches and batches[-1].checkpoint is not None, "a complete run must end with a checkpoint"
+            finally:
+                connector.close()
+            connector = make()
+            try:
+                # The same run through the pipeline, from the stored cursor.
+                pipeline.pull(connector, query)
+            finally:
+                connector.close()
+            if round_ == 0:
+                later()
+        with store.native() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM mentions").fetchall()]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == served()
