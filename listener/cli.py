@@ -374,7 +374,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
             for name, connector in list(opened.connectors.items()):
                 for entry in brands:
                     try:
-                        results.append(pipeline.pull(connector, entry.query()))
+                        results.append(pipeline.pull(connector, entry.query))
                     except AuthError as exc:
                         opened.park(name, str(exc))
                         break
@@ -441,7 +441,7 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
             for index, entry in enumerate(brands):
                 done = index * size
                 try:
-                    results.append(pipeline.pull(reader, entry.query(),
+                    results.append(pipeline.pull(reader, entry.query,
                                                  progress=lambda _n: bar.update(done + reader.bytes_read - bar.pos)))
                 except ImportFormatError as exc:
                     raise CliError(str(exc), 2) from exc

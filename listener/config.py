@@ -42,25 +42,14 @@ _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 @dataclass(frozen=True)
 class BrandSettings:
-    name: str
-    terms: tuple[str, ...] = ()
-    hashtags: tuple[str, ...] = ()
-    handles: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    exclude_authors: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
+    """A brand: what to listen for (its query) and whom it is compared with."""
+
+    query: BrandQuery
     competitors: tuple[str, ...] = ()
 
-    def query(self) -> BrandQuery:
-        return BrandQuery(
-            brand=self.name,
-            terms=self.terms,
-            hashtags=self.hashtags,
-            handles=self.handles,
-            exclude=self.exclude,
-            exclude_authors=self.exclude_authors,
-            languages=self.languages,
-        )
+    @property
+    def name(self) -> str:
+        return self.query.brand
 
 
 @dataclass(frozen=True)
@@ -193,7 +182,8 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
         for lang in lists["languages"]:
             if not _LANG_CODE.match(lang):
                 problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'en'")
-        brands.append(BrandSettings(name=name.strip(), **lists))
+        competitors = lists.pop("competitors")
+        brands.append(BrandSettings(BrandQuery(brand=name.strip(), **lists), competitors))
 
     names = [b.name.casefold() for b in brands]
     for brand in brands:

@@ -92,7 +92,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         connector = DemoConnector(world, lambda: now, history_days=int(options["history_days"]))
         new = 0
         for brand in settings.brands:
-            new += pipeline.pull(connector, brand.query(), progress).new
+            new += pipeline.pull(connector, brand.query, progress).new
         connector.close()
         pipeline.score_hours()
         counts = mentions_per_brand(store)

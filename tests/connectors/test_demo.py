@@ -449,5 +449,5 @@ def test_every_demo_post_passes_the_starter_config_queries():
         posts = list(world.mentions_between(brand.name, END - timedelta(days=7), END))
         assert posts and any(m.thread_context for m in posts)
         assert all(m.thread_context == (m.parent_id is not None) for m in posts)
-        failing = [m.text for m in posts if not is_mention_of(brand.query(), m)]
+        failing = [m.text for m in posts if not is_mention_of(brand.query, m)]
         assert failing == [], failing[:3]
