@@ -334,6 +334,11 @@ def status(ctx: click.Context, recent: int, as_json: bool) -> None:
             f"latest {row['last_at']:%Y-%m-%d %H:%M} UTC"
         )
     click.echo(f"Hours waiting for the hourly stage: {report['pending_hours']}")
+    if report["coverage_24h"]:
+        click.echo("Coverage, last 24 h of platform counts (stored search hits / posts the platform counted):")
+        for row in report["coverage_24h"]:
+            share = f"{100 * row['stored'] / row['platform_posts']:.0f} %" if row["platform_posts"] else "-"
+            click.echo(f"  {row['source']:<10} {row['brand']:<14} {row['stored']:>8,} / {row['platform_posts']:<8,} {share}")
     click.echo("Cursors:")
     for row in report["cursors"]:
         click.echo(f"  {row['source']:<10} {row['brand']:<14} {row['cursor']}  (saved {row['updated_at']:%Y-%m-%d %H:%M} UTC)")
@@ -375,6 +380,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
                 for entry in brands:
                     try:
                         results.append(pipeline.pull(connector, entry.query))
+                        pipeline.record_volume(connector, entry.query)
                     except AuthError as exc:
                         opened.park(name, str(exc))
                         break

@@ -104,7 +104,9 @@ class Daemon:
         if connector is None or self.stop_requested.is_set():
             return
         try:
-            self.pipeline.pull(connector, brand.query, should_stop=self.stop_requested.is_set)
+            result = self.pipeline.pull(connector, brand.query, should_stop=self.stop_requested.is_set)
+            if result.status == "ok":
+                self.pipeline.record_volume(connector, brand.query)
         except AuthError as exc:
             self.sources.park(source, str(exc))
             for job in self.scheduler.get_jobs():

@@ -183,6 +183,17 @@ class Pipeline:
             earlier.append(mention.created_at)
         return hashes, copies
 
+    def record_volume(self, connector: Connector, query: BrandQuery, hours: int = 24) -> int:
+        """Store the platform's posts-per-hour counts for the last ``hours``, where the
+        connector offers them (``hourly_counts``); returns how many hours were stored."""
+        counts_of = getattr(connector, "hourly_counts", None)
+        if counts_of is None:
+            return 0
+        end = self.clock()
+        counts = counts_of(query, end - timedelta(hours=hours), end)
+        self.store.save_platform_volume(connector.name, query.brand, counts, now=end)
+        return len(counts)
+
     def score_hours(self, rebuild: bool = False) -> RollupResult:
         """The hourly stage: recompute hours with new mentions (or every hour)."""
         started = time.perf_counter()

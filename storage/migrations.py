@@ -28,6 +28,7 @@ def _v1_initial(conn: sa.Connection) -> None:
             schema.conversations,
             schema.hourly_mood,
             schema.pending_hours,
+            schema.platform_volume,
             schema.cursors,
             schema.runs,
         ],

@@ -94,4 +94,22 @@ def status(store: Store, recent_runs: int = 20) -> dict[str, list[dict[str, Any]
             )
         )
         pending = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
-    return {"runs": runs, "cursors": cursors, "sources": sources, "pending_hours": pending}
+        # Stored mentions (search hits, not thread context) against what the platform
+        # counted, over the last 24 h of counts: what budgets and caps left out.
+        coverage = _records(
+            db.execute(
+                """
+                WITH recent AS (
+                    SELECT source, brand, hour, posts FROM platform_volume
+                    WHERE hour >= (SELECT max(hour) FROM platform_volume) - INTERVAL 23 HOUR
+                )
+                SELECT r.source, r.brand, sum(r.posts) AS platform_posts,
+                       (SELECT count(*) FROM mentions m
+                        WHERE m.source = r.source AND m.brand = r.brand AND NOT m.thread_context
+                          AND m.created_at >= min(r.hour) AND m.created_at < max(r.hour) + INTERVAL 1 HOUR
+                       ) AS stored
+                FROM recent r GROUP BY r.source, r.brand ORDER BY r.source, r.brand
+                """
+            )
+        )
+    return {"runs": runs, "cursors": cursors, "sources": sources, "pending_hours": pending, "coverage_24h": coverage}

@@ -133,6 +133,18 @@ pending_hours = sa.Table(
     sa.Column("hour", sa.DateTime, primary_key=True),
 )
 
+# Posts per hour the platform itself counts for a brand's query (where it offers such a
+# count, like X's counts endpoint): what collection could have stored, for coverage.
+platform_volume = sa.Table(
+    "platform_volume",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("posts", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
 cursors = sa.Table(
     "cursors",
     metadata,

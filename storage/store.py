@@ -361,6 +361,30 @@ class Store:
                 )
         return SaveResult(fetched=len(mentions), new=len(inserted))
 
+    def save_platform_volume(
+        self, source: str, brand: str, counts: Sequence[tuple[datetime, int]], now: datetime
+    ) -> None:
+        """Upsert the platform's own posts-per-hour counts for a brand's query."""
+        if not counts:
+            return
+        table = pa.table(
+            {
+                "hour": pa.array([to_db_time(hour) for hour, _ in counts], pa.timestamp("us")),
+                "posts": pa.array([posts for _, posts in counts], pa.int64()),
+            }
+        )
+        with self.native() as db:
+            db.register("volume_rows", table)
+            try:
+                db.execute(
+                    "INSERT INTO platform_volume SELECT $source, $brand, hour, posts, $now FROM volume_rows "
+                    "ON CONFLICT (source, brand, hour) DO UPDATE SET posts = excluded.posts, "
+                    "updated_at = excluded.updated_at",
+                    {"source": source, "brand": brand, "now": to_db_time(now)},
+                )
+            finally:
+                db.unregister("volume_rows")
+
     def get_cursor(self, source: str, brand: str) -> Cursor | None:
         with self.transaction() as conn:
             value = conn.execute(

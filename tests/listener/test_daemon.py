@@ -205,3 +205,28 @@ def test_a_source_without_credentials_is_parked_and_the_others_go_on(tmp_path, m
     assert daemon.stop() == 0
     assert "X_BEARER_TOKEN" in parked[0]
     assert "test-token" not in "".join(daemon.log)
+
+
+def test_pull_records_the_platforms_hourly_counts_for_coverage(tmp_path, monkeypatch):
+    from connectors.base import utc_now
+    from tests.fakes.x_api import FakeXApi, tweet
+
+    now = utc_now()
+    with FakeXApi(utc_now, rate_limit=1000) as api:
+        api.add_user("7", "ann")
+        api.add(*[tweet(now - timedelta(hours=5) + timedelta(minutes=10 * i), f"brewly {i}", author_id="7", sequence=i)
+                  for i in range(24)])
+        api.add(*[tweet(now - timedelta(hours=3) + timedelta(minutes=i), f"unrelated {i}", author_id="7", sequence=100 + i)
+                  for i in range(6)])
+        (tmp_path / "listener.toml").write_text(X_CONFIG.format(url=api.url))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")} | {"X_BEARER_TOKEN": "test-token"}
+        base = [sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml")]
+        pulled = subprocess.run([*base, "pull"], capture_output=True, text=True, env=env, timeout=60)
+        assert pulled.returncode == 0, pulled.stderr
+    report = json.loads(subprocess.run([*base, "status", "--json"], capture_output=True, text=True, env=env,
+                                       timeout=60, check=True).stdout)
+    (coverage,) = report["coverage_24h"]
+    # The fake counts every post of the corpus (30); the local re-check stored the 24 brand posts.
+    assert (coverage["source"], coverage["brand"], coverage["platform_posts"], coverage["stored"]) == ("x", "Brewly", 30, 24)
+    text = subprocess.run([*base, "status"], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    assert "24 / 30" in text and "80 %" in text
