@@ -140,6 +140,62 @@ def _x():
         yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {t["id"] for t in api.tweets}, later
 
 
+@harness("hackernews")
+def _hackernews():
+    from connectors.hackernews import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.hn_api import FakeAlgolia, comment, story
+    from tests.fakes.http import FakeServer
+
+    now = int(utc_now().timestamp())
+    api = FakeAlgolia([story(1, now - 30 * 3600, "Brewly launches")] +
+                      [comment(100 + i, now - 29 * 3600 + 600 * i, f"brewly {i}", story_id=1) for i in range(120)])
+    with FakeServer() as server:
+        api.install(server)
+
+        def make():
+            return create({"base_url": server.url, "history_days": 2, "window_hours": 6}, utc_now,
+                          retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            t = int(utc_now().timestamp())
+            api.add(*[comment(1000 + i, t - 30 + i, f"brewly new {i}", story_id=1) for i in range(5)])
+
+        yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {h["objectID"] for h in api.hits}, later
+
+
+@harness("feeds")
+def _feeds():
+    from email.utils import format_datetime
+
+    from connectors.feeds import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.http import FakeServer, Reply
+
+    now = utc_now()
+    entries = [(f"urn:x:{i}", f"Brewly post {i}", now - timedelta(hours=i)) for i in range(5)]
+    entries.append(("urn:x:undated", "Brewly undated", None))
+
+    def body() -> bytes:
+        items = "".join(
+            f"<item><title>{title}</title><guid>{guid}</guid>"
+            + (f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate>" if at else "") + "</item>"
+            for guid, title, at in entries)
+        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}'
+                "</channel></rss>").encode()
+
+    with FakeServer() as server:
+        server.route("GET", "/feed.xml", lambda request: Reply(200, body(), headers={"Content-Type": "application/rss+xml"}))
+
+        def make():
+            return create({"urls": [server.url + "/feed.xml"]}, utc_now, retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            entries.insert(0, ("urn:x:new", "Brewly new", utc_now()))
+
+        yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {e[0] for e in entries}, later
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_two_runs_store_exactly_what_was_served_once(name, tmp_path):
     if name not in HARNESSES:

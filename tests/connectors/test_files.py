@@ -9,7 +9,6 @@ from analysis.sentiment import VaderScorer
 from connectors.base import BrandQuery
 from connectors.files import FileSource, ImportFormatError, detect_format
 from listener.pipeline import Pipeline
-from tests.conftest import T0
 
 ACME = BrandQuery("Acme", terms=("acme",))
 

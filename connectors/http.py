@@ -1,0 +1,54 @@
+"""Plain HTTP for connectors without a client library of their own (Hacker News, feeds):
+requests' exceptions and HTTP statuses translated into connectors.errors."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from connectors.errors import FatalError, RateLimitedError, RetryableError
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - now).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def raise_for_response(response: requests.Response, what: str, now: datetime) -> None:
+    """Translate an HTTP status into our errors (nothing for 2xx and 304)."""
+    status = response.status_code
+    if status < 400:
+        return
+    reason = f"{what}: HTTP {status} {response.reason or ''}".rstrip()
+    if status == 429:
+        raise RateLimitedError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
+    if status >= 500 or status == 408:
+        raise RetryableError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
+    raise FatalError(f"{reason}: {response.text[:200]!r}")
+
+
+def http_get(session: requests.Session, url: str, what: str, **kwargs: Any) -> requests.Response:
+    """``session.get`` with requests' exceptions translated (statuses are not checked)."""
+    try:
+        return session.get(url, **kwargs)
+    except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as exc:
+        raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise FatalError(f"{what}: {type(exc).__name__}: {exc}") from exc
