@@ -209,7 +209,8 @@ def _check_option(where: str, key: str, value: Any, expected: type, problems: _P
         problems.add(f"{where}.{key}", "must be a list of strings")
     elif expected not in (int, float, list) and not isinstance(value, expected):
         problems.add(f"{where}.{key}", f"must be a {expected.__name__}, got {value!r}")
-    elif key.endswith("_env") and isinstance(value, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+    elif key.endswith("_env") and value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        # "" means "none" (e.g. Mastodon's anonymous access); anything else must be a name.
         problems.add(f"{where}.{key}", "must name an environment variable (letters, digits, _), not hold a secret")
     else:
         return tuple(value) if expected is list else value

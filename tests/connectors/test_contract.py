@@ -196,6 +196,30 @@ def _feeds():
         yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {e[0] for e in entries}, later
 
 
+@harness("mastodon")
+def _mastodon():
+    from connectors.mastodon import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.mastodon_api import FakeMastodon
+
+    now = utc_now()
+    with FakeMastodon("one.example") as one, FakeMastodon("two.example", offset=7) as two:
+        posted = [one.post(now - timedelta(hours=20) + timedelta(minutes=13 * i), f"<p>#brewly post {i}</p>",
+                           tags=["brewly"]) for i in range(60)]
+        for status in posted[::3]:
+            two.share(status, tags=["brewly"])  # the same statuses seen from a second instance
+
+        def make() -> Connector:
+            return create({"instances": [one.url, two.url], "fetch_threads": False}, utc_now, {},
+                          retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            posted.extend(one.post(utc_now() - timedelta(seconds=20 - i), f"#brewly new {i}", tags=["brewly"])
+                          for i in range(5))
+
+        yield make, BrandQuery("Brewly", hashtags=("#brewly",)), lambda: {p["uri"] for p in posted}, later
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_two_runs_store_exactly_what_was_served_once(name, tmp_path):
     if name not in HARNESSES:

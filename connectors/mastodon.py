@@ -1,0 +1,976 @@
+"""The ``mastodon`` connector: hashtag timelines (and, with a token, status search) on
+one or more Mastodon instances, through Mastodon.py.
+
+What is read
+------------
+For each configured instance, for each of the brand's hashtags (``BrandQuery.hashtags``
+without the ``#``, and every term turned into a hashtag: lowercase, letters and digits
+only, so "Acme Co" follows ``#acmeco``):
+
+    GET /api/v1/timelines/tag/{tag}        timeline_hashtag(tag, min_id=..., limit=40)
+
+Hashtag timelines need no account on most instances and are the dependable path. With
+``use_search`` and a token (``access_token_env``), the token's instance (the first one
+in ``instances``: a token is only valid on the instance that issued it, so it is never
+sent to the others) is also searched, one query per brand term:
+
+    GET /api/v2/search?type=statuses       search_v2(term, result_type="statuses", resolve=False, min_id=...)
+
+Mastodon refuses status search without a login, so anonymous instances are not searched.
+
+Each status that matches the brand locally (``connectors.query.matches``) and is a
+reply, or has replies, is looked up with ``status_context`` (bounded by
+``max_threads_per_run`` per instance and run): ``ancestors[0]`` is the thread root,
+whose URI becomes ``conversation_id``, and with ``fetch_threads`` its ``descendants``
+are yielded as ``thread_context`` mentions. Replies mostly come after a post has been
+found, so a matched status is remembered ("watched") until it is ``thread_watch_hours``
+old, and its context fetched again on later runs at growing intervals (at least 15 min,
+and as long as the post was old at the last check: about 7 checks in its first 24
+hours), least recently checked first, within the same per-run bound.
+
+Mapping
+-------
+``id`` is the status URI: canonical across instances, so a post seen on several
+instances is one mention (storage keys on ``(source, id, brand)``; a run also drops
+repeats itself). ``url`` is the status url (the URI if it has none); ``author`` the
+account's full handle ``user@domain``; ``text`` the HTML content as plain text, with the
+content warning (``spoiler_text``) before it; ``metrics`` likes = favourites_count,
+reposts = reblogs_count, replies = replies_count. Reblogs are left out: they are no new
+speech, and the original's ``reblogs_count`` counts them. ``parent_id`` is the URI of
+the status replied to when this run has seen it, else its instance-local id.
+
+Cursor
+------
+One JSON dict per brand, an entry per instance (instance-local ids: ids differ between
+instances)::
+
+    {"instances": {"https://mastodon.social": {
+        "tags": {"acme": "113456789012345678"},      newest status id read, per hashtag
+        "search": "113456789012345000",               newest search hit id, or null
+        "threads": {"113456...": {"uri": ..., "root": ..., "posted": ISO, "checked": ISO|null}}}}}
+
+* A hashtag not in the cursor is read newest first, back to ``history_days``, following
+  the ``Link: rel="next"`` (``max_id``) pages; its id is saved when that read ends. If the
+  page cap ends it first, the older part of the history is not back-filled (a warning
+  says so): a first run is a back-fill, and the next runs go on from the newest post.
+* A hashtag in the cursor is read oldest first: ``min_id`` returns the page just above
+  the id, and ``Link: rel="prev"`` (``min_id`` of the newest status of the page) the
+  next one up. Nothing above the saved id can be skipped, so every page is checkpointed,
+  and a run cut by the page cap, a failure or a downtime backlog continues where it
+  stopped. Mastodon gives a post an id from its creation time, so a post that federates
+  late gets an id below ones already read: the request starts ``LATE_ARRIVAL_MARGIN``
+  below the saved id (for Mastodon's numeric snowflake ids) and storage drops what is
+  read twice.
+* Search is newest first (``offset`` paging, ``min_id`` as a filter): its id is saved
+  only when every term was read to the end. A run cut by the page cap keeps the old
+  ``min_id`` (a warning says so) and the next run reads the same range again; a first
+  search cut by the cap saves its newest hit, like a hashtag's first run.
+
+Errors
+------
+Mastodon.py is built with ``ratelimit_method="throw"`` (its "wait" retries forever), a
+request timeout, and a version given up front (``ASSUMED_VERSION``: its own version
+lookup can recurse without end). Every request goes through
+``connectors.retry.with_retries``; Mastodon.py errors are translated here, once:
+
+    MastodonRatelimitError              RateLimitedError(retry_after = X-RateLimit-Reset - now)
+    MastodonNetworkError (timeouts), 5xx, 408, a 200 that is not JSON
+                                        RetryableError
+    MastodonUnauthorizedError, 403      AuthError naming ``access_token_env``
+    MastodonNotFoundError               a hashtag: no posts; a thread: deleted, forgotten
+    other MastodonAPIError/MastodonError  FatalError
+
+An instance that fails (after retries) is skipped for the run: the others go on, and
+its cursor stays at its last stored page. The run ends with the error only when every
+instance failed, or when the token was refused (AuthError: the source is parked until
+the token is fixed); the other instances' batches are stored first either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+    MastodonVersionError,
+)
+
+from connectors.html_text import html_to_text
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    MalformedPayloadError,
+    QueryError,
+    RateLimitedError,
+    RetryableError,
+)
+from connectors.query import matches
+from connectors.retry import RetryPolicy, with_retries
+
+log = logging.getLogger("listener.connectors.mastodon")
+
+SETTINGS: dict[str, tuple[type, Any, str]] = {
+    "instances": (list, ["https://mastodon.social"],
+                  "Instances to read (base URLs); each sees a different part of the network."),
+    "access_token_env": (str, "",
+                         "Environment variable holding an access token for the first instance "
+                         "(\"\": anonymous; hashtag timelines need none, search does)."),
+    "use_search": (bool, True, "Also search statuses for the brand terms where a token allows it."),
+    "history_days": (int, 3, "Days a hashtag's first run looks back."),
+    "fetch_threads": (bool, True, "Also fetch the replies to matched posts, as thread context."),
+    "max_pages_per_run": (int, 10, "Pages (up to 40 posts) one run reads per hashtag, and for search, per instance."),
+    "max_threads_per_run": (int, 20, "Thread lookups (status_context calls) per instance per run."),
+    "thread_watch_hours": (int, 24,
+                           "Age (hours) up to which a matched post's thread is checked again for new replies."),
+    "timeout_seconds": (float, 30.0, "Seconds to wait for an instance to answer one request."),
+}
+"""Optional settings of the Mastodon source: name -> (type, default, one-line doc)."""
+
+PAGE_LIMIT = 40
+"""Statuses per page: Mastodon's maximum for timelines and search."""
+LATE_ARRIVAL_MARGIN = timedelta(minutes=10)
+"""How far below the saved id a hashtag poll starts, for posts that federate late."""
+MAX_WATCHED_THREADS = 200
+"""Threads remembered per instance; the oldest are forgotten first."""
+THREAD_RECHECK_MIN = timedelta(minutes=15)
+"""The shortest wait before a watched thread is fetched again."""
+USER_AGENT = "brandmood-listener (Mastodon.py)"
+
+T = TypeVar("T")
+
+
+# -- HTML to text ------------------------------------------------------------------------
+# A small private converter; connectors/html_text.py (shared, same approach) can replace it.
+
+_BLOCK_TAGS = frozenset({"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
+_DROPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
+
+
+# Mastodon serves status content as HTML; connectors.html_text turns it into plain text.
+
+
+# -- the query on Mastodon -----------------------------------------------------------------
+
+
+def hashtags_for(query: BrandQuery) -> tuple[str, ...]:
+    """The hashtags followed for a brand: its hashtags (without ``#``, lowercase) and its
+    terms as hashtags (lowercase, letters and digits only)."""
+    tags: list[str] = []
+    for tag in query.hashtags:
+        tags.append("".join(ch for ch in tag.lstrip("#").lower() if ch.isalnum() or ch == "_"))
+    for term in query.terms:
+        tags.append("".join(ch for ch in term.lower() if ch.isalnum()))
+    return tuple(dict.fromkeys(t for t in tags if t))
+
+
+def search_queries(query: BrandQuery) -> tuple[str, ...]:
+    """One status search per brand term; phrases are quoted."""
+    found = []
+    for term in query.terms:
+        term = term.replace('"', " ").strip()
+        if term:
+            found.append(f'"{term}"' if re.search(r"\W", term) else term)
+    return tuple(dict.fromkeys(found))
+
+
+# -- mapping ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """The fields of a status the connector reasons with, checked."""
+
+    raw: Mapping[str, Any]
+    id: str
+    uri: str
+    created_at: datetime
+    in_reply_to_id: str | None
+    replies: int
+    is_reblog: bool
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    if not isinstance(value, datetime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=timezone.utc)  # Mastodon times are UTC
+    return ensure_utc(value)
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def read_status(item: Any) -> _Status:
+    """Check one status object; raises MalformedPayloadError when it cannot be used."""
+    if not isinstance(item, Mapping):
+        raise MalformedPayloadError(f"a status must be an object, got {type(item).__name__}")
+    status_id, uri = _id(item.get("id")), item.get("uri")
+    if status_id is None:
+        raise MalformedPayloadError(f"status without a usable id: {item.get('id')!r}")
+    if not isinstance(uri, str) or not uri:
+        raise MalformedPayloadError(f"status {status_id}: uri must be a non-empty string, got {uri!r}")
+    try:
+        created_at = _parse_time(item.get("created_at"))
+    except ValueError as exc:
+        raise MalformedPayloadError(f"status {status_id}: bad created_at: {exc}") from exc
+    return _Status(item, status_id, uri, created_at, _id(item.get("in_reply_to_id")),
+                   _count(item.get("replies_count")), item.get("reblog") is not None)
+
+
+def _full_handle(account: Mapping[str, Any]) -> str:
+    acct = account.get("acct")
+    if not isinstance(acct, str) or not acct:
+        raise MalformedPayloadError(f"account without acct: {acct!r}")
+    acct = acct.lstrip("@")
+    if "@" in acct:
+        return acct
+    # A local account's acct has no domain: take it from its profile URL.
+    profile = account.get("url")
+    host = urlsplit(profile).hostname if isinstance(profile, str) else None
+    return f"{acct}@{host}" if host else acct
+
+
+def _plain(value: Any) -> Any:
+    """A Mastodon.py object (dict subclasses, datetimes) as plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return _parse_time(value).isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def mention_from_status(status: _Status, brand: str, *, fetched_at: datetime | None = None,
+                        conversation_id: str | None = None, parent_id: str | None = None,
+                        thread_context: bool = False) -> Mention:
+    """One (checked) status as a Mention; see the module docstring for the mapping."""
+    item = status.raw
+    content, spoiler = item.get("content"), item.get("spoiler_text")
+    if not isinstance(content, str):
+        raise MalformedPayloadError(f"status {status.id}: content must be a string, got {type(content).__name__}")
+    account = item.get("account")
+    if not isinstance(account, Mapping):
+        raise MalformedPayloadError(f"status {status.id}: account must be an object")
+    text = html_to_text(content)
+    if isinstance(spoiler, str) and spoiler.strip():
+        text = f"{spoiler.strip()}\n\n{text}" if text else spoiler.strip()
+    url, lang = item.get("url"), item.get("language")
+    if conversation_id is None and status.in_reply_to_id is None:
+        conversation_id = status.uri  # not a reply: the root of its own thread
+    return Mention(
+        source="mastodon",
+        id=status.uri,
+        brand=brand,
+        created_at=status.created_at,
+        text=text,
+        author=_full_handle(account),
+        url=url if isinstance(url, str) and url else status.uri,
+        conversation_id=conversation_id,
+        parent_id=parent_id if parent_id is not None else status.in_reply_to_id,
+        lang=lang if isinstance(lang, str) and lang else None,
+        metrics={
+            "likes": _count(item.get("favourites_count")),
+            "reposts": _count(item.get("reblogs_count")),
+            "replies": status.replies,
+        },
+        fetched_at=fetched_at,
+        raw=_plain(item),
+        thread_context=thread_context,
+    )
+
+
+# -- ids ----------------------------------------------------------------------------------------
+
+
+def _id_key(status_id: str) -> tuple[int, str]:
+    """Mastodon ids are strings that sort by length, then lexically (snowflakes, ULIDs)."""
+    return (len(status_id), status_id)
+
+
+def _newer(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return max(a, b, key=_id_key)
+
+
+def _below_by_margin(status_id: str) -> str:
+    """An id ``LATE_ARRIVAL_MARGIN`` earlier (Mastodon snowflakes: milliseconds << 16)."""
+    if not status_id.isdigit():
+        return status_id
+    margin = int(LATE_ARRIVAL_MARGIN.total_seconds() * 1000) << 16
+    return str(max(int(status_id) - margin, 0))
+
+
+# -- cursor -------------------------------------------------------------------------------------
+
+
+def _empty_instance_state() -> dict[str, Any]:
+    return {"tags": {}, "search": None, "threads": {}}
+
+
+def _parse_cursor(since: Cursor | None, brand: str) -> dict[str, Any]:
+    """A deep copy of the saved cursor, checked; FatalError when it cannot be read."""
+    if since is None:
+        return {"instances": {}}
+
+    def bad(why: str) -> FatalError:
+        return FatalError(f"mastodon: the saved cursor of brand {brand!r} is unreadable ({why}); "
+                          "delete it to start over with a first run")
+
+    if not isinstance(since, Mapping) or not isinstance(since.get("instances"), Mapping):
+        raise bad("no 'instances' object")
+    state: dict[str, Any] = {"instances": {}}
+    for url, entry in since["instances"].items():
+        if not isinstance(entry, Mapping):
+            raise bad(f"the entry of {url} is not an object")
+        tags, search, threads = entry.get("tags", {}), entry.get("search"), entry.get("threads", {})
+        if not isinstance(tags, Mapping) or not all(_id(v) for v in tags.values()):
+            raise bad(f"the tags of {url} are not ids")
+        if search is not None and _id(search) is None:
+            raise bad(f"the search id of {url} is not an id")
+        if not isinstance(threads, Mapping) or not all(
+                isinstance(t, Mapping) and isinstance(t.get("uri"), str) and isinstance(t.get("posted"), str)
+                for t in threads.values()):
+            raise bad(f"the threads of {url} are not readable")
+        state["instances"][url] = {
+            "tags": {str(k): _id(v) for k, v in tags.items()},
+            "search": _id(search),
+            "threads": copy.deepcopy({str(k): dict(v) for k, v in threads.items()}),
+        }
+    return state
+
+
+def normalize_instance_url(url: str) -> str:
+    """``mastodon.social`` or ``https://Mastodon.social/`` -> ``https://mastodon.social``."""
+    url = url.strip()
+    if "://" in url and not url.lower().startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    if not url.lower().startswith(("http://", "https://")):
+        url = "https://" + url
+    parts = urlsplit(url)
+    if not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"not an instance URL: {url!r}")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+# -- the connector --------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """One Mastodon instance: its normalized base URL and the client that talks to it."""
+
+    url: str
+    client: Mastodon
+    authenticated: bool = False
+
+
+class _NotFound(FatalError):
+    """404: a hashtag with no posts, or a status deleted since."""
+
+
+@dataclass
+class _Run:
+    """What one fetch() has seen so far, across instances."""
+
+    query: BrandQuery
+    started: datetime
+    seen: set[str] = field(default_factory=set)
+    reblogs: int = 0
+    deferred_threads: int = 0
+
+
+@dataclass
+class _InstanceRun:
+    """One instance within a run: its working cursor entry and its thread budget."""
+
+    instance: Instance
+    work: dict[str, Any]
+    threads_left: int
+    uris: dict[str, str] = field(default_factory=dict)
+    """Instance-local id -> URI of every status seen, to map ``in_reply_to_id``."""
+
+
+class MastodonConnector:
+    """Mentions from hashtag timelines (and search) on one or more Mastodon instances."""
+
+    name = "mastodon"
+
+    def __init__(self, instances: Sequence[Instance], clock: Clock, *, access_token_env: str = "",
+                 use_search: bool = True, history_days: int = 3, fetch_threads: bool = True,
+                 max_pages_per_run: int = 10, max_threads_per_run: int = 20, thread_watch_hours: int = 24,
+                 retry: RetryPolicy | None = None) -> None:
+        problems = _check_limits(history_days, max_pages_per_run, max_threads_per_run, thread_watch_hours)
+        if not instances:
+            problems.append("at least one instance is needed")
+        if problems:
+            raise ValueError("mastodon: " + "; ".join(problems))
+        for instance in instances:
+            if instance.client.ratelimit_method != "throw":
+                raise ValueError("mastodon: clients must use ratelimit_method='throw' ('wait' retries forever)")
+        self.instances = list(instances)
+        self._clock = clock
+        self.access_token_env = access_token_env
+        self.use_search = use_search
+        self.history_days = history_days
+        self.fetch_threads = fetch_threads
+        self.max_pages_per_run = max_pages_per_run
+        self.max_threads_per_run = max_threads_per_run
+        self.thread_watch = timedelta(hours=thread_watch_hours)
+        self.retry = retry or RetryPolicy()
+
+    # -- fetch ----------------------------------------------------------------------------------
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        """Yield batches per page read; checkpoints as described in the module docstring.
+        The last batch, always yielded, carries the cursor of the whole run."""
+        tags = hashtags_for(query)
+        if not tags:
+            raise QueryError(f"brand {query.brand!r}: no terms or hashtags to follow on Mastodon")
+        state = _parse_cursor(since, query.brand)
+        run = _Run(query, ensure_utc(self._clock(), "clock()"))
+        failures: list[tuple[Instance, ConnectorError]] = []
+        for instance in self.instances:
+            inst_run = _InstanceRun(
+                instance, copy.deepcopy(state["instances"].get(instance.url) or _empty_instance_state()),
+                self.max_threads_per_run)
+            try:
+                yield from self._read_instance(inst_run, tags, state, run)
+            except ConnectorError as exc:
+                failures.append((instance, exc))
+                log.warning("mastodon: brand %s: instance %s skipped for this run: %s; its cursor stays "
+                            "at its last stored page", query.brand, instance.url, exc)
+        if run.reblogs:
+            log.info("mastodon: brand %s: left out %d reblogs (not new speech)", query.brand, run.reblogs)
+        if run.deferred_threads:
+            log.info("mastodon: brand %s: %d thread lookups deferred to later runs (max_threads_per_run=%d)",
+                     query.brand, run.deferred_threads, self.max_threads_per_run)
+        yield Batch(mentions=(), checkpoint=copy.deepcopy(state))
+        self._raise_for(failures)
+
+    def _raise_for(self, failures: list[tuple[Instance, ConnectorError]]) -> None:
+        """End the run with an error when the token was refused or nothing could be read."""
+        for instance, exc in failures:
+            if isinstance(exc, AuthError) and instance.authenticated:
+                raise exc
+        if failures and len(failures) == len(self.instances):
+            if len(failures) == 1:
+                raise failures[0][1]
+            first = failures[0][1]
+            summary = "; ".join(f"{i.url}: {e}" for i, e in failures)
+            kind = type(first) if all(type(e) is type(first) for _, e in failures) else FatalError
+            if issubclass(kind, AuthError):
+                raise AuthError(f"mastodon: every instance failed: {summary}", first.env_vars) from first
+            if issubclass(kind, RetryableError):
+                raise RetryableError(f"mastodon: every instance failed: {summary}") from first
+            raise FatalError(f"mastodon: every instance failed: {summary}") from first
+
+    def _read_instance(self, inst_run: _InstanceRun, tags: tuple[str, ...], state: dict[str, Any],
+                       run: _Run) -> Iterator[Batch]:
+        url = inst_run.instance.url
+
+        def commit() -> Cursor:
+            state["instances"][url] = copy.deepcopy(inst_run.work)
+            return copy.deepcopy(state)
+
+        for tag in tags:
+            yield from self._read_tag(inst_run, tag, run, commit)
+        if self.use_search and inst_run.instance.authenticated:
+            yield from self._read_search(inst_run, run, commit)
+        if self.fetch_threads:
+            yield from self._revisit_threads(inst_run, run, commit)
+        else:
+            inst_run.work["threads"] = {}
+        commit()  # fetch() yields the run's last batch with it
+
+    # -- hashtag timelines ----------------------------------------------------------------------
+
+    def _timeline(self, inst_run: _InstanceRun, tag: str, **params: Any) -> list[Any]:
+        client = inst_run.instance.client
+        try:
+            page = self._call(inst_run.instance, f"#{tag}", client.timeline_hashtag, tag, limit=PAGE_LIMIT, **params)
+        except _NotFound:
+            return []
+        if not isinstance(page, list):
+            raise RetryableError(f"mastodon {inst_run.instance.url}: #{tag}: the timeline is not a list: "
+                                 f"{str(page)[:80]!r}")
+        return page
+
+    def _read_tag(self, inst_run: _InstanceRun, tag: str, run: _Run,
+                  commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        saved = inst_run.work["tags"].get(tag)
+        if saved is None:
+            yield from self._backfill_tag(inst_run, tag, run, commit)
+            return
+        url = inst_run.instance.url
+        min_id = _below_by_margin(saved)
+        for _ in range(self.max_pages_per_run):
+            page = self._timeline(inst_run, tag, min_id=min_id)
+            if not page:
+                return
+            mentions, skipped, ids = self._map_page(inst_run, page, run)
+            newest = max(ids, key=_id_key, default=None)
+            inst_run.work["tags"][tag] = _newer(inst_run.work["tags"].get(tag), newest)
+            yield Batch(tuple(mentions), checkpoint=commit(), skipped=skipped)
+            if len(page) < PAGE_LIMIT:
+                return
+            prev = getattr(page, "_pagination_prev", None) or {}
+            next_min = _id(prev.get("min_id")) or newest
+            if next_min is None or _id_key(next_min) <= _id_key(min_id):
+                raise FatalError(f"mastodon {url}: #{tag}: the next page (min_id={next_min}) does not move "
+                                 f"past min_id={min_id}; stopping a paging loop")
+            min_id = next_min
+        log.warning("mastodon: brand %s: #%s on %s: stopped at the page cap (%d pages); the backlog is read "
+                    "on the next runs from id %s", run.query.brand, tag, url, self.max_pages_per_run,
+                    inst_run.work["tags"][tag])
+
+    def _backfill_tag(self, inst_run: _InstanceRun, tag: str, run: _Run,
+                      commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        """A hashtag's first run: newest first, back to ``history_days``."""
+        url = inst_run.instance.url
+        horizon = run.started - timedelta(days=self.history_days)
+        newest: str | None = None
+        max_id: str | None = None
+        complete = False
+        for _ in range(self.max_pages_per_run):
+            page = self._timeline(inst_run, tag, max_id=max_id)
+            if not page:
+                complete = True
+                break
+            mentions, skipped, ids = self._map_page(inst_run, page, run, horizon=horizon)
+            newest = _newer(newest, max(ids, key=_id_key, default=None))
+            yield Batch(tuple(mentions), checkpoint=None, skipped=skipped)
+            times = [s.created_at for s in _readable(page)]
+            if len(page) < PAGE_LIMIT or (times and min(times) < horizon):
+                complete = True
+                break
+            following = getattr(page, "_pagination_next", None) or {}
+            next_max = _id(following.get("max_id")) or min(ids, key=_id_key, default=None)
+            if next_max is None or (max_id is not None and _id_key(next_max) >= _id_key(max_id)):
+                raise FatalError(f"mastodon {url}: #{tag}: the next page (max_id={next_max}) does not move "
+                                 f"below max_id={max_id}; stopping a paging loop")
+            max_id = next_max
+        if not complete:
+            log.warning("mastodon: brand %s: #%s on %s: the first run stopped at the page cap (%d pages) before "
+                        "reaching %d days back; the older posts are not back-filled", run.query.brand, tag,
+                        url, self.max_pages_per_run, self.history_days)
+        if newest is not None:
+            inst_run.work["tags"][tag] = newest
+            yield Batch(mentions=(), checkpoint=commit())
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def _read_search(self, inst_run: _InstanceRun, run: _Run, commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        queries = search_queries(run.query)
+        if not queries:
+            return
+        instance = inst_run.instance
+        saved = inst_run.work.get("search")
+        horizon = run.started - timedelta(days=self.history_days) if saved is None else None
+        newest: str | None = None
+        pages = 0
+        for q in queries:
+            offset = 0
+            while True:
+                if pages >= self.max_pages_per_run:
+                    yield from self._search_cut(inst_run, run, saved, newest, commit)
+                    return
+                try:
+                    result = self._call(instance, f"search {q!r}", instance.client.search_v2, q,
+                                        result_type="statuses", resolve=False, min_id=saved,
+                                        offset=offset or None, limit=PAGE_LIMIT)
+                except (_NotFound, _Unsupported) as exc:
+                    log.warning("mastodon: brand %s: %s has no usable status search (%s); reading hashtags only",
+                                run.query.brand, instance.url, exc)
+                    return
+                pages += 1
+                statuses = result.get("statuses") if isinstance(result, Mapping) else None
+                if not isinstance(statuses, list):
+                    raise RetryableError(f"mastodon {instance.url}: search {q!r}: not a search result: "
+                                         f"{str(result)[:80]!r}")
+                mentions, skipped, ids = self._map_page(inst_run, statuses, run, horizon=horizon)
+                newest = _newer(newest, max(ids, key=_id_key, default=None))
+                yield Batch(tuple(mentions), checkpoint=None, skipped=skipped)
+                times = [s.created_at for s in _readable(statuses)]
+                if len(statuses) < PAGE_LIMIT or (horizon is not None and times and min(times) < horizon):
+                    break
+                offset += len(statuses)
+        inst_run.work["search"] = _newer(saved, newest)
+        yield Batch(mentions=(), checkpoint=commit())
+
+    def _search_cut(self, inst_run: _InstanceRun, run: _Run, saved: str | None, newest: str | None,
+                    commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        """Search stopped at the page cap. Newest first, so the hits between the saved id
+        and the last page read are unread: keep the saved id, and the next run reads the
+        range again. A first search has nothing to keep: it saves the newest hit, and the
+        older history is not back-filled (as for a hashtag's first run)."""
+        brand, url = run.query.brand, inst_run.instance.url
+        if saved is not None or newest is None:
+            log.warning("mastodon: brand %s: search on %s stopped at the page cap (%d pages); keeping min_id "
+                        "%s: the next run reads the same range again", brand, url, self.max_pages_per_run, saved)
+            return
+        log.warning("mastodon: brand %s: the first search on %s stopped at the page cap (%d pages) before "
+                    "reaching %d days back; the older hits are not back-filled", brand, url,
+                    self.max_pages_per_run, self.history_days)
+        inst_run.work["search"] = newest
+        yield Batch(mentions=(), checkpoint=commit())
+
+    # -- statuses and threads -----------------------------------------------------------------
+
+    def _map_page(self, inst_run: _InstanceRun, page: Sequence[Any], run: _Run,
+                  horizon: datetime | None = None) -> tuple[list[Mention], int, list[str]]:
+        """Mentions of one page (with their threads), the unreadable items, and the ids of
+        every readable status (for the cursor)."""
+        mentions: list[Mention] = []
+        skipped = 0
+        ids: list[str] = []
+        for item in page:
+            try:
+                status = read_status(item)
+            except MalformedPayloadError as exc:
+                skipped += 1
+                log.warning("mastodon: %s: skipped an unreadable status: %s", inst_run.instance.url, exc)
+                continue
+            ids.append(status.id)
+            inst_run.uris[status.id] = status.uri
+            if status.is_reblog:
+                run.reblogs += 1
+                continue
+            if status.uri in run.seen or (horizon is not None and status.created_at < horizon):
+                continue
+            try:
+                mentions.extend(self._with_thread(inst_run, status, run))
+            except MalformedPayloadError as exc:
+                skipped += 1
+                log.warning("mastodon: %s: skipped an unreadable status: %s", inst_run.instance.url, exc)
+        return mentions, skipped, ids
+
+    def _with_thread(self, inst_run: _InstanceRun, status: _Status, run: _Run) -> list[Mention]:
+        """A status found by hashtag or search as a Mention, and its thread when it matches."""
+        brand = run.query.brand
+        mention = mention_from_status(status, brand, fetched_at=run.started,
+                                      parent_id=inst_run.uris.get(status.in_reply_to_id or ""))
+        run.seen.add(status.uri)
+        # Only posts that are mentions get thread work: the others are dropped by the
+        # pipeline's re-check, and their replies must not come in as context.
+        if not matches(run.query, mention.text, mention.author, mention.lang):
+            return [mention]
+        watched = inst_run.work["threads"].get(status.id)
+        if watched is not None and watched.get("root"):
+            # Read again (the late-arrival margin): its thread is already being revisited.
+            return [mention.replace(conversation_id=watched["root"])]
+        context = None
+        wants_context = status.in_reply_to_id is not None or (self.fetch_threads and status.replies > 0)
+        if wants_context:
+            if inst_run.threads_left > 0:
+                inst_run.threads_left -= 1
+                context = self._context(inst_run, status.id)
+            else:
+                run.deferred_threads += 1
+        root = status.uri if status.in_reply_to_id is None else None
+        out = [mention]
+        if context is not None:
+            ancestors = _readable(context.get("ancestors") or [])
+            for ancestor in ancestors:
+                inst_run.uris[ancestor.id] = ancestor.uri
+            root = ancestors[0].uri if ancestors else status.uri
+            out = [mention.replace(conversation_id=root,
+                                   parent_id=inst_run.uris.get(status.in_reply_to_id or "", mention.parent_id))]
+            if self.fetch_threads:
+                out.extend(self._descendants(inst_run, context, root, run))
+        if self.fetch_threads:
+            # No replies yet counts as checked; a lookup deferred by the bound does not.
+            self._watch(inst_run, status, root, checked=context is not None or not wants_context,
+                        now=run.started)
+        return out
+
+    def _context(self, inst_run: _InstanceRun, status_id: str) -> Mapping[str, Any] | None:
+        instance = inst_run.instance
+        try:
+            context = self._call(instance, f"thread of {status_id}", instance.client.status_context, status_id)
+        except _NotFound:
+            return None
+        if not isinstance(context, Mapping):
+            raise RetryableError(f"mastodon {instance.url}: thread of {status_id}: not a context: "
+                                 f"{str(context)[:80]!r}")
+        return context
+
+    def _descendants(self, inst_run: _InstanceRun, context: Mapping[str, Any], root: str,
+                     run: _Run) -> list[Mention]:
+        replies = context.get("descendants") or []
+        readable = _readable(replies)
+        for reply in readable:
+            inst_run.uris[reply.id] = reply.uri
+        out: list[Mention] = []
+        for reply in readable:
+            if reply.uri in run.seen or reply.is_reblog:
+                continue
+            try:
+                out.append(mention_from_status(
+                    reply, run.query.brand, fetched_at=run.started, conversation_id=root,
+                    parent_id=inst_run.uris.get(reply.in_reply_to_id or ""), thread_context=True))
+            except MalformedPayloadError as exc:
+                log.warning("mastodon: %s: skipped an unreadable reply: %s", inst_run.instance.url, exc)
+                continue
+            run.seen.add(reply.uri)
+        return out
+
+    def _watch(self, inst_run: _InstanceRun, status: _Status, root: str | None, *, checked: bool,
+               now: datetime) -> None:
+        """Remember a matched post's thread while the post is younger than the watch."""
+        threads = inst_run.work["threads"]
+        if status.id not in threads and status.created_at < now - self.thread_watch:
+            return
+        entry = threads.get(status.id) or {"uri": status.uri, "root": root,
+                                           "posted": status.created_at.isoformat(), "checked": None}
+        if root is not None:
+            entry["root"] = root
+        if checked:
+            entry["checked"] = now.isoformat()
+        threads[status.id] = entry
+
+    def _revisit_threads(self, inst_run: _InstanceRun, run: _Run,
+                         commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        """Fetch again the threads of matched posts younger than ``thread_watch_hours``
+        that are due, least recently checked first, with what is left of this run's
+        thread budget."""
+        threads: dict[str, dict[str, Any]] = inst_run.work["threads"]
+        oldest = run.started - self.thread_watch
+        for status_id, entry in list(threads.items()):
+            if _parse_time(entry["posted"]) < oldest:
+                del threads[status_id]
+        if len(threads) > MAX_WATCHED_THREADS:
+            keep = sorted(threads, key=lambda k: (threads[k]["posted"], _id_key(k)))[-MAX_WATCHED_THREADS:]
+            inst_run.work["threads"] = threads = {k: threads[k] for k in keep}
+        due = sorted((k for k, e in threads.items() if _thread_due(e, run.started)),
+                     key=lambda k: (threads[k].get("checked") or "", threads[k]["posted"]))
+        mentions: list[Mention] = []
+        for status_id in due:
+            if inst_run.threads_left <= 0:
+                break
+            inst_run.threads_left -= 1
+            entry = threads[status_id]
+            context = self._context(inst_run, status_id)
+            if context is None:
+                del threads[status_id]  # deleted since
+                continue
+            inst_run.uris[status_id] = entry["uri"]
+            root = entry.get("root")
+            if root is None:
+                ancestors = _readable(context.get("ancestors") or [])
+                root = ancestors[0].uri if ancestors else entry["uri"]
+                entry["root"] = root
+            mentions.extend(self._descendants(inst_run, context, root, run))
+            entry["checked"] = run.started.isoformat()
+        if mentions:
+            yield Batch(tuple(mentions), checkpoint=commit())
+
+    # -- one request --------------------------------------------------------------------------
+
+    def _call(self, instance: Instance, what: str, method: Callable[..., T], *args: Any, **params: Any) -> T:
+        label = f"mastodon {instance.url}: {what}"
+        return with_retries(lambda: self._attempt(instance, label, method, *args, **params), self.retry, label)
+
+    def _attempt(self, instance: Instance, what: str, method: Callable[..., T], *args: Any, **params: Any) -> T:
+        client = instance.client
+        try:
+            return method(*args, **params)
+        except MastodonRatelimitError as exc:
+            raise RateLimitedError(f"{what}: rate limited ({exc})", retry_after=_rate_limit_wait(client)) from exc
+        except MastodonNetworkError as exc:
+            raise RetryableError(f"{what}: network error: {exc}") from exc
+        except MastodonServerError as exc:
+            raise RetryableError(f"{what}: server error {_status(exc)}: {_message(exc)}") from exc
+        except MastodonUnauthorizedError as exc:
+            raise self._auth_error(instance, what, 401, exc) from exc
+        except MastodonNotFoundError as exc:
+            raise _NotFound(f"{what}: not found") from exc
+        except MastodonVersionError as exc:
+            raise _Unsupported(f"{what}: {exc}") from exc
+        except MastodonAPIError as exc:
+            status = _status(exc)
+            if status == 403:
+                raise self._auth_error(instance, what, 403, exc) from exc
+            if status in (408, 425) or (status is None and "Could not parse response as JSON" in str(exc)):
+                raise RetryableError(f"{what}: {_message(exc)}") from exc
+            raise FatalError(f"{what}: the instance answered {status}: {_message(exc)}") from exc
+        except MastodonError as exc:
+            raise FatalError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def _auth_error(self, instance: Instance, what: str, status: int, exc: Exception) -> AuthError:
+        if instance.authenticated:
+            return AuthError(f"{what}: {status} from the instance, the access token was refused: {_message(exc)}",
+                             env_vars=[self.access_token_env])
+        return AuthError(f"{what}: {status}: the instance does not serve this to anonymous readers; "
+                         f"set access_token_env to a variable holding a token of {instance.url} and list it "
+                         "first in instances", env_vars=[self.access_token_env] if self.access_token_env else [])
+
+    def close(self) -> None:
+        for instance in self.instances:
+            instance.client.session.close()
+
+
+class _Unsupported(FatalError):
+    """The instance's version lacks what was asked (search parameters)."""
+
+
+def _thread_due(entry: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a watched thread is checked again now: never checked, or it has waited as
+    long as the post was old when last checked (at least ``THREAD_RECHECK_MIN``), so the
+    checks thin out as the thread ages (about 7 in its first 24 hours)."""
+    checked = entry.get("checked")
+    if not checked:
+        return True
+    checked_at = _parse_time(checked)
+    return now - checked_at >= max(THREAD_RECHECK_MIN, checked_at - _parse_time(entry["posted"]))
+
+
+def _readable(items: Sequence[Any]) -> list[_Status]:
+    found = []
+    for item in items:
+        try:
+            found.append(read_status(item))
+        except MalformedPayloadError:
+            continue
+    return found
+
+
+def _rate_limit_wait(client: Mastodon) -> float | None:
+    """Seconds until the rate-limit window resets (Mastodon.py keeps the reset on the
+    local clock, corrected with the server's Date header), if it is known and ahead."""
+    reset = client.ratelimit_reset
+    if reset is None:
+        return None
+    wait = float(reset) - time.time()
+    return wait + 1.0 if wait > 0 else None
+
+
+def _status(exc: MastodonAPIError) -> int | None:
+    return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+
+
+def _message(exc: MastodonAPIError) -> str:
+    if len(exc.args) > 3 and exc.args[3]:
+        return str(exc.args[3])[:300]
+    if len(exc.args) > 2 and exc.args[2]:
+        return str(exc.args[2])[:300]
+    return str(exc)[:300]
+
+
+def _check_limits(history_days: Any, max_pages: Any, max_threads: Any, watch_hours: Any) -> list[str]:
+    problems = []
+    for key, value, least in (("history_days", history_days, 1), ("max_pages_per_run", max_pages, 1),
+                              ("max_threads_per_run", max_threads, 0), ("thread_watch_hours", watch_hours, 0)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{key} must be a whole number, got {value!r}")
+        elif value < least:
+            problems.append(f"{key} must be at least {least}, got {value}")
+    return problems
+
+
+ASSUMED_VERSION = "4.0.0"
+"""Told to Mastodon.py so that it never looks the version up itself: when that lookup
+fails (an instance endpoint answering 401 or 5xx), Mastodon.py 2.3.3's ``search_v2``
+recurses through ``retrieve_mastodon_version`` until RecursionError, sending about a
+thousand requests on the way. Every endpoint used here predates 4.0 (search with
+``min_id``/``offset``: 2.8), and the instance itself refuses what it does not support."""
+
+
+def build_client(url: str, token: str | None = None, timeout: float = 30.0) -> Mastodon:
+    """A Mastodon.py client that throws on rate limits (we back off ourselves), never
+    looks up the instance's version, and gives up on a request after ``timeout`` seconds."""
+    client = Mastodon(api_base_url=url, ratelimit_method="throw", request_timeout=timeout,
+                      mastodon_version=ASSUMED_VERSION, version_check_mode="created", user_agent=USER_AGENT)
+    # Set after construction: Mastodon.py reads a token argument that names a file as that file.
+    client.access_token = token
+    return client
+
+
+def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
+           retry: RetryPolicy | None = None) -> MastodonConnector:
+    """Entry-point factory. ``access_token_env`` names the variable holding a token of the
+    first instance; when it is named but unset or empty, AuthError names it."""
+    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
+    problems = _check_limits(values["history_days"], values["max_pages_per_run"],
+                             values["max_threads_per_run"], values["thread_watch_hours"])
+    urls: list[str] = []
+    raw_instances = values["instances"]
+    if isinstance(raw_instances, str) or not isinstance(raw_instances, (list, tuple)) or not raw_instances:
+        problems.append(f"instances must be a non-empty list of instance URLs, got {raw_instances!r}")
+    else:
+        for raw in raw_instances:
+            try:
+                url = normalize_instance_url(raw) if isinstance(raw, str) else None
+            except ValueError:
+                url = None
+            if url is None:
+                problems.append(f"instances: {raw!r} is not an instance URL")
+            elif url in urls:
+                problems.append(f"instances: {url} is listed twice")
+            else:
+                urls.append(url)
+    env_var = values["access_token_env"]
+    if not isinstance(env_var, str):
+        problems.append(f"access_token_env must be the name of an environment variable, got {env_var!r}")
+    for key in ("use_search", "fetch_threads"):
+        if not isinstance(values[key], bool):
+            problems.append(f"{key} must be true or false, got {values[key]!r}")
+    timeout = values["timeout_seconds"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        problems.append(f"timeout_seconds must be a positive number, got {timeout!r}")
+    if problems:
+        raise ValueError("mastodon settings: " + "; ".join(problems))
+    token = None
+    if env_var:
+        token = (env.get(env_var) or "").strip()
+        if not token:
+            raise AuthError(f"no Mastodon access token: the environment variable {env_var} is not set or empty",
+                            env_vars=[env_var])
+    instances = [Instance(url, build_client(url, token if i == 0 else None, float(timeout)),
+                          authenticated=token is not None and i == 0)
+                 for i, url in enumerate(urls)]
+    if values["use_search"] and token is None:
+        log.info("mastodon: no access token: status search is off, hashtag timelines only")
+    return MastodonConnector(
+        instances, clock,
+        access_token_env=env_var,
+        use_search=values["use_search"],
+        history_days=values["history_days"],
+        fetch_threads=values["fetch_threads"],
+        max_pages_per_run=values["max_pages_per_run"],
+        max_threads_per_run=values["max_threads_per_run"],
+        thread_watch_hours=values["thread_watch_hours"],
+        retry=retry,
+    )
