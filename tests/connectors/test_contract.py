@@ -220,6 +220,34 @@ def _mastodon():
         yield make, BrandQuery("Brewly", hashtags=("#brewly",)), lambda: {p["uri"] for p in posted}, later
 
 
+@harness("reddit")
+def _reddit():
+    from connectors.reddit import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.reddit_api import FakeReddit
+
+    now = utc_now()
+    with FakeReddit(now=now) as api:
+        start = now - timedelta(hours=30)
+        for i in range(30):
+            api.add_submission(f"s{i}", f"Brewly post {i}", at=start + timedelta(minutes=40 * i))
+            api.add_comment(f"s{i}", f"c{i}", f"reply {i}", at=start + timedelta(minutes=40 * i + 5))
+        api.add_comment("s0", "c0more", "behind a 'more'", parent="c0", at=start + timedelta(minutes=9), collapsed=True)
+
+        def make() -> Connector:
+            return create(api.settings(subreddits=["coffee"]), utc_now, api.env,
+                          retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            t = utc_now()
+            api.add_submission("new1", "Brewly new", at=t - timedelta(seconds=20))
+            api.add_comment("new1", "new1c", "nice", at=t - timedelta(seconds=10))
+            api.add_comment("s5", "late", "brewly is still good", at=t - timedelta(seconds=5))  # polled
+
+        # every submission names the brand; every comment came with its thread or names the brand
+        yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: set(api.submissions) | set(api.comments), later
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_two_runs_store_exactly_what_was_served_once(name, tmp_path):
     if name not in HARNESSES:
