@@ -28,11 +28,14 @@ from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from listener.errors import ConfigError, ListenerError
 from connectors.errors import AuthError, ConnectorError
 from connectors.files import FORMATS as FILE_FORMATS
+from connectors.plan import read_plan
+from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.daemon import run_daemon
 from listener.pipeline import MoodWindows, Pipeline
 from listener.sources import open_sources
 from storage import queries
+from storage.campaigns import campaign_summary, save_plans, save_spend
 from storage.errors import StorageError
 from storage.store import Store
 
@@ -462,6 +465,68 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     if reader.bad_lines:
         click.echo(f"{len(reader.bad_lines)} bad line(s) skipped (first: line {reader.bad_lines[0]}); see the "
                    "warnings above", err=True)
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def campaigns() -> None:
+    """Campaign spend and plans: import ad-platform exports, list what is stored."""
+
+
+@campaigns.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--plan", "plan", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A plan file pre-registering each campaign's flight, washout, goal, competitors, tags.")
+@click.option("--currency", metavar="CODE", help="The currency, when the export does not say (ISO 4217).")
+@click.option("--timezone", "timezone_name", metavar="TZ", help="The ad account's time zone (e.g. America/New_York).")
+@click.option("--platform", metavar="NAME", help="The platform, when the export does not say.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency: str | None,
+                     timezone_name: str | None, platform: str | None, as_json: bool) -> None:
+    """Import a spend export (Google Ads UI or API, Meta Ads Manager or Insights
+    API, or the canonical CSV) and optionally a plan file.
+
+    A file with any bad row is rejected whole, each problem named by file, row and
+    column (exit 2); nothing is stored. Re-importing replaces the same days.
+    """
+    try:
+        spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name)
+        plans = read_plan(plan) if plan else []
+    except InputFileError as exc:
+        raise CliError(str(exc), 2) from exc
+    settings = settings_from(ctx)
+    now = clock_from(ctx)()
+    with Store.open(settings.database) as store:
+        stored = save_spend(store, spend_file.rows, now)
+        planned = save_plans(store, plans, now)
+    result = {"file": str(file), "format": spend_file.format, "sha256": spend_file.sha256, "rows": stored,
+              "currency": spend_file.currency, "plans": planned}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{file.name}: {stored} spend row(s) ({spend_file.format}, {spend_file.currency})"
+                   + (f"; {planned} campaign plan(s)" if plan else ""))
+
+
+@campaigns.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def campaigns_list(ctx: click.Context, as_json: bool) -> None:
+    """Campaigns with stored spend: dates, total spend, and their plan if imported."""
+    settings = settings_from(ctx)
+    with open_existing(settings) as store:
+        rows = campaign_summary(store)
+    if as_json:
+        click.echo(json.dumps(_jsonable(rows), indent=2, default=str))
+        return
+    for r in rows:
+        flight = f"flight {r['flight_start']}..{r['flight_end']} ({r['plan_brand']})" if r["flight_start"] else "no plan"
+        click.echo(f"{r['platform']:<11} {r['campaign_id']:<14} {r['first_day']}..{r['last_day']} "
+                   f"{r['spend']:>12,.2f} {r['currency']}  {flight}  {r['campaign_name'] or ''}")
 
 
 @cli.command()

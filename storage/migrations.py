@@ -31,12 +31,14 @@ def _v1_initial(conn: sa.Connection) -> None:
             schema.platform_volume,
             schema.cursors,
             schema.runs,
+            schema.spend,
+            schema.campaign_plans,
         ],
     )
 
 
 MIGRATIONS: list[tuple[int, str, Step]] = [
-    (1, "mentions, scores, conversations, hourly mood, cursors, runs", _v1_initial),
+    (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

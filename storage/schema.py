@@ -171,3 +171,51 @@ runs = sa.Table(
     sa.Column("rejected", sa.BigInteger),
     sa.Column("error", sa.String),
 )
+
+
+# Campaign spend, one row per date x platform x campaign (x hour), in the ad account's
+# own dates, with the lineage of the file row it came from. Kept unique by
+# storage.campaigns (delete-then-insert on that key), so a re-import replaces.
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("hour", sa.Integer),
+    sa.Column("platform", sa.String, nullable=False),
+    sa.Column("campaign_id", sa.String, nullable=False),
+    sa.Column("campaign_name", sa.String),
+    sa.Column("channel", sa.String),
+    sa.Column("brand", sa.String),
+    sa.Column("currency", sa.String, nullable=False),
+    sa.Column("spend", sa.Numeric(18, 6), nullable=False),
+    sa.Column("account_timezone", sa.String),
+    sa.Column("impressions", sa.BigInteger),
+    sa.Column("reach", sa.BigInteger),
+    sa.Column("clicks", sa.BigInteger),
+    sa.Column("engagements", sa.BigInteger),
+    sa.Column("file", sa.String, nullable=False),
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("file_row", sa.Integer, nullable=False),
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+)
+
+# The pre-registered plan of each campaign (ROI-METHOD.md), with its lineage.
+campaign_plans = sa.Table(
+    "campaign_plans",
+    metadata,
+    sa.Column("campaign_id", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("flight_start", sa.Date, nullable=False),
+    sa.Column("flight_end", sa.Date, nullable=False),
+    sa.Column("washout_days", sa.Integer, nullable=False),
+    sa.Column("primary_kpi", sa.String, nullable=False),
+    sa.Column("goal_direction", sa.String, nullable=False),
+    sa.Column("goal_value", sa.Double, nullable=False),
+    sa.Column("competitors", sa.String, nullable=False),
+    sa.Column("campaign_tags", sa.String, nullable=False),
+    sa.Column("account_timezone", sa.String),
+    sa.Column("file", sa.String, nullable=False),
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("file_row", sa.Integer, nullable=False),
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+)
