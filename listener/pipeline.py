@@ -161,7 +161,7 @@ class Pipeline:
         )
         return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds, status)
 
-    def _near_duplicates(self, brand: str, fresh: list[Mention]) -> tuple[list[str | None], list[bool]]:
+    def _near_duplicates(self, brand: str, fresh: list[Mention]) -> tuple[list[int | None], list[bool]]:
         """Fingerprints of ``fresh`` and which are copies: another mention of the brand with
         the same fingerprint, created within the window of it, was stored before (or
         comes earlier in this batch). See analysis.duplicates for the rule."""

@@ -58,7 +58,7 @@ mentions = sa.Table(
     sa.Column("thread_context", sa.Boolean, nullable=False),
     # Near-duplicate detection (analysis.duplicates): the normalised text's fingerprint,
     # and whether an earlier-stored mention of the brand had it (left out of mood).
-    sa.Column("text_hash", sa.String),
+    sa.Column("text_hash", sa.BigInteger),
     sa.Column("duplicate", sa.Boolean, nullable=False),
 )
 

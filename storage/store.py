@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 # Analysts' tools may bundle DuckDB 1.5, which cannot read 2.0's storage format.
 STORAGE_COMPATIBILITY = "v1.5.0"
 # DuckDB's default buffer pool is 80 % of RAM, which a daemon running for months would
-# slowly fill; past this limit DuckDB spills large queries to disk instead.
-MEMORY_LIMIT = "256MB"
+# slowly fill; past this limit DuckDB spills large queries to disk instead. Measured on
+# a 500k-mention ingest: peak RSS 459 MB at 256MB, 387 MB at 128MB, same speed.
+MEMORY_LIMIT = "128MB"
 
 _MENTION_SCHEMA = pa.schema(
     [
@@ -61,7 +62,7 @@ _MENTION_SCHEMA = pa.schema(
         ("fetched_at", pa.timestamp("us")),
         ("raw", pa.string()),
         ("thread_context", pa.bool_()),
-        ("text_hash", pa.string()),
+        ("text_hash", pa.int64()),
         ("duplicate", pa.bool_()),
     ]
 )
@@ -132,7 +133,7 @@ def _naive(moment: datetime) -> datetime:
 
 def mentions_table(
     mentions: Sequence[Mention],
-    text_hashes: Sequence[str | None] | None = None,
+    text_hashes: Sequence[int | None] | None = None,
     duplicates: Sequence[bool] | None = None,
 ) -> pa.Table:
     n = len(mentions)
@@ -293,18 +294,24 @@ class Store:
         return {row[0] for row in rows}
 
     def fingerprint_times(
-        self, brand: str, hashes: Sequence[str], lo: datetime, hi: datetime
-    ) -> dict[str, list[datetime]]:
+        self, brand: str, hashes: Sequence[int], lo: datetime, hi: datetime
+    ) -> dict[int, list[datetime]]:
         """Creation times of stored mentions of ``brand`` in [lo, hi] having each of ``hashes``."""
-        found: dict[str, list[datetime]] = {}
+        found: dict[int, list[datetime]] = {}
         if not hashes:
             return found
+        probe = pa.table({"text_hash": pa.array(list(set(hashes)), pa.int64())})
         with self.native() as db:
-            rows = db.execute(
-                "SELECT text_hash, created_at FROM mentions WHERE brand = $brand AND created_at >= $lo "
-                "AND created_at <= $hi AND text_hash IN (SELECT unnest($hashes::VARCHAR[]))",
-                {"brand": brand, "lo": to_db_time(lo), "hi": to_db_time(hi), "hashes": list(set(hashes))},
-            ).fetchall()
+            db.register("probe_hashes", probe)
+            try:
+                rows = db.execute(
+                    "SELECT m.text_hash, m.created_at FROM mentions m SEMI JOIN probe_hashes p "
+                    "ON m.text_hash = p.text_hash "
+                    "WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at <= $hi",
+                    {"brand": brand, "lo": to_db_time(lo), "hi": to_db_time(hi)},
+                ).fetchall()
+            finally:
+                db.unregister("probe_hashes")
         for text_hash, created in rows:
             found.setdefault(text_hash, []).append(from_db_time(created))
         return found
@@ -320,7 +327,7 @@ class Store:
         scorer: str,
         scorer_version: str,
         now: datetime,
-        text_hashes: Sequence[str | None] | None = None,
+        text_hashes: Sequence[int | None] | None = None,
         duplicates: Sequence[bool] | None = None,
     ) -> SaveResult:
         """Store mentions, their scores and the checkpoint in one transaction.
