@@ -87,12 +87,13 @@ def test_create_builds_a_connector_or_names_the_missing_credentials(name):
 # are mentions of the query. Between the two runs the harness may add new items.
 
 Harness = Callable[[], Iterator[tuple[Callable[[], Connector], BrandQuery, Callable[[], set[str]], Callable[[], None]]]]
-HARNESSES: dict[str, Harness] = {}
+HARNESSES: dict[str, tuple[str, Harness]] = {}
+"""case id -> (connector name, harness); a connector with modes has a case per mode."""
 
 
-def harness(name: str) -> Callable[[Harness], Harness]:
+def harness(name: str, mode: str | None = None) -> Callable[[Harness], Harness]:
     def register(function: Harness) -> Harness:
-        HARNESSES[name] = contextmanager(function)
+        HARNESSES[f"{name}-{mode}" if mode else name] = (name, contextmanager(function))
         return function
     return register
 
@@ -248,11 +249,65 @@ def _reddit():
         yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: set(api.submissions) | set(api.comments), later
 
 
+@harness("bluesky")
+def _bluesky():
+    from connectors.bluesky import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.bluesky_api import FakeBluesky, post_view
+    from tests.fakes.http import FakeServer
+
+    now = utc_now()
+    with FakeServer() as server:
+        api = FakeBluesky(server, [post_view(f"3k{i:03d}", f"brewly {i}", now - timedelta(hours=30) + timedelta(minutes=7 * i))
+                                   for i in range(150)])
+        env = {"BLUESKY_HANDLE": api.handle, "BLUESKY_APP_PASSWORD": api.password}
+
+        def make() -> Connector:
+            return create({"base_url": server.url}, utc_now, env=env, retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            t = utc_now()
+            api.posts += [post_view(f"3knew{i}", f"brewly new {i}", t - timedelta(seconds=30 - i)) for i in range(5)]
+
+        yield make, BrandQuery("Brewly", terms=("brewly",)), lambda: {p["uri"] for p in api.posts}, later
+
+
+@harness("bluesky", mode="jetstream")
+def _bluesky_jetstream():
+    from connectors.bluesky import create
+    from connectors.retry import RetryPolicy
+    from tests.fakes.jetstream import FakeJetstream, post_event, time_us
+
+    now = utc_now()
+    posts = [post_event(time_us(now - timedelta(minutes=50) + timedelta(seconds=20 * i)), f"3j{i:03d}", f"brewly {i}")
+             for i in range(100)]
+    future = post_event(time_us(now + timedelta(days=1)), "3jfuture", "brewly tomorrow")
+    with FakeJetstream(posts + [future], drop_after=[40]) as jetstream:
+        def make() -> Connector:
+            return create({"mode": "jetstream", "jetstream_url": jetstream.url, "jetstream_backfill_minutes": 60},
+                          utc_now, env={}, retry=RetryPolicy(sleep=lambda s: None))
+
+        def later() -> None:
+            extra = [post_event(time_us(utc_now() - timedelta(seconds=2)), "3jnew", "brewly new")]
+            posts.extend(extra)
+            jetstream.add(*extra)
+
+        def served() -> set[str]:
+            return {f"at://{p['did']}/app.bsky.feed.post/{p['commit']['rkey']}" for p in posts}
+
+        yield make, BrandQuery("Brewly", terms=("brewly",)), served, later
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_two_runs_store_exactly_what_was_served_once(name, tmp_path):
-    if name not in HARNESSES:
-        pytest.fail(f"connector {name!r} has no contract harness in tests/connectors/test_contract.py")
-    with HARNESSES[name]() as (make, query, served, later), Store.open(tmp_path / "c.duckdb") as store:
+def test_every_connector_has_a_behaviour_harness(name):
+    assert name in {connector for connector, _ in HARNESSES.values()}, (
+        f"connector {name!r} has no contract harness in tests/connectors/test_contract.py")
+
+
+@pytest.mark.parametrize("case", sorted(HARNESSES))
+def test_two_runs_store_exactly_what_was_served_once(case, tmp_path):
+    name, make_harness = HARNESSES[case]
+    with make_harness() as (make, query, served, later), Store.open(tmp_path / "c.duckdb") as store:
         pipeline = Pipeline(store, VaderScorer(), utc_now)
         for round_ in range(2):
             connector = make()

@@ -1,0 +1,736 @@
+"""The ``bluesky`` connector: Bluesky post search (atproto) or the Jetstream firehose.
+
+Two modes, chosen by the ``mode`` setting:
+
+``search`` (default)
+    ``app.bsky.feed.searchPosts`` through the ``atproto`` client (pinned 0.0.73), logged
+    in with an app password. Reaches back ``history_days`` on the first run and after
+    downtime; newest first; costs a few requests per brand and run.
+``jetstream``
+    Bluesky's Jetstream websocket (``connectors.bluesky_jetstream``): every new post on
+    the network, replayed from a ``time_us`` cursor and matched locally. No login.
+
+Both modes key a post by its ``at://`` URI, so switching modes does not store a post
+twice, and each mode can resume from the other's cursor.
+
+Talking to Bluesky (search mode)
+--------------------------------
+``atproto.Client(base_url=...)`` with our own HTTP timeout. ``login(...,
+fetch_bsky_profile=False)`` happens lazily, once per connector (under a lock: the
+daemon fetches brands concurrently), and again once per run if the session expires
+in a way the client cannot refresh on its own. Search pages are requested with the
+client's raw ``invoke_query`` (the same session, auth header, refresh and error
+handling as ``client.app.bsky.feed.search_posts``) so that the body stays a dict: the
+typed response model is strict, and one malformed post would fail the whole page
+instead of being skipped and counted. Every request goes through
+``connectors.retry.with_retries``; errors are translated here, once:
+
+    RateLimitExceededError (429)            RateLimitedError(retry_after from retry-after
+                                            or ratelimit-reset)
+    NetworkError, InvokeTimeoutError, 5xx,  RetryableError
+    408, httpx transport errors, a body
+    that is not a JSON object
+    401/403, any 400 on createSession       AuthError naming both environment variables
+    (AuthenticationRequired, ...)
+    ExpiredToken / InvalidToken, 401 on a   log in again (once per run), then AuthError
+    search
+    400 on searchPosts                      QueryError (the query was refused)
+    other 4xx, anything else from atproto   FatalError
+
+Query
+-----
+Bluesky search has no OR (``a OR b`` finds posts holding "a", "OR" and "b";
+bluesky-social/atproto#3751 and social-app#1522 are open), so each term, hashtag and
+handle is its own query (``"a phrase"`` quoted, ``#tag``, a handle without ``@``), and
+the results are merged by URI. Exclusions are not sent: the local re-check
+(``connectors.query.matches``) applies them, and the platform query only needs to be a
+superset. ``lang`` is sent when the brand has exactly one language. The page cap
+``max_pages_per_run`` applies to each of these queries.
+
+Cursor (search)
+---------------
+Search is newest first and filters on a post's ``sortAt`` (the earlier of its
+``indexedAt`` and ``createdAt``; ``since`` inclusive, ``until`` exclusive). The cursor
+keeps one state per query (``{"queries": {q: state}}``); each state is:
+
+``{"since": S}``
+    Every post with sortAt before S is stored. The run reads ``[S - overlap_seconds,
+    run start)`` newest first. ``overlap_seconds`` re-reads a little: posts reach the
+    search index a moment after their sortAt, and our clock may differ from Bluesky's.
+    What is re-read is stored once (storage is keyed by URI, and the pipeline does not
+    even score it again). A complete read moves S to the run start, never further.
+``{"since": S, "gap_until": G, "gap_resume": R}``
+    An earlier run read ``[G, R)`` and was cut (page cap, a rate limit, an error) before
+    it reached S: ``[S, G)`` is unread. The next run reads that gap first (``until=G``,
+    newest first); if it is cut again only G moves down. When the gap is read, S
+    becomes R and the same run goes on with ``[R - overlap, run start)``. G is the
+    oldest sortAt read plus 1 ms, so the posts sharing that instant are read again
+    rather than skipped.
+
+The state is updated after every page, so it is always resumable; only the last batch
+of a run carries it as a checkpoint, and a run that ends with an error yields that
+checkpoint first (its progress is kept) and then raises. A state older than
+``history_days`` is moved up to ``run start - history_days`` and the lost stretch is
+logged: after a long downtime the run reaches back ``history_days``, no further.
+A Jetstream cursor ``{"time_us": T}`` is read as ``since = T`` for every query.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pydantic
+from atproto import Client
+from atproto_client import models
+from atproto_client.exceptions import (
+    BadRequestError,
+    InvokeTimeoutError,
+    LoginRequiredError,
+    ModelError,
+    NetworkError,
+    RateLimitExceededError,
+    RequestErrorBase,
+    RequestException,
+    UnauthorizedError,
+)
+from atproto_client.models.common import XrpcError
+from atproto_client.request import Request
+
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    FatalError,
+    MalformedPayloadError,
+    QueryError,
+    RateLimitedError,
+    RetryableError,
+)
+from connectors.retry import RetryPolicy, with_retries
+
+if TYPE_CHECKING:
+    from connectors.bluesky_jetstream import JetstreamConnector
+
+log = logging.getLogger("listener.connectors.bluesky")
+
+SETTINGS: dict[str, tuple[type, Any, str]] = {
+    "handle_env": (str, "BLUESKY_HANDLE", "Environment variable holding the account handle (search mode)."),
+    "app_password_env": (str, "BLUESKY_APP_PASSWORD",
+                         "Environment variable holding an app password of that account (search mode)."),
+    "base_url": (str, "https://bsky.social", "Where to log in and search (your PDS or the Bluesky entryway)."),
+    "mode": (str, "search", "'search' (post search, needs login, reaches back) or 'jetstream' (live firehose)."),
+    "jetstream_url": (str, "wss://jetstream2.us-east.bsky.network", "Jetstream instance (jetstream mode)."),
+    "history_days": (int, 7, "Days the first search run, or one after downtime, reaches back."),
+    "max_pages_per_run": (int, 10, "Search pages (up to 100 posts each) one run may request per query."),
+    "overlap_seconds": (int, 60, "Seconds each search run re-reads before the previous run's end (late indexing)."),
+    "timeout_seconds": (float, 30.0, "Seconds to wait for one HTTP request (search mode)."),
+    "jetstream_max_seconds": (float, 50.0, "Longest one Jetstream run reads before it returns (catching up)."),
+    "jetstream_max_events": (int, 500_000, "Most Jetstream events (all posts, not only matches) one run reads."),
+    "jetstream_backfill_minutes": (int, 10, "Minutes the first Jetstream run replays before its start."),
+}
+"""Optional settings of the Bluesky source: name -> (type, default, one-line doc)."""
+
+MODES = ("search", "jetstream")
+POST_COLLECTION = "app.bsky.feed.post"
+PAGE_SIZE = 100
+SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
+"""XRPC error names that mean "log in again", not "the credentials are wrong"."""
+_AT_URI = re.compile(r"^at://(?P<repo>[^/\s]+)/(?P<collection>[^/\s]+)/(?P<rkey>[^/\s]+)$")
+
+
+# -- time -------------------------------------------------------------------------------
+
+
+def parse_datetime(value: Any) -> datetime:
+    """An atproto datetime (``2026-11-01T09:30:00.000Z``) as tz-aware UTC.
+
+    A missing time zone is read as UTC (some clients leave it out); a date without a
+    time, or anything else, raises ValueError.
+    """
+    if not isinstance(value, str) or "T" not in value.upper():
+        raise ValueError(f"not an atproto datetime: {value!r}")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return ensure_utc(moment)
+
+
+def iso(moment: datetime) -> str:
+    """``2026-11-01T09:30:00.000Z``: millisecond precision, as Bluesky writes times."""
+    return ensure_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def to_time_us(moment: datetime) -> int:
+    """A datetime as Jetstream's ``time_us`` (microseconds since the epoch)."""
+    delta = ensure_utc(moment) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_time_us(time_us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=time_us)
+
+
+# -- mapping ----------------------------------------------------------------------------
+
+
+def parse_post_uri(uri: Any) -> tuple[str, str]:
+    """``at://did/app.bsky.feed.post/rkey`` -> (did or handle, rkey)."""
+    match = _AT_URI.match(uri) if isinstance(uri, str) else None
+    if match is None or match["collection"] != POST_COLLECTION:
+        raise ValueError(f"not a post URI: {uri!r}")
+    return match["repo"], match["rkey"]
+
+
+def post_url(actor: str, rkey: str) -> str:
+    """The bsky.app web address of a post; ``actor`` is a handle or a DID."""
+    return f"https://bsky.app/profile/{actor}/post/{rkey}"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _thread_uris(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(root, parent) URIs of a reply record; (None, None) for a post that starts a thread."""
+    reply = _mapping(record.get("reply"))
+    root = _mapping(reply.get("root")).get("uri")
+    parent = _mapping(reply.get("parent")).get("uri")
+    return (root if isinstance(root, str) and root else None,
+            parent if isinstance(parent, str) and parent else None)
+
+
+def _first_lang(record: Mapping[str, Any]) -> str | None:
+    langs = record.get("langs")
+    if isinstance(langs, list) and langs and isinstance(langs[0], str) and langs[0]:
+        return langs[0]
+    return None
+
+
+def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None, url_actor: str,
+                        metrics: Mapping[str, int], raw: Mapping[str, Any],
+                        fetched_at: datetime | None) -> Mention:
+    """A post record (``app.bsky.feed.post``) as a Mention; shared by both modes.
+
+    Raises MalformedPayloadError when the record is not an object, its text is not a
+    string or its ``createdAt`` is not a datetime.
+    """
+    if not isinstance(record, Mapping):
+        raise MalformedPayloadError(f"{uri}: the record is not an object")
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise MalformedPayloadError(f"{uri}: the record's text is not a string")
+    try:
+        created_at = parse_datetime(record.get("createdAt"))
+    except ValueError as exc:
+        raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
+    _repo, rkey = parse_post_uri(uri)
+    root, parent = _thread_uris(record)
+    return Mention(
+        source="bluesky",
+        id=uri,
+        brand=brand,
+        created_at=created_at,
+        text=text,
+        author=author,
+        url=post_url(url_actor, rkey),
+        conversation_id=root or uri,
+        parent_id=parent,
+        lang=_first_lang(record),
+        metrics=dict(metrics),
+        fetched_at=fetched_at,
+        raw=raw,
+    )
+
+
+def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = None) -> Mention:
+    """One ``app.bsky.feed.defs#postView`` (a search hit) as a Mention.
+
+    Raises MalformedPayloadError when the URI, the record's text or ``createdAt`` cannot
+    be read; optional fields of the wrong type are ignored.
+    """
+    if not isinstance(post, Mapping):
+        raise MalformedPayloadError(f"a post view must be an object, got {type(post).__name__}")
+    uri = post.get("uri")
+    try:
+        repo, _rkey = parse_post_uri(uri)
+    except ValueError as exc:
+        raise MalformedPayloadError(str(exc)) from exc
+    handle = _mapping(post.get("author")).get("handle")
+    # "handle.invalid" is what the AppView shows for a handle that no longer verifies.
+    handle = handle if isinstance(handle, str) and handle and handle != "handle.invalid" else None
+    metrics = {
+        "likes": _count(post.get("likeCount")),
+        "reposts": _count(post.get("repostCount")) + _count(post.get("quoteCount")),
+        "replies": _count(post.get("replyCount")),
+        "quotes": _count(post.get("quoteCount")),
+    }
+    return mention_from_record(uri, post.get("record"), brand=brand, author=handle or repo,
+                               url_actor=handle or repo, metrics=metrics, raw=dict(post),
+                               fetched_at=fetched_at)
+
+
+def sort_time(post: Any) -> datetime | None:
+    """The post's ``sortAt`` as search filters and orders it: the earlier of
+    ``indexedAt`` and ``record.createdAt`` (None when neither can be read)."""
+    if not isinstance(post, Mapping):
+        return None
+    times = []
+    for value in (post.get("indexedAt"), _mapping(post.get("record")).get("createdAt")):
+        try:
+            times.append(parse_datetime(value))
+        except ValueError:
+            pass
+    return min(times, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedPage:
+    mentions: list[Mention]
+    skipped: int
+    oldest: datetime | None
+    """The oldest sortAt on the page, readable posts or not."""
+
+
+def map_search_page(body: Mapping[str, Any], brand: str, fetched_at: datetime | None) -> MappedPage:
+    """Every readable post of one searchPosts response; malformed ones skipped and counted."""
+    posts = body.get("posts")
+    if posts is None:
+        return MappedPage([], 0, None)
+    if not isinstance(posts, list):
+        raise MalformedPayloadError(f"'posts' must be a list, got {type(posts).__name__}")
+    mentions: list[Mention] = []
+    skipped = 0
+    oldest: datetime | None = None
+    for post in posts:
+        moment = sort_time(post)
+        if moment is not None:
+            oldest = moment if oldest is None else min(oldest, moment)
+        try:
+            mentions.append(mention_from_post_view(post, brand, fetched_at))
+        except MalformedPayloadError as exc:
+            skipped += 1
+            log.warning("bluesky: skipped an unreadable post: %s", exc)
+    return MappedPage(mentions, skipped, oldest)
+
+
+# -- query ------------------------------------------------------------------------------
+
+
+def compile_search_queries(query: BrandQuery) -> list[str]:
+    """One Bluesky search query per term, hashtag and handle (search cannot OR them)."""
+    compiled: list[str] = []
+    for term in query.terms:
+        term = term.strip()
+        if not term:
+            continue
+        if '"' in term:
+            raise QueryError(f"brand {query.brand!r}: {term!r}: double quotes cannot be searched for")
+        compiled.append(f'"{term}"' if re.search(r"[^\w#@]", term) else term)
+    for tag in query.hashtags:
+        tag = tag.strip().lstrip("#")
+        if tag:
+            compiled.append(f"#{tag}")
+    for handle in query.handles:
+        handle = handle.strip().lstrip("@")
+        if handle:
+            compiled.append(handle)
+    unique = list(dict.fromkeys(compiled))
+    if not unique:
+        raise QueryError(f"brand {query.brand!r}: nothing to search for on Bluesky")
+    return unique
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+def _xrpc_error(exc: RequestErrorBase) -> str | None:
+    content = exc.response.content if exc.response is not None else None
+    return content.error if isinstance(content, XrpcError) else None
+
+
+def _retry_after(exc: RateLimitExceededError, now: datetime) -> float | None:
+    if exc.retry_after is not None:
+        return exc.retry_after
+    if exc.reset_at is not None:
+        return max((exc.reset_at - now).total_seconds(), 0.0) + 1.0
+    return None
+
+
+def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now: datetime,
+                    logging_in: bool = False) -> ConnectorError:
+    """One atproto/httpx exception as the connectors exception the caller should act on."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, RateLimitExceededError):
+        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {exc}", retry_after=_retry_after(exc, now))
+    if isinstance(exc, (InvokeTimeoutError, NetworkError)):
+        return RetryableError(f"{what}: {type(exc).__name__}: {exc or exc.__cause__}")
+    if isinstance(exc, UnauthorizedError) or (logging_in and isinstance(exc, BadRequestError)):
+        return AuthError(f"{what}: Bluesky refused the login or session: {exc}; use the handle and an app "
+                         "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
+    if isinstance(exc, BadRequestError):
+        return QueryError(f"{what}: Bluesky refused the request (400): {exc}")
+    if isinstance(exc, RequestException) and exc.response is not None:
+        status = exc.response.status_code
+        if status >= 500 or status == 408:
+            return RetryableError(f"{what}: Bluesky answered {exc}")
+        return FatalError(f"{what}: Bluesky answered {exc}")
+    if isinstance(exc, LoginRequiredError):
+        return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
+    if isinstance(exc, ModelError):
+        return RetryableError(f"{what}: unreadable response: {exc}")
+    if isinstance(exc, httpx.TransportError):
+        return RetryableError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, ValueError):  # a body announced as JSON that does not parse
+        return RetryableError(f"{what}: the response body is not JSON: {exc}")
+    # Anything else the client library raises (AtProtocolError, httpx.HTTPError, a
+    # surprise from its session handling) ends the run: none may escape connectors/.
+    return FatalError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+# -- cursor -----------------------------------------------------------------------------
+
+
+@dataclass
+class _QueryState:
+    """Where one search query stands (module docstring, "Cursor")."""
+
+    since: datetime
+    gap_until: datetime | None = None
+    gap_resume: datetime | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        state = {"since": iso(self.since)}
+        if self.gap_until is not None and self.gap_resume is not None:
+            state["gap_until"] = iso(self.gap_until)
+            state["gap_resume"] = iso(self.gap_resume)
+        return state
+
+
+def _bad_cursor(since: Any, brand: str, why: str) -> FatalError:
+    return FatalError(f"bluesky: the saved cursor of brand {brand!r} is unreadable ({why}): {since!r}; "
+                      "delete it to start over with a first run")
+
+
+def _parse_query_state(raw: Any, since: Any, brand: str) -> _QueryState:
+    if not isinstance(raw, Mapping):
+        raise _bad_cursor(since, brand, "a query state is not an object")
+    try:
+        start = parse_datetime(raw.get("since"))
+        gap_until = parse_datetime(raw["gap_until"]) if raw.get("gap_until") is not None else None
+        gap_resume = parse_datetime(raw["gap_resume"]) if raw.get("gap_resume") is not None else None
+    except ValueError as exc:
+        raise _bad_cursor(since, brand, str(exc)) from exc
+    if (gap_until is None) != (gap_resume is None):
+        raise _bad_cursor(since, brand, "gap_until and gap_resume must come together")
+    return _QueryState(start, gap_until, gap_resume)
+
+
+def parse_search_cursor(since: Cursor | None, queries: list[str], brand: str,
+                        first_since: datetime) -> dict[str, _QueryState]:
+    """The state of each query: from the cursor, from a Jetstream cursor, or a first run
+    from ``first_since`` (a query added to the brand since the last run starts there too)."""
+    if since is None:
+        return {q: _QueryState(first_since) for q in queries}
+    if not isinstance(since, Mapping):
+        raise _bad_cursor(since, brand, "not an object")
+    if "time_us" in since and "queries" not in since:
+        time_us = since["time_us"]
+        if isinstance(time_us, bool) or not isinstance(time_us, int) or time_us < 0:
+            raise _bad_cursor(since, brand, "time_us is not a count of microseconds")
+        return {q: _QueryState(from_time_us(time_us)) for q in queries}
+    saved = since.get("queries")
+    if not isinstance(saved, Mapping):
+        raise _bad_cursor(since, brand, "no 'queries' object")
+    return {q: _parse_query_state(saved[q], since, brand) if q in saved else _QueryState(first_since)
+            for q in queries}
+
+
+def search_cursor(states: Mapping[str, _QueryState]) -> Cursor:
+    return {"queries": {q: state.to_dict() for q, state in states.items()}}
+
+
+# -- the search connector ----------------------------------------------------------------
+
+
+def build_client(base_url: str = "https://bsky.social", timeout: float = 30.0) -> Client:
+    """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout."""
+    return Client(base_url=base_url, request=Request(timeout=timeout))
+
+
+@dataclass
+class _Run:
+    brand: str
+    run_start: datetime
+    max_pages: int
+    pages: dict[str, int] = field(default_factory=dict)
+    yielded: set[str] = field(default_factory=set)
+    relogged: bool = False
+    stopped: list[str] = field(default_factory=list)
+
+
+class BlueskySearchConnector:
+    """Mentions from ``app.bsky.feed.searchPosts``, newest first, one query per term."""
+
+    name = "bluesky"
+
+    def __init__(self, client: Client, clock: Clock, *, handle: str, app_password: str,
+                 history_days: int = 7, max_pages_per_run: int = 10, overlap_seconds: int = 60,
+                 retry: RetryPolicy | None = None,
+                 env_vars: tuple[str, str] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")) -> None:
+        problems = _check_search_limits(history_days, max_pages_per_run, overlap_seconds)
+        if problems:
+            raise ValueError("bluesky: " + "; ".join(problems))
+        self.client = client
+        self._clock = clock
+        self._handle = handle
+        self._app_password = app_password
+        self.history_days = history_days
+        self.max_pages_per_run = max_pages_per_run
+        self.overlap = timedelta(seconds=overlap_seconds)
+        self.retry = retry or RetryPolicy()
+        self.env_vars = env_vars
+        self._login_lock = threading.Lock()
+        self._logged_in = False
+
+    def __repr__(self) -> str:  # never show the password
+        return f"BlueskySearchConnector(handle={self._handle!r})"
+
+    # -- fetch --------------------------------------------------------------------------
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        """Yield one batch per search page (no checkpoint) and a last batch, possibly
+        empty, carrying the cursor; on an error, that last batch and then the error."""
+        queries = compile_search_queries(query)
+        lang = query.languages[0] if len(query.languages) == 1 else None
+        run_start = ensure_utc(self._clock(), "clock()")
+        window_start = run_start - timedelta(days=self.history_days)
+        states = parse_search_cursor(since, queries, query.brand, window_start)
+        for q, state in states.items():
+            _clamp_to_window(state, window_start, run_start, query.brand, q)
+        run = _Run(query.brand, run_start, self.max_pages_per_run)
+        try:
+            for q in queries:
+                yield from self._read_query(q, lang, states[q], run)
+        except ConnectorError:
+            # Keep what was read: every state is resumable after every page.
+            yield Batch(mentions=(), checkpoint=search_cursor(states))
+            raise
+        for reason in run.stopped:
+            log.warning("bluesky: brand %s: %s; the next run continues where this one stopped",
+                        query.brand, reason)
+        yield Batch(mentions=(), checkpoint=search_cursor(states))
+
+    def _read_query(self, q: str, lang: str | None, state: _QueryState,
+                    run: _Run) -> Generator[Batch, None, None]:
+        if state.gap_until is not None and state.gap_resume is not None:
+            done = yield from self._read_range(q, lang, state, state.gap_until, run, filling_gap=True)
+            if not done:
+                return
+            state.since, state.gap_until, state.gap_resume = state.gap_resume, None, None
+        done = yield from self._read_range(q, lang, state, run.run_start, run, filling_gap=False)
+        if done:
+            state.since, state.gap_until, state.gap_resume = run.run_start, None, None
+
+    def _read_range(self, q: str, lang: str | None, state: _QueryState, until: datetime, run: _Run,
+                    *, filling_gap: bool) -> Generator[Batch, None, bool]:
+        """Read ``[state.since - overlap, until)`` newest first, moving the state's gap down
+        after each page. Returns whether the range was read to its bottom."""
+        lower = min(state.since - self.overlap, until)
+        params: dict[str, Any] = {"q": q, "sort": "latest", "since": iso(lower), "until": iso(until),
+                                  "limit": PAGE_SIZE}
+        if lang:
+            params["lang"] = lang
+        seen_cursors: set[str] = set()
+        while True:
+            if run.pages.get(q, 0) >= run.max_pages:
+                run.stopped.append(f"query {q!r} reached the page cap ({run.max_pages} pages per run)")
+                return False
+            body = self._search(params, run)
+            run.pages[q] = run.pages.get(q, 0) + 1
+            page = map_search_page(body, run.brand, run.run_start)
+            fresh = [m for m in page.mentions if m.id not in run.yielded]
+            run.yielded.update(m.id for m in fresh)
+            yield Batch(mentions=tuple(fresh), checkpoint=None, skipped=page.skipped)
+            if page.oldest is not None:
+                # Posts at the oldest instant may go on on the next page: keep them unread.
+                bottom = min(page.oldest + timedelta(milliseconds=1), until)
+                state.gap_until = bottom if state.gap_until is None else min(state.gap_until, bottom)
+                if not filling_gap:
+                    state.gap_resume = run.run_start
+            token = body.get("cursor")
+            if not token:
+                return True
+            if not isinstance(token, str):
+                raise FatalError(f"bluesky search: the page cursor is not a string: {token!r}")
+            if token in seen_cursors:
+                raise FatalError(f"bluesky search: the API repeated the page cursor {token!r}; "
+                                 "stopping a paging loop")
+            seen_cursors.add(token)
+            params["cursor"] = token
+
+    # -- one request --------------------------------------------------------------------
+
+    def _search(self, params: Mapping[str, Any], run: _Run) -> Mapping[str, Any]:
+        try:
+            model = models.AppBskyFeedSearchPosts.Params(**params)
+        except pydantic.ValidationError as exc:
+            raise QueryError(f"bluesky search: the query cannot be sent: {exc}") from exc
+        return with_retries(lambda: self._attempt_search(model, run), self.retry, "bluesky search")
+
+    def _attempt_search(self, model: Any, run: _Run) -> Mapping[str, Any]:
+        self._ensure_login()
+        try:
+            response = self.client.invoke_query("app.bsky.feed.searchPosts", params=model,
+                                                output_encoding="application/json")
+        except (UnauthorizedError, BadRequestError) as exc:
+            expired = _xrpc_error(exc) in SESSION_ERRORS or isinstance(exc, UnauthorizedError)
+            if expired and not run.relogged:
+                # The session could not be refreshed (expired refresh token, revoked
+                # session): log in again once, then a refusal is the credentials' fault.
+                run.relogged = True
+                with self._login_lock:
+                    self._logged_in = False
+                raise RetryableError(f"bluesky search: the session was refused ({exc}); logging in again") from exc
+            raise self._translate(exc, "bluesky search") from exc
+        except Exception as exc:
+            raise self._translate(exc, "bluesky search") from exc
+        body = response.content
+        if not isinstance(body, Mapping) or not isinstance(body.get("posts", []), list):
+            # A gateway's page or a truncated body: transient, ask for the page again.
+            raise RetryableError(f"bluesky search: the response is not a searchPosts page: {str(body)[:80]!r}")
+        return body
+
+    def _ensure_login(self) -> None:
+        with self._login_lock:
+            if self._logged_in:
+                return
+            try:
+                self.client.login(self._handle, self._app_password, fetch_bsky_profile=False)
+            except Exception as exc:
+                raise self._translate(exc, "bluesky login", logging_in=True) from exc
+            self._logged_in = True
+
+    def _translate(self, exc: Exception, what: str, logging_in: bool = False) -> ConnectorError:
+        return translate_error(exc, what, env_vars=self.env_vars, now=ensure_utc(self._clock()),
+                               logging_in=logging_in)
+
+    def close(self) -> None:
+        self.client.request.close()
+
+
+def _clamp_to_window(state: _QueryState, window_start: datetime, run_start: datetime, brand: str,
+                     q: str) -> None:
+    """Move a state older than ``history_days`` up into the window, and report the
+    stretch that is given up; pull a state ahead of the clock back to the run start."""
+    if state.gap_until is not None and state.gap_resume is not None and state.gap_until <= window_start:
+        _report_loss(brand, q, state.since, state.gap_until)
+        state.since, state.gap_until, state.gap_resume = state.gap_resume, None, None
+    if state.since < window_start:
+        _report_loss(brand, q, state.since, window_start)
+        state.since = window_start
+    if state.since > run_start:  # the clock went back: re-read, storage skips what it has
+        state.since = run_start
+    if state.gap_resume is not None and state.gap_resume > run_start:
+        state.gap_resume = run_start
+
+
+def _report_loss(brand: str, q: str, start: datetime, end: datetime) -> None:
+    log.warning("bluesky: brand %s, query %r: posts from %s to %s are older than history_days and were not "
+                "fetched", brand, q, iso(start), iso(end))
+
+
+# -- settings and factory ---------------------------------------------------------------
+
+
+def _whole(value: Any, key: str, least: int, problems: list[str]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{key} must be a whole number, got {value!r}")
+    elif value < least:
+        problems.append(f"{key} must be at least {least}, got {value}")
+
+
+def _positive(value: Any, key: str, problems: list[str]) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        problems.append(f"{key} must be a positive number, got {value!r}")
+
+
+def _check_search_limits(history_days: Any, max_pages: Any, overlap: Any) -> list[str]:
+    problems: list[str] = []
+    _whole(history_days, "history_days", 1, problems)
+    _whole(max_pages, "max_pages_per_run", 1, problems)
+    _whole(overlap, "overlap_seconds", 0, problems)
+    return problems
+
+
+def check_settings(values: Mapping[str, Any]) -> list[str]:
+    """Every problem with the settings, at once."""
+    problems = _check_search_limits(values["history_days"], values["max_pages_per_run"],
+                                    values["overlap_seconds"])
+    if values["mode"] not in MODES:
+        problems.append(f"mode must be one of {', '.join(MODES)}, got {values['mode']!r}")
+    for key in ("handle_env", "app_password_env", "base_url", "jetstream_url"):
+        if not isinstance(values[key], str) or not values[key].strip():
+            problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
+    if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
+        problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
+    if isinstance(values["jetstream_url"], str) and not values["jetstream_url"].startswith(("ws://", "wss://")):
+        problems.append(f"jetstream_url must start with ws:// or wss://, got {values['jetstream_url']!r}")
+    _positive(values["timeout_seconds"], "timeout_seconds", problems)
+    _positive(values["jetstream_max_seconds"], "jetstream_max_seconds", problems)
+    _whole(values["jetstream_max_events"], "jetstream_max_events", 1, problems)
+    _whole(values["jetstream_backfill_minutes"], "jetstream_backfill_minutes", 0, problems)
+    return problems
+
+
+def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
+           retry: RetryPolicy | None = None) -> BlueskySearchConnector | JetstreamConnector:
+    """Entry-point factory: a search connector (credentials from the environment
+    variables named by ``handle_env`` and ``app_password_env``; missing ones raise
+    AuthError naming them) or, with ``mode = "jetstream"``, a Jetstream connector (no
+    login). Invalid settings raise ValueError listing every problem."""
+    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
+    unknown = sorted(set(settings) - set(SETTINGS))
+    problems = check_settings(values)
+    if unknown:
+        problems.append(f"unknown settings: {', '.join(unknown)}")
+    if problems:
+        raise ValueError("bluesky settings: " + "; ".join(problems))
+    if values["mode"] == "jetstream":
+        from connectors.bluesky_jetstream import JetstreamConnector
+
+        return JetstreamConnector(
+            values["jetstream_url"], clock,
+            max_seconds=float(values["jetstream_max_seconds"]),
+            max_events=values["jetstream_max_events"],
+            backfill_minutes=values["jetstream_backfill_minutes"],
+            retry=retry or RetryPolicy(),
+        )
+    env_vars = (values["handle_env"], values["app_password_env"])
+    handle = (env.get(env_vars[0]) or "").strip().lstrip("@")
+    password = (env.get(env_vars[1]) or "").strip()
+    missing = [name for name, value in zip(env_vars, (handle, password)) if not value]
+    if missing:
+        raise AuthError(f"Bluesky search needs a login: {' and '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} not set or empty", env_vars=missing)
+    return BlueskySearchConnector(
+        build_client(values["base_url"], float(values["timeout_seconds"])), clock,
+        handle=handle, app_password=password,
+        history_days=values["history_days"],
+        max_pages_per_run=values["max_pages_per_run"],
+        overlap_seconds=values["overlap_seconds"],
+        retry=retry or RetryPolicy(),
+        env_vars=env_vars,
+    )
