@@ -1,0 +1,61 @@
+"""Campaign mood-ROI statistics: did the spend move how people feel, and what did each
+extra good conversation cost? The method is ROI-METHOD.md; everything here is a pure
+function of daily counts (no database, no I/O but the simulator's spend-file writer).
+
+Modules:
+
+* ``daily``: inputs (``DailySeries``, ``BrandDaily``, ``DailySpend``, ``CampaignPlan``,
+  ``Coverage``), the plan laid on the calendar (``CampaignWindow``), aggregation into
+  account-local days and the descriptive metrics (NSS and SE, opinion rate, share of
+  voice, engagement-weighted NSS);
+* ``models``: regression with AR(1) errors by ML (statsmodels ARIMA, and an exact
+  profile-likelihood engine for the many small fits), fallbacks, Ljung-Box;
+* ``effects``: ITS/DiD effects, naive difference, pre-trend check, MDE, dNP;
+* ``adstock``: carry-over (normalised geometric adstock, theta profiled on 0..0.9);
+* ``diagnostics``: placebo windows, ITS-vs-DiD, source mix, connector gaps;
+* ``verdict``: the four verdicts and caveat wording;
+* ``campaign``: ``analyse_campaign`` / ``analyse_campaigns`` -> ``CampaignResult``;
+* ``monitor``: the hourly EWMA alarm;
+* ``simulate``: a seeded market with a known campaign effect, and its spend as a Google
+  Ads export.
+"""
+
+from analysis.roi.adstock import CarryOver, adstock, carry_over, half_life
+from analysis.roi.campaign import (
+    CampaignResult,
+    DailyView,
+    Diagnostics,
+    Efficiency,
+    Headline,
+    analyse_campaign,
+    analyse_campaigns,
+)
+from analysis.roi.daily import (
+    BrandDaily,
+    CampaignPlan,
+    CampaignWindow,
+    Coverage,
+    DailySeries,
+    DailySpend,
+    WindowMetrics,
+    daily_from_hourly,
+    daily_from_mentions,
+    local_date,
+    pool,
+    share_of_voice,
+    window_metrics,
+)
+from analysis.roi.diagnostics import Disagreement, GapCheck, Placebo, SourceMix
+from analysis.roi.effects import EffectEstimate, Mde, PreTrend, estimate_its, minimum_detectable_effect
+from analysis.roi.models import AR1Fit, FitInfo, fit_ar1
+from analysis.roi.monitor import EwmaMonitor, ewma_limit, ewma_monitor
+from analysis.roi.verdict import VERDICTS, decide_verdict
+
+__all__ = [
+    "AR1Fit", "BrandDaily", "CampaignPlan", "CampaignResult", "CampaignWindow", "CarryOver", "Coverage",
+    "DailySeries", "DailySpend", "DailyView", "Diagnostics", "Disagreement", "Efficiency", "EffectEstimate",
+    "EwmaMonitor", "FitInfo", "GapCheck", "Headline", "Mde", "Placebo", "PreTrend", "SourceMix", "VERDICTS",
+    "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "daily_from_hourly",
+    "daily_from_mentions", "decide_verdict", "estimate_its", "ewma_limit", "ewma_monitor", "fit_ar1",
+    "half_life", "local_date", "minimum_detectable_effect", "pool", "share_of_voice", "window_metrics",
+]
