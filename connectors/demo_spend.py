@@ -123,3 +123,24 @@ def write_truth(path: str | Path, world: DemoWorld) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+PLAN_HEADER = ("campaign_id", "brand", "flight_start", "flight_end", "washout_days", "primary_kpi",
+               "goal_direction", "goal_value", "competitors", "campaign_tags", "account_timezone")
+DEMO_WASHOUT_DAYS = 7
+DEMO_GOAL_NSS = 5.0
+
+
+def write_plan(path: str | Path, world: DemoWorld) -> Path:
+    """The plan a marketer would have pre-registered for the demo's campaigns: flight,
+    a 7-day washout, the goal (+5 NSS points), every other brand as a competitor."""
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PLAN_HEADER)
+        for campaign in world.campaigns:
+            rivals = [b.name for b in world.brands if b.name != campaign.brand]
+            writer.writerow([campaign.campaign_id, campaign.brand, campaign.flight_start.isoformat(),
+                             campaign.flight_end.isoformat(), DEMO_WASHOUT_DAYS, "nss", "increase",
+                             DEMO_GOAL_NSS, ";".join(rivals), "", campaign.account_timezone])
+    return path

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
@@ -33,6 +34,7 @@ from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.daemon import run_daemon
 from listener.pipeline import MoodWindows, Pipeline
+from listener.report import build_report
 from listener.sources import open_sources
 from storage import queries
 from storage.campaigns import campaign_summary, save_plans, save_spend
@@ -182,7 +184,15 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
     click.echo(_mood_text(summary.mood))
-    click.echo(f"Done in {summary.seconds:.1f} s. Next: listener --db {summary.database} mood", err=True)
+    for result in summary.report["campaigns"]:
+        effect = result["headline_effect"] or {}
+        ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"
+              if effect.get("ci_low") is not None else "")
+        lift = f"{effect['delta']:+.1f} NSS points{ci}, " if effect.get("delta") is not None else ""
+        click.echo(f"Campaign {result['name'] or result['campaign_id']}: {lift}{result['verdict']}")
+    click.echo(f"Report: {', '.join(str(p) for p in summary.report_files)}")
+    click.echo(f"Done in {summary.seconds:.1f} s. Next: open {summary.report_files[-1]}, or "
+               f"listener --db {summary.database} mood", err=True)
 
 
 def _demo_json(summary: demo_module.DemoSummary) -> dict[str, Any]:
@@ -193,6 +203,9 @@ def _demo_json(summary: demo_module.DemoSummary) -> dict[str, Any]:
         "mentions": summary.mentions,
         "new": summary.new,
         "mood": _mood_json(summary.mood),
+        "report_files": [str(p) for p in summary.report_files],
+        "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
+                       "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
         "seconds": round(summary.seconds, 2),
     }
 
@@ -527,6 +540,46 @@ def campaigns_list(ctx: click.Context, as_json: bool) -> None:
         flight = f"flight {r['flight_start']}..{r['flight_end']} ({r['plan_brand']})" if r["flight_start"] else "no plan"
         click.echo(f"{r['platform']:<11} {r['campaign_id']:<14} {r['first_day']}..{r['last_day']} "
                    f"{r['spend']:>12,.2f} {r['currency']}  {flight}  {r['campaign_name'] or ''}")
+
+
+@cli.command()
+@click.option("--brand", "brand", metavar="NAME", help="The brand (default: the first plan's brand).")
+@click.option("--campaign", "campaign", metavar="ID", help="Only this campaign.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html", show_default=True,
+              help="One self-contained HTML page, Markdown, or the JSON the others are rendered from.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option("--timezone", "timezone_name", metavar="TZ", help="Cut days in this time zone (default: the plan's).")
+@click.option("--as-of", "as_of", metavar="TIME", help="Report as of this UTC time instead of now (ISO 8601).")
+@common_options
+@click.pass_context
+@handle_errors
+def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str, out: Path | None,
+           timezone_name: str | None, as_of: str | None) -> None:
+    """The campaign mood-ROI report: did the spend move how people feel?
+
+    For each imported campaign plan: NSS with its standard error, share of voice,
+    interrupted time series and difference-in-differences with AR(1) errors, volume
+    lift, carry-over, incremental net-positive conversations and their cost, the
+    minimum detectable effect, diagnostics, and a verdict with its caveats.
+    """
+    from analysis.report_render import render_html, render_markdown
+
+    if timezone_name is not None:
+        try:
+            ZoneInfo(timezone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CliError(f"--timezone: {timezone_name!r} is not a time zone name like America/New_York", 2) from None
+    settings = settings_from(ctx)
+    now = parse_as_of(as_of) or clock_from(ctx)()
+    with open_existing(settings) as store:
+        data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
+    text = {"json": lambda: json.dumps(data, indent=2, ensure_ascii=False), "md": lambda: render_markdown(data),
+            "html": lambda: render_html(data)}[fmt]()
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {out}", err=True)
 
 
 @cli.command()

@@ -18,17 +18,23 @@ from pathlib import Path
 from analysis.sentiment import VaderScorer
 from connectors.base import Clock
 from connectors.demo import DemoConnector
-from connectors.demo_spend import write_google_ads_export, write_truth
+from connectors.demo_spend import write_google_ads_export, write_plan, write_truth
+from connectors.plan import read_plan
+from connectors.spend import read_spend
 from connectors.demo_world import default_world
 from listener.config import Settings, parse_settings
 from listener.errors import ListenerError
 from listener.pipeline import MoodWindows, Pipeline, Progress
+from listener.report import build_report, write_report_files
+from storage.campaigns import save_plans, save_spend
 from storage.queries import mentions_per_brand
 from storage.store import Store
 
 DATABASE_NAME = "listener.duckdb"
 SPEND_NAME = "google-ads-campaign-report.csv"
 TRUTH_NAME = "demo-truth.json"
+PLAN_NAME = "campaign-plan.csv"
+REPORT_NAME = "report"
 # Marks a database as the demo's, so a re-run may replace it and nothing else.
 DEMO_MARKER = "demo_database"
 
@@ -42,6 +48,8 @@ class DemoSummary:
     mentions: dict[str, int]
     new: int
     mood: MoodWindows
+    report: dict
+    report_files: tuple[Path, ...]
     seconds: float
 
 
@@ -85,6 +93,9 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
     options = settings.source("demo").options
     now = clock()
     world = default_world(end=now, seed=int(options["seed"]), days=int(options["history_days"]))
+    spend_file = write_google_ads_export(directory / SPEND_NAME, world)
+    plan_file = write_plan(directory / PLAN_NAME, world)
+    truth_file = write_truth(directory / TRUTH_NAME, world)
     store = Store.open(settings.database)
     try:
         store.set_meta(DEMO_MARKER, "1")
@@ -95,12 +106,15 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
             new += pipeline.pull(connector, brand.query, progress).new
         connector.close()
         pipeline.score_hours()
+        # The same path as 'listener campaigns import' and 'listener report'.
+        save_spend(store, read_spend(spend_file).rows, now)
+        save_plans(store, read_plan(plan_file), now)
+        report = build_report(store, now)
         counts = mentions_per_brand(store)
         mood = pipeline.mood(settings.brands[0].name, as_of=now)
     finally:
         store.close()
-    spend_file = write_google_ads_export(directory / SPEND_NAME, world)
-    truth_file = write_truth(directory / TRUTH_NAME, world)
+    report_files = write_report_files(report, directory / REPORT_NAME)
     return DemoSummary(
         directory=directory,
         database=settings.database,
@@ -109,5 +123,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         mentions=counts,
         new=new,
         mood=mood,
+        report=report,
+        report_files=report_files,
         seconds=time.perf_counter() - started,
     )

@@ -149,3 +149,33 @@ def test_init_writes_a_starter_that_loads_and_never_overwrites(tmp_path):
     # The default config file in the working directory is picked up.
     empty = listener("mood", cwd=tmp_path)
     assert empty.returncode == 1 and str(tmp_path / "listener.duckdb") in empty.stderr
+
+
+def test_the_demo_report_detects_the_true_lift(demo_dir):
+    directory, summary, proc = demo_dir
+    truth = json.loads((directory / "demo-truth.json").read_text())["campaigns"][0]
+    report = json.loads((directory / "report.json").read_text())
+    (campaign,) = report["campaigns"]
+    assert campaign["verdict"] == "effect detected"
+    effect = campaign["headline_effect"]
+    assert effect["ci_low"] < truth["nss_lift"] < effect["ci_high"], effect
+    assert campaign["headline"]["method"] in ("did", "its")
+    assert campaign["efficiency"]["cpinc"] is not None
+    assert summary["campaigns"][0]["verdict"] == "effect detected"
+    html = (directory / "report.html").read_text()
+    assert "effect detected" in html and "http://" not in html and "https://" not in html.replace("https://demo.invalid", "")
+    assert "effect detected" in (directory / "report.md").read_text()
+
+
+def test_report_command_reads_the_demo_database(demo_dir, tmp_path):
+    directory, _, _ = demo_dir
+    db = str(directory / "listener.duckdb")
+    as_json = json.loads(listener("--db", db, "report", "--format", "json", "--as-of", AS_OF, check=True).stdout)
+    stored = json.loads((directory / "report.json").read_text())
+    assert as_json["campaigns"][0]["headline_effect"] == stored["campaigns"][0]["headline_effect"]
+    out = tmp_path / "r.html"
+    assert listener("--db", db, "report", "--out", str(out), "--as-of", AS_OF).returncode == 0
+    assert out.read_text().lstrip().lower().startswith("<!doctype html")
+    bad = listener("--db", db, "report", "--campaign", "nope", "--format", "json")
+    assert bad.returncode == 1 and "no plan for campaign 'nope'" in bad.stderr
+    assert listener("--db", db, "report", "--timezone", "Mars/Olympus").returncode == 2

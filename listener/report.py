@@ -1,0 +1,186 @@
+"""``listener report``: the campaign mood-ROI report, from the database.
+
+Wiring only: storage.report_data reads mentions, spend and plans; analysis.roi turns
+account-local daily counts into effects and verdicts (ROI-METHOD.md);
+analysis.report_render turns the report dict into Markdown or one offline HTML file.
+
+Days are the ad account's: mention times (UTC) are cut into local days of the plan's
+time zone (else the spend file's, else UTC, and the report says so). Only complete
+local days are analysed: the first partial day of data and today are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from analysis.roi import (
+    BrandDaily,
+    CampaignPlan,
+    DailySpend,
+    analyse_campaign,
+    daily_from_mentions,
+    ewma_monitor,
+)
+from listener.errors import ListenerError
+from storage import report_data
+from storage.queries import stored_brands
+from storage.store import Store
+
+MONITOR_HOURS = 48
+MONITOR_BASELINE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: date
+    end: date
+
+    def utc_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        lo = datetime.combine(self.start, time(), tz).astimezone(timezone.utc)
+        hi = datetime.combine(self.end + timedelta(days=1), time(), tz).astimezone(timezone.utc)
+        return lo, hi
+
+
+def _plan(row: dict[str, Any], name: str | None) -> CampaignPlan:
+    return CampaignPlan(
+        campaign_id=row["campaign_id"], brand=row["brand"], flight_start=row["flight_start"],
+        flight_end=row["flight_end"], washout_days=row["washout_days"], primary_kpi=row["primary_kpi"],
+        goal_direction=row["goal_direction"], goal_value=row["goal_value"], competitors=row["competitors"],
+        campaign_tags=row["campaign_tags"], name=name or "",
+    )
+
+
+def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: tuple[str, ...]) -> BrandDaily:
+    lo, hi = window.utc_bounds(tz)
+    rows = report_data.mention_rows(store, brand, lo, hi, tags)
+    zone = tz.key
+
+    def series(selected: list[tuple]) -> Any:
+        return daily_from_mentions(((r[0], r[1], r[2]) for r in selected), zone, window.start, window.end)
+
+    organic = [r for r in rows if not r[4]]
+    tagged = [r for r in rows if r[4]]
+    by_source = {source: series([r for r in organic if r[3] == source]) for source in sorted({r[3] for r in organic})}
+    return BrandDaily(brand, series(organic), series(tagged) if tags else None, by_source)
+
+
+def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
+    end = now.replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=MONITOR_HOURS, days=MONITOR_BASELINE_DAYS)
+    counts = {hour: (t, p, n) for hour, t, p, n in report_data.hourly_counts(store, brand, start, end)}
+    hours = [start + timedelta(hours=i) for i in range(int((end - start).total_seconds() // 3600))]
+    total, positive, negative = (np.array([counts.get(h, (0, 0, 0))[k] for h in hours], dtype=float) for k in range(3))
+    baseline = np.array([h < end - timedelta(hours=MONITOR_HOURS) for h in hours])
+    try:
+        result = ewma_monitor(hours, total, positive, negative, baseline=baseline)
+    except ValueError:
+        return None  # no scored mention in the baseline: nothing to compare with
+    recent = ~baseline
+    return {
+        "hours": [h.isoformat() for h, keep in zip(hours, recent) if keep],
+        "nss": [None if np.isnan(v) else round(float(v), 2) for v in result.nss[recent]],
+        "z": [None if np.isnan(v) else round(float(v), 3) for v in result.z[recent]],
+        "ewma": [round(float(v), 3) for v in result.ewma[recent]],
+        "limit": round(float(result.limit), 3),
+        "alarms": [h.isoformat() for h, a, keep in zip(hours, result.alarm, recent) if keep and a != 0],
+        "baseline_nss": round(float(result.baseline_nss), 2),
+    }
+
+
+def build_report(
+    store: Store, now: datetime, *, brand: str | None = None, campaign: str | None = None,
+    timezone_name: str | None = None,
+) -> dict[str, Any]:
+    """The report dict (what report.json holds and the renderers print)."""
+    rows = report_data.plans(store)
+    if campaign is not None:
+        rows = [r for r in rows if r["campaign_id"] == campaign]
+        if not rows:
+            raise ListenerError(f"--campaign: no plan for campaign {campaign!r} (import one with "
+                                "'listener campaigns import FILE --plan PLAN')")
+    if brand is not None:
+        rows = [r for r in rows if r["brand"].casefold() == brand.casefold()]
+    known = stored_brands(store)
+    headline_brand = brand or (rows[0]["brand"] if rows else (known[0] if known else None))
+    if headline_brand is None:
+        raise ListenerError("the database holds no mentions yet: nothing to report")
+    notes: list[str] = []
+    campaigns = []
+    zone_used = None
+    for row in rows:
+        spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, row["campaign_id"])
+        zone_name = timezone_name or row.get("account_timezone") or spend_zone
+        if zone_name is None:
+            zone_name = "UTC"
+            notes.append(f"Campaign {row['campaign_id']}: no account time zone in the plan or the spend file; "
+                         "days are cut in UTC (pass --timezone to fix).")
+        tz = ZoneInfo(zone_name)
+        zone_used = zone_used or zone_name
+        plan = _plan(row, name)
+        competitors = plan.competitors or tuple(b for b in known if b.casefold() != plan.brand.casefold())
+        span = report_data.mention_span(store, [plan.brand])
+        if span is None:
+            notes.append(f"Campaign {plan.campaign_id}: no mentions of {plan.brand} stored; not analysed.")
+            continue
+        # Complete local days only: from the day after the first mention to yesterday.
+        first_day = span[0].astimezone(tz).date() + timedelta(days=1)
+        last_day = min(now.astimezone(tz).date() - timedelta(days=1), span[1].astimezone(tz).date())
+        window = _Window(first_day, last_day)
+        if window.end < window.start:
+            notes.append(f"Campaign {plan.campaign_id}: less than one complete day of data; not analysed.")
+            continue
+        data = _brand_daily(store, plan.brand, window, tz, plan.campaign_tags)
+        rivals = [_brand_daily(store, c, window, tz, plan.campaign_tags) for c in competitors]
+        spend = DailySpend.from_days(plan.campaign_id, spend_days, currency or "USD", engagements) if spend_days else None
+        if spend is None:
+            notes.append(f"Campaign {plan.campaign_id}: no spend imported; cost figures are not available.")
+        others = [(r["flight_start"], r["flight_end"] + timedelta(days=r["washout_days"])) for r in rows
+                  if r["brand"].casefold() == plan.brand.casefold() and r["campaign_id"] != plan.campaign_id]
+        try:
+            result = analyse_campaign(plan, data, rivals, spend, other_flights=others, timezone=zone_name)
+        except ValueError as exc:
+            notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
+            continue
+        campaigns.append(result.to_dict())
+    if not rows:
+        notes.append("No campaign plan is stored: import spend and a plan with "
+                     "'listener campaigns import FILE --plan PLAN' to get effects and verdicts.")
+    names = sorted({headline_brand, *(c for r in rows for c in r["competitors"])})
+    latest, counts, unscored, duplicates = report_data.freshness(store, names)
+    span = report_data.mention_span(store, [headline_brand])
+    return {
+        "title": f"{headline_brand}: campaign mood report",
+        "generated_at": now.astimezone(timezone.utc).isoformat(),
+        "brand": headline_brand,
+        "competitors": [n for n in names if n != headline_brand],
+        "timezone": zone_used or timezone_name or "UTC",
+        "window": None if span is None else {"start": span[0].date().isoformat(), "end": span[1].date().isoformat()},
+        "freshness": latest,
+        "source_counts": counts,
+        "unscored": unscored,
+        "duplicates": duplicates,
+        "campaigns": campaigns,
+        "monitor": _monitor(store, headline_brand, now),
+        "notes": notes,
+    }
+
+
+def write_report_files(report: dict[str, Any], stem: Path) -> tuple[Path, ...]:
+    """stem.json, stem.md and stem.html."""
+    from analysis.report_render import render_html, render_markdown
+
+    outputs = {".json": json.dumps(report, indent=2, ensure_ascii=False),
+               ".md": render_markdown(report), ".html": render_html(report)}
+    paths = []
+    for suffix, text in outputs.items():
+        path = stem.with_suffix(suffix)
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return tuple(paths)

@@ -1,0 +1,112 @@
+"""Read path of the campaign report: mention rows, spend, plans, hourly mood, freshness.
+
+Rows are returned raw (UTC); the account-time-zone day cutting is the analysis's job
+(``analysis.roi.daily``), so a half-hour zone is cut right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from storage.store import Store, from_db_time, to_db_time
+
+
+def tag_pattern(tags: Sequence[str]) -> str | None:
+    """A regex matching any campaign tag (#hashtag or @handle) as a whole word."""
+    if not tags:
+        return None
+    return "|".join(rf"(^|[^\w]){re.escape(t.casefold())}($|[^\w])" for t in tags)
+
+
+def mention_rows(
+    store: Store, brand: str, start: datetime, end: datetime, tags: Sequence[str] = ()
+) -> list[tuple[datetime, str | None, int, str, bool]]:
+    """(created_at UTC, label or None, weight, source, tagged) for each mention of ``brand``
+    created in [start, end). The label is None for mentions that count in volume only
+    (unscored or near-duplicate copies); weight = 1 + likes + reposts + replies; tagged:
+    the text carries one of the campaign's tags."""
+    pattern = tag_pattern(tags)
+    with store.native() as db:
+        rows = db.execute(
+            """
+            SELECT m.created_at,
+                   CASE WHEN m.duplicate THEN NULL ELSE s.label END,
+                   1 + m.likes + m.reposts + m.replies,
+                   m.source,
+                   CASE WHEN $pattern IS NULL THEN false
+                        ELSE regexp_matches(lower(m.text), $pattern) END
+            FROM mentions m
+            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+                AND s.created_at >= $lo AND s.created_at < $hi
+            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+            """,
+            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "pattern": pattern},
+        ).fetchall()
+    return [(from_db_time(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def mention_span(store: Store, brands: Sequence[str]) -> tuple[datetime, datetime] | None:
+    with store.native() as db:
+        lo, hi = db.execute(
+            "SELECT min(created_at), max(created_at) FROM mentions WHERE brand IN (SELECT unnest($b::VARCHAR[]))",
+            {"b": list(brands)},
+        ).fetchone()
+    return None if lo is None else (from_db_time(lo), from_db_time(hi))
+
+
+def plans(store: Store) -> list[dict[str, Any]]:
+    with store.native() as db:
+        cursor = db.execute("SELECT * FROM campaign_plans ORDER BY flight_start, campaign_id")
+        names = [c[0] for c in cursor.description]
+        rows = [dict(zip(names, r)) for r in cursor.fetchall()]
+    for row in rows:
+        row["competitors"] = tuple(json.loads(row["competitors"]))
+        row["campaign_tags"] = tuple(json.loads(row["campaign_tags"]))
+    return rows
+
+
+def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict[date, float | None], str | None, str | None, str | None]:
+    """({date: spend}, {date: engagements or None}, currency, account_timezone, name) of a
+    campaign, hourly rows summed into their day."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT date, sum(spend)::DOUBLE, CASE WHEN count(*) = count(engagements) THEN sum(engagements) END, "
+            "any_value(currency), any_value(account_timezone), any_value(campaign_name) "
+            "FROM spend WHERE campaign_id = ? GROUP BY date ORDER BY date",
+            [campaign_id],
+        ).fetchall()
+    spend = {r[0]: r[1] for r in rows}
+    engagements = {r[0]: (None if r[2] is None else float(r[2])) for r in rows}
+    first = rows[0] if rows else (None,) * 6
+    return spend, engagements, first[3], first[4], first[5]
+
+
+def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[tuple[datetime, int, int, int]]:
+    """(hour UTC, scored, positive, negative) of ``brand`` over all sources, from the
+    hourly rollup, for the monitor."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT hour, sum(scored), sum(positive), sum(negative) FROM hourly_mood "
+            "WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour",
+            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
+        ).fetchall()
+    return [(from_db_time(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict[str, int], int, int]:
+    """Latest mention per source (ISO, UTC), mentions per source, unscored, duplicates."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT m.source, max(m.created_at), count(*), "
+            "count(*) FILTER (WHERE s.label IS NULL AND NOT m.duplicate), count(*) FILTER (WHERE m.duplicate) "
+            "FROM mentions m LEFT JOIN scores s USING (source, id, brand) "
+            "WHERE m.brand IN (SELECT unnest($b::VARCHAR[])) GROUP BY m.source ORDER BY m.source",
+            {"b": list(brands)},
+        ).fetchall()
+    latest = {r[0]: from_db_time(r[1]).isoformat() for r in rows}
+    counts = {r[0]: r[2] for r in rows}
+    return latest, counts, sum(r[3] for r in rows), sum(r[4] for r in rows)
