@@ -39,10 +39,12 @@ TARGET_SECONDS = 10.0
 
 def world(days: int, per_day: float) -> DemoWorld:
     brands = tuple(DemoBrand(f"Brand{i}", f"brand{i}", per_day, 10.0 + 3 * i, 0.6) for i in range(5))
+    # Six-day flights 13 days apart: no brand's flight and washout overlap another's
+    # flight, so difference-in-differences is not netting one lift against another.
     flight_end = END.date() - timedelta(days=12)
     campaigns = tuple(
-        Campaign(f"9{i:04d}", f"Brand{i} flight", f"Brand{i}", flight_end - timedelta(days=13 + 3 * i),
-                 flight_end - timedelta(days=3 * i), nss_lift=8.0, daily_spend=1000.0)
+        Campaign(f"9{i:04d}", f"Brand{i} flight", f"Brand{i}", flight_end - timedelta(days=5 + 13 * i),
+                 flight_end - timedelta(days=13 * i), nss_lift=8.0, daily_spend=1000.0)
         for i in range(5)
     )
     return DemoWorld(seed=3, brands=brands, campaigns=campaigns, start=END - timedelta(days=days))

@@ -25,7 +25,7 @@ from analysis.roi import (
     CampaignPlan,
     DailySpend,
     analyse_campaign,
-    daily_from_mentions,
+    daily_from_buckets,
     ewma_monitor,
 )
 from listener.errors import ListenerError
@@ -59,15 +59,15 @@ def _plan(row: dict[str, Any], name: str | None) -> CampaignPlan:
 
 def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: tuple[str, ...]) -> BrandDaily:
     lo, hi = window.utc_bounds(tz)
-    rows = report_data.mention_rows(store, brand, lo, hi, tags)
+    rows = report_data.mention_buckets(store, brand, lo, hi, tags)
     zone = tz.key
 
     def series(selected: list[tuple]) -> Any:
-        return daily_from_mentions(((r[0], r[1], r[2]) for r in selected), zone, window.start, window.end)
+        return daily_from_buckets(((r[0], r[1], r[2], r[3]) for r in selected), zone, window.start, window.end)
 
-    organic = [r for r in rows if not r[4]]
-    tagged = [r for r in rows if r[4]]
-    by_source = {source: series([r for r in organic if r[3] == source]) for source in sorted({r[3] for r in organic})}
+    organic = [r for r in rows if not r[5]]
+    tagged = [r for r in rows if r[5]]
+    by_source = {source: series([r for r in organic if r[4] == source]) for source in sorted({r[4] for r in organic})}
     return BrandDaily(brand, series(organic), series(tagged) if tags else None, by_source)
 
 
@@ -114,6 +114,14 @@ def build_report(
     notes: list[str] = []
     campaigns = []
     zone_used = None
+    cache: dict[tuple, BrandDaily] = {}
+
+    def daily(name: str, window: _Window, tz: ZoneInfo, tags: tuple[str, ...]) -> BrandDaily:
+        # Campaigns of one report usually share the window: read each brand once.
+        key = (name, window, tz.key, tags)
+        if key not in cache:
+            cache[key] = _brand_daily(store, name, window, tz, tags)
+        return cache[key]
     for row in rows:
         spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, row["campaign_id"])
         zone_name = timezone_name or row.get("account_timezone") or spend_zone
@@ -136,8 +144,8 @@ def build_report(
         if window.end < window.start:
             notes.append(f"Campaign {plan.campaign_id}: less than one complete day of data; not analysed.")
             continue
-        data = _brand_daily(store, plan.brand, window, tz, plan.campaign_tags)
-        rivals = [_brand_daily(store, c, window, tz, plan.campaign_tags) for c in competitors]
+        data = daily(plan.brand, window, tz, plan.campaign_tags)
+        rivals = [daily(c, window, tz, plan.campaign_tags) for c in competitors]
         spend = DailySpend.from_days(plan.campaign_id, spend_days, currency or "USD", engagements) if spend_days else None
         if spend is None:
             notes.append(f"Campaign {plan.campaign_id}: no spend imported; cost figures are not available.")

@@ -38,6 +38,7 @@ from analysis.roi.daily import (
     DailySeries,
     DailySpend,
     WindowMetrics,
+    daily_from_buckets,
     daily_from_hourly,
     daily_from_mentions,
     local_date,
@@ -55,7 +56,7 @@ __all__ = [
     "AR1Fit", "BrandDaily", "CampaignPlan", "CampaignResult", "CampaignWindow", "CarryOver", "Coverage",
     "DailySeries", "DailySpend", "DailyView", "Diagnostics", "Disagreement", "Efficiency", "EffectEstimate",
     "EwmaMonitor", "FitInfo", "GapCheck", "Headline", "Mde", "Placebo", "PreTrend", "SourceMix", "VERDICTS",
-    "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "daily_from_hourly",
+    "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "daily_from_buckets", "daily_from_hourly",
     "daily_from_mentions", "decide_verdict", "estimate_its", "ewma_limit", "ewma_monitor", "fit_ar1",
     "half_life", "local_date", "minimum_detectable_effect", "pool", "share_of_voice", "window_metrics",
 ]

@@ -151,3 +151,26 @@ def test_spend_from_days_fills_gaps_with_zero_and_keeps_unknown_engagements_unkn
     assert sp.total_engagements() is None
     assert sp.total_engagements(date(2026, 3, 1), date(2026, 3, 1)) == 4.0
     assert list(sp.on([date(2026, 2, 28), date(2026, 3, 1)])) == [0.0, 10.0]
+
+
+def test_buckets_cut_days_exactly_like_single_mentions_even_in_half_hour_zones():
+    import random
+    from datetime import date, datetime, timedelta, timezone
+
+    from analysis.roi import daily_from_buckets, daily_from_mentions
+
+    rng = random.Random(4)
+    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    rows = [(start + timedelta(minutes=rng.randrange(0, 20 * 24 * 60)), rng.choice(["positive", "neutral", "negative", None]),
+             1 + rng.randrange(5)) for _ in range(5000)]
+    buckets: dict = {}
+    for at, label, weight in rows:
+        key = (at.replace(minute=at.minute - at.minute % 15, second=0), label)
+        count, total = buckets.get(key, (0, 0.0))
+        buckets[key] = (count + 1, total + weight)
+    for zone in ("Asia/Kolkata", "America/St_Johns", "Asia/Kathmandu", "UTC"):
+        one = daily_from_mentions(rows, zone, date(2026, 3, 2), date(2026, 3, 18))
+        two = daily_from_buckets([(k[0], k[1], c, w) for k, (c, w) in buckets.items()], zone,
+                                 date(2026, 3, 2), date(2026, 3, 18))
+        for name in ("total", "positive", "negative", "mentions", "weight", "weighted_net"):
+            assert list(getattr(one, name)) == list(getattr(two, name)), (zone, name)
