@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from analysis.mood import Mood, difference_se
 from analysis.sentiment import VaderScorer
 from connectors.base import Clock, utc_now
 from listener import demo as demo_module
+from listener import formatting
 from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from listener.errors import ConfigError, ListenerError
 from connectors.errors import AuthError, ConnectorError
@@ -33,7 +33,7 @@ from connectors.plan import read_plan
 from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.daemon import run_daemon
-from listener.pipeline import MoodWindows, Pipeline
+from listener.pipeline import Pipeline
 from listener.report import build_report
 from listener.sources import open_sources
 from storage import queries
@@ -176,14 +176,14 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
         clock = clock_from(ctx) if moment is None else (lambda: moment)
         summary = demo_module.run_demo(directory, clock, progress=lambda _n: bar.update(1))
     if as_json:
-        click.echo(json.dumps(_demo_json(summary), indent=2))
+        click.echo(json.dumps(formatting.demo_json(summary), indent=2))
         return
     click.echo(f"Demo database: {summary.database}")
     click.echo(f"Campaign spend (Google Ads export): {summary.spend_file}")
     click.echo("Mentions per brand:")
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
-    click.echo(_mood_text(summary.mood))
+    click.echo(formatting.mood_text(summary.mood))
     for result in summary.report["campaigns"]:
         effect = result["headline_effect"] or {}
         ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"
@@ -194,20 +194,6 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     click.echo(f"Done in {summary.seconds:.1f} s. Next: open {summary.report_files[-1]}, or "
                f"listener --db {summary.database} mood", err=True)
 
-
-def _demo_json(summary: demo_module.DemoSummary) -> dict[str, Any]:
-    return {
-        "database": str(summary.database),
-        "spend_file": str(summary.spend_file),
-        "truth_file": str(summary.truth_file),
-        "mentions": summary.mentions,
-        "new": summary.new,
-        "mood": _mood_json(summary.mood),
-        "report_files": [str(p) for p in summary.report_files],
-        "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
-                       "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
-        "seconds": round(summary.seconds, 2),
-    }
 
 
 @cli.command()
@@ -227,63 +213,8 @@ def score(ctx: click.Context, rebuild: bool) -> None:
     click.echo(f"Recomputed {result.hours} hour(s) and {result.conversations} conversation(s).")
 
 
-def _window_json(mood: Mood) -> dict[str, Any]:
-    return {
-        "mentions": mood.mentions,
-        "duplicates": mood.duplicates,
-        "unscored": mood.unscored,
-        "scored": mood.scored,
-        "positive": mood.positive,
-        "neutral": mood.neutral,
-        "negative": mood.negative,
-        "nss": None if mood.nss is None else round(mood.nss, 2),
-        "nss_se": None if mood.nss_se is None else round(mood.nss_se, 2),
-    }
 
 
-def _mood_json(mood: MoodWindows) -> dict[str, Any]:
-    change = None
-    if mood.last_24h.nss is not None and mood.baseline_7d.nss is not None:
-        change = {
-            "nss": round(mood.last_24h.nss - mood.baseline_7d.nss, 2),
-            "se": round(difference_se(mood.last_24h.nss_se, mood.baseline_7d.nss_se) or 0.0, 2),
-        }
-    return {
-        "brand": mood.brand,
-        "as_of": mood.as_of.isoformat(),
-        "last_hour": _window_json(mood.last_hour),
-        "last_24h": _window_json(mood.last_24h),
-        "baseline_7d": _window_json(mood.baseline_7d),
-        "change_24h_vs_baseline": change,
-    }
-
-
-def _nss_text(mood: Mood) -> str:
-    if mood.nss is None:
-        return f"{'no data':>16}"
-    return f"{mood.nss:>+8.1f} ± {mood.nss_se:<5.1f}"
-
-
-def _mood_text(mood: MoodWindows) -> str:
-    lines = [
-        f"{mood.brand} — mood as of {mood.as_of:%Y-%m-%d %H:%M} UTC",
-        f"  {'window':<16}{'mentions':>9}  {'NSS ± SE':>16}{'pos':>7}{'neu':>7}{'neg':>7}",
-    ]
-    for name, window in (("last hour", mood.last_hour), ("last 24 h", mood.last_24h), ("7-day baseline", mood.baseline_7d)):
-        lines.append(
-            f"  {name:<16}{window.mentions:>9,}  {_nss_text(window)}{window.positive:>7,}{window.neutral:>7,}{window.negative:>7,}"
-        )
-    if mood.last_24h.nss is not None and mood.baseline_7d.nss is not None:
-        diff = mood.last_24h.nss - mood.baseline_7d.nss
-        se = difference_se(mood.last_24h.nss_se, mood.baseline_7d.nss_se) or 0.0
-        lines.append(f"  last 24 h vs baseline: {diff:+.1f} ± {se:.1f} NSS points")
-    left_out = mood.last_24h.duplicates + mood.last_24h.unscored
-    if left_out:
-        lines.append(
-            f"  last 24 h: {mood.last_24h.unscored:,} not scored (not English), "
-            f"{mood.last_24h.duplicates:,} near-duplicate copies; counted in volume, not in mood"
-        )
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -311,21 +242,12 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
         pipeline = Pipeline(store, VaderScorer(), clock_from(ctx))
         moods = [pipeline.mood(name, as_of=moment) for name in names]
     if as_json:
-        click.echo(json.dumps({"brands": [_mood_json(m) for m in moods]}, indent=2))
+        click.echo(json.dumps({"brands": [formatting.mood_json(m) for m in moods]}, indent=2))
         return
     if not moods:
         click.echo("No brands yet: configure brands and run 'listener pull', or run 'listener demo'.", err=True)
-    click.echo("\n\n".join(_mood_text(m) for m in moods))
+    click.echo("\n\n".join(formatting.mood_text(m) for m in moods))
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @cli.command()
@@ -340,7 +262,7 @@ def status(ctx: click.Context, recent: int, as_json: bool) -> None:
     with open_existing(settings) as store:
         report = queries.status(store, recent_runs=recent)
     if as_json:
-        click.echo(json.dumps(_jsonable({"database": str(settings.database), **report}), indent=2))
+        click.echo(json.dumps(formatting.jsonable({"database": str(settings.database), **report}), indent=2))
         return
     click.echo(f"Database: {settings.database}")
     click.echo("Mentions per source and brand:")
@@ -361,7 +283,7 @@ def status(ctx: click.Context, recent: int, as_json: bool) -> None:
     click.echo("Recent runs:")
     for row in report["runs"]:
         where = " ".join(filter(None, [row["source"], row["brand"]])) or "-"
-        counts = _run_counts(row)
+        counts = formatting.run_counts(row)
         error = f"  error: {row['error']}" if row["error"] else ""
         click.echo(f"  #{row['run_id']:<5} {row['kind']:<8} {where:<24} {row['status']:<8} {row['started_at']:%Y-%m-%d %H:%M}{counts}{error}")
 
@@ -534,7 +456,7 @@ def campaigns_list(ctx: click.Context, as_json: bool) -> None:
     with open_existing(settings) as store:
         rows = campaign_summary(store)
     if as_json:
-        click.echo(json.dumps(_jsonable(rows), indent=2, default=str))
+        click.echo(json.dumps(formatting.jsonable(rows), indent=2, default=str))
         return
     for r in rows:
         flight = f"flight {r['flight_start']}..{r['flight_end']} ({r['plan_brand']})" if r["flight_start"] else "no plan"
@@ -597,14 +519,6 @@ def run(ctx: click.Context) -> None:
     logging.getLogger().setLevel(logging.INFO)
     ctx.exit(run_daemon(settings, clock_from(ctx)))
 
-
-def _run_counts(row: dict[str, Any]) -> str:
-    if row["fetched"] is None:
-        return ""
-    if row["kind"] in ("hourly", "rebuild"):
-        # The hourly stage records hours recomputed as fetched, conversations as new.
-        return f" hours={row['fetched']} conversations={row['new']}"
-    return f" fetched={row['fetched']} new={row['new']} duplicates={row['duplicates']}"
 
 
 def main() -> None:
