@@ -38,7 +38,8 @@ from listener.report import build_report
 from listener.sources import open_sources
 from storage import queries
 from storage.campaigns import campaign_summary, save_plans, save_spend
-from storage.errors import StorageError
+from storage.errors import DatabaseLockedError, StorageError
+from storage.snapshot import snapshot_path
 from storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,7 +105,17 @@ def clock_from(ctx: click.Context) -> Clock:
 
 
 def open_existing(settings: Settings) -> Store:
-    return Store.open(settings.database, create=False)
+    """The database for reading; while the daemon holds it, its published snapshot."""
+    try:
+        return Store.open(settings.database, create=False)
+    except DatabaseLockedError:
+        snapshot = snapshot_path(settings.database)
+        if not snapshot.exists():
+            raise
+        published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
+        click.echo(f"The daemon holds {settings.database}; reading its snapshot of "
+                   f"{published:%Y-%m-%d %H:%M:%S} UTC.", err=True)
+        return Store.open(snapshot, read_only=True)
 
 
 def parse_as_of(value: str | None) -> datetime | None:

@@ -34,6 +34,7 @@ from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
 from listener.sources import OpenSources, open_sources
+from storage.snapshot import publish_snapshot
 from storage.store import Store
 
 log = logging.getLogger("listener")
@@ -107,6 +108,7 @@ class Daemon:
             result = self.pipeline.pull(connector, brand.query, should_stop=self.stop_requested.is_set)
             if result.status == "ok":
                 self.pipeline.record_volume(connector, brand.query)
+            self._publish()
         except AuthError as exc:
             self.sources.park(source, str(exc))
             for job in self.scheduler.get_jobs():
@@ -126,8 +128,16 @@ class Daemon:
             return
         try:
             self.pipeline.score_hours()
+            self._publish()
         except Exception:
             log.exception("hourly stage failed; its hours stay pending for the next run")
+
+    def _publish(self) -> None:
+        """Publish a snapshot for readers after each cycle (storage.snapshot)."""
+        try:
+            publish_snapshot(self.store)
+        except Exception:
+            log.exception("could not publish the snapshot; readers keep the previous one")
 
 
 def run_daemon(settings: Settings, clock: Clock = utc_now) -> int:

@@ -224,20 +224,26 @@ class Store:
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> Store:
-        """Open (and migrate) the database at ``path``; with create=False it must exist."""
+    def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> Store:
+        """Open (and migrate) the database at ``path``; with create=False it must exist.
+        ``read_only`` opens an existing file (a snapshot) without migrating or writing."""
         path = Path(path)
-        if not create and not path.exists():
+        if (read_only or not create) and not path.exists():
             raise StorageError(f"no database at {path}: check --db / LISTENER_DB / database.path, or create one with 'listener demo'")
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            f"duckdb:///{path}",
-            poolclass=StaticPool,
-            connect_args={"config": {"storage_compatibility_version": STORAGE_COMPATIBILITY, "memory_limit": MEMORY_LIMIT, "threads": WRITER_THREADS}},
-        )
+        config = {"memory_limit": MEMORY_LIMIT, "threads": WRITER_THREADS}
+        if read_only:
+            config["access_mode"] = "READ_ONLY"
+        else:
+            config["storage_compatibility_version"] = STORAGE_COMPATIBILITY
+        engine = sa.create_engine(f"duckdb:///{path}", poolclass=StaticPool, connect_args={"config": config})
         try:
-            migrate(engine)
+            if read_only:
+                with engine.connect():
+                    pass  # open now, so a locked or unreadable file fails here
+            else:
+                migrate(engine)
         except Exception as exc:
             engine.dispose()
             raise translate_error(exc, path) from exc

@@ -230,3 +230,28 @@ def test_pull_records_the_platforms_hourly_counts_for_coverage(tmp_path, monkeyp
     assert (coverage["source"], coverage["brand"], coverage["platform_posts"], coverage["stored"]) == ("x", "Brewly", 30, 24)
     text = subprocess.run([*base, "status"], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
     assert "24 / 30" in text and "80 %" in text
+
+
+def test_readers_use_the_published_snapshot_while_the_daemon_runs(tmp_path):
+    (tmp_path / "listener.toml").write_text(CONFIG.format(days=2))
+    daemon = Daemon(tmp_path)
+    try:
+        daemon.wait_for("status=ok", count=2)
+        daemon.wait_for("hourly hours=")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+        base = [sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml")]
+        time.sleep(0.5)  # the snapshot is published right after the job's log line
+        status = subprocess.run([*base, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert "reading its snapshot" in status.stderr
+        report = json.loads(status.stdout)
+        assert {r["brand"] for r in report["sources"]} == {"Brewly", "Beanhaus"}
+        assert all(r["mentions"] > 100 for r in report["sources"])
+        mood = subprocess.run([*base, "mood", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        assert mood.returncode == 0, mood.stderr
+        assert json.loads(mood.stdout)["brands"][0]["last_24h"]["mentions"] > 100
+    finally:
+        assert daemon.stop() == 0
+    # The snapshot is a database file of its own that opens read-only.
+    with Store.open(tmp_path / "listener.snapshot.duckdb", read_only=True) as snapshot, snapshot.native() as db:
+        assert db.execute("SELECT count(*) FROM mentions").fetchone()[0] > 200
