@@ -206,7 +206,6 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
                f"listener --db {summary.database} mood", err=True)
 
 
-
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Recompute every hour, not only hours with new mentions.")
 @common_options
@@ -222,10 +221,6 @@ def score(ctx: click.Context, rebuild: bool) -> None:
     with open_existing(settings) as store:
         result = Pipeline(store, VaderScorer(), clock_from(ctx)).score_hours(rebuild=rebuild)
     click.echo(f"Recomputed {result.hours} hour(s) and {result.conversations} conversation(s).")
-
-
-
-
 
 
 @cli.command()
@@ -258,7 +253,6 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
     if not moods:
         click.echo("No brands yet: configure brands and run 'listener pull', or run 'listener demo'.", err=True)
     click.echo("\n\n".join(formatting.mood_text(m) for m in moods))
-
 
 
 @cli.command()
@@ -328,8 +322,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
             for name, connector in list(opened.connectors.items()):
                 for entry in brands:
                     try:
-                        results.append(pipeline.pull(connector, entry.query))
-                        pipeline.record_volume(connector, entry.query)
+                        results.append(pipeline.collect(connector, entry.query))
                     except AuthError as exc:
                         opened.park(name, str(exc))
                         break
@@ -529,7 +522,6 @@ def run(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
     ctx.exit(run_daemon(settings, clock_from(ctx)))
-
 
 
 def main() -> None:

@@ -105,9 +105,7 @@ class Daemon:
         if connector is None or self.stop_requested.is_set():
             return
         try:
-            result = self.pipeline.pull(connector, brand.query, should_stop=self.stop_requested.is_set)
-            if result.status == "ok":
-                self.pipeline.record_volume(connector, brand.query)
+            self.pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set)
             self._publish()
         except AuthError as exc:
             self.sources.park(source, str(exc))

@@ -183,6 +183,16 @@ class Pipeline:
             earlier.append(mention.created_at)
         return hashes, copies
 
+    def collect(
+        self, connector: Connector, query: BrandQuery, should_stop: Callable[[], bool] | None = None
+    ) -> PullResult:
+        """One scheduled or manual collection: the pull, then, when it completed, the
+        platform's own hourly counts for coverage (``record_volume``)."""
+        result = self.pull(connector, query, should_stop=should_stop)
+        if result.status == "ok":
+            self.record_volume(connector, query)
+        return result
+
     def record_volume(self, connector: Connector, query: BrandQuery, hours: int = 24) -> int:
         """Store the platform's posts-per-hour counts for the last ``hours``, where the
         connector offers them (``hourly_counts``); returns how many hours were stored."""
