@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from storage import schema
+from storage import schema, views
 from storage.errors import StorageError
 
 Step = Callable[[sa.Connection], None]
@@ -37,8 +37,19 @@ def _v1_initial(conn: sa.Connection) -> None:
     )
 
 
+def _v2_labels_alerts_views(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.labels, schema.alerts, schema.alert_deliveries])
+    # Links for the live view and the analysts; filled as the hourly stage recomputes a
+    # thread ('listener score --rebuild' fills them for older threads at once).
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN url VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN title VARCHAR")
+    for sql in views.VIEWS_SQL.values():
+        conn.exec_driver_sql(sql)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
+    (2, "manual labels, alerts, conversation links, analysts' views", _v2_labels_alerts_views),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

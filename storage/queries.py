@@ -26,20 +26,21 @@ class LabelCounts:
 
 def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
     """Mentions of ``brand`` created in [start, end); labels of those that count for mood
-    (scored, not near-duplicates)."""
+    (labelled, not near-duplicates). A user's manual label overrides VADER's."""
     lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
         row = db.execute(
             """
             SELECT count(*),
                    count(*) FILTER (WHERE m.duplicate),
-                   count(*) FILTER (WHERE s.label IS NULL AND NOT m.duplicate),
-                   count(*) FILTER (WHERE s.label = 'positive' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE s.label = 'neutral' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE s.label = 'negative' AND NOT m.duplicate)
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
             FROM mentions m
             LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
                 AND s.created_at >= $lo AND s.created_at < $hi
+            LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
             WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
             """,
             {"brand": brand, "lo": lo, "hi": hi},

@@ -11,7 +11,8 @@ or from compound scores cast to DECIMAL (VADER reports 4 decimals), so no
 floating-point summation order, which a parallel aggregate does not fix, can change a
 digit.
 
-Hourly mood per (brand, source, hour), over scored mentions (VADER labels), leaving
+Hourly mood per (brand, source, hour), over labelled mentions (the user's manual label
+where there is one, else VADER's: see storage.labels), leaving
 out near-duplicates and mentions VADER cannot score (both still count in ``mentions``):
     nss    = 100 (P - N) / T
     nss_se = 100 sqrt((p+ + p- - (p+ - p-)^2) / T)
@@ -38,6 +39,13 @@ from storage.store import Store
 # hour from last month does not make the current hour's rollup scan a month of rows.
 _CLUSTER_GAP = timedelta(hours=24)
 
+# The effective label is the user's manual label (``labels``) when there is one, else
+# VADER's; a manual label stands in for the compound score as +1, 0 or -1.
+_COMPOUND = (
+    "CASE WHEN l.label IS NOT NULL THEN CAST(CASE l.label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 "
+    "ELSE 0 END AS DECIMAL(18, 4)) ELSE CAST(s.compound AS DECIMAL(18, 4)) END"
+)
+
 # Mood counts skip near-duplicates (m.duplicate) and unscored mentions (no score row);
 # volume (mentions) counts everything. See analysis.duplicates and analysis.language.
 _HOURLY_SQL = """
@@ -45,13 +53,14 @@ INSERT INTO hourly_mood
 WITH rows AS (
     SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, m.conversation_id, m.duplicate,
            m.likes + m.reposts + m.replies AS engagement,
-           CASE WHEN m.duplicate THEN NULL ELSE s.label END AS label,
-           CASE WHEN m.duplicate THEN NULL ELSE CAST(s.compound AS DECIMAL(18, 4)) END AS compound,
-           s.label IS NULL AND NOT m.duplicate AS unscored
+           CASE WHEN m.duplicate THEN NULL ELSE coalesce(l.label, s.label) END AS label,
+           CASE WHEN m.duplicate THEN NULL ELSE {compound} END AS compound,
+           coalesce(l.label, s.label) IS NULL AND NOT m.duplicate AS unscored
     FROM mentions m
     LEFT JOIN scores s
         ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
         AND s.created_at >= $lo AND s.created_at < $hi
+    LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
     JOIN todo t
         ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc('hour', m.created_at)
     WHERE m.created_at >= $lo AND m.created_at < $hi
@@ -86,7 +95,7 @@ SELECT
     count(DISTINCT conversation_id) AS conversations
 FROM rows
 GROUP BY ALL
-"""
+""".replace("{compound}", _COMPOUND)
 
 # Threads active in the to-do hours. The scan for their mentions starts at the earliest
 # known start of any of them, so old threads are re-read only as far back as they go.
@@ -105,22 +114,27 @@ SELECT
     min(m.created_at) AS first_at,
     max(m.created_at) AS last_at,
     count(*) AS mentions,
-    count(s.label) AS scored,
-    count(*) FILTER (WHERE s.label = 'positive') AS positive,
-    count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
-    count(*) FILTER (WHERE s.label = 'negative') AS negative,
+    count(coalesce(l.label, s.label)) AS scored,
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive') AS positive,
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral') AS neutral,
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative') AS negative,
     sum(m.likes + m.reposts + m.replies) AS engagement,
-    round(sum(CAST(s.compound AS DECIMAL(18, 4)) * (1 + m.likes + m.reposts + m.replies))
-          / sum(1 + m.likes + m.reposts + m.replies) FILTER (WHERE s.label IS NOT NULL), 6)::DOUBLE AS score,
-    NULL AS label
+    round(sum({compound} * (1 + m.likes + m.reposts + m.replies))
+          / sum(1 + m.likes + m.reposts + m.replies) FILTER (WHERE coalesce(l.label, s.label) IS NOT NULL),
+          6)::DOUBLE AS score,
+    NULL AS label,
+    arg_min(m.url, m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url,
+    left(arg_min(m.text, m.created_at), 280) AS title
 FROM mentions m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
 LEFT JOIN scores s
     ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at >= $since
     AND NOT m.duplicate
+LEFT JOIN labels l
+    ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
 WHERE m.created_at >= $since
 GROUP BY ALL
-"""
+""".replace("{compound}", _COMPOUND)
 
 _LABEL_SQL = """
 UPDATE conversations c SET label = CASE

@@ -219,3 +219,57 @@ campaign_plans = sa.Table(
     sa.Column("file_row", sa.Integer, nullable=False),
     sa.Column("imported_at", sa.DateTime, nullable=False),
 )
+
+
+# --- schema version 2 --------------------------------------------------------------
+
+# A user's correction of a mention's sentiment (``listener label``). Kept apart from
+# ``scores`` (VADER's own output, which stays as it was); every aggregate reads
+# coalesce(labels.label, scores.label). created_at repeats the mention's creation time
+# so the correction can mark its hour for the hourly stage.
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("label", sa.String, nullable=False),
+    sa.Column("labelled_at", sa.DateTime, nullable=False),
+    sa.Column("labelled_by", sa.String),
+)
+
+alert_id_seq = sa.Sequence("alert_id_seq", metadata=metadata)
+
+# Dips and spikes found by the hourly stage (analysis.alerts), one row per brand, metric,
+# direction and hour; explanation is JSON text (terms, sources, conversations).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.BigInteger, alert_id_seq, server_default=alert_id_seq.next_value(), primary_key=True),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("metric", sa.String, nullable=False),  # mood | volume
+    sa.Column("direction", sa.String, nullable=False),  # dip | spike
+    sa.Column("hour", sa.DateTime, nullable=False),
+    sa.Column("detected_at", sa.DateTime, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("baseline", sa.Double),
+    sa.Column("statistic", sa.Double),
+    sa.Column("control_limit", sa.Double),
+    sa.Column("mentions", sa.BigInteger, nullable=False),
+    sa.Column("summary", sa.String, nullable=False),
+    sa.Column("explanation", sa.String),
+    sa.Column("closed_at", sa.DateTime),
+    sa.UniqueConstraint("brand", "metric", "direction", "hour"),
+)
+
+# Each attempt to deliver an alert on a channel (webhook, email).
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("alert_id", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String, nullable=False),
+    sa.Column("attempted_at", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String, nullable=False),  # sent | failed
+    sa.Column("error", sa.String),
+)

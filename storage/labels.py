@@ -1,0 +1,216 @@
+"""Manual labels: a user's correction of a mention's sentiment, and VADER's agreement.
+
+A label is stored in ``labels``, apart from VADER's row in ``scores`` (which stays as
+VADER scored it). Every aggregate reads the manual label first (storage.rollup,
+storage.queries, storage.report_data, the ``v_`` views). Setting or clearing a label
+marks the mention's hour pending, so the next hourly stage recomputes that hour and
+its conversations.
+
+While the daemon holds the database no other process may write to it (DESIGN.md), so
+a label given meanwhile (by ``listener label`` or the live view) is appended to an
+inbox file beside the database, ``NAME.labels-inbox.jsonl``; the daemon applies the
+inbox after each cycle. Applying is idempotent: the inbox is renamed before it is read,
+so a line appended meanwhile goes to a new inbox, and a crash leaves the renamed file
+to be applied again next time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from storage.errors import StorageError
+from storage.store import Store, from_db_time, to_db_time
+
+LABELS = ("positive", "neutral", "negative")
+CLEAR = "clear"
+
+
+class UnknownMentionError(StorageError):
+    """No stored mention has the given id (or it is ambiguous across sources)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MentionKey:
+    source: str
+    id: str
+    brand: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRequest:
+    """What a user asked: label mention ``id`` (of ``source``/``brand`` if given)."""
+
+    id: str
+    label: str  # positive | neutral | negative | clear
+    source: str | None = None
+    brand: str | None = None
+    by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS and self.label != CLEAR:
+            raise ValueError(f"label must be one of {', '.join(LABELS)} or {CLEAR}, not {self.label!r}")
+        if not self.id:
+            raise ValueError("the mention id is empty")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "source": self.source, "brand": self.brand, "by": self.by}
+
+
+def find_mentions(store: Store, request: LabelRequest) -> list[MentionKey]:
+    """The stored mentions the request names: one per brand the post was stored for,
+    unless ``brand`` narrows it. Raises UnknownMentionError when none matches, or when
+    the id exists in several sources and ``source`` does not say which."""
+    candidates = [(request.source, request.id)]
+    # "SOURCE:ID" is accepted too, unless the whole string is itself a stored id
+    # (Mastodon ids are URIs, which contain colons).
+    if request.source is None and ":" in request.id:
+        prefix, rest = request.id.split(":", 1)
+        candidates.append((prefix, rest))
+    with store.native() as db:
+        for source, mention_id in candidates:
+            rows = db.execute(
+                "SELECT source, id, brand, created_at FROM mentions WHERE id = $id "
+                "AND ($source IS NULL OR source = $source) AND ($brand IS NULL OR lower(brand) = lower($brand)) "
+                "ORDER BY source, brand",
+                {"id": mention_id, "source": source, "brand": request.brand},
+            ).fetchall()
+            if rows:
+                break
+    if not rows:
+        where = "".join(
+            f" {name} {value!r}" for name, value in (("in source", request.source), ("for brand", request.brand)) if value
+        )
+        raise UnknownMentionError(f"no stored mention has id {request.id!r}{where}")
+    sources = sorted({row[0] for row in rows})
+    if len(sources) > 1:
+        raise UnknownMentionError(
+            f"id {request.id!r} exists in several sources ({', '.join(sources)}): say which with --source "
+            f"or as SOURCE:ID"
+        )
+    return [MentionKey(r[0], r[1], r[2], from_db_time(r[3])) for r in rows]
+
+
+def apply_label(store: Store, request: LabelRequest, now: datetime) -> list[MentionKey]:
+    """Set (or clear) the label of the mentions the request names, and mark their hours
+    for the hourly stage; returns them. One transaction."""
+    keys = find_mentions(store, request)
+    with store.native() as db:
+        for key in keys:
+            if request.label == CLEAR:
+                db.execute(
+                    "DELETE FROM labels WHERE source = ? AND id = ? AND brand = ?", [key.source, key.id, key.brand]
+                )
+            else:
+                db.execute(
+                    "INSERT INTO labels VALUES ($source, $id, $brand, $created, $label, $now, $by) "
+                    "ON CONFLICT (source, id, brand) DO UPDATE SET label = excluded.label, "
+                    "labelled_at = excluded.labelled_at, labelled_by = excluded.labelled_by",
+                    {"source": key.source, "id": key.id, "brand": key.brand, "created": to_db_time(key.created_at),
+                     "label": request.label, "now": to_db_time(now), "by": request.by},
+                )
+            db.execute(
+                "INSERT INTO pending_hours VALUES ($brand, $source, date_trunc('hour', $created::TIMESTAMP)) "
+                "ON CONFLICT DO NOTHING",
+                {"brand": key.brand, "source": key.source, "created": to_db_time(key.created_at)},
+            )
+    return keys
+
+
+# -- the inbox, for labels given while the daemon holds the database ----------------------
+
+
+def inbox_path(database: Path) -> Path:
+    return database.with_name(database.stem + ".labels-inbox.jsonl")
+
+
+def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
+    """Append the request to the database's label inbox; the daemon applies it."""
+    path = inbox_path(database)
+    line = json.dumps({**request.to_json(), "at": now.isoformat()}, ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as inbox:
+        fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
+        inbox.write(line)
+        inbox.flush()
+        os.fsync(inbox.fileno())
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class InboxResult:
+    applied: int
+    errors: list[str]
+
+
+def apply_inbox(store: Store, now: datetime) -> InboxResult:
+    """Apply every queued label, oldest first; a line that names no stored mention or
+    cannot be read is reported in ``errors`` and dropped."""
+    inbox = inbox_path(store.path)
+    taken = inbox.with_name(inbox.name + ".applying")
+    if not taken.exists():
+        if not inbox.exists():
+            return InboxResult(0, [])
+        os.replace(inbox, taken)
+        # A writer that opened the old inbox before the rename may still be appending
+        # to it; taking its lock waits for that line to be complete.
+        with open(taken, "a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+    applied, errors = 0, []
+    with open(taken, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                fields = json.loads(line)
+                request = LabelRequest(
+                    id=str(fields["id"]), label=str(fields["label"]), source=fields.get("source"),
+                    brand=fields.get("brand"), by=fields.get("by"),
+                )
+                apply_label(store, request, now)
+                applied += 1
+            except (ValueError, KeyError, TypeError, UnknownMentionError) as exc:
+                errors.append(f"{inbox.name} line {number}: {exc}")
+    taken.unlink()
+    return InboxResult(applied, errors)
+
+
+# -- agreement of VADER with the users' labels ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """VADER against the users' labels, over labelled mentions VADER scored."""
+
+    labelled: int  # mentions with a manual label
+    compared: int  # of those, with a VADER score
+    agree: int
+    confusion: dict[str, dict[str, int]]  # confusion[manual][vader]
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.agree / self.compared if self.compared else None
+
+
+def agreement(store: Store, brand: str | None = None) -> Agreement:
+    with store.native() as db:
+        labelled = db.execute(
+            "SELECT count(*) FROM labels WHERE $brand IS NULL OR lower(brand) = lower($brand)", {"brand": brand}
+        ).fetchone()[0]
+        rows = db.execute(
+            "SELECT l.label, s.label, count(*) FROM labels l "
+            "JOIN scores s ON s.source = l.source AND s.id = l.id AND s.brand = l.brand AND s.created_at = l.created_at "
+            "WHERE $brand IS NULL OR lower(l.brand) = lower($brand) GROUP BY ALL",
+            {"brand": brand},
+        ).fetchall()
+    confusion = {manual: {vader: 0 for vader in LABELS} for manual in LABELS}
+    for manual, vader, count in rows:
+        confusion[manual][vader] = count
+    compared = sum(count for _, _, count in rows)
+    agree = sum(confusion[label][label] for label in LABELS)
+    return Agreement(labelled=labelled, compared=compared, agree=agree, confusion=confusion)

@@ -1,0 +1,214 @@
+"""The analysts' views: stable names and columns over the tables, documented column by
+column (the README's tables are checked against ``COLUMNS`` by a test).
+
+They live in the database file, so the DuckDB CLI, Python or any tool that opens the
+snapshot sees them. Tables may change between releases; these views keep their names
+and columns (a new column may be added, none renamed or removed without a note in the
+release). A change to a view's SQL is a new migration that re-creates it.
+
+Every figure follows the rules of the pipeline: the effective label of a mention is the
+user's manual label when there is one, else VADER's; near-duplicates and unscored
+mentions count in volume, not in mood.
+"""
+
+from __future__ import annotations
+
+V_MENTIONS = """
+CREATE OR REPLACE VIEW v_mentions AS
+SELECT m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url,
+       m.conversation_id, m.parent_id, m.lang,
+       m.likes, m.reposts, m.replies, m.thread_context, m.duplicate,
+       s.compound AS vader_compound,
+       s.label AS vader_label,
+       l.label AS manual_label,
+       coalesce(l.label, s.label) AS label,
+       NOT m.duplicate AND coalesce(l.label, s.label) IS NOT NULL AS counts_for_mood
+FROM mentions m
+LEFT JOIN scores s
+    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at = m.created_at
+LEFT JOIN labels l
+    ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
+"""
+
+V_HOURLY_MOOD = """
+CREATE OR REPLACE VIEW v_hourly_mood AS
+WITH per_hour AS (
+    SELECT brand, hour,
+           sum(mentions) AS mentions, sum(duplicates) AS duplicates, sum(unscored) AS unscored,
+           sum(scored) AS scored, sum(positive) AS positive, sum(neutral) AS neutral,
+           sum(negative) AS negative, sum(engagement) AS engagement,
+           sum(conversations) AS conversations,
+           list(source ORDER BY source) AS sources
+    FROM hourly_mood
+    GROUP BY brand, hour
+)
+SELECT brand, hour, mentions, duplicates, unscored, scored, positive, neutral, negative,
+       CASE WHEN scored > 0 THEN 100.0 * (positive - negative) / scored END AS nss,
+       CASE WHEN scored > 0 THEN 100.0 * sqrt(greatest(0.0,
+           (positive + negative) / scored - power((positive - negative) / scored, 2)) / scored) END AS nss_se,
+       engagement, conversations,
+       mentions / sum(mentions) OVER (PARTITION BY hour) AS share_of_voice,
+       sources
+FROM per_hour
+"""
+
+V_CONVERSATIONS = """
+CREATE OR REPLACE VIEW v_conversations AS
+SELECT source, conversation_id, brand, first_at, last_at, mentions, scored,
+       positive, neutral, negative, engagement, score, label, url, title
+FROM conversations
+"""
+
+# Days are the ad account's own (its time zone from the plan, else from the export, else
+# UTC); an hour of mood belongs to the local day its start falls in. The pre-period is
+# the 28 days before the flight, as in ROI-METHOD.md.
+V_CAMPAIGN_DAILY = """
+CREATE OR REPLACE VIEW v_campaign_daily AS
+WITH spend_days AS (
+    SELECT campaign_id, date, sum(spend)::DOUBLE AS spend, any_value(currency) AS currency,
+           sum(impressions) AS impressions, sum(clicks) AS clicks, sum(engagements) AS engagements
+    FROM spend GROUP BY campaign_id, date
+),
+spend_campaigns AS (
+    SELECT campaign_id, min(date) AS first_day, max(date) AS last_day, any_value(brand) AS brand,
+           any_value(account_timezone) AS tz, any_value(campaign_name) AS name
+    FROM spend GROUP BY campaign_id
+),
+campaigns AS (
+    SELECT c.campaign_id, sc.name,
+           coalesce(p.brand, sc.brand) AS brand,
+           coalesce(p.account_timezone, sc.tz, 'UTC') AS tz,
+           p.flight_start, p.flight_end, p.washout_days,
+           least(p.flight_start - 28, sc.first_day) AS first_day,
+           greatest(p.flight_end + p.washout_days, sc.last_day) AS last_day
+    FROM (SELECT campaign_id FROM spend UNION SELECT campaign_id FROM campaign_plans) c
+    LEFT JOIN campaign_plans p ON p.campaign_id = c.campaign_id
+    LEFT JOIN spend_campaigns sc ON sc.campaign_id = c.campaign_id
+),
+days AS (
+    SELECT c.*, CAST(unnest(range(c.first_day::TIMESTAMP, c.last_day::TIMESTAMP + INTERVAL 1 DAY,
+                                  INTERVAL 1 DAY)) AS DATE) AS date
+    FROM campaigns c
+),
+mood AS (
+    SELECT c.campaign_id, CAST(timezone(c.tz, h.hour AT TIME ZONE 'UTC') AS DATE) AS date,
+           sum(h.mentions) AS mentions, sum(h.scored) AS scored, sum(h.positive) AS positive,
+           sum(h.neutral) AS neutral, sum(h.negative) AS negative
+    FROM campaigns c
+    JOIN hourly_mood h ON h.brand = c.brand
+        AND h.hour >= c.first_day::TIMESTAMP - INTERVAL 1 DAY
+        AND h.hour < c.last_day::TIMESTAMP + INTERVAL 2 DAY
+    GROUP BY ALL
+)
+SELECT d.campaign_id, d.name AS campaign_name, d.brand, d.date, d.tz AS account_timezone,
+       CASE WHEN d.flight_start IS NULL THEN NULL
+            WHEN d.date < d.flight_start THEN 'pre'
+            WHEN d.date <= d.flight_end THEN 'flight'
+            WHEN d.date <= d.flight_end + d.washout_days THEN 'washout'
+            ELSE 'post' END AS phase,
+       coalesce(sd.spend, 0.0) AS spend, sd.currency, sd.impressions, sd.clicks, sd.engagements,
+       coalesce(mo.mentions, 0) AS mentions, coalesce(mo.scored, 0) AS scored,
+       coalesce(mo.positive, 0) AS positive, coalesce(mo.neutral, 0) AS neutral,
+       coalesce(mo.negative, 0) AS negative,
+       CASE WHEN mo.scored > 0 THEN 100.0 * (mo.positive - mo.negative) / mo.scored END AS nss,
+       CASE WHEN mo.scored > 0 THEN 100.0 * sqrt(greatest(0.0,
+           (mo.positive + mo.negative) / mo.scored - power((mo.positive - mo.negative) / mo.scored, 2))
+           / mo.scored) END AS nss_se
+FROM days d
+LEFT JOIN spend_days sd ON sd.campaign_id = d.campaign_id AND sd.date = d.date
+LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
+"""
+
+VIEWS_SQL: dict[str, str] = {
+    "v_mentions": V_MENTIONS,
+    "v_hourly_mood": V_HOURLY_MOOD,
+    "v_conversations": V_CONVERSATIONS,
+    "v_campaign_daily": V_CAMPAIGN_DAILY,
+}
+
+# What each view is, and each column: the README's "views" tables must say the same.
+DESCRIPTIONS: dict[str, str] = {
+    "v_mentions": "one row per stored mention (source, id, brand) with VADER's score and the user's label",
+    "v_hourly_mood": "one row per brand and UTC hour, all sources together (from the hourly stage)",
+    "v_conversations": "one row per thread (source, conversation_id, brand), scored by the hourly stage",
+    "v_campaign_daily": "one row per campaign and account-local day: spend beside the brand's mood",
+}
+
+COLUMNS: dict[str, dict[str, str]] = {
+    "v_mentions": {
+        "source": "connector that collected it (x, reddit, mastodon, bluesky, hackernews, feeds, demo, or an import's name)",
+        "id": "the platform's id of the post (Mastodon: the status URI)",
+        "brand": "the tracked brand it mentions; a post naming two brands is a row for each",
+        "created_at": "when it was posted, UTC",
+        "text": "the text as collected (HTML already turned to text)",
+        "author": "the author's handle, when known",
+        "url": "link to the post, when known",
+        "conversation_id": "the thread it belongs to",
+        "parent_id": "the post it replies to, if any",
+        "lang": "language code, from the platform or detected",
+        "likes": "likes (or upvotes, favourites) when collected",
+        "reposts": "reposts (retweets, boosts) when collected",
+        "replies": "replies when collected",
+        "thread_context": "true when fetched as part of a matched thread rather than found by the search",
+        "duplicate": "true for a near-duplicate copy of an earlier mention: counted in volume, not in mood",
+        "vader_compound": "VADER's compound score in [-1, 1]; NULL when not scored (not English)",
+        "vader_label": "VADER's label: positive (>= 0.05), negative (<= -0.05), else neutral",
+        "manual_label": "the label a user set with 'listener label', NULL when none",
+        "label": "the label every aggregate uses: manual_label if set, else vader_label",
+        "counts_for_mood": "true when the mention counts in mood figures (has a label, not a duplicate)",
+    },
+    "v_hourly_mood": {
+        "brand": "the brand",
+        "hour": "start of the UTC hour",
+        "mentions": "all mentions in the hour (volume)",
+        "duplicates": "near-duplicate copies among them",
+        "unscored": "mentions without a label (not English, no manual label)",
+        "scored": "mentions counting for mood: mentions - duplicates - unscored",
+        "positive": "scored mentions labelled positive",
+        "neutral": "scored mentions labelled neutral",
+        "negative": "scored mentions labelled negative",
+        "nss": "Net Sentiment Score, 100 (positive - negative) / scored; NULL when nothing scored",
+        "nss_se": "standard error of nss",
+        "engagement": "likes + reposts + replies of the hour's mentions",
+        "conversations": "threads active in the hour (summed over sources)",
+        "share_of_voice": "the brand's mentions / all tracked brands' mentions in the hour",
+        "sources": "the sources with mentions in the hour",
+    },
+    "v_conversations": {
+        "source": "the source of the thread",
+        "conversation_id": "the thread's id on that source",
+        "brand": "the brand",
+        "first_at": "the first stored mention of the thread, UTC",
+        "last_at": "the latest stored mention of the thread, UTC",
+        "mentions": "stored mentions in the thread",
+        "scored": "of those, counting for mood",
+        "positive": "labelled positive",
+        "neutral": "labelled neutral",
+        "negative": "labelled negative",
+        "engagement": "likes + reposts + replies over the thread",
+        "score": "engagement-weighted mean compound (a manual label counts as +1, 0 or -1)",
+        "label": "score's label with the mention thresholds",
+        "url": "link to the thread's first stored mention, when known",
+        "title": "the first 280 characters of that mention",
+    },
+    "v_campaign_daily": {
+        "campaign_id": "the campaign, from the spend export or the plan",
+        "campaign_name": "its name in the export",
+        "brand": "the brand it promotes (the plan's, else the export's)",
+        "date": "a day in the ad account's time zone",
+        "account_timezone": "that time zone (the plan's, else the export's, else UTC)",
+        "phase": "pre, flight, washout or post per the plan; NULL without a plan",
+        "spend": "spend that day (0 when none)",
+        "currency": "spend currency",
+        "impressions": "impressions that day, when exported",
+        "clicks": "clicks that day, when exported",
+        "engagements": "engagements that day, when exported",
+        "mentions": "the brand's mentions that day, all sources",
+        "scored": "of those, counting for mood",
+        "positive": "labelled positive",
+        "neutral": "labelled neutral",
+        "negative": "labelled negative",
+        "nss": "the day's Net Sentiment Score",
+        "nss_se": "its standard error",
+    },
+}
