@@ -7,26 +7,20 @@ Every command takes ``--config`` and ``--db``, before or after its name.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from analysis.sentiment import VaderScorer
-from connectors.base import Clock, utc_now
 from listener import demo as demo_module
 from listener import formatting
-from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
-from listener.errors import ConfigError, ListenerError
+from listener.config import DEFAULT_CONFIG_NAME
 from connectors.errors import AuthError, ConnectorError
 from connectors.files import FORMATS as FILE_FORMATS
 from connectors.plan import read_plan
@@ -38,94 +32,14 @@ from listener.report import build_report
 from listener.sources import open_sources
 from storage import queries
 from storage.campaigns import campaign_summary, save_plans, save_spend
-from storage.errors import DatabaseLockedError, StorageError
-from storage.snapshot import snapshot_path
 from storage.store import Store
-
-F = TypeVar("F", bound=Callable[..., Any])
+from listener.cli_support import (
+    CONTEXT_SETTINGS, CliError, _store_in_root, clock_from, common_options, handle_errors, open_existing,
+    parse_as_of, settings_from,
+)
+from listener.commands_analyst import accuracy, export_command, label, sql
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class CliError(click.ClickException):
-    """Printed as ``Error: ...`` on stderr with the given exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _root_obj(ctx: click.Context) -> dict[str, Any]:
-    return ctx.find_root().ensure_object(dict)
-
-
-def _store_in_root(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None:
-        _root_obj(ctx)[param.name] = value
-    return value
-
-
-def common_options(command: F) -> F:
-    """``--config`` and ``--db`` on a command (they also work before the command name)."""
-    command = click.option(
-        "--db", "db", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
-        help="Database file (overrides LISTENER_DB and the config file).",
-    )(command)
-    command = click.option(
-        "--config", "config", metavar="PATH", default=None, expose_value=False, callback=_store_in_root,
-        help=f"Config file (default: LISTENER_CONFIG, else ./{DEFAULT_CONFIG_NAME} if present).",
-    )(command)
-    return command
-
-
-def handle_errors(command: F) -> F:
-    """Translate our exceptions into exit codes: config 2, everything else 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ConfigError as exc:
-            raise CliError(str(exc), 2) from exc
-        except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), 1) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def settings_from(ctx: click.Context) -> Settings:
-    obj = _root_obj(ctx)
-    return load_settings(obj.get("config"), obj.get("db"))
-
-
-def clock_from(ctx: click.Context) -> Clock:
-    return _root_obj(ctx).get("clock", utc_now)
-
-
-def open_existing(settings: Settings) -> Store:
-    """The database for reading; while the daemon holds it, its published snapshot."""
-    try:
-        return Store.open(settings.database, create=False)
-    except DatabaseLockedError:
-        snapshot = snapshot_path(settings.database)
-        if not snapshot.exists():
-            raise
-        published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
-        click.echo(f"The daemon holds {settings.database}; reading its snapshot of "
-                   f"{published:%Y-%m-%d %H:%M:%S} UTC.", err=True)
-        return Store.open(snapshot, read_only=True)
-
-
-def parse_as_of(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"--as-of: {value!r} is not an ISO-8601 time like 2026-11-22T18:00Z", 2) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -522,6 +436,11 @@ def run(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
     ctx.exit(run_daemon(settings, clock_from(ctx)))
+
+
+# Commands that live in their own modules.
+for _command in (sql, export_command, label, accuracy):
+    cli.add_command(_command)
 
 
 def main() -> None:

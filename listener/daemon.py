@@ -21,6 +21,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -29,11 +32,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from analysis.sentiment import VaderScorer
-from connectors.base import Clock, utc_now
+from connectors.base import Clock, Connector, utc_now
 from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
 from listener.sources import OpenSources, open_sources
+from storage.labels import apply_inbox
 from storage.snapshot import publish_snapshot
 from storage.store import Store
 
@@ -42,6 +46,8 @@ log = logging.getLogger("listener")
 # Up to this share of a pull interval (at most a minute) is added at random to each run.
 JITTER_SHARE = 0.1
 MAX_JITTER_SECONDS = 60
+# Readers' snapshot is at most this old while jobs keep overlapping (see Daemon._cycle).
+MAX_SNAPSHOT_AGE_SECONDS = 300
 
 
 class Daemon:
@@ -51,6 +57,13 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.store: Store | None = None
         self.sources = OpenSources()
+        # Jobs in flight; the snapshot is published when the last one ends, so a reader
+        # sees whole runs (storage.snapshot). Jobs that keep overlapping (a long backfill)
+        # would starve readers, so past MAX_SNAPSHOT_AGE any job's end publishes: the
+        # snapshot then holds whole batches and shows the other run as still running.
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self._published_at = time.monotonic()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -100,13 +113,33 @@ class Daemon:
             log.info("stopped")
         return 0
 
+    @contextmanager
+    def _cycle(self) -> Iterator[None]:
+        """One job: on the way out, apply queued labels and, when no other job is in
+        flight, publish the snapshot."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+                quiet = self._in_flight == 0
+            if quiet:
+                self._apply_labels()
+            if quiet or time.monotonic() - self._published_at > MAX_SNAPSHOT_AGE_SECONDS:
+                self._publish()
+
     def _pull(self, source: str, brand: BrandSettings) -> None:
         connector = self.sources.connectors.get(source)
         if connector is None or self.stop_requested.is_set():
             return
+        with self._cycle():
+            self._collect(source, brand, connector)
+
+    def _collect(self, source: str, brand: BrandSettings, connector: Connector) -> None:
         try:
             self.pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set)
-            self._publish()
         except AuthError as exc:
             self.sources.park(source, str(exc))
             for job in self.scheduler.get_jobs():
@@ -124,14 +157,28 @@ class Daemon:
     def _hourly(self) -> None:
         if self.stop_requested.is_set():
             return
+        with self._cycle():
+            try:
+                self.pipeline.score_hours()
+            except Exception:
+                log.exception("hourly stage failed; its hours stay pending for the next run")
+
+    def _apply_labels(self) -> None:
+        """Apply labels queued while the daemon held the database (storage.labels),
+        and recompute their hours at once so the next snapshot shows them."""
         try:
-            self.pipeline.score_hours()
-            self._publish()
+            result = apply_inbox(self.store, self.clock())
+            for error in result.errors:
+                log.warning("label not applied: %s", error)
+            if result.applied:
+                log.info("labels applied=%d", result.applied)
+                self.pipeline.score_hours()
         except Exception:
-            log.exception("hourly stage failed; its hours stay pending for the next run")
+            log.exception("could not apply queued labels; they stay queued")
 
     def _publish(self) -> None:
         """Publish a snapshot for readers after each cycle (storage.snapshot)."""
+        self._published_at = time.monotonic()
         try:
             publish_snapshot(self.store)
         except Exception:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import datetime
 from typing import Any
 
+from analysis.agreement import AgreementReport
 from analysis.mood import Mood, difference_se
 from listener.pipeline import MoodWindows
+from storage.analyst import plain
 
 
 def jsonable(value: Any) -> Any:
@@ -100,3 +105,85 @@ def demo_json(summary: Any) -> dict[str, Any]:
                        "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
         "seconds": round(summary.seconds, 2),
     }
+
+
+# -- query results (listener sql) -------------------------------------------------------
+
+# Mention text is other people's: in a terminal, control characters (ANSI escapes above
+# all) are shown as escapes, never sent raw.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+MAX_CELL = 60
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    value = plain(value)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if isinstance(
+        value, (list, dict)) else str(value)
+    return text.translate(_CONTROL)
+
+
+def result_table(columns: list[str], rows: list[tuple[Any, ...]], max_cell: int = MAX_CELL) -> str:
+    """An aligned text table; long cells are cut with an ellipsis."""
+    cells = [[_cut(cell_text(v), max_cell) for v in row] for row in rows]
+    widths = [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+    lines = ["  ".join(name.ljust(w) for name, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.append(f"({len(rows):,} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def result_csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """RFC 4180 CSV: every field with a comma, quote or line break is quoted."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _csv_value(plain(v)) for v in row])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+
+def result_json(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    return json.dumps([dict(zip(columns, (plain(v) for v in row))) for row in rows], ensure_ascii=False, indent=2)
+
+
+def agreement_text(report: AgreementReport, brand: str | None) -> str:
+    scope = f"{brand}'s" if brand else "all"
+    if not report.compared:
+        return (f"No labelled mentions with a VADER score among {scope} labels ({report.labelled} labelled): "
+                f"label some with 'listener label MENTION_ID positive|neutral|negative'.")
+    low, high = report.accuracy_ci
+    lines = [
+        f"VADER against {report.compared:,} of {scope} manually labelled mentions"
+        + (f" ({report.labelled - report.compared:,} more are labelled but VADER did not score them)"
+           if report.labelled > report.compared else ""),
+        f"  agreement   {report.accuracy:.1%}  (95 % interval {low:.1%} to {high:.1%})",
+        f"  kappa       {report.kappa:.2f}" if report.kappa is not None else "  kappa       undefined (one label only)",
+        f"  NSS         VADER {report.nss_vader:+.1f}, your labels {report.nss_manual:+.1f}",
+        "",
+        f"  {'your label':<12}{'VADER: positive':>17}{'neutral':>9}{'negative':>10}{'recall':>9}",
+    ]
+    for truth in ("positive", "neutral", "negative"):
+        row = report.confusion[truth]
+        recall = report.recall[truth]
+        lines.append(f"  {truth:<12}{row['positive']:>17,}{row['neutral']:>9,}{row['negative']:>10,}"
+                     f"{'' if recall is None else f'{recall:.0%}':>9}")
+    precision = "".join(f"{'' if report.precision[l] is None else f'{report.precision[l]:.0%}':>{w}}"
+                        for l, w in (("positive", 17), ("neutral", 9), ("negative", 10)))
+    lines.append(f"  {'precision':<12}{precision}")
+    if not report.enough:
+        lines.append(f"\n  Only {report.compared} compared: the interval is wide; label at least 50 for a "
+                     f"figure to lean on.")
+    lines.append("  Labels are the mentions your team chose to check, not a random sample.")
+    return "\n".join(lines)

@@ -24,10 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from analysis.sentiment import LABELS
 from storage.errors import StorageError
 from storage.store import Store, from_db_time, to_db_time
 
-LABELS = ("positive", "neutral", "negative")
 CLEAR = "clear"
 
 
@@ -183,21 +183,9 @@ def apply_inbox(store: Store, now: datetime) -> InboxResult:
 # -- agreement of VADER with the users' labels ------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Agreement:
-    """VADER against the users' labels, over labelled mentions VADER scored."""
-
-    labelled: int  # mentions with a manual label
-    compared: int  # of those, with a VADER score
-    agree: int
-    confusion: dict[str, dict[str, int]]  # confusion[manual][vader]
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.agree / self.compared if self.compared else None
-
-
-def agreement(store: Store, brand: str | None = None) -> Agreement:
+def label_confusion(store: Store, brand: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
+    """How many mentions carry a manual label, and ``confusion[manual][vader]`` counts
+    over those VADER scored (analysis.agreement turns them into figures)."""
     with store.native() as db:
         labelled = db.execute(
             "SELECT count(*) FROM labels WHERE $brand IS NULL OR lower(brand) = lower($brand)", {"brand": brand}
@@ -211,6 +199,4 @@ def agreement(store: Store, brand: str | None = None) -> Agreement:
     confusion = {manual: {vader: 0 for vader in LABELS} for manual in LABELS}
     for manual, vader, count in rows:
         confusion[manual][vader] = count
-    compared = sum(count for _, _, count in rows)
-    agree = sum(confusion[label][label] for label in LABELS)
-    return Agreement(labelled=labelled, compared=compared, agree=agree, confusion=confusion)
+    return labelled, confusion

@@ -1,0 +1,203 @@
+"""Commands for analysts and for correcting the scorer: sql, export, label, accuracy.
+
+``sql`` and ``export`` open the database read-only, or the daemon's snapshot while the
+daemon holds it, so nothing an analyst types can change the data. ``label`` writes a
+correction, or queues it for the daemon when the daemon holds the database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from analysis.agreement import agreement_report
+from analysis.sentiment import LABELS, VaderScorer
+from listener import formatting
+from listener.cli_support import (
+    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, settings_from,
+)
+from listener.pipeline import Pipeline
+from listener.shell import MODES, render, run_shell
+from storage.analyst import FORMATS, QueryError, ReadSource, export, read_only, reading_path, run_query
+from storage.errors import DatabaseLockedError
+from storage.labels import CLEAR, LabelRequest, UnknownMentionError, apply_label, find_mentions, label_confusion, queue_label
+from storage.snapshot import snapshot_path
+from storage.store import Store
+
+
+def _say_source(source: ReadSource) -> None:
+    if source.is_snapshot:
+        click.echo(f"The daemon holds the database; reading its snapshot of "
+                   f"{source.published_at:%Y-%m-%d %H:%M:%S} UTC.", err=True)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: {value!r} is not an ISO-8601 date or time like 2026-11-01 or "
+                       f"2026-11-01T08:00Z", 2) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("query", required=False)
+@click.option("--format", "fmt", type=click.Choice(MODES), default="table", show_default=True,
+              help="Output format.")
+@click.option("--limit", type=click.IntRange(1), default=None, metavar="N",
+              help="At most N rows (default: all for csv/json, 1000 for table).")
+@common_options
+@click.pass_context
+@handle_errors
+def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None) -> None:
+    """Run read-only SQL on the database; without QUERY, an interactive shell.
+
+    Reads the daemon's snapshot while the daemon runs. The views v_mentions,
+    v_hourly_mood, v_conversations and v_campaign_daily are documented in the README.
+
+    \b
+    listener sql "SELECT brand, avg(nss) FROM v_hourly_mood GROUP BY brand"
+    listener sql --format csv "SELECT * FROM v_campaign_daily" > daily.csv
+    listener sql            (then .help)
+    """
+    settings = settings_from(ctx)
+    source = reading_path(settings.database)
+    _say_source(source)
+    with read_only(source.path) as db:
+        if query is None:
+            ctx.exit(run_shell(db, fmt))
+        if limit is None and fmt == "table":
+            limit = 1000
+        try:
+            result = run_query(db, query, limit=None if limit is None else limit + 1)
+        except QueryError as exc:
+            raise CliError(f"SQL: {exc}", 2) from exc
+    if not result.columns:
+        return
+    rows = result.rows if limit is None else result.rows[:limit]
+    click.echo(render(fmt, result.columns, rows))
+    if limit is not None and len(result.rows) > limit:
+        click.echo(f"(first {limit:,} rows shown; --limit N or --format csv for more)", err=True)
+
+
+@click.command(name="export", context_settings=CONTEXT_SETTINGS)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True,
+              help="File format.")
+@click.option("--brand", metavar="NAME", help="Only this brand.")
+@click.option("--since", metavar="TIME", help="From this UTC date or time (ISO 8601), inclusive.")
+@click.option("--until", metavar="TIME", help="Up to this UTC date or time (ISO 8601), exclusive.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | None, since: str | None,
+                   until: str | None, as_json: bool) -> None:
+    """Write the analysts' views to DIRECTORY as Parquet or CSV files.
+
+    One file per view (mentions, hourly_mood, conversations, campaign_daily) plus
+    manifest.json with the filters and row counts. Times filter each view's own time
+    column (created_at, hour, last_at, date).
+    """
+    settings = settings_from(ctx)
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if start and end and start >= end:
+        raise CliError(f"--since {since} is not before --until {until}", 2)
+    source = reading_path(settings.database)
+    _say_source(source)
+    with read_only(source.path) as db:
+        if brand is not None:
+            known = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
+            if brand.casefold() not in {b.casefold() for b in known}:
+                raise CliError(f"--brand: no mentions of {brand!r} (brands: {', '.join(known) or 'none'})", 2)
+        files = export(db, directory, fmt, brand=brand, since=start, until=end)
+    if as_json:
+        click.echo(json.dumps({"directory": str(directory), "format": fmt,
+                               "files": [{"name": f.name, "path": str(f.path), "rows": f.rows} for f in files]},
+                              indent=2))
+        return
+    for f in files:
+        click.echo(f"{f.path}  {f.rows:,} rows")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("mention_id", metavar="MENTION_ID")
+@click.argument("label", type=click.Choice([*LABELS, CLEAR]))
+@click.option("--source", metavar="NAME", help="The mention's source, when the id exists in several.")
+@click.option("--brand", metavar="NAME", help="Only for this brand (default: every brand the post was stored for).")
+@click.option("--by", "by", metavar="NAME", help="Who labels (kept with the label).")
+@common_options
+@click.pass_context
+@handle_errors
+def label(ctx: click.Context, mention_id: str, label: str, source: str | None, brand: str | None,
+          by: str | None) -> None:
+    """Correct a mention's sentiment: positive, neutral or negative (clear removes it).
+
+    MENTION_ID is the platform's id (v_mentions.id), or SOURCE:ID. The label
+    overrides VADER in every aggregate from the next hourly stage on (at once
+    when the daemon is not running); VADER's own score is kept. While the daemon
+    runs, the label is queued and the daemon applies it after its next cycle.
+    """
+    settings = settings_from(ctx)
+    request = LabelRequest(id=mention_id, label=label, source=source, brand=brand, by=by)
+    clock = clock_from(ctx)
+    try:
+        store = Store.open(settings.database, create=False)
+    except DatabaseLockedError:
+        snapshot = snapshot_path(settings.database)
+        if not snapshot.exists():
+            raise
+        with Store.open(snapshot, read_only=True) as published:
+            keys = _find(published, request)
+        inbox = queue_label(settings.database, request, clock())
+        click.echo(f"The daemon holds the database: queued {label} for {_names(keys)} in {inbox.name}; "
+                   f"the daemon applies it after its next cycle.")
+        return
+    with store:
+        try:
+            keys = apply_label(store, request, clock())
+        except UnknownMentionError as exc:
+            raise CliError(str(exc), 2) from exc
+        Pipeline(store, VaderScorer(), clock).score_hours()
+    verb = "Cleared the label of" if label == CLEAR else f"Labelled {label}:"
+    click.echo(f"{verb} {_names(keys)}; hourly mood and conversations recomputed.")
+
+
+def _find(store: Store, request: LabelRequest) -> list:
+    try:
+        return find_mentions(store, request)
+    except UnknownMentionError as exc:
+        raise CliError(f"{exc} (in the daemon's latest snapshot)", 2) from exc
+
+
+def _names(keys: list) -> str:
+    return ", ".join(f"{k.source}:{k.id} ({k.brand})" for k in keys)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--brand", metavar="NAME", help="Only this brand's labels.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+@click.pass_context
+@handle_errors
+def accuracy(ctx: click.Context, brand: str | None, as_json: bool) -> None:
+    """How far VADER agrees with your team's manual labels.
+
+    Accuracy with a 95 % interval, Cohen's kappa, precision and recall per
+    label, the confusion matrix, and NSS on the labelled mentions by VADER and
+    by your labels: how far to trust the mood figures on your own data.
+    """
+    settings = settings_from(ctx)
+    with open_existing(settings) as store:
+        labelled, confusion = label_confusion(store, brand)
+    report = agreement_report(labelled, confusion)
+    if as_json:
+        click.echo(json.dumps({"brand": brand, **report.to_dict()}, indent=2))
+        return
+    click.echo(formatting.agreement_text(report, brand))

@@ -1,0 +1,196 @@
+"""The analysts' read path: a read-only connection, ad-hoc SQL, and exports.
+
+Analysts never hold the database the daemon writes: while it runs they read the
+snapshot it publishes after each cycle (storage.snapshot), and otherwise the database
+itself, opened read-only so that no query can change it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from storage.errors import DatabaseLockedError, StorageError
+from storage.migrations import LATEST_VERSION
+from storage.snapshot import snapshot_path
+from storage.store import MEMORY_LIMIT, Store, translate_error
+
+
+class QueryError(StorageError):
+    """The analyst's SQL failed (syntax, unknown column, a write on a read-only file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSource:
+    """Which file a reader opened: the database itself, or the daemon's snapshot."""
+
+    path: Path
+    is_snapshot: bool
+    published_at: datetime | None = None
+
+
+def reading_path(database: Path) -> ReadSource:
+    """The file to read: the database, migrated to the current schema first, unless the
+    daemon holds it, then its latest snapshot."""
+    try:
+        Store.open(database, create=False).close()  # migrates an older file; fails fast if locked
+    except DatabaseLockedError:
+        snapshot = snapshot_path(database)
+        if not snapshot.exists():
+            raise DatabaseLockedError(
+                f"{database} is in use by the daemon and it has not published a snapshot yet "
+                f"({snapshot.name} appears after its first cycle)"
+            ) from None
+        published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
+        return ReadSource(snapshot, True, published)
+    return ReadSource(database, False)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A native read-only connection to ``path`` (the database or a snapshot)."""
+    try:
+        db = duckdb.connect(str(path), read_only=True, config={"memory_limit": MEMORY_LIMIT})
+    except duckdb.Error as exc:
+        raise translate_error(exc, path) from exc
+    try:
+        version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if version is not None and version < LATEST_VERSION:
+            raise StorageError(
+                f"{path} is at schema version {version}; the views need {LATEST_VERSION}: "
+                f"the daemon upgrades it when restarted with this release"
+            )
+        yield db
+    finally:
+        db.close()
+
+
+@dataclass(slots=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def run_query(db: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None) -> QueryResult:
+    """Run one or more statements; the result is the last statement's rows."""
+    try:
+        cursor = db.execute(sql)
+        if cursor.description is None:
+            return QueryResult([], [])
+        columns = [d[0] for d in cursor.description]
+        types = [str(d[1]) for d in cursor.description]
+        rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+    except duckdb.Error as exc:
+        message = str(exc).strip()
+        if "read-only" in message.lower() or "read only" in message.lower():
+            message += " (the listener's database is read-only here: write to your own file with ATTACH or COPY)"
+        raise QueryError(message) from exc
+    return QueryResult(columns, types, rows)
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON: times in ISO 8601 (UTC columns get their 'Z'), decimals as numbers."""
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+# -- export ---------------------------------------------------------------------------
+
+# What `listener export` writes: a file per view, each filtered by brand and time.
+# The time filter applies to the column that says when the row happened.
+EXPORTS: dict[str, tuple[str, str]] = {
+    "mentions": ("v_mentions", "created_at"),
+    "hourly_mood": ("v_hourly_mood", "hour"),
+    "conversations": ("v_conversations", "last_at"),
+    "campaign_daily": ("v_campaign_daily", "date"),
+}
+FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    name: str
+    path: Path
+    rows: int
+
+
+def _where(time_column: str, brand: str | None, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if brand is not None:
+        clauses.append("lower(brand) = lower(?)")
+        params.append(brand)
+    if since is not None:
+        clauses.append(f"{time_column} >= ?")
+        params.append(since.astimezone(timezone.utc).replace(tzinfo=None))
+    if until is not None:
+        clauses.append(f"{time_column} < ?")
+        params.append(until.astimezone(timezone.utc).replace(tzinfo=None))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def export(
+    db: duckdb.DuckDBPyConnection,
+    directory: Path,
+    fmt: str,
+    *,
+    brand: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    names: Sequence[str] = tuple(EXPORTS),
+) -> list[ExportedFile]:
+    """Write each view as ``NAME.parquet`` or ``NAME.csv`` in ``directory``, plus
+    ``manifest.json`` (filters, row counts, schema version). Each file is written under
+    a temporary name and renamed, so a reader never sees half a file."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    options = "(FORMAT parquet, COMPRESSION zstd)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
+    written = []
+    for name in names:
+        view, time_column = EXPORTS[name]
+        where, params = _where(time_column, brand, since, until)
+        target = directory / f"{name}.{fmt}"
+        partial = directory / f".{name}.{fmt}.partial"
+        try:
+            rows = db.execute(
+                f"COPY (SELECT * FROM {view}{where} ORDER BY brand, {time_column}) TO '{_sql_path(partial)}' {options}", params
+            ).fetchone()[0]
+        except duckdb.Error as exc:
+            raise StorageError(f"exporting {name} to {target}: {exc}") from exc
+        os.replace(partial, target)
+        written.append(ExportedFile(name, target, rows))
+    version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    manifest = {
+        "format": fmt,
+        "schema_version": version,
+        "filters": {"brand": brand, "since": plain(since), "until": plain(until)},
+        "files": {f.name: {"file": f.path.name, "rows": f.rows} for f in written},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return written
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
