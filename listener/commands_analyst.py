@@ -81,7 +81,9 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None) -> N
     if not result.columns:
         return
     rows = result.rows if limit is None else result.rows[:limit]
-    click.echo(render(fmt, result.columns, rows))
+    # color=True: click would otherwise strip escape sequences from the data itself
+    # (tables have them escaped already; CSV and JSON must stay faithful).
+    click.echo(render(fmt, result.columns, rows), color=True)
     if limit is not None and len(result.rows) > limit:
         click.echo(f"(first {limit:,} rows shown; --limit N or --format csv for more)", err=True)
 

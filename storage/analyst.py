@@ -136,15 +136,18 @@ class ExportedFile:
 
 
 def _where(time_column: str, brand: str | None, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """The filter of one export. A day column (campaign_daily's account-local date) keeps
+    the days from since's date up to until's date, exclusive."""
     clauses, params = [], []
+    cast = "::DATE" if time_column == "date" else "::TIMESTAMP"
     if brand is not None:
         clauses.append("lower(brand) = lower(?)")
         params.append(brand)
     if since is not None:
-        clauses.append(f"{time_column} >= ?")
+        clauses.append(f"{time_column} >= ?{cast}")
         params.append(since.astimezone(timezone.utc).replace(tzinfo=None))
     if until is not None:
-        clauses.append(f"{time_column} < ?")
+        clauses.append(f"{time_column} < ?{cast}")
         params.append(until.astimezone(timezone.utc).replace(tzinfo=None))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 

@@ -1,0 +1,195 @@
+"""listener sql / export / label / accuracy as users run them: subprocesses on a real
+database file; the views checked against hand-computed figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from analysis.sentiment import VaderScorer
+from storage.rollup import rollup_pending
+from storage.store import Store
+from tests.conftest import mention
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEND = ROOT / "tests" / "fixtures" / "spend"
+SCORER = VaderScorer()
+# 2026-03-02 00:00 in New York is 05:00 UTC.
+NY_MIDNIGHT = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)
+HOSTILE = 'Brewly <script>alert(1)</script>, "quoted", line\nbreak \x1b[31mred\x1b[0m \u202eevil'
+
+
+def listener(*args, db, check=True, stdin=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
+    proc = subprocess.run([sys.executable, "-m", "listener.cli", "--db", str(db), *args], capture_output=True,
+                          text=True, env=env, timeout=300, input=stdin)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def save(store, mentions, brand):
+    store.save_batch(mentions, SCORER.score([m.text for m in mentions]), source="test", brand=brand,
+                     checkpoint=None, scorer=SCORER.name, scorer_version=SCORER.version, now=NY_MIDNIGHT)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("analyst") / "listener.duckdb"
+    with Store.open(path) as store:
+        # Day 1 (New York) of the flight: 3 positive, 1 negative for Brewly; one mention
+        # 1 minute before New York midnight belongs to the day before.
+        save(store, [
+            mention("p1", "Brewly is great", NY_MIDNIGHT + timedelta(hours=1), brand="Brewly"),
+            mention("p2", "Brewly is wonderful", NY_MIDNIGHT + timedelta(hours=2), brand="Brewly"),
+            mention("p3", "love Brewly", NY_MIDNIGHT + timedelta(hours=23), brand="Brewly"),
+            mention("n1", "Brewly is awful", NY_MIDNIGHT + timedelta(hours=3), brand="Brewly", likes=4),
+            mention("early", "Brewly is terrible", NY_MIDNIGHT - timedelta(minutes=1), brand="Brewly"),
+            mention("h", HOSTILE, NY_MIDNIGHT + timedelta(hours=4), brand="Brewly"),
+        ], "Brewly")
+        save(store, [mention("b1", "Beanhaus is fine", NY_MIDNIGHT + timedelta(hours=1), brand="Beanhaus")],
+             "Beanhaus")
+        rollup_pending(store)
+    listener("campaigns", "import", str(SPEND / "canonical.csv"), "--plan", str(SPEND / "plan.csv"), db=path)
+    return path
+
+
+def test_sql_formats(db):
+    table = listener("sql", "SELECT id, label FROM v_mentions WHERE brand = 'Brewly' ORDER BY id", db=db).stdout
+    assert table.splitlines()[0].split() == ["id", "label"]
+    assert "(6 rows)" in table
+    rows = json.loads(listener("sql", "--format", "json", "SELECT id, created_at, vader_compound "
+                               "FROM v_mentions WHERE id = 'p1'", db=db).stdout)
+    assert rows[0]["id"] == "p1" and rows[0]["created_at"] == "2026-03-02T06:00:00+00:00"
+    assert rows[0]["vader_compound"] == SCORER.score(["Brewly is great"])[0].compound
+
+
+def test_hostile_text_survives_csv_and_cannot_drive_a_terminal(db):
+    out = listener("sql", "--format", "csv", "SELECT id, text FROM v_mentions WHERE id = 'h'", db=db).stdout
+    assert list(csv.reader(io.StringIO(out))) == [["id", "text"], ["h", HOSTILE]]
+    table = listener("sql", "SELECT text[40:] AS tail FROM v_mentions WHERE id = 'h'", db=db).stdout
+    assert "\x1b" not in table and "\\x1b[31m" in table and "\\n" in table
+
+
+def test_sql_cannot_write_and_bad_sql_exits_2(db):
+    for statement in ("DELETE FROM mentions", "DROP VIEW v_mentions", "INSERT INTO labels VALUES (1)", "SELEC 1"):
+        proc = listener("sql", statement, db=db, check=False)
+        assert proc.returncode == 2, (statement, proc.stderr)
+        assert proc.stderr.startswith("Error: SQL:")
+    with Store.open(db, read_only=True) as store, store.native() as con:
+        assert con.execute("SELECT count(*) FROM mentions").fetchone()[0] == 7
+
+
+def test_the_shell_reads_a_script_and_reports_failures(db):
+    script = ".tables\nSELECT count(*) AS n\nFROM v_mentions;\n.mode csv\nSELECT 1 AS one;\nSELECT nope;\n"
+    proc = listener("sql", db=db, stdin=script, check=False)
+    assert proc.returncode == 1  # one statement failed
+    assert "v_campaign_daily" in proc.stdout and "7" in proc.stdout and "one\n1" in proc.stdout
+    assert "nope" in proc.stderr
+
+
+def test_hourly_mood_view_sums_sources_and_gives_share_of_voice(db):
+    rows = json.loads(listener("sql", "--format", "json",
+                               "SELECT brand, mentions, share_of_voice FROM v_hourly_mood "
+                               "WHERE hour = '2026-03-02 06:00' ORDER BY brand", db=db).stdout)
+    assert rows == [{"brand": "Beanhaus", "mentions": 1, "share_of_voice": 0.5},
+                    {"brand": "Brewly", "mentions": 1, "share_of_voice": 0.5}]
+
+
+def test_campaign_daily_cuts_account_local_days_beside_spend(db):
+    rows = json.loads(listener("sql", "--format", "json",
+                               "SELECT * FROM v_campaign_daily WHERE campaign_id = '120210987654320001' "
+                               "AND date IN ('2026-03-01', '2026-03-02') ORDER BY date", db=db).stdout)
+    before, first = rows
+    assert (before["date"], before["phase"], before["spend"], before["negative"]) == ("2026-03-01", "pre", 0.0, 1)
+    # The hostile mention scores too: count what VADER gives it.
+    hostile = SCORER.score([HOSTILE])[0].label
+    positives = 3 + (hostile == "positive")
+    negatives = 1 + (hostile == "negative")
+    assert (first["phase"], first["spend"], first["currency"], first["account_timezone"]) == (
+        "flight", 1402.5, "USD", "America/New_York")
+    assert (first["mentions"], first["positive"], first["negative"]) == (5, positives, negatives)
+    assert first["nss"] == pytest.approx(100 * (positives - negatives) / 5)
+    phases = [r[0] for r in duckdb.connect(str(db), read_only=True).execute(
+        "SELECT DISTINCT phase FROM v_campaign_daily WHERE campaign_id = '120210987654320001' ORDER BY 1").fetchall()]
+    assert phases == ["flight", "pre", "washout"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_writes_each_view_filtered_with_a_manifest(db, tmp_path, fmt):
+    out = tmp_path / "exports"
+    listener("export", "--format", fmt, "--brand", "brewly", "--since", "2026-03-02T05:00", "--until",
+             "2026-03-03", str(out), db=db)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["filters"]["brand"] == "brewly"
+    # "early" is before --since, p3 after --until (04:00 UTC on the 3rd), Beanhaus another brand.
+    assert manifest["files"]["mentions"]["rows"] == 4
+    con = duckdb.connect()
+    reader = "read_parquet" if fmt == "parquet" else "read_csv_auto"
+    ids = [r[0] for r in con.execute(f"SELECT id FROM {reader}('{out / ('mentions.' + fmt)}') ORDER BY id").fetchall()]
+    assert ids == ["h", "n1", "p1", "p2"]
+    if fmt == "csv":
+        text = con.execute(f"SELECT text FROM read_csv('{out / 'mentions.csv'}', header=true) WHERE id = 'h'").fetchone()
+        assert text == (HOSTILE,)
+    assert not list(out.glob(".*partial"))
+    for name in ("hourly_mood", "conversations", "campaign_daily"):
+        assert (out / f"{name}.{fmt}").exists() and manifest["files"][name]["rows"] > 0
+
+
+def test_export_usage_errors_exit_2(db, tmp_path):
+    assert listener("export", "--brand", "Nobody", str(tmp_path), db=db, check=False).returncode == 2
+    assert listener("export", "--since", "yesterday", str(tmp_path), db=db, check=False).returncode == 2
+    assert listener("export", "--since", "2026-03-05", "--until", "2026-03-01", str(tmp_path), db=db,
+                    check=False).returncode == 2
+
+
+def test_label_then_accuracy(tmp_path, db):
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(db.read_bytes())
+    before = json.loads(listener("sql", "--format", "json", "SELECT positive, negative FROM v_hourly_mood "
+                                 "WHERE brand = 'Brewly' AND hour = '2026-03-02 06:00'", db=copy).stdout)
+    assert before == [{"positive": 1, "negative": 0}]
+    proc = listener("label", "p1", "negative", "--by", "ana", db=copy)
+    assert "test:p1 (Brewly)" in proc.stdout
+    after = json.loads(listener("sql", "--format", "json", "SELECT positive, negative FROM v_hourly_mood "
+                                "WHERE brand = 'Brewly' AND hour = '2026-03-02 06:00'", db=copy).stdout)
+    assert after == [{"positive": 0, "negative": 1}]
+    listener("label", "test:n1", "negative", db=copy)
+    report = json.loads(listener("accuracy", "--json", db=copy).stdout)
+    assert (report["labelled"], report["compared"], report["accuracy"]) == (2, 2, 0.5)
+    assert report["confusion"]["negative"] == {"positive": 1, "neutral": 0, "negative": 1}
+    assert not report["enough_labels"]
+    assert "agreement   50.0%" in listener("accuracy", db=copy).stdout
+    missing = listener("label", "zzz", "positive", db=copy, check=False)
+    assert missing.returncode == 2 and "no stored mention has id 'zzz'" in missing.stderr
+    assert listener("label", "p1", "angry", db=copy, check=False).returncode == 2
+
+
+def test_views_and_readme_document_the_same_columns(db):
+    from storage.views import COLUMNS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    con = duckdb.connect(str(db), read_only=True)
+    for view, documented in COLUMNS.items():
+        actual = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
+        assert actual == list(documented), view
+        section = readme[readme.index(f"**`{view}`**"):]
+        section = section[: section.index("\n\n", section.index("| column |"))]
+        for column in actual:
+            assert f"| `{column}` |" in section, (view, column)
+
+
+def test_campaign_daily_days_run_through_the_washout(db):
+    con = duckdb.connect(str(db), read_only=True)
+    first, last = con.execute("SELECT min(date), max(date) FROM v_campaign_daily "
+                              "WHERE campaign_id = '120210987654320001'").fetchone()
+    assert first == date(2026, 3, 2) - timedelta(days=28) and last == date(2026, 3, 8) + timedelta(days=3)
