@@ -59,6 +59,15 @@ class MoodWindows:
     baseline_7d: Mood
 
 
+def _shifted(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, stopping at the calendar's ends: a post may be dated year 1 or 9999."""
+    try:
+        return moment + delta
+    except OverflowError:
+        edge = datetime.min if delta < timedelta(0) else datetime.max
+        return edge.replace(tzinfo=moment.tzinfo)
+
+
 def _with_language(mention: Mention) -> Mention:
     if mention.lang is not None:
         return mention
@@ -171,7 +180,7 @@ class Pipeline:
             return hashes, [False] * len(fresh)
         times = [m.created_at for m in fresh]
         seen = self.store.fingerprint_times(
-            brand, present, min(times) - DUPLICATE_WINDOW, max(times) + DUPLICATE_WINDOW
+            brand, present, _shifted(min(times), -DUPLICATE_WINDOW), _shifted(max(times), DUPLICATE_WINDOW)
         )
         copies = []
         for mention, mention_hash in zip(fresh, hashes):
@@ -184,11 +193,12 @@ class Pipeline:
         return hashes, copies
 
     def collect(
-        self, connector: Connector, query: BrandQuery, should_stop: Callable[[], bool] | None = None
+        self, connector: Connector, query: BrandQuery, should_stop: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
     ) -> PullResult:
         """One scheduled or manual collection: the pull, then, when it completed, the
         platform's own hourly counts for coverage (``record_volume``)."""
-        result = self.pull(connector, query, should_stop=should_stop)
+        result = self.pull(connector, query, progress=progress, should_stop=should_stop)
         if result.status == "ok":
             self.record_volume(connector, query)
         return result
