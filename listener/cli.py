@@ -39,6 +39,7 @@ from listener.cli_support import (
     parse_as_of, settings_from,
 )
 from listener.commands_analyst import accuracy, export_command, label, sql
+from listener.commands_serve import serve
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
@@ -442,7 +443,7 @@ def run(ctx: click.Context) -> None:
 
 
 # Commands that live in their own modules.
-for _command in (sql, export_command, label, accuracy):
+for _command in (sql, export_command, label, accuracy, serve):
     cli.add_command(_command)
 
 

@@ -37,7 +37,7 @@ from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
 from listener.sources import OpenSources, open_sources
-from storage.labels import apply_inbox
+from storage.labels import has_queued
 from storage.snapshot import publish_snapshot
 from storage.store import Store
 
@@ -175,15 +175,12 @@ class Daemon:
                 log.exception("hourly stage failed; its hours stay pending for the next run")
 
     def _apply_labels(self) -> None:
-        """Apply labels queued while the daemon held the database (storage.labels),
-        and recompute their hours at once so the next snapshot shows them."""
+        """Apply labels queued while the daemon held the database (storage.labels) and
+        recompute their hours at once, so the next snapshot shows them."""
+        if not has_queued(self.store.path):
+            return
         try:
-            result = apply_inbox(self.store, self.clock())
-            for error in result.errors:
-                log.warning("label not applied: %s", error)
-            if result.applied:
-                log.info("labels applied=%d", result.applied)
-                self.pipeline.score_hours()
+            self.pipeline.score_hours()  # applies the inbox first
         except Exception:
             log.exception("could not apply queued labels; they stay queued")
 

@@ -22,6 +22,7 @@ from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Score, Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
+from storage.labels import apply_inbox
 from storage.queries import label_counts
 from storage.rollup import RollupResult, rollup_pending, rollup_rebuild
 from storage.store import Store
@@ -215,7 +216,14 @@ class Pipeline:
         return len(counts)
 
     def score_hours(self, rebuild: bool = False) -> RollupResult:
-        """The hourly stage: recompute hours with new mentions (or every hour)."""
+        """The hourly stage: apply labels queued while the daemon held the database (or
+        given on the live view), then recompute hours with new mentions or labels (or
+        every hour)."""
+        queued = apply_inbox(self.store, self.clock())
+        for error in queued.errors:
+            log.warning("label not applied: %s", error)
+        if queued.applied:
+            log.info("labels applied=%d", queued.applied)
         started = time.perf_counter()
         run_id = self.store.start_run("rebuild" if rebuild else "hourly", now=self.clock())
         try:

@@ -130,6 +130,16 @@ def inbox_path(database: Path) -> Path:
     return database.with_name(database.stem + ".labels-inbox.jsonl")
 
 
+def _taken_path(database: Path) -> Path:
+    inbox = inbox_path(database)
+    return inbox.with_name(inbox.name + ".applying")
+
+
+def has_queued(database: Path) -> bool:
+    """Whether labels wait to be applied (a new inbox, or one a crash left half applied)."""
+    return inbox_path(database).exists() or _taken_path(database).exists()
+
+
 def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
     """Append the request to the database's label inbox; the daemon applies it."""
     path = inbox_path(database)
@@ -152,7 +162,7 @@ def apply_inbox(store: Store, now: datetime) -> InboxResult:
     """Apply every queued label, oldest first; a line that names no stored mention or
     cannot be read is reported in ``errors`` and dropped."""
     inbox = inbox_path(store.path)
-    taken = inbox.with_name(inbox.name + ".applying")
+    taken = _taken_path(store.path)
     if not taken.exists():
         if not inbox.exists():
             return InboxResult(0, [])

@@ -1,14 +1,15 @@
 """Read path: the queries behind ``listener mood`` and ``listener status``.
 
-Windows are half-open [start, end) in naive UTC. Mood windows read mentions and scores
-directly (not the hourly table) so they are current even before the hourly stage runs;
-rows kept in time order let DuckDB prune everything outside the window.
+Windows are half-open [start, end). Mood windows are current even before the hourly
+stage runs: hours it has not yet recomputed (marked pending) and the partial hours at
+the window's ends are counted from the mentions, whose time order lets DuckDB prune
+everything outside the span; the rest comes from ``hourly_mood`` (see label_counts).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from storage.store import Store, from_db_time, to_db_time
@@ -26,7 +27,55 @@ class LabelCounts:
 
 def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
     """Mentions of ``brand`` created in [start, end); labels of those that count for mood
-    (labelled, not near-duplicates). A user's manual label overrides VADER's."""
+    (labelled, not near-duplicates). A user's manual label overrides VADER's.
+
+    Whole hours come from ``hourly_mood``, which the hourly stage keeps with the same
+    rules; the partial hours at both ends, and hours still marked pending, are counted
+    from the mentions. Every write that changes an hour's figures marks it pending in
+    its own transaction (Store.save_batch, storage.labels.apply_label), so the sum is
+    exactly the count over mentions, at a fraction of the cost: a 7-day window on a
+    10M-mention database reads ~170 hourly rows instead of ~1M mentions.
+    """
+    start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    whole_from = _hour_ceil(start)
+    whole_to = _hour_floor(end)
+    if whole_to <= whole_from:
+        return count_from_mentions(store, brand, start, end)
+    with store.native() as db:
+        pending = [from_db_time(r[0]) for r in db.execute(
+            "SELECT DISTINCT hour FROM pending_hours WHERE brand = $b AND hour >= $h0 AND hour < $h1 ORDER BY 1",
+            {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to)}).fetchall()]
+        if len(pending) > MAX_PENDING_SPANS:
+            return count_from_mentions(store, brand, start, end)  # one scan beats many
+        whole = db.execute(
+            "SELECT coalesce(sum(mentions), 0), coalesce(sum(duplicates), 0), coalesce(sum(unscored), 0), "
+            "coalesce(sum(positive), 0), coalesce(sum(neutral), 0), coalesce(sum(negative), 0) "
+            "FROM hourly_mood WHERE brand = $b AND hour >= $h0 AND hour < $h1 "
+            "AND NOT list_contains($pending::TIMESTAMP[], hour)",
+            {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to),
+             "pending": [to_db_time(p) for p in pending]},
+        ).fetchone()
+    parts = [LabelCounts(*whole)]
+    spans = [(start, whole_from), (whole_to, end)] + [(p, p + timedelta(hours=1)) for p in pending]
+    parts += [count_from_mentions(store, brand, a, b) for a, b in spans if a < b]
+    return LabelCounts(*(sum(getattr(p, name) for p in parts) for name in LabelCounts.__slots__))
+
+
+# Above this many pending hours in a window, counting the window from mentions is cheaper.
+MAX_PENDING_SPANS = 24
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    floor = _hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def count_from_mentions(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
+    """``label_counts`` computed from the mentions themselves (any window)."""
     lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
         row = db.execute(

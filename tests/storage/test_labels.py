@@ -187,3 +187,29 @@ def test_wilson_interval_and_kappa_against_known_values():
               "neutral": {"positive": 0, "neutral": 0, "negative": 0},
               "negative": {"positive": 25, "neutral": 0, "negative": 25}}
     assert cohen_kappa(chance) == pytest.approx(0.0)
+
+
+def test_mood_windows_from_hourly_rows_equal_counts_over_mentions(store):
+    """label_counts takes whole hours from hourly_mood: with hours pending, labels
+    changed, unaligned windows, it must equal the count over the mentions exactly."""
+    import random
+
+    from storage.queries import count_from_mentions
+
+    rng = random.Random(4)
+    texts = [POS, NEG, NEU, "Acme est vraiment génial"]
+    ms = [mention(f"m{i}", rng.choice(texts), T0 + timedelta(minutes=rng.randrange(0, 60 * 30)),
+                  conversation=f"c{i % 40}") for i in range(600)]
+    save(store, ms)
+    rollup_pending(store)
+    # Later: new mentions in some hours and a few labels, not rolled up yet (pending).
+    save(store, [mention(f"late{i}", POS, T0 + timedelta(hours=3, minutes=i)) for i in range(5)])
+    for i in range(0, 600, 97):
+        apply_label(store, LabelRequest(id=f"m{i}", label="negative"), now=T0)
+    for _ in range(40):
+        a = T0 + timedelta(minutes=rng.randrange(-60, 60 * 31))
+        b = a + timedelta(minutes=rng.randrange(1, 60 * 20))
+        assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b), (a, b)
+    rollup_pending(store)
+    a, b = T0 - timedelta(hours=1), T0 + timedelta(hours=40)
+    assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b)

@@ -1,0 +1,337 @@
+"""Read path of the live mood view (``listener serve``): where it reads, and its queries.
+
+Where: while the daemon runs, nothing else may open the database (DESIGN.md), and a
+process holding it, even read-only, would stop the daemon from starting. So the view
+reads the daemon's snapshot when there is one, kept open and re-opened when a new one
+is published (its file identity changes), and otherwise opens the database read-only
+for the length of one request. A snapshot older than the database's last write is used
+only while the database is locked (the daemon mid-cycle); once the daemon has stopped
+and something else wrote (``listener pull``), the database itself is read. It never
+opens anything read-write.
+
+The mood windows are not here: the view calls ``Pipeline.mood`` (storage.queries.
+label_counts), the code path of ``listener mood``, so the numbers are the same.
+
+Windows are half-open [start, end) in tz-aware UTC, converted to the naive UTC the
+database stores. Every query reads a bounded time range, so that rows kept in time order
+let DuckDB skip the rest of a 10M-mention table (bench/live_view.py measures them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from storage.errors import DatabaseLockedError
+from storage.labels import inbox_path
+from storage.snapshot import snapshot_path
+from storage.store import Store, from_db_time, to_db_time
+
+# The view's queries are short scans; on the 10M-mention bench a 7-day window took
+# 133 ms on DuckDB's one writer thread (Store.open's setting) and 85 ms on two.
+READER_THREADS = 2
+# Freshness reads the latest mention per source in this window first (a full scan of
+# 10M rows took 35-65 ms); a source quiet for longer falls back to the hourly table.
+RECENT_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An open database for one request, and what it is."""
+
+    store: Store
+    kind: str  # "snapshot" | "database"
+    published_at: datetime | None  # the snapshot's publication time (file mtime)
+
+
+class LiveReader:
+    """Opens what the live view reads, read-only; see the module docstring.
+
+    DuckDB keeps one database instance per path in a process, so a snapshot replaced
+    on disk would keep being read from the old instance until that is closed: the reader
+    therefore closes the old snapshot before opening the new one, under one lock that
+    also serialises requests' database work (the Store serialises its queries anyway).
+    """
+
+    def __init__(self, database: Path, threads: int = READER_THREADS) -> None:
+        self.database = Path(database)
+        self.snapshot = snapshot_path(self.database)
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._identity: tuple[int, int, int, int] | None = None
+        self.opened = 0  # how many times a snapshot was (re)opened, for tests and logs
+
+    def _tune(self, store: Store) -> Store:
+        with store.native() as db:
+            db.execute(f"SET threads = {int(self.threads)}")
+        return store
+
+    def _identity_of(self, path: Path) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _database_written_after(self, snapshot: tuple[int, int, int, int]) -> bool:
+        """Whether the database (or its WAL) changed after the snapshot was published:
+        the daemon mid-cycle, or a writer such as 'listener pull' after the daemon
+        stopped, when the snapshot would show old data for good."""
+        written = [self._identity_of(p) for p in (self.database, self.database.with_name(self.database.name + ".wal"))]
+        return any(w is not None and w[2] > snapshot[2] for w in written)
+
+    @contextmanager
+    def reading(self) -> Iterator[Reading]:
+        """What to read for one request, read-only: the snapshot, unless the database
+        was written after it and is free (no daemon), or there is no snapshot. Raises
+        storage.errors.DatabaseLockedError when the daemon holds the database and has not
+        published a snapshot yet, StorageError when there is no database."""
+        with self._lock:
+            identity = self._identity_of(self.snapshot)
+            database: Store | None = None
+            if identity is None or self._database_written_after(identity):
+                try:
+                    database = self._tune(Store.open(self.database, read_only=True))
+                except DatabaseLockedError:
+                    if identity is None:
+                        raise
+            if database is not None:
+                try:
+                    yield Reading(database, "database", None)
+                finally:
+                    database.close()
+                return
+            assert identity is not None
+            if identity != self._identity or self._store is None:
+                self._close_snapshot()
+                self._store = self._tune(Store.open(self.snapshot, read_only=True))
+                self._identity = identity
+                self.opened += 1
+            published = datetime.fromtimestamp(identity[2] / 1e9, timezone.utc)
+            yield Reading(self._store, "snapshot", published)
+
+    def _close_snapshot(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store, self._identity = None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_snapshot()
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HourCounts:
+    """One brand's mentions in one UTC hour, with the labels that count for mood."""
+
+    hour: datetime
+    mentions: int
+    duplicates: int
+    unscored: int
+    positive: int
+    neutral: int
+    negative: int
+
+
+def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
+    """Per-hour counts of ``brand`` in [start, end), hours with mentions only. The same
+    rules as ``label_counts`` (manual label over VADER's, duplicates and unscored left
+    out of labels), read from mentions so the current hour is there before the hourly
+    stage has run."""
+    lo, hi = to_db_time(start), to_db_time(end)
+    with store.native() as db:
+        rows = db.execute(
+            """
+            SELECT date_trunc('hour', m.created_at) AS hour,
+                   count(*),
+                   count(*) FILTER (WHERE m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
+                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
+            FROM mentions m
+            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+                AND s.created_at >= $lo AND s.created_at < $hi
+            LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
+            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+            GROUP BY 1 ORDER BY 1
+            """,
+            {"brand": brand, "lo": lo, "hi": hi},
+        ).fetchall()
+    return [HourCounts(from_db_time(r[0]), *r[1:]) for r in rows]
+
+
+def mention_volume(store: Store, brands: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Mentions (volume, everything stored) of each of ``brands`` in [start, end); 0 for
+    a brand without any."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT brand, count(*) FROM mentions WHERE created_at >= $lo AND created_at < $hi "
+            "AND list_contains($brands, brand) GROUP BY brand",
+            {"lo": to_db_time(start), "hi": to_db_time(end), "brands": list(brands)},
+        ).fetchall()
+    found = dict(rows)
+    return {brand: found.get(brand, 0) for brand in brands}
+
+
+_CONVERSATION_COLUMNS = (
+    "source", "conversation_id", "first_at", "last_at", "mentions", "scored", "positive", "neutral",
+    "negative", "engagement", "score", "label", "url", "title",
+)
+
+
+def _records(names: Sequence[str], rows: list[tuple]) -> list[dict[str, Any]]:
+    out = []
+    for values in rows:
+        out.append({name: from_db_time(v) if isinstance(v, datetime) else v for name, v in zip(names, values)})
+    return out
+
+
+def active_conversations(
+    store: Store, brand: str, start: datetime, end: datetime, limit: int = 5
+) -> dict[str, list[dict[str, Any]]]:
+    """The most negative and the most positive scored threads of ``brand`` active in
+    [start, end) (a stored mention in the window, as far as the hourly stage has seen),
+    each with its opening mention's key and effective label, so the view can offer to
+    correct it. Ties go to the thread with more engagement."""
+    lo, hi = to_db_time(start), to_db_time(end)
+    columns = ", ".join(_CONVERSATION_COLUMNS)
+    result: dict[str, list[dict[str, Any]]] = {}
+    with store.native() as db:
+        for key, order in (("most_negative", "score ASC"), ("most_positive", "score DESC")):
+            rows = db.execute(
+                f"SELECT {columns} FROM conversations "
+                "WHERE brand = $brand AND last_at >= $lo AND first_at < $hi AND score IS NOT NULL "
+                f"ORDER BY {order}, engagement DESC, mentions DESC, source, conversation_id LIMIT $limit",
+                {"brand": brand, "lo": lo, "hi": hi, "limit": limit},
+            ).fetchall()
+            result[key] = _records(_CONVERSATION_COLUMNS, rows)
+        threads = result["most_negative"] + result["most_positive"]
+        openers = _opening_mentions(db, brand, threads)
+    for thread in threads:
+        thread["opening"] = openers.get((thread["source"], thread["conversation_id"]))
+    return result
+
+
+def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The first stored mention of each thread (the one the conversation's url and
+    title come from): its creation time is the thread's first_at, which lets DuckDB read
+    one row group per thread instead of scanning the brand's history."""
+    if not threads:
+        return {}
+    parts, params = [], {"brand": brand}
+    for n, thread in enumerate(threads):
+        parts.append(
+            f"SELECT m.source, m.conversation_id, m.id, m.created_at, s.label AS vader_label, l.label AS manual_label "
+            f"FROM mentions m "
+            f"LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
+            f"AND s.created_at = $t{n} "
+            f"LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand "
+            f"WHERE m.brand = $brand AND m.source = $s{n} AND m.conversation_id = $c{n} AND m.created_at = $t{n}"
+        )
+        params.update({f"t{n}": to_db_time(thread["first_at"]), f"s{n}": thread["source"],
+                       f"c{n}": thread["conversation_id"]})
+    rows = db.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3", params).fetchall()
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for source, conversation, mention_id, created, vader, manual in rows:
+        # Two posts opening a thread in the same microsecond: the first id, deterministically.
+        found.setdefault((source, conversation), {
+            "source": source, "id": mention_id, "created_at": from_db_time(created),
+            "vader_label": vader, "manual_label": manual, "label": manual or vader,
+        })
+    return found
+
+
+_ALERT_COLUMNS = ("alert_id", "brand", "metric", "direction", "hour", "detected_at", "value", "baseline",
+                  "statistic", "control_limit", "mentions", "summary")
+
+
+def open_alerts(store: Store, now: datetime, days: int = 7, limit: int = 200) -> list[dict[str, Any]]:
+    """Alerts not closed whose hour lies in the ``days`` before ``now``, newest first."""
+    with store.native() as db:
+        rows = db.execute(
+            f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts "
+            "WHERE closed_at IS NULL AND hour >= $lo AND hour <= $hi "
+            "ORDER BY hour DESC, alert_id DESC LIMIT $limit",
+            {"lo": to_db_time(now - timedelta(days=days)), "hi": to_db_time(now), "limit": limit},
+        ).fetchall()
+    return _records(_ALERT_COLUMNS, rows)
+
+
+def source_freshness(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """Per source: its latest mention, its last successful pull and its last failed one
+    (with the error), as of ``now``. A source without a mention in the last RECENT_DAYS
+    days gets its latest hour from the hourly table (``latest_mention_exact`` false)."""
+    hi, recent = to_db_time(now), to_db_time(now - timedelta(days=RECENT_DAYS))
+    with store.native() as db:
+        latest = dict(db.execute(
+            "SELECT source, max(created_at) FROM mentions WHERE created_at >= $lo AND created_at < $hi GROUP BY source",
+            {"lo": recent, "hi": hi},
+        ).fetchall())
+        older = dict(db.execute(
+            "SELECT source, max(hour) FROM hourly_mood WHERE hour < $lo GROUP BY source", {"lo": recent}
+        ).fetchall())
+        runs = db.execute(
+            """
+            SELECT source,
+                   max(finished_at) FILTER (WHERE status = 'ok'),
+                   max(started_at) FILTER (WHERE status = 'failed'),
+                   arg_max(error, started_at) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE status = 'failed' AND started_at >= $day)
+            FROM runs WHERE kind = 'pull' AND source IS NOT NULL AND started_at <= $hi
+            GROUP BY source
+            """,
+            {"hi": hi, "day": to_db_time(now - timedelta(hours=24))},
+        ).fetchall()
+    by_run = {r[0]: r[1:] for r in runs}
+    out = []
+    for source in sorted(set(latest) | set(older) | set(by_run)):
+        last_ok, last_failed, error, failures = by_run.get(source, (None, None, None, 0))
+        exact = source in latest
+        out.append({
+            "source": source,
+            "latest_mention": from_db_time(latest[source] if exact else older.get(source)),
+            "latest_mention_exact": exact,
+            "last_ok_pull": from_db_time(last_ok),
+            "last_failed_pull": from_db_time(last_failed),
+            "last_error": error,
+            "failures_24h": failures,
+        })
+    return out
+
+
+def known_brands(store: Store, now: datetime) -> list[str]:
+    """Brands with stored mentions, for a view without configured brands: those the
+    hourly stage has seen, and any with mentions in the last RECENT_DAYS days (not yet
+    rolled up). Avoids a DISTINCT over every mention."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT brand FROM hourly_mood UNION "
+            "SELECT DISTINCT brand FROM mentions WHERE created_at >= $lo AND created_at < $hi ORDER BY 1",
+            {"lo": to_db_time(now - timedelta(days=RECENT_DAYS)), "hi": to_db_time(now)},
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def queued_label_count(database: Path, limit_bytes: int = 4 << 20) -> int:
+    """Labels waiting in the database's inbox for the daemon (storage.labels), counted
+    as lines; a huge inbox is counted up to ``limit_bytes``."""
+    inbox = inbox_path(Path(database))
+    count = 0
+    for path in (inbox, inbox.with_name(inbox.name + ".applying")):
+        try:
+            with open(path, "rb") as handle:
+                count += sum(1 for line in handle.read(limit_bytes).splitlines() if line.strip())
+        except FileNotFoundError:
+            continue
+    return count
