@@ -595,7 +595,8 @@ def render_markdown(report: dict) -> str:
             elif b.kind == "verdict":
                 out += [f"**{md_escape(b.text)}**", ""]
             elif b.kind == "list":
-                out += [f"- {md_escape(x)}" for x in b.items] + [""]
+                # line_start: an item's text starts a line too ("- 1. x" would nest a list).
+                out += [f"- {md_escape(x, line_start=True)}" for x in b.items] + [""]
             elif b.kind == "kv":
                 out += _md_table(["Item", "Value"], b.rows) + [""]
             elif b.kind == "table":

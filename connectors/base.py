@@ -16,6 +16,7 @@ Cursor rules (see DESIGN.md, "State and idempotency"):
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +27,10 @@ Clock = Callable[[], datetime]
 """Returns the current tz-aware UTC time; injected everywhere so tests control time."""
 
 ENGAGEMENT_METRICS = ("likes", "reposts", "replies")
+MAX_COUNT = 2**53 - 1
+"""The largest engagement count a mapper accepts as a count. Beyond JavaScript's safe
+integers a platform's number is noise, not a count, and a sum of a few such counts
+still fits storage's BIGINT (a larger one would fail the whole batch's insert)."""
 
 
 def utc_now() -> datetime:
@@ -34,12 +39,42 @@ def utc_now() -> datetime:
 
 
 def ensure_utc(moment: datetime, what: str = "datetime") -> datetime:
-    """Return ``moment`` as a tz-aware UTC datetime; naive datetimes are refused."""
+    """Return ``moment`` as a tz-aware UTC datetime; naive datetimes are refused, and so
+    are times with no UTC equivalent in datetime's range (``0001-01-01T00:00+01:00``):
+    both raise ValueError, which every mapper already reads as a malformed time."""
     if moment.tzinfo is timezone.utc:
         return moment  # the common case, on the hot path of every Mention
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {moment!r}")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{what} {moment.isoformat()} is out of range in UTC") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(value: str) -> str:
+    """``value`` with every surrogate code point replaced by U+FFFD.
+
+    Surrogates are not characters: UTF-8 cannot encode them, so neither Arrow, DuckDB
+    nor a report could take a text holding one. They reach Python from invalid bytes
+    decoded with ``errors="surrogateescape"`` and from JSON escapes like ``"\\ud800"``.
+    Everything else (controls, NUL, bidi overrides, any length) is kept exactly.
+    """
+    if value.isascii() or _encodable(value):
+        return value
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _encodable(value: str) -> bool:
+    # Trying the encoder is about 3x faster than searching with a regex.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +105,17 @@ class Mention:
     thread_context: bool = False
 
     def __post_init__(self) -> None:
+        # The text rule (README, "The database, for analysts"): surrogates become U+FFFD
+        # here, at the one boundary every connector's output crosses, so that what is
+        # stored, scored and shown is valid Unicode; all else is kept as it came.
+        # One scan of all of them: the usual text is ASCII, or has no surrogate.
+        joined = (f"{self.source}{self.id}{self.brand}{self.text}{self.author}{self.url}"
+                  f"{self.conversation_id}{self.parent_id}{self.lang}")
+        if not joined.isascii() and not _encodable(joined):
+            for name in _TEXT_FIELDS:
+                value = getattr(self, name)
+                if isinstance(value, str):
+                    object.__setattr__(self, name, valid_text(value))
         created_at = ensure_utc(self.created_at, "created_at")
         if created_at is not self.created_at:
             object.__setattr__(self, "created_at", created_at)
@@ -90,6 +136,9 @@ class Mention:
 
     def replace(self, **changes: Any) -> Mention:
         return dataclasses.replace(self, **changes)
+
+
+_TEXT_FIELDS = ("source", "id", "brand", "text", "author", "url", "conversation_id", "parent_id", "lang")
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,7 @@ from atproto_client.exceptions import (
 from atproto_client.models.common import XrpcError
 from atproto_client.request import Request
 
-from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -199,7 +199,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else 0
 
 
 def _thread_uris(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -655,23 +655,30 @@ def _report_loss(brand: str, q: str, start: datetime, end: datetime) -> None:
 # -- settings and factory ---------------------------------------------------------------
 
 
-def _whole(value: Any, key: str, least: int, problems: list[str]) -> None:
+def _whole(value: Any, key: str, least: int, problems: list[str], most: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         problems.append(f"{key} must be a whole number, got {value!r}")
     elif value < least:
         problems.append(f"{key} must be at least {least}, got {value}")
+    elif most is not None and value > most:
+        problems.append(f"{key} must be at most {most}, got {value}")
+
+
+_CENTURY_DAYS = 36_500
+"""Upper bound of a span setting: a larger one overflows datetime arithmetic."""
 
 
 def _positive(value: Any, key: str, problems: list[str]) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        problems.append(f"{key} must be a positive number, got {value!r}")
+    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        problems.append(f"{key} must be a number of seconds above 0 and at most 3600, got {value!r}")
 
 
 def _check_search_limits(history_days: Any, max_pages: Any, overlap: Any) -> list[str]:
     problems: list[str] = []
-    _whole(history_days, "history_days", 1, problems)
+    _whole(history_days, "history_days", 1, problems, _CENTURY_DAYS)
     _whole(max_pages, "max_pages_per_run", 1, problems)
-    _whole(overlap, "overlap_seconds", 0, problems)
+    _whole(overlap, "overlap_seconds", 0, problems, 86_400 * _CENTURY_DAYS)
     return problems
 
 
@@ -691,7 +698,7 @@ def check_settings(values: Mapping[str, Any]) -> list[str]:
     _positive(values["timeout_seconds"], "timeout_seconds", problems)
     _positive(values["jetstream_max_seconds"], "jetstream_max_seconds", problems)
     _whole(values["jetstream_max_events"], "jetstream_max_events", 1, problems)
-    _whole(values["jetstream_backfill_minutes"], "jetstream_backfill_minutes", 0, problems)
+    _whole(values["jetstream_backfill_minutes"], "jetstream_backfill_minutes", 0, problems, 1440 * _CENTURY_DAYS)
     return problems
 
 

@@ -39,9 +39,13 @@ twice. A search-mode cursor is read as its oldest ``since``.
 
 A dropped connection (or one refused with 429/5xx) is opened again from the last
 ``time_us`` read, with backoff from the connector's ``RetryPolicy``; after
-``attempts`` failures in a row without an event in between, the run yields its
-checkpoint and raises RetryableError. A message that is not a JSON event with a
-``time_us``, or a matching post whose record cannot be read, is skipped and counted.
+``attempts`` failures in a row without a new event in between (replayed ones do not
+count: a message over ``MAX_MESSAGE_BYTES`` drops every connection at the same
+place), the run yields its checkpoint and raises RetryableError. Opening a
+connection never takes longer than the run has left, and a run that could not open
+one at all before ``max_seconds`` raises its error instead of ending quietly. A
+message that is not a JSON event with a ``time_us``, or a matching post whose record
+cannot be read, is skipped and counted.
 
 Downtime: Jetstream keeps about a day of events (its instances' retention; not
 promised). A cursor older than that replays from the oldest event it still has; the
@@ -230,16 +234,20 @@ class JetstreamConnector:
         deadline = self._monotonic() + self.max_seconds
         last_flush = self._monotonic()
         failures = 0
+        opened = False
         stop: str | None = None
         while stop is None:
             asked = max(read.last_us - REPLAY_OVERLAP_US, 0)
-            events_before = read.events
+            last_before = read.last_us
+            # A peer that never answers the handshake must not hold the run past its time.
+            open_timeout = max(min(self.open_timeout, deadline - self._monotonic()), 0.1)
             try:
-                connection = ws_connect(subscribe_url(self.url, asked), open_timeout=self.open_timeout,
+                connection = ws_connect(subscribe_url(self.url, asked), open_timeout=open_timeout,
                                         close_timeout=CLOSE_TIMEOUT, max_size=MAX_MESSAGE_BYTES)
             except Exception as exc:
                 error: ConnectorError = translate_ws_error(exc, "bluesky jetstream: connect")
             else:
+                opened = True
                 error = RetryableError("bluesky jetstream: the connection dropped")
                 with connection:
                     first = True
@@ -285,7 +293,9 @@ class JetstreamConnector:
             if stop is not None:
                 break
             # The connection failed or dropped: open it again from the last event read.
-            failures = 0 if read.events > events_before else failures
+            # Progress is a later event, not the replayed overlap: a frame that always
+            # breaks the connection (over max_size) must not reset the count for ever.
+            failures = 0 if read.last_us > last_before else failures
             failures += 1
             retryable = isinstance(error, RetryableError) and (
                 error.retry_after is None or error.retry_after <= self.retry.max_delay)
@@ -294,6 +304,9 @@ class JetstreamConnector:
                 raise error
             wait = self.retry.delay(failures, getattr(error, "retry_after", None))
             if self._monotonic() + wait >= deadline:
+                if not opened:  # not one connection in the whole run: that is a failure
+                    yield read.batch()
+                    raise error
                 stop = f"read for {self.max_seconds:g} s (the connection dropped)"
                 break
             log.warning("%s; reconnecting from time_us %d in %.1fs (%d/%d)",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
-from connectors.demo_world import DemoWorld, default_world
+from connectors.demo_world import EPOCH, DemoWorld, default_world
 
 SETTINGS: dict[str, tuple[type, Any, str]] = {
     "seed": (int, 7, "Seed of the simulated world; the same seed gives the same mentions."),
@@ -110,8 +110,12 @@ def create(settings: Mapping[str, Any], clock: Clock) -> DemoConnector:
     """
     seed = _int_setting(settings, "seed")
     history_days = _int_setting(settings, "history_days")
-    if history_days < 1:
-        raise ValueError(f"demo setting 'history_days' must be >= 1, got {history_days}")
     now = ensure_utc(clock(), "clock()")
+    # The simulated world begins at its EPOCH: a longer history has nothing to show, and a
+    # huge one would overflow datetime before the world could say so.
+    most = (now - EPOCH).days
+    if not 1 <= history_days <= most:
+        raise ValueError(f"demo setting 'history_days' must be from 1 to {most} (the simulated world "
+                         f"begins on {EPOCH.date()}), got {history_days}")
     world = default_world(end=now, seed=seed, days=history_days)
     return DemoConnector(world, clock, history_days=history_days)

@@ -92,12 +92,17 @@ def _as_text(value: Any, detail: Any) -> str:
 def entry_content(entry: Mapping[str, Any]) -> str:
     """The fullest text an entry offers: its content (Atom content, RSS content:encoded)
     if any, else its summary (RSS description, Atom summary)."""
-    for content in entry.get("content") or ():
+    for content in _listed(entry.get("content")):
         if isinstance(content, Mapping):
             text = _as_text(content.get("value"), content)
             if text:
                 return text
     return _as_text(entry.get("summary"), entry.get("summary_detail"))
+
+
+def _listed(value: Any) -> list[Any] | tuple[Any, ...]:
+    """A list feedparser gives, or nothing: a hand-made or odd entry may hold anything."""
+    return value if isinstance(value, (list, tuple)) else ()
 
 
 def entry_id(entry: Mapping[str, Any], feed_url: str) -> str | None:
@@ -149,7 +154,7 @@ def mention_from_entry(entry: Mapping[str, Any], feed_url: str, brand: str, fetc
              "published": entry.get("published"),
              # ``in`` first: feedparser answers a missing "updated" with "published" and a warning.
              "updated": entry.get("updated") if "updated" in entry else None,
-             "tags": [t.get("term") for t in entry.get("tags") or () if isinstance(t, Mapping)]},
+             "tags": [t.get("term") for t in _listed(entry.get("tags")) if isinstance(t, Mapping)]},
     )
 
 
@@ -187,16 +192,22 @@ class FeedsConnector:
         # Feeds no longer configured are forgotten; the others start from their state.
         state = {url: saved[url] for url in self.urls if isinstance(saved.get(url), dict)}
         emitted: set[str] = set()
+        failures: list[str] = []
         for url in self.urls:
             try:
                 mentions, skipped, state[url] = self._read(url, state.get(url, {}), query, run_start)
             except ConnectorError as exc:
-                log.warning("feeds brand=%s: skipped the feed %s this run: %s", query.brand, _shown(url),
-                            _scrubbed(str(exc), url))
+                reason = _scrubbed(str(exc), url)
+                failures.append(f"{_shown(url)}: {reason}")
+                log.warning("feeds brand=%s: skipped the feed %s this run: %s", query.brand, _shown(url), reason)
                 mentions, skipped = [], 1
             fresh = tuple(m for m in mentions if m.id not in emitted)
             emitted.update(m.id for m in fresh)
             yield Batch(fresh, {"feeds": {u: dict(s) for u, s in state.items()}}, skipped)
+        if self.urls and len(failures) == len(self.urls):
+            # Nothing was read at all: an outage, not a quiet hour (alerts treat the run's
+            # hours as incomplete). Each feed's state is unchanged, so nothing is skipped.
+            raise RetryableError(f"feeds: every feed failed; first: {failures[0]}")
         if not self.urls:
             yield Batch((), {"feeds": {}}, 0)  # a complete run always ends with a checkpoint
 
@@ -285,11 +296,16 @@ def create(settings: Mapping[str, Any], clock: Clock, *, session: requests.Sessi
         problems.append(f"urls must be a list of URLs, got {urls!r}")
         urls = []
     for url in urls:
-        if not url.startswith(("http://", "https://")) or not urlsplit(url).netloc:
+        try:
+            netloc = urlsplit(url).netloc
+        except ValueError:  # "http://[x": a malformed IPv6 host
+            netloc = ""
+        if not url.startswith(("http://", "https://")) or not netloc:
             problems.append(f"urls: {url!r} is not an http:// or https:// URL")
     timeout = values["timeout_seconds"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        problems.append(f"timeout_seconds must be a positive number, got {timeout!r}")
+    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
     limit = values["max_entries_per_feed"]
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         problems.append(f"max_entries_per_feed must be a whole number from 1 up, got {limit!r}")

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from connectors.base import Batch, BrandQuery, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Cursor, Mention, ensure_utc
 
 log = logging.getLogger("listener.import")
 
@@ -49,7 +49,10 @@ class ImportFormatError(ValueError):
 
 def parse_time(value: Any) -> datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):  # 1e300, NaN
+            raise ValueError(f"created_at {value!r} is not a Unix time in range") from None
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"created_at must be an ISO 8601 time, got {value!r}")
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -60,9 +63,14 @@ def parse_time(value: Any) -> datetime:
 def _metric(value: Any) -> int:
     if value in (None, ""):
         return 0
-    number = int(float(value)) if isinstance(value, str) else int(value)
+    try:
+        number = int(float(value)) if isinstance(value, str) else int(value)
+    except OverflowError:  # "inf", 1e400: no count
+        raise ValueError(f"metrics must be whole numbers, got {value!r}") from None
     if number < 0:
         raise ValueError(f"metrics must not be negative, got {number}")
+    if number > MAX_COUNT:  # storage holds 64-bit counts; beyond 2**53 it is noise anyway
+        raise ValueError(f"metrics must be at most {MAX_COUNT}, got {number}")
     return number
 
 

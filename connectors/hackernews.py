@@ -43,7 +43,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     FatalError,
     MalformedPayloadError,
@@ -117,7 +117,7 @@ def mention_from_hit(hit: Any, brand: str, fetched_at: datetime | None = None) -
     is_comment = "comment" in tags or ("story" not in tags and isinstance(hit.get("comment_text"), str))
     author = hit.get("author") if isinstance(hit.get("author"), str) and hit.get("author") else None
     metrics = {name: hit[key] for name, key in (("likes", "points"), ("replies", "num_comments"))
-               if _is_int(hit.get(key)) and hit[key] >= 0}
+               if _is_int(hit.get(key)) and 0 <= hit[key] <= MAX_COUNT}
     item_url = ITEM_URL.format(item_id)
     if is_comment:
         text = html_to_text(hit.get("comment_text") if isinstance(hit.get("comment_text"), str) else "")
@@ -306,6 +306,10 @@ class HackerNewsConnector:
                 raise RetryableError(f"{what}: the answer is not JSON: {response.text[:80]!r}") from exc
             if not isinstance(payload, dict) or not isinstance(payload.get("hits"), list):
                 raise RetryableError(f"{what}: the answer has no hits list: {response.text[:80]!r}")
+            if not payload["hits"] and _is_int(payload.get("nbPages")) and page < payload["nbPages"]:
+                # Taken as the end, this page would let the window's checkpoint pass the
+                # hits on the pages the answer itself says come after it.
+                raise RetryableError(f"{what}: page {page} of {payload['nbPages']} came back empty")
             if _is_int(payload.get("page")) and payload["page"] != page:
                 raise FatalError(f"{what}: asked for page {page}, got page {payload['page']}")
             return payload
@@ -328,15 +332,17 @@ def create(settings: Mapping[str, Any], clock: Clock, *, session: requests.Sessi
     """Entry-point factory. No credentials: Algolia's HN API is open."""
     values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
     problems = []
-    for key, low, high in (("history_days", 0, None), ("hits_per_page", 1, PAGINATION_LIMIT),
-                           ("window_hours", 1, None), ("max_requests_per_run", 1, None),
-                           ("reread_minutes", 0, None)):
+    # Spans are bounded by a century (HN began in 2006): a larger one overflows timedelta.
+    for key, low, high in (("history_days", 0, 36_500), ("hits_per_page", 1, PAGINATION_LIMIT),
+                           ("window_hours", 1, 24 * 36_500), ("max_requests_per_run", 1, None),
+                           ("reread_minutes", 0, 24 * 60 * 36_500)):
         value = values[key]
         if not _is_int(value) or value < low or (high is not None and value > high):
             problems.append(f"{key} must be a whole number from {low}{f' to {high}' if high else ' up'}, got {value!r}")
     timeout = values["timeout_seconds"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        problems.append(f"timeout_seconds must be a positive number, got {timeout!r}")
+    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
     base_url = values["base_url"]
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         problems.append(f"base_url must start with http:// or https://, got {base_url!r}")

@@ -112,7 +112,7 @@ from mastodon.errors import (
 )
 
 from connectors.html_text import html_to_text
-from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -160,6 +160,8 @@ T = TypeVar("T")
 # -- HTML to text ------------------------------------------------------------------------
 # A small private converter; connectors/html_text.py (shared, same approach) can replace it.
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
+"""A status URI: a scheme, then something (https://..., or an old OStatus tag:...)."""
 _BLOCK_TAGS = frozenset({"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
 _DROPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
 
@@ -226,7 +228,7 @@ def _id(value: Any) -> str | None:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else 0
 
 
 def read_status(item: Any) -> _Status:
@@ -236,8 +238,10 @@ def read_status(item: Any) -> _Status:
     status_id, uri = _id(item.get("id")), item.get("uri")
     if status_id is None:
         raise MalformedPayloadError(f"status without a usable id: {item.get('id')!r}")
-    if not isinstance(uri, str) or not uri:
-        raise MalformedPayloadError(f"status {status_id}: uri must be a non-empty string, got {uri!r}")
+    if not isinstance(uri, str) or not _URI.match(uri):
+        # Mastodon.py casts a number sent as uri to a string: "12345" is no URI, and as
+        # the mention's id it would collide across instances.
+        raise MalformedPayloadError(f"status {status_id}: uri must be a URI, got {uri!r}")
     try:
         created_at = _parse_time(item.get("created_at"))
     except ValueError as exc:
@@ -255,7 +259,10 @@ def _full_handle(account: Mapping[str, Any]) -> str:
         return acct
     # A local account's acct has no domain: take it from its profile URL.
     profile = account.get("url")
-    host = urlsplit(profile).hostname if isinstance(profile, str) else None
+    try:
+        host = urlsplit(profile).hostname if isinstance(profile, str) else None
+    except ValueError:  # "http://[x": urlsplit refuses a malformed IPv6 host
+        host = None
     return f"{acct}@{host}" if host else acct
 
 
@@ -567,7 +574,9 @@ class MastodonConnector:
         for _ in range(self.max_pages_per_run):
             page = self._timeline(inst_run, tag, max_id=max_id)
             if not page:
-                complete = True
+                # An empty page that still links a next one is no proof that the history
+                # ends here: report the back-fill as cut, not complete.
+                complete = not getattr(page, "_pagination_next", None)
                 break
             mentions, skipped, ids = self._map_page(inst_run, page, run, horizon=horizon)
             newest = _newer(newest, max(ids, key=_id_key, default=None))
@@ -583,9 +592,9 @@ class MastodonConnector:
                                  f"below max_id={max_id}; stopping a paging loop")
             max_id = next_max
         if not complete:
-            log.warning("mastodon: brand %s: #%s on %s: the first run stopped at the page cap (%d pages) before "
-                        "reaching %d days back; the older posts are not back-filled", run.query.brand, tag,
-                        url, self.max_pages_per_run, self.history_days)
+            log.warning("mastodon: brand %s: #%s on %s: the first run stopped (page cap of %d pages, or an empty "
+                        "page that links a next one) before reaching %d days back; the older posts are not "
+                        "back-filled", run.query.brand, tag, url, self.max_pages_per_run, self.history_days)
         if newest is not None:
             inst_run.work["tags"][tag] = newest
             yield Batch(mentions=(), checkpoint=commit())
@@ -897,7 +906,12 @@ def _check_limits(history_days: Any, max_pages: Any, max_threads: Any, watch_hou
             problems.append(f"{key} must be a whole number, got {value!r}")
         elif value < least:
             problems.append(f"{key} must be at least {least}, got {value}")
+        elif key in _SPANS and value > _SPANS[key]:  # a larger span overflows datetime arithmetic
+            problems.append(f"{key} must be at most {_SPANS[key]}, got {value}")
     return problems
+
+
+_SPANS = {"history_days": 36_500, "thread_watch_hours": 24 * 36_500}
 
 
 ASSUMED_VERSION = "4.0.0"
@@ -948,8 +962,9 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
         if not isinstance(values[key], bool):
             problems.append(f"{key} must be true or false, got {values[key]!r}")
     timeout = values["timeout_seconds"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        problems.append(f"timeout_seconds must be a positive number, got {timeout!r}")
+    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
     if problems:
         raise ValueError("mastodon settings: " + "; ".join(problems))
     token = None

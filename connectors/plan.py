@@ -23,8 +23,8 @@ Columns (all of the first ten must be present; cells of the last two may be empt
 campaign_id         the ad platform's campaign id (the key spend rows join on); unique
 brand               the brand the campaign promotes (as configured in the listener)
 flight_start/_end   first and last flight date, YYYY-MM-DD, in the ad account's time zone;
-                    end >= start
-washout_days        whole days >= 0 after the flight still counted as the campaign's effect
+                    end >= start; from 1970-01-01 to 2999-12-31
+washout_days        whole days from 0 to 3650 after the flight still counted as the campaign's effect
 primary_kpi         nss | positive_mentions | net_positive | sov | mentions
 goal_direction      increase | decrease
 goal_value          the pre-registered effect size, a number > 0 (a magnitude; the direction
@@ -66,6 +66,9 @@ COLUMNS = ("campaign_id", "brand", "flight_start", "flight_end", "washout_days",
            "goal_direction", "goal_value", "competitors", "campaign_tags")
 """Required columns, in the order a template lists them."""
 OPTIONAL_COLUMNS = ("account_timezone", "notes")
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+"""The range of flight dates."""
+MAX_WASHOUT_DAYS = 3650
 
 
 class PlanError(InputFileError):
@@ -126,14 +129,20 @@ def _date(value: Any) -> date:
     if isinstance(value, datetime):
         raise _Bad(f"expected a date, got a date-time {value.isoformat()}")
     if isinstance(value, date):
-        return value
-    text = _required_text(value)
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise _Bad(f"not a date: {text!r} (expected YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise _Bad(f"not a date: {text!r} ({exc})") from None
+        day = value
+    else:
+        text = _required_text(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise _Bad(f"not a date: {text!r} (expected YYYY-MM-DD)")
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise _Bad(f"not a date: {text!r} ({exc})") from None
+    # The report counts days around the flight (baseline before, washout after): near
+    # year 1 or 9999 that arithmetic would leave the calendar.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise _Bad(f"{day.isoformat()} is out of range (a flight date is from {FIRST_DAY} to {LAST_DAY})")
+    return day
 
 
 def _washout(value: Any) -> int:
@@ -145,11 +154,15 @@ def _washout(value: Any) -> int:
         text = value.strip()
         if not re.fullmatch(r"[-+]?\d+", text):
             raise _Bad(f"expected a whole number of days, got {text!r}" if text else "is empty")
+        if len(text) > 12:  # int() refuses over 4300 digits; no washout is that long anyway
+            raise _Bad(f"must be at most {MAX_WASHOUT_DAYS}, got {text[:12]}... ({len(text)} digits)")
         value = int(text)
     if not isinstance(value, int):
         raise _Bad(f"expected a whole number of days, got {value!r}")
     if value < 0:
         raise _Bad(f"must be >= 0, got {value}")
+    if value > MAX_WASHOUT_DAYS:
+        raise _Bad(f"must be at most {MAX_WASHOUT_DAYS}, got {value}")
     return value
 
 
@@ -216,7 +229,7 @@ def _timezone(value: Any) -> str | None:
     name = _required_text(value)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder, a long name
         raise _Bad(f"unknown time zone {name!r} (expected an IANA name like America/New_York)") from None
     return name
 

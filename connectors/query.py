@@ -40,9 +40,11 @@ def _phrase_pattern(phrase: str) -> str:
 
 @lru_cache(maxsize=256)
 def _compiled(query: BrandQuery) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, frozenset[str], frozenset[str]]:
-    wanted = [*query.terms, *query.hashtags, *query.handles]
+    # An empty phrase would match every post (the config refuses them; the API may not).
+    wanted = [p for p in (*query.terms, *query.hashtags, *query.handles) if p]
+    excluded = [p for p in query.exclude if p]
     include = re.compile("|".join(_phrase_pattern(p) for p in wanted)) if wanted else None
-    exclude = re.compile("|".join(_phrase_pattern(p) for p in query.exclude)) if query.exclude else None
+    exclude = re.compile("|".join(_phrase_pattern(p) for p in excluded)) if excluded else None
     authors = frozenset(_author_key(a) for a in query.exclude_authors)
     languages = frozenset(lang.casefold() for lang in query.languages)
     return include, exclude, authors, languages
@@ -92,11 +94,11 @@ def _check_length(compiled: str, limit: int, platform: str, brand: str) -> str:
 def compile_x(query: BrandQuery) -> str:
     """X (API v2 recent search) syntax. Retweets are left out: a retweet adds no
     speech, and the original's ``retweet_count`` already counts it as a repost."""
-    wanted = [*query.terms, *query.hashtags, *query.handles]
+    wanted = [p for p in (*query.terms, *query.hashtags, *query.handles) if p]
     if not wanted:
         raise QueryError(f"brand {query.brand!r}: nothing to search for on X")
     parts = ["(" + " OR ".join(_quoted(p) for p in wanted) + ")"]
-    parts += [f"-{_quoted(p)}" for p in query.exclude]
+    parts += [f"-{_quoted(p)}" for p in query.exclude if p]
     parts += [f"-from:{_author_key(a)}" for a in query.exclude_authors]
     if query.languages:
         langs = [f"lang:{lang}" for lang in query.languages]
@@ -108,10 +110,11 @@ def compile_x(query: BrandQuery) -> str:
 def compile_reddit(query: BrandQuery) -> str:
     """Reddit search syntax. Reddit has no hashtags or language filter: a hashtag is
     searched as its word and languages are applied by the local check only."""
-    wanted = [*query.terms, *(h.lstrip("#") for h in query.hashtags), *(f"u/{_author_key(h)}" for h in query.handles)]
+    wanted = [p for p in (*query.terms, *(h.lstrip("#") for h in query.hashtags),
+                          *(f"u/{_author_key(h)}" for h in query.handles if _author_key(h))) if p]
     if not wanted:
         raise QueryError(f"brand {query.brand!r}: nothing to search for on Reddit")
     compiled = "(" + " OR ".join(_quoted(p) for p in wanted) + ")"
-    compiled += "".join(f" NOT {_quoted(p)}" for p in query.exclude)
+    compiled += "".join(f" NOT {_quoted(p)}" for p in query.exclude if p)
     compiled += "".join(f" NOT author:{_author_key(a)}" for a in query.exclude_authors)
     return _check_length(compiled, REDDIT_QUERY_LIMIT, "Reddit", query.brand)

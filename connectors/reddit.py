@@ -73,7 +73,7 @@ from praw.exceptions import PRAWException
 from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 
-from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -553,7 +553,9 @@ class _ListingWalk:
                     self.seen[item_id] = created
                 result.move_to(name, created)
                 yield child
-            if not children or not next_after:
+            # An empty page that names a next one is followed (within MAX_PAGES_PER_PASS
+            # and the token guard): taken as the end, the cursor would pass what follows.
+            if not next_after:
                 break
             if next_after in tokens or next_after == after:
                 raise FatalError(f"Reddit repeated the page token {next_after!r} while reading {self.label}")
@@ -621,7 +623,7 @@ def _require(data: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], 
 
 def _count(data: Mapping[str, Any], key: str) -> int | None:
     value = _require(data, key, (int, float), optional=True)
-    if value is not None and not math.isfinite(value):
+    if value is not None and not (math.isfinite(value) and abs(value) <= MAX_COUNT):
         raise MalformedPayloadError(f"{key}={value!r}")
     return None if value is None else int(value)
 
@@ -635,11 +637,11 @@ def _created_at(data: Mapping[str, Any]) -> datetime:
 
 
 def _author(value: Any) -> str | None:
-    if value is None or value in _DELETED:
+    if value is None:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str):  # checked first: a list or dict cannot be looked up in _DELETED
         raise MalformedPayloadError(f"author={value!r}")
-    return value
+    return None if value in _DELETED else value
 
 
 def _strip_kind(fullname: Any) -> str | None:
@@ -957,6 +959,8 @@ def _options(settings: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("history_days", "max_submissions_per_run", "max_comments_per_run"):
         if key in options and options[key] < 1:
             problems.append(f"{key} must be >= 1, got {options[key]}")
+    if options.get("history_days", 0) > 36_500:  # a larger span overflows datetime arithmetic
+        problems.append(f"history_days must be at most 36500, got {options['history_days']}")
     if "comment_tree_limit" in options and options["comment_tree_limit"] < 0:
         problems.append(f"comment_tree_limit must be >= 0, got {options['comment_tree_limit']}")
     if "request_timeout" in options and not 0 < options["request_timeout"] <= 300:

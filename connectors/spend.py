@@ -109,6 +109,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.base import valid_text
+
 __all__ = [
     "FORMATS", "InputFileError", "Lineage", "Problem", "SpendError", "SpendFile", "SpendRow",
     "normalize_header", "read_spend",
@@ -477,7 +479,8 @@ def _find_csv_header(text: str, file: str) -> tuple[list[tuple[int, list[str]]],
                     return list(_csv_records(text, delimiter)), i
                 except csv.Error as exc:
                     raise SpendError(file, [Problem(file, None, None, f"not readable as CSV: {exc}")]) from exc
-    first = next(((n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()), None)
+    # Lines as the csv reader counts them (splitlines would also split on \v, \f, \x1c...).
+    first = next(((n, line) for n, line in enumerate(re.split(r"\r\n?|\n", text), 1) if line.strip()), None)
     seen = f"row {first[0]} reads {first[1][:200]!r}" if first else "the file is empty"
     raise SpendError(file, [Problem(file, first[0] if first else None, None,
                                     f"no spend header found in the first {HEADER_SEARCH_ROWS} rows ({seen}); "
@@ -575,6 +578,8 @@ def _json_records(text: str, file: str) -> tuple[list[str], list[tuple[int, list
     except (json.JSONDecodeError, ValueError) as exc:
         line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
         raise SpendError(file, [Problem(file, line, None, f"not valid JSON: {exc}")]) from exc
+    except RecursionError:
+        raise SpendError(file, [Problem(file, None, None, "not a spend export: JSON nested too deeply")]) from None
     header: list[str] = []
     seen: set[str] = set()
     for _, obj in objects:
@@ -590,11 +595,13 @@ def _json_records(text: str, file: str) -> tuple[list[str], list[tuple[int, list
             if value is None:
                 cells.append("")
             elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                cells.append(str(value))
+                # A JSON "\ud800" escape decodes to a lone surrogate, which no database or
+                # terminal takes: U+FFFD instead, the rule Mention applies (README).
+                cells.append(valid_text(str(value)))
             else:
                 cells.append(f"\x00{json.dumps(value)}")  # non-scalar: an error if the field is used
         records.append((line, cells))
-    return header, records
+    return [valid_text(name) for name in header], records
 
 
 # --- values ---------------------------------------------------------------------------
@@ -689,7 +696,8 @@ def _hour(raw: str) -> int | None:
         if int(match.group(1)) != int(match.group(2)):
             raise _Bad(f"an hour range must cover one hour, got {text!r}")
         text = match.group(1)
-    if not text.isdigit() or not 0 <= int(text) <= 23:
+    # isascii: "²".isdigit() is True but int() refuses it; len: int() refuses 4300+ digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 4) or not 0 <= int(text) <= 23:
         raise _Bad(f"not an hour of the day (0-23): {text!r}")
     return int(text)
 
@@ -708,7 +716,7 @@ def _currency(raw: str) -> str:
 def _check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder, a long name
         raise _Bad(f"unknown time zone {name!r} (expected an IANA name like America/New_York)") from None
     return name
 
@@ -915,11 +923,17 @@ def read_spend(path: str | Path, *, currency: str | None = None, platform: str |
     """
     path = Path(path)
     file = path.name
-    options = _Options(
-        currency=_currency(currency) if currency is not None else None,
-        platform=_platform(platform) if platform is not None else None,
-        account_timezone=_check_timezone(account_timezone) if account_timezone is not None else None,
-    )
+    option_problems = []
+    checked: dict[str, str | None] = {}
+    for name, value, check in (("currency", currency, _currency), ("platform", platform, _platform),
+                               ("account_timezone", account_timezone, _check_timezone)):
+        try:
+            checked[name] = check(value) if value is not None else None
+        except _Bad as exc:  # an option, not a cell: no row or column to name
+            option_problems.append(Problem(file, None, None, f"the {name} given: {exc}"))
+    if option_problems:
+        raise SpendError(path, option_problems)
+    options = _Options(**checked)
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     text = _decode(data, file)

@@ -74,7 +74,7 @@ import requests
 import tweepy
 from requests.adapters import HTTPAdapter
 
-from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     FatalError,
@@ -144,7 +144,9 @@ def since_id_for(moment: datetime) -> str:
 
 
 def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and value.isascii() and value.isdigit()
+    # Snowflakes are 64-bit: at most 20 digits (a longer string is no id, and int() of
+    # thousands of digits raises).
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20
 
 
 def _iso(moment: datetime) -> str:
@@ -181,7 +183,7 @@ def _users_by_id(page: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def _int_metric(metrics: Mapping[str, Any], key: str) -> int | None:
     value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
 
 
 def _referenced(tweet: Mapping[str, Any], kind: str) -> str | None:
@@ -745,8 +747,9 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
         if not isinstance(values[key], str) or not values[key].strip():
             problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
     timeout = values["timeout_seconds"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        problems.append(f"timeout_seconds must be a positive number, got {timeout!r}")
+    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
     if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
         problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
     if problems:

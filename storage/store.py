@@ -12,7 +12,10 @@ SQLAlchemy.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
-from connectors.base import ENGAGEMENT_METRICS
+from connectors.base import ENGAGEMENT_METRICS, valid_text
 from storage import schema
 from storage.errors import DatabaseLockedError, StorageError
 from storage.migrations import migrate
@@ -117,7 +120,24 @@ def _dumps(value: Any) -> str | None:
     if not value:
         return None
     # orjson: encoding each mention's raw payload with json.dumps was 40 % of save time.
-    return orjson.dumps(value, default=str).decode()
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:
+        # orjson refuses what a hostile payload can hold: surrogates (not encodable in
+        # UTF-8), integers beyond 64 bits, keys that are not strings. The slow path
+        # keeps all of it as valid JSON text (connectors.base.valid_text for the rest).
+        return valid_text(json.dumps(_json_safe(value), default=str, ensure_ascii=False))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with keys as strings and non-finite floats as null, as orjson writes them."""
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 _STANDARD_METRICS = frozenset(ENGAGEMENT_METRICS)
@@ -228,6 +248,8 @@ class Store:
         """Open (and migrate) the database at ``path``; with create=False it must exist.
         ``read_only`` opens an existing file (a snapshot) without migrating or writing."""
         path = Path(path)
+        if create and not read_only:
+            _discard_unfinished_creation(path)
         if (read_only or not create) and not path.exists():
             raise StorageError(f"no database at {path}: check --db / LISTENER_DB / database.path, or create one with 'listener demo'")
         if path.parent and not path.parent.exists():
@@ -462,6 +484,36 @@ class Store:
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, value],
             )
+
+
+# DuckDB starts a new file with three 4 KiB headers (the main one carries "DUCK" at byte
+# 8). A process killed while creating the database leaves a shorter file (0, 4096 or 8192
+# bytes, seen in tests/listener/test_crash_safety.py) that DuckDB refuses to open ever
+# after ("not a valid DuckDB database file"), so the daemon could never start again.
+_HEADERS_SIZE = 3 * 4096
+
+
+def _discard_unfinished_creation(path: Path) -> None:
+    """Remove a database file whose creation was cut short, so it is created again. It
+    holds no data: it is shorter than DuckDB's headers and empty or a DuckDB header. A
+    file another process holds (DuckDB's lock: it is being created now) or any other
+    short file is left alone, for DuckDB's own error to name."""
+    try:
+        if path.stat().st_size >= _HEADERS_SIZE:
+            return
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if head and head[8:12] != b"DUCK":
+                return
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return
+            path.unlink()  # under our lock; closing the file releases it
+    except FileNotFoundError:
+        return
+    logging.getLogger(__name__).warning(
+        "%s: removed an unfinished database file (a process was killed while creating it); creating it again", path)
 
 
 def translate_error(exc: BaseException, path: Path) -> StorageError:

@@ -13,7 +13,7 @@ import pytest
 from analysis.sentiment import VaderScorer
 from connectors import feeds
 from connectors.base import Batch, BrandQuery
-from connectors.errors import FatalError
+from connectors.errors import FatalError, RetryableError
 from connectors.feeds import FeedsConnector, create
 from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
@@ -253,8 +253,12 @@ def test_an_oversized_feed_is_refused(server, clock, monkeypatch):
     monkeypatch.setattr(feeds, "MAX_FEED_BYTES", 500)
     server.route("GET", "/big", Reply(200, rss(*[rss_item(f"urn:x:{i}", "Brewly") for i in range(50)]).encode(),
                                       headers=RSS_TYPE))
-    [batch] = list(connector(server, clock, "/big").fetch(QUERY, None))
+    batches = connector(server, clock, "/big").fetch(QUERY, None)
+    batch = next(batches)
     assert batch.mentions == () and batch.skipped == 1
+    # The only feed failed: the run fails (an outage, not a quiet hour), naming why.
+    with pytest.raises(RetryableError, match="every feed failed.*larger than 500 bytes"):
+        next(batches)
 
 
 def test_settings_are_validated(caplog):

@@ -114,6 +114,8 @@ class FakeBluesky:
         self.access_jwt = fake_jwt(did, "com.atproto.appPass", 7200)
         self.refresh_jwt = fake_jwt(did, "com.atproto.refresh", 86400 * 60)
         self.sessions = 0
+        self.page_size: int | None = None
+        """Posts per search page at most, below ``limit`` (short pages, many of them)."""
         self._scripted: deque[Reply] = deque()
         server.route("POST", SESSION_PATH, self._create_session)
         server.route("GET", SEARCH_PATH, self._search)
@@ -146,7 +148,7 @@ class FakeBluesky:
         params = {k: v[-1] for k, v in request.query.items()}
         q = params.get("q", "")
         since, until = _time(params.get("since")), _time(params.get("until"))
-        limit = int(params.get("limit", "25"))
+        limit = min(int(params.get("limit", "25")), self.page_size or 100)
         offset = int(params.get("cursor", "0"))
         hits = []
         for post in self.posts:

@@ -8,6 +8,11 @@
 Each route plays its replies in order and repeats the last one. A reply may be a
 callable taking the Request and returning a Reply, for answers that depend on the
 request (paging). Exactly one Date header is sent (Mastodon.py breaks on two).
+
+``server.tamper = f`` puts a fault in front of every route (also of fakes built on this
+server): ``f(request, answer)`` returns the reply sent; ``answer()`` is the route's own
+(recorded in ``requests`` only when called), to pass on, change or replace (429s, 5xx,
+delays, truncated or malformed bodies, broken paging).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering (to trigger client timeouts)."""
+    truncate_to: int | None = None
+    """Send only this many bytes of the body, announced with the whole body's
+    Content-Length, then close the connection (a peer that dies mid-answer)."""
 
 
 @dataclass
@@ -53,6 +61,8 @@ class FakeServer:
         self.routes: dict[tuple[str, str], list[Responder]] = {}
         self.served: dict[tuple[str, str], int] = {}
         self.requests: list[Request] = []
+        self.tamper: Callable[[Request, Callable[[], Reply]], Reply] | None = None
+        """A fault in front of every route: ``tamper(request, answer)`` returns the reply sent."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -113,7 +123,10 @@ class FakeServer:
                 body = self.rfile.read(length) if length else b""
                 request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                                   {k.lower(): v for k, v in self.headers.items()}, body)
-                reply = fake._next_reply(request)
+                if fake.tamper is not None:
+                    reply = fake.tamper(request, lambda: fake._next_reply(request))
+                else:
+                    reply = fake._next_reply(request)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if isinstance(reply.body, (dict, list)):
@@ -131,6 +144,9 @@ class FakeServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
+                if reply.truncate_to is not None:
+                    payload = payload[:reply.truncate_to]
+                    self.close_connection = True  # the rest never comes
                 try:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):

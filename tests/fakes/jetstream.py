@@ -11,8 +11,11 @@ the connection stays open and idle, as a live stream would between posts.
 
 ``drop_after=[3, None]`` drops the first connection abruptly (no close frame) after 3
 events and leaves the second alone. ``refuse=[503, 503]`` answers the first handshakes
-with those HTTP statuses. A scripted item that is a ``RawEvent`` is sent verbatim (for
-malformed messages), ordered by the ``time_us`` given with it.
+with those HTTP statuses. ``pace=0.2`` waits that long before each event (a slow
+stream). A scripted item that is a ``RawEvent`` is sent verbatim (for malformed
+messages; bytes go as a binary frame), ordered by the ``time_us`` given with it.
+
+``SilentServer`` accepts TCP connections and never answers, not even the handshake.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +36,7 @@ from websockets.sync.server import ServerConnection, serve
 @dataclass(frozen=True)
 class RawEvent:
     time_us: int
-    payload: str
+    payload: str | bytes
 
 
 def time_us(moment: datetime) -> int:
@@ -76,8 +80,10 @@ def identity_event(at_us: int, *, did: str = "did:plc:carol") -> dict[str, Any]:
 
 class FakeJetstream:
     def __init__(self, events: list[dict[str, Any] | RawEvent] | None = None, *,
-                 drop_after: list[int | None] | None = None, refuse: list[int] | None = None) -> None:
+                 drop_after: list[int | None] | None = None, refuse: list[int] | None = None,
+                 pace: float = 0.0) -> None:
         self.events: list[dict[str, Any] | RawEvent] = list(events or [])
+        self.pace = pace
         self.drop_after = list(drop_after or [])
         self.refuse = list(refuse or [])
         self.connections: list[dict[str, Any]] = []
@@ -136,6 +142,8 @@ class FakeJetstream:
             if drop is not None and sent >= drop:
                 break
             payload = event.payload if isinstance(event, RawEvent) else json.dumps(event)
+            if self.pace:
+                time.sleep(self.pace)
             try:
                 connection.send(payload)
             except ConnectionClosed:
@@ -154,3 +162,45 @@ class FakeJetstream:
 
 def _time_of(event: dict[str, Any] | RawEvent) -> int:
     return event.time_us if isinstance(event, RawEvent) else int(event["time_us"])
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte: a
+    websocket (or HTTP) peer that hangs before its handshake."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"ws://{host}:{port}"
+
+    @property
+    def accepted(self) -> int:
+        return len(self._held)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for held in self._held:
+            held.close()
+        self._socket.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)  # held open, never read from or written to

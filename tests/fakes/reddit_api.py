@@ -95,6 +95,8 @@ class FakeReddit(FakeServer):
         self.ratelimit: dict[str, str] | None = None
         """Fixed x-ratelimit-* header values; None: a fresh 1,000-request window, counting."""
         self.used = 0
+        self.page_size: int | None = None
+        """Items per listing page at most, below ``limit`` (short pages, many of them)."""
         self._token_numbers = itertools.count(1)
 
     # -- what the tests configure --
@@ -224,7 +226,7 @@ class FakeReddit(FakeServer):
             if params["after"] not in names:
                 return _listing([])  # an anchor gone from the listing: nothing after it
             start = names.index(params["after"]) + 1
-        limit = max(1, min(int(params.get("limit", 25)), _PAGE_MAX))
+        limit = max(1, min(int(params.get("limit", 25)), self.page_size or _PAGE_MAX))
         page = entries[start:start + limit]
         more = start + limit < len(entries)
         return _listing([e.thing for e in page], page[-1].fullname if page and more else None)

@@ -114,6 +114,8 @@ class FakeXApi:
         self.rate_limit = rate_limit
         self.counts_page_size = counts_page_size
         self.prefix = prefix
+        self.page_size: int | None = None
+        """Posts per search page at most, below max_results (short pages, many of them)."""
         self.tweets: list[dict[str, Any]] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.scripted: dict[str, deque[Reply]] = {SEARCH: deque(), COUNTS: deque()}
@@ -254,6 +256,7 @@ class FakeXApi:
             return Reply(400, invalid_request(
                 f"The `max_results` query parameter value [{size}] is not between 10 and 100",
                 "max_results", str(size)))
+        size = min(size, self.page_size or size)  # X may return fewer posts than asked for
         offset = _offset(q.get("next_token"))
         chosen = self._select(q)
         page = chosen[offset:offset + size]
