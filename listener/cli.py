@@ -28,6 +28,7 @@ from connectors.plan import read_plan
 from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.daemon import run_daemon
+from listener.alerting import run_alerts
 from listener.pipeline import Pipeline
 from listener.report import build_report
 from listener.sources import open_sources
@@ -40,6 +41,7 @@ from listener.cli_support import (
 )
 from listener.commands_analyst import accuracy, export_command, label, sql
 from listener.commands_serve import serve
+from listener.commands_alerts import alerts_command
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
@@ -118,6 +120,7 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
         lift = f"{effect['delta']:+.1f} NSS points{ci}, " if effect.get("delta") is not None else ""
         click.echo(f"Campaign {result['name'] or result['campaign_id']}: {lift}{result['verdict']}")
     click.echo(f"Report: {', '.join(str(p) for p in summary.report_files)}")
+    click.echo(f"Alerts: {summary.alerts} (see 'listener --db {summary.database} alerts')")
     click.echo(f"Done in {summary.seconds:.1f} s. Next: open {summary.report_files[-1]}, or "
                f"listener --db {summary.database} mood", err=True)
 
@@ -128,15 +131,26 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
 @click.pass_context
 @handle_errors
 def score(ctx: click.Context, rebuild: bool) -> None:
-    """Run the hourly stage now: conversation scores and hourly mood.
+    """Run the hourly stage now: conversation scores, hourly mood, alerts.
 
-    Only hours that received new mentions since the last run are recomputed,
-    unless --rebuild is given (e.g. after a scorer upgrade).
+    Labels queued meanwhile are applied first. Only hours that received new
+    mentions or labels since the last run are recomputed, unless --rebuild is
+    given (e.g. after a scorer upgrade). Then alert detection runs on the hours
+    whose collection is complete, and new alerts are delivered.
     """
     settings = settings_from(ctx)
-    with open_existing(settings) as store:
-        result = Pipeline(store, VaderScorer(), clock_from(ctx)).score_hours(rebuild=rebuild)
+    clock = clock_from(ctx)
+    with Store.open(settings.database, create=False) as store:
+        result = Pipeline(store, VaderScorer(), clock).score_hours(rebuild=rebuild)
+        alerts = run_alerts(store, settings, clock)
     click.echo(f"Recomputed {result.hours} hour(s) and {result.conversations} conversation(s).")
+    if settings.alerts.enabled:
+        click.echo(f"Alerts: {alerts.hours_evaluated} hour(s) evaluated, {len(alerts.opened)} opened, "
+                   f"{len(alerts.closed)} closed, {alerts.sent} delivered, {alerts.failed} deliveries failed"
+                   + (f"; {alerts.hours_waiting} hour(s) wait for their sources" if alerts.hours_waiting else "")
+                   + ".")
+    for problem in alerts.problems:
+        click.echo(f"Warning: {problem}", err=True)
 
 
 @cli.command()
@@ -443,7 +457,7 @@ def run(ctx: click.Context) -> None:
 
 
 # Commands that live in their own modules.
-for _command in (sql, export_command, label, accuracy, serve):
+for _command in (sql, export_command, label, accuracy, serve, alerts_command):
     cli.add_command(_command)
 
 

@@ -27,6 +27,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from analysis.alerts import AlertRule
 from connectors.base import BrandQuery
 from connectors.registry import available
 from listener.errors import ConfigError
@@ -67,12 +70,51 @@ class HourlySettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where alerts are posted (Slack-compatible JSON); the URL itself is a secret, read
+    from the environment variable ``url_env`` at delivery time."""
+
+    url_env: str
+    timeout_seconds: float = 10.0
+    attempts: int = 3
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """The SMTP server alerts are mailed through; the password comes from ``password_env``."""
+
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username: str = ""
+    password_env: str = ""
+    timeout_seconds: float = 20.0
+    attempts: int = 3
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The ``[alerts]`` section: the detection rule, the time zone whose hours of day
+    the volume baseline follows, and the delivery channels (None: not configured)."""
+
+    enabled: bool = True
+    rule: AlertRule = AlertRule()
+    timezone: str = "UTC"
+    deliver_max_age_hours: int = 24
+    webhook: WebhookSettings | None = None
+    email: EmailSettings | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     database: Path = DEFAULT_DATABASE
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
     hourly: HourlySettings = HourlySettings()
     config_path: Path | None = None
+    alerts: AlertSettings = AlertSettings()
 
     def brand(self, name: str) -> BrandSettings:
         for brand in self.brands:
@@ -256,10 +298,152 @@ def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
     return tuple(sources)
 
 
+def _number(table: Mapping[str, Any], name: str, where: str, default: float, low: float, high: float,
+            problems: _Problems) -> float:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.add(f"{where}.{name}", f"must be a number, got {value!r}")
+        return default
+    if not low <= value <= high:
+        problems.add(f"{where}.{name}", f"must be between {low:g} and {high:g}, got {value:g}")
+        return default
+    return float(value)
+
+
+def _env_name(table: Mapping[str, Any], name: str, where: str, problems: _Problems) -> str:
+    value = table.get(name, "")
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)):
+        problems.add(f"{where}.{name}", "must name an environment variable (letters, digits, _), not hold a secret")
+        return ""
+    return value
+
+
+def _string(table: Mapping[str, Any], name: str, where: str, default: str, problems: _Problems) -> str:
+    value = table.get(name, default)
+    if not isinstance(value, str):
+        problems.add(f"{where}.{name}", f"must be a string, got {value!r}")
+        return default
+    return value.strip()
+
+
+def _refuse_literal_secrets(table: Mapping[str, Any], where: str, secrets: Mapping[str, str],
+                            problems: _Problems) -> None:
+    """A secret written in the file is refused, naming the _env key to use instead."""
+    for key, env_key in secrets.items():
+        if key in table:
+            problems.add(f"{where}.{key}", "secrets must not be written in the config file: put the value in an "
+                                           f"environment variable and name it with {env_key}")
+
+
+_RULE_KEYS: dict[str, tuple[type, float, float]] = {
+    # key: (type, low, high)
+    "baseline_days": (int, 1, 90),
+    "warmup_days": (int, 1, 90),
+    "scale_days": (int, 1, 365),
+    "ewma_lambda": (float, 0.01, 1.0),
+    "limit_sigmas": (float, 0.5, 20.0),
+    "min_mentions": (int, 1, 1_000_000),
+    "min_nss_change": (float, 0.0, 200.0),
+    "min_volume_ratio": (float, 1.0, 1000.0),
+    "cooldown_hours": (int, 0, 24 * 365),
+    "max_wait_hours": (int, 1, 24 * 7),
+    "min_coverage": (float, 0.0, 1.0),
+}
+_WEBHOOK_KEYS = {"enabled", "url_env", "timeout_seconds", "attempts"}
+_EMAIL_KEYS = {"enabled", "host", "port", "security", "username", "password_env", "from", "to",
+               "timeout_seconds", "attempts"}
+SMTP_SECURITY = ("starttls", "ssl", "none")
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _webhook(raw: Any, problems: _Problems) -> WebhookSettings | None:
+    where = "alerts.webhook"
+    table = _table(raw, where, problems)
+    if raw is None:
+        return None
+    _refuse_literal_secrets(table, where, {"url": "url_env"}, problems)
+    problems.unknown_keys({k: v for k, v in table.items() if k != "url"}, _WEBHOOK_KEYS, where)
+    enabled = _boolean(table, "enabled", where, True, problems)
+    url_env = _env_name(table, "url_env", where, problems)
+    timeout = _number(table, "timeout_seconds", where, 10.0, 0.1, 300.0, problems)
+    attempts = _integer(table, "attempts", where, 3, 1, 10, problems)
+    if not enabled:
+        return None
+    if not url_env:
+        problems.add(f"{where}.url_env", "is required: the environment variable holding the webhook URL")
+        return None
+    return WebhookSettings(url_env=url_env, timeout_seconds=timeout, attempts=attempts)
+
+
+def _email(raw: Any, problems: _Problems) -> EmailSettings | None:
+    where = "alerts.email"
+    table = _table(raw, where, problems)
+    if raw is None:
+        return None
+    _refuse_literal_secrets(table, where, {"password": "password_env"}, problems)
+    problems.unknown_keys({k: v for k, v in table.items() if k != "password"}, _EMAIL_KEYS, where)
+    enabled = _boolean(table, "enabled", where, True, problems)
+    host = _string(table, "host", where, "", problems)
+    port = _integer(table, "port", where, 587, 1, 65535, problems)
+    security = _string(table, "security", where, "starttls", problems)
+    if security not in SMTP_SECURITY:
+        problems.add(f"{where}.security", f"must be one of {', '.join(SMTP_SECURITY)}, got {security!r}")
+    username = _string(table, "username", where, "", problems)
+    password_env = _env_name(table, "password_env", where, problems)
+    sender = _string(table, "from", where, "", problems)
+    to = _string_list(table, "to", where, problems)
+    timeout = _number(table, "timeout_seconds", where, 20.0, 0.1, 300.0, problems)
+    attempts = _integer(table, "attempts", where, 3, 1, 10, problems)
+    if not enabled:
+        return None
+    if not host:
+        problems.add(f"{where}.host", "is required: the SMTP server's host name")
+    if not _ADDRESS.fullmatch(sender):
+        problems.add(f"{where}.from", f"must be an e-mail address, got {sender!r}")
+    if not to:
+        problems.add(f"{where}.to", "must list at least one e-mail address")
+    for address in to:
+        if not _ADDRESS.fullmatch(address):
+            problems.add(f"{where}.to", f"{address!r} is not an e-mail address")
+    if password_env and not username:
+        problems.add(f"{where}.username", "is required when password_env is set")
+    return EmailSettings(host=host, sender=sender, to=to, port=port, security=security, username=username,
+                         password_env=password_env, timeout_seconds=timeout, attempts=attempts)
+
+
+def _alerts(raw: Any, problems: _Problems) -> AlertSettings:
+    where = "alerts"
+    table = _table(raw, where, problems)
+    problems.unknown_keys(table, {"enabled", "timezone", "deliver_max_age_hours", "webhook", "email", *_RULE_KEYS},
+                          where)
+    defaults = AlertRule()
+    values: dict[str, Any] = {}
+    for key, (kind, low, high) in _RULE_KEYS.items():
+        default = getattr(defaults, key)
+        if kind is int:
+            values[key] = _integer(table, key, where, default, int(low), int(high), problems)
+        else:
+            values[key] = _number(table, key, where, default, low, high, problems)
+    timezone_name = _string(table, "timezone", where, "UTC", problems)
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.add(f"{where}.timezone", f"{timezone_name!r} is not a time zone name like America/New_York")
+        timezone_name = "UTC"
+    return AlertSettings(
+        enabled=_boolean(table, "enabled", where, True, problems),
+        rule=AlertRule(**values),
+        timezone=timezone_name,
+        deliver_max_age_hours=_integer(table, "deliver_max_age_hours", where, 24, 1, 24 * 30, problems),
+        webhook=_webhook(table.get("webhook"), problems),
+        email=_email(table.get("email"), problems),
+    )
+
+
 def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, config_path: Path | None = None) -> Settings:
     """Validate a parsed TOML document; raises ConfigError listing every problem."""
     problems = _Problems()
-    problems.unknown_keys(data, {"database", "brands", "sources", "hourly"}, "")
+    problems.unknown_keys(data, {"database", "brands", "sources", "hourly", "alerts"}, "")
     database_table = _table(data.get("database"), "database", problems)
     problems.unknown_keys(database_table, {"path"}, "database")
     database = DEFAULT_DATABASE
@@ -268,7 +452,10 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
         if not isinstance(raw_path, str) or not raw_path.strip():
             problems.add("database.path", "must be a non-empty string")
         else:
-            database = Path(raw_path).expanduser()
+            try:
+                database = _database_path(raw_path)
+            except ValueError as exc:
+                problems.add("database.path", str(exc))
             if not database.is_absolute():
                 database = base_dir / database
     brands = _brands(data.get("brands"), problems)
@@ -279,9 +466,21 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
         enabled=_boolean(hourly_table, "enabled", "hourly", True, problems),
         minute=_integer(hourly_table, "minute", "hourly", 5, 0, 59, problems),
     )
+    alerts = _alerts(data.get("alerts"), problems)
     if problems.items:
         raise ConfigError(problems.items, origin)
-    return Settings(database=database, brands=brands, sources=sources, hourly=hourly, config_path=config_path)
+    return Settings(database=database, brands=brands, sources=sources, hourly=hourly, config_path=config_path,
+                    alerts=alerts)
+
+
+def _database_path(text: str) -> Path:
+    """``text`` as a path, ``~`` expanded; ValueError for what no file system can open."""
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~name" of a user that does not exist
+        raise ValueError(f"{text!r}: cannot expand '~' (no such user or no home directory)") from None
 
 
 def load_file(path: Path) -> Settings:
@@ -321,5 +520,9 @@ def load_settings(
     settings = load_file(path) if path is not None else Settings()
     database = db_option or env.get("LISTENER_DB")
     if database:
-        settings = dataclasses.replace(settings, database=Path(database).expanduser())
+        try:
+            database_path = _database_path(database)
+        except ValueError as exc:
+            raise ConfigError([f"{'--db' if db_option else 'LISTENER_DB'}: {exc}"], "command line") from None
+        settings = dataclasses.replace(settings, database=database_path)
     return settings

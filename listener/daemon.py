@@ -34,6 +34,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from analysis.sentiment import VaderScorer
 from connectors.base import Clock, Connector, utc_now
 from connectors.errors import AuthError, ConnectorError, QueryError
+from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
 from listener.sources import OpenSources, open_sources
@@ -173,6 +174,13 @@ class Daemon:
                 self.pipeline.score_hours()
             except Exception:
                 log.exception("hourly stage failed; its hours stay pending for the next run")
+                return
+            try:
+                result = run_alerts(self.store, self.settings, self.clock)
+                for problem in result.problems:
+                    log.warning("alerts: %s", problem)
+            except Exception:
+                log.exception("alert detection failed; the hours are evaluated on the next run")
 
     def _apply_labels(self) -> None:
         """Apply labels queued while the daemon held the database (storage.labels) and

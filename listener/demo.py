@@ -24,6 +24,7 @@ from connectors.spend import read_spend
 from connectors.demo_world import default_world
 from listener.config import Settings, parse_settings
 from listener.errors import ListenerError
+from listener.alerting import run_alerts
 from listener.pipeline import MoodWindows, Pipeline, Progress
 from listener.report import build_report, write_report_files
 from storage.campaigns import save_plans, save_spend
@@ -51,6 +52,7 @@ class DemoSummary:
     report: dict
     report_files: tuple[Path, ...]
     seconds: float
+    alerts: int = 0
 
 
 def starter_config_text() -> str:
@@ -106,6 +108,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
             new += pipeline.pull(connector, brand.query, progress).new
         connector.close()
         pipeline.score_hours()
+        alerts = len(run_alerts(store, settings, clock).opened)
         # The same path as 'listener campaigns import' and 'listener report'.
         save_spend(store, read_spend(spend_file).rows, now)
         save_plans(store, read_plan(plan_file), now)
@@ -126,4 +129,5 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         report=report,
         report_files=report_files,
         seconds=time.perf_counter() - started,
+        alerts=alerts,
     )

@@ -103,6 +103,7 @@ def demo_json(summary: Any) -> dict[str, Any]:
         "report_files": [str(p) for p in summary.report_files],
         "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
                        "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
+        "alerts": summary.alerts,
         "seconds": round(summary.seconds, 2),
     }
 
