@@ -23,9 +23,29 @@ def snapshot_path(database: Path) -> Path:
     return database.with_name(database.stem + ".snapshot" + database.suffix)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Copies left by a killed writer. Each writer copies to a name of its own, so a
+    ``cp`` that outlived its killed daemon never writes into the next daemon's copy."""
+    for partial in target.parent.glob(target.name + ".*.partial"):
+        pid = partial.name[len(target.name) + 1:-len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
 def publish_snapshot(store: Store) -> Path:
     target = snapshot_path(store.path)
-    partial = target.with_name(target.name + ".partial")
+    _remove_stale_partials(target)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     with store.native() as db:  # holds the store's lock: no batch lands mid-copy
         db.execute("CHECKPOINT")
         done = subprocess.run(["cp", str(store.path), str(partial)], capture_output=True, text=True)

@@ -266,6 +266,7 @@ class Store:
                     pass  # open now, so a locked or unreadable file fails here
             else:
                 migrate(engine)
+                _close_interrupted_runs(engine)
         except Exception as exc:
             engine.dispose()
             raise translate_error(exc, path) from exc
@@ -491,6 +492,17 @@ class Store:
 # bytes, seen in tests/listener/test_crash_safety.py) that DuckDB refuses to open ever
 # after ("not a valid DuckDB database file"), so the daemon could never start again.
 _HEADERS_SIZE = 3 * 4096
+
+
+def _close_interrupted_runs(engine: sa.Engine) -> None:
+    """Runs still 'running' when the database is opened for writing belong to a process
+    that was killed or crashed (one writer at a time): mark them, so status is true."""
+    with engine.begin() as conn:
+        conn.execute(
+            schema.runs.update()
+            .where(schema.runs.c.status == "running")
+            .values(status="interrupted", error="the process ended before this run finished (killed or crashed)")
+        )
 
 
 def _discard_unfinished_creation(path: Path) -> None:
