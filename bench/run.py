@@ -3,6 +3,7 @@
     python bench/run.py            # table
     python bench/run.py --json     # one JSON object: every figure, its reference, its target
     python bench/run.py --quick    # smaller sizes, for a smoke check
+    python bench/run.py --scale    # adds bench/scale.py: 10M-mention rollup and queries, --workers
 
 Figures:
 * scoring: VaderScorer.score vs a bare ``polarity_scores`` loop over the same texts
@@ -184,6 +185,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke check)")
     parser.add_argument("--e2e-mentions", type=int, default=None, help="mentions for the end-to-end run (1M)")
+    parser.add_argument("--scale", action="store_true",
+                        help="add the scale figures (bench/scale.py): rollup, mood and live-view queries on "
+                             "10M mentions, scoring with --workers")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes for --scale (default: CPUs)")
     parser.add_argument("--e2e-child", nargs=2, metavar=("COUNT", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.e2e_child:
@@ -202,16 +207,23 @@ def main() -> int:
         saving = bench_saving(mentions[:save_n], 5_000, workdir)
         log(f"end to end, {e2e_n:,} mentions (child process) ...")
         e2e = bench_e2e(e2e_n, scoring["value"], workdir)
-    figures = [scoring, *saving, *e2e]
+        scale = []
+        if args.scale:
+            from bench import scale as scale_bench
+
+            scale = scale_bench.run([m.text for m in mentions[:score_n]], workdir, log,
+                                    big=1_000_000 if args.quick else 10_000_000,
+                                    small=100_000 if args.quick else 1_000_000, workers=args.workers)
+    figures = [scoring, *saving, *e2e, *scale]
     if args.json:
         print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "figures": figures},
                          indent=2))
     else:
-        print(f"{'figure':<22}{'value':>12} {'unit':<11}{'reference':>11}{'ratio':>8}  {'target':<28}ok")
+        print(f"{'figure':<30}{'value':>12} {'unit':<11}{'reference':>11}{'ratio':>8}  {'target':<32}ok")
         for f in figures:
             ref = "" if f["reference"] is None else f"{f['reference']:,}"
             ratio = "" if f["ratio"] is None else f"{f['ratio']:.2f}"
-            print(f"{f['figure']:<22}{f['value']:>12,} {f['unit']:<11}{ref:>11}{ratio:>8}  {f['target']:<28}"
+            print(f"{f['figure']:<30}{f['value']:>12,} {f['unit']:<11}{ref:>11}{ratio:>8}  {f['target']:<32}"
                   f"{'yes' if f['ok'] else 'NO'}")
     return 0
 
