@@ -16,9 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Never let ``value`` (a credential read from the environment, a feed URL's query
+    string) into an error message: a platform may echo what it was sent in its error
+    text, and error messages go to logs, the database and the terminal."""
+    if isinstance(value, str) and len(value.strip()) >= 6:  # shorter would redact ordinary words
+        _SECRETS.add(value.strip())
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``[redacted]``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
 
 class ConnectorError(Exception):
-    """Something went wrong talking to a platform."""
+    """Something went wrong talking to a platform. Its message holds no registered
+    secret (``register_secret``), whatever the platform answered."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class RetryableError(ConnectorError):

@@ -17,7 +17,13 @@ that parses only in part (feedparser's ``bozo``) still gives what parsed.
 
 Cursor (one per brand)::
 
-    {"feeds": {url: {"etag": str | None, "modified": str | None, "seen": [entry ids]}}}
+    {"feeds": {feed key: {"etag": str | None, "modified": str | None, "seen": [entry ids]}}}
+
+A feed's key is its URL, but a URL's query string may hold an access token, and the
+cursor is stored (and shown by ``listener status``): a URL with a query string is kept
+under ``scheme://host/path?...`` instead (numbered, ``#2``, when two configured feeds
+differ only in their query strings), and so are the entry ids made from it. Cursors
+saved under the whole URL by earlier versions are read and rewritten under the key.
 
 ``seen`` holds the ids of the entries read lately, newest first and bounded (twice
 ``max_entries_per_feed``); an entry in it is not emitted again. That matters beyond saving
@@ -32,6 +38,7 @@ import calendar
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -68,6 +75,23 @@ def _shown(url: str) -> str:
     """A feed URL for logs: without its query string, which may hold an access token."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?..." if parts.query else "")
+
+
+def feed_keys(urls: Sequence[str]) -> dict[str, str]:
+    """URL -> the name its state, entry ids and raw payloads go under: the URL itself, or,
+    for one with a query string (which may hold an access token), ``_shown(url)``,
+    numbered when two feeds would share it."""
+    shared = Counter(_shown(u) for u in urls if urlsplit(u).query)
+    numbers: Counter[str] = Counter()
+    keys = {}
+    for url in urls:
+        if not urlsplit(url).query:
+            keys[url] = url
+            continue
+        shown = _shown(url)
+        numbers[shown] += 1
+        keys[url] = shown if shared[shown] == 1 else f"{shown}#{numbers[shown]}"
+    return keys
 
 
 def _scrubbed(message: str, url: str) -> str:
@@ -172,6 +196,7 @@ class FeedsConnector:
         if timeout_seconds <= 0 or max_entries_per_feed < 1:
             raise ValueError("feeds: timeout_seconds must be > 0 and max_entries_per_feed >= 1")
         self.urls = tuple(dict.fromkeys(urls))
+        self.keys = feed_keys(self.urls)
         self._clock = clock
         self._own_session = session is None
         self._session = session or requests.Session()
@@ -189,8 +214,13 @@ class FeedsConnector:
         saved = (since or {}).get("feeds", {})
         if not isinstance(saved, dict):
             raise FatalError(f"feeds: the saved cursor is not understood: {since!r:.200}")
-        # Feeds no longer configured are forgotten; the others start from their state.
-        state = {url: saved[url] for url in self.urls if isinstance(saved.get(url), dict)}
+        # Feeds no longer configured are forgotten; the others start from their state
+        # (saved by an earlier version under the whole URL, or under the feed's key).
+        state = {}
+        for url in self.urls:
+            old = saved.get(self.keys[url], saved.get(url))
+            if isinstance(old, dict):
+                state[url] = old
         emitted: set[str] = set()
         failures: list[str] = []
         for url in self.urls:
@@ -203,7 +233,7 @@ class FeedsConnector:
                 mentions, skipped = [], 1
             fresh = tuple(m for m in mentions if m.id not in emitted)
             emitted.update(m.id for m in fresh)
-            yield Batch(fresh, {"feeds": {u: dict(s) for u, s in state.items()}}, skipped)
+            yield Batch(fresh, {"feeds": {self.keys[u]: dict(s) for u, s in state.items()}}, skipped)
         if self.urls and len(failures) == len(self.urls):
             # Nothing was read at all: an outage, not a quiet hour (alerts treat the run's
             # hours as incomplete). Each feed's state is unchanged, so nothing is skipped.
@@ -230,8 +260,11 @@ class FeedsConnector:
         }
         if status == 304:
             return [], 0, new_state
+        # The base for relative links is the key, not the URL: feedparser resolves "#x"
+        # against the whole base, query string (and token) included.
+        key = self.keys[url]
         parsed = feedparser.parse(body, response_headers={
-            "content-type": response_headers.get("Content-Type", ""), "content-location": url})
+            "content-type": response_headers.get("Content-Type", ""), "content-location": key})
         if parsed.bozo and not parsed.entries and not parsed.version:
             raise MalformedPayloadError(f"not an RSS or Atom feed ({parsed.get('bozo_exception')})")
         if parsed.bozo:
@@ -245,7 +278,7 @@ class FeedsConnector:
         skipped = 0
         for entry in parsed.entries[: self.max_entries]:
             try:
-                mention = mention_from_entry(entry, url, query.brand, run_start, lang)
+                mention = mention_from_entry(entry, key, query.brand, run_start, lang)
             except MalformedPayloadError as exc:
                 skipped += 1
                 log.warning("feeds: skipped an entry: %s", exc)

@@ -7,6 +7,7 @@ import math
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -43,12 +44,20 @@ def raise_for_response(response: requests.Response, what: str, now: datetime) ->
     raise FatalError(f"{reason}: {response.text[:200]!r}")
 
 
+def _without_query(text: str, url: str) -> str:
+    """requests names the URL in its exceptions ("Max retries exceeded with url:
+    /feed.xml?key=..."); a query string may hold an access token."""
+    query = urlsplit(url).query
+    return text.replace(query, "...") if query else text
+
+
 def http_get(session: requests.Session, url: str, what: str, **kwargs: Any) -> requests.Response:
-    """``session.get`` with requests' exceptions translated (statuses are not checked)."""
+    """``session.get`` with requests' exceptions translated (statuses are not checked);
+    the messages leave out the URL's query string."""
     try:
         return session.get(url, **kwargs)
     except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
-        raise RetryableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise RetryableError(f"{what}: {type(exc).__name__}: {_without_query(str(exc), url)}") from exc
     except requests.RequestException as exc:
-        raise FatalError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise FatalError(f"{what}: {type(exc).__name__}: {_without_query(str(exc), url)}") from exc

@@ -8,10 +8,12 @@ other sources go on.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 from connectors.base import Clock, Connector
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, register_secret
 from connectors.registry import connector_module
 from listener.config import Settings, SourceSettings
 from listener.errors import ConfigError
@@ -38,9 +40,24 @@ class OpenSources:
         self.connectors.clear()
 
 
+def _register_secrets(source: SourceSettings) -> None:
+    """The source's credentials (the variables its ``*_env`` settings name) and the query
+    strings of its URLs (a feed's may hold a token) never reach an error message."""
+    for key, value in source.options.items():
+        if key.endswith("_env") and isinstance(value, str) and value:
+            register_secret(os.environ.get(value, ""))
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item.startswith(("http://", "https://")):
+                query = urlsplit(item).query
+                register_secret(query)
+                for _name, part in parse_qsl(query):
+                    register_secret(part)
+
+
 def open_sources(settings: Settings, clock: Clock, only: SourceSettings | None = None) -> OpenSources:
     opened = OpenSources()
     for source in [only] if only else settings.enabled_sources:
+        _register_secrets(source)
         try:
             opened.connectors[source.name] = connector_module(source.name).create(source.options, clock)
         except ConnectorError as exc:

@@ -193,9 +193,18 @@ class LiveHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.SEE_OTHER, b"", "text/plain; charset=utf-8", [("Location", location), *headers])
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # The path only: a query string may hold the access token.
-        path = urlsplit(self.path).path if isinstance(self.path, str) else "-"
-        log.info("%s %s %s %s", self.address_string(), self.command, path[:200], code)
+        # The path only: a query string may hold the access token. A request line that
+        # could not be parsed leaves no path (nor command).
+        path = getattr(self, "path", None)
+        path = urlsplit(path).path if isinstance(path, str) else "-"
+        log.info("%s %s %s %s", self.address_string(), getattr(self, "command", None) or "-", path[:200], code)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Only the standard library calls this, for requests it cannot parse; its message
+        # quotes what the client sent ("Bad request version ('...')"), which may hold the
+        # access token, URL-encoded or not, and goes into the status line, the page and
+        # the log. Keep the reason, drop the quote.
+        super().send_error(code, message.split(" (", 1)[0] if message else None, explain)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), (format % args)[:300].replace(self.app.token or "\0", "***"))
