@@ -81,24 +81,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
-from scipy.stats import chi2, norm
 
 METRICS = ("mood", "volume")
 DIRECTIONS = ("dip", "spike")
 HOUR = timedelta(hours=1)
 
+# Distribution constants, written out because importing scipy.stats and scipy.signal
+# here cost every 'listener' command 0.8 s at start-up (the config imports AlertRule);
+# tests/analysis/test_alerts.py checks them against scipy.
 # Median of chi-squared(1): a median of squared standard normals over it estimates 1.
-_CHI2_MEDIAN = float(chi2.ppf(0.5, 1))
+_CHI2_MEDIAN = 0.454936423119572  # chi2.ppf(0.5, 1)
 # The variance fit leaves out squared residuals beyond chi-squared(1)'s 99th percentile;
 # those kept have mean 0.925 (= P(chi2_3 <= q) / 0.99), which it divides out.
-_CHI2_99 = float(chi2.ppf(0.99, 1))
-_TRUNCATED_MEAN = float(chi2.cdf(_CHI2_99, 3)) / 0.99
+_CHI2_99 = 6.6348966010212145  # chi2.ppf(0.99, 1)
+_TRUNCATED_MEAN = 0.9247558993726854  # chi2.cdf(_CHI2_99, 3) / 0.99
 # sigma_E: drop the 5 % largest |E|, then rescale: the RMS of a normal's central 95 %
 # is 0.871 sigma.
 _TRIM = 0.95
-_TRIM_Q = float(norm.ppf(0.5 + _TRIM / 2))
-_TRIM_FACTOR = math.sqrt(1 - 2 * _TRIM_Q * float(norm.pdf(_TRIM_Q)) / _TRIM)
+_TRIM_Q = 1.959963984540054  # norm.ppf(0.5 + _TRIM / 2)
+_TRIM_FACTOR = 0.8711151571806666  # sqrt(1 - 2 q norm.pdf(q) / _TRIM)
 # Fewer EWMA values than this in the scale window: the prior sigma_E alone.
 _MIN_SCALE_SAMPLES = 24
 # A few days of EWMA values say little about how far it swings (a day-level drift
@@ -216,6 +217,8 @@ def _ewma(values: np.ndarray, update: np.ndarray, lam: float) -> np.ndarray:
     idx = np.flatnonzero(update)
     if idx.size == 0:
         return out
+    from scipy.signal import lfilter  # lazily: see the constants above
+
     filtered = lfilter([lam], [1.0, lam - 1.0], values[idx])
     last = np.full(len(values), -1)
     last[idx] = np.arange(idx.size)

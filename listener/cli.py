@@ -19,7 +19,6 @@ import click
 
 from analysis.parallel_scoring import ParallelScorer
 from analysis.sentiment import VaderScorer
-from listener import demo as demo_module
 from listener import formatting
 from listener.config import DEFAULT_CONFIG_NAME
 from connectors.errors import AuthError, ConnectorError
@@ -27,10 +26,7 @@ from connectors.files import FORMATS as FILE_FORMATS
 from connectors.plan import read_plan
 from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
-from listener.daemon import run_daemon
-from listener.alerting import run_alerts
 from listener.pipeline import Pipeline
-from listener.report import build_report
 from listener.sources import open_sources
 from storage import queries
 from storage.campaigns import campaign_summary, save_plans, save_spend
@@ -78,8 +74,10 @@ def init(path: Path, force: bool) -> None:
     The starter listens to the built-in demo source for three example brands; edit
     the brands, then enable real sources (see config.example.toml).
     """
+    from listener import demo as demo_module  # lazily: the CLI starts fast
     if path.exists() and not force:
         raise CliError(f"{path} already exists (use --force to overwrite)", 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(demo_module.starter_config_text(), encoding="utf-8")
     click.echo(f"Wrote {path}. Next: 'listener --config {path} demo' or edit the brands.", err=True)
 
@@ -98,6 +96,7 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     competitors, scored and rolled up hourly) and the campaign's spend as a Google
     Ads export beside it. Re-running replaces an earlier demo's files.
     """
+    from listener import demo as demo_module  # lazily: the CLI starts fast
     settings = demo_module.demo_settings(directory)
     total = demo_module.estimated_batches(settings)
     with click.progressbar(length=total, label="Collecting and scoring", file=sys.stderr) as bar:
@@ -138,6 +137,7 @@ def score(ctx: click.Context, rebuild: bool) -> None:
     given (e.g. after a scorer upgrade). Then alert detection runs on the hours
     whose collection is complete, and new alerts are delivered.
     """
+    from listener.alerting import run_alerts  # lazily: scipy
     settings = settings_from(ctx)
     clock = clock_from(ctx)
     with Store.open(settings.database, create=False) as store:
@@ -420,6 +420,7 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     lift, carry-over, incremental net-positive conversations and their cost, the
     minimum detectable effect, diagnostics, and a verdict with its caveats.
     """
+    from listener.report import build_report  # lazily: statsmodels and scipy
     from analysis.report_render import render_html, render_markdown
 
     if timezone_name is not None:
@@ -436,6 +437,7 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     if out is None:
         click.echo(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         click.echo(f"Wrote {out}", err=True)
 
@@ -451,6 +453,7 @@ def run(ctx: click.Context) -> None:
     sources.NAME.every_minutes; the hourly stage at hourly.minute past each hour.
     SIGTERM or Ctrl-C finishes the batch in flight and exits 0. Logs go to stderr.
     """
+    from listener.daemon import run_daemon  # lazily: scipy (alerts)
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
     ctx.exit(run_daemon(settings, clock_from(ctx)))

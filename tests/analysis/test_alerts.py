@@ -337,3 +337,18 @@ def test_source_breakdown_names_the_source_that_carries_the_change():
     assert out[0]["mentions"] == 80 and out[0]["expected_mentions"] == 8.0 and out[0]["contribution"] == 72.0
     mood = source_breakdown(rows, window, baseline, lambda h: h.hour, "mood")
     assert mood[0]["source"] == "reddit" and mood[0]["nss"] == -70.0 and mood[0]["baseline_nss"] == 50.0
+
+
+def test_written_out_distribution_constants_match_scipy():
+    import math
+
+    from scipy.stats import chi2, norm
+
+    from analysis import alerts
+
+    assert alerts._CHI2_MEDIAN == pytest.approx(chi2.ppf(0.5, 1), rel=1e-12)
+    assert alerts._CHI2_99 == pytest.approx(chi2.ppf(0.99, 1), rel=1e-12)
+    assert alerts._TRUNCATED_MEAN == pytest.approx(chi2.cdf(alerts._CHI2_99, 3) / 0.99, rel=1e-12)
+    q = norm.ppf(0.5 + alerts._TRIM / 2)
+    assert alerts._TRIM_Q == pytest.approx(q, rel=1e-12)
+    assert alerts._TRIM_FACTOR == pytest.approx(math.sqrt(1 - 2 * q * norm.pdf(q) / alerts._TRIM), rel=1e-12)
