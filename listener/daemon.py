@@ -67,9 +67,7 @@ class Daemon:
         self._in_flight_lock = threading.Lock()
         self._published_at = time.monotonic()
         self.scheduler = BackgroundScheduler(
-            # The hourly stage has a thread of its own, so it never waits behind pulls
-            # (a first pull after downtime can run long).
-            executors={"default": ThreadPoolExecutor(max_workers=4), "hourly": ThreadPoolExecutor(max_workers=1)},
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone="UTC",
         )
@@ -100,7 +98,6 @@ class Daemon:
         if self.settings.hourly.enabled:
             self.scheduler.add_job(
                 self._hourly, CronTrigger(minute=self.settings.hourly.minute), id="hourly", name="hourly stage",
-                executor="hourly",
                 next_run_time=self.clock(),
             )
         log.info(
