@@ -55,7 +55,7 @@ from storage.store import STORAGE_COMPATIBILITY, Store
 from tests.fakes.hn_api import PATH as HN_PATH
 from tests.fakes.hn_api import FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply, Request
-from tests.fakes.x_api import COUNTS, SEARCH, FakeXApi, tweet
+from tests.fakes.x_api import COUNTS, SEARCH, FakeXApi, id_time, tweet
 
 DB = "listener.duckdb"
 WAL = DB + ".wal"
@@ -755,9 +755,15 @@ def test_sigkill_at_25_points_then_restart_loses_nothing_and_doubles_nothing(tmp
             # before (its cursor is the newest id seen), HN's within the minutes every
             # run reads again (reread_minutes).
             at = utc_now()
-            x_start = max(at - timedelta(seconds=20), state.get("x_until", at) + timedelta(milliseconds=5))
-            state["x_until"] = at - timedelta(seconds=1)
-            corpus.add_x(30, x_start, at - timedelta(seconds=1))
+            # Post ids carry their millisecond: start after the newest post the fake holds
+            # (an earlier call's whole span included), whatever time the lives between took.
+            newest = max(int(t["id"]) for t in x_api.tweets)
+            x_start = max(at - timedelta(seconds=20), id_time(str(newest)) + timedelta(milliseconds=5))
+            x_end = at - timedelta(seconds=1)
+            assert x_start < x_end, (x_start, x_end)
+            before = len(x_api.tweets)
+            corpus.add_x(30, x_start, x_end)
+            assert min(int(t["id"]) for t in x_api.tweets[before:]) > newest, "new X posts below a served id"
             corpus.add_hn(20, at - timedelta(minutes=5), at - timedelta(seconds=1))
 
         points: list[tuple[KillPoint, Callable[[], None] | None]] = [
