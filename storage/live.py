@@ -30,6 +30,7 @@ from typing import Any
 
 from storage.errors import DatabaseLockedError
 from storage.labels import inbox_path
+from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND
 from storage.snapshot import snapshot_path
 from storage.store import Store, from_db_time, to_db_time
 
@@ -151,21 +152,8 @@ def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> l
     lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
         rows = db.execute(
-            """
-            SELECT date_trunc('hour', m.created_at) AS hour,
-                   count(*),
-                   count(*) FILTER (WHERE m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
-            FROM mentions m
-            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-                AND s.created_at >= $lo AND s.created_at < $hi
-            LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
-            GROUP BY 1 ORDER BY 1
-            """,
+            f"SELECT date_trunc('hour', m.created_at) AS hour, {LABEL_COUNT_COLUMNS} "
+            f"{LABELLED_MENTIONS_OF_BRAND} GROUP BY 1 ORDER BY 1",
             {"brand": brand, "lo": lo, "hi": hi},
         ).fetchall()
     return [HourCounts(from_db_time(r[0]), *r[1:]) for r in rows]

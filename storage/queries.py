@@ -15,6 +15,26 @@ from typing import Any
 from storage.store import Store, from_db_time, to_db_time
 
 
+# The counts of LabelCounts, in its order, over LABELLED_MENTIONS_OF_BRAND (aliases m,
+# s, l): the one definition of what counts for mood, shared by every window query.
+LABEL_COUNT_COLUMNS = """
+    count(*),
+    count(*) FILTER (WHERE m.duplicate),
+    count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
+    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
+"""
+# Mentions of $brand created in [$lo, $hi) with VADER's score and the manual label.
+LABELLED_MENTIONS_OF_BRAND = """
+FROM mentions m
+LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+    AND s.created_at >= $lo AND s.created_at < $hi
+LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
+WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class LabelCounts:
     mentions: int
@@ -79,19 +99,7 @@ def count_from_mentions(store: Store, brand: str, start: datetime, end: datetime
     lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
         row = db.execute(
-            """
-            SELECT count(*),
-                   count(*) FILTER (WHERE m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
-                   count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
-            FROM mentions m
-            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-                AND s.created_at >= $lo AND s.created_at < $hi
-            LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
-            """,
+            f"SELECT {LABEL_COUNT_COLUMNS} {LABELLED_MENTIONS_OF_BRAND}",
             {"brand": brand, "lo": lo, "hi": hi},
         ).fetchone()
     return LabelCounts(*row)
