@@ -14,8 +14,8 @@ import click
 from connectors.base import Clock, utc_now
 from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from listener.errors import ConfigError, ListenerError
-from storage.errors import DatabaseLockedError, StorageError
-from storage.snapshot import snapshot_path
+from storage.errors import StorageError
+from storage.analyst import ReadSource, reading_path
 from storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,18 +78,19 @@ def clock_from(ctx: click.Context) -> Clock:
     return _root_obj(ctx).get("clock", utc_now)
 
 
+def say_reading(source: ReadSource) -> None:
+    """Tell the user when a command reads the daemon's snapshot, not the database."""
+    if source.is_snapshot:
+        click.echo(f"The daemon holds the database; reading its snapshot of "
+                   f"{source.published_at:%Y-%m-%d %H:%M:%S} UTC.", err=True)
+
+
 def open_existing(settings: Settings) -> Store:
-    """The database for reading; while the daemon holds it, its published snapshot."""
-    try:
-        return Store.open(settings.database, create=False)
-    except DatabaseLockedError:
-        snapshot = snapshot_path(settings.database)
-        if not snapshot.exists():
-            raise
-        published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
-        click.echo(f"The daemon holds {settings.database}; reading its snapshot of "
-                   f"{published:%Y-%m-%d %H:%M:%S} UTC.", err=True)
-        return Store.open(snapshot, read_only=True)
+    """The database for reading; while the daemon holds it, its published snapshot
+    (storage.analyst.reading_path decides, for every reading command alike)."""
+    source = reading_path(settings.database)
+    say_reading(source)
+    return Store.open(source.path, create=False, read_only=source.is_snapshot)
 
 
 def parse_as_of(value: str | None) -> datetime | None:

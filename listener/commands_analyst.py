@@ -17,21 +17,15 @@ from analysis.agreement import agreement_report
 from analysis.sentiment import LABELS, VaderScorer
 from listener import formatting
 from listener.cli_support import (
-    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, settings_from,
+    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, say_reading, settings_from,
 )
 from listener.pipeline import Pipeline
 from listener.shell import MODES, render, run_shell
-from storage.analyst import FORMATS, QueryError, ReadSource, export, read_only, reading_path, run_query
+from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query
 from storage.errors import DatabaseLockedError
 from storage.labels import CLEAR, LabelRequest, UnknownMentionError, apply_label, find_mentions, label_confusion, queue_label
 from storage.snapshot import snapshot_path
 from storage.store import Store
-
-
-def _say_source(source: ReadSource) -> None:
-    if source.is_snapshot:
-        click.echo(f"The daemon holds the database; reading its snapshot of "
-                   f"{source.published_at:%Y-%m-%d %H:%M:%S} UTC.", err=True)
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -68,7 +62,7 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None) -> N
     """
     settings = settings_from(ctx)
     source = reading_path(settings.database)
-    _say_source(source)
+    say_reading(source)
     with read_only(source.path) as db:
         if query is None:
             ctx.exit(run_shell(db, fmt))
@@ -112,7 +106,7 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
     if start and end and start >= end:
         raise CliError(f"--since {since} is not before --until {until}", 2)
     source = reading_path(settings.database)
-    _say_source(source)
+    say_reading(source)
     with read_only(source.path) as db:
         if brand is not None:
             known = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
