@@ -1,6 +1,6 @@
 """Mood metrics from label counts: Net Sentiment Score and its standard error.
 
-ROI-METHOD.md defines them. With T scored mentions, P positive and N negative,
+docs/roi-method.md defines them. With T scored mentions, P positive and N negative,
 p+ = P/T and p- = N/T:
 
     NSS = 100 (P - N) / T

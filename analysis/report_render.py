@@ -1,4 +1,4 @@
-"""Render the campaign report dict (see ROI-METHOD.md, "Report") as Markdown or as one
+"""Render the campaign report dict (see docs/roi-method.md, "Report") as Markdown or as one
 self-contained HTML page.
 
     render_markdown(report) -> str

@@ -5,7 +5,7 @@
 Builds a database of 5 brands x 90 days x 1,000 mentions/day (450k mentions) from the
 demo world, each brand with its own 14-day campaign, spend and plan, then times
 ``build_report`` for all five campaigns and the HTML rendering, against the target of
-ROI-METHOD.md's issue: under 10 s on 2 cores. Ingest is not timed (bench/run.py covers it).
+docs/roi-method.md's issue: under 10 s on 2 cores. Ingest is not timed (bench/run.py covers it).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Calibration of the campaign-report statistics against the simulator's known answer:
-the gates of ROI-METHOD.md, over fixed seeds (so never flaky).
+the gates of docs/roi-method.md, over fixed seeds (so never flaky).
 
     python bench/roi_calibration.py                 # 200 seeds per scenario, table
     python bench/roi_calibration.py --seeds 40      # fewer seeds (faster, looser)

@@ -4,7 +4,7 @@ A connector turns one platform's API into a stream of ``Batch`` objects. It neve
 touches the database: the pipeline (``listener.pipeline``) scores each batch and hands
 it to storage together with the batch's checkpoint, in one transaction.
 
-Cursor rules (see DESIGN.md, "State and idempotency"):
+Cursor rules (see docs/design.md, "State and idempotency"):
 
 * A cursor is opaque to everything but the connector that made it: a JSON-able dict.
 * ``Batch.checkpoint`` is set only where resuming from it cannot skip data. Oldest-first
@@ -131,7 +131,7 @@ class Mention:
 
     @property
     def engagement(self) -> int:
-        """Likes + reposts + replies, the engagement that weights mood (ROI-METHOD.md)."""
+        """Likes + reposts + replies, the engagement that weights mood (docs/roi-method.md)."""
         return sum(int(self.metrics.get(name, 0) or 0) for name in ENGAGEMENT_METRICS)
 
     def replace(self, **changes: Any) -> Mention:

@@ -4,7 +4,7 @@ It behaves like an oldest-first timestamp API, so it exercises the same cursor p
 the real sources: the first run back-fills ``history_days``, later runs continue from
 the saved cursor, and every batch carries a checkpoint that is safe to save because no
 older mention can still arrive after it. Time comes from the injected clock, read once
-per run, so the cursor never moves past the run's start (DESIGN.md, "State and
+per run, so the cursor never moves past the run's start (docs/design.md, "State and
 idempotency") and tests control time completely.
 """
 

@@ -323,7 +323,7 @@ class HackerNewsConnector:
 
 
 def _sorted(mentions: Iterable[Mention]) -> tuple[Mention, ...]:
-    # Rows stored in time order keep recent-window queries fast (DESIGN.md).
+    # Rows stored in time order keep recent-window queries fast (docs/design.md).
     return tuple(sorted(mentions, key=lambda m: (m.created_at, m.id)))
 
 

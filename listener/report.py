@@ -1,7 +1,7 @@
 """``listener report``: the campaign mood-ROI report, from the database.
 
 Wiring only: storage.report_data reads mentions, spend and plans; analysis.roi turns
-account-local daily counts into effects and verdicts (ROI-METHOD.md);
+account-local daily counts into effects and verdicts (docs/roi-method.md);
 analysis.report_render turns the report dict into Markdown or one offline HTML file.
 
 Days are the ad account's: mention times (UTC) are cut into local days of the plan's

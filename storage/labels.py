@@ -6,7 +6,7 @@ storage.queries, storage.report_data, the ``v_`` views). Setting or clearing a l
 marks the mention's hour pending, so the next hourly stage recomputes that hour and
 its conversations.
 
-While the daemon holds the database no other process may write to it (DESIGN.md), so
+While the daemon holds the database no other process may write to it (docs/design.md), so
 a label given meanwhile (by ``listener label`` or the live view) is appended to an
 inbox file beside the database, ``NAME.labels-inbox.jsonl``; the daemon applies the
 inbox after each cycle. Applying is idempotent: the inbox is renamed before it is read,

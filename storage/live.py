@@ -1,6 +1,6 @@
 """Read path of the live mood view (``listener serve``): where it reads, and its queries.
 
-Where: while the daemon runs, nothing else may open the database (DESIGN.md), and a
+Where: while the daemon runs, nothing else may open the database (docs/design.md), and a
 process holding it, even read-only, would stop the daemon from starting. So the view
 reads the daemon's snapshot when there is one, kept open and re-opened when a new one
 is published (its file identity changes), and otherwise opens the database read-only

@@ -23,7 +23,7 @@ brand): the engagement-weighted mean compound of its scored mentions,
     score = sum(w_i c_i) / sum(w_i),   w_i = 1 + likes_i + reposts_i + replies_i,
 labelled with the mention thresholds (positive >= 0.05, negative <= -0.05). Weighting
 by engagement lets a reply that many people endorsed outweigh an ignored one, the same
-weights as the engagement-weighted NSS of ROI-METHOD.md.
+weights as the engagement-weighted NSS of docs/roi-method.md.
 """
 
 from __future__ import annotations

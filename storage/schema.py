@@ -1,6 +1,6 @@
 """Table definitions (SQLAlchemy Core) of the current schema version.
 
-Times are plain ``TIMESTAMP`` holding UTC (DESIGN.md: an hourly GROUP BY is ~7x faster
+Times are plain ``TIMESTAMP`` holding UTC (docs/design.md: an hourly GROUP BY is ~7x faster
 than on ``TIMESTAMPTZ``); the Python edge converts to tz-aware datetimes. Scores and
 money-like values are ``Double`` (``sa.Float`` would be a 4-byte FLOAT in DuckDB).
 JSON is stored as text so that older DuckDB CLIs without the json extension read it.
@@ -199,7 +199,7 @@ spend = sa.Table(
     sa.Column("imported_at", sa.DateTime, nullable=False),
 )
 
-# The pre-registered plan of each campaign (ROI-METHOD.md), with its lineage.
+# The pre-registered plan of each campaign (docs/roi-method.md), with its lineage.
 campaign_plans = sa.Table(
     "campaign_plans",
     metadata,

@@ -2,7 +2,7 @@
 
 DuckDB lets no other process open a file that one process has open read-write, and the
 lock is a POSIX advisory lock that this process would lose if it opened and closed the
-file by another path (DESIGN.md). So the writer publishes a snapshot: under the store's
+file by another path (docs/design.md). So the writer publishes a snapshot: under the store's
 lock (no write in between) it checkpoints, copies the file from a child process
 (``cp``), and renames the copy into place atomically. A reader holding the old snapshot
 keeps a consistent view; a new reader sees the new one.

@@ -1,7 +1,7 @@
 """The database: opening it, and the write path (batches, cursors, runs).
 
 One ``Store`` holds one long-lived DuckDB connection. DuckDB lets a single process
-open a file read-write and no other process open it at all meanwhile (DESIGN.md), so
+open a file read-write and no other process open it at all meanwhile (docs/design.md), so
 the writer keeps one connection for its life instead of reconnecting per batch, and
 every call goes through one lock because the daemon's jobs run on threads.
 

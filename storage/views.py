@@ -61,7 +61,7 @@ FROM conversations
 
 # Days are the ad account's own (its time zone from the plan, else from the export, else
 # UTC); an hour of mood belongs to the local day its start falls in. The pre-period is
-# the 28 days before the flight, as in ROI-METHOD.md.
+# the 28 days before the flight, as in docs/roi-method.md.
 V_CAMPAIGN_DAILY = """
 CREATE OR REPLACE VIEW v_campaign_daily AS
 WITH spend_days AS (

@@ -1,5 +1,5 @@
 """Campaign mood-ROI statistics: did the spend move how people feel, and what did each
-extra good conversation cost? The method is ROI-METHOD.md; everything here is a pure
+extra good conversation cost? The method is docs/roi-method.md; everything here is a pure
 function of daily counts (no database, no I/O but the simulator's spend-file writer).
 
 Modules:

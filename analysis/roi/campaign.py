@@ -1,6 +1,6 @@
 """The campaign report's statistics: one ``CampaignResult`` per pre-registered campaign.
 
-``analyse_campaign`` runs ROI-METHOD.md end to end on daily counts (account-local days)
+``analyse_campaign`` runs docs/roi-method.md end to end on daily counts (account-local days)
 and returns values only; the report renders ``CampaignResult.to_dict()``.
 
 Order of work:

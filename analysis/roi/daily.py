@@ -1,5 +1,5 @@
 """Daily inputs of the campaign report, their aggregation into account-local days, and the
-descriptive metrics of ROI-METHOD.md (NSS with SE, opinion rate, share of voice,
+descriptive metrics of docs/roi-method.md (NSS with SE, opinion rate, share of voice,
 engagement-weighted NSS).
 
 Everything here is pure: rows or arrays in, values out.
@@ -470,7 +470,7 @@ def daily_from_hourly(hour_starts: Sequence[datetime], total, positive, negative
 
 @dataclass(frozen=True)
 class WindowMetrics:
-    """Descriptive mood of one brand over one window (no model): ROI-METHOD's metric
+    """Descriptive mood of one brand over one window (no model): docs/roi-method.md's metric
     table. ``share_of_voice`` is T_b / sum over the brand set of T_k (organic, same
     sources and rules for all); ``ew_nss`` the engagement-weighted NSS, shown beside NSS,
     never instead of it."""

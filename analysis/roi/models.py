@@ -7,7 +7,7 @@ Two engines compute the *same* exact Gaussian likelihood (stationary start, miss
 skipped):
 
 * ``arima``: ``statsmodels.tsa.arima.model.ARIMA(y, exog=X, order=(1, 0, 0),
-  trend="c")``, fitted by state-space ML, as ROI-METHOD.md prescribes. It is used for
+  trend="c")``, fitted by state-space ML, as docs/roi-method.md prescribes. It is used for
   every estimate the report prints (ITS, DiD, volume, the KPI, adstock at its theta).
 * ``exact``: the same likelihood profiled analytically. For a given phi, the
   Prais-Winsten transform (generalised to gaps of d days: the innovation of a day
@@ -45,7 +45,7 @@ on a 90-day series and is unstable in samples this small, and "oim" gives the sa
 numbers as "approx" at three times the cost. For the exact engine sigma2 (Z'Z)^-1 on the
 transformed data, the same regression block (the expected information is block-diagonal
 between b and (phi, sigma2); the two agree to ~0.2 %). Not OLS, not Newey-West: under
-autocorrelated errors those give false positives (ROI-METHOD.md measured 14-20 % at
+autocorrelated errors those give false positives (docs/roi-method.md measured 14-20 % at
 nominal 5 %; tests/analysis/test_roi_models.py shows OLS at 16 of 60 seeds).
 """
 

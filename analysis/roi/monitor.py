@@ -1,5 +1,5 @@
 """Monitoring, not causal inference: the hourly EWMA of standardised NSS that tells a
-marketer to adjust a campaign while it runs (ROI-METHOD.md, estimator 7).
+marketer to adjust a campaign while it runs (docs/roi-method.md, estimator 7).
 
     z_h = (NSS_h - mu) / (s_h * sqrt(kappa))        s_h = 100 sqrt((p+ + p- - (p+ - p-)^2) / T_h)
     E_h = lambda z_h + (1 - lambda) E_{h-1},  E_0 = 0

@@ -1,6 +1,6 @@
 """Verdicts and caveat sentences.
 
-Verdicts (ROI-METHOD.md), checked in this order:
+Verdicts (docs/roi-method.md), checked in this order:
 
 1. "conflicting": ITS and DiD disagree (``diagnostics.its_did_disagreement`` fired);
 2. "effect detected": the headline CI excludes 0 and the placebo rank is <= 5 %;

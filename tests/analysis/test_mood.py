@@ -6,7 +6,7 @@ from analysis.mood import difference_se, mood_from_counts, net_sentiment, net_se
 
 
 def test_nss_matches_the_method_example():
-    # ROI-METHOD.md: (P, N, U) = (80, 20, 100) gives 30.0
+    # docs/roi-method.md: (P, N, U) = (80, 20, 100) gives 30.0
     assert net_sentiment(80, 20, 200) == pytest.approx(30.0)
 
 

@@ -1,4 +1,4 @@
-"""Campaign report: inputs, local days, windows and the descriptive metrics of ROI-METHOD.md."""
+"""Campaign report: inputs, local days, windows and the descriptive metrics of docs/roi-method.md."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def series(total, positive, negative, **kw) -> DailySeries:
 
 
 def test_nss_method_example_and_its_standard_error():
-    # ROI-METHOD.md: (P, N, U) = (80, 20, 100) gives 30.0
+    # docs/roi-method.md: (P, N, U) = (80, 20, 100) gives 30.0
     s = series([200], [80], [20])
     assert s.nss()[0] == pytest.approx(30.0)
     assert s.nss_se()[0] == pytest.approx(net_sentiment_se(80, 20, 200))
@@ -42,7 +42,7 @@ def test_nss_method_example_and_its_standard_error():
 
 
 def test_share_of_voice_method_example():
-    # ROI-METHOD.md: 50 / (50 + 100 + 10 + 40) = 25 %
+    # docs/roi-method.md: 50 / (50 + 100 + 10 + 40) = 25 %
     assert share_of_voice(50, [50, 100, 10, 40]) == pytest.approx(0.25)
     brand = series([50], [10], [5])
     m = window_metrics(brand, np.array([True]), "w", brand_set_total=np.array([200.0]))
