@@ -5,24 +5,52 @@ loads its own lexicon once and scores a contiguous slice of the batch. Small bat
 scored in this process: below ``MIN_PARALLEL`` texts, shipping them costs more than it
 saves. Results come back as plain tuples (cheaper to pickle than dataclasses) in the
 order given.
+
+Workers die with the parent, however it dies. A worker is a child of the fork server, not
+of the parent, and waits on the pool's task pipe, whose write end it holds itself: when
+the parent is killed (SIGKILL, or SIGTERM's default action, which runs no clean-up)
+nothing would tell it, and the workers, the fork server (kept alive by the workers) and
+the resource tracker (kept alive by all of them) lived on. So each worker watches the
+parent's sentinel, a pipe only the parent holds open, and exits when it reads EOF.
+(PR_SET_PDEATHSIG would not do: it fires when the fork server dies, not the parent.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from analysis.sentiment import Score, VaderScorer, label_for
 
 MIN_PARALLEL = 400
+# A worker's exit status when it stops because its parent is gone.
+PARENT_GONE = 3
 
 _worker_scorer: VaderScorer | None = None
 
 
 def _init_worker() -> None:
     global _worker_scorer
+    _exit_with_parent()
     _worker_scorer = VaderScorer()
+
+
+def _exit_with_parent() -> None:
+    """Exit this worker as soon as the process that started it has exited (see above)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        # os._exit: the parent is gone, so nothing may wait for this thread or flush queues.
+        os._exit(PARENT_GONE)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _score_slice(texts: list[str]) -> list[tuple[float, float, float, float]]:
