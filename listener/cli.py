@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,7 +34,7 @@ from storage.campaigns import campaign_summary, save_plans, save_spend
 from storage.store import Store
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, _store_in_root, clock_from, common_options, handle_errors, open_existing,
-    parse_as_of, settings_from,
+    command_name, parse_as_of, settings_from,
 )
 from listener.commands_analyst import accuracy, export_command, label, sql
 from listener.commands_serve import serve
@@ -79,7 +80,8 @@ def init(path: Path, force: bool) -> None:
         raise CliError(f"{path} already exists (use --force to overwrite)", 2)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(demo_module.starter_config_text(), encoding="utf-8")
-    click.echo(f"Wrote {path}. Next: 'listener --config {path} demo' or edit the brands.", err=True)
+    click.echo(f"Wrote {path}. Next: '{command_name()} --config {shlex.quote(str(path))} demo' or edit the brands.",
+               err=True)
 
 
 @cli.command()
@@ -103,8 +105,12 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
         moment = parse_as_of(as_of)
         clock = clock_from(ctx) if moment is None else (lambda: moment)
         summary = demo_module.run_demo(directory, clock, progress=lambda _n: bar.update(1))
+    database = shlex.quote(str(summary.database))
+    next_step = (f"Done in {summary.seconds:.1f} s. Next: open {summary.report_files[-1]}, or "
+                 f"{command_name()} --db {database} mood")
     if as_json:
         click.echo(json.dumps(formatting.demo_json(summary), indent=2))
+        click.echo(next_step, err=True)  # on stderr, like the progress bar: stdout stays one JSON document
         return
     click.echo(f"Demo database: {summary.database}")
     click.echo(f"Campaign spend (Google Ads export): {summary.spend_file}")
@@ -119,9 +125,8 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
         lift = f"{effect['delta']:+.1f} NSS points{ci}, " if effect.get("delta") is not None else ""
         click.echo(f"Campaign {result['name'] or result['campaign_id']}: {lift}{result['verdict']}")
     click.echo(f"Report: {', '.join(str(p) for p in summary.report_files)}")
-    click.echo(f"Alerts: {summary.alerts} (see 'listener --db {summary.database} alerts')")
-    click.echo(f"Done in {summary.seconds:.1f} s. Next: open {summary.report_files[-1]}, or "
-               f"listener --db {summary.database} mood", err=True)
+    click.echo(f"Alerts: {summary.alerts} (see '{command_name()} --db {database} alerts')")
+    click.echo(next_step, err=True)
 
 
 @cli.command()

@@ -5,6 +5,10 @@ the clock, and opening the database for reading. Command modules import from her
 from __future__ import annotations
 
 import functools
+import os
+import shlex
+import shutil
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -67,6 +71,20 @@ def handle_errors(command: F) -> F:
             raise CliError(str(exc), 1) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def command_name() -> str:
+    """How the user can run ``listener`` again, for the commands we suggest: ``listener``
+    when their PATH finds this very program, else the path they ran it by
+    (``.venv/bin/listener`` after the quick start, which puts nothing on PATH), else
+    ``python -m listener.cli``."""
+    ran = sys.argv[0]
+    if not ran or os.path.basename(ran) in ("cli.py", "__main__.py"):  # python -m listener.cli
+        return f"{shlex.quote(sys.executable)} -m listener.cli"
+    found = shutil.which(os.path.basename(ran))
+    if found and os.path.realpath(found) == os.path.realpath(ran):
+        return os.path.basename(ran)
+    return shlex.quote(ran)
 
 
 def settings_from(ctx: click.Context) -> Settings:

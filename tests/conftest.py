@@ -1,9 +1,13 @@
-"""Shared fixtures: a real DuckDB file on disk and a fixed clock."""
+"""Shared fixtures: a real DuckDB file on disk, a fixed clock, and one demo run."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -44,3 +48,23 @@ class FixedClock:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
+
+
+def readme_figures() -> ModuleType:
+    """docs/readme_figures.py, the README's demo figures generator (a script, not a package)."""
+    name = "readme_figures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "docs" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One ``listener demo --dir listener-demo --as-of <fixed> --json`` for the whole session
+    (it takes 20-40 s): the run the README's figures are generated from. ``.directory`` holds
+    its files, ``.summary`` its JSON, ``.stderr`` its messages, ``.listener(...)`` runs another
+    command beside it. Read it, never change it: other tests share it."""
+    return readme_figures().run_demo(tmp_path_factory.mktemp("demo"))
