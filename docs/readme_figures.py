@@ -42,7 +42,7 @@ README = ROOT / "README.md"
 AS_OF = "2026-11-20T15:30:00+00:00"
 DEMO_DIR = "listener-demo"
 WIDTH = 88  # the README's line width
-# A hang guard only: the demo takes 20-40 s, far longer on a loaded machine.
+# A hang guard only: the demo takes tens of seconds, minutes on a loaded machine.
 TIMEOUT = 1800
 
 

@@ -63,8 +63,9 @@ def readme_figures() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """One ``listener demo --dir listener-demo --as-of <fixed> --json`` for the whole session
-    (it takes 20-40 s): the run the README's figures are generated from. ``.directory`` holds
-    its files, ``.summary`` its JSON, ``.stderr`` its messages, ``.listener(...)`` runs another
-    command beside it. Read it, never change it: other tests share it."""
+    """One ``listener demo --dir listener-demo --as-of <fixed> --json`` for the whole
+    session (tens of seconds, minutes under load): the run the README's figures are
+    generated from. ``.directory`` holds its files, ``.summary`` its JSON, ``.stderr`` its
+    messages; ``.listener(...)`` runs another command beside it. Read it, never change it:
+    other tests share it."""
     return readme_figures().run_demo(tmp_path_factory.mktemp("demo"))
