@@ -416,12 +416,24 @@ def _efficiency(c: dict) -> list[Block]:
         return [Block("p", "No spend data: efficiency cannot be computed. "
                            + _cpinc(eff) if eff else "No spend data: efficiency cannot be computed.",
                       cls="missing")]
+    missing = eff.get("engagement_days_missing") or []
+    days = eff.get("engagement_days")
+    partial = ""
+    if missing and days:
+        shown = ", ".join(_s(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        partial = f" on {_int(days)} of {_int(days + len(missing))} days with spend (not reported on {shown})"
+    if eff.get("engagements") is None:
+        engagements, cpe = "not reported", "n/a (no engagements reported)"
+    else:
+        engagements = _int(eff.get("engagements")) + partial
+        cpe = ("n/a (0 engagements reported)" if eff.get("cost_per_engagement") is None else
+               _money(eff.get("cost_per_engagement"), cur)
+               + (f" (the {_money(eff.get('engagement_spend'), cur)} spent on the {_int(days)} days that "
+                  "reported engagements, over their engagements)" if partial else ""))
     reported = [
         ["Spend", _money(eff.get("spend"), cur)],
-        ["Engagements (platform-reported)", _int(eff.get("engagements")) if eff.get("engagements") is not None
-         else "not reported"],
-        ["Cost per engagement", _money(eff.get("cost_per_engagement"), cur)
-         if eff.get("cost_per_engagement") is not None else "n/a (no engagements reported)"],
+        ["Engagements (platform-reported)", engagements],
+        ["Cost per engagement", cpe],
     ]
     dnp = eff.get("dnp") or c.get("dnp")
     incremental = [
