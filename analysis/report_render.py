@@ -275,7 +275,9 @@ def _scorecard(c: dict) -> Block:
         ["Brand", _s(c.get("brand"), "n/a")],
         ["Flight", (f"{_s(c.get('flight_start'), '?')} to {_s(c.get('flight_end'), '?')}{flight_days}; "
                    f"washout {_s(c.get('washout_days'), '?')} days")],
-        ["Data analysed", f"{_s(c.get('data_start'), '?')} to {_s(c.get('data_end'), '?')}"],
+        ["Data analysed", f"{_s(c.get('data_start'), '?')} to {_s(c.get('data_end'), '?')}"
+         + "".join(f"; {_s(d[0])} left out (partial day)" for d in c.get("dropped_days") or [] if d)
+         + "".join(f"; competitor {_s(name)} left out (no data)" for name in c.get("excluded_competitors") or {})],
         ["Spend", _money(eff.get("spend"), eff.get("currency")) if eff.get("currency") or eff.get("spend")
          else "no spend data"],
         ["Goal", f"{direction} {KPI_LABELS.get(kpi, kpi)}" + (f" by {_num(abs(goal), 1)}" if _ok(goal) else
@@ -304,10 +306,13 @@ def _cpinc(eff: dict) -> str:
 def _effects(c: dict) -> list[Block]:
     eff = c.get("effects") or {}
     has_comp = bool(c.get("competitors"))
+    head = c.get("headline") or {}
     why_missing = {
         "naive": "no data before or during the flight",
         "its": "the model could not be fitted (see diagnostics)",
-        "did": "no competitor data" if not has_comp else "the model could not be fitted (see diagnostics)",
+        # The analysis says why there is no DiD (which competitor had no data, what failed).
+        "did": _s(head.get("reason")) if head.get("method") == "its" and head.get("reason") else
+        "no competitor data" if not has_comp else "the model could not be fitted (see diagnostics)",
         "adstock": "no spend data, or the carry-over model could not be fitted",
     }
     rows = []

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from analysis.report_render import render_markdown
 from analysis.roi import complete_days
 from analysis.sentiment import VaderScorer
 from listener.cli import cli
@@ -141,6 +142,9 @@ def test_engagements_reported_on_some_days_give_a_cost_over_those_days(did_repor
     assert eff["cost_per_engagement"] == pytest.approx(sum(s for s, _ in reported) / sum(e for _, e in reported))
     assert eff["spend"] == pytest.approx(sum(100 + i + 0.25 for i in range(len(days))))
     assert any("reported engagements on 8 of 10 days" in cav for cav in did_report["c"]["caveats"])
+    shown = render_markdown(did_report)
+    assert "on 8 of 10 days with spend (not reported on 2026-10-29, 2026-11-02)" in shown
+    assert "n/a (no engagements reported)" not in shown
 
 
 # --- complete_days on its own ---------------------------------------------------------------
