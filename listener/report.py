@@ -6,8 +6,8 @@ analysis.report_render turns the report dict into Markdown or one offline HTML f
 
 Days are the ad account's: mention times (UTC) are cut into local days of the plan's
 time zone (else the spend file's, else UTC, and the report says so). Only complete
-local days are analysed: today, and a first or last day the data cover only part of
-(``analysis.roi.daily.complete_days``), are left out, and the report names them.
+local days are analysed: never today, and a first or last day the data cover only part
+of (``analysis.roi.daily.complete_days``) is left out and named in the report.
 """
 
 from __future__ import annotations

@@ -293,8 +293,9 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
                          f"lies in the data ({dates[0]}..{dates[-1]})")
     comps, excluded = [], {}
     for c in (c.aligned_to(dates) for c in competitors):
-        # Pooled as zeros, a competitor without data would only dilute the others (or,
-        # alone, leave a DiD of nothing): it is left out, by name.
+        # Pooled as zeros, a competitor without data adds nothing but its name: the report
+        # would claim a comparison it did not make (alone, it leaves DiD nothing to
+        # difference against). It is left out, by name.
         if c.organic.mentions.sum() <= 0:
             excluded[c.brand] = f"no mentions from {dates[0].isoformat()} to {dates[-1].isoformat()}"
         elif c.organic.total.sum() <= 0:

@@ -502,7 +502,8 @@ none of 5 expected has a chance under 1 %)."""
 @dataclass(frozen=True)
 class CompleteDays:
     """The complete account-local days of a data span: ``start``..``end`` inclusive
-    (``end < start`` when there is none), and the partial days left out, with why."""
+    (``end < start`` when there is none), and the partial first or last day of the
+    data left out, with why (today, never complete, is not listed)."""
 
     start: date
     end: date
@@ -559,10 +560,7 @@ def complete_days(volume: Iterable[tuple[datetime, float]], first: datetime, las
                                    f"{missed:.0f} mentions were expected since midnight"))
     today = local_date(now, tz)
     end = min(last_day, today - timedelta(days=1))
-    if last_day >= today:
-        if today >= start and first_day <= today:
-            dropped.append((today, f"the report is made at {clock(now)} local time, before the day ends"))
-    else:
+    if last_day < today:  # (today itself is never analysed: not over yet, and no data problem to report)
         next_midnight = datetime.combine(last_day + timedelta(days=1), time(), tz)
         missed = expected(last, next_midnight)
         if missed >= PARTIAL_DAY_EXPECTED:

@@ -174,7 +174,7 @@ def test_today_is_never_complete_and_low_volume_quiet_mornings_are_not_called_pa
     end = datetime(2026, 3, 10, 9, tzinfo=NY).astimezone(utc)
     now = datetime(2026, 3, 10, 10, tzinfo=NY).astimezone(utc)
     days = complete_days(_hourly(start, end), start, end, now, "America/New_York")
-    assert days.end == date(2026, 3, 9) and [d for d, _ in days.dropped] == [date(2026, 3, 10)]
+    assert (days.start, days.end, days.dropped) == (date(2026, 3, 1), date(2026, 3, 9), ())
     # One mention a day at 06:00: a first mention at 06:00 is no evidence of a late start.
     sparse = [(datetime(2026, 3, d, 6, tzinfo=NY).astimezone(utc), 1.0) for d in range(1, 11)]
     days = complete_days(sparse, sparse[0][0], sparse[-1][0], datetime(2026, 3, 20, tzinfo=utc), "America/New_York")

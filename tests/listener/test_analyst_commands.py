@@ -60,7 +60,8 @@ def db(tmp_path_factory):
              "Beanhaus")
         rollup_pending(store)
     config = path.with_name("brands.toml")  # the plan's brands must be known: configure all three
-    config.write_text("".join(f'[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n' for b in ("Brewly", "Beanhaus", "Kettle & Co")))
+    config.write_text("".join(f'[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n'
+                              for b in ("Brewly", "Beanhaus", "Kettle & Co")))
     listener("--config", str(config), "campaigns", "import", str(SPEND / "canonical.csv"), "--plan",
              str(SPEND / "plan.csv"), db=path)
     return path
