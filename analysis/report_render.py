@@ -192,9 +192,11 @@ def build_sections(report: dict) -> tuple[str, list[Section]]:
 def _header(r: dict) -> Section:
     comps = r.get("competitors") or []
     win = r.get("window") or {}
+    left_out = {name for c in r.get("campaigns") or [] for name in (c or {}).get("excluded_competitors") or {}}
     rows = [
         ["Brand", _s(r.get("brand"), "not given")],
-        ["Competitors", ", ".join(_s(c) for c in comps) if comps else
+        ["Competitors", ", ".join(_s(c) + (" (no data in the window: left out)" if c in left_out else "")
+                                  for c in comps) if comps else
          "none configured (no difference-in-differences or share of voice against competitors)"],
         ["Window", f"{_s(win.get('start'), '?')} to {_s(win.get('end'), '?')}" if win else "not given"],
         ["Time zone (account-local days)", _s(r.get("timezone"), "not given (UTC days)")],

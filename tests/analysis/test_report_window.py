@@ -129,6 +129,9 @@ def test_the_fallback_to_its_says_exactly_why(its_report):
     assert "Telwick" in reason and "no mentions from 2026-10-01 to 2026-11-13" in reason, reason
     assert any(reason in cav for cav in c["caveats"])
     assert c["competitors"] == [] and "did" not in c["effects"]
+    shown = render_markdown(its_report)
+    assert "Telwick (no data in the window: left out)" in shown
+    assert f"Difference-in-differences (DiD) | not estimated: {reason}" in shown
 
 
 def test_engagements_reported_on_some_days_give_a_cost_over_those_days(did_report, world):
