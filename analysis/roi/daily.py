@@ -527,6 +527,8 @@ def complete_days(volume: Iterable[tuple[datetime, float]], first: datetime, las
     first_day, last_day = local_date(first, tz), local_date(last, tz)
     by_hour, total = np.zeros(24), 0.0
     for bucket, count in volume:
+        if bucket.utcoffset() is None:  # a naive time would be read in the machine's zone
+            raise ValueError(f"naive datetime {bucket!r}: bucket starts must be tz-aware UTC")
         local = bucket.astimezone(tz)
         total += count
         if first_day < local.date() < last_day:
