@@ -20,7 +20,7 @@ import click
 from analysis.parallel_scoring import ParallelScorer
 from analysis.sentiment import VaderScorer
 from listener import formatting
-from listener.config import DEFAULT_CONFIG_NAME
+from listener.config import DEFAULT_CONFIG_NAME, Settings
 from connectors.errors import AuthError, ConnectorError
 from connectors.files import FORMATS as FILE_FORMATS
 from connectors.plan import read_plan
@@ -385,7 +385,7 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
                    + (f"; {planned} campaign plan(s)" if plan else ""))
 
 
-def _known_brands(settings) -> list[str]:
+def _known_brands(settings: Settings) -> list[str]:
     """The configured brands, else (no [[brands]] in the config) those with stored
     mentions, as 'mood' lists them."""
     names = [b.name for b in settings.brands]
