@@ -192,9 +192,11 @@ def build_sections(report: dict) -> tuple[str, list[Section]]:
 def _header(r: dict) -> Section:
     comps = r.get("competitors") or []
     win = r.get("window") or {}
+    left_out = {name for c in r.get("campaigns") or [] for name in (c or {}).get("excluded_competitors") or {}}
     rows = [
         ["Brand", _s(r.get("brand"), "not given")],
-        ["Competitors", ", ".join(_s(c) for c in comps) if comps else
+        ["Competitors", ", ".join(_s(c) + (" (no data in the window: left out)" if c in left_out else "")
+                                  for c in comps) if comps else
          "none configured (no difference-in-differences or share of voice against competitors)"],
         ["Window", f"{_s(win.get('start'), '?')} to {_s(win.get('end'), '?')}" if win else "not given"],
         ["Time zone (account-local days)", _s(r.get("timezone"), "not given (UTC days)")],
@@ -275,7 +277,9 @@ def _scorecard(c: dict) -> Block:
         ["Brand", _s(c.get("brand"), "n/a")],
         ["Flight", (f"{_s(c.get('flight_start'), '?')} to {_s(c.get('flight_end'), '?')}{flight_days}; "
                    f"washout {_s(c.get('washout_days'), '?')} days")],
-        ["Data analysed", f"{_s(c.get('data_start'), '?')} to {_s(c.get('data_end'), '?')}"],
+        ["Data analysed", f"{_s(c.get('data_start'), '?')} to {_s(c.get('data_end'), '?')}"
+         + "".join(f"; {_s(d[0])} left out (partial day)" for d in c.get("dropped_days") or [] if d)
+         + "".join(f"; competitor {_s(name)} left out (no data)" for name in c.get("excluded_competitors") or {})],
         ["Spend", _money(eff.get("spend"), eff.get("currency")) if eff.get("currency") or eff.get("spend")
          else "no spend data"],
         ["Goal", f"{direction} {KPI_LABELS.get(kpi, kpi)}" + (f" by {_num(abs(goal), 1)}" if _ok(goal) else
@@ -304,10 +308,13 @@ def _cpinc(eff: dict) -> str:
 def _effects(c: dict) -> list[Block]:
     eff = c.get("effects") or {}
     has_comp = bool(c.get("competitors"))
+    head = c.get("headline") or {}
     why_missing = {
         "naive": "no data before or during the flight",
         "its": "the model could not be fitted (see diagnostics)",
-        "did": "no competitor data" if not has_comp else "the model could not be fitted (see diagnostics)",
+        # The analysis says why there is no DiD (which competitor had no data, what failed).
+        "did": _s(head.get("reason")) if head.get("method") == "its" and head.get("reason") else
+        "no competitor data" if not has_comp else "the model could not be fitted (see diagnostics)",
         "adstock": "no spend data, or the carry-over model could not be fitted",
     }
     rows = []
@@ -416,12 +423,24 @@ def _efficiency(c: dict) -> list[Block]:
         return [Block("p", "No spend data: efficiency cannot be computed. "
                            + _cpinc(eff) if eff else "No spend data: efficiency cannot be computed.",
                       cls="missing")]
+    missing = eff.get("engagement_days_missing") or []
+    days = eff.get("engagement_days")
+    partial = ""
+    if missing and days:
+        shown = ", ".join(_s(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        partial = f" on {_int(days)} of {_int(days + len(missing))} days with spend (not reported on {shown})"
+    if eff.get("engagements") is None:
+        engagements, cpe = "not reported", "n/a (no engagements reported)"
+    else:
+        engagements = _int(eff.get("engagements")) + partial
+        cpe = ("n/a (0 engagements reported)" if eff.get("cost_per_engagement") is None else
+               _money(eff.get("cost_per_engagement"), cur)
+               + (f" (the {_money(eff.get('engagement_spend'), cur)} spent on the {_int(days)} days that "
+                  "reported engagements, over their engagements)" if partial else ""))
     reported = [
         ["Spend", _money(eff.get("spend"), cur)],
-        ["Engagements (platform-reported)", _int(eff.get("engagements")) if eff.get("engagements") is not None
-         else "not reported"],
-        ["Cost per engagement", _money(eff.get("cost_per_engagement"), cur)
-         if eff.get("cost_per_engagement") is not None else "n/a (no engagements reported)"],
+        ["Engagements (platform-reported)", engagements],
+        ["Cost per engagement", cpe],
     ]
     dnp = eff.get("dnp") or c.get("dnp")
     incremental = [

@@ -49,14 +49,14 @@ import io
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.spend import InputFileError, Lineage, Problem, normalize_header
+from connectors.spend import InputFileError, Lineage, Problem, normalize_header, unknown_brand
 
 __all__ = ["COLUMNS", "DIRECTIONS", "KPIS", "CampaignPlan", "PlanError", "read_plan"]
 
@@ -253,7 +253,7 @@ _PARSERS = {
 
 
 def _campaign(record: Mapping[str, Any], columns: Mapping[str, str], lineage: Lineage,
-              problems: list[Problem]) -> CampaignPlan | None:
+              problems: list[Problem], brands: Sequence[str] | None = None) -> CampaignPlan | None:
     """``record`` maps field names to raw values; ``columns`` gives each field's name
     as the file wrote it."""
     file, row, before = lineage.file, lineage.row, len(problems)
@@ -276,6 +276,13 @@ def _campaign(record: Mapping[str, Any], columns: Mapping[str, str], lineage: Li
     if brand is not None and any(c.casefold() == brand.casefold() for c in competitors):
         problems.append(Problem(file, row, columns.get("competitors", "competitors"),
                                 f"the brand {brand!r} is listed among its own competitors"))
+    if brands is not None:
+        # A misspelt competitor ("Telwick") would otherwise turn DiD into ITS unnoticed.
+        named = ([("brand", brand)] if brand is not None else []) + [("competitors", c) for c in competitors]
+        for column, name in named:
+            problem = unknown_brand(name, brands)
+            if problem is not None:
+                problems.append(Problem(file, row, columns.get(column, column), problem))
     if len(problems) > before:
         return None
     return CampaignPlan(lineage=lineage, **values)
@@ -364,9 +371,10 @@ def _toml_records(text: str, file: str, sha256: str,
     return records
 
 
-def read_plan(path: str | Path) -> list[CampaignPlan]:
+def read_plan(path: str | Path, *, brands: Sequence[str] | None = None) -> list[CampaignPlan]:
     """Read and validate a plan file (CSV, or TOML for a ``.toml`` path); campaigns in
-    file order. Raises ``PlanError`` with every problem found."""
+    file order. ``brands``, when given, are the known brands: a brand or competitor
+    that is not one of them is a problem. Raises ``PlanError`` with every problem found."""
     path = Path(path)
     file = path.name
     data = path.read_bytes()
@@ -382,7 +390,7 @@ def read_plan(path: str | Path) -> list[CampaignPlan]:
     plans: list[CampaignPlan] = []
     first_row: dict[str, int] = {}
     for lineage, record, columns in records:
-        plan = _campaign(record, columns, lineage, problems)
+        plan = _campaign(record, columns, lineage, problems, brands)
         if plan is None:
             continue
         if plan.campaign_id in first_row:

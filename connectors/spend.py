@@ -113,7 +113,7 @@ from connectors.base import valid_text
 
 __all__ = [
     "FORMATS", "InputFileError", "Lineage", "Problem", "SpendError", "SpendFile", "SpendRow",
-    "normalize_header", "read_spend",
+    "normalize_header", "read_spend", "unknown_brand",
 ]
 
 FORMATS = ("canonical", "google_ads_ui", "google_ads_api", "meta_ads_manager", "meta_insights_api")
@@ -237,6 +237,18 @@ class InputFileError(ValueError):
         if count > MAX_LISTED_PROBLEMS:
             lines.append(f"  ... and {count - MAX_LISTED_PROBLEMS} more")
         super().__init__("\n".join(lines))
+
+
+def unknown_brand(name: str, known: Sequence[str]) -> str | None:
+    """The problem with a brand named in an input file, or None when it is one of the
+    ``known`` brands (matched case-insensitively): the report can only pair spend with
+    brands whose mentions are collected."""
+    if name.casefold() in {k.casefold() for k in known}:
+        return None
+    if not known:
+        return (f"unknown brand {name!r}: no brand is configured or has stored mentions (add a [[brands]] "
+                "entry for it to the config)")
+    return f"unknown brand {name!r}; the known brands are: {', '.join(known)}"
 
 
 class SpendError(InputFileError):
@@ -914,11 +926,12 @@ def _file_checks(rows: list[SpendRow], layout: _Layout, file: str,
 
 
 def read_spend(path: str | Path, *, currency: str | None = None, platform: str | None = None,
-               account_timezone: str | None = None) -> SpendFile:
+               account_timezone: str | None = None, brands: Sequence[str] | None = None) -> SpendFile:
     """Read a spend export (see the module docstring for formats and rules).
 
     ``currency``, ``platform`` and ``account_timezone`` fill in what the file does not
-    say. Raises ``SpendError`` listing every problem found, each with file, row (line)
+    say. ``brands``, when given, are the known brands: a row whose brand column names
+    another is a problem. Raises ``SpendError`` listing every problem found, each with file, row (line)
     and column; ``FileNotFoundError`` if there is no file.
     """
     path = Path(path)
@@ -965,6 +978,11 @@ def read_spend(path: str | Path, *, currency: str | None = None, platform: str |
         if _is_skipped(layout, cells):
             continue
         row = _parse_row(layout, line, cells, Lineage(file, sha256, line), file, options, problems)
+        if row is not None and brands is not None and row.brand is not None:
+            problem = unknown_brand(row.brand, brands)
+            if problem is not None:
+                problems.append(Problem(file, line, layout.column("brand"), problem))
+                continue
         if row is not None:
             rows.append(row)
     rows = _file_checks(rows, layout, file, problems)

@@ -21,7 +21,7 @@ import click
 from analysis.parallel_scoring import ParallelScorer
 from analysis.sentiment import VaderScorer
 from listener import formatting
-from listener.config import DEFAULT_CONFIG_NAME
+from listener.config import DEFAULT_CONFIG_NAME, Settings
 from connectors.errors import AuthError, ConnectorError
 from connectors.files import FORMATS as FILE_FORMATS
 from connectors.plan import read_plan
@@ -365,14 +365,18 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
     API, or the canonical CSV) and optionally a plan file.
 
     A file with any bad row is rejected whole, each problem named by file, row and
-    column (exit 2); nothing is stored. Re-importing replaces the same days.
+    column (exit 2); nothing is stored. A brand (spend file's brand column, plan's
+    brand or competitors) must be a configured brand (else one with stored mentions).
+    Re-importing replaces the same days.
     """
+    settings = settings_from(ctx)
+    known = _known_brands(settings)
     try:
-        spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name)
-        plans = read_plan(plan) if plan else []
+        spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name,
+                                brands=known)
+        plans = read_plan(plan, brands=known) if plan else []
     except InputFileError as exc:
         raise CliError(str(exc), 2) from exc
-    settings = settings_from(ctx)
     now = clock_from(ctx)()
     with Store.open(settings.database) as store:
         stored = save_spend(store, spend_file.rows, now)
@@ -384,6 +388,16 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
     else:
         click.echo(f"{file.name}: {stored} spend row(s) ({spend_file.format}, {spend_file.currency})"
                    + (f"; {planned} campaign plan(s)" if plan else ""))
+
+
+def _known_brands(settings: Settings) -> list[str]:
+    """The configured brands, else (no [[brands]] in the config) those with stored
+    mentions, as 'mood' lists them."""
+    names = [b.name for b in settings.brands]
+    if not names and settings.database.exists():
+        with Store.open(settings.database) as store:
+            names = queries.stored_brands(store)
+    return names
 
 
 @campaigns.command(name="list")

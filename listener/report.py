@@ -6,7 +6,8 @@ analysis.report_render turns the report dict into Markdown or one offline HTML f
 
 Days are the ad account's: mention times (UTC) are cut into local days of the plan's
 time zone (else the spend file's, else UTC, and the report says so). Only complete
-local days are analysed: the first partial day of data and today are left out.
+local days are analysed: never today, and a first or last day the data cover only part
+of (``analysis.roi.daily.complete_days``) is left out and named in the report.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import numpy as np
 from analysis.roi import (
     BrandDaily,
     CampaignPlan,
+    CompleteDays,
     DailySpend,
     analyse_campaign,
+    complete_days,
     daily_from_buckets,
     ewma_monitor,
 )
@@ -69,6 +72,15 @@ def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: 
     tagged = [r for r in rows if r[5]]
     by_source = {source: series([r for r in organic if r[4] == source]) for source in sorted({r[4] for r in organic})}
     return BrandDaily(brand, series(organic), series(tagged) if tags else None, by_source)
+
+
+def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], now: datetime,
+                   tz: ZoneInfo) -> CompleteDays:
+    """The brand's complete local days: its volume over the whole span decides whether
+    the first and last days are whole (data from midnight, data to midnight)."""
+    first, last = span
+    rows = report_data.mention_buckets(store, brand, first, last + timedelta(microseconds=1))
+    return complete_days(((r[0], r[2]) for r in rows), first, last, now, tz.key)
 
 
 def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
@@ -137,10 +149,11 @@ def build_report(
         if span is None:
             notes.append(f"Campaign {plan.campaign_id}: no mentions of {plan.brand} stored; not analysed.")
             continue
-        # Complete local days only: from the day after the first mention to yesterday.
-        first_day = span[0].astimezone(tz).date() + timedelta(days=1)
-        last_day = min(now.astimezone(tz).date() - timedelta(days=1), span[1].astimezone(tz).date())
-        window = _Window(first_day, last_day)
+        days = _complete_days(store, plan.brand, span, now, tz)
+        for day, why in days.dropped:
+            notes.append(f"Campaign {plan.campaign_id}: {day.isoformat()} ({zone_name}) left out as a partial "
+                         f"day: {why}.")
+        window = _Window(days.start, days.end)
         if window.end < window.start:
             notes.append(f"Campaign {plan.campaign_id}: less than one complete day of data; not analysed.")
             continue
@@ -152,7 +165,8 @@ def build_report(
         others = [(r["flight_start"], r["flight_end"] + timedelta(days=r["washout_days"])) for r in rows
                   if r["brand"].casefold() == plan.brand.casefold() and r["campaign_id"] != plan.campaign_id]
         try:
-            result = analyse_campaign(plan, data, rivals, spend, other_flights=others, timezone=zone_name)
+            result = analyse_campaign(plan, data, rivals, spend, other_flights=others, timezone=zone_name,
+                                      dropped_days=days.dropped)
         except ValueError as exc:
             notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
             continue

@@ -176,8 +176,17 @@ def export(
         target = directory / f"{name}.{fmt}"
         partial = directory / f".{name}.{fmt}.partial"
         try:
+            # The views' times are UTC without a zone: say so in the file. Parquet gets
+            # TIMESTAMPTZ (isAdjustedToUTC); CSV gets ISO 8601 text ending in Z, the same
+            # in every reader's session time zone.
+            stamps = [row[0] for row in db.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
+                      if row[1] == "TIMESTAMP"]
+            utc = ("timezone('UTC', {c})" if fmt == "parquet" else "strftime({c}, '%Y-%m-%dT%H:%M:%S.%fZ')")
+            replace = (" REPLACE (" + ", ".join(f"{utc.format(c=_ident(c))} AS {_ident(c)}" for c in stamps) + ")"
+                       if stamps else "")
             rows = db.execute(
-                f"COPY (SELECT * FROM {view}{where} ORDER BY brand, {time_column}) TO '{_sql_path(partial)}' {options}", params
+                f"COPY (SELECT *{replace} FROM {view}{where} ORDER BY brand, {time_column}) "
+                f"TO '{_sql_path(partial)}' {options}", params
             ).fetchone()[0]
         except duckdb.Error as exc:
             raise StorageError(f"exporting {name} to {target}: {exc}") from exc
@@ -197,3 +206,7 @@ def export(
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

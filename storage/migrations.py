@@ -47,9 +47,15 @@ def _v2_labels_alerts_views(conn: sa.Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v3_campaign_daily_decimal_spend(conn: sa.Connection) -> None:
+    # v2 summed spend as DOUBLE; the view now keeps the stored DECIMAL.
+    conn.exec_driver_sql(views.V_CAMPAIGN_DAILY)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
     (2, "manual labels, alerts, conversation links, analysts' views", _v2_labels_alerts_views),
+    (3, "v_campaign_daily.spend as DECIMAL", _v3_campaign_daily_decimal_spend),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -61,11 +61,12 @@ FROM conversations
 
 # Days are the ad account's own (its time zone from the plan, else from the export, else
 # UTC); an hour of mood belongs to the local day its start falls in. The pre-period is
-# the 28 days before the flight, as in docs/roi-method.md.
+# the 28 days before the flight, as in docs/roi-method.md. Spend stays DECIMAL (exact cents,
+# as stored): summed as DOUBLE it printed 21538.619999999995.
 V_CAMPAIGN_DAILY = """
 CREATE OR REPLACE VIEW v_campaign_daily AS
 WITH spend_days AS (
-    SELECT campaign_id, date, sum(spend)::DOUBLE AS spend, any_value(currency) AS currency,
+    SELECT campaign_id, date, sum(spend) AS spend, any_value(currency) AS currency,
            sum(impressions) AS impressions, sum(clicks) AS clicks, sum(engagements) AS engagements
     FROM spend GROUP BY campaign_id, date
 ),
@@ -106,7 +107,7 @@ SELECT d.campaign_id, d.name AS campaign_name, d.brand, d.date, d.tz AS account_
             WHEN d.date <= d.flight_end THEN 'flight'
             WHEN d.date <= d.flight_end + d.washout_days THEN 'washout'
             ELSE 'post' END AS phase,
-       coalesce(sd.spend, 0.0) AS spend, sd.currency, sd.impressions, sd.clicks, sd.engagements,
+       coalesce(sd.spend, 0) AS spend, sd.currency, sd.impressions, sd.clicks, sd.engagements,
        coalesce(mo.mentions, 0) AS mentions, coalesce(mo.scored, 0) AS scored,
        coalesce(mo.positive, 0) AS positive, coalesce(mo.neutral, 0) AS neutral,
        coalesce(mo.negative, 0) AS negative,

@@ -34,10 +34,12 @@ from analysis.roi.daily import (
     BrandDaily,
     CampaignPlan,
     CampaignWindow,
+    CompleteDays,
     Coverage,
     DailySeries,
     DailySpend,
     WindowMetrics,
+    complete_days,
     daily_from_buckets,
     daily_from_hourly,
     daily_from_mentions,
@@ -53,10 +55,11 @@ from analysis.roi.monitor import EwmaMonitor, ewma_limit, ewma_monitor
 from analysis.roi.verdict import VERDICTS, decide_verdict
 
 __all__ = [
-    "AR1Fit", "BrandDaily", "CampaignPlan", "CampaignResult", "CampaignWindow", "CarryOver", "Coverage",
+    "AR1Fit", "BrandDaily", "CampaignPlan", "CampaignResult", "CampaignWindow", "CarryOver", "CompleteDays", "Coverage",
     "DailySeries", "DailySpend", "DailyView", "Diagnostics", "Disagreement", "Efficiency", "EffectEstimate",
     "EwmaMonitor", "FitInfo", "GapCheck", "Headline", "Mde", "Placebo", "PreTrend", "SourceMix", "VERDICTS",
-    "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "daily_from_buckets", "daily_from_hourly",
+    "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "complete_days",
+    "daily_from_buckets", "daily_from_hourly",
     "daily_from_mentions", "decide_verdict", "estimate_its", "ewma_limit", "ewma_monitor", "fit_ar1",
     "half_life", "local_date", "minimum_detectable_effect", "pool", "share_of_voice", "window_metrics",
 ]

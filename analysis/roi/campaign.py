@@ -105,7 +105,12 @@ class Headline:
 class Efficiency:
     """Reported versus incremental: ``cost_per_engagement`` uses the platform's
     engagements (not incremental); ``cpinc`` = spend / dNP (incremental), given only
-    when dNP's CI excludes 0 and is positive; ``cpinc_status`` says why not otherwise."""
+    when dNP's CI excludes 0 and is positive; ``cpinc_status`` says why not otherwise.
+
+    When the export leaves engagements blank on some days (unknown, not 0),
+    ``engagements`` sums the ``engagement_days`` days that reported them and
+    ``cost_per_engagement`` is ``engagement_spend`` (the spend of those days) over it;
+    ``engagement_days_missing`` lists the spend days without a figure."""
 
     spend: float
     currency: str
@@ -115,6 +120,9 @@ class Efficiency:
     cpinc: float | None
     cpinc_ci: tuple[float, float] | None
     cpinc_status: str
+    engagement_days: int = 0
+    engagement_days_missing: tuple[date, ...] = ()
+    engagement_spend: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,10 @@ class CampaignResult:
     caveats: tuple[str, ...]
     diagnostics: Diagnostics
     daily: DailyView
+    excluded_competitors: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Competitors left out of the pool (no data in the window), with why."""
+    dropped_days: tuple[tuple[date, str], ...] = ()
+    """Partial local days at the ends of the data, left out of the window, with why."""
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (dates ISO, NaN/inf as None, arrays as lists)."""
@@ -233,9 +245,11 @@ def _log(values: np.ndarray, drop: np.ndarray) -> np.ndarray:
 
 
 def choose_headline(brand: DailySeries, competitors: DailySeries | None, window: CampaignWindow,
-                    did_series: np.ndarray | None) -> Headline:
+                    did_series: np.ndarray | None, why_no_did: str | None = None) -> Headline:
+    """DiD or ITS, and why. ``why_no_did`` says why there is no DiD estimate when
+    ``competitors`` or ``did_series`` is None (the report repeats it word for word)."""
     if competitors is None or did_series is None:
-        return Headline("its", "no competitor data, so no difference-in-differences", None, None)
+        return Headline("its", why_no_did or "no difference-in-differences estimate", None, None)
     b = brand.total[window.pre].sum()
     c = competitors.total[window.pre].sum()
     ratio = float(c / b) if b > 0 else None
@@ -259,13 +273,17 @@ def choose_headline(brand: DailySeries, competitors: DailySeries | None, window:
 def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequence[BrandDaily] = (),
                      spend: DailySpend | None = None, *, coverage: Sequence[Coverage] = (),
                      other_flights: Iterable[tuple[date, date]] = (), timezone: str | None = None,
-                     engine: str = "arima", placebos: bool = True, adstock: bool = True) -> CampaignResult:
+                     engine: str = "arima", placebos: bool = True, adstock: bool = True,
+                     dropped_days: Sequence[tuple[date, str]] = ()) -> CampaignResult:
     """Analyse one campaign. ``brand`` and ``competitors`` hold daily counts on
     account-local dates (the brand's dates are the analysis window; competitors are
     aligned to them, missing days counting as no data). ``other_flights``: (start, end)
     of the brand's other campaigns (flight plus washout), left out of the baseline.
     ``engine``: "arima" (statsmodels, the default) or "exact" (the same likelihood,
-    faster; see ``models.py``). ``placebos``/``adstock`` can be turned off for speed."""
+    faster; see ``models.py``). ``placebos``/``adstock`` can be turned off for speed.
+    ``dropped_days``: (date, why) of partial days the caller cut off the data (stated
+    in the caveats). A competitor without data in the window is left out of the pool
+    (``excluded_competitors``), never pooled as zeros."""
     if plan.brand.casefold() != brand.brand.casefold():
         raise ValueError(f"plan {plan.campaign_id} is for {plan.brand}, data for {brand.brand}")
     dates = brand.dates
@@ -273,7 +291,18 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     if not window.flight.any():
         raise ValueError(f"campaign {plan.campaign_id}: no flight day ({plan.flight_start}..{plan.flight_end}) "
                          f"lies in the data ({dates[0]}..{dates[-1]})")
-    comps = [c.aligned_to(dates) for c in competitors]
+    comps, excluded = [], {}
+    for c in (c.aligned_to(dates) for c in competitors):
+        # Pooled as zeros, a competitor without data adds nothing but its name: the report
+        # would claim a comparison it did not make (alone, it leaves DiD nothing to
+        # difference against). It is left out, by name.
+        if c.organic.mentions.sum() <= 0:
+            excluded[c.brand] = f"no mentions from {dates[0].isoformat()} to {dates[-1].isoformat()}"
+        elif c.organic.total.sum() <= 0:
+            excluded[c.brand] = (f"no mention that counts for mood (scored, not a duplicate) from "
+                                 f"{dates[0].isoformat()} to {dates[-1].isoformat()}")
+        else:
+            comps.append(c)
     organic = brand.organic
     pooled = pool([c.organic for c in comps]) if comps else None
 
@@ -296,14 +325,18 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     fits["its"] = _safe_fit(y_b, window, engine, "NSS ITS", notes)
     if fits["its"] is not None:
         effects["its"] = effect_from_fit(fits["its"], method="its", kpi="nss", unit="NSS points")
+    why_no_did = _why_no_did(plan, competitors, excluded)
     if y_did is not None:
+        fit_notes_before = len(notes)
         fits["did"] = _safe_fit(y_did, window, engine, "NSS DiD", notes)
         if fits["did"] is not None:
             effects["did"] = effect_from_fit(fits["did"], method="did", kpi="nss", unit="NSS points")
-    headline = choose_headline(organic, pooled, window, y_did if "did" in effects else None)
-    if headline.method == "did" and "did" not in effects:
-        headline = Headline("its", "the DiD model could not be fitted", headline.competitor_volume_ratio,
-                            headline.pretrend)
+        elif len(notes) > fit_notes_before:
+            why_no_did = "the difference-in-differences " + notes[-1].removeprefix("NSS DiD ")
+        else:
+            why_no_did = ("brand-minus-competitor NSS has too few days with data for difference-in-differences: "
+                          + _days_observed(y_did, window))
+    headline = choose_headline(organic, pooled, window, y_did if "did" in effects else None, why_no_did)
     method = headline.method
     nss_series = y_did if method == "did" else y_b
 
@@ -476,8 +509,25 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
         headline_effect=headline_effect, carry_over=co, dnp=dnp,
         efficiency=efficiency, mde=mde, mde_warning=mde_warning, verdict=verdict.verdict,
         verdict_rule=verdict.rule, caveats=(), diagnostics=diagnostics, daily=daily,
+        excluded_competitors=excluded, dropped_days=tuple(dropped_days),
     )
     return dataclasses.replace(result, caveats=tuple(write_caveats(result, plan, window)))
+
+
+def _why_no_did(plan: CampaignPlan, competitors: Sequence[BrandDaily], excluded: Mapping[str, str]) -> str:
+    """Why there are no competitors to difference against, naming them."""
+    if excluded:
+        named = "; ".join(f"{name}: {why}" for name, why in excluded.items())
+        return f"no competitor has data in the analysis window ({named})"
+    if plan.competitors:
+        return f"no data was given for the plan's competitors ({', '.join(plan.competitors)})"
+    return "the plan names no competitor and no other brand is tracked"
+
+
+def _days_observed(y: np.ndarray, window: CampaignWindow) -> str:
+    obs = np.isfinite(np.asarray(y, dtype=float)) & ~window.excluded
+    return (f"{int((obs & window.baseline).sum())} baseline day(s) (at least {MIN_BASELINE_DAYS} needed) and "
+            f"{int((obs & window.flight).sum())} flight day(s) have both brand and competitor mood")
 
 
 def _safe_fit(y, window: CampaignWindow, engine: str, label: str, notes: list[str]):
@@ -505,18 +555,28 @@ def _efficiency(spend: DailySpend | None, plan: CampaignPlan, dnp: EffectEstimat
     if spend is None:
         return Efficiency(0.0, "", None, None, dnp, None, None, "not estimable: no spend data")
     total = spend.total()
-    eng = spend.total_engagements()
-    cpe = total / eng if eng else None
+    reported = spend.reported_engagements()
+    if reported is None:
+        days: dict = {}
+        eng = cpe = None
+    else:
+        # Over the days that reported only: blank days are unknown, so neither their
+        # engagements nor their spend enter the ratio.
+        eng = reported.engagements
+        cpe = reported.spend / eng if eng else None
+        days = {"engagement_days": reported.days_reported, "engagement_days_missing": reported.days_missing,
+                 "engagement_spend": reported.spend}
+
+    def result(cpinc=None, ci=None, status="estimated") -> Efficiency:
+        return Efficiency(total, spend.currency, eng, cpe, dnp, cpinc, ci, status, **days)
+
     if dnp is None:
-        return Efficiency(total, spend.currency, eng, cpe, dnp, None, None, "not estimable: no dNP estimate")
+        return result(status="not estimable: no dNP estimate")
     if dnp.ci_low <= 0 <= dnp.ci_high:
-        return Efficiency(total, spend.currency, eng, cpe, dnp, None, None,
-                          "not estimable: the CI of dNP includes 0")
+        return result(status="not estimable: the CI of dNP includes 0")
     if dnp.ci_high < 0:
-        return Efficiency(total, spend.currency, eng, cpe, dnp, None, None,
-                          "not estimable: net-positive conversations fell during the campaign")
-    return Efficiency(total, spend.currency, eng, cpe, dnp, total / dnp.delta,
-                      (total / dnp.ci_high, total / dnp.ci_low), "estimated")
+        return result(status="not estimable: net-positive conversations fell during the campaign")
+    return result(total / dnp.delta, (total / dnp.ci_high, total / dnp.ci_low))
 
 
 def _fit_notes(estimates: Mapping[str, EffectEstimate]) -> tuple[str, ...]:
@@ -556,6 +616,11 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     log_scale = KPI_UNITS[r.kpi][1]
     label = KPI_LABELS[r.kpi]
     d = r.diagnostics
+    for day, why in r.dropped_days:
+        out.append(f"{day.isoformat()} is left out of the analysis as a partial day: {why}; only complete "
+                   f"local days are analysed.")
+    for name, why in r.excluded_competitors.items():
+        out.append(f"Competitor {name} is left out of the pooled competitors: {why}.")
     if r.mde_warning:
         out.append(r.mde_warning)
     if h is None:
@@ -646,6 +711,13 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
         out.append("Carry-over (theta) is not identified: the likelihood is flat over 0-0.9, so the data cannot "
                    "tell an effect that stops with the spend from one that lingers.")
     eff = r.efficiency
+    if eff.engagement_days_missing:
+        missing = eff.engagement_days_missing
+        shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        out.append(f"The ad platform reported engagements on {eff.engagement_days} of "
+                   f"{eff.engagement_days + len(missing)} days with spend (blank, i.e. unknown, on {shown}): "
+                   f"the cost per engagement is the spend of the {eff.engagement_days} reporting days over "
+                   f"their engagements.")
     if eff.cpinc is None and eff.spend > 0:
         out.append(f"Cost per incremental net-positive conversation is {eff.cpinc_status}.")
     if r.tagged is not None and r.tagged.total > 0:

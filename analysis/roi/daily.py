@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone as _timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from analysis.mood import net_sentiment, net_sentiment_se
 
+UTC = _timezone.utc
 KPIS = ("nss", "positive_mentions", "net_positive", "sov", "mentions")
 GOAL_DIRECTIONS = ("increase", "decrease")
 
@@ -194,6 +195,18 @@ class BrandDaily:
                           {k: v.aligned_to(dates) for k, v in self.by_source.items()})
 
 
+@dataclass(frozen=True)
+class ReportedEngagements:
+    """What the ad platform reported: ``engagements`` summed over the ``days_reported``
+    days that have a figure, ``spend`` on those same days, and ``days_missing``, the days
+    with spend whose engagements were left blank (unknown)."""
+
+    engagements: float
+    spend: float
+    days_reported: int
+    days_missing: tuple[date, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class DailySpend:
     """One campaign's daily spend on account-local dates. ``engagements`` (and the other
@@ -237,6 +250,22 @@ class DailySpend:
     def total(self, start: date | None = None, end: date | None = None) -> float:
         return float(sum(s for d, s in zip(self.dates, self.spend)
                          if (start is None or d >= start) and (end is None or d <= end)))
+
+    def reported_engagements(self, start: date | None = None, end: date | None = None) -> ReportedEngagements | None:
+        """Platform engagements over the days that reported them, with the spend of those
+        days (so a cost per engagement compares like with like) and the spend days that
+        did not report (blank means unknown, not 0). None when no day reported."""
+        if self.engagements is None:
+            return None
+        days = [(d, s, e) for d, s, e in zip(self.dates, self.spend, self.engagements)
+                if (start is None or d >= start) and (end is None or d <= end)]
+        known = [(d, s, e) for d, s, e in days if not math.isnan(e)]
+        if not known:
+            return None
+        # A day without a spend row (spend 0, engagements unknown) ran no ads: not "missing".
+        missing = tuple(d for d, s, e in days if math.isnan(e) and s > 0)
+        return ReportedEngagements(float(sum(e for _, _, e in known)), float(sum(s for _, s, _ in known)),
+                                   len(known), missing)
 
     def total_engagements(self, start: date | None = None, end: date | None = None) -> float | None:
         """Platform engagements over the days; None when any of those days is unknown."""
@@ -462,6 +491,86 @@ def daily_from_hourly(hour_starts: Sequence[datetime], total, positive, negative
 
     return DailySeries(date_range(start, n), agg(total), agg(positive), agg(negative),
                        None if mentions is None else agg(mentions))
+
+
+PARTIAL_DAY_EXPECTED = 5.0
+"""A first or last day is partial when the stretch of it without data would, at the
+brand's usual rate for those local hours, have held at least this many mentions (seeing
+none of 5 expected has a chance under 1 %)."""
+
+
+@dataclass(frozen=True)
+class CompleteDays:
+    """The complete account-local days of a data span: ``start``..``end`` inclusive
+    (``end < start`` when there is none), and the partial first or last day of the
+    data left out, with why (today, never complete, is not listed)."""
+
+    start: date
+    end: date
+    dropped: tuple[tuple[date, str], ...]
+
+
+def complete_days(volume: Iterable[tuple[datetime, float]], first: datetime, last: datetime, now: datetime,
+                  timezone: str) -> CompleteDays:
+    """Which local days of the data are complete.
+
+    ``volume``: (bucket start UTC, mentions) over the span, any bucket size up to an
+    hour; ``first``/``last``: the first and last mention (UTC); ``now``: the report's
+    time (today is never complete). The first day counts when the data start at its
+    local midnight, the last when they run to its end: a day is partial when its empty
+    stretch (midnight to the first mention, or the last mention to midnight) would have
+    held ``PARTIAL_DAY_EXPECTED`` mentions or more at the brand's mean rate for those
+    local hours (from the days in between; the span's mean rate when there are none).
+    Low-volume data therefore keep a day whose quiet start cannot be told from missing data.
+    """
+    tz = ZoneInfo(timezone)
+    first_day, last_day = local_date(first, tz), local_date(last, tz)
+    by_hour, total = np.zeros(24), 0.0
+    for bucket, count in volume:
+        if bucket.utcoffset() is None:  # a naive time would be read in the machine's zone
+            raise ValueError(f"naive datetime {bucket!r}: bucket starts must be tz-aware UTC")
+        local = bucket.astimezone(tz)
+        total += count
+        if first_day < local.date() < last_day:
+            by_hour[local.hour] += count
+    interior = (last_day - first_day).days - 1
+    if interior > 0:
+        rate = by_hour / interior  # mentions per local hour of the day
+    else:
+        hours = max((last - first).total_seconds() / 3600.0, 1.0)
+        rate = np.full(24, total / hours)
+
+    def expected(lo: datetime, hi: datetime) -> float:
+        """Mentions expected in [lo, hi) at ``rate``, in 15-minute steps (DST-safe: UTC steps)."""
+        out, step = 0.0, timedelta(minutes=15)
+        moment = lo.astimezone(UTC)
+        while moment < hi:
+            out += rate[moment.astimezone(tz).hour] * min(1.0, (hi - moment) / step) / 4
+            moment += step
+        return out
+
+    def clock(moment: datetime) -> str:
+        return moment.astimezone(tz).strftime("%H:%M")
+
+    dropped: list[tuple[date, str]] = []
+    start = first_day
+    midnight = datetime.combine(first_day, time(), tz)
+    missed = expected(midnight, first)
+    if missed >= PARTIAL_DAY_EXPECTED:
+        start = first_day + timedelta(days=1)
+        dropped.append((first_day, f"the data start at {clock(first)} local time that day, when about "
+                                   f"{missed:.0f} mentions were expected since midnight"))
+    today = local_date(now, tz)
+    end = min(last_day, today - timedelta(days=1))
+    if last_day < today:  # (today itself is never analysed: not over yet, and no data problem to report)
+        next_midnight = datetime.combine(last_day + timedelta(days=1), time(), tz)
+        missed = expected(last, next_midnight)
+        if missed >= PARTIAL_DAY_EXPECTED:
+            end = last_day - timedelta(days=1)
+            if last_day >= start:
+                dropped.append((last_day, f"the data stop at {clock(last)} local time that day, when about "
+                                          f"{missed:.0f} more mentions were expected by midnight"))
+    return CompleteDays(start, end, tuple(dropped))
 
 
 # ----------------------------------------------------------------------------------

@@ -199,7 +199,8 @@ def test_every_primary_kpi_gets_an_estimate_mde_and_verdict(kpi, goal):
 def test_without_competitors_the_headline_is_its_and_says_why():
     sim = simulate("effect", 1)
     r = analyse_campaign(sim.plan, sim.brand, [], None)
-    assert r.headline.method == "its" and "no competitor data" in r.headline.reason
+    assert r.headline.method == "its"
+    assert r.headline.reason == "no data was given for the plan's competitors (Beanhaus, Kettle & Co)"
     assert "did" not in r.effects and r.efficiency.cpinc_status == "not estimable: no spend data"
     assert any("not difference-in-differences" in c for c in r.caveats)
 

@@ -59,7 +59,11 @@ def db(tmp_path_factory):
         save(store, [mention("b1", "Beanhaus is fine", NY_MIDNIGHT + timedelta(hours=1), brand="Beanhaus")],
              "Beanhaus")
         rollup_pending(store)
-    listener("campaigns", "import", str(SPEND / "canonical.csv"), "--plan", str(SPEND / "plan.csv"), db=path)
+    config = path.with_name("brands.toml")  # the plan's brands must be known: configure all three
+    config.write_text("".join(f'[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n'
+                              for b in ("Brewly", "Beanhaus", "Kettle & Co")))
+    listener("--config", str(config), "campaigns", "import", str(SPEND / "canonical.csv"), "--plan",
+             str(SPEND / "plan.csv"), db=path)
     return path
 
 

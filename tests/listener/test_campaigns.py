@@ -1,17 +1,35 @@
 """listener campaigns import/list through the CLI, on a real database file."""
 
+import csv
+import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
+import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
+from analysis.sentiment import VaderScorer
 from connectors.demo_spend import write_google_ads_export
 from connectors.demo_world import default_world
 from listener.cli import cli
+from storage import views
 from storage.store import Store
+from tests.conftest import mention
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "spend"
+BRANDS = ("Brewly", "Beanhaus", "Kettle & Co")
+
+
+@pytest.fixture(autouse=True)
+def config(tmp_path, monkeypatch):
+    """The brands the fixtures' files name, configured (an unknown brand is refused)."""
+    path = tmp_path / "listener.toml"
+    path.write_text("".join(f'[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n' for b in BRANDS))
+    monkeypatch.setenv("LISTENER_CONFIG", str(path))
+    return path
 
 
 def invoke(*args):
@@ -60,3 +78,90 @@ def test_the_demo_export_imports_to_the_cent(tmp_path):
     stored = {row[1]: row[2] for row in spend_rows(db)}
     assert stored.keys() == expected.keys()
     assert all(abs(stored[d] - float(expected[d])) < 0.005 for d in expected)
+
+
+def test_a_plan_naming_an_unknown_competitor_is_refused_with_file_row_and_known_brands(tmp_path):
+    db = str(tmp_path / "c.duckdb")
+    plan = tmp_path / "plan.csv"
+    plan.write_text((FIXTURES / "plan.csv").read_text().replace("Beanhaus;Kettle & Co", "Beanhaus;Telwick"))
+    result = CliRunner().invoke(cli, ["campaigns", "import", str(FIXTURES / "google_ads_ui.csv"), "--plan", str(plan),
+                                      "--db", db])
+    assert result.exit_code == 2, result.output
+    assert ("plan.csv, row 3, column 'competitors': unknown brand 'Telwick'; the known brands are: "
+            "Brewly, Beanhaus, Kettle & Co") in result.output
+    assert "row 4" not in result.output  # "Beanhaus; Kettle & Co" there is fine
+    with Store.open(db) as store, store.native() as con:  # nothing of either file stored
+        assert con.execute("SELECT count(*) FROM spend").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM campaign_plans").fetchone() == (0,)
+
+
+def test_a_spend_file_or_plan_for_an_unknown_brand_is_refused(tmp_path):
+    db = str(tmp_path / "c.duckdb")
+    spend = tmp_path / "spend.csv"
+    spend.write_text((FIXTURES / "canonical.csv").read_text().replace(",Brewly,USD,250,", ",Nope,USD,250,"))
+    result = CliRunner().invoke(cli, ["campaigns", "import", str(spend), "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "spend.csv, row 4, column 'brand': unknown brand 'Nope'; the known brands are: Brewly" in result.output
+    plan = tmp_path / "plan.toml"
+    plan.write_text((FIXTURES / "plan.toml").read_text().replace('"Beanhaus"', '"Beenhaus"', 1))
+    result = CliRunner().invoke(cli, ["campaigns", "import", str(FIXTURES / "canonical.csv"), "--plan", str(plan),
+                                      "--db", db])
+    assert result.exit_code == 2 and "unknown brand 'Beenhaus'" in result.output, result.output
+
+
+def test_without_configured_brands_the_stored_ones_are_known(tmp_path, monkeypatch):
+    monkeypatch.delenv("LISTENER_CONFIG")
+    db = tmp_path / "c.duckdb"
+    refused = CliRunner().invoke(cli, ["campaigns", "import", str(FIXTURES / "canonical.csv"), "--db", str(db)])
+    assert refused.exit_code == 2 and "no brand is configured or has stored mentions" in refused.output
+    with Store.open(db) as store:
+        save(store, [mention("b1", "Brewly is great", datetime(2026, 3, 2, 12, tzinfo=timezone.utc),
+                             brand="Brewly")])
+    assert invoke("campaigns", "import", str(FIXTURES / "canonical.csv"), "--db", str(db)).exit_code == 0
+
+
+SCORER = VaderScorer()
+
+
+def save(store, mentions):
+    store.save_batch(mentions, SCORER.score([m.text for m in mentions]), source="test", brand=mentions[0].brand,
+                     checkpoint=None, scorer=SCORER.name, scorer_version=SCORER.version,
+                     now=datetime(2026, 3, 5, tzinfo=timezone.utc))
+
+
+def test_campaign_daily_spend_is_exact_decimal_also_after_upgrading_a_v2_database(tmp_path):
+    db = tmp_path / "c.duckdb"
+    assert invoke("campaigns", "import", str(FIXTURES / "canonical.csv"), "--db", str(db)).exit_code == 0
+    query = "SELECT typeof(spend), sum(spend)::VARCHAR FROM v_campaign_daily GROUP BY 1"
+    with Store.open(db) as store, store.native() as con:
+        assert con.execute(query).fetchall() == [("DECIMAL(38,6)", "3840.040000")]
+        # A database made by the previous release: the v2 view summed spend as DOUBLE.
+        con.execute(views.V_CAMPAIGN_DAILY.replace("sum(spend) AS spend", "sum(spend)::DOUBLE AS spend")
+                    .replace("coalesce(sd.spend, 0) AS spend", "coalesce(sd.spend, 0.0) AS spend"))
+        assert con.execute(query).fetchall()[0][0] == "DOUBLE"
+        con.execute("DELETE FROM schema_version WHERE version > 2")
+    with Store.open(db) as store, store.native() as con:  # opening migrates it
+        assert con.execute(query).fetchall() == [("DECIMAL(38,6)", "3840.040000")]
+
+
+def test_exports_write_utc_times_with_their_zone(tmp_path):
+    db = tmp_path / "c.duckdb"
+    at = datetime(2026, 3, 2, 6, 0, 0, 250000, tzinfo=timezone.utc)
+    with Store.open(db) as store:
+        save(store, [mention("p1", "Brewly is great", at, brand="Brewly"),
+                     mention("p2", "Brewly is awful", at + timedelta(hours=5), brand="Brewly")])
+    for fmt in ("csv", "parquet"):
+        result = CliRunner().invoke(cli, ["export", "--format", fmt, str(tmp_path / fmt), "--db", str(db)])
+        assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "csv" / "mentions.csv").read_text())))
+    assert [r["created_at"] for r in rows] == ["2026-03-02T06:00:00.250000Z", "2026-03-02T11:00:00.250000Z"]
+    hours = list(csv.DictReader(io.StringIO((tmp_path / "csv" / "hourly_mood.csv").read_text())))
+    assert all(r["hour"].endswith("Z") for r in hours)
+    # Read in another session time zone, the CSV still gives the same instants.
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")
+    assert con.execute(f"SELECT min(created_at) FROM read_csv_auto('{tmp_path / 'csv' / 'mentions.csv'}')"
+                       ).fetchone()[0] == at
+    table = pq.read_table(tmp_path / "parquet" / "mentions.parquet")
+    assert str(table.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
+    assert table.column("created_at").to_pylist()[0] == at
