@@ -59,6 +59,10 @@ class FastVader(SentimentIntensityAnalyzer):
     rule changed and show that the equality checks notice (tests/analysis).
     """
 
+    # The vaderSentiment release whose rules this reproduces (analysis.sentiment uses
+    # FastVader only when that is the installed one).
+    reproduces = "3.3.2"
+
     n_scalar: float = _reference.N_SCALAR
     c_incr: float = _reference.C_INCR
     but_before: float = 0.5
