@@ -135,8 +135,9 @@ class FastVader(SentimentIntensityAnalyzer):
         phrase_starts = self._phrase_starts
         check_phrases = not phrase_starts.isdisjoint(lw)
 
-        def boosted(scalar: float, valence: Any, j: int) -> float:
-            # upstream's scalar_inc_dec for a booster word at j
+        def boosted(scalar: float, valence: Any, j: int, damping: float) -> float:
+            # upstream's scalar_inc_dec for the booster word at j, then its damping for
+            # the distance (none for the word right before, 0.95, 0.9)
             if valence < 0:
                 scalar *= -1
             if is_cap_diff and tokens[j].isupper():
@@ -144,6 +145,8 @@ class FastVader(SentimentIntensityAnalyzer):
                     scalar += c_incr
                 else:
                     scalar -= c_incr
+            if damping and scalar != 0:
+                scalar = scalar * damping
             return scalar
 
         sentiments: list[Any] = [0] * n
@@ -170,17 +173,14 @@ class FastVader(SentimentIntensityAnalyzer):
                 w1 = lw[i - 1]
                 if w1 not in lexicon:
                     scalar = boosters.get(w1)
-                    valence = valence + (0.0 if scalar is None else boosted(scalar, valence, i - 1))
+                    valence = valence + (0.0 if scalar is None else boosted(scalar, valence, i - 1, 0))
                     if w1 in negations or "n't" in w1:
                         valence = valence * n_scalar
                 if i > 1:
                     w2 = lw[i - 2]
                     if w2 not in lexicon:
                         scalar = boosters.get(w2)
-                        s = 0.0 if scalar is None else boosted(scalar, valence, i - 2)
-                        if s != 0:
-                            s = s * 0.95
-                        valence = valence + s
+                        valence = valence + (0.0 if scalar is None else boosted(scalar, valence, i - 2, 0.95))
                         if w2 == "never" and (w1 == "so" or w1 == "this"):
                             valence = valence * 1.25
                         elif w2 == "without" and w1 == "doubt":
@@ -191,10 +191,7 @@ class FastVader(SentimentIntensityAnalyzer):
                         w3 = lw[i - 3]
                         if w3 not in lexicon:
                             scalar = boosters.get(w3)
-                            s = 0.0 if scalar is None else boosted(scalar, valence, i - 3)
-                            if s != 0:
-                                s = s * 0.9
-                            valence = valence + s
+                            valence = valence + (0.0 if scalar is None else boosted(scalar, valence, i - 3, 0.9))
                             # upstream's precedence: (never and w2 in so/this) or (w1 in so/this)
                             if w3 == "never" and (w2 == "so" or w2 == "this") or (w1 == "so" or w1 == "this"):
                                 valence = valence * 1.25

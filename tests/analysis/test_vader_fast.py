@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from vaderSentiment import vaderSentiment as upstream
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from analysis.sentiment import VaderScorer, vader_analyzer
 from analysis.vader_fast import FastVader, mismatches
 from bench.vader_speed import DEV_CSV, demo_texts, dev_texts
-from tests.property import conftest as hypothesis_profiles  # registers the project's profiles
+import tests.property.conftest  # noqa: F401 - registers the project's hypothesis profiles
+
+# Upstream's compound for this is -0.0 (a tiny negative sum, rounded).
+MINUS_ZERO = "RT @TSNScottyMac: If this #DeflateGate thing truly has you upset, I feel sorry for you."
 
 # One or more texts per rule of upstream's polarity_scores, its own examples among them.
 RULE_TEXTS = [
@@ -55,9 +57,8 @@ RULE_TEXTS = [
     "good\x1cbad", "fine\u2028fine", "lol rofl lmao", "meh, not bad at all", "Brewly is NOT good :(",
     "so-so coffee tbh", "When you're wrong about something, a good person to follow proper apology etiquette",
     "It was one of the worst movies I've seen, despite good reviews.", "VERY BAD movie!",
+    MINUS_ZERO,
 ]
-
-TEXT_FIELDS = ("neg", "neu", "pos", "compound")
 
 
 class RecordedVader(SentimentIntensityAnalyzer):
@@ -68,7 +69,7 @@ class RecordedVader(SentimentIntensityAnalyzer):
         super().__init__()
         self._seen: dict[str, dict[str, float]] = {}
 
-    def polarity_scores(self, text):  # noqa: ANN001, ANN201 - upstream's signature
+    def polarity_scores(self, text: str) -> dict[str, float]:
         try:
             return self._seen[text]
         except KeyError:
@@ -114,7 +115,17 @@ def dev(all_dev) -> list[str]:
 def test_the_rule_texts_score_exactly_as_vader(fast, reference):
     assert mismatches(fast, RULE_TEXTS, reference) == []
     # The result is a plain dict in upstream's key order.
-    assert list(fast.polarity_scores("good")) == list(TEXT_FIELDS)
+    assert list(fast.polarity_scores("good")) == ["neg", "neu", "pos", "compound"]
+
+
+def test_the_comparison_tells_minus_zero_from_zero(reference):
+    class ZeroSignLost(FastVader):
+        def polarity_scores(self, text: str) -> dict[str, float]:
+            return {key: value + 0.0 for key, value in super().polarity_scores(text).items()}
+
+    lost = mismatches(ZeroSignLost(), RULE_TEXTS, reference)
+    assert MINUS_ZERO in lost
+    assert {str(reference.polarity_scores(text)["compound"]) for text in lost} == {"-0.0"}
 
 
 def test_the_demo_stream_scores_exactly_as_vader(fast, reference, demo):
@@ -170,7 +181,6 @@ _text = st.lists(st.tuples(_word(), st.sampled_from(_SEPARATORS)), max_size=24).
 # The project's profile (tests/property/conftest.py: "ci" by default, deterministic);
 # each example is a batch of texts, so "ci" compares a few thousand.
 _profile = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-assert hypothesis_profiles is not None
 
 
 @settings(_profile)
@@ -211,17 +221,3 @@ def test_a_copy_with_one_rule_broken_is_caught_on_the_fixed_corpora(broken, refe
     copy = broken()
     caught = {name: len(mismatches(copy, texts, reference)) for name, texts in corpora.items()}
     assert sum(caught.values()) > 0, caught
-
-
-# --- the product's scorer uses it -------------------------------------------------------
-
-def test_the_vader_scorer_scores_with_fast_vader_under_the_vader_release_it_reproduces():
-    scorer = VaderScorer()
-    assert isinstance(scorer._analyzer, FastVader)  # noqa: SLF001 - which analyser scores
-    assert (scorer.name, scorer.version) == ("vader", FastVader.reproduces)
-
-
-def test_another_vader_release_is_scored_by_its_own_analyser():
-    analyzer = vader_analyzer("3.4.0")
-    assert type(analyzer) is SentimentIntensityAnalyzer
-    assert isinstance(vader_analyzer(FastVader.reproduces), FastVader)
