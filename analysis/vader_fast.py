@@ -22,7 +22,7 @@ Where the time went upstream, and what this does instead (same results):
 
 * a Python loop over every character with string concatenation to find emoji: here a
   C-level ``isascii`` / ``isdisjoint`` test skips texts without emoji (no emoji key is
-  ASCII), and ``str.translate`` replaces them in the others;
+  ASCII), and one ``str.replace`` per emoji present replaces them in the others;
 * each lexicon word rebuilt the whole lower-cased token list up to five times
   (negation, idioms, "but"): here every token is lower-cased once;
 * idioms were joined into strings: here tuples, looked up only when one of the four
@@ -91,16 +91,24 @@ class FastVader(SentimentIntensityAnalyzer):
         # Upstream puts a space before a description unless the character before the
         # emoji is a space (or it starts the text). Always putting one there changes
         # nothing: the text is only ever split on whitespace and counted for "!" and "?".
-        self._emoji_table = {ord(c): f" {self.emojis[c]}" for c in single}
+        self._emoji_spaced = {c: f" {self.emojis[c]}" for c in single}
+        # One str.replace per emoji present is much faster than str.translate (which
+        # raises and clears a KeyError inside for every other character), and gives the
+        # same text as long as no description holds an emoji of its own.
+        self._emoji_table = None
+        if any(not self._emoji_chars.isdisjoint(description) for description in self._emoji_spaced.values()):
+            self._emoji_table = {ord(c): description for c, description in self._emoji_spaced.items()}
 
     def polarity_scores(self, text: Any) -> dict[str, float]:
         if type(text) is not str:
             # Whatever upstream does with non-str input (it raises for most), do the same.
             return super().polarity_scores(text)
         ascii_text = text.isascii()
-        if (self._ascii_emoji or not ascii_text) and not self._emoji_chars.isdisjoint(text):
-            text = text.translate(self._emoji_table)
-            ascii_text = text.isascii()
+        if self._ascii_emoji or not ascii_text:
+            present = self._emoji_chars.intersection(text)
+            if present:
+                text = self._describe_emoji(text, present)
+                ascii_text = text.isascii()
         # Upstream strips the text here; split() and count() below ignore the ends anyway.
         # Upstream's SentiText: split, then _strip_punc_if_word on each token (inlined:
         # a call per token costs more than the strip), then lower-cased word by word.
@@ -115,6 +123,15 @@ class FastVader(SentimentIntensityAnalyzer):
         if self._sentiment_words.keys().isdisjoint(lw):
             return _neutral()
         return self._score(text, lw)
+
+    def _describe_emoji(self, text: str, present: set[str]) -> str:
+        """Upstream's emoji replacement, one code point at a time (see __init__)."""
+        if self._emoji_table is not None:
+            return text.translate(self._emoji_table)
+        spaced = self._emoji_spaced
+        for emoji in present:
+            text = text.replace(emoji, spaced[emoji])
+        return text
 
     def _score(self, text: str, lw: list[str]) -> dict[str, float]:
         lexicon = self.lexicon

@@ -138,6 +138,15 @@ def test_every_dev_tweet_scores_exactly_as_vader(fast, reference, dev):
     assert mismatches(fast, dev, reference) == []
 
 
+def test_an_emoji_lexicon_whose_descriptions_hold_emoji_scores_exactly_as_vader(tmp_path):
+    # Upstream replaces code point by code point, so an emoji inside a description stays.
+    lexicon = tmp_path / "emoji.txt"
+    lexicon.write_text("😍\tlove 😡 it\n😡\tangry 😍 face\n☕\tcoffee 😍\n", encoding="utf-8")
+    ours, theirs = FastVader(emoji_lexicon=str(lexicon)), SentimentIntensityAnalyzer(emoji_lexicon=str(lexicon))
+    assert mismatches(ours, ["great😍", "😡😍 bad", "☕ good ☕☕", "no ☕"], theirs) == []
+    assert ours.polarity_scores("😍")["compound"] != 0  # the lexicon was used
+
+
 def test_non_text_input_fails_as_vader_does(fast):
     with pytest.raises(TypeError) as ours:
         fast.polarity_scores(5)
@@ -212,7 +221,7 @@ class EmojiGlued(FastVader):
 
     def __init__(self) -> None:
         super().__init__()
-        self._emoji_table = {key: description.lstrip(" ") for key, description in self._emoji_table.items()}
+        self._emoji_spaced = {key: description.lstrip(" ") for key, description in self._emoji_spaced.items()}
 
 
 @pytest.mark.parametrize("broken", [NegationScalar, CapsIncrement, ButWeight, ExclamationCap, EmojiGlued])
