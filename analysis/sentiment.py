@@ -1,7 +1,9 @@
 """Sentiment scoring of mention texts with VADER.
 
 Every score carries the scorer's name and version, stored beside it, so a re-score
-with another lexicon or release is traceable.
+with another lexicon or release is traceable. The scoring itself is
+analysis.vader_fast.FastVader: vaderSentiment's own lexicon and rules, re-implemented
+to return exactly what vaderSentiment returns, faster.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from analysis.vader_fast import FastVader
 
 # VADER's own recommended thresholds (Hutto & Gilbert 2014), used across the product.
 POSITIVE_THRESHOLD = 0.05
@@ -52,15 +56,29 @@ def _vader_version() -> str:
         return "unknown"
 
 
+def vader_analyzer(vader_version: str) -> SentimentIntensityAnalyzer:
+    """FastVader when the installed vaderSentiment is the release it reproduces; any
+    other release gets its own (slower) analyser, so a score is always that release's."""
+    if vader_version == FastVader.reproduces:
+        return FastVader()
+    return SentimentIntensityAnalyzer()
+
+
 class VaderScorer:
-    """Scores English texts with vaderSentiment's SentimentIntensityAnalyzer."""
+    """Scores English texts as vaderSentiment's SentimentIntensityAnalyzer does.
+
+    ``version`` stays the installed vaderSentiment's: FastVader returns that release's
+    scores bit for bit (tests/analysis/test_vader_fast.py), so the scores stored before
+    and after it are the same scores, under the same version; another release is
+    scored by its own analyser (vader_analyzer) and shows as its version.
+    """
 
     name = "vader"
 
     def __init__(self) -> None:
         self.version = _vader_version()
         # Loading the lexicon takes ~0.1 s: do it once per scorer, not per text.
-        self._analyzer = SentimentIntensityAnalyzer()
+        self._analyzer = vader_analyzer(self.version)
 
     def score(self, texts: Sequence[str]) -> list[Score]:
         polarity = self._analyzer.polarity_scores
