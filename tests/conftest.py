@@ -1,4 +1,16 @@
-"""Shared fixtures: a real DuckDB file on disk, a fixed clock, and one demo run."""
+"""Shared fixtures: a real DuckDB file on disk, a fixed clock, and one demo run; the
+hypothesis profiles; and how the suite reports progress and orders its files.
+
+Hypothesis profiles. ``ci`` (the default) is deterministic: ``derandomize=True`` derives
+every example from the test itself, so the same command draws the same examples on every
+machine and run, and no example database is written into the checkout. (Hypothesis also
+mixes in constants it reads from the source of the project modules imported, so running
+a subset, ``-k`` or one file, may draw other examples than the whole suite: both are
+reproducible.) No deadlines: on 2 shared cores wall-clock deadlines make a suite flaky.
+``dev`` searches harder and at random, keeping failures in the local example database:
+``HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest tests/property``. A failure found
+there goes into the test as an explicit ``@example`` so that ``ci`` covers it from then on.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +21,62 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 
+import os
+import time
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 from connectors.base import Mention
 from storage.store import Store
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=60,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+pytest_plugins = ["tests.progress"]
+
+# System suites: they start the daemon, the demo, a browser or dozens of processes. They
+# are marked ``slow``, so ``pytest -m "not slow"`` is the quick subset (README), and run
+# first, slowest first: under ``-n auto --dist loadfile`` (.ci/run) the two longest start
+# at once on their own workers and the many short files fill in around them, instead of a
+# long file starting last and running on alone.
+SLOW_FILES = (
+    "tests/listener/test_secrets.py",
+    "tests/listener/test_crash_safety.py",
+    "tests/listener/test_daemon.py",
+    "tests/listener/test_concurrent_readers.py",
+    "tests/listener/test_cli.py",
+    "tests/listener/test_readme_claims.py",
+    "tests/analysis/test_alerts.py",
+    "tests/listener/test_serve.py",
+    "tests/listener/test_serve_browser.py",
+    "tests/analysis/test_report_browser.py",
+    "tests/analysis/test_parallel_scoring.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(SLOW_FILES)}
+    for item in items:
+        if item.nodeid.split("::")[0] in rank:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
 

@@ -21,7 +21,6 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from analysis.vader_fast import FastVader, mismatches
 from bench.vader_speed import DEV_CSV, demo_texts, dev_texts
-import tests.property.conftest  # noqa: F401 - registers the project's hypothesis profiles
 
 # Upstream's compound for this is -0.0 (a tiny negative sum, rounded).
 MINUS_ZERO = "RT @TSNScottyMac: If this #DeflateGate thing truly has you upset, I feel sorry for you."
@@ -187,7 +186,7 @@ def _word(draw: st.DrawFn) -> str:
 _text = st.lists(st.tuples(_word(), st.sampled_from(_SEPARATORS)), max_size=24).map(
     lambda parts: "".join(word + sep for word, sep in parts))
 
-# The project's profile (tests/property/conftest.py: "ci" by default, deterministic);
+# The project's profile (tests/conftest.py: "ci" by default, deterministic);
 # each example is a batch of texts, so "ci" compares a few thousand.
 _profile = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -1,0 +1,71 @@
+"""Progress per test file: a line when each file has finished, with its counts and time.
+
+With ``-q`` pytest prints only dots, and a suite whose slowest files run for minutes looks
+hung; with ``-v`` it prints a line per test. This prints one line per file as it
+finishes, in the order files finish (under pytest-xdist too, where the controller learns
+each file's tests from the workers' collections).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+
+class FileProgress:
+    def __init__(self, reporter: Any) -> None:
+        self.reporter = reporter
+        self.expected: Counter[str] = Counter()
+        self.finished: Counter[str] = Counter()
+        self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+        self.seconds: Counter[str] = Counter()
+
+    def expect(self, nodeids: list[str]) -> None:
+        if not self.expected:  # every xdist worker collects the same tests
+            self.expected.update(nodeid.split("::")[0] for nodeid in nodeids)
+
+    def report(self, report: pytest.TestReport) -> None:
+        path = report.nodeid.split("::")[0]
+        self.seconds[path] += report.duration
+        if report.when == "call":
+            self.outcomes[path][report.outcome] += 1
+        elif report.when == "setup" and not report.passed:  # the test never ran
+            self.outcomes[path]["skipped" if report.skipped else "error"] += 1
+        elif report.when == "teardown" and report.failed:
+            self.outcomes[path]["error"] += 1
+        if report.when == "teardown":
+            self.finished[path] += 1
+            if self.expected and self.finished[path] == self.expected[path]:
+                counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes[path].items()))
+                if getattr(self.reporter._tw, "_current_line", ""):  # after a run of dots
+                    self.reporter.write("\n")
+                self.reporter.write_line(f"{path}: {counts} in {self.seconds[path]:.0f} s")
+
+
+_progress: FileProgress | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    global _progress
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not hasattr(config, "workerinput"):  # the controller, or a plain run
+        _progress = FileProgress(reporter)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _progress is not None:
+        _progress.expect([item.nodeid for item in session.items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    if _progress is not None:
+        _progress.expect(list(ids))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _progress is not None:
+        _progress.report(report)
