@@ -70,20 +70,41 @@ def listener_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "listener.cli"]
 
 
-def run_demo(cwd: Path) -> DemoRun:
-    """Run ``listener demo --dir listener-demo --as-of AS_OF --json`` in ``cwd``."""
+def demo_env() -> dict[str, str]:
+    """The environment of a user after the quick start: no LISTENER_* settings, and the
+    virtual environment's bin folder not on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
     if sys.prefix != sys.base_prefix:
-        # As after the quick start: the virtual environment's bin folder is not on PATH.
         bin_dir = os.path.realpath(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                       if p and os.path.realpath(p) != bin_dir)
+    return env
+
+
+# What a finished run leaves beside its folder, so that another process can take it up
+# (load_demo) instead of running the demo again.
+RUN_RECORD = "demo-run.json"
+
+
+def run_demo(cwd: Path) -> DemoRun:
+    """Run ``listener demo --dir listener-demo --as-of AS_OF --json`` in ``cwd``."""
+    env = demo_env()
     proc = subprocess.run([*listener_command(), "demo", "--dir", DEMO_DIR, "--as-of", AS_OF, "--json"],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=TIMEOUT)
     if proc.returncode != 0:
         raise RuntimeError(f"listener demo exited {proc.returncode}:\n{proc.stderr}")
-    return DemoRun(cwd=cwd, directory=cwd / DEMO_DIR, summary=json.loads(proc.stdout), stderr=proc.stderr,
-                   env=env)
+    (cwd / RUN_RECORD).write_text(json.dumps({"summary": json.loads(proc.stdout), "stderr": proc.stderr}))
+    return load_demo(cwd)
+
+
+def load_demo(cwd: Path) -> DemoRun | None:
+    """The run ``run_demo(cwd)`` finished, or None if it has not."""
+    try:
+        record = json.loads((cwd / RUN_RECORD).read_text())
+    except FileNotFoundError:
+        return None
+    return DemoRun(cwd=cwd, directory=cwd / DEMO_DIR, summary=record["summary"], stderr=record["stderr"],
+                   env=demo_env())
 
 
 def _points(value: float) -> str:

@@ -14,15 +14,14 @@ there goes into the test as an explicit ``@example`` so that ``ci`` covers it fr
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
-
-import os
-import time
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -126,10 +125,19 @@ def readme_figures() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
     """One ``listener demo --dir listener-demo --as-of <fixed> --json`` for the whole
-    session (tens of seconds, minutes under load): the run the README's figures are
-    generated from. ``.directory`` holds its files, ``.summary`` its JSON, ``.stderr`` its
-    messages; ``.listener(...)`` runs another command beside it. Read it, never change it:
-    other tests share it."""
-    return readme_figures().run_demo(tmp_path_factory.mktemp("demo"))
+    session, shared by every pytest-xdist worker (the first to need it runs it under a
+    lock, the others wait and read it): tens of seconds, minutes under load. It is the
+    run the README's figures are generated from. ``.directory`` holds its files,
+    ``.summary`` its JSON, ``.stderr`` its messages; ``.listener(...)`` runs another
+    command beside it. Read it, never change it (open its database read-only): other
+    tests, in other processes, share it."""
+    generator = readme_figures()
+    if worker_id == "master":  # not distributed
+        return generator.run_demo(tmp_path_factory.mktemp("demo"))
+    shared = tmp_path_factory.getbasetemp().parent / "demo"  # this run's, common to its workers
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return generator.load_demo(shared) or generator.run_demo(shared)

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -27,10 +29,14 @@ def listener(*args, env=None, cwd=None, check=False):
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("demo")
-    proc = listener("demo", "--dir", str(directory), "--as-of", AS_OF, "--json", check=True)
-    return directory, json.loads(proc.stdout), proc
+def demo_dir(demo_run):
+    """The suite's one demo run (tests/conftest.py), shared with other processes: read only."""
+    assert AS_OF == demo_run.summary["mood"]["as_of"]
+    return demo_run.directory, demo_run.summary, demo_run
+
+
+def read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True)
 
 
 def test_every_command_has_help_and_a_readme_entry():
@@ -75,7 +81,7 @@ def test_mood_json_reads_the_demo_database(demo_dir):
     assert day["nss"] == pytest.approx(100 * (day["positive"] - day["negative"]) / day["scored"], abs=0.01)
     assert 0 < day["nss_se"] < 6
     # The same numbers straight from the file.
-    with Store.open(directory / "listener.duckdb") as store, store.native() as con:
+    with read_only(directory / "listener.duckdb") as con:
         count = con.execute(
             "SELECT count(*) FROM mentions WHERE brand = 'Brewly' AND created_at >= TIMESTAMP '2026-11-19 15:30' "
             "AND created_at < TIMESTAMP '2026-11-20 15:30'").fetchone()[0]
@@ -94,7 +100,7 @@ def test_status_and_the_hourly_rollup_of_the_demo(demo_dir):
     assert all(r["status"] == "ok" for r in report["runs"])
     assert sum(r["mentions"] for r in report["sources"]) == sum(summary["mentions"].values())
     assert {c["brand"] for c in report["cursors"]} == {"Brewly", "Beanhaus", "Kettle & Co"}
-    with Store.open(directory / "listener.duckdb") as store, store.native() as con:
+    with read_only(directory / "listener.duckdb") as con:
         hourly = con.execute("SELECT sum(mentions) FROM hourly_mood").fetchone()[0]
         threads = con.execute("SELECT count(*), sum(mentions) FROM conversations").fetchone()
     assert hourly == sum(summary["mentions"].values())
@@ -102,8 +108,8 @@ def test_status_and_the_hourly_rollup_of_the_demo(demo_dir):
 
 
 def test_a_rerun_replaces_the_demo_and_never_another_database(tmp_path, demo_dir):
-    _, summary, _ = demo_dir
-    again = json.loads(listener("demo", "--dir", str(tmp_path), "--as-of", AS_OF, "--json", check=True).stdout)
+    directory, summary, _ = demo_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)  # a demo folder from an earlier run
     again = json.loads(listener("demo", "--dir", str(tmp_path), "--as-of", AS_OF, "--json", check=True).stdout)
     assert again["mentions"] == summary["mentions"] and again["new"] == sum(summary["mentions"].values())
 
