@@ -170,22 +170,25 @@ WHERE c.source = t.source AND c.conversation_id = t.conversation_id AND c.brand 
 class RollupResult:
     """``hours``: (brand, source, hour) rows recomputed; ``conversations``: threads
     recomputed, once per chunk that touched them; ``pending``: marks left (hours marked
-    behind the run meanwhile, or the run was asked to stop)."""
+    behind the run meanwhile, or those not reached when ``stopped`` on request)."""
 
     hours: int
     conversations: int
     pending: int = 0
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RollupProgress:
     """After each committed chunk: marks done of those pending at the start (``total``
-    grows if pulls mark hours ahead of the run meanwhile), and the last hour done."""
+    grows if pulls mark hours ahead of the run meanwhile), conversations recomputed so
+    far, and the last hour done."""
 
     done: int
     total: int
     chunks: int
     through: datetime
+    conversations: int
 
 
 ProgressCallback = Callable[[RollupProgress], None]
@@ -240,13 +243,16 @@ def rollup_pending(
     *,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    chunk_hours: int = CHUNK_HOURS,
-    chunk_mentions: int = CHUNK_MENTIONS,
+    chunk_hours: int | None = None,
+    chunk_mentions: int | None = None,
 ) -> RollupResult:
     """Recompute the hours marked pending, chunk by chunk in time order (see the module
     docstring), each chunk clearing its marks in its own transaction. ``progress`` is
     called after each chunk commits; ``should_stop`` is asked before each chunk (the
-    daemon's shutdown), and the hours not reached stay pending."""
+    daemon's shutdown), and the hours not reached stay pending. The chunk sizes default
+    to CHUNK_HOURS and CHUNK_MENTIONS (read at each call)."""
+    chunk_hours = CHUNK_HOURS if chunk_hours is None else chunk_hours
+    chunk_mentions = CHUNK_MENTIONS if chunk_mentions is None else chunk_mentions
     if chunk_hours < 1 or chunk_mentions < 1:
         raise ValueError(f"chunk_hours ({chunk_hours}) and chunk_mentions ({chunk_mentions}) must be at least 1")
     if store.in_transaction():
@@ -256,10 +262,14 @@ def rollup_pending(
         total = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
     done = conversations = chunks = 0
     through: datetime | None = None
-    while total and not (should_stop is not None and should_stop()):
+    stopped = False
+    while total:
         with store.native() as db:
             hours = _next_chunk(db, through, chunk_hours, chunk_mentions)
             if not hours:
+                break
+            if should_stop is not None and should_stop():
+                stopped = True
                 break
             db.execute(
                 "CREATE OR REPLACE TEMP TABLE todo AS SELECT brand, source, hour FROM pending_hours "
@@ -280,10 +290,11 @@ def rollup_pending(
         chunks += 1
         through = hours[-1]
         if progress is not None:
-            progress(RollupProgress(done=done, total=max(total, done), chunks=chunks, through=through))
+            progress(RollupProgress(done=done, total=max(total, done), chunks=chunks, through=through,
+                                    conversations=conversations))
     with store.native() as db:
         left = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
-    return RollupResult(hours=done, conversations=conversations, pending=left)
+    return RollupResult(hours=done, conversations=conversations, pending=left, stopped=stopped)
 
 
 def _next_chunk(
@@ -320,8 +331,8 @@ def rollup_rebuild(
     *,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    chunk_hours: int = CHUNK_HOURS,
-    chunk_mentions: int = CHUNK_MENTIONS,
+    chunk_hours: int | None = None,
+    chunk_mentions: int | None = None,
 ) -> RollupResult:
     """Recompute every hour that has mentions (from ``since``, naive UTC, if given): the
     hours are marked pending, then recomputed as by ``rollup_pending``, so a rebuild cut
