@@ -171,8 +171,8 @@ class Daemon:
             return
         with self._cycle():
             try:
-                # Chunk by chunk (storage.rollup): a backlog is worked off across runs,
-                # pulls go on between chunks, and readers see the chunks done.
+                # Chunk by chunk (storage.rollup): pulls go on between chunks, readers
+                # see the chunks done, and a shutdown leaves the rest pending.
                 self.pipeline.score_hours(should_stop=self.stop_requested.is_set,
                                           progress=lambda _: self._publish_if_stale())
             except Exception:
