@@ -287,7 +287,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
 
                     if show:
                         click.echo(f"{what}: pulling ...", nl=not interactive, err=True)
-                    ended = "\r" if interactive else ""
+                    ended = "\r\x1b[K" if interactive else ""  # over the running count
                     try:
                         result = pipeline.collect(connector, entry.query, progress=on_batch if interactive else None)
                     except AuthError as exc:
