@@ -46,6 +46,7 @@ BUILDER_VERSION = 1
 # The builder is a batch job, not the daemon: it may use the machine.
 BUILD_MEMORY = "6GB"
 BUILD_THREADS = 2
+BUILD_CHUNK_MENTIONS = 2_000_000
 
 # Texts by the label of the score they go with, so titles read like their scores.
 _TEXTS = {
@@ -115,49 +116,55 @@ def _generated_sql(mentions: int, brands: int, days: int, seed: int) -> str:
     """
 
 
-def _fill(store: Store, mentions: int, brands: int, days: int, seed: int) -> None:
+def insert_mentions(db, mentions: int, brands: int, days: int, seed: int) -> None:
+    """Generate the mentions, their scores and the manual labels (in ``db``'s open
+    transaction); no pending marks, no rollup (bench/backfill_memory.py adds those)."""
     gen = _generated_sql(mentions, brands, days, seed)
     text = "CASE " + " ".join(
         f"WHEN {cond} THEN {_sql_list(_TEXTS[label])}[(h % {len(_TEXTS[label])}) + 1]"
         for label, cond in (("positive", "compound >= 0.05"), ("negative", "compound <= -0.05"))
     ) + f" ELSE {_sql_list(_TEXTS['neutral'])}[(h % {len(_TEXTS['neutral'])}) + 1] END"
+    db.execute(f"""
+        INSERT INTO mentions
+        SELECT source, CAST(i AS VARCHAR), brand, created_at,
+               replace({text}, '{{b}}', brand) || ' #' || i,
+               'user' || (h % 200000),
+               'https://example.org/' || source || '/' || i,
+               't' || thread,
+               CASE WHEN i % {THREAD} = 0 THEN NULL ELSE CAST(thread * {THREAD} AS VARCHAR) END,
+               CASE WHEN unscored THEN 'de' ELSE 'en' END,
+               CASE WHEN u3 > 990 THEN 200 + u3 ELSE u3 % 7 END,
+               u3 % 3, u3 % 5,
+               NULL, created_at + INTERVAL 5 MINUTE, NULL, false,
+               (hash(i // 7) >> 1)::BIGINT, duplicate
+        FROM ({gen}) g
+        ORDER BY i
+    """)
+    db.execute(f"""
+        INSERT INTO scores
+        SELECT source, CAST(i AS VARCHAR), brand, created_at, 'vader', '3.3.2', compound,
+               greatest(compound, 0.0), 1.0 - abs(compound), greatest(-compound, 0.0),
+               CASE WHEN compound >= 0.05 THEN 'positive' WHEN compound <= -0.05 THEN 'negative'
+                    ELSE 'neutral' END,
+               created_at + INTERVAL 5 MINUTE
+        FROM ({gen}) g
+        WHERE NOT duplicate AND NOT unscored
+        ORDER BY i
+    """)
+    db.execute("""
+        INSERT INTO labels
+        SELECT source, id, brand, created_at,
+               ['positive', 'neutral', 'negative'][(CAST(id AS BIGINT) // 10000) % 3 + 1],
+               created_at + INTERVAL 1 DAY, 'bench'
+        FROM mentions WHERE CAST(id AS BIGINT) % 10000 = 0
+    """)
+
+
+def _fill(store: Store, mentions: int, brands: int, days: int, seed: int) -> None:
     with store.native() as db:
         db.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
         db.execute(f"SET threads = {BUILD_THREADS}")
-        db.execute(f"""
-            INSERT INTO mentions
-            SELECT source, CAST(i AS VARCHAR), brand, created_at,
-                   replace({text}, '{{b}}', brand) || ' #' || i,
-                   'user' || (h % 200000),
-                   'https://example.org/' || source || '/' || i,
-                   't' || thread,
-                   CASE WHEN i % {THREAD} = 0 THEN NULL ELSE CAST(thread * {THREAD} AS VARCHAR) END,
-                   CASE WHEN unscored THEN 'de' ELSE 'en' END,
-                   CASE WHEN u3 > 990 THEN 200 + u3 ELSE u3 % 7 END,
-                   u3 % 3, u3 % 5,
-                   NULL, created_at + INTERVAL 5 MINUTE, NULL, false,
-                   (hash(i // 7) >> 1)::BIGINT, duplicate
-            FROM ({gen}) g
-            ORDER BY i
-        """)
-        db.execute(f"""
-            INSERT INTO scores
-            SELECT source, CAST(i AS VARCHAR), brand, created_at, 'vader', '3.3.2', compound,
-                   greatest(compound, 0.0), 1.0 - abs(compound), greatest(-compound, 0.0),
-                   CASE WHEN compound >= 0.05 THEN 'positive' WHEN compound <= -0.05 THEN 'negative'
-                        ELSE 'neutral' END,
-                   created_at + INTERVAL 5 MINUTE
-            FROM ({gen}) g
-            WHERE NOT duplicate AND NOT unscored
-            ORDER BY i
-        """)
-        db.execute("""
-            INSERT INTO labels
-            SELECT source, id, brand, created_at,
-                   ['positive', 'neutral', 'negative'][(CAST(id AS BIGINT) // 10000) % 3 + 1],
-                   created_at + INTERVAL 1 DAY, 'bench'
-            FROM mentions WHERE CAST(id AS BIGINT) % 10000 = 0
-        """)
+        insert_mentions(db, mentions, brands, days, seed)
         start, end = to_db_time(END - timedelta(days=days)), to_db_time(END)
         # Pull runs every 15 minutes per source and brand; 1 % failed.
         db.execute(f"""
@@ -195,7 +202,8 @@ def _fill(store: Store, mentions: int, brands: int, days: int, seed: int) -> Non
             FROM range(TIMESTAMP '{start}', TIMESTAMP '{end}', INTERVAL 47 HOUR) t(ts)
             CROSS JOIN (SELECT DISTINCT brand FROM mentions) b
         """)
-    rollup_rebuild(store)
+    # Under BUILD_MEMORY a few big chunks are fine, and much faster than the writer's.
+    rollup_rebuild(store, chunk_hours=10**6, chunk_mentions=BUILD_CHUNK_MENTIONS)
     with store.native() as db:
         db.execute("CHECKPOINT")
 

@@ -7,6 +7,7 @@ Every command takes ``--config`` and ``--db``, before or after its name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ from listener.pipeline import Pipeline
 from listener.sources import open_sources
 from storage import queries
 from storage.campaigns import campaign_summary, save_plans, save_spend
+from storage.rollup import RollupProgress
 from storage.store import Store
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, _store_in_root, clock_from, common_options, handle_errors, open_existing,
@@ -129,6 +131,12 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     click.echo(next_step, err=True)
 
 
+def _progress_shown(ctx: click.Context) -> tuple[bool, bool]:
+    """(stderr is a terminal, progress is shown): on a terminal, or with -v."""
+    interactive = sys.stderr.isatty()
+    return interactive, interactive or bool(ctx.find_root().params.get("verbose"))
+
+
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Recompute every hour, not only hours with new mentions.")
 @common_options
@@ -145,8 +153,24 @@ def score(ctx: click.Context, rebuild: bool) -> None:
     from listener.alerting import run_alerts  # lazily: scipy
     settings = settings_from(ctx)
     clock = clock_from(ctx)
-    with Store.open(settings.database, create=False) as store:
-        result = Pipeline(store, VaderScorer(), clock).score_hours(rebuild=rebuild)
+    interactive, show = _progress_shown(ctx)
+    with Store.open(settings.database, create=False) as store, contextlib.ExitStack() as stack:
+        bar: list = []
+
+        def on_chunk(step: RollupProgress) -> None:
+            # A backlog takes many chunks (storage.rollup): a bar on a terminal, lines with -v.
+            if interactive:
+                if not bar:
+                    bar.append(stack.enter_context(
+                        click.progressbar(length=step.total, label="Hourly stage (hours)", file=sys.stderr)))
+                bar[0].length = step.total
+                bar[0].update(step.done - bar[0].pos)
+            else:
+                click.echo(f"Hourly stage: {step.done:,} of {step.total:,} hour(s) done, through "
+                           f"{step.through:%Y-%m-%d %H:00} UTC (chunk {step.chunks}).", err=True)
+
+        result = Pipeline(store, VaderScorer(), clock).score_hours(rebuild=rebuild, progress=on_chunk if show else None)
+        stack.close()
         alerts = run_alerts(store, settings, clock)
     click.echo(f"Recomputed {result.hours} hour(s) and {result.conversations} conversation(s).")
     if settings.alerts.enabled:
@@ -249,6 +273,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     if only is None and not settings.enabled_sources:
         raise CliError("no enabled sources in the config: add a [sources.NAME] table", 2)
     clock = clock_from(ctx)
+    interactive, show = _progress_shown(ctx)
     results, failures = [], []
     with Store.open(settings.database) as store:
         opened = open_sources(settings, clock, only)
@@ -256,13 +281,34 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
             pipeline = Pipeline(store, VaderScorer(), clock)
             for name, connector in list(opened.connectors.items()):
                 for entry in brands:
+                    # A first pull can take minutes (history, rate limits): say what runs,
+                    # and on a terminal how far it got, as it goes.
+                    what = f"{name} {entry.name}"
+                    fetched = [0]
+
+                    def on_batch(count: int, what: str = what, fetched: list[int] = fetched) -> None:
+                        fetched[0] += count
+                        click.echo(f"\r{what}: {fetched[0]:,} fetched ...", nl=False, err=True)
+
+                    if show:
+                        click.echo(f"{what}: pulling ...", nl=not interactive, err=True)
+                    ended = "\r\x1b[K" if interactive else ""  # over the running count
                     try:
-                        results.append(pipeline.collect(connector, entry.query))
+                        result = pipeline.collect(connector, entry.query, progress=on_batch if interactive else None)
                     except AuthError as exc:
+                        if show:
+                            click.echo(f"{ended}{what}: credentials refused, skipping {name}", err=True)
                         opened.park(name, str(exc))
                         break
                     except ConnectorError as exc:
+                        if show:
+                            click.echo(f"{ended}{what}: failed", err=True)
                         failures.append({"source": name, "brand": entry.name, "error": str(exc)})
+                        continue
+                    if show:
+                        click.echo(f"{ended}{what}: {result.fetched:,} fetched, {result.new:,} new, "
+                                   f"{result.status} ({result.seconds:.1f}s)", err=True)
+                    results.append(result)
         finally:
             opened.close()
     failures += [{"source": name, "brand": None, "error": why} for name, why in opened.parked.items()]

@@ -171,7 +171,10 @@ class Daemon:
             return
         with self._cycle():
             try:
-                self.pipeline.score_hours()
+                # Chunk by chunk (storage.rollup): pulls go on between chunks, readers
+                # see the chunks done, and a shutdown leaves the rest pending.
+                self.pipeline.score_hours(should_stop=self.stop_requested.is_set,
+                                          progress=lambda _: self._publish_if_stale())
             except Exception:
                 log.exception("hourly stage failed; its hours stay pending for the next run")
                 return
@@ -188,7 +191,7 @@ class Daemon:
         if not has_queued(self.store.path):
             return
         try:
-            self.pipeline.score_hours()  # applies the inbox first
+            self.pipeline.score_hours(should_stop=self.stop_requested.is_set)  # applies the inbox first
         except Exception:
             log.exception("could not apply queued labels; they stay queued")
 

@@ -24,7 +24,7 @@ from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
 from storage.labels import apply_inbox
 from storage.queries import label_counts
-from storage.rollup import RollupResult, rollup_pending, rollup_rebuild
+from storage.rollup import ProgressCallback, RollupProgress, RollupResult, rollup_pending, rollup_rebuild
 from storage.store import Store
 
 log = logging.getLogger("listener")
@@ -215,10 +215,17 @@ class Pipeline:
         self.store.save_platform_volume(connector.name, query.brand, counts, now=end)
         return len(counts)
 
-    def score_hours(self, rebuild: bool = False) -> RollupResult:
+    def score_hours(
+        self,
+        rebuild: bool = False,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RollupResult:
         """The hourly stage: apply labels queued while the daemon held the database (or
         given on the live view), then recompute hours with new mentions or labels (or
-        every hour)."""
+        every hour), in chunks that each commit (storage.rollup): ``progress`` hears
+        of each, and the log gets a line per chunk. A failure or a stop keeps the
+        chunks done; the run records how many hours they held."""
         queued = apply_inbox(self.store, self.clock())
         for error in queued.errors:
             log.warning("label not applied: %s", error)
@@ -226,15 +233,30 @@ class Pipeline:
             log.info("labels applied=%d", queued.applied)
         started = time.perf_counter()
         run_id = self.store.start_run("rebuild" if rebuild else "hourly", now=self.clock())
+        last: list[RollupProgress] = []
+
+        def on_chunk(step: RollupProgress) -> None:
+            last[:] = [step]
+            log.info("hourly chunk=%d hours=%d/%d through=%s", step.chunks, step.done, step.total,
+                     f"{step.through:%Y-%m-%d %H:00}")
+            if progress is not None:
+                progress(step)
+
+        stage = rollup_rebuild if rebuild else rollup_pending
         try:
-            result = rollup_rebuild(self.store) if rebuild else rollup_pending(self.store)
+            result = stage(self.store, progress=on_chunk, should_stop=should_stop)
         except BaseException as exc:
-            self.store.finish_run(run_id, now=self.clock(), status="failed", error=f"{type(exc).__name__}: {exc}")
+            # The chunks committed before the failure stay done: say how many.
+            done = last[0] if last else None
+            self.store.finish_run(run_id, now=self.clock(), status="failed",
+                                  fetched=done.done if done else 0, new=done.conversations if done else 0,
+                                  error=f"{type(exc).__name__}: {exc}")
             raise
-        self.store.finish_run(run_id, now=self.clock(), status="ok", fetched=result.hours, new=result.conversations)
+        self.store.finish_run(run_id, now=self.clock(), status="stopped" if result.stopped else "ok",
+                              fetched=result.hours, new=result.conversations)
         log.info(
-            "hourly hours=%d conversations=%d duration=%.2fs",
-            result.hours, result.conversations, time.perf_counter() - started,
+            "hourly hours=%d conversations=%d pending=%d duration=%.2fs",
+            result.hours, result.conversations, result.pending, time.perf_counter() - started,
         )
         return result
 

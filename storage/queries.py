@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import duckdb
+
 from storage.store import Store, from_db_time, to_db_time
 
 
@@ -59,14 +61,17 @@ def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> La
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     whole_from = _hour_ceil(start)
     whole_to = _hour_floor(end)
-    if whole_to <= whole_from:
-        return count_from_mentions(store, brand, start, end)
+    # One transaction: the pending marks, the hourly rows and the counts over mentions
+    # are read from one state, so the hourly stage committing meanwhile cannot make an
+    # hour count twice or not at all.
     with store.native() as db:
+        if whole_to <= whole_from:
+            return _count_from_mentions(db, brand, start, end)
         pending = [from_db_time(r[0]) for r in db.execute(
             "SELECT DISTINCT hour FROM pending_hours WHERE brand = $b AND hour >= $h0 AND hour < $h1 ORDER BY 1",
             {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to)}).fetchall()]
         if len(pending) > MAX_PENDING_SPANS:
-            return count_from_mentions(store, brand, start, end)  # one scan beats many
+            return _count_from_mentions(db, brand, start, end)  # one scan beats many
         whole = db.execute(
             "SELECT coalesce(sum(mentions), 0), coalesce(sum(duplicates), 0), coalesce(sum(unscored), 0), "
             "coalesce(sum(positive), 0), coalesce(sum(neutral), 0), coalesce(sum(negative), 0) "
@@ -75,9 +80,9 @@ def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> La
             {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to),
              "pending": [to_db_time(p) for p in pending]},
         ).fetchone()
-    parts = [LabelCounts(*whole)]
-    spans = [(start, whole_from), (whole_to, end)] + [(p, p + timedelta(hours=1)) for p in pending]
-    parts += [count_from_mentions(store, brand, a, b) for a, b in spans if a < b]
+        parts = [LabelCounts(*whole)]
+        spans = [(start, whole_from), (whole_to, end)] + [(p, p + timedelta(hours=1)) for p in pending]
+        parts += [_count_from_mentions(db, brand, a, b) for a, b in spans if a < b]
     return LabelCounts(*(sum(getattr(p, name) for p in parts) for name in LabelCounts.__slots__))
 
 
@@ -96,12 +101,15 @@ def _hour_ceil(moment: datetime) -> datetime:
 
 def count_from_mentions(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
     """``label_counts`` computed from the mentions themselves (any window)."""
-    lo, hi = to_db_time(start), to_db_time(end)
     with store.native() as db:
-        row = db.execute(
-            f"SELECT {LABEL_COUNT_COLUMNS} {LABELLED_MENTIONS_OF_BRAND}",
-            {"brand": brand, "lo": lo, "hi": hi},
-        ).fetchone()
+        return _count_from_mentions(db, brand, start, end)
+
+
+def _count_from_mentions(db: duckdb.DuckDBPyConnection, brand: str, start: datetime, end: datetime) -> LabelCounts:
+    row = db.execute(
+        f"SELECT {LABEL_COUNT_COLUMNS} {LABELLED_MENTIONS_OF_BRAND}",
+        {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
+    ).fetchone()
     return LabelCounts(*row)
 
 

@@ -2,9 +2,18 @@
 
 Incremental: ``save_batch`` marks each (brand, source, hour) that received new
 mentions in ``pending_hours``; ``rollup_pending`` recomputes exactly those hours and
-the conversations active in them, then clears the marks, all in one transaction. So
-the cost follows the new data, not the size of the database, and a crash half-way
-leaves the marks for the next run.
+the conversations active in them, then clears the marks. So the cost follows the new
+data, not the size of the database.
+
+In chunks: the pending hours are taken in time order, at most ``chunk_hours`` hours
+and about ``chunk_mentions`` mentions at a time (an hour is never split), and each
+chunk is one transaction that writes its rows and clears its marks. DuckDB keeps a
+transaction's uncommitted rows in memory, and under the writer's 128 MB limit
+(storage.store.MEMORY_LIMIT) one transaction over a backfill's 8,527 hours ran out of
+memory, every time; a chunk needs memory for its own mentions only, a crash or a
+failure keeps every chunk committed before it, and the marks left say what is to do.
+A run walks forward in time and stops at the end: hours marked behind it meanwhile
+(the daemon's pulls go on between chunks) wait for the next run.
 
 Re-running an hour gives identical rows: every figure is computed from integer counts
 or from compound scores cast to DECIMAL (VADER reports 4 decimals), so no
@@ -28,12 +37,19 @@ weights as the engagement-weighted NSS of docs/roi-method.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
 
 from storage.store import Store
+
+# A chunk's default size. 50k mentions (their hourly aggregates, the conversations they
+# touch and those rows, uncommitted) measured well inside 128 MB on bench/backfill_memory.py;
+# the hour cap keeps chunks short where hours are sparse.
+CHUNK_HOURS = 168
+CHUNK_MENTIONS = 50_000
 
 # Hours further apart than this are recomputed in separate scans, so that one late
 # hour from last month does not make the current hour's rollup scan a month of rows.
@@ -97,8 +113,12 @@ FROM rows
 GROUP BY ALL
 """.replace("{compound}", _COMPOUND)
 
-# Threads active in the to-do hours. The scan for their mentions starts at the earliest
-# known start of any of them, so old threads are re-read only as far back as they go.
+# Threads active in the to-do hours. The scan for their mentions runs from the earliest
+# known start of any of them to the latest known end or the to-do hours' end, whichever
+# is later, so old threads are re-read only as far back as they go, and a chunk of a
+# backfill does not read every later chunk's mentions. That loses nothing: a mention of
+# a thread outside [since, until) is in an hour still pending (saved after the thread's
+# row was computed), which recomputes the thread again when its chunk comes.
 _TOUCHED_SQL = """
 CREATE OR REPLACE TEMP TABLE touched AS
 SELECT DISTINCT m.source, m.conversation_id, m.brand
@@ -128,11 +148,12 @@ SELECT
 FROM mentions m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
 LEFT JOIN scores s
-    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at >= $since
+    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+    AND s.created_at >= $since AND s.created_at < $until
     AND NOT m.duplicate
 LEFT JOIN labels l
     ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
-WHERE m.created_at >= $since
+WHERE m.created_at >= $since AND m.created_at < $until
 GROUP BY ALL
 """.replace("{compound}", _COMPOUND)
 
@@ -147,8 +168,30 @@ WHERE c.source = t.source AND c.conversation_id = t.conversation_id AND c.brand 
 
 @dataclass(frozen=True, slots=True)
 class RollupResult:
+    """``hours``: (brand, source, hour) rows recomputed; ``conversations``: threads
+    recomputed, once per chunk that touched them; ``pending``: marks left (hours marked
+    behind the run meanwhile, or those not reached when ``stopped`` on request)."""
+
     hours: int
     conversations: int
+    pending: int = 0
+    stopped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RollupProgress:
+    """After each committed chunk: marks done of those pending at the start (``total``
+    grows if pulls mark hours ahead of the run meanwhile), conversations recomputed so
+    far, and the last hour done."""
+
+    done: int
+    total: int
+    chunks: int
+    through: datetime
+    conversations: int
+
+
+ProgressCallback = Callable[[RollupProgress], None]
 
 
 def _clusters(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -177,15 +220,17 @@ def _recompute(db: duckdb.DuckDBPyConnection) -> RollupResult:
         db.execute(_TOUCHED_SQL, {"lo": lo, "hi": hi})
         db.execute("INSERT INTO all_touched SELECT * FROM touched")
     db.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT * FROM all_touched")
-    since = db.execute(
-        "SELECT least((SELECT min(hour) FROM todo), "
-        "(SELECT min(c.first_at) FROM conversations c JOIN touched t USING (source, conversation_id, brand)))"
-    ).fetchone()[0]
+    since, until = db.execute(
+        "WITH known AS (SELECT min(c.first_at) AS first_at, max(c.last_at) AS last_at "
+        "               FROM conversations c JOIN touched t USING (source, conversation_id, brand)) "
+        "SELECT least((SELECT min(hour) FROM todo), first_at), "
+        "greatest((SELECT max(hour) FROM todo) + INTERVAL 1 HOUR, last_at + INTERVAL 1 MICROSECOND) FROM known"
+    ).fetchone()
     db.execute(
         "DELETE FROM conversations c USING touched t "
         "WHERE c.source = t.source AND c.conversation_id = t.conversation_id AND c.brand = t.brand"
     )
-    db.execute(_CONVERSATIONS_SQL, {"since": since})
+    db.execute(_CONVERSATIONS_SQL, {"since": since, "until": until})
     db.execute(_LABEL_SQL)
     touched = db.execute("SELECT count(*) FROM touched").fetchone()[0]
     db.execute("DROP TABLE touched")
@@ -193,32 +238,110 @@ def _recompute(db: duckdb.DuckDBPyConnection) -> RollupResult:
     return RollupResult(hours=db.execute("SELECT count(*) FROM todo").fetchone()[0], conversations=touched)
 
 
-def rollup_pending(store: Store) -> RollupResult:
-    """Recompute the hours marked pending by new mentions, then clear the marks."""
+def rollup_pending(
+    store: Store,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk_hours: int | None = None,
+    chunk_mentions: int | None = None,
+) -> RollupResult:
+    """Recompute the hours marked pending, chunk by chunk in time order (see the module
+    docstring), each chunk clearing its marks in its own transaction. ``progress`` is
+    called after each chunk commits; ``should_stop`` is asked before each chunk (the
+    daemon's shutdown), and the hours not reached stay pending. The chunk sizes default
+    to CHUNK_HOURS and CHUNK_MENTIONS (read at each call)."""
+    chunk_hours = CHUNK_HOURS if chunk_hours is None else chunk_hours
+    chunk_mentions = CHUNK_MENTIONS if chunk_mentions is None else chunk_mentions
+    if chunk_hours < 1 or chunk_mentions < 1:
+        raise ValueError(f"chunk_hours ({chunk_hours}) and chunk_mentions ({chunk_mentions}) must be at least 1")
+    if store.in_transaction():
+        # Joined to the caller's transaction, the chunks would not commit one by one.
+        raise RuntimeError("rollup_pending commits chunk by chunk: call it outside store.transaction()/native()")
     with store.native() as db:
-        db.execute("CREATE OR REPLACE TEMP TABLE todo AS SELECT brand, source, hour FROM pending_hours")
-        try:
+        total = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
+    done = conversations = chunks = 0
+    through: datetime | None = None
+    stopped = False
+    while total:
+        with store.native() as db:
+            hours = _next_chunk(db, through, chunk_hours, chunk_mentions)
+            if not hours:
+                break
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            db.execute(
+                "CREATE OR REPLACE TEMP TABLE todo AS SELECT brand, source, hour FROM pending_hours "
+                "WHERE hour >= $first AND hour <= $last AND list_contains($hours::TIMESTAMP[], hour)",
+                {"first": hours[0], "last": hours[-1], "hours": hours},
+            )
             result = _recompute(db)
             db.execute(
                 "DELETE FROM pending_hours p USING todo t "
                 "WHERE p.brand = t.brand AND p.source = t.source AND p.hour = t.hour"
             )
-        finally:
-            db.execute("DROP TABLE IF EXISTS todo")
-    return result
+            # Inside the transaction: after a failure DuckDB refuses every statement until
+            # the rollback (which drops the table too), and a clean-up there would hide
+            # the failure behind "Current transaction is aborted".
+            db.execute("DROP TABLE todo")
+        done += result.hours
+        conversations += result.conversations
+        chunks += 1
+        through = hours[-1]
+        if progress is not None:
+            progress(RollupProgress(done=done, total=max(total, done), chunks=chunks, through=through,
+                                    conversations=conversations))
+    with store.native() as db:
+        left = db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
+    return RollupResult(hours=done, conversations=conversations, pending=left, stopped=stopped)
 
 
-def rollup_rebuild(store: Store, since: datetime | None = None) -> RollupResult:
-    """Recompute every hour that has mentions (from ``since``, naive UTC, if given)."""
+def _next_chunk(
+    db: duckdb.DuckDBPyConnection, after: datetime | None, max_hours: int, max_mentions: int
+) -> list[datetime]:
+    """The next pending hours after ``after`` (naive UTC), oldest first: at most
+    ``max_hours`` of them, and as many as keep their mentions within ``max_mentions``,
+    at least one. Memory: one row per hour of the chunk, whatever the backlog."""
+    hours = [row[0] for row in db.execute(
+        "SELECT DISTINCT hour FROM pending_hours WHERE $after::TIMESTAMP IS NULL OR hour > $after "
+        "ORDER BY hour LIMIT $n",
+        {"after": after, "n": max_hours},
+    ).fetchall()]
+    sizes: dict[datetime, int] = {}
+    for lo, hi in _clusters(hours):
+        # Every mention of the hour, not only the pending sources': a bound, and cheap.
+        sizes.update(db.execute(
+            "SELECT date_trunc('hour', created_at), count(*) FROM mentions "
+            "WHERE created_at >= $lo AND created_at < $hi GROUP BY 1",
+            {"lo": lo, "hi": hi},
+        ).fetchall())
+    taken, mentions = [], 0
+    for hour in hours:
+        mentions += sizes.get(hour, 0)
+        if taken and mentions > max_mentions:
+            break
+        taken.append(hour)
+    return taken
+
+
+def rollup_rebuild(
+    store: Store,
+    since: datetime | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk_hours: int | None = None,
+    chunk_mentions: int | None = None,
+) -> RollupResult:
+    """Recompute every hour that has mentions (from ``since``, naive UTC, if given): the
+    hours are marked pending, then recomputed as by ``rollup_pending``, so a rebuild cut
+    short is finished by the next run of the hourly stage."""
     with store.native() as db:
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE todo AS SELECT DISTINCT brand, source, date_trunc('hour', created_at) AS hour "
-            "FROM mentions WHERE $since IS NULL OR created_at >= $since",
+            "INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', created_at) "
+            "FROM mentions WHERE $since::TIMESTAMP IS NULL OR created_at >= $since ON CONFLICT DO NOTHING",
             {"since": since},
         )
-        try:
-            result = _recompute(db)
-            db.execute("DELETE FROM pending_hours WHERE $since IS NULL OR hour >= $since", {"since": since})
-        finally:
-            db.execute("DROP TABLE IF EXISTS todo")
-    return result
+    return rollup_pending(store, progress=progress, should_stop=should_stop,
+                          chunk_hours=chunk_hours, chunk_mentions=chunk_mentions)

@@ -242,6 +242,9 @@ class Store:
         self.engine = engine
         self.path = path
         self._lock = threading.RLock()
+        # The transaction open on the writer connection, if any. Only the thread that
+        # holds _lock reads or sets it, so a thread that finds it set is inside its own.
+        self._open: sa.Connection | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> Store:
@@ -284,17 +287,40 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
-        """One transaction on the writer connection, serialised across threads."""
+        """One transaction on the writer connection, serialised across threads.
+
+        Re-entrant on one thread: inside an open transaction, ``transaction()`` and
+        ``native()`` join it (the writer has one connection, and DuckDB cannot start a
+        transaction within a transaction), so a function that opens its own may be
+        called by one that holds one. What the inner block does commits or rolls back
+        with the outer one."""
         with self._lock:
+            if self._open is not None:
+                try:
+                    yield self._open
+                except (sa.exc.DBAPIError, duckdb.Error) as exc:
+                    raise translate_error(exc, self.path) from exc
+                return
             try:
                 with self.engine.begin() as conn:
-                    yield conn
+                    self._open = conn
+                    try:
+                        yield conn
+                    finally:
+                        self._open = None
             except (sa.exc.DBAPIError, duckdb.Error) as exc:
                 raise translate_error(exc, self.path) from exc
 
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``transaction()``/``native()`` (work that
+        commits in steps, such as the hourly stage's chunks, refuses to run there)."""
+        with self._lock:
+            return self._open is not None
+
     @contextmanager
     def native(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The native DuckDB connection inside a SQLAlchemy transaction (Arrow bulk path)."""
+        """The native DuckDB connection inside a SQLAlchemy transaction (Arrow bulk
+        path); joins the thread's open transaction like ``transaction()``."""
         with self.transaction() as conn:
             yield conn.connection.driver_connection
 

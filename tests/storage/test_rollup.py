@@ -1,9 +1,12 @@
+import random
 from datetime import timedelta
 
 import pytest
 
 from analysis.sentiment import VaderScorer
+from storage.errors import StorageError
 from storage.rollup import rollup_pending, rollup_rebuild
+from storage.store import MEMORY_LIMIT
 from tests.conftest import T0, mention
 
 SCORER = VaderScorer()
@@ -111,3 +114,187 @@ def test_sources_and_brands_are_rolled_up_apart(store):
     rollup_pending(store)
     got = {(r["brand"], r["source"]): r["nss"] for r in hourly(store)}
     assert got == {("Acme", "test"): 100.0, ("Acme", "other"): -100.0, ("Globex", "test"): -100.0}
+
+
+# -- a backlog, in chunks ----------------------------------------------------------------
+# After a backfill the pending hours number thousands; one transaction over all of them
+# ran out of memory under the writer's 128 MB limit. These tests use small chunk sizes
+# so a few hundred mentions take several chunks.
+
+TEXTS = [POS, NEG, NEU, "Acme is fine I guess", "Acme shipped late, not great"]
+
+
+def save_backlog(store, hours=120, start=T0, seed=1, id_prefix="m"):
+    """Mentions over ``hours`` hours, two brands and two sources, threads running for
+    up to three days (so they cross chunks), engagement, near-duplicates and unscored
+    ones; saved newest batch first, as a backfill of a newest-first API stores them."""
+    rng = random.Random(seed)
+    batches = {}
+    for n in range(hours * 4):
+        at = start + timedelta(minutes=rng.randrange(hours * 60))
+        brand, source = rng.choice([("Acme", "test"), ("Acme", "other"), ("Globex", "test")])
+        thread = f"t{rng.randrange(hours // 6 + 1)}"  # few threads: each spans many hours
+        batches.setdefault(at.date(), []).append(
+            (mention(f"{id_prefix}{n}", rng.choice(TEXTS), at, brand=brand, source=source,
+                     conversation=thread, likes=rng.randrange(5), replies=rng.randrange(3)),
+             rng.random() < 0.05, rng.random() < 0.05))
+    for day in sorted(batches, reverse=True):
+        for (brand, source) in {(m.brand, m.source) for m, _, _ in batches[day]}:
+            rows = [(m, dup, unscored) for m, dup, unscored in batches[day] if (m.brand, m.source) == (brand, source)]
+            scores = [None if unscored else s for (_, _, unscored), s in
+                      zip(rows, SCORER.score([m.text for m, _, _ in rows]))]
+            store.save_batch([m for m, _, _ in rows], scores, source=source, brand=brand, checkpoint=None,
+                             scorer=SCORER.name, scorer_version=SCORER.version, now=T0,
+                             duplicates=[dup for _, dup, _ in rows])
+
+
+def tables(store):
+    return rows(store, "hourly_mood", "brand, source, hour"), rows(store, "conversations", "source, conversation_id, brand")
+
+
+def from_scratch(store):
+    """The rollup computed from nothing in one chunk: what every chunked run must equal."""
+    with store.native() as db:
+        db.execute("DELETE FROM hourly_mood")
+        db.execute("DELETE FROM conversations")
+    rollup_rebuild(store, chunk_hours=10**6, chunk_mentions=10**9)
+    return tables(store)
+
+
+def pending_count(store):
+    with store.native() as db:
+        return db.execute("SELECT count(*) FROM pending_hours").fetchone()[0]
+
+
+def test_a_backlog_is_recomputed_in_chunks_with_progress_and_equals_a_full_rebuild(store):
+    save_backlog(store, hours=120)
+    total = pending_count(store)
+    steps = []
+    result = rollup_pending(store, progress=steps.append, chunk_hours=24, chunk_mentions=10**9)
+    # 120 hours, 24 at a time: 5 chunks, each reported after it committed
+    assert [s.chunks for s in steps] == [1, 2, 3, 4, 5]
+    assert [s.total for s in steps] == [total] * 5
+    assert steps[-1].done == result.hours == total and result.pending == 0 and not result.stopped
+    assert all(a.done < b.done and a.through < b.through for a, b in zip(steps, steps[1:]))
+    assert (steps[-1].through - steps[0].through) == timedelta(hours=96)
+    assert steps[-1].conversations == result.conversations
+    chunked = tables(store)
+    assert chunked == from_scratch(store)
+
+
+def test_a_backlog_one_transaction_cannot_hold_under_the_memory_limit_completes_in_chunks(store):
+    """Item 2 of issue 11 at a test's scale: 50,000 one-mention threads over three and a
+    half days. In one transaction their conversation rows needed between 64 and 96 MB
+    (DuckDB keeps uncommitted rows in memory) and failed at 40 MB; in chunks of 5,000
+    mentions 24 MB was enough. Generated in SQL, as bench/bigdb.py does."""
+    with store.native() as db:
+        db.execute("""
+            INSERT INTO mentions
+            SELECT 'test', 'm' || i, 'Acme', TIMESTAMP '2026-01-01' + to_microseconds(i * 6000000),
+                   'Acme ' || repeat(md5(i::VARCHAR), 8), 'u', 'https://example.org/' || md5(i::VARCHAR),
+                   'c' || i, NULL, 'en', 1, 0, 0, NULL, NULL, NULL, false, NULL, false
+            FROM range(50000) r(i)
+        """)
+        db.execute("INSERT INTO scores SELECT source, id, brand, created_at, 'vader', '1', 0.5, 0.5, 0.5, 0, "
+                   "'positive', created_at FROM mentions")
+        db.execute("INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', created_at) "
+                   "FROM mentions")
+    with store.native() as db:
+        db.execute("SET memory_limit = '40MB'")
+    steps = []
+    result = rollup_pending(store, progress=steps.append, chunk_mentions=5000)
+    assert (result.hours, result.conversations, result.pending) == (84, 50000, 0)
+    assert len(steps) >= 10
+    with store.native() as db:
+        db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        assert db.execute("SELECT sum(mentions), count(*) FROM hourly_mood").fetchone() == (50000, 84)
+        assert db.execute("SELECT count(*) FROM conversations WHERE label = 'positive'").fetchone()[0] == 50000
+
+
+def test_chunks_keep_to_the_mention_budget_but_never_split_an_hour(store):
+    # hour 0: 30 mentions, hours 1-5: 4 each, hour 6: 30
+    save(store, [mention(f"a{i}", POS, T0 + timedelta(minutes=i)) for i in range(30)]
+         + [mention(f"b{h}-{i}", NEG, T0 + timedelta(hours=h, minutes=i)) for h in range(1, 6) for i in range(4)]
+         + [mention(f"c{i}", NEU, T0 + timedelta(hours=6, minutes=i)) for i in range(30)])
+    steps = []
+    rollup_pending(store, progress=steps.append, chunk_hours=100, chunk_mentions=10)
+    through = [s.through - T0.replace(tzinfo=None) for s in steps]
+    # hour 0 alone (over budget), hours 1-2 (8), 3-4 (8), 5 (4: hour 6 would exceed), 6 alone
+    assert through == [timedelta(hours=h) for h in (0, 2, 4, 5, 6)]
+    assert tables(store) == from_scratch(store)
+
+
+def test_a_failure_in_a_later_chunk_keeps_the_chunks_before_it(store):
+    save_backlog(store, hours=96)
+    # A score no DECIMAL(18, 4) holds, in the last hours: the fourth chunk's SQL fails.
+    with store.native() as db:
+        (late_id, late_at) = db.execute(
+            "SELECT s.id, s.created_at FROM scores s JOIN mentions m USING (source, id, brand) "
+            "WHERE NOT m.duplicate ORDER BY s.created_at DESC LIMIT 1").fetchone()
+        db.execute("UPDATE scores SET compound = 1e30 WHERE id = ?", [late_id])
+    steps = []
+    with pytest.raises(StorageError) as failure:
+        rollup_pending(store, progress=steps.append, chunk_hours=24, chunk_mentions=10**9)
+    # The real cause is reported, not "Current transaction is aborted".
+    assert "Conversion Error" in str(failure.value) and "aborted" not in str(failure.value)
+    assert [s.chunks for s in steps] == [1, 2, 3]
+    done_through = steps[-1].through
+    with store.native() as db:
+        assert db.execute("SELECT max(hour) FROM hourly_mood").fetchone()[0] == done_through
+        assert db.execute("SELECT min(hour) FROM pending_hours").fetchone()[0] > done_through
+        assert db.execute("SELECT count(*) FROM pending_hours").fetchone()[0] > 0
+        assert date_trunc_hour(late_at) > done_through
+        db.execute("UPDATE scores SET compound = 0.5 WHERE id = ?", [late_id])
+    # The next run does the rest only, and the result is the full rebuild's.
+    after = []
+    rollup_pending(store, progress=after.append, chunk_hours=24, chunk_mentions=10**9)
+    assert [s.chunks for s in after] == [1] and after[0].done == steps[-1].total - steps[-1].done
+    assert pending_count(store) == 0
+    assert tables(store) == from_scratch(store)
+
+
+def date_trunc_hour(moment):
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def test_a_stop_request_leaves_the_rest_pending_for_the_next_run(store):
+    save_backlog(store, hours=96)
+    steps = []
+    result = rollup_pending(store, progress=steps.append, should_stop=lambda: len(steps) == 2,
+                            chunk_hours=24, chunk_mentions=10**9)
+    assert result.stopped and result.pending > 0 and result.hours == steps[-1].done
+    assert result.pending == pending_count(store) == steps[-1].total - steps[-1].done
+    assert not rollup_pending(store).stopped
+    assert tables(store) == from_scratch(store)
+
+
+def test_late_mentions_of_old_threads_between_chunked_runs_equal_a_full_rebuild(store):
+    """Replies arrive for threads whose rows were computed in earlier runs and chunks,
+    in hours before, inside and after the ones done: every run's result equals the
+    rebuild from nothing (which, being equal, leaves the state as the run left it)."""
+    save_backlog(store, hours=48, seed=2)
+    rollup_pending(store, chunk_hours=7, chunk_mentions=60)
+    for round_ in range(2):
+        save_backlog(store, hours=36, start=T0 + timedelta(hours=18 * round_ - 6), seed=10 + round_,
+                     id_prefix=f"late{round_}-")
+        rollup_pending(store, chunk_hours=5, chunk_mentions=40)
+        assert tables(store) == from_scratch(store)
+
+
+def test_a_rebuild_runs_in_chunks_too(store):
+    save_backlog(store, hours=48)
+    rollup_pending(store)
+    with store.native() as db:
+        db.execute("UPDATE hourly_mood SET nss = 999")  # a rebuild recomputes every hour
+    steps = []
+    result = rollup_rebuild(store, progress=steps.append, chunk_hours=12, chunk_mentions=10**9)
+    assert len(steps) == 4 and result.pending == 0
+    assert tables(store) == from_scratch(store)
+
+
+def test_the_chunks_cannot_run_inside_an_open_transaction(store):
+    save(store, [mention(1, POS, T0)])
+    with store.native():
+        with pytest.raises(RuntimeError, match="outside"):
+            rollup_pending(store)
+    assert rollup_pending(store).hours == 1
