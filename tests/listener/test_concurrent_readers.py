@@ -1,5 +1,6 @@
-"""Analysts query while the daemon writes: the daemon backfills continuously for a
-minute while another process queries in a loop, through the same path as
+"""Analysts query while the daemon writes: the daemon backfills while another process
+queries in a loop until it has seen the data move through several published states (at
+most a minute), through the same path as
 ``listener sql`` (the snapshot while the daemon holds the database). No lock error, no
 error at all, and every snapshot it sees is whole: no score without its mention, and
 when no run is in flight, exactly the mentions the finished runs say they stored."""
@@ -18,6 +19,8 @@ from pathlib import Path
 from tests.listener.test_daemon import Daemon
 
 LOOP_SECONDS = 60
+"""The reader's longest loop; it ends sooner once it has seen STATES states and 100 queries."""
+STATES = 3
 BRANDS = ["Brewly", "Beanhaus", "Kettle & Co", "Teapot", "Mugsy", "Roastery"]
 
 READER = textwrap.dedent(
@@ -26,10 +29,10 @@ READER = textwrap.dedent(
     from pathlib import Path
     from storage.analyst import read_only, reading_path
 
-    database, seconds = Path(sys.argv[1]), float(sys.argv[2])
+    database, seconds, enough = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     stats = {"queries": 0, "lock_errors": 0, "errors": [], "broken": [], "states": [], "snapshots": 0}
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (len(stats["states"]) >= enough and stats["queries"] > 100):
         try:
             source = reading_path(database)
             with read_only(source.path) as db:
@@ -58,7 +61,7 @@ READER = textwrap.dedent(
 )
 
 
-def test_a_minute_of_queries_while_the_daemon_writes(tmp_path):
+def test_queries_while_the_daemon_writes_see_whole_snapshots(tmp_path):
     brands = "".join(f'\n[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n' for b in BRANDS)
     (tmp_path / "listener.toml").write_text(
         f'[database]\npath = "listener.duckdb"\n{brands}\n[sources.demo]\nevery_minutes = 60\nseed = 5\n'
@@ -75,7 +78,8 @@ def test_a_minute_of_queries_while_the_daemon_writes(tmp_path):
             assert time.monotonic() < deadline and daemon.proc.poll() is None, "no snapshot published"
             time.sleep(0.05)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
-        reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path / "listener.duckdb"), str(LOOP_SECONDS)],
+        reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path / "listener.duckdb"), str(LOOP_SECONDS),
+                                 str(STATES)],
                                 capture_output=True, text=True, timeout=LOOP_SECONDS + 120, env=env,
                                 cwd=Path(__file__).resolve().parents[2])
         still_writing = daemon.proc.poll() is None
@@ -89,7 +93,7 @@ def test_a_minute_of_queries_while_the_daemon_writes(tmp_path):
     assert stats["queries"] > 100 and stats["snapshots"] == stats["queries"]
     # The data moved under the reader: it saw several published states, growing.
     counts = [state[0] for state in stats["states"]]
-    assert len(counts) >= 3 and counts == sorted(counts), stats["states"]
+    assert len(counts) >= STATES and counts == sorted(counts), stats["states"]
     assert still_writing and code == 0
     print(f"{stats['queries']} queries, {len(counts)} snapshots seen, mentions {counts[0]} -> {counts[-1]}, "
           f"{pulls_done} pulls logged")
