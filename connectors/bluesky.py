@@ -113,6 +113,8 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    excerpt,
+    register_secret,
 )
 from connectors.retry import RetryPolicy, with_retries
 
@@ -220,21 +222,33 @@ def _first_lang(record: Mapping[str, Any]) -> str | None:
 
 def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None, url_actor: str,
                         metrics: Mapping[str, int], raw: Mapping[str, Any],
-                        fetched_at: datetime | None) -> Mention:
+                        fetched_at: datetime | None, indexed_at: Any = None) -> Mention:
     """A post record (``app.bsky.feed.post``) as a Mention; shared by both modes.
 
+    ``created_at`` is the record's ``createdAt``. The client that wrote the record
+    chose that string, and some write one no datetime can hold (year 0:
+    "0000-01-01T00:00:00Z", which the AppView indexes all the same); then the
+    AppView's ``indexedAt`` (search mode: when Bluesky first saw the post) stands in
+    for it, so the post is kept, not skipped. A ``createdAt`` that is missing or not a
+    string is a broken record, not a client's odd clock: skipped.
     Raises MalformedPayloadError when the record is not an object, its text is not a
-    string or its ``createdAt`` is not a datetime.
+    string or no time can be read.
     """
     if not isinstance(record, Mapping):
         raise MalformedPayloadError(f"{uri}: the record is not an object")
     text = record.get("text")
     if not isinstance(text, str):
         raise MalformedPayloadError(f"{uri}: the record's text is not a string")
+    written = record.get("createdAt")
     try:
-        created_at = parse_datetime(record.get("createdAt"))
+        created_at = parse_datetime(written)
     except ValueError as exc:
-        raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
+        if not isinstance(written, str):
+            raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
+        try:
+            created_at = parse_datetime(indexed_at)
+        except ValueError:
+            raise MalformedPayloadError(f"{uri}: bad createdAt ({exc}) and no indexedAt to stand in") from exc
     _repo, rkey = parse_post_uri(uri)
     root, parent = _thread_uris(record)
     return Mention(
@@ -257,8 +271,8 @@ def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None
 def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = None) -> Mention:
     """One ``app.bsky.feed.defs#postView`` (a search hit) as a Mention.
 
-    Raises MalformedPayloadError when the URI, the record's text or ``createdAt`` cannot
-    be read; optional fields of the wrong type are ignored.
+    Raises MalformedPayloadError when the URI, the record's text or both ``createdAt``
+    and ``indexedAt`` cannot be read; optional fields of the wrong type are ignored.
     """
     if not isinstance(post, Mapping):
         raise MalformedPayloadError(f"a post view must be an object, got {type(post).__name__}")
@@ -278,7 +292,7 @@ def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = 
     }
     return mention_from_record(uri, post.get("record"), brand=brand, author=handle or repo,
                                url_actor=handle or repo, metrics=metrics, raw=dict(post),
-                               fetched_at=fetched_at)
+                               fetched_at=fetched_at, indexed_at=post.get("indexedAt"))
 
 
 def sort_time(post: Any) -> datetime | None:
@@ -466,8 +480,21 @@ def search_cursor(states: Mapping[str, _QueryState]) -> Cursor:
 
 
 def build_client(base_url: str = "https://bsky.social", timeout: float = 30.0) -> Client:
-    """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout."""
-    return Client(base_url=base_url, request=Request(timeout=timeout))
+    """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout.
+    The session tokens it obtains (at login and at every refresh) are secrets like the
+    app password: registered (connectors.errors) the moment the client has them."""
+    client = Client(base_url=base_url, request=Request(timeout=timeout))
+    client.on_session_change(_register_session)
+    return client
+
+
+def _register_session(_event: Any, session: Any) -> None:
+    for slot, token in (("bluesky access token", session.access_jwt), ("bluesky refresh token", session.refresh_jwt)):
+        if isinstance(token, str):
+            register_secret(token, slot=slot)
+            # A JWT's signature is what makes it usable; its header and payload are
+            # plain base64 JSON, and the signature alone may be quoted.
+            register_secret(token.rsplit(".", 1)[-1], slot=f"{slot} signature")
 
 
 @dataclass
@@ -610,7 +637,7 @@ class BlueskySearchConnector:
         body = response.content
         if not isinstance(body, Mapping) or not isinstance(body.get("posts", []), list):
             # A gateway's page or a truncated body: transient, ask for the page again.
-            raise RetryableError(f"bluesky search: the response is not a searchPosts page: {str(body)[:80]!r}")
+            raise RetryableError(f"bluesky search: the response is not a searchPosts page: {excerpt(body)!r}")
         return body
 
     def _ensure_login(self) -> None:

@@ -317,7 +317,7 @@ def test_an_expired_session_logs_in_again_once(server, clock, sleeps):
 
 def test_a_malformed_post_is_skipped_and_counted(server, clock, sleeps):
     bad_date = post_view("3kbad", "acme", minutes_ago(2))
-    bad_date["record"]["createdAt"] = "not-a-date"
+    bad_date["record"]["createdAt"] = bad_date["indexedAt"] = "not-a-date"  # no time to fall back on
     no_text = post_view("3knotext", "acme", minutes_ago(3))
     del no_text["record"]["text"]
     page = {"posts": [post_view("3kgood", "acme", minutes_ago(1)), bad_date, no_text, "not a post"]}
