@@ -382,36 +382,55 @@ def _retry_after(exc: RateLimitExceededError, now: datetime) -> float | None:
     return None
 
 
+def _said(exc: Exception) -> str:
+    """What ``exc`` says. For an HTTP answer the text is built here, not by atproto's
+    ``str``: that cuts a body that is not an XRPC error at 200 characters, which can
+    leave a piece of an echoed secret that redaction no longer recognises. Here the
+    whole body is redacted, then cut (connectors.errors.excerpt)."""
+    response = getattr(exc, "response", None) if isinstance(exc, RequestErrorBase) else None
+    if response is None:
+        return str(exc)
+    content = response.content
+    if isinstance(content, XrpcError):
+        details = f"{content.error}: {content.message}" if content.message else str(content.error)
+    elif isinstance(content, bytes):
+        details = content.decode("utf-8", "replace")
+    else:
+        details = "" if content is None else str(content)
+    return f"{response.status_code} {excerpt(details, 200)}".rstrip()
+
+
 def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now: datetime,
                     logging_in: bool = False) -> ConnectorError:
     """One atproto/httpx exception as the connectors exception the caller should act on."""
     if isinstance(exc, ConnectorError):
         return exc
+    said = _said(exc)
     if isinstance(exc, RateLimitExceededError):
-        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {exc}", retry_after=_retry_after(exc, now))
+        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {said}", retry_after=_retry_after(exc, now))
     if isinstance(exc, (InvokeTimeoutError, NetworkError)):
-        return RetryableError(f"{what}: {type(exc).__name__}: {exc or exc.__cause__}")
+        return RetryableError(f"{what}: {type(exc).__name__}: {said or exc.__cause__}")
     if isinstance(exc, UnauthorizedError) or (logging_in and isinstance(exc, BadRequestError)):
-        return AuthError(f"{what}: Bluesky refused the login or session: {exc}; use the handle and an app "
+        return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
                          "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
     if isinstance(exc, BadRequestError):
-        return QueryError(f"{what}: Bluesky refused the request (400): {exc}")
+        return QueryError(f"{what}: Bluesky refused the request (400): {said}")
     if isinstance(exc, RequestException) and exc.response is not None:
         status = exc.response.status_code
         if status >= 500 or status == 408:
-            return RetryableError(f"{what}: Bluesky answered {exc}")
-        return FatalError(f"{what}: Bluesky answered {exc}")
+            return RetryableError(f"{what}: Bluesky answered {said}")
+        return FatalError(f"{what}: Bluesky answered {said}")
     if isinstance(exc, LoginRequiredError):
         return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
     if isinstance(exc, ModelError):
-        return RetryableError(f"{what}: unreadable response: {exc}")
+        return RetryableError(f"{what}: unreadable response: {said}")
     if isinstance(exc, httpx.TransportError):
-        return RetryableError(f"{what}: {type(exc).__name__}: {exc}")
+        return RetryableError(f"{what}: {type(exc).__name__}: {said}")
     if isinstance(exc, ValueError):  # a body announced as JSON that does not parse
-        return RetryableError(f"{what}: the response body is not JSON: {exc}")
+        return RetryableError(f"{what}: the response body is not JSON: {said}")
     # Anything else the client library raises (AtProtocolError, httpx.HTTPError, a
     # surprise from its session handling) ends the run: none may escape connectors/.
-    return FatalError(f"{what}: {type(exc).__name__}: {exc}")
+    return FatalError(f"{what}: {type(exc).__name__}: {said}")
 
 
 # -- cursor -----------------------------------------------------------------------------
@@ -630,7 +649,7 @@ class BlueskySearchConnector:
                 run.relogged = True
                 with self._login_lock:
                     self._logged_in = False
-                raise RetryableError(f"bluesky search: the session was refused ({exc}); logging in again") from exc
+                raise RetryableError(f"bluesky search: the session was refused ({_said(exc)}); logging in again") from exc
             raise self._translate(exc, "bluesky search") from exc
         except Exception as exc:
             raise self._translate(exc, "bluesky search") from exc

@@ -89,13 +89,14 @@ def _html_numeric(value: str) -> str:
 
 def secret_forms(secret: str) -> set[str]:
     """Every form ``secret`` may come back in from a peer: as is, URL-encoded (``quote``,
-    path-safe ``quote``, ``quote_plus``), URL-decoded (a real X token holds ``%2B``,
+    path-safe ``quote``, ``quote_plus``, twice), URL-decoded (a real X token holds ``%2B``,
     ``%3D``; ``unquote``, ``unquote_plus``), base64 (``_base64_forms``), JSON-escaped
     and HTML-escaped; each encoding applied to the decoded forms too. Forms shorter
     than ``MIN_SECRET_LENGTH`` are left out."""
     forms: set[str] = set()
     for value in {secret, unquote(secret), unquote_plus(secret)}:
         forms |= {value, quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="/"),
+                  quote(quote(value, safe=""), safe=""),  # a query parameter encoded again by a proxy
                   json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
                   json.dumps(value)[1:-1].replace("/", "\\/"),
                   html.escape(value), html.escape(value, quote=False), _html_numeric(value)}
