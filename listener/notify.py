@@ -264,7 +264,7 @@ class EmailNotifier(_Retrying):
             return f"the SMTP server does not support what security = {self.security!r} needs: {exc}", False, None
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-            return f"SMTP {exc.smtp_code}: {' '.join(text.split())[:200]}", 400 <= exc.smtp_code < 500, None
+            return f"SMTP {exc.smtp_code}: {excerpt(' '.join(text.split()), 200)}", 400 <= exc.smtp_code < 500, None
         except ssl.SSLError as exc:
             return f"TLS with {self.host}:{self.port} failed: {exc.reason or type(exc).__name__}", False, None
         except (smtplib.SMTPException, OSError) as exc:

@@ -34,12 +34,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, quote_plus, unquote
 
 import duckdb
 import pytest
 
 from analysis.sentiment import VaderScorer
+from listener.notify import Message, WebhookNotifier
 from listener.web import LiveApp, LiveServer, start_in_thread
 from storage.store import Store
 from tests.fakes.bluesky_api import SEARCH_PATH, FakeBluesky, post_view
@@ -311,3 +312,33 @@ def test_a_token_typed_into_the_live_view_s_address_is_never_logged(live_view, c
     needles = pieces(SERVE_TOKEN)
     assert not [p for p in needles if p in logged.lower()], logged
     assert not re.search(re.escape(decoded[21:40]), logged, re.IGNORECASE)
+
+
+# -- alert delivery ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encode", [str, quote_plus], ids=["as sent", "form-encoded"])
+def test_a_webhook_error_page_quoting_the_url_leaves_no_piece_of_it_in_the_attempt(encode):
+    """The webhook URL's path is the secret (whoever has it can post). A failing proxy
+    quotes it where the attempt's error cuts the page (200 characters): the secret
+    straddles the cut."""
+    secret = _hex(f"webhook/{encode.__name__}", 40)
+    secret_path = f"/services/T0/B0/{secret}"
+    NEEDLES["webhook URL"] = pieces(secret)
+
+    def failing_proxy(request: Request) -> Reply:
+        quoted = encode(request.path)
+        head = "<html><body>upstream failed: "
+        filler = "." * (180 - len(head) - quoted.index(secret[:8]))  # the secret starts 20 characters before the cut
+        return Reply(502, f"{head}{filler}{quoted}</body></html>", headers={"Content-Type": "text/html"})
+
+    try:
+        with FakeServer() as hook:
+            hook.route("POST", secret_path, failing_proxy)
+            notifier = WebhookNotifier(hook.url + secret_path, timeout=30, attempts=1,
+                                       clock=lambda: datetime.now(timezone.utc), sleep=lambda _: None)
+            [attempt] = notifier.send(Message("alert", "Brewly mood dipped", {"text": "Brewly mood dipped"}))
+        assert hook.requests and attempt.status == "failed" and attempt.error.startswith("HTTP 502")
+        assert "[redacted]" in attempt.error and leaks(attempt.error) == {}, attempt.error
+    finally:
+        del NEEDLES["webhook URL"]
