@@ -649,7 +649,8 @@ class BlueskySearchConnector:
                 run.relogged = True
                 with self._login_lock:
                     self._logged_in = False
-                raise RetryableError(f"bluesky search: the session was refused ({_said(exc)}); logging in again") from exc
+                raise RetryableError(f"bluesky search: the session was refused ({_said(exc)}); "
+                                     "logging in again") from exc
             raise self._translate(exc, "bluesky search") from exc
         except Exception as exc:
             raise self._translate(exc, "bluesky search") from exc

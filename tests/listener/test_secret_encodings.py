@@ -30,7 +30,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -275,16 +275,25 @@ def test_no_piece_of_any_secret_leaves_in_any_encoding(echoed, paged, what):
 # -- the live view's request log ------------------------------------------------------------------------
 
 
+@contextmanager
+def _serving(database_dir: Path, token: str) -> Iterator[LiveServer]:
+    database = database_dir / "view.duckdb"
+    if not database.exists():
+        Store.open(database).close()
+    server = LiveServer(LiveApp(database=database, brands=(), scorer=VaderScorer(),
+                                clock=lambda: datetime.now(timezone.utc), token=token), "127.0.0.1", 0)
+    start_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def live_view(tmp_path: Path) -> Iterator[LiveServer]:
-    database = tmp_path / "view.duckdb"
-    Store.open(database).close()
-    server = LiveServer(LiveApp(database=database, brands=(), scorer=VaderScorer(),
-                                clock=lambda: datetime.now(timezone.utc), token=SERVE_TOKEN), "127.0.0.1", 0)
-    start_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with _serving(tmp_path, SERVE_TOKEN) as server:
+        yield server
 
 
 def _get(server: LiveServer, path: str, headers: dict[str, str]) -> int:
@@ -312,6 +321,14 @@ def test_a_token_typed_into_the_live_view_s_address_is_never_logged(live_view, c
     needles = pieces(SERVE_TOKEN)
     assert not [p for p in needles if p in logged.lower()], logged
     assert not re.search(re.escape(decoded[21:40]), logged, re.IGNORECASE)
+
+
+def test_a_token_too_short_to_register_is_still_kept_out_of_the_log(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="listener.web")
+    with _serving(tmp_path, "Zq7") as server:
+        assert _get(server, "/brand/Zq7", {"Authorization": "Bearer Zq7"}) == 404
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "GET /brand/[redacted]" in logged and "Zq7" not in logged
 
 
 # -- alert delivery ----------------------------------------------------------------------------------
