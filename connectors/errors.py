@@ -10,6 +10,11 @@ connector edge, with ``raise ... from exc``; none escapes ``connectors/``.
     │   ├── AuthError              401/403: park the source; ``env_vars`` names what to fix
     │   └── QueryError             the brand query cannot be expressed on this platform
     └── MalformedPayloadError      one item could not be read; skipped and counted, the run goes on
+
+Secrets live here too, because error messages are where they leak: ``register_secret``
+(credentials, session tokens, the live view's and the webhook's secrets), ``redact``
+(every encoding of each), ``excerpt`` (redact, then cut: the one way to quote a peer's
+answer). Every ConnectorError's message is redacted.
 """
 
 from __future__ import annotations
