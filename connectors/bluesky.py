@@ -113,6 +113,8 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    excerpt,
+    register_secret,
 )
 from connectors.retry import RetryPolicy, with_retries
 
@@ -220,21 +222,33 @@ def _first_lang(record: Mapping[str, Any]) -> str | None:
 
 def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None, url_actor: str,
                         metrics: Mapping[str, int], raw: Mapping[str, Any],
-                        fetched_at: datetime | None) -> Mention:
+                        fetched_at: datetime | None, indexed_at: Any = None) -> Mention:
     """A post record (``app.bsky.feed.post``) as a Mention; shared by both modes.
 
+    ``created_at`` is the record's ``createdAt``. The client that wrote the record
+    chose that string, and some write one no datetime can hold (year 0:
+    "0000-01-01T00:00:00Z", which the AppView indexes all the same); then the
+    AppView's ``indexedAt`` (search mode: when Bluesky first saw the post) stands in
+    for it, so the post is kept, not skipped. A ``createdAt`` that is missing or not a
+    string is a broken record, not a client's odd clock: skipped.
     Raises MalformedPayloadError when the record is not an object, its text is not a
-    string or its ``createdAt`` is not a datetime.
+    string or no time can be read.
     """
     if not isinstance(record, Mapping):
         raise MalformedPayloadError(f"{uri}: the record is not an object")
     text = record.get("text")
     if not isinstance(text, str):
         raise MalformedPayloadError(f"{uri}: the record's text is not a string")
+    written = record.get("createdAt")
     try:
-        created_at = parse_datetime(record.get("createdAt"))
+        created_at = parse_datetime(written)
     except ValueError as exc:
-        raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
+        if not isinstance(written, str):
+            raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
+        try:
+            created_at = parse_datetime(indexed_at)
+        except ValueError:
+            raise MalformedPayloadError(f"{uri}: bad createdAt ({exc}) and no indexedAt to stand in") from exc
     _repo, rkey = parse_post_uri(uri)
     root, parent = _thread_uris(record)
     return Mention(
@@ -257,8 +271,8 @@ def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None
 def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = None) -> Mention:
     """One ``app.bsky.feed.defs#postView`` (a search hit) as a Mention.
 
-    Raises MalformedPayloadError when the URI, the record's text or ``createdAt`` cannot
-    be read; optional fields of the wrong type are ignored.
+    Raises MalformedPayloadError when the URI, the record's text or both ``createdAt``
+    and ``indexedAt`` cannot be read; optional fields of the wrong type are ignored.
     """
     if not isinstance(post, Mapping):
         raise MalformedPayloadError(f"a post view must be an object, got {type(post).__name__}")
@@ -278,7 +292,7 @@ def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = 
     }
     return mention_from_record(uri, post.get("record"), brand=brand, author=handle or repo,
                                url_actor=handle or repo, metrics=metrics, raw=dict(post),
-                               fetched_at=fetched_at)
+                               fetched_at=fetched_at, indexed_at=post.get("indexedAt"))
 
 
 def sort_time(post: Any) -> datetime | None:
@@ -368,36 +382,55 @@ def _retry_after(exc: RateLimitExceededError, now: datetime) -> float | None:
     return None
 
 
+def _said(exc: Exception) -> str:
+    """What ``exc`` says. For an HTTP answer the text is built here, not by atproto's
+    ``str``: that cuts a body that is not an XRPC error at 200 characters, which can
+    leave a piece of an echoed secret that redaction no longer recognises. Here the
+    whole body is redacted, then cut (connectors.errors.excerpt)."""
+    response = getattr(exc, "response", None) if isinstance(exc, RequestErrorBase) else None
+    if response is None:
+        return str(exc)
+    content = response.content
+    if isinstance(content, XrpcError):
+        details = f"{content.error}: {content.message}" if content.message else str(content.error)
+    elif isinstance(content, bytes):
+        details = content.decode("utf-8", "replace")
+    else:
+        details = "" if content is None else str(content)
+    return f"{response.status_code} {excerpt(details, 200)}".rstrip()
+
+
 def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now: datetime,
                     logging_in: bool = False) -> ConnectorError:
     """One atproto/httpx exception as the connectors exception the caller should act on."""
     if isinstance(exc, ConnectorError):
         return exc
+    said = _said(exc)
     if isinstance(exc, RateLimitExceededError):
-        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {exc}", retry_after=_retry_after(exc, now))
+        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {said}", retry_after=_retry_after(exc, now))
     if isinstance(exc, (InvokeTimeoutError, NetworkError)):
-        return RetryableError(f"{what}: {type(exc).__name__}: {exc or exc.__cause__}")
+        return RetryableError(f"{what}: {type(exc).__name__}: {said or exc.__cause__}")
     if isinstance(exc, UnauthorizedError) or (logging_in and isinstance(exc, BadRequestError)):
-        return AuthError(f"{what}: Bluesky refused the login or session: {exc}; use the handle and an app "
+        return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
                          "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
     if isinstance(exc, BadRequestError):
-        return QueryError(f"{what}: Bluesky refused the request (400): {exc}")
+        return QueryError(f"{what}: Bluesky refused the request (400): {said}")
     if isinstance(exc, RequestException) and exc.response is not None:
         status = exc.response.status_code
         if status >= 500 or status == 408:
-            return RetryableError(f"{what}: Bluesky answered {exc}")
-        return FatalError(f"{what}: Bluesky answered {exc}")
+            return RetryableError(f"{what}: Bluesky answered {said}")
+        return FatalError(f"{what}: Bluesky answered {said}")
     if isinstance(exc, LoginRequiredError):
         return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
     if isinstance(exc, ModelError):
-        return RetryableError(f"{what}: unreadable response: {exc}")
+        return RetryableError(f"{what}: unreadable response: {said}")
     if isinstance(exc, httpx.TransportError):
-        return RetryableError(f"{what}: {type(exc).__name__}: {exc}")
+        return RetryableError(f"{what}: {type(exc).__name__}: {said}")
     if isinstance(exc, ValueError):  # a body announced as JSON that does not parse
-        return RetryableError(f"{what}: the response body is not JSON: {exc}")
+        return RetryableError(f"{what}: the response body is not JSON: {said}")
     # Anything else the client library raises (AtProtocolError, httpx.HTTPError, a
     # surprise from its session handling) ends the run: none may escape connectors/.
-    return FatalError(f"{what}: {type(exc).__name__}: {exc}")
+    return FatalError(f"{what}: {type(exc).__name__}: {said}")
 
 
 # -- cursor -----------------------------------------------------------------------------
@@ -466,8 +499,21 @@ def search_cursor(states: Mapping[str, _QueryState]) -> Cursor:
 
 
 def build_client(base_url: str = "https://bsky.social", timeout: float = 30.0) -> Client:
-    """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout."""
-    return Client(base_url=base_url, request=Request(timeout=timeout))
+    """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout.
+    The session tokens it obtains (at login and at every refresh) are secrets like the
+    app password: registered (connectors.errors) the moment the client has them."""
+    client = Client(base_url=base_url, request=Request(timeout=timeout))
+    client.on_session_change(_register_session)
+    return client
+
+
+def _register_session(_event: Any, session: Any) -> None:
+    for slot, token in (("bluesky access token", session.access_jwt), ("bluesky refresh token", session.refresh_jwt)):
+        if isinstance(token, str):
+            register_secret(token, slot=slot)
+            # A JWT's signature is what makes it usable; its header and payload are
+            # plain base64 JSON, and the signature alone may be quoted.
+            register_secret(token.rsplit(".", 1)[-1], slot=f"{slot} signature")
 
 
 @dataclass
@@ -603,14 +649,15 @@ class BlueskySearchConnector:
                 run.relogged = True
                 with self._login_lock:
                     self._logged_in = False
-                raise RetryableError(f"bluesky search: the session was refused ({exc}); logging in again") from exc
+                raise RetryableError(f"bluesky search: the session was refused ({_said(exc)}); "
+                                     "logging in again") from exc
             raise self._translate(exc, "bluesky search") from exc
         except Exception as exc:
             raise self._translate(exc, "bluesky search") from exc
         body = response.content
         if not isinstance(body, Mapping) or not isinstance(body.get("posts", []), list):
             # A gateway's page or a truncated body: transient, ask for the page again.
-            raise RetryableError(f"bluesky search: the response is not a searchPosts page: {str(body)[:80]!r}")
+            raise RetryableError(f"bluesky search: the response is not a searchPosts page: {excerpt(body)!r}")
         return body
 
     def _ensure_login(self) -> None:

@@ -49,6 +49,7 @@ from connectors.errors import (
     MalformedPayloadError,
     QueryError,
     RetryableError,
+    excerpt,
 )
 from connectors.html_text import html_to_text
 from connectors.retry import RetryPolicy, with_retries
@@ -303,9 +304,9 @@ class HackerNewsConnector:
             try:
                 payload = response.json()
             except ValueError as exc:
-                raise RetryableError(f"{what}: the answer is not JSON: {response.text[:80]!r}") from exc
+                raise RetryableError(f"{what}: the answer is not JSON: {excerpt(response.text)!r}") from exc
             if not isinstance(payload, dict) or not isinstance(payload.get("hits"), list):
-                raise RetryableError(f"{what}: the answer has no hits list: {response.text[:80]!r}")
+                raise RetryableError(f"{what}: the answer has no hits list: {excerpt(response.text)!r}")
             if not payload["hits"] and _is_int(payload.get("nbPages")) and page < payload["nbPages"]:
                 # Taken as the end, this page would let the window's checkpoint pass the
                 # hits on the pages the answer itself says come after it.

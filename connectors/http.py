@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.errors import FatalError, RateLimitedError, RetryableError
+from connectors.errors import FatalError, RateLimitedError, RetryableError, excerpt
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -41,7 +41,7 @@ def raise_for_response(response: requests.Response, what: str, now: datetime) ->
         raise RateLimitedError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
     if status >= 500 or status == 408:
         raise RetryableError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
-    raise FatalError(f"{reason}: {response.text[:200]!r}")
+    raise FatalError(f"{reason}: {excerpt(response.text, 200)!r}")
 
 
 def _without_query(text: str, url: str) -> str:

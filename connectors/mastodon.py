@@ -121,6 +121,7 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    excerpt,
 )
 from connectors.query import matches
 from connectors.retry import RetryPolicy, with_retries
@@ -532,7 +533,7 @@ class MastodonConnector:
             return []
         if not isinstance(page, list):
             raise RetryableError(f"mastodon {inst_run.instance.url}: #{tag}: the timeline is not a list: "
-                                 f"{str(page)[:80]!r}")
+                                 f"{excerpt(page)!r}")
         return page
 
     def _read_tag(self, inst_run: _InstanceRun, tag: str, run: _Run,
@@ -628,7 +629,7 @@ class MastodonConnector:
                 statuses = result.get("statuses") if isinstance(result, Mapping) else None
                 if not isinstance(statuses, list):
                     raise RetryableError(f"mastodon {instance.url}: search {q!r}: not a search result: "
-                                         f"{str(result)[:80]!r}")
+                                         f"{excerpt(result)!r}")
                 mentions, skipped, ids = self._map_page(inst_run, statuses, run, horizon=horizon)
                 newest = _newer(newest, max(ids, key=_id_key, default=None))
                 yield Batch(tuple(mentions), checkpoint=None, skipped=skipped)
@@ -733,7 +734,7 @@ class MastodonConnector:
             return None
         if not isinstance(context, Mapping):
             raise RetryableError(f"mastodon {instance.url}: thread of {status_id}: not a context: "
-                                 f"{str(context)[:80]!r}")
+                                 f"{excerpt(context)!r}")
         return context
 
     def _descendants(self, inst_run: _InstanceRun, context: Mapping[str, Any], root: str,
@@ -892,10 +893,10 @@ def _status(exc: MastodonAPIError) -> int | None:
 
 def _message(exc: MastodonAPIError) -> str:
     if len(exc.args) > 3 and exc.args[3]:
-        return str(exc.args[3])[:300]
+        return excerpt(exc.args[3], 300)
     if len(exc.args) > 2 and exc.args[2]:
-        return str(exc.args[2])[:300]
-    return str(exc)[:300]
+        return excerpt(exc.args[2], 300)
+    return excerpt(exc, 300)
 
 
 def _check_limits(history_days: Any, max_pages: Any, max_threads: Any, watch_hours: Any) -> list[str]:

@@ -65,11 +65,13 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import praw
 import prawcore
 import requests
 from praw.exceptions import PRAWException
+from prawcore.const import ACCESS_TOKEN_PATH
 from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 
@@ -81,6 +83,7 @@ from connectors.errors import (
     MalformedPayloadError,
     RateLimitedError,
     RetryableError,
+    register_secret,
 )
 from connectors.query import compile_reddit, matches
 from connectors.retry import RetryPolicy, with_retries
@@ -144,10 +147,22 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
 
 class _TimeoutRequestor(prawcore.Requestor):
     """prawcore passes its own 16 s constant to every API request, overriding the
-    requestor's timeout; this requestor always applies the configured one."""
+    requestor's timeout; this requestor always applies the configured one.
+
+    Every request passes here, the OAuth token request included: the access token
+    Reddit hands out is registered as a secret (connectors.errors) the moment it
+    arrives, before prawcore sends it anywhere a peer could echo it back."""
 
     def request(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> requests.Response:
-        return super().request(*args, timeout=self.timeout, **kwargs)
+        response = super().request(*args, timeout=self.timeout, **kwargs)
+        if response.status_code == 200 and urlsplit(response.url).path.rstrip("/").endswith(ACCESS_TOKEN_PATH):
+            try:
+                token = response.json().get("access_token")
+            except (ValueError, AttributeError):  # prawcore reports an unreadable answer itself
+                token = None
+            if isinstance(token, str):
+                register_secret(token, slot="reddit access token")
+        return response
 
 
 def _with_slash(url: str) -> str:
@@ -279,7 +294,9 @@ def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
     if isinstance(exc, ConnectorError):
         return exc
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, prawcore.TooManyRequests):
+    # prawcore raises TooManyRequests for an API call, but a bare ResponseException for
+    # any refusal of the token request (BaseAuthenticator._post): the status decides.
+    if isinstance(exc, prawcore.TooManyRequests) or status == 429:
         retry_after = _header_seconds(exc.response, "retry-after", "x-ratelimit-reset")
         return RateLimitedError(f"Reddit answered 429 Too Many Requests to {what}", retry_after=retry_after)
     if isinstance(exc, prawcore.OAuthException):
@@ -295,7 +312,7 @@ def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
     if isinstance(exc, KeyError) and exc.args in ((401,), (403,)):
         # prawcore cannot classify a 401/403 that lacks a www-authenticate header.
         return AuthError(f"Reddit refused the app's credentials ({exc.args[0]}) while {what}", env_vars)
-    if isinstance(exc, prawcore.ServerError):
+    if isinstance(exc, prawcore.ServerError) or (isinstance(status, int) and status >= 500):
         return RetryableError(f"Reddit server error ({status}) while {what}")
     if isinstance(exc, prawcore.BadJSON):
         return RetryableError(f"Reddit sent a response that is not JSON while {what} (status {status})")
@@ -656,6 +673,12 @@ def _url(permalink: Any) -> str | None:
     return WEB_URL + permalink if isinstance(permalink, str) and permalink.startswith("/") else None
 
 
+def _comment_url(submission_id: str | None, comment_id: str) -> str | None:
+    """A comment's address without its ``permalink`` (some listings leave it out): the
+    thread's id and the comment's build it; Reddit fills in the slug ("_")."""
+    return f"{WEB_URL}/comments/{submission_id}/_/{comment_id}/" if submission_id else None
+
+
 def submission_mention(data: Mapping[str, Any], brand: str, fetched_at: datetime) -> Mention:
     """A t3 thing's data -> Mention. Raises MalformedPayloadError for an unreadable item."""
     sid = _require(data, "id", str)
@@ -718,8 +741,8 @@ def comment_mention(data: Mapping[str, Any], brand: str, fetched_at: datetime, *
     }
     return Mention(
         source=RedditConnector.name, id=cid, brand=brand, created_at=created_at, text=body, author=author,
-        url=_url(data.get("permalink")), conversation_id=conversation, parent_id=parent, lang=None,
-        metrics=metrics, fetched_at=fetched_at, raw=raw, thread_context=thread_context,
+        url=_url(data.get("permalink")) or _comment_url(conversation, cid), conversation_id=conversation,
+        parent_id=parent, lang=None, metrics=metrics, fetched_at=fetched_at, raw=raw, thread_context=thread_context,
     )
 
 

@@ -82,6 +82,7 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    excerpt,
 )
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
@@ -334,9 +335,9 @@ def _api_message(response: Any) -> str:
     try:
         body = response.json()
     except (ValueError, AttributeError):
-        return (getattr(response, "text", "") or "")[:200]
+        return excerpt(getattr(response, "text", "") or "", 200)
     if not isinstance(body, Mapping):
-        return str(body)[:200]
+        return excerpt(body, 200)
     messages = []
     errors = body.get("errors")
     for error in errors if isinstance(errors, list) else []:
@@ -346,7 +347,7 @@ def _api_message(response: Any) -> str:
                 messages.append(str(text))
     if not messages:
         messages = [str(body[k]) for k in ("detail", "title", "error") if body.get(k)][:1]
-    return "; ".join(messages)[:500]
+    return excerpt("; ".join(messages), 500)
 
 
 def _names_query(response: Any) -> bool:
@@ -683,10 +684,10 @@ class XConnector:
         try:
             body = response.json()
         except ValueError as exc:
-            raise RetryableError(f"{what}: the response body is not JSON: {response.text[:80]!r}") from exc
+            raise RetryableError(f"{what}: the response body is not JSON: {excerpt(response.text)!r}") from exc
         if (not isinstance(body, dict) or not isinstance(body.get("data", []), list)
                 or not isinstance(body.get("meta", {}), dict)):
-            raise RetryableError(f"{what}: the response is not an X API v2 page: {str(body)[:80]!r}")
+            raise RetryableError(f"{what}: the response is not an X API v2 page: {excerpt(body)!r}")
         if body.get("errors") and not body.get("data"):
             log.warning("%s: X reported errors: %s", what, _api_message(response))
         return _Page(body, response.headers)

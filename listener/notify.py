@@ -37,6 +37,7 @@ import requests
 
 from analysis.alerts import describe
 from connectors.base import Clock
+from connectors.errors import excerpt, redact, register_secret
 from connectors.http import retry_after_seconds
 
 log = logging.getLogger("listener")
@@ -51,20 +52,15 @@ _HEADER_LIMIT, _SECTION_LIMIT, _TEXT_LIMIT = 150, 3000, 4000
 
 
 class Redactor(logging.Filter):
-    """Replaces secrets in text; as a logging filter, in every record it sees."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
+    """Replaces secrets in text; as a logging filter, in every record it sees. The
+    secrets and their redaction (every encoding) are connectors.errors': one registry."""
 
     def add(self, *secrets: str) -> None:
-        # Short strings would redact ordinary words; the secrets we hold are long.
-        self._secrets.update(s for s in secrets if s and len(s) >= 6)
+        for secret in secrets:
+            register_secret(secret)
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "[redacted]")
-        return text
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -212,7 +208,7 @@ class WebhookNotifier(_Retrying):
             return f"request failed ({type(exc).__name__})", False, None
         if 200 <= response.status_code < 300:
             return None, False, None
-        body = " ".join(response.text[:200].split())
+        body = " ".join(excerpt(response.text, 200).split())
         error = f"HTTP {response.status_code} {response.reason or ''}".rstrip() + (f": {body}" if body else "")
         retry = response.status_code in (408, 429) or response.status_code >= 500
         return error, retry, retry_after_seconds(response.headers.get("Retry-After"), self.clock())
@@ -268,7 +264,7 @@ class EmailNotifier(_Retrying):
             return f"the SMTP server does not support what security = {self.security!r} needs: {exc}", False, None
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-            return f"SMTP {exc.smtp_code}: {' '.join(text.split())[:200]}", 400 <= exc.smtp_code < 500, None
+            return f"SMTP {exc.smtp_code}: {excerpt(' '.join(text.split()), 200)}", 400 <= exc.smtp_code < 500, None
         except ssl.SSLError as exc:
             return f"TLS with {self.host}:{self.port} failed: {exc.reason or type(exc).__name__}", False, None
         except (smtplib.SMTPException, OSError) as exc:

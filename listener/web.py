@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from analysis.live_render import CSP, render_message, render_page
 from analysis.sentiment import Scorer
 from connectors.base import Clock
+from connectors.errors import REDACTED, excerpt, register_secret
 from listener.live_view import BrandView, build_view
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labels import (
@@ -122,6 +123,10 @@ class LiveApp:
 
     def __post_init__(self) -> None:
         self.reader = LiveReader(self.database)
+        if self.token:
+            # Whatever a client types (the token in a path, URL-encoded or not) is logged
+            # through connectors.errors.excerpt, which redacts every form of it.
+            register_secret(self.token)
 
     def now(self) -> datetime:
         return self.as_of or self.clock()
@@ -194,10 +199,12 @@ class LiveHandler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The path only: a query string may hold the access token. A request line that
-        # could not be parsed leaves no path (nor command).
+        # could not be parsed leaves no path (nor command). A token typed into the path
+        # is redacted (before the cut: a cut token would no longer be recognised).
         path = getattr(self, "path", None)
         path = urlsplit(path).path if isinstance(path, str) else "-"
-        log.info("%s %s %s %s", self.address_string(), getattr(self, "command", None) or "-", path[:200], code)
+        log.info("%s %s %s %s", self.address_string(), getattr(self, "command", None) or "-", self._loggable(path, 200),
+                 code)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Only the standard library calls this, for requests it cannot parse; its message
@@ -207,7 +214,14 @@ class LiveHandler(BaseHTTPRequestHandler):
         super().send_error(code, message.split(" (", 1)[0] if message else None, explain)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), (format % args)[:300].replace(self.app.token or "\0", "***"))
+        log.info("%s %s", self.address_string(), self._loggable(format % args, 300))
+
+    def _loggable(self, text: str, limit: int) -> str:
+        """``text`` for a log line: the token redacted in every form (connectors.errors,
+        where LiveApp registered it), then cut. A token too short to register is still
+        removed as it is."""
+        token = self.app.token
+        return excerpt(text.replace(token, REDACTED) if token else text, limit)
 
     # -- access --------------------------------------------------------------------------
 
@@ -332,7 +346,7 @@ class LiveHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception:
-            log.exception("live view: %s %s failed", self.command, urlsplit(self.path).path[:200])
+            log.exception("live view: %s %s failed", self.command, self._loggable(urlsplit(self.path).path, 200))
             self._message(HTTPStatus.INTERNAL_SERVER_ERROR, "Error", "The page could not be built; see the log.")
 
     def _page(self, only: str | None, self_path: str, query: dict[str, list[str]]) -> None:

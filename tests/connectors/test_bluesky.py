@@ -4,6 +4,8 @@ server playing Jetstream (tests/fakes/jetstream.py). Sleep is injected; time is 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -317,7 +319,7 @@ def test_an_expired_session_logs_in_again_once(server, clock, sleeps):
 
 def test_a_malformed_post_is_skipped_and_counted(server, clock, sleeps):
     bad_date = post_view("3kbad", "acme", minutes_ago(2))
-    bad_date["record"]["createdAt"] = "not-a-date"
+    bad_date["record"]["createdAt"] = bad_date["indexedAt"] = "not-a-date"  # no time to fall back on
     no_text = post_view("3knotext", "acme", minutes_ago(3))
     del no_text["record"]["text"]
     page = {"posts": [post_view("3kgood", "acme", minutes_ago(1)), bad_date, no_text, "not a post"]}
@@ -326,6 +328,44 @@ def test_a_malformed_post_is_skipped_and_counted(server, clock, sleeps):
     batches = run(search_connector(api, clock, sleeps))
     assert ids(batches) == [uri("3kgood")]
     assert sum(b.skipped for b in batches) == 3
+
+
+def test_a_post_whose_created_at_no_datetime_can_hold_takes_its_indexed_at(server, clock, sleeps):
+    """Recorded on the network: a client wrote createdAt in year 0; the AppView indexed
+    the post all the same and searchPosts returns it."""
+    year_zero = post_view("3lyear0", "acme mugs are back", "0000-01-01T00:00:00Z",
+                          indexed_at="2026-11-01T09:55:12.345Z", langs=["en"], likes=2)
+    year_zero["$type"] = "app.bsky.feed.defs#postView"
+    year_zero["record"]["facets"] = []
+    api = FakeBluesky(server, [year_zero, post_view("3kfine", "acme", minutes_ago(1))])
+    [found] = [m for b in run(search_connector(api, clock, sleeps)) for m in b.mentions if m.id == uri("3lyear0")]
+    assert found.created_at == datetime(2026, 11, 1, 9, 55, 12, 345000, tzinfo=timezone.utc)
+    assert found.raw["record"]["createdAt"] == "0000-01-01T00:00:00Z"  # what the record said is kept
+    assert found.text == "acme mugs are back" and found.metrics["likes"] == 2
+
+
+def test_the_session_tokens_are_never_echoed_in_an_error(server, clock, sleeps):
+    """A peer that repeats the bearer token it was sent, in an XRPC error and in a
+    gateway page long enough that atproto's own text cuts it at 200 characters: no
+    piece of the session's tokens reaches the error."""
+    api = FakeBluesky(server, [post_view("3k1", "acme", minutes_ago(1))])
+    signature = base64.urlsafe_b64encode(hashlib.sha256(b"bluesky session").digest() * 2).decode().rstrip("=")
+    api.access_jwt = api.access_jwt.rsplit(".", 1)[0] + "." + signature
+    connector = search_connector(api, clock, sleeps)
+    api.script_search(Reply(400, {"error": "InvalidRequest", "message": f"malformed header: Bearer {api.access_jwt}"}))
+    with pytest.raises(QueryError) as refused:
+        run(connector)
+    page = "<html><head><title>502 Bad Gateway</title></head><body>" + "." * 60 + \
+        f"<pre>authorization: Bearer {api.access_jwt}</pre><p>refresh: {api.refresh_jwt}</p></body></html>"
+    api.script_search(*[Reply(502, page, headers={"Content-Type": "text/html"})] * 3)
+    with pytest.raises(RetryableError) as failed:
+        run(connector)
+    for error in (refused.value, failed.value):
+        text = str(error)
+        assert "[redacted]" in text
+        for token in (api.access_jwt, api.refresh_jwt):
+            secret = token.rsplit(".", 1)[1]
+            assert not [secret[i:i + 8] for i in range(len(secret) - 7) if secret[i:i + 8] in text], text
 
 
 def test_settings_are_checked_all_at_once(clock):

@@ -223,6 +223,39 @@ def test_comment_tree_limit_bounds_the_expansions(api, clock, sleeps, limit, exp
     assert ({"c3", "c4"} <= found) == (expansions >= 1) and ("c6" in found) == (expansions >= 2)
 
 
+def _real_stream_comment(cid: str, body: str, at: datetime) -> dict:
+    """A t1 child shaped like one of Reddit's recorded /r/SUB/comments answers, but
+    without ``permalink`` (some listings serve comments without it)."""
+    return {"kind": "t1", "data": {
+        "subreddit_id": "t5_2qhb8", "approved_at_utc": None, "author_is_blocked": False, "comment_type": None,
+        "link_title": "Morning brew thread", "mod_reason_by": None, "banned_by": None, "ups": 3,
+        "num_reports": None, "author_flair_type": "text", "total_awards_received": 0, "subreddit": "coffee",
+        "link_author": "brewer", "likes": None, "replies": "", "user_reports": [], "saved": False, "id": cid,
+        "banned_at_utc": None, "gilded": 0, "archived": False, "no_follow": True, "author": "sipper",
+        "num_comments": 12, "send_replies": True, "parent_id": "t3_1h2x3yz", "score": 3,
+        "author_fullname": "t2_abc123", "over_18": False, "controversiality": 0, "body": body, "edited": False,
+        "downs": 0, "is_submitter": False, "collapsed": False, "author_flair_richtext": [],
+        "body_html": f"&lt;div class=\"md\"&gt;&lt;p&gt;{body}&lt;/p&gt;&lt;/div&gt;", "gildings": {},
+        "distinguished": None, "stickied": False, "can_gild": False, "link_id": "t3_1h2x3yz",
+        "score_hidden": False, "subreddit_type": "public",
+        "link_permalink": "https://www.reddit.com/r/coffee/comments/1h2x3yz/morning_brew_thread/",
+        "name": f"t1_{cid}", "subreddit_name_prefixed": "r/coffee", "treatment_tags": [],
+        "created": at.timestamp(), "created_utc": at.timestamp(), "awarders": [], "all_awardings": [],
+        "locked": False, "quarantine": False, "link_url": "https://www.reddit.com/r/coffee/comments/1h2x3yz/"}}
+
+
+def test_a_comment_without_permalink_gets_its_url_from_its_thread_and_id(api, clock, sleeps):
+    api.add_raw_comment(_real_stream_comment("m9k2j1q", "acme grinder is quiet", ago(minutes=20)),
+                        at=ago(minutes=20), fullname="t1_m9k2j1q")
+    api.add_submission("s1", "Acme espresso machine", at=ago(hours=5), subreddit="espresso")  # not polled
+    api.add_comment("s1", "c1", "no permalink in the tree either", at=ago(hours=4), permalink=False)
+    found = {m.id: m for m in mentions(run(make(api, clock, sleeps, subreddits=["coffee"])))}
+
+    assert found["m9k2j1q"].url == "https://www.reddit.com/comments/1h2x3yz/_/m9k2j1q/"
+    assert found["m9k2j1q"].conversation_id == "1h2x3yz" and not found["m9k2j1q"].thread_context
+    assert found["c1"].url == "https://www.reddit.com/comments/s1/_/c1/" and found["c1"].thread_context
+
+
 # -- subreddit comments -----------------------------------------------------------------------------
 
 
@@ -495,6 +528,51 @@ def test_a_spent_request_budget_with_a_long_reset_ends_the_run(api, clock, sleep
         run(make(api, clock, sleeps))
     assert 290 < caught.value.retry_after <= 300 and sleeps == []
     assert api.requests_to(comments_path("s1")) == []  # the next request was not sent
+
+
+TOKEN_429 = "<!doctype html><html><head><title>Too Many Requests</title></head><body><h1>whoa there, pardner!</h1>" \
+            "<p>we're sorry, but you appear to be a bot and we've seen too many requests from you lately.</p>" \
+            "</body></html>"
+"""What Reddit's token endpoint answers a client that asks too often (an HTML page)."""
+
+
+@pytest.mark.parametrize("headers, wait", [({"retry-after": "9"}, 9.0),
+                                           ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"}, 12.0)])
+def test_a_429_on_the_token_request_is_waited_out_then_the_run_goes_on(api, clock, sleeps, headers, wait):
+    """prawcore raises a bare ResponseException (not TooManyRequests) for a refused token
+    request: it must still be a rate limit, honouring Retry-After / x-ratelimit-reset."""
+    api.add_submission("s1", "Acme one", at=ago(hours=1))
+    api.script("POST", TOKEN, Reply(429, TOKEN_429, headers={"Content-Type": "text/html", **headers}))
+    assert ids(run(make(api, clock, sleeps))) == ["s1"]
+    assert sleeps == [wait] and len(api.requests_to(TOKEN, "POST")) == 2
+
+
+def test_a_long_429_on_the_token_request_ends_the_run_as_rate_limited(api, clock, sleeps):
+    api.script("POST", TOKEN, Reply(429, TOKEN_429, headers={"Content-Type": "text/html", "retry-after": "600"}))
+    with pytest.raises(RateLimitedError) as caught:
+        run(make(api, clock, sleeps))
+    assert caught.value.retry_after == 600 and sleeps == [] and "retrying will not help" not in str(caught.value)
+
+
+def test_a_server_error_on_the_token_request_is_retried(api, clock, sleeps):
+    api.add_submission("s1", "Acme one", at=ago(hours=1))
+    api.script("POST", TOKEN, Reply(503, "<html><body>upstream connect error</body></html>"))
+    assert ids(run(make(api, clock, sleeps))) == ["s1"]
+    assert len(sleeps) == 1 and len(api.requests_to(TOKEN, "POST")) == 2
+
+
+def test_the_access_token_reddit_hands_out_is_never_echoed_in_an_error(api, clock, sleeps):
+    """A peer that names the bearer token it was sent (here in a redirect's Location):
+    the token is a secret from the moment prawcore receives it."""
+    def redirect_naming_the_token(request):
+        token = request.headers["authorization"].split(" ", 1)[1]
+        return Reply(302, "", headers={"location": f"https://www.reddit.com/login/{token}/?dest=search"})
+
+    api.script("GET", SEARCH, redirect_naming_the_token)
+    with pytest.raises(FatalError) as caught:
+        run(make(api, clock, sleeps))
+    [issued] = api.tokens
+    assert "redirected" in str(caught.value) and issued not in str(caught.value)
 
 
 def test_server_errors_are_retried_by_prawcore_then_by_us(api, clock, sleeps):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -124,14 +124,20 @@ class FakeReddit(FakeServer):
         return data
 
     def add_comment(self, sid: str, cid: str, body: str, *, at: datetime, parent: str | None = None,
-                    author: str = "commenter", score: int = 2, collapsed: bool = False) -> dict[str, Any]:
+                    author: str = "commenter", score: int = 2, collapsed: bool = False,
+                    permalink: bool = True) -> dict[str, Any]:
+        """``permalink=False``: the comment comes without one, as some of Reddit's
+        listings serve comments (its thread's ``link_permalink`` is still there)."""
         submission = self.submissions[sid]
         data = {
             "id": cid, "name": f"t1_{cid}", "body": body, "author": author, "created_utc": at.timestamp(),
             "created": at.timestamp(), "score": score, "parent_id": f"t1_{parent}" if parent else f"t3_{sid}",
             "link_id": f"t3_{sid}", "subreddit": submission["subreddit"],
             "permalink": f"{submission['permalink']}{cid}/", "link_title": submission["title"],
+            "link_permalink": submission["url"],
         }
+        if not permalink:
+            del data["permalink"]
         self.comments[cid] = data
         self.times[cid] = at.timestamp()
         if collapsed:
@@ -158,7 +164,10 @@ class FakeReddit(FakeServer):
 
     def _next_reply(self, request: Request) -> Reply:
         if (request.method, request.path) in self.routes:
-            return super()._next_reply(request)
+            reply = super()._next_reply(request)
+            if request.headers.get("connection", "").lower() == "close":  # a scripted token reply: see _token
+                reply = replace(reply, headers={**reply.headers, "Connection": "close"})
+            return reply
         with self._lock:
             self.requests.append(request)
         return self._dispatch(request)
