@@ -66,6 +66,8 @@ SLOW_FILES = (
     "tests/listener/test_serve_browser.py",
     "tests/analysis/test_report_browser.py",
     "tests/analysis/test_parallel_scoring.py",
+    "tests/listener/test_secret_encodings.py",
+    "tests/listener/test_hourly_backlog.py",
 )
 
 
