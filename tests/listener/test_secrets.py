@@ -216,6 +216,9 @@ def free_port() -> int:
 
 
 FAULTS = ("401", "403", "500", "timeout", "echo", "refused")
+HANG_GUARD = 1800
+"""Seconds any command or wait may take before the test calls it hung: a guard against
+hangs only, never a speed requirement (a loaded 2-core machine runs the demo for minutes)."""
 FAULT_TIMEOUT = 0.5
 """Client timeout in the fault configs; the 'timeout' peer answers after twice that."""
 
@@ -505,7 +508,7 @@ class World:
         return path
 
     def run(self, what: str, args: list[str], *, expect: tuple[int, ...] = (0,), env: dict[str, str] | None = None,
-            stdin: str | None = None, timeout: float = 240) -> Finished:
+            stdin: str | None = None, timeout: float = HANG_GUARD) -> Finished:
         argv = [sys.executable, "-m", "listener.cli", *args]
         started = time.perf_counter()
         done = subprocess.run(argv, check=False, cwd=self.root, env=env or self.env, input=stdin,
@@ -566,7 +569,7 @@ class Background:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(timeout=90)
+            code = self.proc.wait(timeout=HANG_GUARD)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
@@ -645,11 +648,10 @@ def _serve(world: World, config: Path, database: Path) -> None:
     no_token_env = {k: v for k, v in world.env.items() if k != ENV_NAMES["SERVE"]}
     world.facts["serve_refused"] = world.listener(
         "serve --host 0.0.0.0 without a token", "serve", "--host", "0.0.0.0", "--port", "0",
-        "--token-env", ENV_NAMES["SERVE"], config=config, env=no_token_env, expect=(2,), timeout=60)
+        "--token-env", ENV_NAMES["SERVE"], config=config, env=no_token_env, expect=(2,))
     world.facts["serve_refused_empty"] = world.listener(
         "serve --host 0.0.0.0 with an empty token", "serve", "--host", "0.0.0.0", "--port", "0",
-        "--token-env", "PLANTED_EMPTY", config=config, env={**world.env, "PLANTED_EMPTY": ""}, expect=(2,),
-        timeout=60)
+        "--token-env", "PLANTED_EMPTY", config=config, env={**world.env, "PLANTED_EMPTY": ""}, expect=(2,))
     before = _sha256(database, database.with_name(database.name + ".wal"))
     inbox = database.with_name(database.stem + ".labels-inbox.jsonl")
     inbox_before = inbox.read_bytes() if inbox.exists() else b""
@@ -657,7 +659,7 @@ def _serve(world: World, config: Path, database: Path) -> None:
                         ["-v", "--config", str(config), "serve", "--host", "0.0.0.0", "--port", "0",
                          "--token-env", ENV_NAMES["SERVE"], "--refresh", "30"])
     try:
-        text = server.wait_until(lambda t: "Serving the live view at" in t or "cannot listen" in t, 90)
+        text = server.wait_until(lambda t: "Serving the live view at" in t or "cannot listen" in t, HANG_GUARD)
         match = re.search(r"Serving the live view at http://([^/\s]+):(\d+)/", text)
         if match is None:
             pytest.fail(f"the live view could not bind beyond loopback here: {text[-2000:]}")
@@ -799,13 +801,13 @@ def _daemon(world: World, config: Path, *, cycles: int, hourly: bool = True, lab
             return all(text.count(f"pull source={s} brand=Brewly ") + text.count(f"source {s} parked") >= n
                        for s in names)
 
-        daemon.wait_until(lambda t: pulled(t, 1) and (not hourly or "hourly hours=" in t), 150)
+        daemon.wait_until(lambda t: pulled(t, 1) and (not hourly or "hourly hours=" in t), HANG_GUARD)
         if label_config is not None:
             world.listener("status --json (daemon running)", "status", "--json", config=label_config)
             world.listener("label (daemon running: queued)", "label", f"x:{world.peers.x.tweets[0]['id']}",
                            "positive", config=label_config)
         if cycles > 1:
-            daemon.wait_until(lambda t: pulled(t, cycles), 150)
+            daemon.wait_until(lambda t: pulled(t, cycles), HANG_GUARD)
     finally:
         world.facts[f"daemon {config.stem}"] = daemon.stop()
 
