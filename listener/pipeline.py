@@ -4,14 +4,18 @@
     hourly: storage.rollup.rollup_pending (hourly mood + conversation scores)
 
 The CLI, the demo and the daemon are thin shells over ``Pipeline``. Every pull and
-rollup is recorded in the ``runs`` table, including how it failed.
+rollup is recorded in the ``runs`` table, including how it failed: a pull whose source
+could not even start (no token, a refused setting) too (``start_sources``).
+
+Each run's outcome is logged on ``listener.runs``: the daemon's log shows it; a
+command shows it with ``-v`` (without, the command reports the outcome itself).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,12 +26,15 @@ from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Score, Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
+from listener.config import Settings, SourceSettings
+from listener.sources import OpenSources, open_sources
 from storage.labels import apply_inbox
 from storage.queries import label_counts
 from storage.rollup import RollupResult, rollup_pending, rollup_rebuild
 from storage.store import Store
 
 log = logging.getLogger("listener")
+run_log = logging.getLogger("listener.runs")
 
 Progress = Callable[[int], None]
 
@@ -89,6 +96,21 @@ class Pipeline:
         self.store = store
         self.scorer = scorer
         self.clock = clock
+
+    def start_sources(
+        self, settings: Settings, brands: Sequence[str], only: SourceSettings | None = None
+    ) -> OpenSources:
+        """The sources' connectors (listener.sources.open_sources). A source that cannot
+        start is recorded as a failed pull of each of ``brands``, with why, so ``status``
+        shows what happened; a setting its connector refused then raises ConfigError."""
+        opened = open_sources(settings, self.clock, only)
+        for name, why in {**opened.parked, **opened.invalid}.items():
+            now = self.clock()
+            for brand in brands:
+                run_id = self.store.start_run("pull", now=now, source=name, brand=brand)
+                self.store.finish_run(run_id, now=now, status="failed", error=why)
+        opened.raise_if_invalid()
+        return opened
 
     def pull(
         self,
@@ -157,7 +179,7 @@ class Pipeline:
                 duplicates=fetched - rejected - new, skipped=skipped, rejected=rejected,
                 error=f"{type(exc).__name__}: {exc}",
             )
-            log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
+            run_log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
             raise
         seconds = time.perf_counter() - started
         duplicates = fetched - rejected - new
@@ -165,7 +187,7 @@ class Pipeline:
             run_id, now=self.clock(), status=status, fetched=fetched, new=new,
             duplicates=duplicates, skipped=skipped, rejected=rejected,
         )
-        log.info(
+        run_log.info(
             "pull source=%s brand=%s status=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
             source, brand, status, fetched, new, duplicates, rejected, skipped, seconds,
         )
@@ -232,7 +254,7 @@ class Pipeline:
             self.store.finish_run(run_id, now=self.clock(), status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
         self.store.finish_run(run_id, now=self.clock(), status="ok", fetched=result.hours, new=result.conversations)
-        log.info(
+        run_log.info(
             "hourly hours=%d conversations=%d duration=%.2fs",
             result.hours, result.conversations, time.perf_counter() - started,
         )
