@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from connectors.base import Clock, Connector
-from connectors.errors import ConnectorError, register_secret
+from connectors.errors import ConnectorError, redact, register_secret
 from connectors.registry import connector_module
 from listener.config import Settings, SourceSettings
 from listener.errors import ConfigError
@@ -76,5 +76,5 @@ def open_sources(settings: Settings, clock: Clock, only: SourceSettings | None =
             opened.park(source.name, str(exc))
         except ValueError as exc:
             # A connector checks its own settings' ranges: that is a config error (exit 2).
-            opened.invalid[source.name] = str(exc)
+            opened.invalid[source.name] = redact(str(exc))  # it may quote a feed URL's token
     return opened
