@@ -256,7 +256,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     results, failures = [], []
     with Store.open(settings.database) as store:
         pipeline = Pipeline(store, VaderScorer(), clock)
-        opened = pipeline.start_sources(settings, [entry.name for entry in brands], only)
+        opened = pipeline.start_sources(settings, only)
         try:
             for name, connector in list(opened.connectors.items()):
                 for entry in brands:

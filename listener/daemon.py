@@ -84,7 +84,7 @@ class Daemon:
             return 2
         self.store = Store.open(self.settings.database)
         self.pipeline = Pipeline(self.store, VaderScorer(), self.clock)
-        self.sources = self.pipeline.start_sources(self.settings, [b.name for b in self.settings.brands])
+        self.sources = self.pipeline.start_sources(self.settings)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():
             source = self.settings.source(name)

@@ -4,8 +4,8 @@
     hourly: storage.rollup.rollup_pending (hourly mood + conversation scores)
 
 The CLI, the demo and the daemon are thin shells over ``Pipeline``. Every pull and
-rollup is recorded in the ``runs`` table, including how it failed: a pull whose source
-could not even start (no token, a refused setting) too (``start_sources``).
+rollup is recorded in the ``runs`` table, including how it failed; so is a source that
+could not even start (no token, a refused setting: ``start_sources``).
 
 Each run's outcome is logged on ``listener.runs``: the daemon's log shows it; a
 command shows it with ``-v`` (without, the command reports the outcome itself).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,18 +97,16 @@ class Pipeline:
         self.scorer = scorer
         self.clock = clock
 
-    def start_sources(
-        self, settings: Settings, brands: Sequence[str], only: SourceSettings | None = None
-    ) -> OpenSources:
+    def start_sources(self, settings: Settings, only: SourceSettings | None = None) -> OpenSources:
         """The sources' connectors (listener.sources.open_sources). A source that cannot
-        start is recorded as a failed pull of each of ``brands``, with why, so ``status``
-        shows what happened; a setting its connector refused then raises ConfigError."""
+        start is recorded as a failed run of kind "start", with why, so ``status`` shows
+        what happened; a setting its connector refused then raises ConfigError. (Not a
+        "pull": a source that never started has no hours for the alerts to wait for.)"""
         opened = open_sources(settings, self.clock, only)
         for name, why in {**opened.parked, **opened.invalid}.items():
             now = self.clock()
-            for brand in brands:
-                run_id = self.store.start_run("pull", now=now, source=name, brand=brand)
-                self.store.finish_run(run_id, now=now, status="failed", error=why)
+            run_id = self.store.start_run("start", now=now, source=name)
+            self.store.finish_run(run_id, now=now, status="failed", error=why)
         opened.raise_if_invalid()
         return opened
 

@@ -210,7 +210,7 @@ def test_a_source_that_cannot_start_is_recorded_as_a_failed_run(tmp_path):
         "Error: x: no X bearer token: the environment variable NO_SUCH_X_TOKEN_VARIABLE is not set or empty "
         "(check NO_SUCH_X_TOKEN_VARIABLE)"]
     (run,) = runs_of(config)
-    assert (run["kind"], run["source"], run["brand"], run["status"]) == ("pull", "x", "Brewly", "failed")
+    assert (run["kind"], run["source"], run["brand"], run["status"]) == ("start", "x", None, "failed")
     assert "NO_SUCH_X_TOKEN_VARIABLE" in run["error"] and run["finished_at"] is not None
 
 
@@ -220,7 +220,8 @@ def test_a_setting_the_connector_refuses_is_a_config_error_recorded_as_a_failed_
     result = CliRunner(env={"LISTENER_DB": None}).invoke(cli, ["--config", str(config), "pull"])
     assert result.exit_code == 2 and "sources.hackernews: hackernews settings: hits_per_page" in result.stderr
     (run,) = runs_of(config)
-    assert (run["source"], run["status"]) == ("hackernews", "failed") and "hits_per_page" in run["error"]
+    assert (run["kind"], run["source"], run["status"]) == ("start", "hackernews", "failed")
+    assert "hits_per_page" in run["error"]
 
 
 def test_a_network_failure_is_one_line_with_iso_times_and_no_doubled_label(tmp_path):
