@@ -218,10 +218,18 @@ class Pipeline:
         progress: Progress | None = None,
     ) -> PullResult:
         """One scheduled or manual collection: the pull, then, when it completed, the
-        platform's own hourly counts for coverage (``record_volume``)."""
+        platform's own hourly counts for coverage (``record_volume``). The pull's run is
+        finished by then: a failure of the counts is recorded as a run of its own."""
         result = self.pull(connector, query, progress=progress, should_stop=should_stop)
         if result.status == "ok":
-            self.record_volume(connector, query)
+            try:
+                self.record_volume(connector, query)
+            except Exception as exc:
+                now = self.clock()
+                run_id = self.store.start_run("volume", now=now, source=connector.name, brand=query.brand)
+                self.store.finish_run(run_id, now=now, status="failed", error=f"{type(exc).__name__}: {exc}")
+                run_log.error("volume source=%s brand=%s failed: %s", connector.name, query.brand, exc)
+                raise
         return result
 
     def record_volume(self, connector: Connector, query: BrandQuery, hours: int = 24) -> int:

@@ -16,7 +16,7 @@ from listener.cli import cli
 from storage.store import Store
 from tests.fakes.hn_api import FakeAlgolia
 from tests.fakes.http import FakeServer, Reply
-from tests.fakes.x_api import FakeXApi, problem
+from tests.fakes.x_api import COUNTS, FakeXApi, problem
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-20T15:30:00+00:00"
@@ -222,6 +222,19 @@ def test_a_setting_the_connector_refuses_is_a_config_error_recorded_as_a_failed_
     (run,) = runs_of(config)
     assert (run["kind"], run["source"], run["status"]) == ("start", "hackernews", "failed")
     assert "hits_per_page" in run["error"]
+
+
+def test_a_failure_of_the_platform_counts_after_a_pull_is_recorded_too(tmp_path):
+    with FakeXApi(utc_now, bearer_token="token-for-the-fake") as api:
+        api.script(Reply(404, problem(404, "Not Found", "gone")), path=COUNTS)
+        config = tmp_path / "listener.toml"
+        config.write_text(PULL_CONFIG + f'[sources.x]\nbase_url = "{api.url}"\nbearer_token_env = "FAKE_X_TOKEN"\n')
+        runner = CliRunner(env={"LISTENER_DB": None, "FAKE_X_TOKEN": "token-for-the-fake"})
+        result = runner.invoke(cli, ["--config", str(config), "pull"])
+    assert result.exit_code == 1 and "Error: x Brewly: x counts: X answered 404" in result.stderr
+    runs = {run["kind"]: run for run in runs_of(config)}
+    assert runs["pull"]["status"] == "ok"
+    assert runs["volume"]["status"] == "failed" and "x counts: X answered 404" in runs["volume"]["error"]
 
 
 def test_a_network_failure_is_one_line_with_iso_times_and_no_doubled_label(tmp_path):
