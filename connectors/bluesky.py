@@ -634,7 +634,7 @@ class BlueskySearchConnector:
             model = models.AppBskyFeedSearchPosts.Params(**params)
         except pydantic.ValidationError as exc:
             raise QueryError(f"bluesky search: the query cannot be sent: {exc}") from exc
-        return with_retries(lambda: self._attempt_search(model, run), self.retry, "bluesky search")
+        return with_retries(lambda: self._attempt_search(model, run), self.retry)
 
     def _attempt_search(self, model: Any, run: _Run) -> Mapping[str, Any]:
         self._ensure_login()

@@ -250,8 +250,7 @@ class FeedsConnector:
             headers["If-None-Match"] = old["etag"]
         if isinstance(old.get("modified"), str):
             headers["If-Modified-Since"] = old["modified"]
-        status, body, response_headers = with_retries(
-            lambda: self._download(url, headers), self.retry, f"feed {_shown(url)}")
+        status, body, response_headers = with_retries(lambda: self._download(url, headers), self.retry)
         previous_seen = [i for i in old.get("seen") or () if isinstance(i, str)]
         new_state = {
             "etag": response_headers.get("ETag") or old.get("etag"),

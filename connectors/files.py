@@ -41,6 +41,10 @@ FIELDS = ("id", "created_at", "text", "author", "url", "conversation_id", "paren
 BATCH_SIZE = 5_000
 # Line numbers of bad rows are logged one by one up to this many, then only counted.
 MAX_REPORTED_LINES = 50
+MAX_CSV_FIELD_CHARS = 16 * 1024 * 1024
+"""The csv module refuses fields over 128 KiB by default, which aborted a whole import
+over one long post. 16 MiB is far beyond any post; a longer field (usually an unclosed
+quote swallowing the lines after it) is a bad row, reported and skipped."""
 
 
 class ImportFormatError(ValueError):
@@ -201,8 +205,12 @@ class FileSource:
                 yield line_number, None
 
     def _check_csv_header(self) -> None:
+        csv.field_size_limit(MAX_CSV_FIELD_CHARS)  # the limit is process-wide in the csv module
         with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            header = next(csv.reader(handle), [])
+            try:
+                header = next(csv.reader(handle), [])
+            except csv.Error as exc:
+                raise ImportFormatError(f"{self.path}: the header row is not readable CSV: {exc}") from None
         columns = {name: self.column_map.get(name, name) for name in FIELDS}
         missing = [f"{field} (column {col!r})" for field, col in columns.items()
                    if field in ("text", "created_at") and col not in header]
@@ -213,9 +221,25 @@ class FileSource:
             )
 
     def _csv_rows(self, handle: TextIO, brand: str, fetched_at: datetime) -> Iterator[tuple[int, list[Mention] | None]]:
+        csv.field_size_limit(MAX_CSV_FIELD_CHARS)
         reader = csv.DictReader(handle)
+        _ = reader.fieldnames  # reads the header (checked readable by _check_csv_header)
         columns = {name: self.column_map.get(name, name) for name in FIELDS}
-        for row in reader:
+        rows = iter(reader)
+        while True:
+            first_line = reader.reader.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # The csv module goes on from the line after the one it stopped at. Lines
+                # the broken row still spans are then read as rows and checked like any.
+                last_line = reader.reader.line_num
+                span = f" (lines {first_line}-{last_line} were read as this one row)" if last_line > first_line else ""
+                self._bad(first_line, f"not readable as CSV: {exc}{span}")
+                yield first_line, None
+                continue
             line_number = reader.line_num
             try:
                 if None in row:

@@ -82,6 +82,16 @@ class _RequestCapReached(Exception):
 # -- mapping ------------------------------------------------------------------------
 
 
+def _utc(seconds: int) -> str:
+    """A Unix time as ISO 8601 UTC, for messages: people read dates, not epoch seconds."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _window(lo: int, hi: int) -> str:
+    """The half-open window [lo, hi) of Unix times, in ISO 8601 UTC."""
+    return f"[{_utc(lo)}, {_utc(hi)})"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -213,7 +223,7 @@ class HackerNewsConnector:
             try:
                 for term in window_terms:
                     if (lo, hi, term) in asked:
-                        raise FatalError(f"hackernews: window [{lo}, {hi}) for {term!r} asked for twice")
+                        raise FatalError(f"hackernews: window {_window(lo, hi)} for {term!r} asked for twice")
                     asked.add((lo, hi, term))
                     hits, overflowed = self._read_window(term, lo, hi)
                     if overflowed:
@@ -232,7 +242,7 @@ class HackerNewsConnector:
             except _RequestCapReached:
                 log.warning("hackernews brand=%s: max_requests_per_run=%d spent; read up to %s, the next run "
                             "goes on from there", query.brand, self.max_requests_per_run,
-                            datetime.fromtimestamp(checkpoint, tz=timezone.utc).isoformat())
+                            _utc(checkpoint))
                 # Hits of the unfinished window are stored now; the window is read again next run.
                 yield Batch(_sorted(pending.values()), {"since": checkpoint}, skipped)
                 return
@@ -277,8 +287,8 @@ class HackerNewsConnector:
                 if nb_hits > reachable:
                     if hi - lo > 1:
                         return hits, True
-                    log.warning("hackernews: %d hits for %r in the second %d; only %d can be read",
-                                nb_hits, term, lo, reachable)
+                    log.warning("hackernews: %d hits for %r in the second %s; only %d can be read",
+                                nb_hits, term, _utc(lo), reachable)
             page += 1
             if not payload["hits"] or nb_pages is None or page >= nb_pages \
                     or page * self.hits_per_page >= PAGINATION_LIMIT:
@@ -295,7 +305,7 @@ class HackerNewsConnector:
             "hitsPerPage": str(self.hits_per_page),
             "page": str(page),
         }
-        what = f"hackernews search {term!r} [{lo}, {hi}) page {page}"
+        what = f"hackernews search {term!r} {_window(lo, hi)} page {page}"
 
         def call() -> Mapping[str, Any]:
             now = ensure_utc(self._clock(), "clock()")
@@ -315,7 +325,7 @@ class HackerNewsConnector:
                 raise FatalError(f"{what}: asked for page {page}, got page {payload['page']}")
             return payload
 
-        return with_retries(call, self.retry, what)
+        return with_retries(call, self.retry)
 
     def close(self) -> None:
         """Close the HTTP session this connector opened (an injected one is the caller's)."""

@@ -51,6 +51,26 @@ def _without_query(text: str, url: str) -> str:
     return text.replace(query, "...") if query else text
 
 
+def _refused(exc: requests.RequestException, url: str) -> str | None:
+    """"cannot connect to HOST:PORT: <the system's reason>" when a connection could not be
+    made. requests' own text nests three wrapped messages and repeats the URL; the reason
+    (Connection refused, Name or service not known) sits at the bottom of the chain."""
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.Timeout):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror and not isinstance(cause, requests.RequestException):
+            parts = urlsplit(url)
+            host = parts.hostname or "?"
+            return f"cannot connect to {host}{f':{parts.port}' if parts.port else ''}: {cause.strerror}"
+        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError
+        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = cause.__cause__ or cause.__context__ or (reason if isinstance(reason, BaseException) else nested)
+    return None
+
+
 def http_get(session: requests.Session, url: str, what: str, **kwargs: Any) -> requests.Response:
     """``session.get`` with requests' exceptions translated (statuses are not checked);
     the messages leave out the URL's query string."""
@@ -58,6 +78,7 @@ def http_get(session: requests.Session, url: str, what: str, **kwargs: Any) -> r
         return session.get(url, **kwargs)
     except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
-        raise RetryableError(f"{what}: {type(exc).__name__}: {_without_query(str(exc), url)}") from exc
+        reason = _refused(exc, url) or f"{type(exc).__name__}: {_without_query(str(exc), url)}"
+        raise RetryableError(f"{what}: {reason}") from exc
     except requests.RequestException as exc:
         raise FatalError(f"{what}: {type(exc).__name__}: {_without_query(str(exc), url)}") from exc

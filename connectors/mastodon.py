@@ -811,7 +811,7 @@ class MastodonConnector:
 
     def _call(self, instance: Instance, what: str, method: Callable[..., T], *args: Any, **params: Any) -> T:
         label = f"mastodon {instance.url}: {what}"
-        return with_retries(lambda: self._attempt(instance, label, method, *args, **params), self.retry, label)
+        return with_retries(lambda: self._attempt(instance, label, method, *args, **params), self.retry)
 
     def _attempt(self, instance: Instance, what: str, method: Callable[..., T], *args: Any, **params: Any) -> T:
         client = instance.client

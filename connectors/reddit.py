@@ -810,7 +810,7 @@ class RedditConnector:
                     raise
                 raise translated from exc
 
-        return with_retries(attempt, self.retry, f"reddit: {what}")
+        return with_retries(attempt, self.retry)
 
     def _listing(self, what: str, path: str, params: Mapping[str, Any]) -> _Page:
         """One listing page (raw JSON: praw's objects would refuse a whole page over one bad

@@ -5,6 +5,9 @@ Client libraries' own retry loops are not trusted to stop (tweepy with
 Mastodon.py's "wait" retries forever), so connectors turn them off and call through
 ``with_retries``. ``sleep`` and ``rng`` are injected so tests run instantly and
 deterministically.
+
+A connector's errors name what they were doing (``x search: 429 rate limited by X``),
+so a retry notice is the error itself and the wait, never a label before it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from connectors.errors import RetryableError
 
 T = TypeVar("T")
 log = logging.getLogger("listener.connectors")
+
+NOTICEABLE_WAIT_SECONDS = 10.0
+"""A wait this long is a warning (a user would take the silence for a hang); shorter ones
+are detail for ``-v`` and the daemon's log: a failure is reported once, by its run."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class RetryPolicy:
         return self.rng.uniform(0, backoff)
 
 
-def with_retries(call: Callable[[], T], policy: RetryPolicy, what: str) -> T:
+def with_retries(call: Callable[[], T], policy: RetryPolicy) -> T:
     """Run ``call``; on RetryableError wait and try again, up to ``policy.attempts``.
 
     A retry-after longer than ``max_delay`` is not waited for: the error is raised at
@@ -55,6 +62,7 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy, what: str) -> T:
             if attempt == policy.attempts or too_long:
                 raise
             wait = policy.delay(attempt, exc.retry_after)
-            log.warning("%s: %s; retry %d/%d in %.1fs", what, exc, attempt, policy.attempts - 1, wait)
+            level = logging.WARNING if wait >= NOTICEABLE_WAIT_SECONDS else logging.INFO
+            log.log(level, "%s; retry %d/%d in %.1fs", exc, attempt, policy.attempts - 1, wait)
             policy.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover

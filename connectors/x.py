@@ -644,12 +644,12 @@ class XConnector:
                 raise FatalError(f"x counts: the API repeated the page token {token!r}; stopping a paging loop")
             seen_tokens.add(token)
             params["next_token"] = token
-        raise FatalError(f"x counts: more than {MAX_COUNT_PAGES} pages for {start}..{end}; stopping")
+        raise FatalError(f"x counts: more than {MAX_COUNT_PAGES} pages for {_iso(start)}..{_iso(end)}; stopping")
 
     # -- one request --------------------------------------------------------------------
 
     def _call(self, what: str, method: Callable[..., requests.Response], *args: Any, **params: Any) -> _Page:
-        return with_retries(lambda: self._attempt(what, method, *args, **params), self.retry, what)
+        return with_retries(lambda: self._attempt(what, method, *args, **params), self.retry)
 
     def _attempt(self, what: str, method: Callable[..., requests.Response], *args: Any, **params: Any) -> _Page:
         try:

@@ -29,20 +29,29 @@ from connectors.plan import read_plan
 from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.pipeline import Pipeline
-from listener.sources import open_sources
-from storage import queries
+from storage import queries, report_data
 from storage.campaigns import campaign_summary, save_plans, save_spend
 from storage.rollup import RollupProgress
 from storage.store import Store
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, _store_in_root, clock_from, common_options, handle_errors, open_existing,
-    command_name, parse_as_of, settings_from,
+    command_name, parse_as_of, resolve_brand, resolve_campaign, settings_from,
 )
 from listener.commands_analyst import accuracy, export_command, label, sql
 from listener.commands_serve import serve
 from listener.commands_alerts import alerts_command
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+class _WithoutRunLog(logging.Filter):
+    """Drops the run log (``listener.runs``: each pull's and hourly stage's outcome)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("listener.runs")
+
+
+WITHOUT_RUN_LOG = _WithoutRunLog()
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -60,11 +69,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     'listener --db listener-demo/listener.duckdb mood'.
     """
     ctx.ensure_object(dict)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    if not verbose:
+        # Commands report each run's outcome themselves (one line per failure): the
+        # run log would repeat it.
+        handler.addFilter(WITHOUT_RUN_LOG)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 @cli.command()
@@ -198,12 +209,10 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
     settings = settings_from(ctx)
     moment = parse_as_of(as_of)
     with open_existing(settings) as store:
-        names = [b.name for b in settings.brands] or queries.stored_brands(store)
+        stored = queries.stored_brands(store)
+        names = [b.name for b in settings.brands] or stored
         if brand is not None:
-            matches = [n for n in names if n.casefold() == brand.casefold()]
-            if not matches:
-                raise CliError(f"--brand: no brand named {brand!r} (brands: {', '.join(names) or 'none'})", 2)
-            names = matches
+            names = [resolve_brand(brand, settings, stored)]
         pipeline = Pipeline(store, VaderScorer(), clock_from(ctx))
         moods = [pipeline.mood(name, as_of=moment) for name in names]
     if as_json:
@@ -276,9 +285,9 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     interactive, show = _progress_shown(ctx)
     results, failures = [], []
     with Store.open(settings.database) as store:
-        opened = open_sources(settings, clock, only)
+        pipeline = Pipeline(store, VaderScorer(), clock)
+        opened = pipeline.start_sources(settings, only)
         try:
-            pipeline = Pipeline(store, VaderScorer(), clock)
             for name, connector in list(opened.connectors.items()):
                 for entry in brands:
                     # A first pull can take minutes (history, rate limits): say what runs,
@@ -319,7 +328,8 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
             click.echo(f"{r.source:<10} {r.brand:<16} fetched={r.fetched} new={r.new} duplicates={r.duplicates} "
                        f"rejected={r.rejected} skipped={r.skipped} ({r.seconds:.1f}s)")
         for f in failures:
-            click.echo(f"Error: {f['source']} {f['brand'] or ''}: {f['error']}".replace("  ", " "), err=True)
+            where = " ".join(filter(None, [f["source"], f["brand"]]))
+            click.echo(f"Error: {where}: {f['error']}", err=True)
     if failures:
         ctx.exit(1)
 
@@ -496,6 +506,8 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     settings = settings_from(ctx)
     now = parse_as_of(as_of) or clock_from(ctx)()
     with open_existing(settings) as store:
+        brand = resolve_brand(brand, settings, queries.stored_brands(store))
+        campaign = resolve_campaign(campaign, [plan["campaign_id"] for plan in report_data.plans(store)])
         data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
     text = {"json": lambda: json.dumps(data, indent=2, ensure_ascii=False), "md": lambda: render_markdown(data),
             "html": lambda: render_html(data)}[fmt]()
@@ -520,7 +532,10 @@ def run(ctx: click.Context) -> None:
     """
     from listener.daemon import run_daemon  # lazily: scipy (alerts)
     settings = settings_from(ctx)
-    logging.getLogger().setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in root.handlers:
+        handler.removeFilter(WITHOUT_RUN_LOG)  # the daemon's log is where its runs show
     ctx.exit(run_daemon(settings, clock_from(ctx)))
 
 

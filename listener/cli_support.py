@@ -1,6 +1,7 @@
 """What every ``listener`` command shares: error translation, --config/--db, settings,
-the clock, and opening the database for reading. Command modules import from here
-(not from listener.cli, which imports them)."""
+the clock, opening the database for reading, and resolving the brand or campaign a
+command is given. Command modules import from here (not from listener.cli, which
+imports them)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import click
 
 from connectors.base import Clock, utc_now
-from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
-from listener.errors import ConfigError, ListenerError
+from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings, resolve_name
+from listener.errors import ListenerError
 from storage.errors import StorageError
 from storage.analyst import ReadSource, reading_path
 from storage.store import Store
@@ -59,16 +60,15 @@ def common_options(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Translate our exceptions into exit codes: config 2, everything else 1."""
+    """Translate our exceptions into exit codes: the exception's own ``exit_code`` (2 for
+    config and usage errors, unknown names included), else 1."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ConfigError as exc:
-            raise CliError(str(exc), 2) from exc
         except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), 1) from exc
+            raise CliError(str(exc), getattr(exc, "exit_code", 1)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -109,6 +109,26 @@ def open_existing(settings: Settings) -> Store:
     source = reading_path(settings.database)
     say_reading(source)
     return Store.open(source.path, create=False, read_only=source.is_snapshot)
+
+
+def resolve_brand(value: str | None, settings: Settings, stored: Sequence[str] = ()) -> str | None:
+    """The brand ``--brand`` names, spelled as configured or stored (``stored``: the
+    brands with mentions in the database), or a usage error (exit 2) listing them. A
+    command that collects (pull, import) needs the brand's query: it passes no
+    ``stored`` and uses ``settings.brand``, which applies the same rule."""
+    if value is None:
+        return None
+    known = list(dict.fromkeys([*(b.name for b in settings.brands), *stored]))
+    return resolve_name(value, known, "--brand", "brand", "configure it, or collect or import its mentions first")
+
+
+def resolve_campaign(value: str | None, planned: Sequence[str]) -> str | None:
+    """The campaign ``--campaign`` names among those with a stored plan, or a usage error
+    (exit 2) listing them."""
+    if value is None:
+        return None
+    return resolve_name(value, planned, "--campaign", "campaign",
+                        "import a plan with 'listener campaigns import FILE --plan PLAN'")
 
 
 def parse_as_of(value: str | None) -> datetime | None:

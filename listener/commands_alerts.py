@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from analysis.alerts import describe
-from listener.cli_support import CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, settings_from
+from listener.cli_support import (
+    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
+)
 from storage.alerts import list_alerts
 from storage.queries import stored_brands
 
@@ -83,12 +85,7 @@ def alerts_command(ctx: click.Context, brand: str | None, since: str | None, ope
     settings = settings_from(ctx)
     moment = None if since is None else parse_since(since, clock_from(ctx)())
     with open_existing(settings) as store:
-        if brand is not None:
-            names = [b.name for b in settings.brands] or stored_brands(store)
-            matches = [n for n in names if n.casefold() == brand.casefold()]
-            if not matches:
-                raise CliError(f"--brand: no brand named {brand!r} (brands: {', '.join(names) or 'none'})", 2)
-            brand = matches[0]
+        brand = resolve_brand(brand, settings, stored_brands(store))
         rows = list_alerts(store, brand=brand, since=moment, open_only=open_only)
     if as_json:
         click.echo(json.dumps({"alerts": [_json(r) for r in rows]}, indent=2, ensure_ascii=False, default=str))

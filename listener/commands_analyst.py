@@ -17,13 +17,15 @@ from analysis.agreement import agreement_report
 from analysis.sentiment import LABELS, VaderScorer
 from listener import formatting
 from listener.cli_support import (
-    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, say_reading, settings_from,
+    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, say_reading,
+    settings_from,
 )
 from listener.pipeline import Pipeline
 from listener.shell import MODES, render, run_shell
 from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query
 from storage.errors import DatabaseLockedError
 from storage.labels import CLEAR, LabelRequest, UnknownMentionError, apply_label, find_mentions, label_confusion, queue_label
+from storage.queries import stored_brands
 from storage.snapshot import snapshot_path
 from storage.store import Store
 
@@ -109,9 +111,8 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
     say_reading(source)
     with read_only(source.path) as db:
         if brand is not None:
-            known = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
-            if brand.casefold() not in {b.casefold() for b in known}:
-                raise CliError(f"--brand: no mentions of {brand!r} (brands: {', '.join(known) or 'none'})", 2)
+            stored = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
+            brand = resolve_brand(brand, settings, stored)
         files = export(db, directory, fmt, brand=brand, since=start, until=end)
     if as_json:
         click.echo(json.dumps({"directory": str(directory), "format": fmt,
@@ -141,8 +142,15 @@ def label(ctx: click.Context, mention_id: str, label: str, source: str | None, b
     runs, the label is queued and the daemon applies it after its next cycle.
     """
     settings = settings_from(ctx)
-    request = LabelRequest(id=mention_id, label=label, source=source, brand=brand, by=by)
     clock = clock_from(ctx)
+
+    def request_for(store: Store) -> LabelRequest:
+        known = resolve_brand(brand, settings, stored_brands(store))
+        try:
+            return LabelRequest(id=mention_id, label=label, source=source, brand=known, by=by)
+        except ValueError as exc:  # an empty MENTION_ID
+            raise CliError(f"MENTION_ID: {exc}", 2) from exc
+
     try:
         store = Store.open(settings.database, create=False)
     except DatabaseLockedError:
@@ -150,12 +158,14 @@ def label(ctx: click.Context, mention_id: str, label: str, source: str | None, b
         if not snapshot.exists():
             raise
         with Store.open(snapshot, read_only=True) as published:
+            request = request_for(published)
             keys = _find(published, request)
         inbox = queue_label(settings.database, request, clock())
         click.echo(f"The daemon holds the database: queued {label} for {_names(keys)} in {inbox.name}; "
                    f"the daemon applies it after its next cycle.")
         return
     with store:
+        request = request_for(store)
         try:
             keys = apply_label(store, request, clock())
         except UnknownMentionError as exc:
@@ -191,6 +201,7 @@ def accuracy(ctx: click.Context, brand: str | None, as_json: bool) -> None:
     """
     settings = settings_from(ctx)
     with open_existing(settings) as store:
+        brand = resolve_brand(brand, settings, stored_brands(store))
         labelled, confusion = label_confusion(store, brand)
     report = agreement_report(labelled, confusion)
     if as_json:

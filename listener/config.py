@@ -21,7 +21,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -32,11 +32,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from analysis.alerts import AlertRule
 from connectors.base import BrandQuery
 from connectors.registry import available
-from listener.errors import ConfigError
+from listener.errors import ConfigError, UnknownNameError
 
 DEFAULT_DATABASE = Path("listener.duckdb")
 DEFAULT_CONFIG_NAME = "listener.toml"
 DEFAULT_EVERY_MINUTES = 15
+
+
+def resolve_name(value: str, known: Sequence[str], option: str, noun: str, hint: str = "") -> str:
+    """``value`` as ``known`` spells it (an exact match first, else a case-insensitive one),
+    or UnknownNameError naming it and listing ``known``: the one rule for every brand,
+    campaign or source a command is given."""
+    if value in known:
+        return value
+    matches = [name for name in known if name.casefold() == value.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    raise UnknownNameError(option, noun, value, sorted(known, key=str.casefold), hint)
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 # Literal values under these names are refused: secrets belong in the environment.
@@ -117,18 +129,14 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
 
     def brand(self, name: str) -> BrandSettings:
-        for brand in self.brands:
-            if brand.name.casefold() == name.casefold():
-                return brand
-        known = ", ".join(b.name for b in self.brands) or "none configured"
-        raise ConfigError([f"--brand: no brand named {name!r} (brands: {known})"], "command line")
+        """The configured brand ``name`` (case-insensitive), or UnknownNameError."""
+        by_name = {b.name: b for b in self.brands}
+        return by_name[resolve_name(name, list(by_name), "--brand", "brand", "add it as [[brands]] to the config")]
 
     def source(self, name: str) -> SourceSettings:
-        for source in self.sources:
-            if source.name == name:
-                return source
-        known = ", ".join(s.name for s in self.sources) or "none configured"
-        raise ConfigError([f"--source: no source named {name!r} (sources: {known})"], "command line")
+        """The configured source ``name``, or UnknownNameError."""
+        by_name = {s.name: s for s in self.sources}
+        return by_name[resolve_name(name, list(by_name), "--source", "source", "add a [sources.NAME] table")]
 
     @property
     def enabled_sources(self) -> tuple[SourceSettings, ...]:
@@ -494,6 +502,10 @@ def load_file(path: Path) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few thousand
+        # levels exhaust the stack. No real config nests more than a few levels.
+        raise ConfigError(["not valid TOML: arrays or inline tables nested too deeply"], str(path)) from None
     return parse_settings(data, base_dir=path.parent, origin=str(path), config_path=path)
 
 

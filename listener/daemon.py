@@ -37,7 +37,7 @@ from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
-from listener.sources import OpenSources, open_sources
+from listener.sources import OpenSources
 from storage.labels import has_queued
 from storage.snapshot import publish_snapshot
 from storage.store import Store
@@ -84,7 +84,7 @@ class Daemon:
             return 2
         self.store = Store.open(self.settings.database)
         self.pipeline = Pipeline(self.store, VaderScorer(), self.clock)
-        self.sources = open_sources(self.settings, self.clock)
+        self.sources = self.pipeline.start_sources(self.settings)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():
             source = self.settings.source(name)

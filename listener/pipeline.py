@@ -4,7 +4,11 @@
     hourly: storage.rollup.rollup_pending (hourly mood + conversation scores)
 
 The CLI, the demo and the daemon are thin shells over ``Pipeline``. Every pull and
-rollup is recorded in the ``runs`` table, including how it failed.
+rollup is recorded in the ``runs`` table, including how it failed; so is a source that
+could not even start (no token, a refused setting: ``start_sources``).
+
+Each run's outcome is logged on ``listener.runs``: the daemon's log shows it; a
+command shows it with ``-v`` (without, the command reports the outcome itself).
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Score, Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
+from listener.config import Settings, SourceSettings
+from listener.sources import OpenSources, open_sources
 from storage.labels import apply_inbox
 from storage.queries import label_counts
 from storage.rollup import ProgressCallback, RollupProgress, RollupResult, rollup_pending, rollup_rebuild
 from storage.store import Store
 
 log = logging.getLogger("listener")
+run_log = logging.getLogger("listener.runs")
 
 Progress = Callable[[int], None]
 
@@ -89,6 +96,19 @@ class Pipeline:
         self.store = store
         self.scorer = scorer
         self.clock = clock
+
+    def start_sources(self, settings: Settings, only: SourceSettings | None = None) -> OpenSources:
+        """The sources' connectors (listener.sources.open_sources). A source that cannot
+        start is recorded as a failed run of kind "start", with why, so ``status`` shows
+        what happened; a setting its connector refused then raises ConfigError. (Not a
+        "pull": a source that never started has no hours for the alerts to wait for.)"""
+        opened = open_sources(settings, self.clock, only)
+        for name, why in {**opened.parked, **opened.invalid}.items():
+            now = self.clock()
+            run_id = self.store.start_run("start", now=now, source=name)
+            self.store.finish_run(run_id, now=now, status="failed", error=why)
+        opened.raise_if_invalid()
+        return opened
 
     def pull(
         self,
@@ -157,7 +177,7 @@ class Pipeline:
                 duplicates=fetched - rejected - new, skipped=skipped, rejected=rejected,
                 error=f"{type(exc).__name__}: {exc}",
             )
-            log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
+            run_log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
             raise
         seconds = time.perf_counter() - started
         duplicates = fetched - rejected - new
@@ -165,7 +185,7 @@ class Pipeline:
             run_id, now=self.clock(), status=status, fetched=fetched, new=new,
             duplicates=duplicates, skipped=skipped, rejected=rejected,
         )
-        log.info(
+        run_log.info(
             "pull source=%s brand=%s status=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
             source, brand, status, fetched, new, duplicates, rejected, skipped, seconds,
         )
@@ -198,10 +218,18 @@ class Pipeline:
         progress: Progress | None = None,
     ) -> PullResult:
         """One scheduled or manual collection: the pull, then, when it completed, the
-        platform's own hourly counts for coverage (``record_volume``)."""
+        platform's own hourly counts for coverage (``record_volume``). The pull's run is
+        finished by then: a failure of the counts is recorded as a run of its own."""
         result = self.pull(connector, query, progress=progress, should_stop=should_stop)
         if result.status == "ok":
-            self.record_volume(connector, query)
+            try:
+                self.record_volume(connector, query)
+            except Exception as exc:
+                now = self.clock()
+                run_id = self.store.start_run("volume", now=now, source=connector.name, brand=query.brand)
+                self.store.finish_run(run_id, now=now, status="failed", error=f"{type(exc).__name__}: {exc}")
+                run_log.error("volume source=%s brand=%s failed: %s", connector.name, query.brand, exc)
+                raise
         return result
 
     def record_volume(self, connector: Connector, query: BrandQuery, hours: int = 24) -> int:
@@ -254,7 +282,7 @@ class Pipeline:
             raise
         self.store.finish_run(run_id, now=self.clock(), status="stopped" if result.stopped else "ok",
                               fetched=result.hours, new=result.conversations)
-        log.info(
+        run_log.info(
             "hourly hours=%d conversations=%d pending=%d duration=%.2fs",
             result.hours, result.conversations, result.pending, time.perf_counter() - started,
         )

@@ -1,8 +1,10 @@
-"""Opening the configured sources' connectors, shared by ``listener pull`` and the daemon.
+"""Opening the configured sources' connectors, shared by ``listener pull`` and the daemon
+(through ``Pipeline.start_sources``, which records each source that cannot start).
 
 A source whose connector cannot be created (missing or rejected credentials, a bad
 query for that platform) is *parked*: it is reported once, with what to fix, and the
-other sources go on.
+other sources go on. A setting out of the connector's range is a config error
+(``invalid``): the caller records it and stops with exit code 2.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from connectors.base import Clock, Connector
-from connectors.errors import ConnectorError, register_secret
+from connectors.errors import ConnectorError, redact, register_secret
 from connectors.registry import connector_module
 from listener.config import Settings, SourceSettings
 from listener.errors import ConfigError
 
-log = logging.getLogger("listener")
+log = logging.getLogger("listener.runs")
 
 
 @dataclass
@@ -26,6 +28,8 @@ class OpenSources:
     connectors: dict[str, Connector] = field(default_factory=dict)
     parked: dict[str, str] = field(default_factory=dict)
     """source name -> why it is parked"""
+    invalid: dict[str, str] = field(default_factory=dict)
+    """source name -> which of its settings the connector refused"""
 
     def park(self, name: str, reason: str) -> None:
         connector = self.connectors.pop(name, None)
@@ -38,6 +42,12 @@ class OpenSources:
         for connector in self.connectors.values():
             connector.close()
         self.connectors.clear()
+
+    def raise_if_invalid(self) -> None:
+        """ConfigError (exit 2) naming every source whose settings its connector refused."""
+        if self.invalid:
+            self.close()
+            raise ConfigError([f"sources.{name}: {why}" for name, why in self.invalid.items()], "configuration")
 
 
 def _register_secrets(source: SourceSettings) -> None:
@@ -55,6 +65,8 @@ def _register_secrets(source: SourceSettings) -> None:
 
 
 def open_sources(settings: Settings, clock: Clock, only: SourceSettings | None = None) -> OpenSources:
+    """Each enabled source's connector (or ``only``'s); none of its failures raises: see
+    ``OpenSources.parked`` and ``invalid``."""
     opened = OpenSources()
     for source in [only] if only else settings.enabled_sources:
         _register_secrets(source)
@@ -64,6 +76,5 @@ def open_sources(settings: Settings, clock: Clock, only: SourceSettings | None =
             opened.park(source.name, str(exc))
         except ValueError as exc:
             # A connector checks its own settings' ranges: that is a config error (exit 2).
-            opened.close()
-            raise ConfigError([f"sources.{source.name}: {exc}"], "configuration") from exc
+            opened.invalid[source.name] = redact(str(exc))  # it may quote a feed URL's token
     return opened

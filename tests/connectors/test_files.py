@@ -78,6 +78,27 @@ def test_csv_without_the_needed_columns_is_a_clear_error(clock, tmp_path):
         FileSource(path, "survey", "csv", {"colour": "a"}, clock)
 
 
+def test_csv_fields_past_the_csv_module_default_import_and_a_huge_one_is_one_bad_row(store, clock, tmp_path, caplog):
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text(json.dumps({"id": "kept", "created_at": "2026-11-01T09:00:00Z", "text": "Acme before"}) + "\n")
+    run_import(store, clock, earlier)
+    path = tmp_path / "long.csv"
+    long_text = "Acme " + "long " * 40_000  # 200 KB: past csv's default 128 KiB field limit
+    huge_text = "Acme " + "y" * (17 * 1024 * 1024)  # past our 16 MiB bound
+    path.write_text("id,created_at,text\n"
+                    "a,2026-11-01T10:00:00Z,Acme short\n"
+                    f'b,2026-11-01T10:01:00Z,"{long_text}"\n'
+                    f'c,2026-11-01T10:02:00Z,"{huge_text}"\n'
+                    "d,2026-11-01T10:03:00Z,Acme after the huge one\n")
+    with caplog.at_level(logging.WARNING, logger="listener.import"):
+        reader, result = run_import(store, clock, path)
+    assert reader.bad_lines == [4] and (result.new, result.skipped) == (3, 1)
+    assert "long.csv line 4 skipped: not readable as CSV: field larger than field limit" in caplog.text
+    assert ids(store) == ["a", "b", "d", "kept"]
+    with store.native() as db:
+        assert db.execute("SELECT length(text) FROM mentions WHERE id = 'b'").fetchone()[0] == len(long_text)  # stored whole
+
+
 def test_twarc2_pages_map_through_the_x_connector_code(store, clock, tmp_path):
     page = {
         "data": [

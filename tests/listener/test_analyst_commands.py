@@ -134,7 +134,7 @@ def test_export_writes_each_view_filtered_with_a_manifest(db, tmp_path, fmt):
     listener("export", "--format", fmt, "--brand", "brewly", "--since", "2026-03-02T05:00", "--until",
              "2026-03-03", str(out), db=db)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["filters"]["brand"] == "brewly"
+    assert manifest["filters"]["brand"] == "Brewly"  # as the database spells it
     # "early" is before --since, p3 after --until (04:00 UTC on the 3rd), Beanhaus another brand.
     assert manifest["files"]["mentions"]["rows"] == 4
     con = duckdb.connect()

@@ -2,17 +2,23 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 from click.testing import CliRunner
 
+from connectors.base import utc_now
 from listener.cli import cli
 from storage.store import Store
+from tests.fakes.hn_api import FakeAlgolia
+from tests.fakes.http import FakeServer, Reply
+from tests.fakes.x_api import COUNTS, FakeXApi, problem
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-20T15:30:00+00:00"
@@ -139,12 +145,6 @@ def test_usage_errors_exit_2(tmp_path):
     assert listener("status", "--runs", "0").returncode == 2
 
 
-def test_a_missing_database_is_a_runtime_error(tmp_path):
-    proc = listener("--db", str(tmp_path / "none.duckdb"), "status")
-    assert proc.returncode == 1 and "no database at" in proc.stderr
-    assert not (tmp_path / "none.duckdb").exists()
-
-
 def test_init_writes_a_starter_that_loads_and_never_overwrites(tmp_path):
     path = tmp_path / "listener.toml"
     assert listener("init", str(path)).returncode == 0
@@ -153,8 +153,8 @@ def test_init_writes_a_starter_that_loads_and_never_overwrites(tmp_path):
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert path.read_text() == original
     # The default config file in the working directory is picked up.
-    empty = listener("mood", cwd=tmp_path)
-    assert empty.returncode == 1 and str(tmp_path / "listener.duckdb") in empty.stderr
+    empty = listener("mood", cwd=tmp_path)  # no database yet (its exit code: tests/listener/test_exit_codes.py)
+    assert empty.returncode != 0 and str(tmp_path / "listener.duckdb") in empty.stderr
 
 
 def test_the_demo_report_detects_the_true_lift(demo_dir):
@@ -183,5 +183,93 @@ def test_report_command_reads_the_demo_database(demo_dir, tmp_path):
     assert listener("--db", db, "report", "--out", str(out), "--as-of", AS_OF).returncode == 0
     assert out.read_text().lstrip().lower().startswith("<!doctype html")
     bad = listener("--db", db, "report", "--campaign", "nope", "--format", "json")
-    assert bad.returncode == 1 and "no plan for campaign 'nope'" in bad.stderr
+    assert bad.returncode == 2 and "--campaign: no campaign named 'nope'" in bad.stderr
     assert listener("--db", db, "report", "--timezone", "Mars/Olympus").returncode == 2
+
+
+# -- a failed run leaves a trace, and one clear line ------------------------------------
+
+PULL_CONFIG = """
+[database]
+path = "listener.duckdb"
+[[brands]]
+name = "Brewly"
+terms = ["brewly"]
+"""
+UNIX_TIME = re.compile(r"\b1[0-9]{9}\b")
+ISO_WINDOW = re.compile(r"\[20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ, 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ\)")
+
+
+def runs_of(config):
+    status = CliRunner(env={"LISTENER_DB": None}).invoke(cli, ["--config", str(config), "status", "--json"])
+    assert status.exit_code == 0, status.output
+    return json.loads(status.stdout)["runs"]
+
+
+def test_a_source_that_cannot_start_is_recorded_as_a_failed_run(tmp_path):
+    config = tmp_path / "listener.toml"
+    config.write_text(PULL_CONFIG + '[sources.x]\nbearer_token_env = "NO_SUCH_X_TOKEN_VARIABLE"\n')
+    runner = CliRunner(env={"LISTENER_DB": None, "NO_SUCH_X_TOKEN_VARIABLE": None})
+    result = runner.invoke(cli, ["--config", str(config), "pull"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: x: no X bearer token: the environment variable NO_SUCH_X_TOKEN_VARIABLE is not set or empty "
+        "(check NO_SUCH_X_TOKEN_VARIABLE)"]
+    (run,) = runs_of(config)
+    assert (run["kind"], run["source"], run["brand"], run["status"]) == ("start", "x", None, "failed")
+    assert "NO_SUCH_X_TOKEN_VARIABLE" in run["error"] and run["finished_at"] is not None
+
+
+def test_a_setting_the_connector_refuses_is_a_config_error_recorded_as_a_failed_run(tmp_path):
+    config = tmp_path / "listener.toml"
+    config.write_text(PULL_CONFIG + "[sources.hackernews]\nhits_per_page = 0\n")
+    result = CliRunner(env={"LISTENER_DB": None}).invoke(cli, ["--config", str(config), "pull"])
+    assert result.exit_code == 2 and "sources.hackernews: hackernews settings: hits_per_page" in result.stderr
+    (run,) = runs_of(config)
+    assert (run["kind"], run["source"], run["status"]) == ("start", "hackernews", "failed")
+    assert "hits_per_page" in run["error"]
+
+
+def test_a_failure_of_the_platform_counts_after_a_pull_is_recorded_too(tmp_path):
+    with FakeXApi(utc_now, bearer_token="token-for-the-fake") as api:
+        api.script(Reply(404, problem(404, "Not Found", "gone")), path=COUNTS)
+        config = tmp_path / "listener.toml"
+        config.write_text(PULL_CONFIG + f'[sources.x]\nbase_url = "{api.url}"\nbearer_token_env = "FAKE_X_TOKEN"\n')
+        runner = CliRunner(env={"LISTENER_DB": None, "FAKE_X_TOKEN": "token-for-the-fake"})
+        result = runner.invoke(cli, ["--config", str(config), "pull"])
+    assert result.exit_code == 1 and "Error: x Brewly: x counts: X answered 404" in result.stderr
+    runs = {run["kind"]: run for run in runs_of(config)}
+    assert runs["pull"]["status"] == "ok"
+    assert runs["volume"]["status"] == "failed" and "x counts: X answered 404" in runs["volume"]["error"]
+
+
+def test_a_network_failure_is_one_line_with_iso_times_and_no_doubled_label(tmp_path):
+    with FakeServer() as server:
+        FakeAlgolia().install(server, *[Reply(503, "busy", headers={"Retry-After": "0"})] * 8)  # 2 runs of 4 tries
+        config = tmp_path / "listener.toml"
+        config.write_text(PULL_CONFIG + f'[sources.hackernews]\nbase_url = "{server.url}"\n')
+        quiet = listener("--config", str(config), "pull", cwd=tmp_path)
+        verbose = listener("--config", str(config), "-v", "pull", cwd=tmp_path)
+        attempts = len(server.requests)
+    assert quiet.returncode == 1 and verbose.returncode == 1 and attempts == 8
+    (line,) = quiet.stderr.splitlines()
+    assert line.startswith("Error: hackernews Brewly: hackernews search 'brewly' [") and "HTTP 503" in line
+    assert ISO_WINDOW.search(line) and not UNIX_TIME.search(quiet.stderr), line
+    # With -v the retries show, each naming its request once.
+    retries = [entry for entry in verbose.stderr.splitlines() if "; retry " in entry]
+    assert len(retries) == 3 and all(entry.count("hackernews search") == 1 for entry in retries), retries
+    assert ISO_WINDOW.search(retries[0]) and not UNIX_TIME.search(verbose.stderr)
+
+
+def test_a_retried_x_search_names_itself_once(tmp_path):
+    with FakeXApi(utc_now, bearer_token="token-for-the-fake") as api:
+        reset = {"x-rate-limit-reset": str(int(time.time()))}  # "now": each retry waits about a second
+        api.script(*[Reply(429, problem(429, "Too Many Requests", "Too Many Requests"), reset)] * 4)
+        config = tmp_path / "listener.toml"
+        config.write_text(PULL_CONFIG + f'[sources.x]\nbase_url = "{api.url}"\nbearer_token_env = "FAKE_X_TOKEN"\n')
+        proc = listener("--config", str(config), "-v", "pull", cwd=tmp_path, env={"FAKE_X_TOKEN": "token-for-the-fake"})
+    assert proc.returncode == 1
+    retries = [entry for entry in proc.stderr.splitlines() if "; retry " in entry]
+    assert len(retries) == 3, proc.stderr
+    assert all("x search: 429 rate limited by X; retry" in entry for entry in retries), retries
+    assert "x search: x search" not in proc.stderr

@@ -82,6 +82,26 @@ def test_invalid_toml_names_the_file_and_line(tmp_path):
         load_file(path)
 
 
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_toml_nested_too_deeply_is_a_config_error_not_a_recursion_error(tmp_path, value):
+    path = tmp_path / "deep.toml"
+    path.write_text(f'[[brands]]\nname = "Acme"\nterms = ["acme"]\nx = {value}\n')
+    with pytest.raises(ConfigError, match=r"(?s)deep.toml has 1 problem.*nested too deeply"):
+        load_file(path)
+
+
+def test_an_unknown_brand_or_source_names_it_and_lists_the_known_ones():
+    settings = parse('[[brands]]\nname = "Acme"\nterms = ["acme"]\n[[brands]]\nname = "Globex"\nterms = ["g"]\n'
+                     '[sources.demo]\n')
+    assert settings.brand("acme").name == "Acme"
+    with pytest.raises(ConfigError) as brand:
+        settings.brand("Nope")
+    assert str(brand.value) == "--brand: no brand named 'Nope' (brands: Acme, Globex)"
+    assert brand.value.exit_code == 2
+    with pytest.raises(ConfigError, match=r"^--source: no source named 'nope' \(sources: demo\)$"):
+        settings.source("nope")
+
+
 def test_relative_database_path_is_relative_to_the_config_file(tmp_path):
     path = tmp_path / "conf" / "listener.toml"
     path.parent.mkdir()
