@@ -55,7 +55,8 @@ def common_options(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Translate our exceptions into exit codes: config 2, everything else 1."""
+    """Translate our exceptions into exit codes: config and database-path errors 2
+    (their ``exit_code``), everything else 1."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +65,7 @@ def handle_errors(command: F) -> F:
         except ConfigError as exc:
             raise CliError(str(exc), 2) from exc
         except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), 1) from exc
+            raise CliError(str(exc), exc.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,11 +87,12 @@ def say_reading(source: ReadSource) -> None:
 
 
 def open_existing(settings: Settings) -> Store:
-    """The database for reading; while the daemon holds it, its published snapshot
-    (storage.analyst.reading_path decides, for every reading command alike)."""
+    """The database for reading, read-only and never migrated; while the daemon holds
+    it, its published snapshot (storage.analyst.reading_path decides and checks, for
+    every reading command alike)."""
     source = reading_path(settings.database)
     say_reading(source)
-    return Store.open(source.path, create=False, read_only=source.is_snapshot)
+    return Store.open(source.path, read_only=True)
 
 
 def parse_as_of(value: str | None) -> datetime | None:
