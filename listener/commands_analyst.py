@@ -68,6 +68,8 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, writ
     """
     settings = settings_from(ctx)
     allowed = None if write_dir is None else writable_directory(write_dir, settings.database)
+    if allowed is not None:
+        allowed.mkdir(parents=True, exist_ok=True)
     source = reading_path(settings.database)
     say_reading(source)
     with read_only(source.path, write_dir=allowed) as db:
