@@ -16,6 +16,7 @@ from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from listener.errors import ConfigError, ListenerError
 from storage.errors import StorageError
 from storage.analyst import ReadSource, reading_path
+from storage.migrations import require_current
 from storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,7 +93,14 @@ def open_existing(settings: Settings) -> Store:
     every reading command alike)."""
     source = reading_path(settings.database)
     say_reading(source)
-    return Store.open(source.path, read_only=True)
+    store = Store.open(source.path, read_only=True)
+    if source.is_snapshot:
+        try:
+            require_current(store.version, source.path)
+        except StorageError:
+            store.close()
+            raise
+    return store
 
 
 def parse_as_of(value: str | None) -> datetime | None:

@@ -69,7 +69,8 @@ def reading_path(database: Path) -> ReadSource:
                 f"{database} is in use by the daemon and it has not published a snapshot yet "
                 f"({snapshot.name} appears after its first cycle)"
             ) from None
-        _check_readable(snapshot)
+        # Not opened here: the daemon made it from the database, and whoever opens it
+        # (read_only, cli_support.open_existing) checks its version then.
         published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
         return ReadSource(snapshot, True, published)
     return ReadSource(database, False)

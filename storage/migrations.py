@@ -85,9 +85,13 @@ def stored_version(db: Any, path: Path) -> int:
     native or duckdb-engine's), 0 for a file with no tables yet. Reads only. Raises
     DatabaseFileError when the file belongs to another application, or to a newer
     release of the listener."""
-    tables = {row[0] for row in db.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()}
+    # Every table and view of the file, in any schema (ours are all in main). Not from
+    # information_schema: that took twice as long, and every reader pays it.
+    tables = {name if schema_name == "main" else f"{schema_name}.{name}" for schema_name, name in db.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal"
+    ).fetchall()}
     if not tables:
         return 0
     versions = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] if "schema_version" in tables else None
