@@ -133,9 +133,9 @@ def test_usage_errors_exit_2(tmp_path):
     assert listener("status", "--runs", "0").returncode == 2
 
 
-def test_a_missing_database_is_a_runtime_error(tmp_path):
+def test_a_missing_database_is_a_usage_error(tmp_path):
     proc = listener("--db", str(tmp_path / "none.duckdb"), "status")
-    assert proc.returncode == 1 and "no database at" in proc.stderr
+    assert proc.returncode == 2 and "no database at" in proc.stderr
     assert not (tmp_path / "none.duckdb").exists()
 
 
@@ -148,7 +148,7 @@ def test_init_writes_a_starter_that_loads_and_never_overwrites(tmp_path):
     assert path.read_text() == original
     # The default config file in the working directory is picked up.
     empty = listener("mood", cwd=tmp_path)
-    assert empty.returncode == 1 and str(tmp_path / "listener.duckdb") in empty.stderr
+    assert empty.returncode == 2 and str(tmp_path / "listener.duckdb") in empty.stderr
 
 
 def test_the_demo_report_detects_the_true_lift(demo_dir):
