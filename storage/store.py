@@ -557,10 +557,12 @@ def translate_error(exc: BaseException, path: Path) -> StorageError:
             f"{path} is in use by another process (is 'listener run' running?): {message.splitlines()[0]}"
         )
     if "different configuration than existing connections" in lowered:
-        # DuckDB's one instance per file and process: this process (a daemon thread)
-        # holds it read-write, which for a reader is the same as another process holding it.
-        return DatabaseLockedError(f"{path} is open read-write in this process: {message.splitlines()[0]}")
+        # DuckDB keeps one instance per file and process: this process (a daemon thread)
+        # holds it read-write and a reader asks for read-only, or the reverse. For a
+        # reader that is the same as another process holding it: read the snapshot.
+        return DatabaseLockedError(f"{path} is already open in this process with other settings: "
+                                   f"{message.splitlines()[0]}")
     if "not a valid duckdb database file" in lowered:
-        return DatabaseFileError(f"{path} is not a DuckDB database file: it is left untouched; check --db / "
+        return DatabaseFileError(f"{path} is not a valid DuckDB database file: it is left untouched; check --db / "
                                  f"LISTENER_DB / database.path")
     return StorageError(f"{path}: {message}")
