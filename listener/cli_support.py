@@ -21,6 +21,7 @@ from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings, resolv
 from listener.errors import ListenerError
 from storage.errors import StorageError
 from storage.analyst import ReadSource, reading_path
+from storage.migrations import require_current
 from storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,7 +69,7 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), getattr(exc, "exit_code", 1)) from exc
+            raise CliError(str(exc), exc.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -104,11 +105,19 @@ def say_reading(source: ReadSource) -> None:
 
 
 def open_existing(settings: Settings) -> Store:
-    """The database for reading; while the daemon holds it, its published snapshot
-    (storage.analyst.reading_path decides, for every reading command alike)."""
+    """The database for reading, read-only and never migrated; while the daemon holds
+    it, its published snapshot (storage.analyst.reading_path decides and checks, for
+    every reading command alike)."""
     source = reading_path(settings.database)
     say_reading(source)
-    return Store.open(source.path, create=False, read_only=source.is_snapshot)
+    store = Store.open(source.path, read_only=True)
+    if source.is_snapshot:
+        try:
+            require_current(store.version, source.path)
+        except StorageError:
+            store.close()
+            raise
+    return store
 
 
 def resolve_brand(value: str | None, settings: Settings, stored: Sequence[str] = ()) -> str | None:

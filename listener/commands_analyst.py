@@ -1,13 +1,15 @@
 """Commands for analysts and for correcting the scorer: sql, export, label, accuracy.
 
 ``sql`` and ``export`` open the database read-only, or the daemon's snapshot while the
-daemon holds it, so nothing an analyst types can change the data. ``label`` writes a
+daemon holds it, with no access to other files (storage.analyst), so nothing an analyst
+types can change the data or write beside it. ``label`` writes a
 correction, or queues it for the daemon when the daemon holds the database.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from listener.cli_support import (
 )
 from listener.pipeline import Pipeline
 from listener.shell import MODES, render, run_shell
-from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query
+from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query, writable_directory
 from storage.errors import DatabaseLockedError
 from storage.labels import CLEAR, LabelRequest, UnknownMentionError, apply_label, find_mentions, label_confusion, queue_label
 from storage.queries import stored_brands
@@ -48,14 +50,18 @@ def parse_time(value: str | None, option: str) -> datetime | None:
               help="Output format.")
 @click.option("--limit", type=click.IntRange(1), default=None, metavar="N",
               help="At most N rows (default: all for csv/json, 1000 for table).")
+@click.option("--allow-write-dir", "write_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Let COPY ... TO write files in DIR (not the database's directory); no other file is reachable.")
 @common_options
 @click.pass_context
 @handle_errors
-def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None) -> None:
+def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, write_dir: Path | None) -> None:
     """Run read-only SQL on the database; without QUERY, an interactive shell.
 
     Reads the daemon's snapshot while the daemon runs. The views v_mentions,
     v_hourly_mood, v_conversations and v_campaign_daily are documented in the README.
+    No other file can be read or written (COPY, ATTACH, read_csv), except files in
+    the directory --allow-write-dir names.
 
     \b
     listener sql "SELECT brand, avg(nss) FROM v_hourly_mood GROUP BY brand"
@@ -63,9 +69,12 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None) -> N
     listener sql            (then .help)
     """
     settings = settings_from(ctx)
+    allowed = None if write_dir is None else writable_directory(write_dir, settings.database)
+    if allowed is not None:
+        allowed.mkdir(parents=True, exist_ok=True)
     source = reading_path(settings.database)
     say_reading(source)
-    with read_only(source.path) as db:
+    with read_only(source.path, write_dir=allowed) as db:
         if query is None:
             ctx.exit(run_shell(db, fmt))
         if limit is None and fmt == "table":
@@ -109,7 +118,8 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
         raise CliError(f"--since {since} is not before --until {until}", 2)
     source = reading_path(settings.database)
     say_reading(source)
-    with read_only(source.path) as db:
+    # The connection may write into DIRECTORY only: export's own COPY statements.
+    with read_only(source.path, write_dir=Path(os.path.abspath(directory))) as db:
         if brand is not None:
             stored = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
             brand = resolve_brand(brand, settings, stored)

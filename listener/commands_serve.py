@@ -27,7 +27,8 @@ from listener.cli_support import (
 )
 from listener.live_view import BrandView
 from listener.web import LiveApp, LiveServer, bind_refusal, start_in_thread
-from storage.snapshot import snapshot_path
+from storage.analyst import reading_path
+from storage.errors import DatabaseLockedError
 
 DEFAULT_PORT = 8177
 DEFAULT_TOKEN_ENV = "LISTENER_SERVE_TOKEN"
@@ -69,9 +70,10 @@ def serve(ctx: click.Context, host: str, port: int, token_env: str, refresh: int
     moment = parse_as_of(as_of)
     settings = settings_from(ctx)
     database = settings.database
-    if not database.exists() and not snapshot_path(database).exists():
-        raise CliError(f"no database at {database}: check --db / LISTENER_DB / database.path, or create one "
-                       f"with 'listener demo'", 2)
+    try:
+        reading_path(database)  # missing, a directory, not ours, an older schema: exit 2 now
+    except DatabaseLockedError:
+        pass  # the daemon holds it and has not published a snapshot yet: the page waits for it
     app = LiveApp(
         database=database,
         brands=tuple(BrandView(b.name, tuple(b.competitors)) for b in settings.brands),

@@ -67,9 +67,11 @@ def demo_settings(directory: Path) -> Settings:
 def _clear_previous_demo(database: Path) -> None:
     if not database.exists():
         return
-    store = Store.open(database)
+    # Read-only: a file that is not a listener database is refused untouched (exit 2),
+    # and one that is, but not the demo's, is left as it was.
+    store = Store.open(database, read_only=True)
     try:
-        is_demo = store.get_meta(DEMO_MARKER) == "1"
+        is_demo = store.version > 0 and store.get_meta(DEMO_MARKER) == "1"
     finally:
         store.close()
     if not is_demo:

@@ -2,13 +2,23 @@
 
 Analysts never hold the database the daemon writes: while it runs they read the
 snapshot it publishes after each cycle (storage.snapshot), and otherwise the database
-itself, opened read-only so that no query can change it.
+itself. Every reading command opens it read-only and never migrates it, so a user who
+may only read the file can run them, and a file that is not ours is refused untouched.
+
+What an analyst types cannot write anywhere either: the SQL connection has DuckDB's
+external access off (no COPY TO, ATTACH, read_csv of files, INSTALL), locked so that a
+statement cannot SET it back. A COPY TO the live database or the label inbox beside
+the snapshot would otherwise overwrite the one or inject labels into the other. Only a
+directory the user names (``listener export DIR``, ``listener sql --allow-write-dir DIR``)
+is opened to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,8 +29,8 @@ from typing import Any
 
 import duckdb
 
-from storage.errors import DatabaseLockedError, StorageError
-from storage.migrations import LATEST_VERSION
+from storage.errors import DatabaseFileError, DatabaseLockedError, StorageError
+from storage.migrations import require_current, stored_version
 from storage.snapshot import snapshot_path
 from storage.store import MEMORY_LIMIT, Store, translate_error
 
@@ -38,11 +48,20 @@ class ReadSource:
     published_at: datetime | None = None
 
 
+def _check_readable(path: Path) -> None:
+    """Open ``path`` read-only and check that it is a listener database at the current
+    schema (storage.migrations): readers never migrate."""
+    with Store.open(path, read_only=True) as store:
+        require_current(store.version, path)
+
+
 def reading_path(database: Path) -> ReadSource:
-    """The file to read: the database, migrated to the current schema first, unless the
-    daemon holds it, then its latest snapshot."""
+    """The file to read, checked: the database, unless the daemon holds it, then its
+    latest snapshot. Raises DatabaseFileError for a path that is missing, a directory, not
+    ours or at an older schema; DatabaseLockedError when the daemon holds the database and
+    has not published a snapshot yet."""
     try:
-        Store.open(database, create=False).close()  # migrates an older file; fails fast if locked
+        _check_readable(database)
     except DatabaseLockedError:
         snapshot = snapshot_path(database)
         if not snapshot.exists():
@@ -50,28 +69,55 @@ def reading_path(database: Path) -> ReadSource:
                 f"{database} is in use by the daemon and it has not published a snapshot yet "
                 f"({snapshot.name} appears after its first cycle)"
             ) from None
+        # Not opened here: the daemon made it from the database, and whoever opens it
+        # (read_only, cli_support.open_existing) checks its version then.
         published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
         return ReadSource(snapshot, True, published)
     return ReadSource(database, False)
 
 
+def writable_directory(directory: Path, database: Path) -> Path:
+    """``directory``, absolute, as the one place ``listener sql`` may write. Refused when
+    it is or holds the database's own directory, where the live database, its snapshot
+    and the label inbox live."""
+    target = Path(os.path.abspath(directory))
+    home = Path(os.path.abspath(database)).parent
+    if any(t == h or t in h.parents for t in (target, target.resolve()) for h in (home, home.resolve())):
+        raise DatabaseFileError(
+            f"{directory} holds the database's directory {home}: writing there could overwrite the database "
+            f"or its label inbox; name a directory of its own"
+        )
+    return target
+
+
 @contextmanager
-def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A native read-only connection to ``path`` (the database or a snapshot)."""
+def read_only(path: Path, write_dir: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A native read-only connection to ``path`` (the database or a snapshot, checked by
+    ``reading_path``) with no access to any other file, except into ``write_dir`` when
+    given (see ``writable_directory``). Settings are locked: a query cannot undo them."""
+    # DuckDB spills large queries into a temporary directory beside the file, which it
+    # also lets queries write into; a private one elsewhere keeps both away from the
+    # database, and works where the user may not write beside it.
+    spill = Path(tempfile.mkdtemp(prefix="listener-sql-"))
     try:
-        db = duckdb.connect(str(path), read_only=True, config={"memory_limit": MEMORY_LIMIT})
-    except duckdb.Error as exc:
-        raise translate_error(exc, path) from exc
-    try:
-        version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        if version is not None and version < LATEST_VERSION:
-            raise StorageError(
-                f"{path} is at schema version {version}; the views need {LATEST_VERSION}: "
-                f"the daemon upgrades it when restarted with this release"
-            )
-        yield db
+        try:
+            db = duckdb.connect(str(path), read_only=True,
+                                config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)})
+        except duckdb.Error as exc:
+            raise translate_error(exc, path) from exc
+        try:
+            # allowed_directories can only be set while external access is on, so the
+            # order matters; nothing the user typed has run yet.
+            if write_dir is not None:
+                db.execute("SET allowed_directories = ?", [[str(write_dir).rstrip(os.sep) + os.sep]])
+            db.execute("SET enable_external_access = false")
+            db.execute("SET lock_configuration = true")
+            require_current(stored_version(db, path), path)
+            yield db
+        finally:
+            db.close()
     finally:
-        db.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 @dataclass(slots=True)
@@ -92,8 +138,12 @@ def run_query(db: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None)
         rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
     except duckdb.Error as exc:
         message = str(exc).strip()
-        if "read-only" in message.lower() or "read only" in message.lower():
-            message += " (the listener's database is read-only here: write to your own file with ATTACH or COPY)"
+        lowered = message.lower()
+        if "read-only" in lowered or "read only" in lowered:
+            message += " (the listener's database is read-only here)"
+        elif "disabled by configuration" in lowered or "configuration has been locked" in lowered:
+            message += (" (listener sql reads only the listener's database; to write query results to files, "
+                        "use --format csv or json, 'listener export DIR', or --allow-write-dir DIR)")
         raise QueryError(message) from exc
     return QueryResult(columns, types, rows)
 

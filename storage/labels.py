@@ -11,7 +11,9 @@ a label given meanwhile (by ``listener label`` or the live view) is appended to 
 inbox file beside the database, ``NAME.labels-inbox.jsonl``; the daemon applies the
 inbox after each cycle. Applying is idempotent: the inbox is renamed before it is read,
 so a line appended meanwhile goes to a new inbox, and a crash leaves the renamed file
-to be applied again next time.
+to be applied again next time. Each line is checked field by field before it is applied:
+a malformed one (bad JSON, an unknown label, a field of the wrong type) is reported by
+number and dropped, and never stops the others or the hourly stage.
 """
 
 from __future__ import annotations
@@ -137,18 +139,33 @@ def _taken_path(database: Path) -> Path:
 
 def has_queued(database: Path) -> bool:
     """Whether labels wait to be applied (a new inbox, or one a crash left half applied)."""
-    return inbox_path(database).exists() or _taken_path(database).exists()
+    return inbox_path(database).is_file() or _taken_path(database).is_file()
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be the label inbox (something else has its name), or None."""
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        return (f"{path} is {kind}, not the label inbox: move it away so that labels given while the "
+                f"daemon runs can be queued and applied")
+    return None
 
 
 def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
     """Append the request to the database's label inbox; the daemon applies it."""
     path = inbox_path(database)
+    problem = _not_a_file(path)
+    if problem:
+        raise StorageError(f"cannot queue the label: {problem}")
     line = json.dumps({**request.to_json(), "at": now.isoformat()}, ensure_ascii=False) + "\n"
-    with open(path, "a", encoding="utf-8") as inbox:
-        fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
-        inbox.write(line)
-        inbox.flush()
-        os.fsync(inbox.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as inbox:
+            fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
+            inbox.write(line)
+            inbox.flush()
+            os.fsync(inbox.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot queue the label in {path}: {exc.strerror or exc}") from exc
     return path
 
 
@@ -158,34 +175,52 @@ class InboxResult:
     errors: list[str]
 
 
+def _request_from_line(line: str) -> LabelRequest:
+    """The label request one inbox line holds; ValueError naming what is wrong. Anyone
+    who can write beside the database can write here, so nothing is taken on trust."""
+    try:
+        fields = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"not a JSON object but {type(fields).__name__}")
+    for name in ("id", "label"):
+        if not isinstance(fields.get(name), str):
+            raise ValueError(f"{name!r} must be a string, not {fields.get(name)!r}")
+    for name in ("source", "brand", "by"):
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            raise ValueError(f"{name!r} must be a string or null, not {fields[name]!r}")
+    return LabelRequest(id=fields["id"], label=fields["label"], source=fields.get("source"),
+                        brand=fields.get("brand"), by=fields.get("by"))
+
+
 def apply_inbox(store: Store, now: datetime) -> InboxResult:
     """Apply every queued label, oldest first; a line that names no stored mention or
-    cannot be read is reported in ``errors`` and dropped."""
+    cannot be read is reported in ``errors`` (by number, with its start) and dropped.
+    Something other than a file at the inbox's name is reported and left alone."""
     inbox = inbox_path(store.path)
     taken = _taken_path(store.path)
+    errors = [p for p in map(_not_a_file, (taken, inbox)) if p]
+    if _not_a_file(taken):
+        return InboxResult(0, errors)
     if not taken.exists():
-        if not inbox.exists():
-            return InboxResult(0, [])
+        if not inbox.is_file():
+            return InboxResult(0, errors)
         os.replace(inbox, taken)
         # A writer that opened the old inbox before the rename may still be appending
         # to it; taking its lock waits for that line to be complete.
         with open(taken, "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-    applied, errors = 0, []
-    with open(taken, encoding="utf-8") as lines:
+    applied = 0
+    with open(taken, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                fields = json.loads(line)
-                request = LabelRequest(
-                    id=str(fields["id"]), label=str(fields["label"]), source=fields.get("source"),
-                    brand=fields.get("brand"), by=fields.get("by"),
-                )
-                apply_label(store, request, now)
+                apply_label(store, _request_from_line(line), now)
                 applied += 1
-            except (ValueError, KeyError, TypeError, UnknownMentionError) as exc:
-                errors.append(f"{inbox.name} line {number}: {exc}")
+            except (ValueError, UnknownMentionError) as exc:
+                errors.append(f"{inbox.name} line {number} {line.strip()[:120]!r}: {exc}")
     taken.unlink()
     return InboxResult(applied, errors)
 

@@ -320,6 +320,6 @@ def queued_label_count(database: Path, limit_bytes: int = 4 << 20) -> int:
         try:
             with open(path, "rb") as handle:
                 count += sum(1 for line in handle.read(limit_bytes).splitlines() if line.strip())
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):  # a directory there is reported by the hourly stage
             continue
     return count

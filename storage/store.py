@@ -32,8 +32,8 @@ from sqlalchemy.pool import StaticPool
 
 from connectors.base import ENGAGEMENT_METRICS, valid_text
 from storage import schema
-from storage.errors import DatabaseLockedError, StorageError
-from storage.migrations import migrate
+from storage.errors import DatabaseFileError, DatabaseLockedError, StorageError
+from storage.migrations import LATEST_VERSION, migrate, stored_version
 
 if TYPE_CHECKING:
     from analysis.sentiment import Score
@@ -238,9 +238,10 @@ def _time_range(mentions: Sequence[Mention]) -> tuple[datetime, datetime]:
 class Store:
     """The listener database. Open with ``Store.open(path)``; close when done."""
 
-    def __init__(self, engine: sa.Engine, path: Path) -> None:
+    def __init__(self, engine: sa.Engine, path: Path, version: int = LATEST_VERSION) -> None:
         self.engine = engine
         self.path = path
+        self.version = version  # the schema version of the file (readers may open older ones)
         self._lock = threading.RLock()
         # The transaction open on the writer connection, if any. Only the thread that
         # holds _lock reads or sets it, so a thread that finds it set is inside its own.
@@ -248,15 +249,29 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> Store:
-        """Open (and migrate) the database at ``path``; with create=False it must exist.
-        ``read_only`` opens an existing file (a snapshot) without migrating or writing."""
+        """Open the database at ``path`` read-write, migrated to the latest schema (with
+        create=False it must exist), or ``read_only``: then nothing is migrated or written
+        (readers, snapshots), so a user who may only read the file can open it.
+
+        Raises DatabaseFileError, having written nothing, when ``path`` is a directory,
+        is missing (create=False or read_only), is not a DuckDB file, or is another
+        application's database or a newer release's; DatabaseLockedError when another
+        process holds it."""
         path = Path(path)
+        if path.is_dir():
+            raise DatabaseFileError(f"{path} is a directory, not a database file: check --db / LISTENER_DB / "
+                                    f"database.path")
         if create and not read_only:
             _discard_unfinished_creation(path)
         if (read_only or not create) and not path.exists():
-            raise StorageError(f"no database at {path}: check --db / LISTENER_DB / database.path, or create one with 'listener demo'")
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            raise DatabaseFileError(f"no database at {path}: check --db / LISTENER_DB / database.path, or create "
+                                    f"one with 'listener demo'")
+        if not read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseFileError(f"cannot create the database's directory {path.parent}: "
+                                        f"{exc.strerror or exc}") from None
         config = {"memory_limit": MEMORY_LIMIT, "threads": WRITER_THREADS}
         if read_only:
             config["access_mode"] = "READ_ONLY"
@@ -265,15 +280,20 @@ class Store:
         engine = sa.create_engine(f"duckdb:///{path}", poolclass=StaticPool, connect_args={"config": config})
         try:
             if read_only:
-                with engine.connect():
-                    pass  # open now, so a locked or unreadable file fails here
+                # Opens now, so a locked or unreadable file fails here; refuses a file
+                # that is not ours before anyone reads it as if it were.
+                with engine.connect() as conn:
+                    version = stored_version(conn.connection.driver_connection, path)
             else:
-                migrate(engine)
+                version = migrate(engine, path)
                 _close_interrupted_runs(engine)
+        except StorageError:
+            engine.dispose()
+            raise
         except Exception as exc:
             engine.dispose()
             raise translate_error(exc, path) from exc
-        return cls(engine, path)
+        return cls(engine, path, version)
 
     def close(self) -> None:
         with self._lock:
@@ -557,8 +577,18 @@ def _discard_unfinished_creation(path: Path) -> None:
 def translate_error(exc: BaseException, path: Path) -> StorageError:
     """Turn DuckDB/SQLAlchemy errors into ours, naming the file."""
     message = str(getattr(exc, "orig", None) or exc)
-    if "lock" in message.lower() and ("conflicting" in message.lower() or "could not set" in message.lower()):
+    lowered = message.lower()
+    if "lock" in lowered and ("conflicting" in lowered or "could not set" in lowered):
         return DatabaseLockedError(
             f"{path} is in use by another process (is 'listener run' running?): {message.splitlines()[0]}"
         )
+    if "different configuration than existing connections" in lowered:
+        # DuckDB keeps one instance per file and process: this process (a daemon thread)
+        # holds it read-write and a reader asks for read-only, or the reverse. For a
+        # reader that is the same as another process holding it: read the snapshot.
+        return DatabaseLockedError(f"{path} is already open in this process with other settings: "
+                                   f"{message.splitlines()[0]}")
+    if "not a valid duckdb database file" in lowered:
+        return DatabaseFileError(f"{path} is not a valid DuckDB database file: it is left untouched; check --db / "
+                                 f"LISTENER_DB / database.path")
     return StorageError(f"{path}: {message}")

@@ -255,6 +255,7 @@ def test_webhook_delivery_retries_records_every_attempt_and_keeps_the_url_secret
     secret = "planted-Webhook-Secret-7f3a9c"
     assert secret not in all_stored_text(store)
     assert secret not in caplog.text
+    store.close()  # as in the test below: a reader opens the file read-only, which a process holding it may not
     out = CliRunner().invoke(alerts_command, ["--db", str(path), "--json"])
     assert out.exit_code == 0 and secret not in out.output
     # Delivered alerts are not sent again.

@@ -7,16 +7,24 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
+import sqlalchemy
 
 from analysis.sentiment import VaderScorer
+from storage import schema
+from storage.labels import inbox_path
+from storage.migrations import MIGRATIONS
 from storage.rollup import rollup_pending
+from storage.snapshot import snapshot_path
 from storage.store import Store
 from tests.conftest import mention
 
@@ -197,3 +205,179 @@ def test_campaign_daily_days_run_through_the_washout(db):
     first, last = con.execute("SELECT min(date), max(date) FROM v_campaign_daily "
                               "WHERE campaign_id = '120210987654320001'").fetchone()
     assert first == date(2026, 3, 2) - timedelta(days=28) and last == date(2026, 3, 8) + timedelta(days=3)
+
+
+# -- nothing a reader runs can write, and a path it cannot use is a usage error ------------
+
+
+@contextmanager
+def daemon_holding(path: Path):
+    """Another process holding the database read-write, as the daemon does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+                               "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
+
+
+def fingerprint(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def test_sql_cannot_write_beside_the_database_while_the_daemon_holds_it(db, tmp_path):
+    live = tmp_path / "live" / "listener.duckdb"
+    live.parent.mkdir()
+    shutil.copy(db, live)
+    shutil.copy(db, snapshot_path(live))
+    out = tmp_path / "out"
+    with daemon_holding(live):
+        before = fingerprint(live)
+        for target in (live, inbox_path(live)):
+            proc = listener("sql", f"COPY (SELECT '{{\"id\": \"p1\", \"label\": \"negative\"}}' AS x) TO '{target}' "
+                            "(FORMAT csv, HEADER false, QUOTE '')", db=live, check=False)
+            assert proc.returncode == 2 and "reading its snapshot" in proc.stderr, proc.stderr
+            assert "disabled by configuration" in proc.stderr and "ATTACH or COPY" not in proc.stderr
+        refused = listener("sql", "--allow-write-dir", str(live.parent), "SELECT 1", db=live, check=False)
+        assert refused.returncode == 2 and "holds the database's directory" in refused.stderr
+        listener("sql", "--allow-write-dir", str(out), f"COPY (SELECT count(*) AS n FROM v_mentions) TO "
+                 f"'{out / 'n.csv'}' (FORMAT csv)", db=live)
+        listener("export", "--format", "csv", str(out / "export"), db=live)
+        assert fingerprint(live) == before
+    assert (out / "n.csv").read_text().splitlines() == ["n", "7"]
+    assert (out / "export" / "manifest.json").exists()
+    assert sorted(p.name for p in live.parent.iterdir()) == ["listener.duckdb", "listener.snapshot.duckdb"]
+
+
+READERS = [["sql", "SELECT count(*) FROM v_mentions"], ["export", "--format", "csv", "{out}"], ["status"], ["mood"],
+           ["report", "--format", "json", "--as-of", "2026-03-20"], ["accuracy"], ["alerts"], ["campaigns", "list"]]
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_reading_commands_run_for_a_user_who_may_only_read(db):
+    """chmod 444 the file and 555 its directory; as root, the commands run as nobody,
+    for whom they are as read-only as for anyone (root could write anyway)."""
+    base = Path(tempfile.mkdtemp(prefix="listener-readonly-"))
+    try:
+        home, out = base / "db", base / "out"
+        home.mkdir()
+        out.mkdir()
+        database = home / "listener.duckdb"
+        shutil.copy(db, database)
+        shutil.copy(db, snapshot_path(database))
+        for path in (database, snapshot_path(database)):
+            path.chmod(0o444)
+        home.chmod(0o555)
+        base.chmod(0o755)
+        out.chmod(0o777)
+        as_reader = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(out)}
+
+        def run(args):
+            return subprocess.run([*as_reader, sys.executable, "-m", "listener.cli", "--db", str(database), *args],
+                                  capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+        before = fingerprint(database)
+        for index, args in enumerate(READERS):
+            proc = run([a.format(out=out / f"export{index}") for a in args])
+            assert proc.returncode == 0, (args, proc.stderr)
+            assert "reading its snapshot" not in proc.stderr
+        with daemon_holding(database):  # the daemon (here root) holds it: readers use the snapshot
+            for args in (["sql", "SELECT count(*) AS n FROM v_mentions"], ["status"]):
+                proc = run(args)
+                assert proc.returncode == 0 and "reading its snapshot" in proc.stderr, (args, proc.stderr)
+            assert fingerprint(database) == before
+        assert sorted(p.name for p in home.iterdir()) == ["listener.duckdb", "listener.snapshot.duckdb"]
+    finally:
+        base.chmod(0o755)
+        (base / "db").chmod(0o755)
+        shutil.rmtree(base)
+
+
+def make_unusable(path: Path, kind: str) -> None:
+    if kind == "directory":
+        path.mkdir()
+        (path / "inside").write_text("not ours")
+    elif kind == "foreign":  # another application's DuckDB file, with a 'runs' table
+        with duckdb.connect(str(path)) as con:
+            con.execute("CREATE TABLE runs (run_id INTEGER, status VARCHAR)")
+            con.execute("INSERT INTO runs VALUES (1, 'running')")
+    elif kind == "older":  # a listener database as its first release left it
+        engine = sqlalchemy.create_engine(f"duckdb:///{path}")
+        number, description, step = MIGRATIONS[0]
+        with engine.begin() as conn:
+            schema.schema_version.create(conn)
+            step(conn)
+            conn.execute(schema.schema_version.insert().values(version=number, description=description,
+                                                               applied_at=datetime(2026, 1, 1)))
+        engine.dispose()
+
+
+WRITERS = [["score"], ["label", "p1", "negative"], ["campaigns", "import", str(SPEND / "canonical.csv")],
+           ["import", "--source", "survey", "--format", "csv", "{mentions}"]]
+WHY = {"directory": "is a directory, not a database file", "foreign": "is not a listener database",
+       "missing": "no database at", "older": "Reading commands never change the file"}
+
+
+@pytest.mark.parametrize("kind", ["foreign", "directory", "missing", "older"])
+def test_every_command_refuses_a_database_path_it_cannot_use_with_exit_2(tmp_path, kind):
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+
+    path = tmp_path / "listener.duckdb"
+    make_unusable(path, kind)
+    config = tmp_path / "listener.toml"
+    config.write_text('[[brands]]\nname = "Brewly"\nterms = ["brewly"]\n', encoding="utf-8")
+    mentions = tmp_path / "mentions.csv"
+    mentions.write_text("id,created_at,text\n1,2026-03-02T06:00:00Z,Brewly is great\n", encoding="utf-8")
+    before = None if kind in ("missing", "directory") else fingerprint(path)
+    # Writers create a missing file, and upgrade an older one: that is their job.
+    commands = READERS + ([] if kind in ("missing", "older") else WRITERS)
+    if kind == "missing":
+        commands = commands + WRITERS[:2]
+    runner = CliRunner()
+    for args in commands:
+        args = [a.format(out=tmp_path / "export", mentions=mentions) for a in args]
+        result = runner.invoke(cli, ["--config", str(config), "--db", str(path), *args],
+                               env={"LISTENER_DB": None, "LISTENER_CONFIG": None})
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert WHY[kind] in result.output and "Traceback" not in result.output, (args, result.output)
+    served = subprocess.run([sys.executable, "-m", "listener.cli", "--db", str(path), "serve", "--port", "0"],
+                            capture_output=True, text=True, timeout=300)  # a hang guard: it must not start
+    assert served.returncode == 2 and WHY[kind] in served.stderr and "Traceback" not in served.stderr
+    if before is not None:
+        assert fingerprint(path) == before
+    expected = {"missing": [], "directory": ["inside"]}.get(kind)
+    if expected is not None:
+        assert sorted(p.name for p in (path.iterdir() if path.is_dir() else [])) == expected
+        assert not (kind == "missing" and path.exists())
+    assert not (tmp_path / "export").exists()
+
+
+def test_demo_refuses_a_foreign_file_in_its_directory_before_writing_anything(tmp_path):
+    make_unusable(tmp_path / "listener.duckdb", "foreign")
+    before = fingerprint(tmp_path / "listener.duckdb")
+    proc = subprocess.run([sys.executable, "-m", "listener.cli", "demo", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "is not a listener database" in proc.stderr, proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["listener.duckdb"]
+    assert fingerprint(tmp_path / "listener.duckdb") == before
+
+
+def test_a_malformed_queued_label_blocks_neither_score_nor_label(tmp_path, db):
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    inbox_path(copy).write_text('{"id": "p1", "label": "negative", "brand": 5}\n{"id": "n1", "label": "positive"}\n',
+                                encoding="utf-8")
+    proc = listener("score", db=copy)
+    assert "line 1" in proc.stderr and "'brand' must be a string or null" in proc.stderr
+    listener("label", "p2", "negative", db=copy)
+    labels = json.loads(listener("sql", "--format", "json", "SELECT id, label FROM labels ORDER BY id",
+                                 db=copy).stdout)
+    assert labels == [{"id": "n1", "label": "positive"}, {"id": "p2", "label": "negative"}]
+    assert not inbox_path(copy).exists()

@@ -153,8 +153,8 @@ def test_init_writes_a_starter_that_loads_and_never_overwrites(tmp_path):
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert path.read_text() == original
     # The default config file in the working directory is picked up.
-    empty = listener("mood", cwd=tmp_path)  # no database yet (its exit code: tests/listener/test_exit_codes.py)
-    assert empty.returncode != 0 and str(tmp_path / "listener.duckdb") in empty.stderr
+    empty = listener("mood", cwd=tmp_path)
+    assert empty.returncode == 2 and str(tmp_path / "listener.duckdb") in empty.stderr
 
 
 def test_the_demo_report_detects_the_true_lift(demo_dir):

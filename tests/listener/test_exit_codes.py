@@ -30,6 +30,10 @@ terms = ["brewly"]
 [[brands]]
 name = "Beanhaus"
 terms = ["beanhaus"]
+
+[[brands]]
+name = "Kettle & Co"
+terms = ["kettle"]
 """
 MENTIONS = [
     {"id": "m1", "created_at": "2026-03-01T10:00:00Z", "text": "Brewly is lovely", "author": "ann"},
@@ -37,10 +41,6 @@ MENTIONS = [
 ]
 # Commands that create the database when it is missing (collecting is how one starts).
 CREATES_THE_DATABASE = {"pull", "import", "campaigns import", "run", "demo", "init"}
-# The database path itself (missing) is refused with exit 2 by branch fix-readpaths
-# (storage.analyst.reading_path and Store.open); the lead removes this when merging.
-MISSING_DATABASE_ON_FIX_READPATHS = {"accuracy", "alerts", "campaigns list", "export", "label", "mood", "report",
-                                     "score", "sql", "status"}
 UNKNOWN = {"brand": "Nope-Brand", "campaign": "nope-campaign", "mention_id": "no-such-mention"}
 
 
@@ -139,11 +139,7 @@ def test_a_known_name_in_another_case_is_the_stored_one(world):
 READERS = [path for path in COMMANDS if " ".join(path) not in CREATES_THE_DATABASE]
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="fixed on branch fix-readpaths"))
-    if " ".join(path) in MISSING_DATABASE_ON_FIX_READPATHS else path
-    for path in READERS
-], ids=[" ".join(p) for p in READERS])
+@pytest.mark.parametrize("path", READERS, ids=[" ".join(p) for p in READERS])
 def test_a_missing_database_is_a_usage_error_naming_it(world, path):
     missing = world["dir"] / "nothere.duckdb"
     args = invocation(path, world)

@@ -213,3 +213,57 @@ def test_mood_windows_from_hourly_rows_equal_counts_over_mentions(store):
     rollup_pending(store)
     a, b = T0 - timedelta(hours=1), T0 + timedelta(hours=40)
     assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b)
+
+
+def test_a_malformed_inbox_line_is_reported_by_number_and_the_others_applied(labelled, caplog):
+    """Anyone who can write beside the database can write the inbox: a line of the
+    wrong shape must not stop the others, nor the hourly stage after it."""
+    from listener.pipeline import Pipeline
+
+    store = labelled
+    lines = [
+        '{"id": "a", "label": "negative"}',
+        '{"id": "b", "label": "negative", "brand": 5}',
+        '{not json',
+        '{"id": "c", "label": "angry"}',
+        '["c", "positive"]',
+        '{"id": 7, "label": "positive"}',
+        '{"id": "c", "label": "positive", "source": ["test"]}',
+        '{"id": "d", "label": "positive", "by": "ana"}',
+    ]
+    inbox_path(store.path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        Pipeline(store, SCORER, lambda: T0).score_hours()  # does not raise
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 6
+    for number, text, why in [(2, '"brand": 5', "'brand' must be a string or null"), (3, "{not json", "not JSON"),
+                              (4, "angry", "label must be one of"), (5, '["c"', "not a JSON object"),
+                              (6, "7", "'id' must be a string"), (7, "source", "'source' must be a string")]:
+        assert any(f"line {number} " in w and text in w and why in w for w in warnings), (number, warnings)
+    with store.native() as db:
+        assert db.execute("SELECT id, label FROM labels ORDER BY id").fetchall() == [("a", "negative"),
+                                                                                     ("d", "positive")]
+    assert not inbox_path(store.path).exists()
+
+
+def test_a_directory_at_the_inbox_path_is_reported_left_alone_and_blocks_nothing(labelled):
+    from listener.pipeline import Pipeline
+
+    from storage.errors import StorageError
+    from storage.labels import has_queued
+
+    store = labelled
+    inbox = inbox_path(store.path)
+    taken = inbox.with_name(inbox.name + ".applying")
+    taken.write_text('{"id": "a", "label": "negative"}\n', encoding="utf-8")  # left by a crash
+    inbox.mkdir()
+    (inbox / "keep.txt").write_text("someone's file")
+    result = apply_inbox(store, T0)
+    assert result.applied == 1 and len(result.errors) == 1 and "is a directory, not the label inbox" in result.errors[0]
+    assert (inbox / "keep.txt").read_text() == "someone's file" and not taken.exists()
+    assert not has_queued(store.path)
+    with pytest.raises(StorageError, match="cannot queue the label: .* is a directory"):
+        queue_label(store.path, LabelRequest(id="b", label="positive"), T0)
+    for _ in range(2):
+        Pipeline(store, SCORER, lambda: T0).score_hours()
+    assert inbox.is_dir() and (inbox / "keep.txt").exists()
