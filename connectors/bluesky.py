@@ -81,28 +81,14 @@ import logging
 import os
 import re
 import threading
+from functools import cache
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pydantic
-from atproto import Client
-from atproto_client import models
-from atproto_client.exceptions import (
-    BadRequestError,
-    InvokeTimeoutError,
-    LoginRequiredError,
-    ModelError,
-    NetworkError,
-    RateLimitExceededError,
-    RequestErrorBase,
-    RequestException,
-    UnauthorizedError,
-)
-from atproto_client.models.common import XrpcError
-from atproto_client.request import Request
 
 from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
@@ -117,6 +103,25 @@ from connectors.errors import (
     register_secret,
 )
 from connectors.retry import RetryPolicy, with_retries
+
+if TYPE_CHECKING:
+    from atproto import Client
+    from atproto_client.exceptions import RateLimitExceededError, RequestErrorBase
+
+
+@cache
+def _atproto() -> SimpleNamespace:
+    """The atproto client library, imported on first use. Importing any part of it builds
+    its pydantic models (about 1 s of CPU), and every command that reads the config
+    imports this module for its SETTINGS: only a run that talks to Bluesky pays."""
+    import pydantic
+    from atproto import Client
+    from atproto_client import exceptions, models
+    from atproto_client.models.common import XrpcError
+    from atproto_client.request import Request
+
+    return SimpleNamespace(Client=Client, models=models, errors=exceptions, XrpcError=XrpcError, Request=Request,
+                           ValidationError=pydantic.ValidationError)
 
 if TYPE_CHECKING:
     from connectors.bluesky_jetstream import JetstreamConnector
@@ -371,7 +376,7 @@ def compile_search_queries(query: BrandQuery) -> list[str]:
 
 def _xrpc_error(exc: RequestErrorBase) -> str | None:
     content = exc.response.content if exc.response is not None else None
-    return content.error if isinstance(content, XrpcError) else None
+    return content.error if isinstance(content, _atproto().XrpcError) else None
 
 
 def _retry_after(exc: RateLimitExceededError, now: datetime) -> float | None:
@@ -387,11 +392,12 @@ def _said(exc: Exception) -> str:
     ``str``: that cuts a body that is not an XRPC error at 200 characters, which can
     leave a piece of an echoed secret that redaction no longer recognises. Here the
     whole body is redacted, then cut (connectors.errors.excerpt)."""
-    response = getattr(exc, "response", None) if isinstance(exc, RequestErrorBase) else None
+    lib = _atproto()
+    response = getattr(exc, "response", None) if isinstance(exc, lib.errors.RequestErrorBase) else None
     if response is None:
         return str(exc)
     content = response.content
-    if isinstance(content, XrpcError):
+    if isinstance(content, lib.XrpcError):
         details = f"{content.error}: {content.message}" if content.message else str(content.error)
     elif isinstance(content, bytes):
         details = content.decode("utf-8", "replace")
@@ -406,23 +412,24 @@ def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now
     if isinstance(exc, ConnectorError):
         return exc
     said = _said(exc)
-    if isinstance(exc, RateLimitExceededError):
+    errors = _atproto().errors
+    if isinstance(exc, errors.RateLimitExceededError):
         return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {said}", retry_after=_retry_after(exc, now))
-    if isinstance(exc, (InvokeTimeoutError, NetworkError)):
+    if isinstance(exc, (errors.InvokeTimeoutError, errors.NetworkError)):
         return RetryableError(f"{what}: {type(exc).__name__}: {said or exc.__cause__}")
-    if isinstance(exc, UnauthorizedError) or (logging_in and isinstance(exc, BadRequestError)):
+    if isinstance(exc, errors.UnauthorizedError) or (logging_in and isinstance(exc, errors.BadRequestError)):
         return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
                          "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
-    if isinstance(exc, BadRequestError):
+    if isinstance(exc, errors.BadRequestError):
         return QueryError(f"{what}: Bluesky refused the request (400): {said}")
-    if isinstance(exc, RequestException) and exc.response is not None:
+    if isinstance(exc, errors.RequestException) and exc.response is not None:
         status = exc.response.status_code
         if status >= 500 or status == 408:
             return RetryableError(f"{what}: Bluesky answered {said}")
         return FatalError(f"{what}: Bluesky answered {said}")
-    if isinstance(exc, LoginRequiredError):
+    if isinstance(exc, errors.LoginRequiredError):
         return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
-    if isinstance(exc, ModelError):
+    if isinstance(exc, errors.ModelError):
         return RetryableError(f"{what}: unreadable response: {said}")
     if isinstance(exc, httpx.TransportError):
         return RetryableError(f"{what}: {type(exc).__name__}: {said}")
@@ -502,7 +509,8 @@ def build_client(base_url: str = "https://bsky.social", timeout: float = 30.0) -
     """An atproto Client on ``base_url`` (``/xrpc`` is appended) with a request timeout.
     The session tokens it obtains (at login and at every refresh) are secrets like the
     app password: registered (connectors.errors) the moment the client has them."""
-    client = Client(base_url=base_url, request=Request(timeout=timeout))
+    lib = _atproto()
+    client = lib.Client(base_url=base_url, request=lib.Request(timeout=timeout))
     client.on_session_change(_register_session)
     return client
 
@@ -630,19 +638,21 @@ class BlueskySearchConnector:
     # -- one request --------------------------------------------------------------------
 
     def _search(self, params: Mapping[str, Any], run: _Run) -> Mapping[str, Any]:
+        lib = _atproto()
         try:
-            model = models.AppBskyFeedSearchPosts.Params(**params)
-        except pydantic.ValidationError as exc:
+            model = lib.models.AppBskyFeedSearchPosts.Params(**params)
+        except lib.ValidationError as exc:
             raise QueryError(f"bluesky search: the query cannot be sent: {exc}") from exc
         return with_retries(lambda: self._attempt_search(model, run), self.retry)
 
     def _attempt_search(self, model: Any, run: _Run) -> Mapping[str, Any]:
         self._ensure_login()
+        errors = _atproto().errors
         try:
             response = self.client.invoke_query("app.bsky.feed.searchPosts", params=model,
                                                 output_encoding="application/json")
-        except (UnauthorizedError, BadRequestError) as exc:
-            expired = _xrpc_error(exc) in SESSION_ERRORS or isinstance(exc, UnauthorizedError)
+        except (errors.UnauthorizedError, errors.BadRequestError) as exc:
+            expired = _xrpc_error(exc) in SESSION_ERRORS or isinstance(exc, errors.UnauthorizedError)
             if expired and not run.relogged:
                 # The session could not be refreshed (expired refresh token, revoked
                 # session): log in again once, then a refusal is the credentials' fault.
