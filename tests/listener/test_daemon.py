@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from connectors.demo_world import default_world
 from storage.store import Store
 from tests.timing import HANG_GUARD, wait_until
@@ -39,6 +41,22 @@ minute = 5
 """
 
 
+STARTED: list[Daemon] = []
+"""Every daemon started through this class, for _no_daemon_left (the tests of this module)."""
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left():
+    """A test that failed before stopping its daemon leaves none running: on a loaded
+    machine it would idle on for the rest of the suite, holding memory and waking up."""
+    yield
+    while STARTED:
+        daemon = STARTED.pop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
 class Daemon:
     """`listener run` in a subprocess, its stderr read line by line."""
 
@@ -52,6 +70,7 @@ class Daemon:
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        STARTED.append(self)
 
     def _read(self) -> None:
         for line in self.proc.stderr:
