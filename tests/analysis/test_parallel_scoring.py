@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -15,6 +14,7 @@ import pytest
 
 from analysis.parallel_scoring import MIN_PARALLEL, ParallelScorer
 from analysis.sentiment import VaderScorer
+from tests.timing import HANG_GUARD, wait_until
 
 TEXTS = [f"Acme is {word} number {i}" for i, word in enumerate(["great", "awful", "fine", "not bad", "the worst"] * 300)]
 
@@ -45,7 +45,7 @@ def test_import_with_workers_stores_what_one_process_stores(tmp_path):
         db = tmp_path / f"w{workers}.duckdb"
         proc = subprocess.run([sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml"),
                                "--db", str(db), "import", str(tmp_path / "mentions.jsonl"), "--source", "file",
-                               "--workers", workers], capture_output=True, text=True, env=env, timeout=300)
+                               "--workers", workers], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
         assert proc.returncode == 0, proc.stderr
         results.append(duckdb.connect(str(db), read_only=True).execute(
             "SELECT id, compound, label FROM scores ORDER BY id").fetchall())
@@ -99,16 +99,6 @@ def _commands(processes: dict[int, tuple[int, int]]) -> list[str]:
     return lines
 
 
-def _poll(condition, bound: float) -> bool:
-    """True as soon as ``condition()`` holds; False after ``bound`` seconds (a hang guard only)."""
-    deadline = time.monotonic() + bound
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process tree from /proc")
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_import_leaves_no_worker_behind(tmp_path, signum):
@@ -130,7 +120,7 @@ def test_killed_import_leaves_no_worker_behind(tmp_path, signum):
         # The workers are the fork server's children, the parent's grandchildren.
         def workers_started() -> bool:
             return sum(depth >= 2 for depth, _ in _descendants(parent.pid).values()) >= 2 or parent.poll() is not None
-        assert _poll(workers_started, 600), "no workers started"
+        wait_until(workers_started, "the import's workers starting")
         finished = "the import finished before its workers were seen: make the file larger"
         assert parent.poll() is None, finished
         # Frozen, the import cannot finish before it is killed, however fast the machine.
@@ -140,12 +130,12 @@ def test_killed_import_leaves_no_worker_behind(tmp_path, signum):
         assert len(before) >= 4, before  # fork server, resource tracker, two workers
         os.kill(parent.pid, signum)
         os.kill(parent.pid, signal.SIGCONT)
-        parent.wait(timeout=60)
+        parent.wait(timeout=HANG_GUARD)
         # A worker notices once it has started (it may still be starting: seconds under load),
         # then the fork server and the resource tracker follow. Without the fix they live
         # on for good; the bound is only a hang guard.
-        gone = _poll(lambda: not any(_alive(pid, started) for pid, (_, started) in before.items()), 120)
-        assert gone, f"still running 120 s after the parent died: {_commands(before)}"
+        wait_until(lambda: not any(_alive(pid, started) for pid, (_, started) in before.items()),
+                   lambda: f"the import's processes gone after the parent died: {_commands(before)}")
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)  # the session this test started

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from analysis.report_render import render_html
+from tests.timing import HANG_GUARD
 
 CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "report" / "sample_report.json"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--mute-audio"]
-TIMEOUT = 60
 
 
 def _need_chromium() -> None:
@@ -38,7 +38,7 @@ def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     env = {**os.environ, "HOME": str(tmp)}
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], check=False, capture_output=True,
-                          text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+                          text=True, timeout=HANG_GUARD, env=env, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from storage.store import Store
 from connectors.errors import AuthError
 from connectors.registry import available
 from tests.conftest import FixedClock
+from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = sorted(available())
@@ -129,7 +130,8 @@ def _x():
                   for i in range(150)])
 
         def make() -> Connector:
-            return XConnector(build_client("test-token", api.url), utc_now, history_days=7, max_pages_per_run=10,
+            return XConnector(build_client("test-token", api.url, PEER_TIMEOUT), utc_now, history_days=7,
+                              max_pages_per_run=10,
                               max_posts_per_run=1000, monthly_post_budget=0,
                               retry=RetryPolicy(sleep=lambda s: None))
 
@@ -154,7 +156,8 @@ def _hackernews():
         api.install(server)
 
         def make():
-            return create({"base_url": server.url, "history_days": 2, "window_hours": 6}, utc_now,
+            return create({"base_url": server.url, "history_days": 2, "window_hours": 6, "timeout_seconds": PEER_TIMEOUT},
+                          utc_now,
                           retry=RetryPolicy(sleep=lambda s: None))
 
         def later() -> None:
@@ -188,7 +191,8 @@ def _feeds():
         server.route("GET", "/feed.xml", lambda request: Reply(200, body(), headers={"Content-Type": "application/rss+xml"}))
 
         def make():
-            return create({"urls": [server.url + "/feed.xml"]}, utc_now, retry=RetryPolicy(sleep=lambda s: None))
+            return create({"urls": [server.url + "/feed.xml"], "timeout_seconds": PEER_TIMEOUT}, utc_now,
+                          retry=RetryPolicy(sleep=lambda s: None))
 
         def later() -> None:
             entries.insert(0, ("urn:x:new", "Brewly new", utc_now()))
@@ -210,7 +214,8 @@ def _mastodon():
             two.share(status, tags=["brewly"])  # the same statuses seen from a second instance
 
         def make() -> Connector:
-            return create({"instances": [one.url, two.url], "fetch_threads": False}, utc_now, {},
+            return create({"instances": [one.url, two.url], "fetch_threads": False, "timeout_seconds": PEER_TIMEOUT},
+                          utc_now, {},
                           retry=RetryPolicy(sleep=lambda s: None))
 
         def later() -> None:
@@ -262,7 +267,8 @@ def _bluesky():
         env = {"BLUESKY_HANDLE": api.handle, "BLUESKY_APP_PASSWORD": api.password}
 
         def make() -> Connector:
-            return create({"base_url": server.url}, utc_now, env=env, retry=RetryPolicy(sleep=lambda s: None))
+            return create({"base_url": server.url, "timeout_seconds": PEER_TIMEOUT}, utc_now, env=env,
+                          retry=RetryPolicy(sleep=lambda s: None))
 
         def later() -> None:
             t = utc_now()
@@ -283,8 +289,10 @@ def _bluesky_jetstream():
     future = post_event(time_us(now + timedelta(days=1)), "3jfuture", "brewly tomorrow")
     with FakeJetstream(posts + [future], drop_after=[40]) as jetstream:
         def make() -> Connector:
-            return create({"mode": "jetstream", "jetstream_url": jetstream.url, "jetstream_backfill_minutes": 60},
-                          utc_now, env={}, retry=RetryPolicy(sleep=lambda s: None))
+            # The stream ends with a post from tomorrow: the run stops there, caught up; its
+            # reading bound is only a hang guard.
+            return create({"mode": "jetstream", "jetstream_url": jetstream.url, "jetstream_backfill_minutes": 60,
+                           "jetstream_max_seconds": HANG_GUARD}, utc_now, env={}, retry=RetryPolicy(sleep=lambda s: None))
 
         def later() -> None:
             extra = [post_event(time_us(utc_now() - timedelta(seconds=2)), "3jnew", "brewly new")]

@@ -19,6 +19,7 @@ from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
 from tests.fakes.http import FakeServer, Reply, Request
+from tests.timing import PEER_TIMEOUT
 
 QUERY = BrandQuery("Brewly", terms=("brewly",), exclude=("giveaway",))
 RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
@@ -101,7 +102,7 @@ class Sleeps(list):
 
 def connector(server: FakeServer, clock: FixedClock, *paths: str, sleeps: Sleeps | None = None,
               **settings) -> FeedsConnector:
-    return create({"urls": [server.url + p for p in paths], "timeout_seconds": 0.3, **settings}, clock,
+    return create({"urls": [server.url + p for p in paths], "timeout_seconds": PEER_TIMEOUT, **settings}, clock,
                   retry=RetryPolicy(attempts=2, sleep=sleeps if sleeps is not None else Sleeps()))
 
 
@@ -205,7 +206,7 @@ def test_a_failing_feed_does_not_stop_the_others(server, clock, caplog):
     since = {"feeds": {server.url + "/broken": old_state, server.url + "/removed": old_state}}
     with caplog.at_level(logging.WARNING, "listener.connectors.feeds"):
         batches = list(connector(server, clock, "/slow", "/broken", "/html", "/gone?key=s3cr3t", "/good",
-                                 sleeps=sleeps).fetch(QUERY, since))
+                                 sleeps=sleeps, timeout_seconds=0.3).fetch(QUERY, since))
     assert [m.id for m in all_mentions(batches)] == ["urn:x:1"]
     assert [b.skipped for b in batches] == [1, 1, 1, 1, 0]
     assert len(sleeps) == 2, "the timeout and the 500 are retried once each, the 404 and the HTML page not"

@@ -17,6 +17,7 @@ from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
 from tests.fakes.hn_api import PATH, FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply
+from tests.timing import PEER_TIMEOUT
 
 NOW = int(T0.timestamp())
 HOUR = 3600
@@ -40,7 +41,7 @@ def sleeps() -> Sleeps:
 
 
 def connector(server: FakeServer, clock: FixedClock, sleeps: Sleeps, **settings) -> HackerNewsConnector:
-    settings.setdefault("timeout_seconds", 2.0)
+    settings.setdefault("timeout_seconds", PEER_TIMEOUT)
     return create({"base_url": server.url, **settings}, clock,
                   retry=RetryPolicy(attempts=3, base_delay=1.0, max_delay=30.0, sleep=sleeps))
 

@@ -29,6 +29,7 @@ from listener.pipeline import Pipeline
 from tests.conftest import T0
 from tests.fakes.http import Reply
 from tests.fakes.mastodon_api import FakeMastodon, snowflake
+from tests.timing import PEER_TIMEOUT
 
 ACME = BrandQuery("Acme", terms=("acme",))
 TAG_PATH = "/api/v1/timelines/tag/acme"
@@ -49,7 +50,8 @@ class Recorder:
 def make(clock, *fakes: FakeMastodon, sleep: Recorder | None = None, env: dict[str, str] | None = None,
          attempts: int = 3, **settings: Any) -> MastodonConnector:
     retry = RetryPolicy(attempts=attempts, sleep=sleep or Recorder())
-    return create({"instances": [f.url for f in fakes], **settings}, clock, env or {}, retry=retry)
+    return create({"instances": [f.url for f in fakes], "timeout_seconds": PEER_TIMEOUT, **settings}, clock, env or {},
+                  retry=retry)
 
 
 class Result:

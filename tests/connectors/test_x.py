@@ -32,6 +32,7 @@ from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
 from tests.fakes.http import Reply
 from tests.fakes.x_api import COUNTS, FakeXApi, invalid_request, problem, snowflake, tweet
+from tests.timing import PEER_TIMEOUT
 
 UTC = timezone.utc
 TOKEN = "test-token-5f2c"
@@ -62,7 +63,7 @@ def sleeps() -> Sleeps:
 def connect(api: FakeXApi, clock, sleeps: Sleeps | None = None, *, attempts: int = 4,
             env=ENV, **settings) -> XConnector:
     policy = RetryPolicy(attempts=attempts, sleep=sleeps if sleeps is not None else Sleeps())
-    return create({"base_url": api.url, **settings}, clock, env=env, retry=policy)
+    return create({"base_url": api.url, "timeout_seconds": PEER_TIMEOUT, **settings}, clock, env=env, retry=policy)
 
 
 def fill(api: FakeXApi, n: int, *, end: datetime, every: timedelta, label: str = "post") -> list[dict]:
@@ -422,7 +423,7 @@ def test_401_and_403_raise_auth_error_naming_the_variable(clock, status):
 
 def test_auth_error_names_a_configured_variable(clock):
     with FakeXApi(clock, bearer_token="another-token") as api:
-        connector = create({"base_url": api.url, "bearer_token_env": "ACME_X_TOKEN"}, clock,
+        connector = create({"base_url": api.url, "bearer_token_env": "ACME_X_TOKEN", "timeout_seconds": PEER_TIMEOUT}, clock,
                            env={"ACME_X_TOKEN": TOKEN})
         with pytest.raises(AuthError, match="ACME_X_TOKEN"):
             run(connector)

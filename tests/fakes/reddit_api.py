@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.fakes.http import FakeServer, Reply, Request, Responder
+from tests.timing import PEER_TIMEOUT
 
 SEARCH = "/r/all/search/"
 TOKEN = "/api/v1/access_token"
@@ -106,7 +107,9 @@ class FakeReddit(FakeServer):
         return {"REDDIT_CLIENT_ID": self.client_id, "REDDIT_CLIENT_SECRET": self.client_secret}
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
-        return {"base_url": self.url, "auth_url": self.url, **overrides}
+        """The connector's settings for this fake: its URLs, and a request timeout no
+        loaded machine reaches (a test of the timeout itself overrides it)."""
+        return {"base_url": self.url, "auth_url": self.url, "request_timeout": PEER_TIMEOUT, **overrides}
 
     def add_submission(self, sid: str, title: str, *, at: datetime, selftext: str = "", author: str = "poster",
                        subreddit: str = "coffee", score: int = 10, upvote_ratio: float = 0.9,

@@ -32,6 +32,7 @@ from listener.pipeline import Pipeline
 from storage import alerts as db
 from storage.store import Store
 from tests.fakes.http import FakeServer, Reply
+from tests.timing import PEER_TIMEOUT
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
 EVENT = START + timedelta(days=13, hours=15)  # four hours of a product recall, day 14
@@ -231,7 +232,7 @@ def test_webhook_delivery_retries_records_every_attempt_and_keeps_the_url_secret
     store, path = loaded
     sleeps: list[float] = []
     now = EVENT + timedelta(hours=12, minutes=20)
-    config = '[alerts.webhook]\nurl_env = "ACME_ALERTS_HOOK"\nattempts = 3\ntimeout_seconds = 5'
+    config = f'[alerts.webhook]\nurl_env = "ACME_ALERTS_HOOK"\nattempts = 3\ntimeout_seconds = {PEER_TIMEOUT}'
     with FakeServer() as server:
         # Two server errors that echo the path (the secret), then Slack's "ok".
         echo = lambda request: Reply(500, f"internal error at {request.path}")
@@ -269,7 +270,7 @@ def test_webhook_delivery_retries_records_every_attempt_and_keeps_the_url_secret
 def test_a_failed_delivery_keeps_the_alert_and_is_retried_on_the_next_run(loaded):
     store, path = loaded
     now = EVENT + timedelta(hours=12, minutes=20)
-    config = '[alerts.webhook]\nurl_env = "ACME_ALERTS_HOOK"\nattempts = 2'
+    config = f'[alerts.webhook]\nurl_env = "ACME_ALERTS_HOOK"\nattempts = 2\ntimeout_seconds = {PEER_TIMEOUT}'
     port = free_port()  # nothing listens there
     down = run_alerts(store, settings_for(path, config), lambda: now, sleep=lambda s: None,
                       environ={"ACME_ALERTS_HOOK": f"http://127.0.0.1:{port}{HOOK_PATH}"})
@@ -344,6 +345,7 @@ def test_email_delivery_through_a_local_smtp_server(loaded, smtp_server, caplog)
     security = "none"
     username = "listener"
     password_env = "ACME_SMTP_PASSWORD"
+    timeout_seconds = {PEER_TIMEOUT}
     from = "listener@acme.example"
     to = ["oncall@acme.example", "brand@acme.example"]
     """
@@ -372,6 +374,7 @@ def test_a_refused_smtp_login_fails_at_once_without_the_password(loaded, smtp_se
     security = "none"
     username = "listener"
     password_env = "ACME_SMTP_PASSWORD"
+    timeout_seconds = {PEER_TIMEOUT}
     from = "listener@acme.example"
     to = ["oncall@acme.example"]
     """
@@ -420,7 +423,7 @@ def test_starttls_and_login_against_a_local_server(tmp_path):
     try:
         notifier = EmailNotifier(host="127.0.0.1", port=port, security="starttls", sender="a@acme.example",
                                  recipients=["b@acme.example"], username="listener", password=PASSWORD,
-                                 timeout=5, attempts=1, clock=lambda: START,
+                                 timeout=PEER_TIMEOUT, attempts=1, clock=lambda: START,
                                  ssl_context=ssl.create_default_context(cafile=str(cert)))
         attempts = notifier.send(Message("subject", "body text", {"text": "x"}))
         assert [a.status for a in attempts] == ["sent"]
@@ -428,7 +431,7 @@ def test_starttls_and_login_against_a_local_server(tmp_path):
         # Without STARTTLS the server refuses to go on; the error names no secret.
         plain = EmailNotifier(host="127.0.0.1", port=port, security="none", sender="a@acme.example",
                               recipients=["b@acme.example"], username="listener", password=PASSWORD,
-                              timeout=5, attempts=1, clock=lambda: START)
+                              timeout=PEER_TIMEOUT, attempts=1, clock=lambda: START)
         refused = plain.send(Message("subject", "body", {"text": "x"}))
         assert refused[0].status == "failed" and PASSWORD not in refused[0].error
     finally:
@@ -439,7 +442,7 @@ def test_the_webhook_gives_up_on_a_client_error_and_waits_as_told_on_429():
     sleeps: list[float] = []
     with FakeServer() as server:
         server.route("POST", "/hook", Reply(429, "slow down", headers={"Retry-After": "7"}), Reply(400, "invalid_payload"))
-        notifier = WebhookNotifier(server.url + "/hook", timeout=5, attempts=5, clock=lambda: START,
+        notifier = WebhookNotifier(server.url + "/hook", timeout=PEER_TIMEOUT, attempts=5, clock=lambda: START,
                                    sleep=sleeps.append)
         attempts = notifier.send(Message("s", "t", {"text": "t"}))
     assert [a.status for a in attempts] == ["failed", "failed"]

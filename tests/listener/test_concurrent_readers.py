@@ -13,13 +13,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from tests.listener.test_daemon import Daemon
+from tests.timing import HANG_GUARD, wait_until
 
-LOOP_SECONDS = 60
-"""The reader's longest loop; it ends sooner once it has seen STATES states and 100 queries."""
+LOOP_SECONDS = HANG_GUARD
+"""The reader's longest loop, a hang guard: it ends once it has seen STATES states and 100
+queries, which on a loaded machine may take minutes (each new state is a snapshot the
+daemon publishes while it backfills)."""
 STATES = 3
 BRANDS = ["Brewly", "Beanhaus", "Kettle & Co", "Teapot", "Mugsy", "Roastery"]
 
@@ -73,14 +75,12 @@ def test_queries_while_the_daemon_writes_see_whole_snapshots(tmp_path):
         daemon.wait_for("listening:")
         # Wait for the first snapshot, so the reader starts while the backfill goes on.
         snapshot = tmp_path / "listener.snapshot.duckdb"
-        deadline = time.monotonic() + 120
-        while not snapshot.exists():
-            assert time.monotonic() < deadline and daemon.proc.poll() is None, "no snapshot published"
-            time.sleep(0.05)
+        wait_until(lambda: snapshot.exists() or daemon.proc.poll() is not None, "a snapshot published")
+        assert daemon.proc.poll() is None, "".join(daemon.log)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
         reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path / "listener.duckdb"), str(LOOP_SECONDS),
                                  str(STATES)],
-                                capture_output=True, text=True, timeout=LOOP_SECONDS + 120, env=env,
+                                capture_output=True, text=True, timeout=LOOP_SECONDS + HANG_GUARD, env=env,
                                 cwd=Path(__file__).resolve().parents[2])
         still_writing = daemon.proc.poll() is None
         pulls_done = sum("pull demo" in line and "status=" in line for line in daemon.log)

@@ -56,6 +56,8 @@ from tests.fakes.hn_api import PATH as HN_PATH
 from tests.fakes.hn_api import FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply, Request
 from tests.fakes.x_api import COUNTS, SEARCH, FakeXApi, id_time, tweet
+from tests.listener.test_daemon import wait_for_snapshot
+from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 DB = "listener.duckdb"
 WAL = DB + ".wal"
@@ -83,7 +85,7 @@ history_days = 4
 max_pages_per_run = 8
 max_posts_per_run = 5000
 monthly_post_budget = 0
-timeout_seconds = 60.0
+timeout_seconds = {timeout}
 
 [sources.hackernews]
 base_url = "{hn_url}"
@@ -92,7 +94,7 @@ history_days = 3
 hits_per_page = 100
 window_hours = 3
 max_requests_per_run = 500
-timeout_seconds = 60.0
+timeout_seconds = {timeout}
 
 [hourly]
 # Half an hour away: the cron run never fires during the test, only the start-up one.
@@ -477,17 +479,12 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _logged_at(line: str) -> float:
-    """The epoch time of a daemon log line (logging's local-time stamp)."""
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
 def daemon_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
     return env | {"X_BEARER_TOKEN": "test-token"}
 
 
-def cli(folder: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(folder: Path, *args: str, timeout: float = HANG_GUARD) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "listener.cli", "--config", str(folder / "listener.toml"), *args],
                           capture_output=True, text=True, env=daemon_env(), cwd=folder, timeout=timeout, check=False)
 
@@ -499,7 +496,7 @@ def queue_labels(folder: Path, labels: list[tuple[str, str, str]]) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=daemon_env(), cwd=folder)
              for source, mention_id, label in labels]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=HANG_GUARD)
         assert proc.returncode == 0, err
         assert "queued" in out, out
 
@@ -541,7 +538,7 @@ class Life:
     def logged(self, text: str, count: int = 1) -> bool:
         return sum(text in line for line in list(self.lines)) >= count
 
-    def wait_for_line(self, text: str, count: int = 1, timeout: float = 90) -> None:
+    def wait_for_line(self, text: str, count: int = 1, timeout: float = HANG_GUARD) -> None:
         deadline = time.monotonic() + timeout
         with self.lines_changed:
             while not self.logged(text, count):
@@ -580,7 +577,7 @@ class Life:
             point.on_request(self, source, brand, request, n)
             if self.fired.is_set():
                 return Reply(503, {"error": "killed"})
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + HANG_GUARD  # a kill point that never comes is reported
             while point.hold(source, brand, request) and not self.fired.is_set() and time.monotonic() < deadline:
                 time.sleep(0.01)
             if self.fired.is_set():
@@ -597,7 +594,7 @@ class Life:
 
     # ends -------------------------------------------------------------------------------
 
-    def wait_killed(self, timeout: float = 40) -> None:
+    def wait_killed(self, timeout: float = HANG_GUARD) -> None:
         assert self.point is not None
         self.point.during(self)
         deadline = time.monotonic() + timeout
@@ -605,19 +602,19 @@ class Life:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill("timeout")
                 self.proc.wait()
-                self._reader.join(timeout=10)
+                self._reader.join(timeout=HANG_GUARD)
                 raise AssertionError(f"kill point {self.point.name!r} was never reached (exit code "
                                      f"{self.proc.returncode}); the daemon logged:\n" + "".join(self.lines))
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=HANG_GUARD)
         for timer in self._timers:
             timer.cancel()
-        self._reader.join(timeout=10)
+        self._reader.join(timeout=HANG_GUARD)
         assert self.proc.returncode == -signal.SIGKILL, (self.proc.returncode, "".join(self.lines))
 
-    def stop(self, timeout: float = 60) -> int:
+    def stop(self, timeout: float = HANG_GUARD) -> int:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
+        self._reader.join(timeout=HANG_GUARD)
         return code
 
 
@@ -720,7 +717,8 @@ def test_sigkill_at_25_points_then_restart_loses_nothing_and_doubles_nothing(tmp
         corpus.add_x(560, now - timedelta(hours=70), now - timedelta(hours=1))
         corpus.add_hn(420, now - timedelta(hours=70), now - timedelta(hours=1))
         minute = (now.minute + 30) % 60
-        (folder / "listener.toml").write_text(CONFIG.format(x_url=x_api.url, hn_url=hn_server.url, minute=minute))
+        (folder / "listener.toml").write_text(CONFIG.format(x_url=x_api.url, hn_url=hn_server.url, minute=minute,
+                                                            timeout=PEER_TIMEOUT))
 
         state: dict[str, Any] = {"rollup_seconds": 0.05, "facts": None}
         life_box: list[Life | None] = [None]
@@ -865,12 +863,8 @@ def test_sigkill_at_25_points_then_restart_loses_nothing_and_doubles_nothing(tmp
                 life.wait_for_line("pull source=", count=4)
                 life.wait_for_line("hourly hours=")
                 # The quiet publish copies the file after the last job's line was logged.
-                last = max(_logged_at(line) for line in life.lines if "pull source=" in line or "hourly hours=" in line)
-                deadline = time.monotonic() + 30
-                while not ((folder / SNAPSHOT).exists() and (folder / SNAPSHOT).stat().st_mtime >= last
-                           and not list(folder.glob(PARTIAL))):
-                    assert time.monotonic() < deadline, "no snapshot published after the cycle"
-                    time.sleep(0.05)
+                wait_for_snapshot(folder, [line for line in life.lines
+                                           if "pull source=" in line or "hourly hours=" in line])
                 assert life.stop() == 0, "".join(life.lines)
                 life_box[0] = None
                 all_lines += life.lines
@@ -956,7 +950,7 @@ def test_a_short_file_that_is_no_database_or_that_another_process_holds_is_left_
     held.write_bytes(_new_database_bytes(tmp_path)[:4096])
     holder = subprocess.Popen(
         [sys.executable, "-c", ("import fcntl, sys, time; f = open(sys.argv[1], 'rb+'); fcntl.lockf(f, fcntl.LOCK_EX); "
-                                "print('locked', flush=True); time.sleep(60)"), str(held)],
+                                f"print('locked', flush=True); time.sleep({HANG_GUARD})"), str(held)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

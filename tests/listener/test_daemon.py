@@ -13,8 +13,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from connectors.demo_world import default_world
 from storage.store import Store
+from tests.timing import HANG_GUARD, wait_until
 
 CONFIG = """
 [database]
@@ -38,6 +41,22 @@ minute = 5
 """
 
 
+STARTED: list[Daemon] = []
+"""Every daemon started through this class, for _no_daemon_left (the tests of this module)."""
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left():
+    """A test that failed before stopping its daemon leaves none running: on a loaded
+    machine it would idle on for the rest of the suite, holding memory and waking up."""
+    yield
+    while STARTED:
+        daemon = STARTED.pop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
 class Daemon:
     """`listener run` in a subprocess, its stderr read line by line."""
 
@@ -49,13 +68,15 @@ class Daemon:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        STARTED.append(self)
 
     def _read(self) -> None:
         for line in self.proc.stderr:
             self.lines.put(line)
 
-    def wait_for(self, text: str, count: int = 1, timeout: float = 120) -> list[str]:
+    def wait_for(self, text: str, count: int = 1, timeout: float = HANG_GUARD) -> list[str]:
         deadline = time.monotonic() + timeout
         while sum(text in line for line in self.log) < count:
             try:
@@ -64,13 +85,28 @@ class Daemon:
                 raise AssertionError(f"daemon did not log {text!r} x{count} in {timeout}s:\n{''.join(self.log)}")
         return [line for line in self.log if text in line]
 
-    def stop(self, timeout: float = 60) -> int:
+    def stop(self, timeout: float = HANG_GUARD) -> int:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=timeout)
-        time.sleep(0.05)
+        self._reader.join(timeout)  # it ends at the end of stderr: every line is queued
         while not self.lines.empty():
             self.log.append(self.lines.get())
         return code
+
+
+def logged_at(line: str) -> float:
+    """The epoch time of a daemon log line (logging's local-time stamp)."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def wait_for_snapshot(folder: Path, lines: list[str]) -> None:
+    """Until the daemon in ``folder`` has published a snapshot after the last of
+    ``lines`` was logged (it copies the file after a job's line, when no other job is in
+    flight), however long that takes on a loaded machine."""
+    last = max(logged_at(line) for line in lines)
+    snapshot = folder / "listener.snapshot.duckdb"
+    wait_until(lambda: snapshot.exists() and snapshot.stat().st_mtime >= last
+               and not list(folder.glob(snapshot.name + ".*.partial")), "a snapshot published after the cycle")
 
 
 def stored(directory: Path) -> tuple[dict[str, list[tuple[str, datetime]]], dict[str, str]]:
@@ -87,7 +123,13 @@ def test_sigterm_mid_collection_then_restart_loses_nothing_and_doubles_nothing(t
     (tmp_path / "listener.toml").write_text(CONFIG.format(days=60))
     first = Daemon(tmp_path)
     first.wait_for("listening:")
-    time.sleep(1.0)  # let the 60-day backfill get going, then interrupt it
+    # Interrupt the 60-day backfill once it stores batches: its commits grow the WAL past
+    # the few kilobytes the start-up and the first hourly stage write (a fixed sleep could
+    # end before the pull began on a loaded machine).
+    wal = tmp_path / "listener.duckdb.wal"
+    wait_until(lambda: first.proc.poll() is not None or wal.exists() and wal.stat().st_size > 100_000,
+               "the backfill storing batches")
+    assert first.proc.poll() is None, "".join(first.log)
     assert first.stop() == 0
     assert first.wait_for("stopped")
     assert any("status=stopped" in line for line in first.log), "the backfill should have been interrupted"
@@ -120,7 +162,7 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
         second = subprocess.run(
             [sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml"), "run"],
-            capture_output=True, text=True, timeout=60, env=env,
+            capture_output=True, text=True, timeout=HANG_GUARD, env=env,
         )
         assert second.returncode == 1
         assert "in use by another process" in second.stderr and "listener run" in second.stderr
@@ -133,7 +175,7 @@ def test_the_hourly_stage_runs_at_start_up_for_pending_hours(tmp_path):
     (tmp_path / "listener.toml").write_text(CONFIG.format(days=2))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
     pulled = subprocess.run([sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml"),
-                             "pull"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+                             "pull"], capture_output=True, text=True, timeout=HANG_GUARD, env=env, cwd=tmp_path)
     assert pulled.returncode == 0, pulled.stderr
     daemon = Daemon(tmp_path)
     daemon.wait_for("hourly hours=")
@@ -221,14 +263,14 @@ def test_pull_records_the_platforms_hourly_counts_for_coverage(tmp_path, monkeyp
         (tmp_path / "listener.toml").write_text(X_CONFIG.format(url=api.url))
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")} | {"X_BEARER_TOKEN": "test-token"}
         base = [sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml")]
-        pulled = subprocess.run([*base, "pull"], capture_output=True, text=True, env=env, timeout=60)
+        pulled = subprocess.run([*base, "pull"], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
         assert pulled.returncode == 0, pulled.stderr
     report = json.loads(subprocess.run([*base, "status", "--json"], capture_output=True, text=True, env=env,
-                                       timeout=60, check=True).stdout)
+                                       timeout=HANG_GUARD, check=True).stdout)
     (coverage,) = report["coverage_24h"]
     # The fake counts every post of the corpus (30); the local re-check stored the 24 brand posts.
     assert (coverage["source"], coverage["brand"], coverage["platform_posts"], coverage["stored"]) == ("x", "Brewly", 30, 24)
-    text = subprocess.run([*base, "status"], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    text = subprocess.run([*base, "status"], capture_output=True, text=True, env=env, timeout=HANG_GUARD, check=True).stdout
     assert "24 / 30" in text and "80 %" in text
 
 
@@ -236,18 +278,17 @@ def test_readers_use_the_published_snapshot_while_the_daemon_runs(tmp_path):
     (tmp_path / "listener.toml").write_text(CONFIG.format(days=2))
     daemon = Daemon(tmp_path)
     try:
-        daemon.wait_for("status=ok", count=2)
-        daemon.wait_for("hourly hours=")
+        pulls = daemon.wait_for("status=ok", count=2)
+        wait_for_snapshot(tmp_path, pulls + daemon.wait_for("hourly hours="))
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
         base = [sys.executable, "-m", "listener.cli", "--config", str(tmp_path / "listener.toml")]
-        time.sleep(0.5)  # the snapshot is published right after the job's log line
-        status = subprocess.run([*base, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        status = subprocess.run([*base, "status", "--json"], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
         assert status.returncode == 0, status.stderr
         assert "reading its snapshot" in status.stderr
         report = json.loads(status.stdout)
         assert {r["brand"] for r in report["sources"]} == {"Brewly", "Beanhaus"}
         assert all(r["mentions"] > 100 for r in report["sources"])
-        mood = subprocess.run([*base, "mood", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        mood = subprocess.run([*base, "mood", "--json"], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
         assert mood.returncode == 0, mood.stderr
         assert json.loads(mood.stdout)["brands"][0]["last_24h"]["mentions"] > 100
     finally:

@@ -58,6 +58,7 @@ from tests.fakes.http import FakeServer, Reply, Request
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.reddit_api import FakeReddit
 from tests.fakes.x_api import FakeXApi, tweet
+from tests.timing import HANG_GUARD
 
 # -- the planted secrets ------------------------------------------------------------------
 
@@ -216,9 +217,6 @@ def free_port() -> int:
 
 
 FAULTS = ("401", "403", "500", "timeout", "echo", "refused")
-HANG_GUARD = 1800
-"""Seconds any command or wait may take before the test calls it hung: a guard against
-hangs only, never a speed requirement (a loaded 2-core machine runs the demo for minutes)."""
 FAULT_TIMEOUT = 0.5
 """Client timeout in the fault configs; the 'timeout' peer answers after twice that."""
 

@@ -43,6 +43,7 @@ from storage.labels import LabelRequest, apply_label, inbox_path
 from storage.rollup import rollup_pending
 from storage.snapshot import snapshot_path
 from storage.store import Store, to_db_time
+from tests.timing import HANG_GUARD
 
 AS_OF = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
 TOKEN = "s3cret-T0ken-for-tests-\u00e9"  # non-ASCII on purpose: compared as bytes
@@ -150,7 +151,7 @@ def build_database(directory: Path) -> dict:
 def listener_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
     return subprocess.run([sys.executable, "-m", "listener.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+                          timeout=HANG_GUARD, check=False)
 
 
 class Server:
@@ -180,7 +181,7 @@ class Server:
 
     def request(self, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
                 host: str | None = None) -> tuple[int, dict, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HANG_GUARD)
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             conn.putheader("Host", f"127.0.0.1:{self.port}" if host is None else host)
@@ -198,7 +199,7 @@ class Server:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            return self.proc.wait(timeout=HANG_GUARD)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()

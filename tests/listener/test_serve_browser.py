@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.listener.test_serve import AS_OF, HOSTILE, Server, build_database
+from tests.timing import HANG_GUARD
 
 CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--mute-audio"]
-TIMEOUT = 90
 FIELDS = ("nss", "nss_se", "mentions", "scored", "positive", "neutral", "negative", "duplicates", "unscored")
 
 
@@ -40,7 +40,7 @@ def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     env = {**os.environ, "HOME": str(tmp)}
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], check=False, capture_output=True,
-                          text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+                          text=True, timeout=HANG_GUARD, env=env, stdin=subprocess.DEVNULL)
 
 
 class DataParser(HTMLParser):
