@@ -122,6 +122,9 @@ class AlertSettings:
 @dataclass(frozen=True)
 class Settings:
     database: Path = DEFAULT_DATABASE
+    # While the daemon's jobs run long or overlap, readers' snapshot is refreshed between
+    # batches once it is this old (listener.daemon); a quiet daemon publishes after each job.
+    snapshot_max_age_seconds: int = 15
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
     hourly: HourlySettings = HourlySettings()
@@ -453,7 +456,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     problems = _Problems()
     problems.unknown_keys(data, {"database", "brands", "sources", "hourly", "alerts"}, "")
     database_table = _table(data.get("database"), "database", problems)
-    problems.unknown_keys(database_table, {"path"}, "database")
+    problems.unknown_keys(database_table, {"path", "snapshot_max_age_seconds"}, "database")
+    snapshot_max_age = _integer(database_table, "snapshot_max_age_seconds", "database", 15, 1, 3600, problems)
     database = DEFAULT_DATABASE
     raw_path = database_table.get("path")
     if raw_path is not None:
@@ -477,7 +481,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     alerts = _alerts(data.get("alerts"), problems)
     if problems.items:
         raise ConfigError(problems.items, origin)
-    return Settings(database=database, brands=brands, sources=sources, hourly=hourly, config_path=config_path,
+    return Settings(database=database, snapshot_max_age_seconds=snapshot_max_age, brands=brands, sources=sources, hourly=hourly, config_path=config_path,
                     alerts=alerts)
 
 

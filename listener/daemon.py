@@ -47,9 +47,6 @@ log = logging.getLogger("listener")
 # Up to this share of a pull interval (at most a minute) is added at random to each run.
 JITTER_SHARE = 0.1
 MAX_JITTER_SECONDS = 60
-# Readers' snapshot is at most about this old while jobs keep overlapping (see
-# Daemon._cycle): a copy of a 10M-mention file takes ~0.3 s, 2 % of this interval.
-MAX_SNAPSHOT_AGE_SECONDS = 15
 
 
 class Daemon:
@@ -61,7 +58,8 @@ class Daemon:
         self.sources = OpenSources()
         # Jobs in flight; the snapshot is published when the last one ends, so a reader
         # sees whole runs (storage.snapshot). Long or overlapping jobs would starve
-        # readers, so past MAX_SNAPSHOT_AGE_SECONDS it is also published between batches:
+        # readers, so past settings.snapshot_max_age_seconds (15 by default: a copy of a
+        # 10M-mention file takes ~0.3 s, 2 % of that) it is also published between batches:
         # it then holds whole batches and shows the unfinished runs as running.
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
@@ -138,7 +136,7 @@ class Daemon:
     def _publish_if_stale(self) -> None:
         """Called between batches and at job ends: keeps readers' snapshot fresh while
         jobs overlap or one pull runs long (a backfill, an X pull waiting on its quota)."""
-        if time.monotonic() - self._published_at > MAX_SNAPSHOT_AGE_SECONDS:
+        if time.monotonic() - self._published_at > self.settings.snapshot_max_age_seconds:
             self._publish()
 
     def _pull(self, source: str, brand: BrandSettings) -> None:

@@ -66,7 +66,9 @@ READER = textwrap.dedent(
 def test_queries_while_the_daemon_writes_see_whole_snapshots(tmp_path):
     brands = "".join(f'\n[[brands]]\nname = "{b}"\nterms = ["{b.lower()}"]\n' for b in BRANDS)
     (tmp_path / "listener.toml").write_text(
-        f'[database]\npath = "listener.duckdb"\n{brands}\n[sources.demo]\nevery_minutes = 60\nseed = 5\n'
+        # Snapshots between batches every 2 s (default 15): the reader sees its states sooner.
+        f'[database]\npath = "listener.duckdb"\nsnapshot_max_age_seconds = 2\n{brands}\n'
+        f'[sources.demo]\nevery_minutes = 60\nseed = 5\n'
         f"history_days = 150\n\n[hourly]\nminute = 5\n",
         encoding="utf-8",
     )

@@ -120,10 +120,10 @@ def stored(directory: Path) -> tuple[dict[str, list[tuple[str, datetime]]], dict
 
 
 def test_sigterm_mid_collection_then_restart_loses_nothing_and_doubles_nothing(tmp_path):
-    (tmp_path / "listener.toml").write_text(CONFIG.format(days=60))
+    (tmp_path / "listener.toml").write_text(CONFIG.format(days=30))
     first = Daemon(tmp_path)
     first.wait_for("listening:")
-    # Interrupt the 60-day backfill once it stores batches: its commits grow the WAL past
+    # Interrupt the 30-day backfill once it stores batches: its commits grow the WAL past
     # the few kilobytes the start-up and the first hourly stage write (a fixed sleep could
     # end before the pull began on a loaded machine).
     wal = tmp_path / "listener.duckdb.wal"
@@ -144,7 +144,7 @@ def test_sigterm_mid_collection_then_restart_loses_nothing_and_doubles_nothing(t
         ids = [i for i, _ in rows]
         assert len(ids) == len(set(ids)), f"{brand}: duplicates stored"
         until = datetime.fromisoformat(cursors[brand])
-        world = default_world(end=until, seed=3, days=60)
+        world = default_world(end=until, seed=3, days=30)
         # From the first whole stored hour (the world's own start may cut the hour
         # before) to the cursor, the database holds exactly what the source served.
         lo = min(c for _, c in rows).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
