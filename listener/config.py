@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.alerts import AlertRule
 from connectors.base import BrandQuery
-from connectors.registry import available
+from connectors.registry import connector_module, installed
 from listener.errors import ConfigError, UnknownNameError
 
 DEFAULT_DATABASE = Path("listener.duckdb")
@@ -272,15 +272,15 @@ def _check_option(where: str, key: str, value: Any, expected: type, problems: _P
 
 def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
     table = _table(raw, "sources", problems)
-    modules = available()
+    names = installed()
     sources: list[SourceSettings] = []
     for name, entry in table.items():
         where = f"sources.{name}"
-        if name not in modules:
-            problems.add(where, f"no connector named {name!r} is installed (installed: {', '.join(sorted(modules))})")
+        if name not in names:
+            problems.add(where, f"no connector named {name!r} is installed (installed: {', '.join(names)})")
             continue
         entry = _table(entry, where, problems)
-        declared: Mapping[str, tuple[type, Any, str]] = getattr(modules[name], "SETTINGS", {})
+        declared: Mapping[str, tuple[type, Any, str]] = getattr(connector_module(name), "SETTINGS", {})
         for key, value in entry.items():
             if key in {"enabled", "every_minutes"} or key in declared:
                 continue

@@ -29,6 +29,22 @@ def test_the_example_config_loads_and_documents_every_key():
             assert f"{key} =" in text, f"config.example.toml does not document sources.{name}.{key}"
 
 
+def test_reading_a_config_imports_only_the_connectors_it_names(tmp_path):
+    """Every command reads the config; importing every connector's client library for it
+    cost each command over a second (atproto alone ~1.2 s of CPU)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "listener.toml").write_text(starter_config_text())  # the demo source only
+    probe = ("import sys; from pathlib import Path; from listener.config import load_file; load_file(Path(sys.argv[1])); "
+             "print(sorted(m for m in ('connectors.x', 'connectors.reddit', 'connectors.mastodon', "
+             "'connectors.bluesky', 'connectors.feeds', 'connectors.hackernews', 'atproto', 'tweepy', "
+             "'praw', 'mastodon') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "listener.toml")], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
 def test_the_starter_config_loads():
     settings = parse(starter_config_text())
     assert settings.brands[0].competitors == ("Beanhaus", "Kettle & Co")
