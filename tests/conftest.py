@@ -51,7 +51,7 @@ pytest_plugins = ["tests.progress"]
 
 # System suites: they start the daemon, the demo, a browser or dozens of processes. They
 # are marked ``slow``, so ``pytest -m "not slow"`` is the quick subset (README), and run
-# first, slowest first: under ``-n auto --dist loadfile`` (.ci/run) the two longest start
+# first, slowest first: under ``--dist loadfile`` (.ci/run) the two longest start
 # at once on their own workers and the many short files fill in around them, instead of a
 # long file starting last and running on alone.
 SLOW_FILES = (
