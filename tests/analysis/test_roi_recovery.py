@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -227,18 +226,17 @@ def test_result_is_json_serialisable():
     assert len(back["daily"]["nss"]) == 90
 
 
-def test_report_for_five_brands_by_ninety_days_is_fast():
+def test_report_for_five_brands_by_ninety_days_analyses_every_brand():
+    # Its speed (< 10 s) is measured by bench/report_speed.py, not here: a timed test
+    # failed on a loaded machine (issue 11).
     five = replace(Scenario(), competitors=(SimBrand("B", 800.0, 8.0), SimBrand("C", 600.0, 20.0),
                                             SimBrand("D", 500.0, 0.0), SimBrand("E", 400.0, 12.0)))
     sim = simulate(five, 0)
     brands = {b.brand: b for b in (sim.brand, *sim.competitors)}
     plans = [replace(sim.plan, campaign_id=f"c-{name}", brand=name, competitors=()) for name in brands]
     spend = {p.campaign_id: replace(sim.spend, campaign_id=p.campaign_id) for p in plans}
-    t0 = time.perf_counter()
     results = analyse_campaigns(plans, brands, spend, coverage=sim.coverage)
-    seconds = time.perf_counter() - t0
     assert len(results) == 5 and all(len(r.competitors) == 4 for r in results)
-    assert seconds < 10.0, f"5 brands x 90 days took {seconds:.1f} s"
 
 
 # --- the spend file ----------------------------------------------------------------------
