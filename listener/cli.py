@@ -35,7 +35,7 @@ from storage.rollup import RollupProgress
 from storage.store import Store
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, _store_in_root, clock_from, common_options, handle_errors, open_existing,
-    command_name, parse_as_of, resolve_brand, resolve_campaign, settings_from,
+    command_name, known_brands, parse_as_of, resolve_brand, resolve_campaign, settings_from,
 )
 from listener.commands_analyst import accuracy, export_command, label, sql
 from listener.commands_serve import serve
@@ -422,11 +422,15 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
 
     A file with any bad row is rejected whole, each problem named by file, row and
     column (exit 2); nothing is stored. A brand (spend file's brand column, plan's
-    brand or competitors) must be a configured brand (else one with stored mentions).
+    brand or competitors) must be a configured brand or one with stored mentions.
     Re-importing replaces the same days.
     """
     settings = settings_from(ctx)
-    known = _known_brands(settings)
+    stored: list[str] = []
+    if settings.database.exists():
+        with Store.open(settings.database) as store:
+            stored = queries.stored_brands(store)
+    known = known_brands(settings, stored)
     try:
         spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name,
                                 brands=known)
@@ -444,16 +448,6 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
     else:
         click.echo(f"{file.name}: {stored} spend row(s) ({spend_file.format}, {spend_file.currency})"
                    + (f"; {planned} campaign plan(s)" if plan else ""))
-
-
-def _known_brands(settings: Settings) -> list[str]:
-    """The configured brands, else (no [[brands]] in the config) those with stored
-    mentions, as 'mood' lists them."""
-    names = [b.name for b in settings.brands]
-    if not names and settings.database.exists():
-        with Store.open(settings.database) as store:
-            names = queries.stored_brands(store)
-    return names
 
 
 @campaigns.command(name="list")

@@ -120,6 +120,12 @@ def open_existing(settings: Settings) -> Store:
     return store
 
 
+def known_brands(settings: Settings, stored: Sequence[str] = ()) -> list[str]:
+    """The brands a command accepts: the configured ones, then those with stored mentions
+    (``stored``), each once. The one rule for --brand and for brands named in input files."""
+    return list(dict.fromkeys([*(b.name for b in settings.brands), *stored]))
+
+
 def resolve_brand(value: str | None, settings: Settings, stored: Sequence[str] = ()) -> str | None:
     """The brand ``--brand`` names, spelled as configured or stored (``stored``: the
     brands with mentions in the database), or a usage error (exit 2) listing them. A
@@ -127,8 +133,7 @@ def resolve_brand(value: str | None, settings: Settings, stored: Sequence[str] =
     ``stored`` and uses ``settings.brand``, which applies the same rule."""
     if value is None:
         return None
-    known = list(dict.fromkeys([*(b.name for b in settings.brands), *stored]))
-    return resolve_name(value, known, "--brand", "brand", "configure it, or collect or import its mentions first")
+    return resolve_name(value, known_brands(settings, stored), "--brand", "brand", "configure it, or collect or import its mentions first")
 
 
 def resolve_campaign(value: str | None, planned: Sequence[str]) -> str | None:

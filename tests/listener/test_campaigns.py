@@ -120,6 +120,20 @@ def test_without_configured_brands_the_stored_ones_are_known(tmp_path, monkeypat
     assert invoke("campaigns", "import", str(FIXTURES / "canonical.csv"), "--db", str(db)).exit_code == 0
 
 
+def test_a_brand_with_stored_mentions_is_known_to_the_import_as_to_every_command(tmp_path):
+    """One rule (listener.cli_support.known_brands): configured brands and those with
+    stored mentions, for 'campaigns import' as for every --brand."""
+    db = tmp_path / "c.duckdb"
+    with Store.open(db) as store:
+        save(store, [mention("t1", "Telwick is fine", datetime(2026, 3, 2, 12, tzinfo=timezone.utc),
+                             brand="Telwick")])
+    plan = tmp_path / "plan.csv"
+    plan.write_text((FIXTURES / "plan.csv").read_text().replace("Beanhaus;Kettle & Co", "Beanhaus;Telwick"))
+    assert invoke("mood", "--brand", "telwick", "--db", str(db)).exit_code == 0
+    imported = invoke("campaigns", "import", str(FIXTURES / "google_ads_ui.csv"), "--plan", str(plan), "--db", str(db))
+    assert imported.exit_code == 0, imported.output
+
+
 SCORER = VaderScorer()
 
 
