@@ -1,8 +1,9 @@
-"""Language of a mention, where the platform gives none, and whether VADER may score it.
+"""Language of a mention, where the platform gives none.
 
 VADER's lexicon is English: a German complaint scores as neutral, which would pull a
-brand's NSS toward zero. So non-English mentions are stored and counted in volume but
-not scored ("unscored"), and every mood view says how many.
+brand's NSS toward zero. So a mention is scored only by a scorer that declares its
+language (analysis.sentiment.covers); with none configured for it, it is stored and
+counted in volume but not scored ("unscored"), and every mood view says how many.
 
 Detection uses py3langid (langid.py's model ships inside the package: nothing is
 downloaded). Short texts are guesswork ("lol" comes out as Sesotho with 3 % confidence),
@@ -16,12 +17,6 @@ from __future__ import annotations
 from functools import cache
 
 MIN_CONFIDENCE = 0.8
-SCOREABLE_LANGUAGES = frozenset({"en"})
-
-
-def is_scoreable(lang: str | None) -> bool:
-    """Whether VADER can score a text in ``lang`` (None: unknown, scored)."""
-    return lang is None or lang.split("-")[0].casefold() in SCOREABLE_LANGUAGES
 
 
 @cache

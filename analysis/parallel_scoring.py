@@ -67,6 +67,7 @@ class ParallelScorer:
     Use as a context manager, or call ``close()``; ``workers=1`` scores in-process."""
 
     name = VaderScorer.name
+    languages = VaderScorer.languages
 
     def __init__(self, workers: int) -> None:
         if workers < 1:

@@ -34,10 +34,24 @@ class Score:
 
 
 class Scorer(Protocol):
+    """What scores texts: VADER, a brand's learned model (analysis.learned), a configured
+    scorer (analysis.scorers). ``languages``: the ISO 639-1 codes it covers, None for
+    any; a text whose language is unknown counts as English (analysis.language)."""
+
     name: str
     version: str
+    languages: frozenset[str] | None
 
     def score(self, texts: Sequence[str]) -> list[Score]: ...
+
+
+def covers(languages: frozenset[str] | None, lang: str | None) -> bool:
+    """Whether a scorer covering ``languages`` may score a text in ``lang``: the one rule.
+    Unknown languages count as English: the brand terms that matched are English words
+    more often than not (analysis.language)."""
+    if languages is None:
+        return True
+    return (lang.split("-")[0].casefold() if lang else "en") in languages
 
 
 def label_for(compound: float) -> str:
@@ -74,6 +88,8 @@ class VaderScorer:
     """
 
     name = "vader"
+    # VADER's lexicon is English: a German complaint scores as neutral.
+    languages: frozenset[str] | None = frozenset({"en"})
 
     def __init__(self) -> None:
         self.version = _vader_version()
@@ -88,3 +104,12 @@ class VaderScorer:
             compound = raw["compound"]
             scores.append(Score(compound, raw["pos"], raw["neu"], raw["neg"], label_for(compound)))
         return scores
+
+
+# VADER registers in the ``listener.scorers`` entry-point group like any scorer
+# (analysis.scorers); it takes no settings.
+SETTINGS: dict[str, tuple[type, object, str]] = {}
+
+
+def create(settings: object = None, base_dir: object = None) -> VaderScorer:
+    return VaderScorer()

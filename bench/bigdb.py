@@ -146,7 +146,7 @@ def insert_mentions(db, mentions: int, brands: int, days: int, seed: int) -> Non
                greatest(compound, 0.0), 1.0 - abs(compound), greatest(-compound, 0.0),
                CASE WHEN compound >= 0.05 THEN 'positive' WHEN compound <= -0.05 THEN 'negative'
                     ELSE 'neutral' END,
-               created_at + INTERVAL 5 MINUTE
+               created_at + INTERVAL 5 MINUTE, true
         FROM ({gen}) g
         WHERE NOT duplicate AND NOT unscored
         ORDER BY i
@@ -155,7 +155,7 @@ def insert_mentions(db, mentions: int, brands: int, days: int, seed: int) -> Non
         INSERT INTO labels
         SELECT source, id, brand, created_at,
                ['positive', 'neutral', 'negative'][(CAST(id AS BIGINT) // 10000) % 3 + 1],
-               created_at + INTERVAL 1 DAY, 'bench'
+               created_at + INTERVAL 1 DAY, 'bench', 'cli'
         FROM mentions WHERE CAST(id AS BIGINT) % 10000 = 0
     """)
 

@@ -42,6 +42,7 @@ from bench import vader_speed  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
 from connectors.demo import DemoConnector  # noqa: E402
 from connectors.demo_world import DemoBrand, DemoWorld  # noqa: E402
+from analysis.scorers import single_set  # noqa: E402
 from storage.store import Store, mentions_table, scores_table  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -99,19 +100,19 @@ def bench_saving(mentions: list, batch_size: int, workdir: Path) -> list[dict]:
 
     started = time.perf_counter()
     for batch, batch_scores in scored:
-        mentions_table(batch), scores_table(batch, batch_scores, scorer.name, scorer.version, now)
+        mentions_table(batch), scores_table(batch, [single_set(scorer.name, scorer.version, batch_scores)], now)
     conversion = time.perf_counter() - started
 
     con = duckdb.connect(str(workdir / "reference.duckdb"))
     con.register("m0", mentions_table(batches[0][:1]))
-    con.register("s0", scores_table(batches[0][:1], scored[0][1][:1], scorer.name, scorer.version, now))
+    con.register("s0", scores_table(batches[0][:1], [single_set(scorer.name, scorer.version, scored[0][1][:1])], now))
     con.execute("CREATE TABLE mentions AS SELECT * FROM m0 WHERE false")
     con.execute("CREATE TABLE scores AS SELECT * FROM s0 WHERE false")
     started = time.perf_counter()
     for batch, batch_scores in scored:
         con.execute("BEGIN")
         con.register("bm", mentions_table(batch))
-        con.register("bs", scores_table(batch, batch_scores, scorer.name, scorer.version, now))
+        con.register("bs", scores_table(batch, [single_set(scorer.name, scorer.version, batch_scores)], now))
         con.execute("INSERT INTO mentions SELECT * FROM bm")
         con.execute("INSERT INTO scores SELECT * FROM bs")
         con.execute("COMMIT")

@@ -29,6 +29,7 @@ from connectors.plan import read_plan
 from connectors.spend import InputFileError, read_spend
 from connectors.files import FileSource, ImportFormatError
 from listener.pipeline import Pipeline
+from listener.scoring import build_scoring
 from storage import queries, report_data
 from storage.campaigns import campaign_summary, save_plans, save_spend
 from storage.rollup import RollupProgress
@@ -285,7 +286,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     interactive, show = _progress_shown(ctx)
     results, failures = [], []
     with Store.open(settings.database) as store:
-        pipeline = Pipeline(store, VaderScorer(), clock)
+        pipeline = Pipeline(store, build_scoring(settings, store), clock)
         opened = pipeline.start_sources(settings, only)
         try:
             for name, connector in list(opened.connectors.items()):
@@ -377,7 +378,7 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     size = max(file.stat().st_size, 1)
     results = []
     with Store.open(settings.database) as store, ParallelScorer(workers) as scorer:
-        pipeline = Pipeline(store, scorer, clock)
+        pipeline = Pipeline(store, build_scoring(settings, store, vader=scorer), clock)
         with click.progressbar(length=size * len(brands), label=f"Importing {file.name}", file=sys.stderr) as bar:
             for index, entry in enumerate(brands):
                 done = index * size

@@ -55,12 +55,20 @@ _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 
 
+# A brand's ``scorer``: its promoted learned model where there is one, then the
+# configured scorers for the languages they declare, then VADER (listener.scoring).
+AUTO_SCORER = "auto"
+VADER_SCORER = "vader"
+
+
 @dataclass(frozen=True)
 class BrandSettings:
-    """A brand: what to listen for (its query) and whom it is compared with."""
+    """A brand: what to listen for (its query), whom it is compared with, and which
+    scorer its mood counts: "auto", "vader", or the name of a [scorers.NAME] table."""
 
     query: BrandQuery
     competitors: tuple[str, ...] = ()
+    scorer: str = AUTO_SCORER
 
     @property
     def name(self) -> str:
@@ -73,6 +81,19 @@ class SourceSettings:
     enabled: bool = True
     every_minutes: int = DEFAULT_EVERY_MINUTES
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """A ``[scorers.NAME]`` table: a scorer of registered ``type`` (analysis.scorers)
+    for the ``languages`` it covers, with its own ``options`` (its module's SETTINGS).
+    Relative paths among the options are relative to ``base_dir``, the config's folder."""
+
+    name: str
+    type: str
+    languages: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    base_dir: Path = Path(".")
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,7 @@ class Settings:
     snapshot_max_age_seconds: int = 15
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
+    scorers: tuple[ScorerSettings, ...] = ()
     hourly: HourlySettings = HourlySettings()
     config_path: Path | None = None
     alerts: AlertSettings = AlertSettings()
@@ -217,7 +239,7 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
         if not isinstance(entry, Mapping):
             problems.add(where, "must be a table")
             continue
-        problems.unknown_keys(entry, {"name", *_BRAND_LISTS}, where)
+        problems.unknown_keys(entry, {"name", "scorer", *_BRAND_LISTS}, where)
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             problems.add(f"{where}.name", "is required and must be a non-empty string")
@@ -236,7 +258,8 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
             if not _LANG_CODE.match(lang):
                 problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'en'")
         competitors = lists.pop("competitors")
-        brands.append(BrandSettings(BrandQuery(brand=name.strip(), **lists), competitors))
+        scorer = _string(entry, "scorer", where, AUTO_SCORER, problems)
+        brands.append(BrandSettings(BrandQuery(brand=name.strip(), **lists), competitors, scorer))
 
     names = [b.name.casefold() for b in brands]
     for brand in brands:
@@ -307,6 +330,51 @@ def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
             )
         )
     return tuple(sources)
+
+
+def _scorers(raw: Any, base_dir: Path, problems: _Problems) -> tuple[ScorerSettings, ...]:
+    """The ``[scorers.NAME]`` tables, checked against their type's SETTINGS. The scorer
+    itself is made when a command scores (listener.scoring): loading a model is slow."""
+    from analysis.scorers import installed as installed_scorers, scorer_module  # noqa: PLC0415
+
+    table = _table(raw, "scorers", problems)
+    scorers: list[ScorerSettings] = []
+    for name, entry in table.items():
+        where = f"scorers.{name}"
+        entry = _table(entry, where, problems)
+        if name.casefold() in (AUTO_SCORER, VADER_SCORER, "learned"):
+            problems.add(where, f"{name!r} is a built-in scorer's name: give this table another name")
+            continue
+        kind = entry.get("type", name)
+        types = [t for t in installed_scorers() if t != VADER_SCORER]
+        if not isinstance(kind, str) or kind not in types:
+            problems.add(f"{where}.type", f"{kind!r} is not an installed scorer type (installed: {', '.join(types) or 'none'})")
+            continue
+        declared: Mapping[str, tuple[type, Any, str]] = getattr(scorer_module(kind), "SETTINGS", {})
+        for key in entry:
+            if key not in {"type", "languages", *declared}:
+                problems.add(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted({'type', 'languages', *declared}))})")
+        languages = _string_list(entry, "languages", where, problems)
+        if not languages:
+            problems.add(f"{where}.languages", "is required: the ISO 639 codes this scorer covers, e.g. [\"de\", \"fr\"]")
+        for lang in languages:
+            if not _LANG_CODE.match(lang):
+                problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'de'")
+        options = {}
+        for key, (expected, default, _doc) in declared.items():
+            checked = _check_option(where, key, entry[key], expected, problems) if key in entry else default
+            options[key] = checked if checked is not None else default
+        scorers.append(ScorerSettings(name, kind, tuple(lang.casefold() for lang in languages),
+                                      MappingProxyType(options), base_dir))
+    return tuple(scorers)
+
+
+def _check_brand_scorers(brands: Sequence[BrandSettings], scorers: Sequence[ScorerSettings], problems: _Problems) -> None:
+    known = [AUTO_SCORER, VADER_SCORER, *(s.name for s in scorers)]
+    for index, brand in enumerate(brands):
+        if brand.scorer not in known:
+            problems.add(f"brands[{index}] ({brand.name}).scorer",
+                         f"{brand.scorer!r} is not a scorer: use one of {', '.join(known)} (add [scorers.NAME] for another)")
 
 
 def _number(table: Mapping[str, Any], name: str, where: str, default: float, low: float, high: float,
@@ -454,7 +522,7 @@ def _alerts(raw: Any, problems: _Problems) -> AlertSettings:
 def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, config_path: Path | None = None) -> Settings:
     """Validate a parsed TOML document; raises ConfigError listing every problem."""
     problems = _Problems()
-    problems.unknown_keys(data, {"database", "brands", "sources", "hourly", "alerts"}, "")
+    problems.unknown_keys(data, {"database", "brands", "sources", "scorers", "hourly", "alerts"}, "")
     database_table = _table(data.get("database"), "database", problems)
     problems.unknown_keys(database_table, {"path", "snapshot_max_age_seconds"}, "database")
     snapshot_max_age = _integer(database_table, "snapshot_max_age_seconds", "database", 15, 1, 3600, problems)
@@ -472,6 +540,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
                 database = base_dir / database
     brands = _brands(data.get("brands"), problems)
     sources = _sources(data.get("sources"), problems)
+    scorers = _scorers(data.get("scorers"), base_dir, problems)
+    _check_brand_scorers(brands, scorers, problems)
     hourly_table = _table(data.get("hourly"), "hourly", problems)
     problems.unknown_keys(hourly_table, {"enabled", "minute"}, "hourly")
     hourly = HourlySettings(
@@ -481,7 +551,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     alerts = _alerts(data.get("alerts"), problems)
     if problems.items:
         raise ConfigError(problems.items, origin)
-    return Settings(database=database, snapshot_max_age_seconds=snapshot_max_age, brands=brands, sources=sources, hourly=hourly, config_path=config_path,
+    return Settings(database=database, snapshot_max_age_seconds=snapshot_max_age, brands=brands, sources=sources, scorers=scorers, hourly=hourly, config_path=config_path,
                     alerts=alerts)
 
 

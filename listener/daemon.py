@@ -31,12 +31,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from analysis.sentiment import VaderScorer
 from connectors.base import Clock, Connector, utc_now
 from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
+from listener.scoring import build_scoring
 from listener.sources import OpenSources
 from storage.labels import has_queued
 from storage.snapshot import publish_snapshot
@@ -81,7 +81,7 @@ class Daemon:
             log.error("no brands configured: nothing to listen for")
             return 2
         self.store = Store.open(self.settings.database)
-        self.pipeline = Pipeline(self.store, VaderScorer(), self.clock)
+        self.pipeline = Pipeline(self.store, build_scoring(self.settings, self.store), self.clock)
         self.sources = self.pipeline.start_sources(self.settings)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from analysis.sentiment import VaderScorer
 from connectors.base import Clock
 from connectors.demo import DemoConnector
 from connectors.demo_spend import write_google_ads_export, write_plan, write_truth
@@ -26,6 +25,7 @@ from listener.config import Settings, parse_settings
 from listener.errors import ListenerError
 from listener.alerting import run_alerts
 from listener.pipeline import MoodWindows, Pipeline, Progress
+from listener.scoring import build_scoring
 from listener.report import build_report, write_report_files
 from storage.campaigns import save_plans, save_spend
 from storage.queries import mentions_per_brand
@@ -103,7 +103,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
     store = Store.open(settings.database)
     try:
         store.set_meta(DEMO_MARKER, "1")
-        pipeline = Pipeline(store, VaderScorer(), clock)
+        pipeline = Pipeline(store, build_scoring(settings, store), clock)
         connector = DemoConnector(world, lambda: now, history_days=int(options["history_days"]))
         new = 0
         for brand in settings.brands:

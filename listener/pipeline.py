@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 
 from analysis.duplicates import WINDOW as DUPLICATE_WINDOW
 from analysis.duplicates import fingerprint
-from analysis.language import detect_language, is_scoreable
+from analysis.language import detect_language
+from analysis.scorers import Scoring
 from analysis.mood import Mood, mood_from_counts
-from analysis.sentiment import Score, Scorer
+from analysis.sentiment import Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
 from listener.config import Settings, SourceSettings
@@ -92,9 +93,11 @@ def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
 
 
 class Pipeline:
-    def __init__(self, store: Store, scorer: Scorer, clock: Clock) -> None:
+    def __init__(self, store: Store, scoring: Scoring | Scorer, clock: Clock) -> None:
+        """``scoring``: each brand's scorers (listener.scoring.build_scoring), or one
+        scorer for every brand."""
         self.store = store
-        self.scorer = scorer
+        self.scoring = Scoring.of(scoring)
         self.clock = clock
 
     def start_sources(self, settings: Settings, only: SourceSettings | None = None) -> OpenSources:
@@ -146,18 +149,17 @@ class Pipeline:
                 known = self.store.known_ids(relevant)
                 fresh = [m for m in relevant if m.id not in known]
                 hashes, copies = self._near_duplicates(brand, fresh)
-                to_score = [i for i, m in enumerate(fresh) if not copies[i] and is_scoreable(m.lang)]
-                scores: list[Score | None] = [None] * len(fresh)
-                for index, score in zip(to_score, self.scorer.score([fresh[i].text for i in to_score])):
-                    scores[index] = score
+                # Near-duplicates count in volume only: no scorer reads them.
+                to_score = [i for i in range(len(fresh)) if not copies[i]]
+                chain = self.scoring.for_brand(brand)
+                score_sets = [s.spread(to_score, len(fresh)) for s in chain.score(
+                    [fresh[i].text for i in to_score], [fresh[i].lang for i in to_score])]
                 saved = self.store.save_batch(
                     fresh,
-                    scores,
+                    score_sets,
                     source=source,
                     brand=brand,
                     checkpoint=batch.checkpoint,
-                    scorer=self.scorer.name,
-                    scorer_version=self.scorer.version,
                     now=self.clock(),
                     text_hashes=hashes,
                     duplicates=copies,

@@ -25,7 +25,7 @@ _EVALUATED_KEY = "alerts.evaluated_through:"
 # The effective label: the user's manual label, else VADER's (storage.labels).
 _LABELLED_MENTIONS = """
     FROM mentions m
-    LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+    LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
         AND s.created_at >= $lo AND s.created_at < $hi
     LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
     WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi

@@ -54,6 +54,8 @@ class LabelRequest:
     source: str | None = None
     brand: str | None = None
     by: str | None = None
+    # How it was given (schema version 5): cli | web | import | next:uncertain | next:random.
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LABELS and self.label != CLEAR:
@@ -62,7 +64,8 @@ class LabelRequest:
             raise ValueError("the mention id is empty")
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "source": self.source, "brand": self.brand, "by": self.by}
+        return {"id": self.id, "label": self.label, "source": self.source, "brand": self.brand, "by": self.by,
+                "origin": self.origin}
 
 
 def find_mentions(store: Store, request: LabelRequest) -> list[MentionKey]:
@@ -111,11 +114,12 @@ def apply_label(store: Store, request: LabelRequest, now: datetime) -> list[Ment
                 )
             else:
                 db.execute(
-                    "INSERT INTO labels VALUES ($source, $id, $brand, $created, $label, $now, $by) "
+                    "INSERT INTO labels (source, id, brand, created_at, label, labelled_at, labelled_by, origin) "
+                    "VALUES ($source, $id, $brand, $created, $label, $now, $by, $origin) "
                     "ON CONFLICT (source, id, brand) DO UPDATE SET label = excluded.label, "
-                    "labelled_at = excluded.labelled_at, labelled_by = excluded.labelled_by",
+                    "labelled_at = excluded.labelled_at, labelled_by = excluded.labelled_by, origin = excluded.origin",
                     {"source": key.source, "id": key.id, "brand": key.brand, "created": to_db_time(key.created_at),
-                     "label": request.label, "now": to_db_time(now), "by": request.by},
+                     "label": request.label, "now": to_db_time(now), "by": request.by, "origin": request.origin},
                 )
             db.execute(
                 "INSERT INTO pending_hours VALUES ($brand, $source, date_trunc('hour', $created::TIMESTAMP)) "
@@ -187,11 +191,11 @@ def _request_from_line(line: str) -> LabelRequest:
     for name in ("id", "label"):
         if not isinstance(fields.get(name), str):
             raise ValueError(f"{name!r} must be a string, not {fields.get(name)!r}")
-    for name in ("source", "brand", "by"):
+    for name in ("source", "brand", "by", "origin"):
         if fields.get(name) is not None and not isinstance(fields[name], str):
             raise ValueError(f"{name!r} must be a string or null, not {fields[name]!r}")
     return LabelRequest(id=fields["id"], label=fields["label"], source=fields.get("source"),
-                        brand=fields.get("brand"), by=fields.get("by"))
+                        brand=fields.get("brand"), by=fields.get("by"), origin=fields.get("origin"))
 
 
 def apply_inbox(store: Store, now: datetime) -> InboxResult:
@@ -238,6 +242,7 @@ def label_confusion(store: Store, brand: str | None = None) -> tuple[int, dict[s
         rows = db.execute(
             "SELECT l.label, s.label, count(*) FROM labels l "
             "JOIN scores s ON s.source = l.source AND s.id = l.id AND s.brand = l.brand AND s.created_at = l.created_at "
+            "AND s.scorer = 'vader' "
             "WHERE $brand IS NULL OR lower(l.brand) = lower($brand) GROUP BY ALL",
             {"brand": brand},
         ).fetchall()

@@ -220,9 +220,9 @@ def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dic
     parts, params = [], {"brand": brand}
     for n, thread in enumerate(threads):
         parts.append(
-            f"SELECT m.source, m.conversation_id, m.id, m.created_at, s.label AS vader_label, l.label AS manual_label "
+            f"SELECT m.source, m.conversation_id, m.id, m.created_at, s.label AS scorer_label, s.scorer, l.label AS manual_label "
             f"FROM mentions m "
-            f"LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
+            f"LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
             f"AND s.created_at = $t{n} "
             f"LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand "
             f"WHERE m.brand = $brand AND m.source = $s{n} AND m.conversation_id = $c{n} AND m.created_at = $t{n}"
@@ -231,11 +231,11 @@ def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dic
                        f"c{n}": thread["conversation_id"]})
     rows = db.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2, 3", params).fetchall()
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for source, conversation, mention_id, created, vader, manual in rows:
+    for source, conversation, mention_id, created, scored, scorer, manual in rows:
         # Two posts opening a thread in the same microsecond: the first id, deterministically.
         found.setdefault((source, conversation), {
             "source": source, "id": mention_id, "created_at": from_db_time(created),
-            "vader_label": vader, "manual_label": manual, "label": manual or vader,
+            "scorer_label": scored, "scorer": scorer, "manual_label": manual, "label": manual or scored,
         })
     return found
 

@@ -58,19 +58,35 @@ def _v2_labels_alerts_views(conn: sa.Connection) -> None:
     # thread ('listener score --rebuild' fills them for older threads at once).
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN url VARCHAR")
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN title VARCHAR")
-    for sql in views.VIEWS_SQL.values():
-        conn.exec_driver_sql(sql)
+    # The analysts' views are (re)made after the last step (create_views): a view of
+    # today's code may read columns later steps add.
 
 
 def _v3_campaign_daily_decimal_spend(conn: sa.Connection) -> None:
-    # v2 summed spend as DOUBLE; the view now keeps the stored DECIMAL.
-    conn.exec_driver_sql(views.V_CAMPAIGN_DAILY)
+    pass  # v2 summed spend as DOUBLE; the view now keeps the stored DECIMAL (create_views)
+
+
+def _v5_scorers(conn: sa.Connection) -> None:
+    # Every existing score is VADER's and in effect (analysis.scorers). IF NOT EXISTS:
+    # a file created at this version got these columns from version 1's tables.
+    conn.exec_driver_sql("ALTER TABLE scores ADD COLUMN IF NOT EXISTS active BOOLEAN DEFAULT true")
+    conn.exec_driver_sql("ALTER TABLE labels ADD COLUMN IF NOT EXISTS origin VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN IF NOT EXISTS detail VARCHAR")
+    schema.metadata.create_all(conn, tables=[schema.models, schema.rescore_jobs])
+
+
+def create_views(conn: sa.Connection) -> None:
+    """(Re)make every view, in dependency order: after any migration step ran."""
+    conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
+    for sql in views.VIEWS_SQL.values():
+        conn.exec_driver_sql(sql)
 
 
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
     (2, "manual labels, alerts, conversation links, analysts' views", _v2_labels_alerts_views),
     (3, "v_campaign_daily.spend as DECIMAL", _v3_campaign_daily_decimal_spend),
+    (5, "scores of several scorers, the one in effect marked; models; re-score jobs", _v5_scorers),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -137,14 +153,15 @@ def migrate(engine: sa.Engine, path: Path) -> int:
     that is not ours is refused before anything is written (``stored_version``)."""
     with engine.connect() as conn:
         version = stored_version(conn.connection.driver_connection, path)
-    for number, description, step in MIGRATIONS:
-        if number <= version:
-            continue
+    steps = [(number, description, step) for number, description, step in MIGRATIONS if number > version]
+    for index, (number, description, step) in enumerate(steps):
         with engine.begin() as conn:
             # In the same transaction as the first step, so a killed creation leaves
             # no half-made file that would later look like another application's.
             schema.schema_version.create(conn, checkfirst=True)
             step(conn)
+            if index == len(steps) - 1:
+                create_views(conn)
             conn.execute(
                 schema.schema_version.insert().values(
                     version=number,

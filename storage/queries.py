@@ -30,7 +30,7 @@ LABEL_COUNT_COLUMNS = """
 # Mentions of $brand created in [$lo, $hi) with VADER's score and the manual label.
 LABELLED_MENTIONS_OF_BRAND = """
 FROM mentions m
-LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
     AND s.created_at >= $lo AND s.created_at < $hi
 LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
 WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
@@ -155,7 +155,7 @@ def status(store: Store, recent_runs: int = 20) -> dict[str, list[dict[str, Any]
             db.execute(
                 "SELECT m.source, m.brand, count(*) AS mentions, count(s.label) AS scored, "
                 "min(m.created_at) AS first_at, max(m.created_at) AS last_at "
-                "FROM mentions m LEFT JOIN scores s USING (source, id, brand) "
+                "FROM mentions m LEFT JOIN scores_in_effect s USING (source, id, brand) "
                 "GROUP BY ALL ORDER BY m.source, m.brand"
             )
         )

@@ -43,7 +43,7 @@ def mention_buckets(
                    CASE WHEN $pattern IS NULL THEN false
                         ELSE regexp_matches(lower(m.text), $pattern) END AS tagged
             FROM mentions m
-            LEFT JOIN scores s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+            LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
                 AND s.created_at >= $lo AND s.created_at < $hi
             LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
             WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
@@ -109,7 +109,7 @@ def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict
             "SELECT m.source, max(m.created_at), count(*), "
             "count(*) FILTER (WHERE s.label IS NULL AND l.label IS NULL AND NOT m.duplicate), "
             "count(*) FILTER (WHERE m.duplicate) "
-            "FROM mentions m LEFT JOIN scores s USING (source, id, brand) LEFT JOIN labels l USING (source, id, brand) "
+            "FROM mentions m LEFT JOIN scores_in_effect s USING (source, id, brand) LEFT JOIN labels l USING (source, id, brand) "
             "WHERE m.brand IN (SELECT unnest($b::VARCHAR[])) GROUP BY m.source ORDER BY m.source",
             {"b": list(brands)},
         ).fetchall()

@@ -73,7 +73,7 @@ WITH rows AS (
            CASE WHEN m.duplicate THEN NULL ELSE {compound} END AS compound,
            coalesce(l.label, s.label) IS NULL AND NOT m.duplicate AS unscored
     FROM mentions m
-    LEFT JOIN scores s
+    LEFT JOIN scores_in_effect s
         ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
         AND s.created_at >= $lo AND s.created_at < $hi
     LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
@@ -147,7 +147,7 @@ SELECT
     left(arg_min(m.text, m.created_at), 280) AS title
 FROM mentions m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
-LEFT JOIN scores s
+LEFT JOIN scores_in_effect s
     ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
     AND s.created_at >= $since AND s.created_at < $until
     AND NOT m.duplicate

@@ -62,8 +62,8 @@ mentions = sa.Table(
     sa.Column("duplicate", sa.Boolean, nullable=False),
 )
 
-# One row per scored mention, keyed like mentions (and kept unique the same way).
-# Mentions VADER cannot score (not English) have no row here: they are "unscored".
+# One row per scored mention and scorer, keyed like mentions plus the scorer (and kept
+# unique the same way). A mention no scorer covers (its language) has no row: "unscored".
 # created_at is repeated from mentions so that time-window scans prune row groups on
 # this table too, instead of joining 10M rows to find one hour.
 scores = sa.Table(
@@ -81,6 +81,9 @@ scores = sa.Table(
     sa.Column("neg", sa.Double, nullable=False),
     sa.Column("label", sa.String, nullable=False),
     sa.Column("scored_at", sa.DateTime, nullable=False),
+    # Schema version 5: one row per mention and scorer; true on the one in effect
+    # (analysis.scorers), read through the view scores_in_effect.
+    sa.Column("active", sa.Boolean, server_default=sa.true()),
 )
 
 # One row per (source, conversation_id, brand), kept unique by the rollup's
@@ -170,6 +173,8 @@ runs = sa.Table(
     sa.Column("skipped", sa.BigInteger),
     sa.Column("rejected", sa.BigInteger),
     sa.Column("error", sa.String),
+    # Schema version 5: what the run did beyond its counts (the model promoted, say).
+    sa.Column("detail", sa.String),
 )
 
 
@@ -237,6 +242,9 @@ labels = sa.Table(
     sa.Column("label", sa.String, nullable=False),
     sa.Column("labelled_at", sa.DateTime, nullable=False),
     sa.Column("labelled_by", sa.String),
+    # Schema version 5: how it was given: cli | web | import | next:uncertain | next:random.
+    # Only the random sample estimates accuracy free of the team's choice of mentions.
+    sa.Column("origin", sa.String),
 )
 
 alert_id_seq = sa.Sequence("alert_id_seq", metadata=metadata)
@@ -272,4 +280,54 @@ alert_deliveries = sa.Table(
     sa.Column("attempted_at", sa.DateTime, nullable=False),
     sa.Column("status", sa.String, nullable=False),  # sent | failed
     sa.Column("error", sa.String),
+)
+
+
+# --- schema version 5 --------------------------------------------------------------
+
+# ``scores`` holds one row per mention and scorer (VADER's always, for English) and a
+# column ``active`` marking the one in effect (analysis.scorers); this view is the one
+# place that rule is read. Every mood figure joins it, never ``scores`` itself.
+SCORES_IN_EFFECT = "CREATE OR REPLACE VIEW scores_in_effect AS SELECT * FROM scores WHERE active"
+
+model_id_seq = sa.Sequence("model_id_seq", metadata=metadata)
+
+# Models trained on a brand's labels (analysis.learned): the payload is the model in a
+# format read without pickle; ``label_keys`` (JSON) and ``labels_hash`` say which labels
+# it learned from, ``evaluation`` (JSON) its cross-validated figures against VADER.
+# status: trained | active | retired. ``replaced`` is the model it replaced when
+# promoted (NULL: VADER), which a rollback restores.
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("model_id", sa.BigInteger, model_id_seq, server_default=model_id_seq.next_value(), primary_key=True),
+    sa.Column("brand", sa.String, nullable=False),
+    sa.Column("scorer", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("trained_at", sa.DateTime, nullable=False),
+    sa.Column("labels", sa.BigInteger, nullable=False),
+    sa.Column("labels_hash", sa.String, nullable=False),
+    sa.Column("label_keys", sa.String, nullable=False),
+    sa.Column("params", sa.String, nullable=False),
+    sa.Column("evaluation", sa.String, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("promoted_at", sa.DateTime),
+    sa.Column("retired_at", sa.DateTime),
+    sa.Column("replaced", sa.BigInteger),
+)
+
+# A brand whose scorer in effect changed: its stored mentions are re-scored oldest
+# first, chunk by chunk, and their hours recomputed (listener.rescoring). ``through``
+# is the creation time up to which it is done.
+rescore_jobs = sa.Table(
+    "rescore_jobs",
+    metadata,
+    sa.Column("brand", sa.String, primary_key=True),
+    sa.Column("scorer", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("requested_at", sa.DateTime, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("done", sa.BigInteger, nullable=False),
+    sa.Column("through", sa.DateTime),
 )

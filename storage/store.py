@@ -36,6 +36,7 @@ from storage.errors import DatabaseFileError, DatabaseLockedError, StorageError
 from storage.migrations import LATEST_VERSION, migrate, stored_version
 
 if TYPE_CHECKING:
+    from analysis.scorers import ScoreSet
     from analysis.sentiment import Score
     from connectors.base import Cursor, Mention
 
@@ -88,6 +89,7 @@ _SCORE_SCHEMA = pa.schema(
         ("neg", pa.float64()),
         ("label", pa.string()),
         ("scored_at", pa.timestamp("us")),
+        ("active", pa.bool_()),
     ]
 )
 
@@ -187,43 +189,42 @@ def mentions_table(
     )
 
 
-def scores_table(
-    mentions: Sequence[Mention], scores: Sequence[Score | None], scorer: str, scorer_version: str, scored_at: datetime
-) -> pa.Table:
-    """Rows for the mentions that have a score (None: unscored, no row)."""
-    if any(score is None for score in scores):
-        pairs = [(m, s) for m, s in zip(mentions, scores) if s is not None]
-        mentions, scores = [m for m, _ in pairs], [s for _, s in pairs]
-    n = len(mentions)
+def scores_table(mentions: Sequence[Mention], score_sets: Sequence[ScoreSet], scored_at: datetime) -> pa.Table:
+    """Rows of every scorer's scores of the mentions (None: not scored by it, no row)."""
     stamp = to_db_time(scored_at)
-    return pa.table(
-        {
-            "source": [m.source for m in mentions],
-            "id": [m.id for m in mentions],
-            "brand": [m.brand for m in mentions],
-            "created_at": [_naive(m.created_at) for m in mentions],
-            "scorer": [scorer] * n,
-            "scorer_version": [scorer_version] * n,
-            "compound": [s.compound for s in scores],
-            "pos": [s.pos for s in scores],
-            "neu": [s.neu for s in scores],
-            "neg": [s.neg for s in scores],
-            "label": [s.label for s in scores],
-            "scored_at": [stamp] * n,
-        },
-        schema=_SCORE_SCHEMA,
-    )
+    columns: dict[str, list[Any]] = {name: [] for name in _SCORE_SCHEMA.names}
+    for scores in score_sets:
+        if len(scores.scores) != len(mentions):
+            raise ValueError(f"{len(mentions)} mentions but {len(scores.scores)} {scores.scorer} scores")
+        at = [i for i, score in enumerate(scores.scores) if score is not None]
+        rows = [mentions[i] for i in at]
+        got = [scores.scores[i] for i in at]
+        columns["source"] += [m.source for m in rows]
+        columns["id"] += [m.id for m in rows]
+        columns["brand"] += [m.brand for m in rows]
+        columns["created_at"] += [_naive(m.created_at) for m in rows]
+        columns["scorer"] += [scores.scorer] * len(at)
+        columns["scorer_version"] += [scores.version] * len(at)
+        columns["compound"] += [s.compound for s in got]
+        columns["pos"] += [s.pos for s in got]
+        columns["neu"] += [s.neu for s in got]
+        columns["neg"] += [s.neg for s in got]
+        columns["label"] += [s.label for s in got]
+        columns["scored_at"] += [stamp] * len(at)
+        columns["active"] += [scores.active[i] for i in at]
+    return pa.table(columns, schema=_SCORE_SCHEMA)
 
 
 # Insert the rows of a batch whose (source, id, brand) is not stored yet, once each.
 # The existence check reads only the batch's [lo, hi] creation-time range: a stored
 # copy of a post has the post's creation time, so it cannot lie outside it.
+# Scores are keyed by scorer too ({key}).
 _INSERT_NEW = """
 INSERT INTO {table}
-SELECT DISTINCT ON (b.source, b.id, b.brand) b.* FROM {batch} b
+SELECT DISTINCT ON (b.source, b.id, b.brand{key}) b.* FROM {batch} b
 WHERE NOT EXISTS (
     SELECT 1 FROM {table} t
-    WHERE t.source = b.source AND t.id = b.id AND t.brand = b.brand
+    WHERE t.source = b.source AND t.id = b.id AND t.brand = b.brand{match}
       AND t.created_at >= $lo AND t.created_at <= $hi
 )
 RETURNING date_trunc('hour', created_at)
@@ -398,37 +399,43 @@ class Store:
     def save_batch(
         self,
         mentions: Sequence[Mention],
-        scores: Sequence[Score | None],
+        scores: Sequence[Score | None] | Sequence[ScoreSet],
         *,
         source: str,
         brand: str,
         checkpoint: Cursor | None,
-        scorer: str,
-        scorer_version: str,
         now: datetime,
+        scorer: str | None = None,
+        scorer_version: str | None = None,
         text_hashes: Sequence[int | None] | None = None,
         duplicates: Sequence[bool] | None = None,
     ) -> SaveResult:
         """Store mentions, their scores and the checkpoint in one transaction.
 
-        ``scores[i]`` is None for a mention that is not scored (not English);
-        ``text_hashes``/``duplicates`` carry the near-duplicate verdicts (default: none).
+        ``scores``: every scorer's ScoreSet (analysis.scorers), or, for one scorer in
+        effect wherever it scored, its scores with ``scorer`` and ``scorer_version``
+        (``scores[i]`` None: mention i is unscored). ``text_hashes``/``duplicates`` carry the near-duplicate verdicts (default: none).
         Idempotent: mentions already stored (same source, id, brand) are left as they
         are, so saving a batch twice stores it once. The hours that received new
         mentions are marked for the hourly stage in the same transaction.
         """
-        if len(scores) != len(mentions):
-            raise ValueError(f"{len(mentions)} mentions but {len(scores)} scores")
+        if scorer is not None:
+            from analysis.scorers import single_set  # noqa: PLC0415 - readers never import the scorers
+
+            if len(scores) != len(mentions):
+                raise ValueError(f"{len(mentions)} mentions but {len(scores)} scores")
+            scores = [single_set(scorer, scorer_version or "", scores)]  # type: ignore[arg-type]
         inserted: list[tuple[datetime]] = []
         with self.native() as db:
             if mentions:
                 lo, hi = _time_range(mentions)
                 db.register("batch_mentions", mentions_table(mentions, text_hashes, duplicates))
-                db.register("batch_scores", scores_table(mentions, scores, scorer, scorer_version, now))
+                db.register("batch_scores", scores_table(mentions, scores, now))  # type: ignore[arg-type]
                 try:
-                    inserted = db.execute(_INSERT_NEW.format(table="mentions", batch="batch_mentions"),
-                                          {"lo": lo, "hi": hi}).fetchall()
-                    db.execute(_INSERT_NEW.format(table="scores", batch="batch_scores"), {"lo": lo, "hi": hi})
+                    inserted = db.execute(_INSERT_NEW.format(table="mentions", batch="batch_mentions", key="",
+                                                             match=""), {"lo": lo, "hi": hi}).fetchall()
+                    db.execute(_INSERT_NEW.format(table="scores", batch="batch_scores", key=", b.scorer",
+                                                  match=" AND t.scorer = b.scorer"), {"lo": lo, "hi": hi})
                 finally:
                     db.unregister("batch_mentions")
                     db.unregister("batch_scores")

@@ -18,14 +18,19 @@ CREATE OR REPLACE VIEW v_mentions AS
 SELECT m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url,
        m.conversation_id, m.parent_id, m.lang,
        m.likes, m.reposts, m.replies, m.thread_context, m.duplicate,
-       s.compound AS vader_compound,
-       s.label AS vader_label,
+       v.compound AS vader_compound,
+       v.label AS vader_label,
+       s.scorer, s.scorer_version,
+       s.label AS scorer_label,
        l.label AS manual_label,
        coalesce(l.label, s.label) AS label,
        NOT m.duplicate AND coalesce(l.label, s.label) IS NOT NULL AS counts_for_mood
 FROM mentions m
-LEFT JOIN scores s
+LEFT JOIN scores_in_effect s
     ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at = m.created_at
+LEFT JOIN scores v
+    ON v.source = m.source AND v.id = m.id AND v.brand = m.brand AND v.created_at = m.created_at
+    AND v.scorer = 'vader'
 LEFT JOIN labels l
     ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
 """
@@ -129,7 +134,7 @@ VIEWS_SQL: dict[str, str] = {
 
 # What each view is, and each column: the README's "views" tables must say the same.
 DESCRIPTIONS: dict[str, str] = {
-    "v_mentions": "one row per stored mention (source, id, brand) with VADER's score and the user's label",
+    "v_mentions": "one row per stored mention (source, id, brand) with the score in effect, VADER's beside it, and the user's label",
     "v_hourly_mood": "one row per brand and UTC hour, all sources together (from the hourly stage)",
     "v_conversations": "one row per thread (source, conversation_id, brand), scored by the hourly stage",
     "v_campaign_daily": "one row per campaign and account-local day: spend beside the brand's mood",
@@ -152,10 +157,13 @@ COLUMNS: dict[str, dict[str, str]] = {
         "replies": "replies when collected",
         "thread_context": "true when fetched as part of a matched thread rather than found by the search",
         "duplicate": "true for a near-duplicate copy of an earlier mention: counted in volume, not in mood",
-        "vader_compound": "VADER's compound score in [-1, 1]; NULL when not scored (not English)",
+        "vader_compound": "VADER's compound score in [-1, 1], kept whatever scorer is in effect; NULL when not English",
         "vader_label": "VADER's label: positive (>= 0.05), negative (<= -0.05), else neutral",
+        "scorer": "the scorer whose score is in effect for the mention (vader, learned, or a configured one); NULL when none covers its language",
+        "scorer_version": "that scorer's version (a learned model's version names the model)",
+        "scorer_label": "the label of the score in effect",
         "manual_label": "the label a user set with 'listener label', NULL when none",
-        "label": "the label every aggregate uses: manual_label if set, else vader_label",
+        "label": "the label every aggregate uses: manual_label if set, else scorer_label",
         "counts_for_mood": "true when the mention counts in mood figures (has a label, not a duplicate)",
     },
     "v_hourly_mood": {

@@ -1,5 +1,6 @@
 from analysis.duplicates import MIN_WORDS, fingerprint, normalise
-from analysis.language import detect_language, is_scoreable
+from analysis.language import detect_language
+from analysis.sentiment import VaderScorer, covers
 
 
 def test_detects_confident_languages_only():
@@ -9,9 +10,15 @@ def test_detects_confident_languages_only():
     assert detect_language("   ") is None
 
 
-def test_only_english_or_unknown_is_scored():
-    assert is_scoreable("en") and is_scoreable("en-GB") and is_scoreable(None)
-    assert not is_scoreable("de") and not is_scoreable("ja")
+def test_vader_covers_english_and_unknown_only():
+    english = VaderScorer.languages
+    assert covers(english, "en") and covers(english, "en-GB") and covers(english, "EN") and covers(english, None)
+    assert not covers(english, "de") and not covers(english, "ja")
+
+
+def test_a_scorer_of_any_language_covers_every_text():
+    assert covers(None, "ja") and covers(None, None)
+    assert covers(frozenset({"de", "fr"}), "de-AT") and not covers(frozenset({"de", "fr"}), None)
 
 
 def test_fingerprints_ignore_links_handles_case_and_punctuation():

@@ -38,8 +38,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from analysis.language import is_scoreable
-from analysis.sentiment import VaderScorer
+from analysis.sentiment import VaderScorer, covers
 from connectors.base import Batch, BrandQuery, Connector, Cursor, utc_now
 from connectors.errors import (
     ConnectorError,
@@ -717,7 +716,7 @@ def check_store(store: Store, batches: list[Batch], before: set[str]) -> set[str
         assert wanted & ids in (set(), wanted), f"batch {number} is half stored: {len(wanted & ids)} of {len(wanted)}"
     yielded = {m.id for b in batches for m in b.mentions if is_mention_of(QUERY, m)}
     assert ids == before | yielded, "the store differs from what the connector yielded"
-    unscored = [row[0] for row in rows if is_scoreable(row[1]) and not row[2] and not row[3]]
+    unscored = [row[0] for row in rows if covers(VaderScorer.languages, row[1]) and not row[2] and not row[3]]
     assert not unscored, f"mentions stored without their score: {unscored[:5]}"
     with store.native() as db:
         orphans = db.execute("SELECT count(*) FROM scores s ANTI JOIN mentions m USING (source, id, brand)").fetchone()

@@ -46,7 +46,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from analysis.language import is_scoreable
+from analysis.sentiment import VaderScorer, covers
 from connectors.base import utc_now
 from storage.errors import DatabaseLockedError, StorageError
 from storage.migrations import LATEST_VERSION, current_version
@@ -654,7 +654,7 @@ def read_facts(path: Path, expected: set[tuple[str, str, str]], what: str) -> Fa
     assert set(keys) <= expected, f"{what}: mentions no fake served: {sorted(set(keys) - expected)[:5]}"
     assert len(scores) == len(set(scores)), f"{what}: a mention scored twice"
     assert set(scores) <= set(keys), f"{what}: scores without their mention: {sorted(set(scores) - set(keys))[:5]}"
-    should = {r[:3] for r in rows if not r[3] and is_scoreable(r[4])}
+    should = {r[:3] for r in rows if not r[3] and covers(VaderScorer.languages, r[4])}
     assert set(scores) == should, (f"{what}: {len(should - set(scores))} scoreable mentions without a score, "
                                    f"{len(set(scores) - should)} scores that should not be")
     groups: dict[tuple[str, int], list[bool]] = {}

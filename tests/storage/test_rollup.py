@@ -196,7 +196,7 @@ def test_a_backlog_one_transaction_cannot_hold_under_the_memory_limit_completes_
             FROM range(50000) r(i)
         """)
         db.execute("INSERT INTO scores SELECT source, id, brand, created_at, 'vader', '1', 0.5, 0.5, 0.5, 0, "
-                   "'positive', created_at FROM mentions")
+                   "'positive', created_at, true FROM mentions")
         db.execute("INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', created_at) "
                    "FROM mentions")
     with store.native() as db:
