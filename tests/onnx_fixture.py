@@ -30,12 +30,15 @@ LABELS = ("negative", "neutral", "positive")
 
 def build_tiny_model(directory: Path, *, classes: int = 3, strength: float = 20.0,
                      model_name: str = "model.onnx", output_name: str = "logits",
-                     token_type_ids: bool = False) -> tuple[Path, Path]:
+                     token_type_ids: bool = False, softmax: bool = False,
+                     batch: int | str = "batch", sequence: int | str = "sequence") -> tuple[Path, Path]:
     """Writes ``model_name`` and tokenizer.json into ``directory``; returns both paths.
 
     ``classes`` other than 3 gives a model of the wrong output shape; ``strength`` (how
     much one cue word moves the logits) changes the weights, so the file, not the graph.
-    ``token_type_ids`` adds that input (BERT-style exports declare it).
+    ``token_type_ids`` adds that input (BERT-style exports declare it); ``softmax`` ends
+    the graph in a Softmax (it outputs probabilities); ``batch`` and ``sequence`` are the
+    input dimensions, names for dynamic axes, numbers for a fixed-shape export.
     """
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {token: i for i, token in enumerate(SPECIAL + POSITIVE_WORDS + NEGATIVE_WORDS + OTHER_WORDS)}
@@ -63,17 +66,19 @@ def build_tiny_model(directory: Path, *, classes: int = 3, strength: float = 20.
         helper.make_node("ReduceSum", ["masked", "axis_1"], ["summed"], keepdims=0),
         helper.make_node("ReduceSum", ["mask_3d", "axis_1"], ["count"], keepdims=0),
         helper.make_node("Div", ["summed", "count"], ["pooled"]),
-        helper.make_node("MatMul", ["pooled", "weights"], [output_name]),
+        helper.make_node("MatMul", ["pooled", "weights"], ["logits_out" if softmax else output_name]),
     ]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits_out"], [output_name], axis=1))
     inputs = [
-        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
-        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, [batch, sequence]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [batch, sequence]),
     ]
     if token_type_ids:  # declared and ignored, as a BERT export that never uses segment B
-        inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "sequence"]))
+        inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, [batch, sequence]))
     graph = helper.make_graph(
         nodes, "tiny_german_sentiment", inputs,
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", classes])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, classes])],
         initializer=[
             numpy_helper.from_array(embedding, "embedding"),
             numpy_helper.from_array(weights, "weights"),

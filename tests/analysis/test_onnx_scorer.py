@@ -42,12 +42,21 @@ def test_a_text_scores_the_same_alone_and_padded_in_a_batch(tiny: tuple[Path, Pa
     long_text = " ".join(["das produkt ist sehr gut und der service war schlecht"] * 8)
     short = "Das ist toll"
     alone = create(settings(*tiny), Path("/")).score([short])[0]
-    # batch_size 2: the short text shares a batch with the long one, padded to its length.
-    batched = create(settings(*tiny, batch_size=2), Path("/")).score([long_text, short, "schlecht"])
+    # One batch: the short texts are padded to the long one's length.
+    batched = create(settings(*tiny), Path("/")).score([long_text, short, "schlecht"])
     assert batched[1].label == alone.label == "positive"
     for field in ("compound", "pos", "neu", "neg"):
         assert getattr(batched[1], field) == pytest.approx(getattr(alone, field), abs=1e-6)
     assert batched[2].label == "negative"  # and results come back in the caller's order
+
+
+def test_batches_of_any_size_give_every_text_its_own_score(tiny: tuple[Path, Path]) -> None:
+    texts = ["super", "schlecht", "das ist toll", "furchtbar " * 9, "die lieferung war heute", "gut gut"]
+    whole = create(settings(*tiny), Path("/")).score(texts)
+    for batch_size in (1, 2, 4):
+        scores = create(settings(*tiny, batch_size=batch_size), Path("/")).score(texts)
+        assert [s.label for s in scores] == [s.label for s in whole]
+        assert [s.pos for s in scores] == pytest.approx([s.pos for s in whole], abs=1e-6)
 
 
 def test_truncation_at_max_length_keeps_the_first_tokens(tiny: tuple[Path, Path]) -> None:
@@ -147,3 +156,25 @@ def test_registered_as_the_onnx_scorer_with_its_settings() -> None:
                                          "threads"}
     for kind, default, doc in onnx_scorer.SETTINGS.values():
         assert isinstance(default, kind) and doc
+
+
+def test_a_model_that_outputs_probabilities_is_read_as_such(tmp_path: Path) -> None:
+    model, tokenizer = build_tiny_model(tmp_path, softmax=True)
+    as_probabilities = create(settings(model, tokenizer, output="probabilities"), tmp_path).score(["Das ist gut"])[0]
+    plain_model, _ = build_tiny_model(tmp_path, model_name="plain.onnx")
+    as_logits = create(settings(plain_model, tokenizer), tmp_path).score(["Das ist gut"])[0]
+    assert as_probabilities.pos == pytest.approx(as_logits.pos, abs=1e-6) and as_probabilities.label == "positive"
+
+
+def test_a_fixed_length_export_gets_texts_padded_to_its_length(tmp_path: Path) -> None:
+    model, tokenizer = build_tiny_model(tmp_path, sequence=16)
+    scorer = create(settings(model, tokenizer), tmp_path)  # max_length 128 > 16: capped to 16
+    long_text = "super super " + "das " * 30 + "schlecht " * 10  # cut after 13 das
+    assert [s.label for s in scorer.score(["furchtbar", long_text])] == ["negative", "positive"]
+    assert scorer.score(["toll"])[0].label == "positive"  # a batch shorter than 16 tokens
+
+
+def test_a_fixed_batch_export_is_refused(tmp_path: Path) -> None:
+    model, tokenizer = build_tiny_model(tmp_path, batch=1)
+    with pytest.raises(ValueError, match=r"^model: .*fixed batch size of 1"):
+        create(settings(model, tokenizer), tmp_path)
