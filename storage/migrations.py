@@ -58,8 +58,10 @@ def _v2_labels_alerts_views(conn: sa.Connection) -> None:
     # thread ('listener score --rebuild' fills them for older threads at once).
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN url VARCHAR")
     conn.exec_driver_sql("ALTER TABLE conversations ADD COLUMN title VARCHAR")
-    for sql in views.VIEWS_SQL.values():
-        conn.exec_driver_sql(sql)
+    for name, sql in views.VIEWS_SQL.items():
+        # Today's v_conversations reads version 4's columns: migration 4 creates it.
+        if name != "v_conversations":
+            conn.exec_driver_sql(sql)
 
 
 def _v3_campaign_daily_decimal_spend(conn: sa.Connection) -> None:
@@ -67,10 +69,27 @@ def _v3_campaign_daily_decimal_spend(conn: sa.Connection) -> None:
     conn.exec_driver_sql(views.V_CAMPAIGN_DAILY)
 
 
+def _v4_conversations_by_people(conn: sa.Connection) -> None:
+    # storage.rollup now scores a thread by people (voices), not by engagement.
+    for column in ("voices BIGINT", "authors BIGINT", "nss DOUBLE", "nss_se DOUBLE"):
+        conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN {column}")
+    # The stored score and label meant the engagement-weighted compound: clear them, so
+    # no reader shows the old figure as the new one, and mark each thread's last hour
+    # pending, so the next hourly stage ('listener score', the daemon) recomputes every
+    # thread (it reads a touched thread from its first mention on).
+    conn.exec_driver_sql("UPDATE conversations SET score = NULL, label = NULL")
+    conn.exec_driver_sql(
+        "INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', last_at) "
+        "FROM conversations ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql(views.V_CONVERSATIONS)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
     (2, "manual labels, alerts, conversation links, analysts' views", _v2_labels_alerts_views),
     (3, "v_campaign_daily.spend as DECIMAL", _v3_campaign_daily_decimal_spend),
+    (4, "conversations scored by people: voices, authors, nss, nss_se", _v4_conversations_by_people),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
