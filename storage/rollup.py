@@ -161,15 +161,15 @@ WITH voices AS (
         min(m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url_at,
         arg_min(m.url, m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url,
         arg_min(left(m.text, 280), m.created_at) AS title
-    FROM mentions m
-    JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
-    LEFT JOIN scores s
-        ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-        AND s.created_at >= $since AND s.created_at < $until
-        AND NOT m.duplicate
-    LEFT JOIN labels l
-        ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
-    WHERE m.created_at >= $since AND m.created_at < $until
+FROM mentions m
+JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
+LEFT JOIN scores s
+    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
+    AND s.created_at >= $since AND s.created_at < $until
+    AND NOT m.duplicate
+LEFT JOIN labels l
+    ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
+WHERE m.created_at >= $since AND m.created_at < $until
     GROUP BY m.source, m.conversation_id, m.brand, m.author, CASE WHEN m.author IS NULL THEN m.id END,
              date_trunc('hour', m.created_at)
 ),

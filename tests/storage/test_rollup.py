@@ -3,13 +3,15 @@ import random
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 
 from analysis.mood import mean_nss, mean_nss_se, net_sentiment_se, thread_label
 from analysis.sentiment import VaderScorer
+from listener.cli import cli
 from storage.labels import LabelRequest, apply_label
 from storage.errors import StorageError
 from storage.rollup import rollup_pending, rollup_rebuild
-from storage.store import MEMORY_LIMIT
+from storage.store import MEMORY_LIMIT, Store
 from tests.conftest import T0, mention
 
 SCORER = VaderScorer()
@@ -200,6 +202,41 @@ def test_thread_figures_follow_analysis_mood_on_random_threads(store):
     assert sum(isinstance(author, tuple) for (author, _), _ in every) > 20
     labels = {thread(store, conversation)["label"] for conversation in voices}
     assert labels == {"positive", "neutral", "negative"}, labels
+
+
+def test_a_database_of_the_previous_release_gets_the_new_thread_figures(tmp_path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    with Store.open(path) as store:
+        save(store, [said("root", POS, T0, "acme_official", likes=200, replies=30)]
+             + [said(f"r{i}", NEG, T0 + timedelta(minutes=1 + i), f"customer{i}") for i in range(30)])
+        rollup_pending(store)
+        expected = thread(store)
+        with store.native() as db:
+            # As version 3 left it: no people columns, the engagement-weighted score, its view.
+            db.execute("CREATE OR REPLACE VIEW v_conversations AS SELECT source, conversation_id, brand, first_at, "
+                       "last_at, mentions, scored, positive, neutral, negative, engagement, score, label, url, title "
+                       "FROM conversations")
+            for column in ("voices", "authors", "nss", "nss_se"):
+                db.execute(f"ALTER TABLE conversations DROP COLUMN {column}")
+            db.execute("UPDATE conversations SET score = 0.4629, label = 'positive'")
+            db.execute("DELETE FROM schema_version WHERE version > 3")
+    with Store.open(path) as store:  # a writer opening it migrates it
+        stale = thread(store)
+        # no reader is shown the old figure as if it were the new one
+        assert (stale["score"], stale["label"], stale["nss"], stale["voices"]) == (None, None, None, None)
+        assert pending_count(store) == 1  # the hourly stage recomputes the thread
+        rollup_pending(store)
+        assert thread(store) == expected
+        with store.native() as db:
+            assert db.execute("SELECT label, voices, nss FROM v_conversations").fetchone() == (
+                "negative", 31, expected["nss"])
+            db.execute("UPDATE conversations SET score = 0.4629, label = 'positive', nss = NULL")
+    # 'listener score --rebuild' recomputes every thread too
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["score", "--rebuild", "--db", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with Store.open(path) as store:
+        assert thread(store) == expected
 
 
 def test_rerunning_gives_identical_rows(store):
