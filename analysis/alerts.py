@@ -797,8 +797,8 @@ def describe(alert: Mapping[str, Any]) -> list[str]:
             if len(title) > 100:
                 title = title[:99] + "…"
             counts = f"{c['mentions']} mentions, {c['positive']} positive, {c['negative']} negative"
-            if c.get("thread_nss") is not None:  # alerts stored before version 4 lack it
-                counts += (f"; whole thread NSS {c['thread_nss']:+.1f} ± {c['thread_nss_se']:.1f} over "
-                           f"{c['thread_authors']} people, {c['thread_label']}")
             lines.append(f"  - [{c['source']}] {title} ({counts}) {c.get('url') or ''}".rstrip())
+            if c.get("thread_nss") is not None:  # alerts stored before schema version 4 lack it
+                lines.append(f"    whole thread: NSS {c['thread_nss']:+.1f} (SE {c['thread_nss_se']:.1f}) over "
+                             f"{c['thread_authors']} people, {c['thread_label']}")
     return lines

@@ -70,9 +70,10 @@ def _v3_campaign_daily_decimal_spend(conn: sa.Connection) -> None:
 
 
 def _v4_conversations_by_people(conn: sa.Connection) -> None:
-    # storage.rollup now scores a thread by people (voices), not by engagement.
+    # storage.rollup now scores a thread by people (voices), not by engagement. IF NOT
+    # EXISTS: a file whose version records were cut back (tests do) has them already.
     for column in ("voices BIGINT", "authors BIGINT", "nss DOUBLE", "nss_se DOUBLE"):
-        conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN {column}")
+        conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN IF NOT EXISTS {column}")
     # The stored score and label meant the engagement-weighted compound: clear them, so
     # no reader shows the old figure as the new one, and mark each thread's last hour
     # pending, so the next hourly stage ('listener score', the daemon) recomputes every

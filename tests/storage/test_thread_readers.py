@@ -77,6 +77,5 @@ def test_an_alert_names_its_threads_with_their_figures_over_people(threads):
     assert (pile["thread_label"], pile["thread_voices"], pile["thread_authors"]) == ("negative", 31, 31)
     assert pile["thread_nss"] == pytest.approx(-100 * 29 / 31, abs=1e-6)
     lines = describe({"summary": "Acme: mood dip", "explanation": {"conversations": named}})
-    assert any(line.startswith("  - [test] Acme is great (31 mentions, 1 positive, 30 negative; "
-                               f"whole thread NSS -93.5 ± {pile['thread_nss_se']:.1f} over 31 people, negative)")
-               for line in lines), lines
+    at = lines.index("  - [test] Acme is great (31 mentions, 1 positive, 30 negative) https://social.example/pile-root")
+    assert lines[at + 1] == f"    whole thread: NSS -93.5 (SE {pile['thread_nss_se']:.1f}) over 31 people, negative"
