@@ -139,12 +139,12 @@ JOIN todo t ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc
 WHERE m.created_at >= $lo AND m.created_at < $hi
 """
 
-# A thread's figures count people (module docstring). The inner SELECT is one row per
-# voice: an author's mentions of the thread in one UTC hour (a mention without an author
-# is a voice of its own), with the voice's counts and the sum of its +1/0/-1 labels; the
-# outer one sums the voices. A voice's value (the mean of its labels) and its square are
-# rounded to DECIMAL(18, 12) from integers, so their sums, and every figure, are exact
-# whatever the summation order.
+# A thread's figures count people (module docstring). ``voices``: one row per voice, an
+# author's mentions of the thread in one UTC hour (a mention without an author is a voice
+# of its own), with its counts; ``valued``: the voice's value (the mean of its +1/0/-1
+# labels) and its square, rounded to DECIMAL(18, 12) from integers, so that their sums,
+# and every figure, are exact whatever the summation order; ``threads``: the sums over a
+# thread's voices.
 _CONVERSATIONS_SQL = """
 INSERT INTO conversations BY NAME
 WITH voices AS (
@@ -170,8 +170,8 @@ LEFT JOIN scores s
 LEFT JOIN labels l
     ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
 WHERE m.created_at >= $since AND m.created_at < $until
-    GROUP BY m.source, m.conversation_id, m.brand, m.author, CASE WHEN m.author IS NULL THEN m.id END,
-             date_trunc('hour', m.created_at)
+GROUP BY m.source, m.conversation_id, m.brand, m.author, CASE WHEN m.author IS NULL THEN m.id END,
+         date_trunc('hour', m.created_at)
 ),
 valued AS (
     SELECT *,
