@@ -798,4 +798,7 @@ def describe(alert: Mapping[str, Any]) -> list[str]:
                 title = title[:99] + "…"
             counts = f"{c['mentions']} mentions, {c['positive']} positive, {c['negative']} negative"
             lines.append(f"  - [{c['source']}] {title} ({counts}) {c.get('url') or ''}".rstrip())
+            if c.get("thread_nss") is not None:  # alerts stored before schema version 4 lack it
+                lines.append(f"    whole thread: NSS {c['thread_nss']:+.1f} (SE {c['thread_nss_se']:.1f}) over "
+                             f"{c['thread_authors']} people, {c['thread_label']}")
     return lines

@@ -375,13 +375,21 @@ def _conversation_table(b: dict, key: str, caption: str, csrf: str | None, back:
     rows = []
     for t in threads:
         title = _link(t.get("url"), _user(t.get("title") or "(no text)", TITLE_LIMIT))
+        people = _int(t.get("authors"))
+        if t.get("voices") != t.get("authors"):
+            people += f" ({_int(t.get('voices'))} person-hours)"
         rows.append(
-            f"<tr><td class=\"num\">{_num(t.get('score'), 2, True)}</td><td class=\"num\">{_int(t.get('mentions'))}</td>"
+            f"<tr><td class=\"num\">{_num(t.get('nss'), 1, True)} ± {_num(t.get('nss_se'), 1)}</td>"
+            f"<td>{_h(t.get('label'), 20)}</td><td class=\"num\">{people}</td>"
+            f"<td class=\"num\">{_int(t.get('mentions'))}</td>"
             f"<td class=\"num\">{_int(t.get('engagement'))}</td><td>{_h(t.get('source'), 40)}</td>"
             f"<td class=\"title\">{title}</td><td class=\"small\">{_when(t.get('last_at'), now)}</td>"
             f"<td>{_label_form(b, t, csrf, back)}</td></tr>"
         )
-    return (f"<table class=\"threads\"><caption>{html.escape(caption)}</caption><thead><tr><th>score</th>"
+    # The NSS counts people (storage.rollup): an author's posts in one hour once, likes not at all.
+    return (f"<table class=\"threads\"><caption>{html.escape(caption)}: NSS over the people in the thread, "
+            "each author counted once per hour; engagement is shown beside it, not counted in it</caption>"
+            "<thead><tr><th>NSS ± SE</th><th>label</th><th>people</th>"
             "<th>mentions</th><th>engagement</th><th>source</th><th>thread (first post)</th><th>last active</th>"
             "<th>correct the first post's label</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 

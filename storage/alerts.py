@@ -181,7 +181,9 @@ def top_conversations(store: Store, brand: str, start: datetime, end: datetime, 
                       limit: int = 5) -> list[dict[str, Any]]:
     """The threads most active in [start, end), ranked by their mentions labelled
     ``rank`` ('negative', 'positive') or all their mentions ('mentions'); with the
-    thread's link and title (the hourly stage's, else its first mention in the range)."""
+    thread's link and title (the hourly stage's, else its first mention in the range)
+    and the hourly stage's figures for the whole thread: its NSS over people, SE,
+    voices, authors and label (None where the stage has not scored it)."""
     order = {"negative": "negative", "positive": "positive", "mentions": "mentions"}[rank]
     with store.native() as db:
         cursor = db.execute(
@@ -196,7 +198,9 @@ def top_conversations(store: Store, brand: str, start: datetime, end: datetime, 
                 GROUP BY ALL
             )
             SELECT w.source, w.conversation_id, w.mentions, w.positive, w.negative, w.engagement,
-                   coalesce(c.url, w.first_url) AS url, coalesce(c.title, left(w.first_text, 280)) AS title
+                   coalesce(c.url, w.first_url) AS url, coalesce(c.title, left(w.first_text, 280)) AS title,
+                   c.nss AS thread_nss, c.nss_se AS thread_nss_se, c.voices AS thread_voices,
+                   c.authors AS thread_authors, c.label AS thread_label
             FROM w LEFT JOIN conversations c
                 ON c.source = w.source AND c.conversation_id = w.conversation_id AND c.brand = $brand
             ORDER BY w.{order} DESC, w.engagement DESC, w.mentions DESC, w.source, w.conversation_id

@@ -174,7 +174,7 @@ def mention_volume(store: Store, brands: Sequence[str], start: datetime, end: da
 
 _CONVERSATION_COLUMNS = (
     "source", "conversation_id", "first_at", "last_at", "mentions", "scored", "positive", "neutral",
-    "negative", "engagement", "score", "label", "url", "title",
+    "negative", "engagement", "score", "label", "url", "title", "voices", "authors", "nss", "nss_se",
 )
 
 
@@ -190,17 +190,19 @@ def active_conversations(
 ) -> dict[str, list[dict[str, Any]]]:
     """The most negative and the most positive scored threads of ``brand`` active in
     [start, end) (a stored mention in the window, as far as the hourly stage has seen),
-    each with its opening mention's key and effective label, so the view can offer to
-    correct it. Ties go to the thread with more engagement."""
+    by their NSS over people (storage.rollup), each with its opening mention's key and
+    effective label, so the view can offer to correct it. Of threads with the same NSS,
+    the one more people spoke in comes first, then the one with more engagement."""
     lo, hi = to_db_time(start), to_db_time(end)
     columns = ", ".join(_CONVERSATION_COLUMNS)
     result: dict[str, list[dict[str, Any]]] = {}
     with store.native() as db:
-        for key, order in (("most_negative", "score ASC"), ("most_positive", "score DESC")):
+        for key, order in (("most_negative", "nss ASC"), ("most_positive", "nss DESC")):
             rows = db.execute(
                 f"SELECT {columns} FROM conversations "
-                "WHERE brand = $brand AND last_at >= $lo AND first_at < $hi AND score IS NOT NULL "
-                f"ORDER BY {order}, engagement DESC, mentions DESC, source, conversation_id LIMIT $limit",
+                "WHERE brand = $brand AND last_at >= $lo AND first_at < $hi AND nss IS NOT NULL "
+                f"ORDER BY {order}, voices DESC, engagement DESC, mentions DESC, source, conversation_id "
+                "LIMIT $limit",
                 {"brand": brand, "lo": lo, "hi": hi, "limit": limit},
             ).fetchall()
             result[key] = _records(_CONVERSATION_COLUMNS, rows)

@@ -82,10 +82,27 @@ def create_views(conn: sa.Connection) -> None:
         conn.exec_driver_sql(sql)
 
 
+def _v4_conversations_by_people(conn: sa.Connection) -> None:
+    # storage.rollup now scores a thread by people (voices), not by engagement. IF NOT
+    # EXISTS: a file whose version records were cut back (tests do) has them already.
+    for column in ("voices BIGINT", "authors BIGINT", "nss DOUBLE", "nss_se DOUBLE"):
+        conn.exec_driver_sql(f"ALTER TABLE conversations ADD COLUMN IF NOT EXISTS {column}")
+    # The stored score and label meant the engagement-weighted compound: clear them, so
+    # no reader shows the old figure as the new one, and mark each thread's last hour
+    # pending, so the next hourly stage ('listener score', the daemon) recomputes every
+    # thread (it reads a touched thread from its first mention on).
+    conn.exec_driver_sql("UPDATE conversations SET score = NULL, label = NULL")
+    conn.exec_driver_sql(
+        "INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', last_at) "
+        "FROM conversations ON CONFLICT DO NOTHING"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "mentions, scores, conversations, hourly mood, cursors, runs, spend, plans", _v1_initial),
     (2, "manual labels, alerts, conversation links, analysts' views", _v2_labels_alerts_views),
     (3, "v_campaign_daily.spend as DECIMAL", _v3_campaign_daily_decimal_spend),
+    (4, "conversations scored by people: voices, authors, nss, nss_se", _v4_conversations_by_people),
     (5, "scores of several scorers, the one in effect marked; models; re-score jobs", _v5_scorers),
 ]
 

@@ -15,8 +15,9 @@ failure keeps every chunk committed before it, and the marks left say what is to
 A run walks forward in time and stops at the end: hours marked behind it meanwhile
 (the daemon's pulls go on between chunks) wait for the next run.
 
-Re-running an hour gives identical rows: every figure is computed from integer counts
-or from compound scores cast to DECIMAL (VADER reports 4 decimals), so no
+Re-running an hour gives identical rows: every figure is computed from integer counts,
+from compound scores cast to DECIMAL (VADER reports 4 decimals) or from a thread's
+voices' means rounded to DECIMAL (below), so no
 floating-point summation order, which a parallel aggregate does not fix, can change a
 digit.
 
@@ -27,12 +28,22 @@ out near-duplicates and mentions VADER cannot score (both still count in ``menti
     nss_se = 100 sqrt((p+ + p- - (p+ - p-)^2) / T)
     ew_nss = 100 sum(w_i s_i) / sum(w_i),  s_i = +1/0/-1, w_i = 1 + likes + reposts + replies
 
-Conversation score (a thread = all stored mentions sharing source, conversation_id,
-brand): the engagement-weighted mean compound of its scored mentions,
-    score = sum(w_i c_i) / sum(w_i),   w_i = 1 + likes_i + reposts_i + replies_i,
-labelled with the mention thresholds (positive >= 0.05, negative <= -0.05). Weighting
-by engagement lets a reply that many people endorsed outweigh an ignored one, the same
-weights as the engagement-weighted NSS of docs/roi-method.md.
+Conversations (a thread = all stored mentions sharing source, conversation_id, brand)
+are scored by people, not by likes: a voice is an author's scored, non-duplicate
+mentions of the thread in one UTC hour (a mention with no author is a voice of its
+own), and its value v is the mean of their effective labels as +1/0/-1 (the same labels
+as hourly mood). Over the thread's n voices (``voices``; ``authors`` the distinct
+people among them):
+    nss    = 100 mean(v)
+    nss_se = 100 sqrt((mean(v^2) - mean(v)^2) / n)       (analysis.mood.mean_nss_se)
+    label  = positive if nss - 1.96 nss_se > 0, negative if nss + 1.96 nss_se < 0,
+             else neutral                                 (analysis.mood.thread_label)
+    score  = nss / 100, in [-1, 1] like the compound it replaced.
+When every voice is one mention, nss and nss_se are the hourly formulas above. So one
+author's ten replies in an hour weigh as one reply, and a post's likes do not outweigh
+the people answering it: ``engagement`` (likes + reposts + replies) is reported beside
+the figures, never inside them. A thread with nothing scored has nss, score and label
+NULL and voices 0.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from analysis.mood import THREAD_LABEL_Z
 from storage.store import Store
 
 # A chunk's default size. 50k mentions (their hourly aggregates, the conversations they
@@ -127,24 +139,28 @@ JOIN todo t ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc
 WHERE m.created_at >= $lo AND m.created_at < $hi
 """
 
+# A thread's figures count people (module docstring). ``voices``: one row per voice, an
+# author's mentions of the thread in one UTC hour (a mention without an author is a voice
+# of its own), with its counts; ``valued``: the voice's value (the mean of its +1/0/-1
+# labels) and its square, rounded to DECIMAL(18, 12) from integers, so that their sums,
+# and every figure, are exact whatever the summation order; ``threads``: the sums over a
+# thread's voices.
 _CONVERSATIONS_SQL = """
-INSERT INTO conversations
-SELECT
-    m.source, m.conversation_id, m.brand,
-    min(m.created_at) AS first_at,
-    max(m.created_at) AS last_at,
-    count(*) AS mentions,
-    count(coalesce(l.label, s.label)) AS scored,
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive') AS positive,
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral') AS neutral,
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative') AS negative,
-    sum(m.likes + m.reposts + m.replies) AS engagement,
-    round(sum({compound} * (1 + m.likes + m.reposts + m.replies))
-          / sum(1 + m.likes + m.reposts + m.replies) FILTER (WHERE coalesce(l.label, s.label) IS NOT NULL),
-          6)::DOUBLE AS score,
-    NULL AS label,
-    arg_min(m.url, m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url,
-    left(arg_min(m.text, m.created_at), 280) AS title
+INSERT INTO conversations BY NAME
+WITH voices AS (
+    SELECT
+        m.source, m.conversation_id, m.brand, m.author,
+        min(m.created_at) AS first_at,
+        max(m.created_at) AS last_at,
+        count(*) AS mentions,
+        count(coalesce(l.label, s.label)) AS scored,
+        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive') AS positive,
+        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral') AS neutral,
+        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative') AS negative,
+        sum(m.likes + m.reposts + m.replies) AS engagement,
+        min(m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url_at,
+        arg_min(m.url, m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url,
+        arg_min(left(m.text, 280), m.created_at) AS title
 FROM mentions m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
 LEFT JOIN scores_in_effect s
@@ -154,16 +170,47 @@ LEFT JOIN scores_in_effect s
 LEFT JOIN labels l
     ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
 WHERE m.created_at >= $since AND m.created_at < $until
-GROUP BY ALL
-""".replace("{compound}", _COMPOUND)
-
-_LABEL_SQL = """
-UPDATE conversations c SET label = CASE
-    WHEN c.score >= 0.05 THEN 'positive' WHEN c.score <= -0.05 THEN 'negative' ELSE 'neutral' END
-FROM touched t
-WHERE c.source = t.source AND c.conversation_id = t.conversation_id AND c.brand = t.brand
-  AND c.score IS NOT NULL
-"""
+GROUP BY m.source, m.conversation_id, m.brand, m.author, CASE WHEN m.author IS NULL THEN m.id END,
+         date_trunc('hour', m.created_at)
+),
+valued AS (
+    SELECT *,
+        CASE WHEN scored > 0 THEN CAST((positive - negative) / scored AS DECIMAL(18, 12)) END AS v,
+        CASE WHEN scored > 0 THEN CAST(power(positive - negative, 2) / power(scored, 2) AS DECIMAL(18, 12)) END AS v2
+    FROM voices
+),
+threads AS (
+    SELECT
+        source, conversation_id, brand,
+        min(first_at) AS first_at,
+        max(last_at) AS last_at,
+        sum(mentions) AS mentions,
+        sum(scored) AS scored,
+        sum(positive) AS positive,
+        sum(neutral) AS neutral,
+        sum(negative) AS negative,
+        sum(engagement) AS engagement,
+        count(v) AS voices,
+        count(DISTINCT author) FILTER (WHERE v IS NOT NULL)
+            + count(*) FILTER (WHERE v IS NOT NULL AND author IS NULL) AS authors,
+        CASE WHEN count(v) > 0 THEN round(100 * sum(v) / count(v), 6)::DOUBLE END AS nss,
+        -- analysis.mood.mean_nss_se: 100 sqrt((mean(v^2) - mean(v)^2) / n)
+        CASE WHEN count(v) > 0 THEN
+            round(100 * sqrt(greatest(0.0, sum(v2) / count(v) - power(sum(v) / count(v), 2)) / count(v)),
+                  6)::DOUBLE
+        END AS nss_se,
+        arg_min(url, url_at) FILTER (WHERE url IS NOT NULL) AS url,
+        arg_min(title, first_at) AS title
+    FROM valued
+    GROUP BY ALL
+)
+SELECT *,
+    round(nss / 100, 8) AS score,
+    -- analysis.mood.thread_label
+    CASE WHEN nss - {z} * nss_se > 0 THEN 'positive' WHEN nss + {z} * nss_se < 0 THEN 'negative'
+         WHEN nss IS NOT NULL THEN 'neutral' END AS label
+FROM threads
+""".replace("{z}", repr(THREAD_LABEL_Z))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +278,6 @@ def _recompute(db: duckdb.DuckDBPyConnection) -> RollupResult:
         "WHERE c.source = t.source AND c.conversation_id = t.conversation_id AND c.brand = t.brand"
     )
     db.execute(_CONVERSATIONS_SQL, {"since": since, "until": until})
-    db.execute(_LABEL_SQL)
     touched = db.execute("SELECT count(*) FROM touched").fetchone()[0]
     db.execute("DROP TABLE touched")
     db.execute("DROP TABLE all_touched")

@@ -87,7 +87,13 @@ scores = sa.Table(
 )
 
 # One row per (source, conversation_id, brand), kept unique by the rollup's
-# delete-then-insert; no index, for the same memory reason as mentions.
+# delete-then-insert; no index, for the same memory reason as mentions. This is the
+# version-1 table, which migration 1 creates; later migrations add columns by ALTER
+# TABLE (the rollup inserts BY NAME): url, title (2), and the people-counted figures of
+# storage.rollup (4): voices (an author's mentions in one UTC hour are one voice),
+# authors, nss and nss_se over the voices. Since version 4, score = nss / 100 and label
+# is the thread's label from nss and nss_se (analysis.mood.thread_label), no longer the
+# engagement-weighted mean compound; engagement is kept beside them.
 conversations = sa.Table(
     "conversations",
     metadata,

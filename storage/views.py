@@ -60,7 +60,8 @@ FROM per_hour
 V_CONVERSATIONS = """
 CREATE OR REPLACE VIEW v_conversations AS
 SELECT source, conversation_id, brand, first_at, last_at, mentions, scored,
-       positive, neutral, negative, engagement, score, label, url, title
+       positive, neutral, negative, engagement, score, label, url, title,
+       voices, authors, nss, nss_se
 FROM conversations
 """
 
@@ -191,14 +192,18 @@ COLUMNS: dict[str, dict[str, str]] = {
         "last_at": "the latest stored mention of the thread, UTC",
         "mentions": "stored mentions in the thread",
         "scored": "of those, counting for mood",
-        "positive": "labelled positive",
-        "neutral": "labelled neutral",
-        "negative": "labelled negative",
-        "engagement": "likes + reposts + replies over the thread",
-        "score": "engagement-weighted mean compound (a manual label counts as +1, 0 or -1)",
-        "label": "score's label with the mention thresholds",
+        "positive": "scored mentions labelled positive",
+        "neutral": "scored mentions labelled neutral",
+        "negative": "scored mentions labelled negative",
+        "engagement": "likes + reposts + replies over the thread, reported beside its mood, not in it",
+        "score": "nss / 100, from -1 to 1; NULL when nothing in the thread is scored",
+        "label": "positive when nss - 1.96 nss_se > 0, negative when nss + 1.96 nss_se < 0, else neutral",
         "url": "link to the thread's first stored mention, when known",
         "title": "the first 280 characters of that mention",
+        "voices": "people-hours with a scored mention: an author's mentions of the thread in one UTC hour are one voice",
+        "authors": "distinct authors among the voices (a mention without an author counts as one)",
+        "nss": "NSS over the voices: 100 x the mean of each voice's mean label (+1, 0, -1)",
+        "nss_se": "standard error of nss",
     },
     "v_campaign_daily": {
         "campaign_id": "the campaign, from the spend export or the plan",

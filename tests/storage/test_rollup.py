@@ -1,12 +1,17 @@
+import dataclasses
 import random
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 
+from analysis.mood import mean_nss, mean_nss_se, net_sentiment_se, thread_label
 from analysis.sentiment import VaderScorer
+from listener.cli import cli
+from storage.labels import LabelRequest, apply_label
 from storage.errors import StorageError
 from storage.rollup import rollup_pending, rollup_rebuild
-from storage.store import MEMORY_LIMIT
+from storage.store import MEMORY_LIMIT, Store
 from tests.conftest import T0, mention
 
 SCORER = VaderScorer()
@@ -56,21 +61,182 @@ def test_hourly_numbers_against_hand_computed_ones(store):
     assert (second["mentions"], second["negative"], second["nss"], second["nss_se"]) == (1, 1, -100.0, 0.0)
 
 
-def test_conversation_score_is_engagement_weighted_mean_compound(store):
-    thread = [
-        mention("root", POS, T0, conversation="root", likes=9),            # w = 10
-        mention("r1", NEG, T0 + timedelta(minutes=5), conversation="root"),  # w = 1
-        mention("r2", NEU, T0 + timedelta(hours=2), conversation="root", likes=1),  # w = 2
-    ]
-    save(store, thread)
+# -- conversations are scored by people -------------------------------------------------
+
+
+def said(i, text, at, author, *, conversation="root", **metrics):
+    """A mention of thread ``conversation`` by ``author`` (None: no known author)."""
+    return dataclasses.replace(mention(i, text, at, conversation=conversation, **metrics), author=author)
+
+
+def thread(store, conversation="root", brand="Acme"):
+    with store.native() as db:
+        cur = db.execute("SELECT * FROM conversations WHERE conversation_id = ? AND brand = ?", [conversation, brand])
+        names = [c[0] for c in cur.description]
+        (row,) = cur.fetchall()
+    return dict(zip(names, row))
+
+
+def test_a_liked_post_does_not_outweigh_thirty_people_answering_it(store):
+    """Issue 12's example: the old engagement-weighted compound scored this +0.46, positive."""
+    save(store, [said("root", POS, T0, "acme_official", likes=200, replies=30)]
+         + [said(f"r{i}", NEG, T0 + timedelta(minutes=1 + i), f"customer{i}") for i in range(30)])
     rollup_pending(store)
-    (conv,) = rows(store, "conversations", "conversation_id")
-    c = [s.compound for s in SCORER.score([POS, NEG, NEU])]
-    expected = (10 * c[0] + 1 * c[1] + 2 * c[2]) / 13
-    assert conv[0:3] == ("test", "root", "Acme")
-    assert conv[5:11] == (3, 3, 1, 1, 1, 10)
-    assert conv[11] == pytest.approx(expected, abs=1e-6)
-    assert conv[12] == "positive"
+    c = thread(store)
+    assert c["label"] == "negative"
+    assert c["nss"] == pytest.approx(100 * (1 - 30) / 31, abs=1e-6)
+    assert c["nss_se"] == pytest.approx(net_sentiment_se(1, 30, 31), abs=1e-6)
+    assert c["score"] == pytest.approx(c["nss"] / 100)
+    assert (c["voices"], c["authors"], c["mentions"], c["positive"], c["negative"]) == (31, 31, 31, 1, 30)
+    assert c["engagement"] == 230  # beside the figures, not inside them
+
+
+def test_an_even_split_is_neutral_within_its_standard_error(store):
+    # VADER's negative compound here is larger in size than the positive one: by compound
+    # the thread leant one way; by people it is split.
+    texts = ["Acme is good", "Acme is horrible, worst service ever"]
+    save(store, [said(f"r{i}", texts[i % 2], T0 + timedelta(minutes=i), f"u{i}", likes=50 * (i % 2 == 0))
+                 for i in range(20)])
+    rollup_pending(store)
+    c = thread(store)
+    assert c["label"] == "neutral"
+    assert c["nss"] == 0.0 and c["score"] == 0.0
+    assert abs(c["nss"]) <= c["nss_se"] == pytest.approx(net_sentiment_se(10, 10, 20), abs=1e-6)
+    assert (c["voices"], c["positive"], c["negative"]) == (20, 10, 10)
+
+
+def test_one_author_replying_ten_times_in_an_hour_is_one_voice(store):
+    save(store, [said("root", POS, T0, "op")]
+         + [said(f"fan{i}", POS, T0 + timedelta(minutes=1 + i), f"fan{i}") for i in range(5)]
+         + [said(f"troll{i}", NEG, T0 + timedelta(minutes=10 + 4 * i), "troll") for i in range(10)])
+    rollup_pending(store)
+    c = thread(store)
+    # 6 positive voices and 1 negative one, though 10 of the 16 mentions are negative
+    assert c["label"] == "positive" and c["score"] == pytest.approx(5 / 7, abs=1e-6)
+    assert (c["voices"], c["authors"], c["mentions"], c["negative"]) == (7, 7, 16, 10)
+    assert c["nss"] == pytest.approx(100 * 5 / 7, abs=1e-6)
+    assert c["nss_se"] == pytest.approx(net_sentiment_se(6, 1, 7), abs=1e-6)
+    # The same author in another hour is another voice, but not another person.
+    save(store, [said("troll-later", NEG, T0 + timedelta(hours=2), "troll")])
+    rollup_pending(store)
+    c = thread(store)
+    assert (c["voices"], c["authors"]) == (8, 7)
+    assert c["nss"] == pytest.approx(100 * 4 / 8, abs=1e-6)
+
+
+def test_a_manual_label_on_a_reply_moves_the_thread_as_the_scorer_label_would(store):
+    """Labels and scorer outputs are on one scale: a thread whose reply a user labelled
+    negative gets the figures of a thread whose reply VADER found negative."""
+    for conversation, reply in (("labelled", NEU), ("scored", NEG)):
+        save(store, [said(f"{conversation}-root", POS, T0, "op", conversation=conversation),
+                     said(f"{conversation}-fan", POS, T0 + timedelta(minutes=1), "fan", conversation=conversation),
+                     said(f"{conversation}-reply", reply, T0 + timedelta(minutes=2), "critic",
+                          conversation=conversation)])
+    rollup_pending(store)
+    assert thread(store, "labelled")["negative"] == 0
+    apply_label(store, LabelRequest(id="labelled-reply", label="negative"), T0)
+    rollup_pending(store)
+    figures = ("scored", "positive", "neutral", "negative", "voices", "authors", "nss", "nss_se", "score", "label")
+    labelled, scored = thread(store, "labelled"), thread(store, "scored")
+    assert {k: labelled[k] for k in figures} == {k: scored[k] for k in figures}
+    assert labelled["nss"] == pytest.approx(100 / 3, abs=1e-6)
+
+
+def test_near_duplicates_are_left_out_of_a_thread(store):
+    # A copy-paste campaign by five accounts: the first copy is an opinion, the copies are not.
+    campaign = "Acme is awful, boycott Acme now, share this everywhere"
+    posts = ([said("root", POS, T0, "op"), said("fan", POS, T0 + timedelta(minutes=1), "fan")]
+             + [said(f"copy{i}", campaign, T0 + timedelta(minutes=2 + i), f"bot{i}") for i in range(5)])
+    store.save_batch(posts, SCORER.score([m.text for m in posts]), source="test", brand="Acme", checkpoint=None,
+                     scorer=SCORER.name, scorer_version=SCORER.version, now=T0,
+                     duplicates=[False, False, False, True, True, True, True])
+    rollup_pending(store)
+    c = thread(store)
+    assert c["score"] == pytest.approx(1 / 3, abs=1e-6) and c["nss"] == pytest.approx(100 / 3, abs=1e-6)
+    assert (c["mentions"], c["scored"], c["voices"], c["authors"]) == (7, 3, 3, 3)
+
+
+def test_thread_figures_follow_analysis_mood_on_random_threads(store):
+    """The SQL's figures are analysis.mood's formulas over voices computed here by hand:
+    authors repeating within and across hours, mixed labels in one voice, mentions
+    without an author, unscored mentions and duplicates."""
+    rng = random.Random(12)
+    texts = [POS, NEG, NEU, "Acme is fine I guess", "Acme shipped late, not great"]
+    posts, scores, copies = [], [], []
+    for n in range(600):
+        author = None if rng.random() < 0.1 else f"a{rng.randrange(25)}"
+        t = rng.randrange(12)  # threads 0-3 lean positive, 4-7 negative, 8-11 neither
+        text = rng.choice([POS] * 4 + texts if t < 4 else [NEG] * 4 + texts if t < 8 else texts)
+        m = said(f"m{n}", text, T0 + timedelta(minutes=rng.randrange(6 * 60)), author,
+                 conversation=f"t{t}", likes=rng.randrange(50))
+        posts.append(m)
+        scores.append(None if rng.random() < 0.05 else SCORER.score([m.text])[0])
+        copies.append(rng.random() < 0.05)
+    store.save_batch(posts, scores, source="test", brand="Acme", checkpoint=None, scorer=SCORER.name,
+                     scorer_version=SCORER.version, now=T0, duplicates=copies)
+    labelled = {m.id: label for m, label in zip(rng.sample(posts, 40), ["positive", "neutral", "negative"] * 14)}
+    for mention_id, label in labelled.items():
+        apply_label(store, LabelRequest(id=mention_id, label=label), T0)
+    rollup_pending(store)
+    sign = {"positive": 1, "neutral": 0, "negative": -1}
+    voices: dict[str, dict[tuple, list[int]]] = {}
+    for m, score, copy in zip(posts, scores, copies):
+        label = labelled.get(m.id) or (score.label if score else None)
+        if copy or label is None:
+            continue
+        key = (m.author or ("id", m.id), m.created_at.replace(minute=0, second=0, microsecond=0))
+        voices.setdefault(m.conversation_id, {}).setdefault(key, []).append(sign[label])
+    assert len(voices) == 12
+    for conversation, by_voice in voices.items():
+        values = [sum(v) / len(v) for v in by_voice.values()]
+        nss = mean_nss(len(values), sum(values))
+        se = mean_nss_se(len(values), sum(values), sum(v * v for v in values))
+        c = thread(store, conversation)
+        assert c["voices"] == len(values)
+        assert c["authors"] == len({author for author, _ in by_voice})
+        assert c["nss"] == pytest.approx(nss, abs=1e-6) and c["nss_se"] == pytest.approx(se, abs=1e-6)
+        assert c["label"] == thread_label(c["nss"], c["nss_se"])
+    # The cases the test is for occur: voices mixing labels, authorless voices, each label.
+    every = [(key, v) for by_voice in voices.values() for key, v in by_voice.items()]
+    assert sum(len(set(v)) > 1 for _, v in every) > 20
+    assert sum(isinstance(author, tuple) for (author, _), _ in every) > 20
+    labels = {thread(store, conversation)["label"] for conversation in voices}
+    assert labels == {"positive", "neutral", "negative"}, labels
+
+
+def test_a_database_of_the_previous_release_gets_the_new_thread_figures(tmp_path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    with Store.open(path) as store:
+        save(store, [said("root", POS, T0, "acme_official", likes=200, replies=30)]
+             + [said(f"r{i}", NEG, T0 + timedelta(minutes=1 + i), f"customer{i}") for i in range(30)])
+        rollup_pending(store)
+        expected = thread(store)
+        with store.native() as db:
+            # As version 3 left it: no people columns, the engagement-weighted score, its view.
+            db.execute("CREATE OR REPLACE VIEW v_conversations AS SELECT source, conversation_id, brand, first_at, "
+                       "last_at, mentions, scored, positive, neutral, negative, engagement, score, label, url, title "
+                       "FROM conversations")
+            for column in ("voices", "authors", "nss", "nss_se"):
+                db.execute(f"ALTER TABLE conversations DROP COLUMN {column}")
+            db.execute("UPDATE conversations SET score = 0.4629, label = 'positive'")
+            db.execute("DELETE FROM schema_version WHERE version > 3")
+    with Store.open(path) as store:  # a writer opening it migrates it
+        stale = thread(store)
+        # no reader is shown the old figure as if it were the new one
+        assert (stale["score"], stale["label"], stale["nss"], stale["voices"]) == (None, None, None, None)
+        assert pending_count(store) == 1  # the hourly stage recomputes the thread
+        rollup_pending(store)
+        assert thread(store) == expected
+        with store.native() as db:
+            assert db.execute("SELECT label, voices, nss FROM v_conversations").fetchone() == (
+                "negative", 31, expected["nss"])
+            db.execute("UPDATE conversations SET score = 0.4629, label = 'positive', nss = NULL")
+    # 'listener score --rebuild' recomputes every thread too
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["score", "--rebuild", "--db", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with Store.open(path) as store:
+        assert thread(store) == expected
 
 
 def test_rerunning_gives_identical_rows(store):
