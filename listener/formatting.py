@@ -188,3 +188,46 @@ def agreement_text(report: AgreementReport, brand: str | None) -> str:
                      f"figure to lean on.")
     lines.append("  Labels are the mentions your team chose to check, not a random sample.")
     return "\n".join(lines)
+
+
+# -- label next ---------------------------------------------------------------------------
+
+
+def suggestions_heading(chosen: Any) -> str:
+    """What ``listener label next`` shows (storage.labelling.Suggestions) and why."""
+    shown = len(chosen.mentions)
+    if chosen.kind == "random":
+        return (f"{shown} of {chosen.brand}'s {chosen.candidates:,} scored mentions, drawn uniformly at random "
+                f"(seed {chosen.seed}; --seed {chosen.seed} draws them again): labels of a random sample estimate "
+                f"how accurate the scorer is, free of the team's choice of mentions. Stored with origin "
+                f"{chosen.origin}.")
+    if not shown:
+        return f"No unlabelled scored mention of {chosen.brand} is left to suggest."
+    return (f"The {shown} of {chosen.brand}'s {chosen.candidates:,} unlabelled scored mentions whose labels would "
+            f"teach the model most: those the scorer in effect is least sure of (uncertainty 1: on the edge "
+            f"between two labels), spread over sources and days. Stored with origin {chosen.origin}; "
+            f"'listener label next --random' draws a random sample for estimating accuracy instead.")
+
+
+def _current(mention: Any) -> str:
+    current = f"{mention.scorer} {mention.scorer_version} says {mention.scorer_label} ({mention.compound:+.2f})"
+    if mention.manual_label:
+        current += f"; labelled {mention.manual_label} ({mention.manual_origin or 'label'})"
+    return current
+
+
+def suggestion_text(mention: Any, number: int, total: int) -> str:
+    """One suggested mention, for the question ``label next`` asks."""
+    return "\n".join([
+        f"[{number}/{total}] {mention.source}:{mention.id}  {mention.created_at:%Y-%m-%d %H:%M} UTC  "
+        f"uncertainty {mention.uncertainty:.2f}",
+        f"  {_cut(cell_text(mention.text), 500)}",
+        f"  {_current(mention)}",
+    ])
+
+
+def suggestions_table(chosen: Any) -> str:
+    columns = ["mention", "created (UTC)", "uncertainty", "scorer in effect", "text"]
+    rows = [(f"{m.source}:{m.id}", f"{m.created_at:%Y-%m-%d %H:%M}", f"{m.uncertainty:.2f}", _current(m), m.text)
+            for m in chosen.mentions]
+    return result_table(columns, rows)
