@@ -373,6 +373,14 @@ def _mention_form(brand: str, mention: dict, csrf: str, back: str, current: str,
             f'<span class="current">{html.escape(current)}</span> {buttons}</form>')
 
 
+def _provenance(b: dict) -> str:
+    """Which scorer(s) produced the brand's mood figures (listener.formatting.provenance_json)."""
+    scored_by = (b.get("mood") or {}).get("scored_by")
+    if not scored_by:
+        return ""
+    return f'<p class="meta provenance">Mood figures of these 8 days: {_h(scored_by.get("text"), 500)}.</p>'
+
+
 TO_LABEL_KINDS = (
     ("uncertain", "Least sure", "the scorer is least sure of these (uncertainty 1: on the edge between two labels): "
                                 "their labels teach the model most"),
@@ -485,7 +493,7 @@ def _brand_section(b: dict, csrf: str | None, back: str, now: datetime | None) -
                else "against the other tracked brands")
     return (
         f'<section class="brand" id="{html.escape("brand-" + quote(name, safe=""), quote=True)}">'
-        f"<h2>{_user(name)}</h2>"
+        f"<h2>{_user(name)}</h2>{_provenance(b)}"
         f"<h3>Mood now against the 7-day baseline</h3>{_mood_table(b)}"
         f"<figure>{window_chart(b.get('mood') or {})}<figcaption>NSS of each window with its 95 % interval "
         f"(± 1.96 SE); dashed: the baseline.</figcaption></figure>"

@@ -216,12 +216,14 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
             names = [resolve_brand(brand, settings, stored)]
         pipeline = Pipeline(store, VaderScorer(), clock_from(ctx))
         moods = [pipeline.mood(name, as_of=moment) for name in names]
+        sources = [queries.provenance(store, m.brand, m.as_of - queries.MOOD_HISTORY, m.as_of) for m in moods]
     if as_json:
-        click.echo(json.dumps({"brands": [formatting.mood_json(m) for m in moods]}, indent=2))
+        click.echo(json.dumps({"brands": [formatting.mood_json(m, p) for m, p in zip(moods, sources)]},
+                              indent=2))
         return
     if not moods:
         click.echo("No brands yet: configure brands and run 'listener pull', or run 'listener demo'.", err=True)
-    click.echo("\n\n".join(formatting.mood_text(m) for m in moods))
+    click.echo("\n\n".join(formatting.mood_text(m, p) for m, p in zip(moods, sources)))
 
 
 @cli.command()

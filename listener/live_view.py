@@ -19,6 +19,7 @@ from listener.pipeline import Pipeline
 from storage import live
 from storage.labelling import suggestions
 from storage.live import Reading
+from storage.queries import MOOD_HISTORY, provenance
 
 HOURS = 48
 CONVERSATIONS = 5
@@ -109,7 +110,8 @@ def build_view(
         out_brands.append({
             "brand": brand.name,
             "competitors": list(brand.competitors),
-            "mood": mood_json(pipeline.mood(brand.name, as_of=now)),
+            "mood": mood_json(pipeline.mood(brand.name, as_of=now),
+                              provenance(reading.store, brand.name, now - MOOD_HISTORY, now)),
             "hourly": hourly_series(reading, brand.name, now),
             "share_of_voice": share_of_voice(reading, brand.name, against, now),
             "conversations": live.active_conversations(reading.store, brand.name, now - timedelta(hours=24), now,

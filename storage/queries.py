@@ -113,6 +113,68 @@ def _count_from_mentions(db: duckdb.DuckDBPyConnection, brand: str, start: datet
     return LabelCounts(*row)
 
 
+# The span of Pipeline.mood's windows: the 7-day baseline and the last 24 h after it.
+MOOD_HISTORY = timedelta(days=8)
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerShare:
+    """How many of a window's mood-counted mentions one scorer's score is in effect for."""
+
+    scorer: str
+    version: str
+    mentions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rescoring:
+    """A brand's history being re-scored after its scorer changed (rescore_jobs)."""
+
+    scorer: str
+    version: str
+    total: int
+    done: int
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Which scorers produced a brand's mood figures over a window: ``scorers`` most
+    mentions first; ``labelled`` of those mentions carry a manual label, which overrides
+    the scorer; ``rescoring`` while the brand's history is being re-scored."""
+
+    scorers: tuple[ScorerShare, ...]
+    labelled: int
+    rescoring: Rescoring | None
+
+
+def scorers_in_effect(store: Store, brand: str, start: datetime, end: datetime) -> list[ScorerShare]:
+    """The scorers whose scores are in effect for the mentions of ``brand`` created in
+    [start, end) that count for mood (not near-duplicates), with how many each."""
+    return list(provenance(store, brand, start, end).scorers)
+
+
+def provenance(store: Store, brand: str, start: datetime, end: datetime) -> Provenance:
+    """``scorers_in_effect`` with the manual labels among those mentions and the brand's
+    re-scoring progress: what every mood view says about where its figures come from."""
+    with store.native() as db:
+        rows = db.execute(
+            "SELECT s.scorer, s.scorer_version, count(*), count(l.label) "
+            f"{LABELLED_MENTIONS_OF_BRAND} AND NOT m.duplicate "
+            "GROUP BY ALL ORDER BY 3 DESC, 1, 2",
+            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
+        ).fetchall()
+        job = db.execute(
+            "SELECT scorer, version, total, done FROM rescore_jobs WHERE lower(brand) = lower($brand) AND done < total",
+            {"brand": brand},
+        ).fetchone()
+    scorers = tuple(ScorerShare(r[0], r[1], r[2]) for r in rows if r[0] is not None)
+    return Provenance(scorers, sum(r[3] for r in rows), None if job is None else Rescoring(*job))
+
+
 def stored_brands(store: Store) -> list[str]:
     with store.native() as db:
         return [row[0] for row in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY brand").fetchall()]
