@@ -297,6 +297,7 @@ ANSWERS = {"p": "positive", "u": "neutral", "n": "negative"}
 @click.option("--random", "random_sample", is_flag=True,
               help="A uniform random sample instead, for estimating accuracy.")
 @click.option("--seed", type=int, metavar="S", help="The random sample's seed (default: drawn and printed).")
+@click.option("--since", metavar="TIME", help="Only mentions from this UTC date or time on (default: all history).")
 @click.option("--ask/--no-ask", default=None,
               help="Ask for each label (default: when run on a terminal without --json).")
 @click.option("--by", "by", metavar="NAME", help="Who labels (kept with the label).")
@@ -305,7 +306,7 @@ ANSWERS = {"p": "positive", "u": "neutral", "n": "negative"}
 @click.pass_context
 @handle_errors
 def label_next(ctx: click.Context, brand: str | None, count: int, random_sample: bool, seed: int | None,
-               ask: bool | None, by: str | None, as_json: bool) -> None:
+               since: str | None, ask: bool | None, by: str | None, as_json: bool) -> None:
     """The mentions worth labelling next, and (on a terminal) ask for their labels.
 
     By default the ones the scorer in effect is least sure of, spread over sources
@@ -316,6 +317,7 @@ def label_next(ctx: click.Context, brand: str | None, count: int, random_sample:
     """
     settings = settings_from(ctx)
     clock = clock_from(ctx)
+    start = parse_time(since, "--since")
     with _writable_or_snapshot(settings) as (store, _):
         stored = stored_brands(store)
         names = known_brands(settings, stored)
@@ -323,7 +325,7 @@ def label_next(ctx: click.Context, brand: str | None, count: int, random_sample:
             raise CliError(f"--brand: say which brand ({', '.join(names)})" if names else
                            "no brand has stored mentions yet: nothing to label", 2)
         name = resolve_brand(brand, settings, stored) or names[0]
-        chosen = suggestions(store, name, count, random=random_sample, seed=seed)
+        chosen = suggestions(store, name, count, random=random_sample, seed=seed, start=start)
     if ask is None:
         ask = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
     if as_json:

@@ -254,7 +254,8 @@ UNCERTAINTY_SQL = f"""
 CASE WHEN s.scorer = 'vader'
      THEN greatest(0.0, 1.0 - least(abs(s.compound - {POSITIVE_THRESHOLD}), abs(s.compound - {NEGATIVE_THRESHOLD}))
                              / {_VADER_SPAN})
-     ELSE 1.0 - (list_sort([s.pos, s.neu, s.neg], 'DESC')[1] - list_sort([s.pos, s.neu, s.neg], 'DESC')[2])
+     -- p_top - p_second, the middle one being the sum less the largest and the smallest
+     ELSE 1.0 - (2 * greatest(s.pos, s.neu, s.neg) - (s.pos + s.neu + s.neg) + least(s.pos, s.neu, s.neg))
 END"""
 
 _CANDIDATES = """

@@ -207,6 +207,11 @@ def test_label_next_asks_the_closest_calls_first_spread_over_sources(spread):
     assert not {"copy", "alpha0"} <= set(ids)
     u = [m["uncertainty"] for m in out["mentions"]]
     assert u == sorted(u, reverse=True) and u[0] == pytest.approx(1 - 0.005 / 0.95, abs=1e-4)
+    # --since bounds the history looked at
+    since = (T0 + timedelta(hours=3)).isoformat()
+    late = _next(spread, "--since", since, "-n", "13")["mentions"]
+    assert len(late) == 7 and all(m["created_at"] >= since for m in late)
+    assert run(spread, "label", "next", "--since", "yesterday").exit_code == 2
     # the text says what it shows and why
     text = run(spread, "label", "next", "-n", "3", "--no-ask")
     assert text.exit_code == 0 and "least sure of" in text.stdout and "spread over sources and days" in text.stdout
