@@ -217,6 +217,14 @@ def test_label_next_asks_the_closest_calls_first_spread_over_sources(spread):
     assert text.exit_code == 0 and "least sure of" in text.stdout and "spread over sources and days" in text.stdout
 
 
+def test_a_near_duplicate_text_is_offered_once(tmp_path):
+    path = tmp_path / "listener.duckdb"
+    with Store.open(path) as store:
+        batch = [mention(i, f"Acme {i}", T0 + timedelta(minutes=i)) for i in range(3)]
+        save(store, batch, [score(0.055), score(0.06), score(0.07)], hashes=[1, 1, 2])
+    assert [m["id"] for m in _next(path, "-n", "2")["mentions"]] == ["0", "2"]
+
+
 def test_a_classifier_s_uncertainty_is_one_minus_its_margin(spread):
     with Store.open(spread) as store, store.native() as con:
         con.execute("UPDATE scores SET active = false WHERE id IN ('beta4', 'beta5')")
