@@ -24,6 +24,7 @@ from storage.queries import MOOD_HISTORY, provenance
 HOURS = 48
 CONVERSATIONS = 5
 TO_LABEL = 3  # mentions of each kind in the "label these" panel
+TEXT_LIMIT = 1000  # characters of a mention's text in that panel's data
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,8 @@ def to_label(reading: Reading, brand: str, now: datetime) -> dict[str, Any]:
     drawn = suggestions(reading.store, brand, TO_LABEL, random=True, seed=int(now.timestamp() // 3600),
                         start=start, end=now)
     return {kind: {"origin": chosen.origin, "candidates": chosen.candidates, "seed": chosen.seed,
-                   "mentions": [m.to_json() for m in chosen.mentions]}
+                   # the page shows 280 characters of a post: no need to send a 1 MB one whole
+                   "mentions": [{**m.to_json(), "text": m.text[:TEXT_LIMIT]} for m in chosen.mentions]}
             for kind, chosen in (("uncertain", uncertain), ("random", drawn))}
 
 

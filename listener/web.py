@@ -7,7 +7,9 @@ one file than spread over a framework's middleware.
     GET  /                 every brand: overview, alerts, freshness, each brand's details
     GET  /brand/NAME       one brand
     GET  /api/live.json    the numbers of the page as JSON (mood windows as `listener mood --json`)
-    POST /label            queue a correction of a mention's label for the daemon
+    POST /label            queue a correction of a mention's label for the daemon, with how it
+                           was asked for (labels.origin: web, or next:uncertain / next:random
+                           from the "label these" panel)
 
 Access:
 * Bound to loopback without a token, a request must name a loopback host (``Host``), so

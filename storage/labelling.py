@@ -104,6 +104,17 @@ class LabelFile:
     problems: list[Problem]  # the rows that could not, by line (check_import raises them)
 
 
+def _delimiter(text: str) -> str:
+    """',' unless the header line reads as columns only with ';' or a tab (spreadsheets
+    in many locales save 'CSV' with semicolons)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    for delimiter in (",", ";", "\t"):
+        if set(REQUIRED_COLUMNS) <= {c.strip().strip('"').replace("\ufeff", "").casefold()
+                                     for c in header.split(delimiter)}:
+            return delimiter
+    return ","
+
+
 def read_label_file(path: Path, *, by: str | None = None, brand: str | None = None) -> LabelFile:
     """The rows of a label CSV (a header with ``id`` and ``label``, optionally ``by``,
     ``source``, ``brand``); ``by`` and ``brand`` fill rows that leave them empty. Rows
@@ -116,7 +127,7 @@ def read_label_file(path: Path, *, by: str | None = None, brand: str | None = No
     except OSError as exc:
         raise LabelFileError(path, [Problem(file, None, None, f"cannot read it: {exc.strerror or exc}")]) from exc
     text, problems, bad_lines = _decode(data, file)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     records: list[tuple[int, list[str]]] = []
     line = 0
     try:
