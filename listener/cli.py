@@ -131,7 +131,7 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     click.echo("Mentions per brand:")
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
-    click.echo(formatting.mood_text(summary.mood))
+    click.echo(formatting.mood_text(summary.mood, summary.mood_provenance))
     for result in summary.report["campaigns"]:
         effect = result["headline_effect"] or {}
         ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"

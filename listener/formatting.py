@@ -143,7 +143,7 @@ def demo_json(summary: Any) -> dict[str, Any]:
         "truth_file": str(summary.truth_file),
         "mentions": summary.mentions,
         "new": summary.new,
-        "mood": mood_json(summary.mood),
+        "mood": mood_json(summary.mood, summary.mood_provenance),
         "report_files": [str(p) for p in summary.report_files],
         "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
                        "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
