@@ -354,18 +354,65 @@ def _label_form(b: dict, thread: dict, csrf: str | None, back: str) -> str:
         return ""
     current = opening.get("label") or "unscored"
     manual = " (your label)" if opening.get("manual_label") else ""
-    hidden = "".join(
-        f'<input type="hidden" name="{k}" value="{html.escape(str(v), quote=True)}">'
-        for k, v in (("csrf", csrf), ("source", opening["source"]), ("id", opening["id"]), ("brand", b["brand"]),
-                     ("back", back))
-    )
+    return _mention_form(b["brand"], opening, csrf, back, f"first post: {current}{manual}")
+
+
+def _mention_form(brand: str, mention: dict, csrf: str, back: str, current: str, origin: str | None = None) -> str:
+    """The three label buttons for one mention, posting to /label; ``origin`` says how
+    the label was asked for (labels.origin; the server defaults to 'web')."""
+    fields = [("csrf", csrf), ("source", mention["source"]), ("id", mention["id"]), ("brand", brand), ("back", back)]
+    if origin:
+        fields.append(("origin", origin))
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(str(v), quote=True)}">' for k, v in fields)
     buttons = "".join(
-        f'<button type="submit" name="label" value="{v}"{" disabled" if v == opening.get("manual_label") else ""}>'
+        f'<button type="submit" name="label" value="{v}"{" disabled" if v == mention.get("manual_label") else ""}>'
         f"{t}</button>"
         for v, t in (("positive", "positive"), ("neutral", "neutral"), ("negative", "negative"))
     )
     return (f'<form method="post" action="/label" class="label">{hidden}'
-            f'<span class="current">first post: {html.escape(current)}{html.escape(manual)}</span> {buttons}</form>')
+            f'<span class="current">{html.escape(current)}</span> {buttons}</form>')
+
+
+def _provenance(b: dict) -> str:
+    """Which scorer(s) produced the brand's mood figures (listener.formatting.provenance_json)."""
+    scored_by = (b.get("mood") or {}).get("scored_by")
+    if not scored_by:
+        return ""
+    return f'<p class="meta provenance">Mood figures of these 8 days: {_h(scored_by.get("text"), 500)}.</p>'
+
+
+TO_LABEL_KINDS = (
+    ("uncertain", "Least sure", "the scorer is least sure of these (uncertainty 1: on the edge between two labels): "
+                                "their labels teach the model most"),
+    ("random", "Random sample", "drawn uniformly at random from the last 24 h: their labels estimate how accurate "
+                                "the scorer is, free of anyone's choice"),
+)
+
+
+def _labelling_panel(b: dict, csrf: str | None, back: str, now: datetime | None) -> str:
+    """"Help the model: label these": a few uncertain mentions and a few random ones,
+    each table saying which it is, with the label buttons (storage.labelling)."""
+    panel = b.get("to_label") or {}
+    parts = ["<h3>Help the model: label these</h3>"]
+    for kind, caption, why in TO_LABEL_KINDS:
+        chosen = panel.get(kind) or {}
+        mentions = chosen.get("mentions") or []
+        if not mentions:
+            parts.append(f'<p class="quiet">{html.escape(caption)}: no scored mention in the last 24 h to offer.</p>')
+            continue
+        rows = []
+        for m in mentions:
+            current = f"{m.get('scorer')} says {m.get('scorer_label')}" + (
+                f"; labelled {m['manual_label']}" if m.get("manual_label") else "")
+            form = _mention_form(b["brand"], m, csrf, back, current, chosen.get("origin")) if csrf else ""
+            rows.append(f"<tr><td class=\"title\">{_link(m.get('url'), _user(m.get('text'), TITLE_LIMIT))}</td>"
+                        f"<td>{_h(m.get('source'), 40)}</td><td class=\"small\">{_when(m.get('created_at'), now)}</td>"
+                        f"<td class=\"num\">{_num(m.get('uncertainty'), 2)}</td><td>{form}</td></tr>")
+        parts.append(
+            f'<table class="to-label" data-kind="{html.escape(kind, quote=True)}"><caption>{html.escape(caption)}: '
+            f"{html.escape(why)}</caption><thead><tr><th>mention</th><th>source</th><th>posted</th>"
+            "<th>uncertainty</th><th>your label</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return "".join(parts)
 
 
 def _conversation_table(b: dict, key: str, caption: str, csrf: str | None, back: str, now: datetime | None) -> str:
@@ -454,7 +501,7 @@ def _brand_section(b: dict, csrf: str | None, back: str, now: datetime | None) -
                else "against the other tracked brands")
     return (
         f'<section class="brand" id="{html.escape("brand-" + quote(name, safe=""), quote=True)}">'
-        f"<h2>{_user(name)}</h2>"
+        f"<h2>{_user(name)}</h2>{_provenance(b)}"
         f"<h3>Mood now against the 7-day baseline</h3>{_mood_table(b)}"
         f"<figure>{window_chart(b.get('mood') or {})}<figcaption>NSS of each window with its 95 % interval "
         f"(± 1.96 SE); dashed: the baseline.</figcaption></figure>"
@@ -465,6 +512,7 @@ def _brand_section(b: dict, csrf: str | None, back: str, now: datetime | None) -
         f"{_conversation_table(b, 'most_negative', 'Most negative', csrf, back, now)}"
         f"{_conversation_table(b, 'most_positive', 'Most positive', csrf, back, now)}"
         f"<h3>Open alerts</h3>{_alerts_table(b.get('alerts') or [], now, with_brand=False)}"
+        f"{_labelling_panel(b, csrf, back, now)}"
         "</section>"
     )
 
@@ -498,7 +546,9 @@ def _document(title: str, body: str, refresh: int | None = None, refresh_to: str
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_META_CSP}\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<meta name=\"referrer\" content=\"no-referrer\">"
+        # same-origin: under no-referrer the browser posts the label forms with
+        # "Origin: null", which the server refuses as cross-origin (listener.web).
+        "<meta name=\"referrer\" content=\"same-origin\">"
         # An empty icon, so the browser does not ask the server for /favicon.ico.
         "<link rel=\"icon\" href=\"data:,\">"
         f"{meta_refresh}<title>{_h(title)}</title><style>{_CSS}</style></head>\n"

@@ -205,6 +205,7 @@ def _header(r: dict) -> Section:
          else "not given"],
         ["Duplicates (in volume, not in mood)", _int(r.get("duplicates")) if r.get("duplicates") is not None
          else "not given"],
+        ["Mood scored by", _scored_by(r.get("scored_by"))],
     ]
     gaps = []
     for c in r.get("campaigns") or []:
@@ -227,6 +228,13 @@ def _header(r: dict) -> Section:
     else:
         blocks.append(Block("p", "No per-source freshness or counts were given.", cls="missing"))
     return Section("Data", 2, blocks, anchor="data")
+
+
+def _scored_by(scored_by: dict | None) -> str:
+    """Which scorer(s) produced each brand's mood figures (report["scored_by"])."""
+    if not scored_by:
+        return "not given"
+    return "; ".join(f"{_s(brand)}: {_s((p or {}).get('text'), '?')}" for brand, p in scored_by.items())
 
 
 def _campaign_sections(c: dict, i: int) -> list[Section]:

@@ -131,7 +131,7 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     click.echo("Mentions per brand:")
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
-    click.echo(formatting.mood_text(summary.mood))
+    click.echo(formatting.mood_text(summary.mood, summary.mood_provenance))
     for result in summary.report["campaigns"]:
         effect = result["headline_effect"] or {}
         ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"
@@ -216,12 +216,14 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
             names = [resolve_brand(brand, settings, stored)]
         pipeline = Pipeline(store, VaderScorer(), clock_from(ctx))
         moods = [pipeline.mood(name, as_of=moment) for name in names]
+        sources = [queries.provenance(store, m.brand, m.as_of - queries.MOOD_HISTORY, m.as_of) for m in moods]
     if as_json:
-        click.echo(json.dumps({"brands": [formatting.mood_json(m) for m in moods]}, indent=2))
+        click.echo(json.dumps({"brands": [formatting.mood_json(m, p) for m, p in zip(moods, sources)]},
+                              indent=2))
         return
     if not moods:
         click.echo("No brands yet: configure brands and run 'listener pull', or run 'listener demo'.", err=True)
-    click.echo("\n\n".join(formatting.mood_text(m) for m in moods))
+    click.echo("\n\n".join(formatting.mood_text(m, p) for m, p in zip(moods, sources)))
 
 
 @cli.command()

@@ -28,7 +28,7 @@ from listener.pipeline import MoodWindows, Pipeline, Progress
 from listener.scoring import build_scoring
 from listener.report import build_report, write_report_files
 from storage.campaigns import save_plans, save_spend
-from storage.queries import mentions_per_brand
+from storage.queries import MOOD_HISTORY, Provenance, mentions_per_brand, provenance
 from storage.store import Store
 
 DATABASE_NAME = "listener.duckdb"
@@ -53,6 +53,7 @@ class DemoSummary:
     report_files: tuple[Path, ...]
     seconds: float
     alerts: int = 0
+    mood_provenance: Provenance | None = None  # which scorers produced ``mood``
 
 
 def starter_config_text() -> str:
@@ -117,6 +118,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         report = build_report(store, now)
         counts = mentions_per_brand(store)
         mood = pipeline.mood(settings.brands[0].name, as_of=now)
+        scored_by = provenance(store, mood.brand, now - MOOD_HISTORY, now)
     finally:
         store.close()
     report_files = write_report_files(report, directory / REPORT_NAME)
@@ -132,4 +134,5 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         report_files=report_files,
         seconds=time.perf_counter() - started,
         alerts=alerts,
+        mood_provenance=scored_by,
     )

@@ -12,6 +12,7 @@ from analysis.agreement import AgreementReport
 from analysis.mood import Mood, difference_se
 from listener.pipeline import MoodWindows
 from storage.analyst import plain
+from storage.queries import Provenance
 
 
 def jsonable(value: Any) -> Any:
@@ -38,7 +39,47 @@ def window_json(mood: Mood) -> dict[str, Any]:
     }
 
 
-def mood_json(mood: MoodWindows) -> dict[str, Any]:
+def _share(part: int, whole: int) -> str:
+    share = 100 * part / whole
+    if 0 < share < 0.5:
+        return "<1 %"
+    if 99.5 <= share < 100:
+        return ">99 %"
+    return f"{share:.0f} %"
+
+
+def provenance_text(provenance: Provenance) -> str:
+    """"scored by learned 1-abc123 (96 %), vader 3.3.2 (4 %); ...": which scorers the
+    figures come from, the manual labels over them, and a re-scoring under way."""
+    total = sum(s.mentions for s in provenance.scorers)
+    if not total:
+        text = "no scored mentions"
+    else:
+        text = "scored by " + ", ".join(f"{s.scorer} {s.version} ({_share(s.mentions, total)})"
+                                        for s in provenance.scorers)
+    if provenance.labelled:
+        text += f"; {provenance.labelled:,} manual label(s) override the scorer"
+    if provenance.rescoring:
+        job = provenance.rescoring
+        text += (f"; re-scoring history with {job.scorer} {job.version}: {100 * job.fraction:.0f} % done "
+                 f"({job.done:,} of {job.total:,})")
+    return text
+
+
+def provenance_json(provenance: Provenance) -> dict[str, Any]:
+    total = sum(s.mentions for s in provenance.scorers)
+    job = provenance.rescoring
+    return {
+        "scorers": [{"scorer": s.scorer, "version": s.version, "mentions": s.mentions,
+                     "share": round(s.mentions / total, 4)} for s in provenance.scorers],
+        "labelled": provenance.labelled,
+        "rescoring": None if job is None else {"scorer": job.scorer, "version": job.version, "total": job.total,
+                                               "done": job.done, "fraction": round(job.fraction, 4)},
+        "text": provenance_text(provenance),
+    }
+
+
+def mood_json(mood: MoodWindows, provenance: Provenance | None = None) -> dict[str, Any]:
     change = None
     if mood.last_24h.nss is not None and mood.baseline_7d.nss is not None:
         change = {
@@ -52,6 +93,7 @@ def mood_json(mood: MoodWindows) -> dict[str, Any]:
         "last_24h": window_json(mood.last_24h),
         "baseline_7d": window_json(mood.baseline_7d),
         "change_24h_vs_baseline": change,
+        **({} if provenance is None else {"scored_by": provenance_json(provenance)}),
     }
 
 
@@ -61,7 +103,7 @@ def nss_text(mood: Mood) -> str:
     return f"{mood.nss:>+8.1f} ± {mood.nss_se:<5.1f}"
 
 
-def mood_text(mood: MoodWindows) -> str:
+def mood_text(mood: MoodWindows, provenance: Provenance | None = None) -> str:
     lines = [
         f"{mood.brand} — mood as of {mood.as_of:%Y-%m-%d %H:%M} UTC",
         f"  {'window':<16}{'mentions':>9}  {'NSS ± SE':>16}{'pos':>7}{'neu':>7}{'neg':>7}",
@@ -80,6 +122,8 @@ def mood_text(mood: MoodWindows) -> str:
             f"  last 24 h: {mood.last_24h.unscored:,} not scored (not English), "
             f"{mood.last_24h.duplicates:,} near-duplicate copies; counted in volume, not in mood"
         )
+    if provenance is not None:
+        lines.append(f"  these 8 days: {provenance_text(provenance)}")
     return "\n".join(lines)
 
 
@@ -99,7 +143,7 @@ def demo_json(summary: Any) -> dict[str, Any]:
         "truth_file": str(summary.truth_file),
         "mentions": summary.mentions,
         "new": summary.new,
-        "mood": mood_json(summary.mood),
+        "mood": mood_json(summary.mood, summary.mood_provenance),
         "report_files": [str(p) for p in summary.report_files],
         "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
                        "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
@@ -188,3 +232,46 @@ def agreement_text(report: AgreementReport, brand: str | None) -> str:
                      f"figure to lean on.")
     lines.append("  Labels are the mentions your team chose to check, not a random sample.")
     return "\n".join(lines)
+
+
+# -- label next ---------------------------------------------------------------------------
+
+
+def suggestions_heading(chosen: Any) -> str:
+    """What ``listener label next`` shows (storage.labelling.Suggestions) and why."""
+    shown = len(chosen.mentions)
+    if chosen.kind == "random":
+        return (f"{shown} of {chosen.brand}'s {chosen.candidates:,} scored mentions, drawn uniformly at random "
+                f"(seed {chosen.seed}; --seed {chosen.seed} draws them again): labels of a random sample estimate "
+                f"how accurate the scorer is, free of the team's choice of mentions. Stored with origin "
+                f"{chosen.origin}.")
+    if not shown:
+        return f"No unlabelled scored mention of {chosen.brand} is left to suggest."
+    return (f"The {shown} of {chosen.brand}'s {chosen.candidates:,} unlabelled scored mentions whose labels would "
+            f"teach the model most: those the scorer in effect is least sure of (uncertainty 1: on the edge "
+            f"between two labels), spread over sources and days. Stored with origin {chosen.origin}; "
+            f"'listener label next --random' draws a random sample for estimating accuracy instead.")
+
+
+def _current(mention: Any) -> str:
+    current = f"{mention.scorer} {mention.scorer_version} says {mention.scorer_label} ({mention.compound:+.2f})"
+    if mention.manual_label:
+        current += f"; labelled {mention.manual_label} ({mention.manual_origin or 'label'})"
+    return current
+
+
+def suggestion_text(mention: Any, number: int, total: int) -> str:
+    """One suggested mention, for the question ``label next`` asks."""
+    return "\n".join([
+        f"[{number}/{total}] {mention.source}:{mention.id}  {mention.created_at:%Y-%m-%d %H:%M} UTC  "
+        f"uncertainty {mention.uncertainty:.2f}",
+        f"  {_cut(cell_text(mention.text), 500)}",
+        f"  {_current(mention)}",
+    ])
+
+
+def suggestions_table(chosen: Any) -> str:
+    columns = ["mention", "created (UTC)", "uncertainty", "scorer in effect", "text"]
+    rows = [(f"{m.source}:{m.id}", f"{m.created_at:%Y-%m-%d %H:%M}", f"{m.uncertainty:.2f}", _current(m), m.text)
+            for m in chosen.mentions]
+    return result_table(columns, rows)

@@ -17,10 +17,14 @@ from analysis.sentiment import Scorer
 from listener.formatting import jsonable, mood_json
 from listener.pipeline import Pipeline
 from storage import live
+from storage.labelling import suggestions
 from storage.live import Reading
+from storage.queries import MOOD_HISTORY, provenance
 
 HOURS = 48
 CONVERSATIONS = 5
+TO_LABEL = 3  # mentions of each kind in the "label these" panel
+TEXT_LIMIT = 1000  # characters of a mention's text in that panel's data
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,21 @@ def share_of_voice(reading: Reading, brand: str, against: Sequence[str], now: da
     return out
 
 
+def to_label(reading: Reading, brand: str, now: datetime) -> dict[str, Any]:
+    """The panel of mentions to label next (storage.labelling.suggestions): the few the
+    scorer in effect is least sure of and a few drawn at random, from the last 24 h (what
+    the team is looking at, and a bounded scan). The random draw's seed is the hour, so
+    the sample stays put while the page refreshes, and is another one the next hour."""
+    start = now - timedelta(hours=24)
+    uncertain = suggestions(reading.store, brand, TO_LABEL, start=start, end=now)
+    drawn = suggestions(reading.store, brand, TO_LABEL, random=True, seed=int(now.timestamp() // 3600),
+                        start=start, end=now)
+    return {kind: {"origin": chosen.origin, "candidates": chosen.candidates, "seed": chosen.seed,
+                   # the page shows 280 characters of a post: no need to send a 1 MB one whole
+                   "mentions": [{**m.to_json(), "text": m.text[:TEXT_LIMIT]} for m in chosen.mentions]}
+            for kind, chosen in (("uncertain", uncertain), ("random", drawn))}
+
+
 def build_view(
     reading: Reading,
     brands: Sequence[BrandView],
@@ -93,12 +112,14 @@ def build_view(
         out_brands.append({
             "brand": brand.name,
             "competitors": list(brand.competitors),
-            "mood": mood_json(pipeline.mood(brand.name, as_of=now)),
+            "mood": mood_json(pipeline.mood(brand.name, as_of=now),
+                              provenance(reading.store, brand.name, now - MOOD_HISTORY, now)),
             "hourly": hourly_series(reading, brand.name, now),
             "share_of_voice": share_of_voice(reading, brand.name, against, now),
             "conversations": live.active_conversations(reading.store, brand.name, now - timedelta(hours=24), now,
                                                        limit=CONVERSATIONS),
             "alerts": [a for a in alerts if a["brand"] == brand.name],
+            "to_label": to_label(reading, brand.name, now),
         })
     return jsonable({
         "as_of": now,

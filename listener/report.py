@@ -33,7 +33,8 @@ from analysis.roi import (
 )
 from listener.errors import ListenerError
 from storage import report_data
-from storage.queries import stored_brands
+from listener.formatting import provenance_json
+from storage.queries import provenance, stored_brands
 from storage.store import Store
 
 MONITOR_HOURS = 48
@@ -177,6 +178,10 @@ def build_report(
     names = sorted({headline_brand, *(c for r in rows for c in r["competitors"])})
     latest, counts, unscored, duplicates = report_data.freshness(store, names)
     span = report_data.mention_span(store, [headline_brand])
+    # Which scorer(s) the mood figures come from, per brand, over the headline brand's data.
+    scored_by = {} if span is None else {
+        name: provenance_json(provenance(store, name, span[0], span[1] + timedelta(microseconds=1)))
+        for name in names}
     return {
         "title": f"{headline_brand}: campaign mood report",
         "generated_at": now.astimezone(timezone.utc).isoformat(),
@@ -188,6 +193,7 @@ def build_report(
         "source_counts": counts,
         "unscored": unscored,
         "duplicates": duplicates,
+        "scored_by": scored_by,
         "campaigns": campaigns,
         "monitor": _monitor(store, headline_brand, now),
         "notes": notes,

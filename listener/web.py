@@ -7,7 +7,9 @@ one file than spread over a framework's middleware.
     GET  /                 every brand: overview, alerts, freshness, each brand's details
     GET  /brand/NAME       one brand
     GET  /api/live.json    the numbers of the page as JSON (mood windows as `listener mood --json`)
-    POST /label            queue a correction of a mention's label for the daemon
+    POST /label            queue a correction of a mention's label for the daemon, with how it
+                           was asked for (labels.origin: web, or next:uncertain / next:random
+                           from the "label these" panel)
 
 Access:
 * Bound to loopback without a token, a request must name a loopback host (``Host``), so
@@ -58,6 +60,7 @@ from storage.labels import (
     find_mentions,
     queue_label,
 )
+from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.live import LiveReader, known_brands, queued_label_count
 
 log = logging.getLogger("listener.web")
@@ -67,6 +70,10 @@ MAX_FORM_BYTES = 8192
 NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next cycle, and the figures "
                   f"change once the hourly stage has recomputed that hour." for label in (*LABELS, CLEAR)}
 LOOPBACK_NAMES = ("localhost",)
+# How a label from the view was given (labels.origin): a thread's form, or the panel of
+# mentions to label next (uncertain ones, or the random sample).
+ORIGIN_WEB = "web"
+WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
 # Where a label form may send the browser back to: "/" or a brand page as brand_path writes it.
 BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?")
 # A path the token redirect may keep: no "//" or backslash a browser could read as another host.
@@ -178,7 +185,10 @@ class LiveHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
-        self.send_header("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null"
+        # with every form POST (Fetch standard), so the view's own label forms were refused
+        # as cross-origin. same-origin still sends nothing to other sites.
+        self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         for name, value in headers:
@@ -409,7 +419,10 @@ class LiveHandler(BaseHTTPRequestHandler):
         mention_id, source, brand = form.get("id", ""), form.get("source") or None, form.get("brand") or None
         if not mention_id or len(mention_id) > 2048 or len(source or "") > 200 or len(brand or "") > 500:
             raise Refused(HTTPStatus.BAD_REQUEST, "Bad mention", "The form does not name a mention.")
-        request = LabelRequest(id=mention_id, label=label, source=source, brand=brand, by="live view")
+        origin = form.get("origin") or ORIGIN_WEB
+        if origin not in WEB_ORIGINS:
+            raise Refused(HTTPStatus.BAD_REQUEST, "Bad form", "The form's origin is not one of this view's.")
+        request = LabelRequest(id=mention_id, label=label, source=source, brand=brand, by="live view", origin=origin)
         try:
             self.app.check_label(request)
         except UnknownMentionError as exc:

@@ -21,10 +21,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from analysis.sentiment import LABELS
 from storage.errors import StorageError
@@ -72,61 +76,119 @@ def find_mentions(store: Store, request: LabelRequest) -> list[MentionKey]:
     """The stored mentions the request names: one per brand the post was stored for,
     unless ``brand`` narrows it. Raises UnknownMentionError when none matches, or when
     the id exists in several sources and ``source`` does not say which."""
-    candidates = [(request.source, request.id)]
+    found = resolve_requests(store, [request])[0]
+    if isinstance(found, UnknownMentionError):
+        raise found
+    return found
+
+
+def resolve_requests(store: Store, requests: Sequence[LabelRequest]) -> list[list[MentionKey] | UnknownMentionError]:
+    """``find_mentions`` for many requests in one query (a join of the requests with
+    the mentions, not one scan of the mentions per request): per request, its mentions,
+    or the UnknownMentionError saying why it names none."""
+    if not requests:
+        return []
     # "SOURCE:ID" is accepted too, unless the whole string is itself a stored id
-    # (Mastodon ids are URIs, which contain colons).
-    if request.source is None and ":" in request.id:
-        prefix, rest = request.id.split(":", 1)
-        candidates.append((prefix, rest))
+    # (Mastodon ids are URIs, which contain colons): the split form is a second pass,
+    # used only for a request whose whole id matched nothing.
+    split = [r.id.split(":", 1) if r.source is None and ":" in r.id else (None, None) for r in requests]
+    table = pa.table({
+        "n": pa.array(range(len(requests)), pa.int64()),
+        "id": pa.array([r.id for r in requests], pa.string()),
+        "source": pa.array([r.source for r in requests], pa.string()),
+        "brand": pa.array([r.brand for r in requests], pa.string()),
+        "alt_source": pa.array([s[0] for s in split], pa.string()),
+        "alt_id": pa.array([s[1] for s in split], pa.string()),
+    })
+    name = f"label_requests_{uuid.uuid4().hex}"
     with store.native() as db:
-        for source, mention_id in candidates:
+        db.register(name, table)
+        try:
             rows = db.execute(
-                "SELECT source, id, brand, created_at FROM mentions WHERE id = $id "
-                "AND ($source IS NULL OR source = $source) AND ($brand IS NULL OR lower(brand) = lower($brand)) "
-                "ORDER BY source, brand",
-                {"id": mention_id, "source": source, "brand": request.brand},
+                f"SELECT r.n, 0, m.source, m.id, m.brand, m.created_at FROM {name} r JOIN mentions m ON m.id = r.id "
+                "AND (r.source IS NULL OR m.source = r.source) AND (r.brand IS NULL OR lower(m.brand) = lower(r.brand)) "
+                "UNION ALL "
+                f"SELECT r.n, 1, m.source, m.id, m.brand, m.created_at FROM {name} r JOIN mentions m "
+                "ON m.id = r.alt_id AND m.source = r.alt_source "
+                "AND (r.brand IS NULL OR lower(m.brand) = lower(r.brand)) "
+                "ORDER BY 1, 2, 3, 5"
             ).fetchall()
-            if rows:
-                break
-    if not rows:
-        where = "".join(
-            f" {name} {value!r}" for name, value in (("in source", request.source), ("for brand", request.brand)) if value
-        )
-        raise UnknownMentionError(f"no stored mention has id {request.id!r}{where}")
-    sources = sorted({row[0] for row in rows})
-    if len(sources) > 1:
-        raise UnknownMentionError(
-            f"id {request.id!r} exists in several sources ({', '.join(sources)}): say which with --source "
-            f"or as SOURCE:ID"
-        )
-    return [MentionKey(r[0], r[1], r[2], from_db_time(r[3])) for r in rows]
+        finally:
+            db.unregister(name)
+    by_request: dict[int, list[tuple]] = {}
+    for n, attempt, source, mention_id, brand, created in rows:
+        kept = by_request.setdefault(n, [])
+        if kept and kept[0][0] < attempt:
+            continue  # the whole id matched: the split form is not looked at
+        kept.append((attempt, source, mention_id, brand, created))
+    out: list[list[MentionKey] | UnknownMentionError] = []
+    for n, request in enumerate(requests):
+        found = by_request.get(n)
+        if not found:
+            where = "".join(f" {name} {value!r}" for name, value in
+                            (("in source", request.source), ("for brand", request.brand)) if value)
+            out.append(UnknownMentionError(f"no stored mention has id {request.id!r}{where}"))
+            continue
+        sources = sorted({row[1] for row in found})
+        if len(sources) > 1:
+            out.append(UnknownMentionError(
+                f"id {request.id!r} exists in several sources ({', '.join(sources)}): say which with --source "
+                f"or as SOURCE:ID"))
+            continue
+        out.append([MentionKey(r[1], r[2], r[3], from_db_time(r[4])) for r in found])
+    return out
 
 
 def apply_label(store: Store, request: LabelRequest, now: datetime) -> list[MentionKey]:
     """Set (or clear) the label of the mentions the request names, and mark their hours
     for the hourly stage; returns them. One transaction."""
     keys = find_mentions(store, request)
-    with store.native() as db:
-        for key in keys:
-            if request.label == CLEAR:
-                db.execute(
-                    "DELETE FROM labels WHERE source = ? AND id = ? AND brand = ?", [key.source, key.id, key.brand]
-                )
-            else:
-                db.execute(
-                    "INSERT INTO labels (source, id, brand, created_at, label, labelled_at, labelled_by, origin) "
-                    "VALUES ($source, $id, $brand, $created, $label, $now, $by, $origin) "
-                    "ON CONFLICT (source, id, brand) DO UPDATE SET label = excluded.label, "
-                    "labelled_at = excluded.labelled_at, labelled_by = excluded.labelled_by, origin = excluded.origin",
-                    {"source": key.source, "id": key.id, "brand": key.brand, "created": to_db_time(key.created_at),
-                     "label": request.label, "now": to_db_time(now), "by": request.by, "origin": request.origin},
-                )
-            db.execute(
-                "INSERT INTO pending_hours VALUES ($brand, $source, date_trunc('hour', $created::TIMESTAMP)) "
-                "ON CONFLICT DO NOTHING",
-                {"brand": key.brand, "source": key.source, "created": to_db_time(key.created_at)},
-            )
+    apply_resolved(store, [(request, keys)], now)
     return keys
+
+
+def apply_resolved(store: Store, resolved: Sequence[tuple[LabelRequest, Sequence[MentionKey]]],
+                   now: datetime) -> int:
+    """Apply requests already resolved to their mentions, in order (a later request for
+    the same mention wins, as if applied one after the other), in one transaction and
+    a few set-based statements; marks the mentions' hours pending. Returns how many
+    mentions' labels were set or cleared."""
+    final: dict[tuple[str, str, str], tuple[LabelRequest, MentionKey]] = {}
+    for request, keys in resolved:
+        for key in keys:
+            final.pop((key.source, key.id, key.brand), None)  # re-insert: keeps the order of the last request
+            final[(key.source, key.id, key.brand)] = (request, key)
+    if not final:
+        return 0
+    items = list(final.values())
+    table = pa.table({
+        "source": pa.array([k.source for _, k in items], pa.string()),
+        "id": pa.array([k.id for _, k in items], pa.string()),
+        "brand": pa.array([k.brand for _, k in items], pa.string()),
+        "created_at": pa.array([to_db_time(k.created_at) for _, k in items], pa.timestamp("us")),
+        "label": pa.array([r.label for r, _ in items], pa.string()),
+        "labelled_by": pa.array([r.by for r, _ in items], pa.string()),
+        "origin": pa.array([r.origin for r, _ in items], pa.string()),
+    })
+    name = f"label_rows_{uuid.uuid4().hex}"
+    with store.native() as db:
+        db.register(name, table)
+        try:
+            db.execute(f"DELETE FROM labels l USING {name} t WHERE t.label = '{CLEAR}' AND l.source = t.source "
+                       "AND l.id = t.id AND l.brand = t.brand")
+            db.execute(
+                "INSERT INTO labels (source, id, brand, created_at, label, labelled_at, labelled_by, origin) "
+                f"SELECT source, id, brand, created_at, label, $now, labelled_by, origin FROM {name} "
+                f"WHERE label <> '{CLEAR}' "
+                "ON CONFLICT (source, id, brand) DO UPDATE SET label = excluded.label, "
+                "labelled_at = excluded.labelled_at, labelled_by = excluded.labelled_by, origin = excluded.origin",
+                {"now": to_db_time(now)},
+            )
+            db.execute(f"INSERT INTO pending_hours SELECT DISTINCT brand, source, date_trunc('hour', created_at) "
+                       f"FROM {name} ON CONFLICT DO NOTHING")
+        finally:
+            db.unregister(name)
+    return len(items)
 
 
 # -- the inbox, for labels given while the daemon holds the database ----------------------
@@ -157,15 +219,22 @@ def _not_a_file(path: Path) -> str | None:
 
 def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
     """Append the request to the database's label inbox; the daemon applies it."""
+    return queue_labels(database, [request], now)
+
+
+def queue_labels(database: Path, requests: Sequence[LabelRequest], now: datetime) -> Path:
+    """Append the requests to the database's label inbox in one locked append, so a
+    concurrent writer cannot interleave and the daemon takes all of them or none."""
     path = inbox_path(database)
     problem = _not_a_file(path)
     if problem:
         raise StorageError(f"cannot queue the label: {problem}")
-    line = json.dumps({**request.to_json(), "at": now.isoformat()}, ensure_ascii=False) + "\n"
+    at = now.isoformat()
+    lines = "".join(json.dumps({**r.to_json(), "at": at}, ensure_ascii=False) + "\n" for r in requests)
     try:
         with open(path, "a", encoding="utf-8") as inbox:
             fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
-            inbox.write(line)
+            inbox.write(lines)
             inbox.flush()
             os.fsync(inbox.fileno())
     except OSError as exc:
@@ -215,18 +284,29 @@ def apply_inbox(store: Store, now: datetime) -> InboxResult:
         # to it; taking its lock waits for that line to be complete.
         with open(taken, "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-    applied = 0
+    requests: list[tuple[int, str, LabelRequest]] = []
+    bad: list[tuple[int, str]] = []
     with open(taken, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                apply_label(store, _request_from_line(line), now)
-                applied += 1
-            except (ValueError, UnknownMentionError) as exc:
-                errors.append(f"{inbox.name} line {number} {line.strip()[:120]!r}: {exc}")
+                requests.append((number, line, _request_from_line(line)))
+            except ValueError as exc:
+                bad.append((number, f"{inbox.name} line {number} {line.strip()[:120]!r}: {exc}"))
+    # All lines in one lookup and one transaction, in their order (a later line for
+    # the same mention wins): an import of 100k labels queued while the daemon ran is
+    # applied in seconds, not one scan of the mentions per line.
+    resolved = []
+    for (number, line, request), found in zip(requests, resolve_requests(store, [r for _, _, r in requests])):
+        if isinstance(found, UnknownMentionError):
+            bad.append((number, f"{inbox.name} line {number} {line.strip()[:120]!r}: {found}"))
+        else:
+            resolved.append((request, found))
+    apply_resolved(store, resolved, now)
+    errors += [message for _, message in sorted(bad)]
     taken.unlink()
-    return InboxResult(applied, errors)
+    return InboxResult(len(resolved), errors)
 
 
 # -- agreement of VADER with the users' labels ------------------------------------------

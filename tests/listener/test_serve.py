@@ -455,7 +455,7 @@ def test_a_label_from_the_page_is_queued_for_the_daemon(world, open_server, clea
     assert status == 303 and head["location"] == "/brand/Acme?queued=positive"
     lines = [json.loads(line) for line in clean_inbox.read_text(encoding="utf-8").splitlines()]
     assert lines == [{"id": HOSTILE_ID, "label": "positive", "source": "mastodon", "brand": "Acme",
-                      "by": "live view", "at": lines[0]["at"]}]
+                      "by": "live view", "origin": "web", "at": lines[0]["at"]}]
     status, _, page = open_server.request("GET", head["location"])
     assert "Label &#x27;positive&#x27; queued" in page and "1 label(s) queued" in page
 

@@ -11,14 +11,17 @@ and say so. Chromium runs with networking features off and a throwaway profile.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
+import select
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from storage.labels import inbox_path
 from tests.listener.test_serve import AS_OF, HOSTILE, Server, build_database
 from tests.timing import HANG_GUARD
 
@@ -153,3 +156,116 @@ def test_no_console_errors(site, tmp_path):
     # and the server saw no request for anything but the pages (no favicon, no asset)
     requested = [line for line in site["server"].log if " GET " in line]
     assert requested and all(re.search(r" GET (/|/brand/\S+) 200$", line.strip()) for line in requested), requested
+
+
+class DevTools:
+    """Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: it
+    reads commands on fd 3 and answers on fd 4, NUL-separated JSON), so a test can click
+    a real button and the browser sends the form as it would for a user: its own Origin,
+    Sec-Fetch-Site and cookies."""
+
+    def __init__(self, tmp: Path) -> None:
+        to_browser, self._commands = os.pipe()
+        self._answers, from_browser = os.pipe()
+
+        def wire() -> None:  # in the child: the pipe ends at the fds Chromium expects
+            os.dup2(to_browser, 3)
+            os.dup2(from_browser, 4)
+
+        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={tmp / 'profile-devtools'}",
+                                      "--remote-debugging-pipe"], preexec_fn=wire, close_fds=False,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "HOME": str(tmp)})
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Page.enable", session=True)
+
+    def _read(self) -> dict:
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._answers], [], [], HANG_GUARD)
+            assert ready, "Chromium did not answer"
+            chunk = os.read(self._answers, 1 << 16)
+            assert chunk, "Chromium closed the pipe"
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, session: bool = False, **params) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._read()
+            if answer.get("id") == self._next_id:
+                assert "error" not in answer, answer
+                return answer["result"]
+            self.events.append(answer)
+
+    def wait_for(self, method: str) -> dict:
+        while True:
+            found = next((e for e in self.events if e.get("method") == method), None)
+            if found:
+                self.events.remove(found)
+                return found
+            self.events.append(self._read())
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)["result"].get(
+            "value")
+
+    def open(self, url: str) -> None:
+        self.events.clear()
+        self.call("Page.navigate", session=True, url=url)
+        self.wait_for("Page.loadEventFired")
+
+    def close(self) -> None:
+        os.close(self._commands)
+        try:
+            self.proc.wait(timeout=HANG_GUARD)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self._answers)
+
+
+def test_the_panel_of_mentions_to_label_stores_how_each_was_asked(site):
+    """'Help the model: label these': the uncertain and the random mentions, each table
+    saying which; a click on a random one's button queues the label for the daemon with
+    origin next:random, from the browser's own form post (CSRF token and all)."""
+    inbox = inbox_path(site["world"]["database"])
+    inbox.unlink(missing_ok=True)
+    browser = DevTools(site["tmp"])
+    try:
+        browser.open(site["url"] + "brand/Acme")
+        panel = browser.evaluate(
+            "[...document.querySelectorAll('table.to-label')].map(t => ({kind: t.dataset.kind, "
+            "caption: t.caption.textContent, rows: t.tBodies[0].rows.length, "
+            "origins: [...t.querySelectorAll('input[name=origin]')].map(i => i.value), "
+            "ids: [...t.querySelectorAll('input[name=id]')].map(i => i.value)}))")
+        assert [t["kind"] for t in panel] == ["uncertain", "random"]
+        uncertain, drawn = panel
+        assert uncertain["caption"].startswith("Least sure") and "teach the model" in uncertain["caption"]
+        assert drawn["caption"].startswith("Random sample") and "at random" in drawn["caption"]
+        assert uncertain["rows"] == drawn["rows"] == 3
+        assert set(uncertain["origins"]) == {"next:uncertain"} and set(drawn["origins"]) == {"next:random"}
+        assert "Help the model: label these" in browser.evaluate("document.body.innerText")
+        browser.events.clear()
+        browser.evaluate("document.querySelector('table.to-label[data-kind=random] button[value=negative]').click()")
+        browser.wait_for("Page.loadEventFired")
+        assert browser.evaluate("location.pathname + location.search") == "/brand/Acme?queued=negative", \
+            browser.evaluate("document.body.innerText")
+        assert "queued" in browser.evaluate("document.querySelector('.notice').textContent")
+    finally:
+        browser.close()
+    (line,) = inbox.read_text(encoding="utf-8").splitlines()
+    queued = json.loads(line)
+    inbox.unlink()
+    assert (queued["id"], queued["label"], queued["brand"], queued["origin"], queued["by"]) == (
+        drawn["ids"][0], "negative", "Acme", "next:random", "live view")
