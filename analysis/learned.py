@@ -71,6 +71,7 @@ MEMO_LIMIT = 200_000  # words whose character n-grams are remembered; cleared wh
 MAX_PART_BYTES = 256 * 1024 * 1024  # refuse archives that would inflate past this
 
 _WORD_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # CountVectorizer's default token_pattern
+_URL = re.compile(r"https?://\S*")
 _PARTS = ("char_idf.npy", "coef.npy", "intercept.npy", "model.json", "vader_mean.npy", "vader_scale.npy",
           "word_idf.npy")
 
@@ -185,6 +186,12 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------- features
 
+def _normalise(text: str) -> str:
+    """Every link becomes "http": a tweet's t.co link is unique, so its n-grams teach
+    nothing and each new one would cost the scorer a memo miss."""
+    return _URL.sub("http", text)
+
+
 def _vader_matrix(vader: Sequence[Score]) -> np.ndarray:
     return np.array([(s.compound, s.pos, s.neu, s.neg) for s in vader], dtype=np.float64).reshape(-1, 4)
 
@@ -253,7 +260,7 @@ def _choose_c(counts, vader: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: 
 def _train_counts(texts: Sequence[str]) -> tuple[list[CountVectorizer], tuple[sp.csr_matrix, sp.csr_matrix]]:
     vectorizers = [CountVectorizer(analyzer="word", ngram_range=WORD_NGRAMS, dtype=np.float64),
                    CountVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, dtype=np.float64)]
-    counts = tuple(v.fit_transform(texts).tocsr() for v in vectorizers)
+    counts = tuple(v.fit_transform([_normalise(text) for text in texts]).tocsr() for v in vectorizers)
     return vectorizers, counts
 
 
@@ -481,45 +488,56 @@ def _range(meta: dict, key: str) -> tuple[int, int]:
 
 class _Counter:
     """n-gram counts over a fixed vocabulary, equal to CountVectorizer(vocabulary=...)'s
-    (word: lowercase, token_pattern, 1-2-grams; char_wb: per whitespace-separated word,
-    padded with spaces). A word's character n-gram ids are memoised: texts share words."""
+    (word: lowercase, token_pattern, 1-2-grams; char_wb: per whitespace-separated chunk,
+    padded with spaces). Neither kind of unigram crosses whitespace, so each chunk's
+    character n-gram ids, word ids and word tokens are memoised: texts share chunks."""
 
     def __init__(self, word_vocab: list[str], char_vocab: list[str], char_range: tuple[int, int]):
         self.word = {term: i for i, term in enumerate(word_vocab)}
         self.char = {term: i for i, term in enumerate(char_vocab)}
         self.shape = (len(word_vocab), len(char_vocab))
-        self._char_grams = CountVectorizer(analyzer="char_wb", ngram_range=char_range).build_analyzer()
-        self._memo: dict[str, list[int]] = {}
+        self._low, self._high = char_range
+        self._memo: dict[str, tuple[list[int], list[int], list[str]]] = {}
 
-    def _char_ids(self, word: str) -> list[int]:
-        vocab = self.char
-        ids = [vocab[g] for g in self._char_grams(word) if g in vocab]
+    def _chunk(self, chunk: str) -> tuple[list[int], list[int], list[str]]:
+        # CountVectorizer's char_wb n-grams of one chunk, looked up as they are cut: the
+        # chunk padded with spaces, every window of each length, and a chunk no longer than
+        # a length counted once, whole, ending the lengths (its "short word" rule).
+        get, padded = self.char.get, f" {chunk} "
+        size = len(padded)
+        chars: list[int] = []
+        for n in range(self._low, self._high + 1):
+            if size <= n:
+                i = get(padded)
+                if i is not None:
+                    chars.append(i)
+                break
+            chars.extend([i for i in map(get, [padded[k:k + n] for k in range(size - n + 1)]) if i is not None])
+        tokens = _WORD_TOKEN.findall(chunk)
+        words = [i for i in map(self.word.get, tokens) if i is not None]
         if len(self._memo) >= MEMO_LIMIT:
             self._memo.clear()
-        self._memo[word] = ids
-        return ids
+        entry = self._memo[chunk] = (chars, words, tokens)
+        return entry
 
     def counts(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        word_get, memo_get, char_ids = self.word.get, self._memo.get, self._char_ids
+        word_get, memo_get, chunk_of = self.word.get, self._memo.get, self._chunk
         w_ids: list[int] = []
         c_ids: list[int] = []
         w_ptr, c_ptr = [0], [0]
         for text in texts:
-            lower = text.lower()
-            tokens = _WORD_TOKEN.findall(lower)
-            for term in tokens:
-                i = word_get(term)
-                if i is not None:
-                    w_ids.append(i)
-            for i in range(len(tokens) - 1):
+            tokens: list[str] = []
+            for chunk in _normalise(text).lower().split():
+                chars, words, chunk_tokens = memo_get(chunk) or chunk_of(chunk)
+                c_ids.extend(chars)
+                w_ids.extend(words)
+                tokens.extend(chunk_tokens)
+            c_ptr.append(len(c_ids))
+            for i in range(len(tokens) - 1):  # bigrams span chunks: looked up per text
                 j = word_get(tokens[i] + " " + tokens[i + 1])
                 if j is not None:
                     w_ids.append(j)
             w_ptr.append(len(w_ids))
-            for word in lower.split():
-                ids = memo_get(word)
-                c_ids.extend(ids if ids is not None else char_ids(word))
-            c_ptr.append(len(c_ids))
         return _csr(w_ids, w_ptr, self.shape[0]), _csr(c_ids, c_ptr, self.shape[1])
 
 

@@ -111,6 +111,7 @@ def run(topics: list[str], sizes: tuple[int, ...], seeds: tuple[int, ...], log=l
             if n > len(texts) // 2:  # keep at least half of the topic to test on
                 continue
             log(f"{topic}: {n} labels x {len(seeds)} seeds ...")
+            started = time.perf_counter()
             trials = [trial(texts, labels, vader, n, seed) for seed in seeds]
             trained = [t for t in trials if t["learned"] is not None]
             rows.append({
@@ -119,7 +120,7 @@ def run(topics: list[str], sizes: tuple[int, ...], seeds: tuple[int, ...], log=l
                 "learned": summary([t["learned"] for t in trained]), "trained": len(trained),
                 "promoted": sum(t["promoted"] for t in trials),
                 "product": summary([t["learned"] if t["promoted"] else t["vader"] for t in trials]),
-                "trials": trials,
+                "seconds": round(time.perf_counter() - started, 1), "trials": trials,
             })
     return rows
 
