@@ -1,8 +1,9 @@
 """How much better than VADER a scorer trained on one brand's labels is (analysis.learned).
 
-    python bench/learned_accuracy.py            # table
-    python bench/learned_accuracy.py --json     # one JSON object
-    python bench/learned_accuracy.py --quick    # two topics, N = 100 and 300, 3 seeds
+    python bench/learned_accuracy.py              # table: 4 topics, N = 100/300/1,000, seeds 0..2
+    python bench/learned_accuracy.py --seeds 5    # seeds 0..4 (about 5 CPU-minutes)
+    python bench/learned_accuracy.py --json       # one JSON object
+    python bench/learned_accuracy.py --quick      # two topics, N = 100 and 300, 2 seeds
 
 Data: ``../shared/data/labelled-tweets-dev.csv`` (label, confidence, text), beside the
 repository; it has no topic column. Each tweet gets the first topic whose keywords it
@@ -16,14 +17,18 @@ contains (lowercased text, regular expressions in TOPICS, tried in this order):
   "#nfl", "@nfl", "pats", "footballs", "super bowl", "seahawks", "goodell" 9,395
 
 75 tweets match none and are left out. A topic stands for one brand's mentions: for
-each topic, N of its tweets (N = 100, 300, 1,000) are drawn at random with seeds 0..4
-and given to analysis.learned.train_model, as a team's labels would be; the scorer it
+each topic, N of its tweets (N = 100, 300, 1,000; only N up to half the topic) are
+drawn at random with seeds 0..K-1 and given to analysis.learned.train_model, as a team's labels would be; the scorer it
 returns and VADER are both judged on all the topic's other tweets (3-class macro-F1,
 crowd labels as truth). Per topic and N: VADER's and the learned scorer's macro-F1
 (mean and range over seeds), and how often the promotion rule (cross-validated on the N
 labels only) would have switched the model on; "product" is what the brand would get:
 the model's figure when promoted, VADER's otherwise. A draw with fewer than 3 labels
 of a class cannot be trained (train_model refuses): it counts as not promoted.
+
+Each trial is a nested cross-validation (analysis.learned), so trials run in --workers
+processes (default 2). The default is 3 seeds: about 100 s on 2 idle cores;
+``--seeds 5`` is the full grid.
 """
 
 from __future__ import annotations
@@ -54,7 +59,6 @@ TOPICS = (
                     r"|goodell"),
 )
 SIZES = (100, 300, 1000)
-SEEDS = (0, 1, 2, 3, 4)
 
 
 def load(path: Path = DEV_CSV) -> dict[str, list[tuple[str, str]]]:
@@ -99,36 +103,55 @@ def summary(values: list[float]) -> dict | None:
     return {"mean": round(float(np.mean(values)), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def run(topics: list[str], sizes: tuple[int, ...], seeds: tuple[int, ...], log=lambda *a: None) -> list[dict]:
+_DATA: dict[str, tuple[list[str], list[str], list]] = {}
+
+
+def _topic(topic: str) -> tuple[list[str], list[str], list]:
+    """A topic's texts, labels and VADER scores, once per process."""
+    if topic not in _DATA:
+        texts = [t for t, _ in load()[topic]]
+        _DATA[topic] = (texts, [label for _, label in load()[topic]], VaderScorer().score(texts))
+    return _DATA[topic]
+
+
+def _trial(job: tuple[str, int, int]) -> dict:
+    topic, n, seed = job
+    return trial(*_topic(topic), n, seed)
+
+
+def run(topics: list[str], sizes: tuple[int, ...], seeds: int, workers: int = 2, log=lambda *a: None) -> list[dict]:
     data = load()
-    vader_scorer = VaderScorer()
+    cells = [(topic, n) for topic in topics for n in sizes if n <= len(data[topic]) // 2]  # half left to test
+    jobs = [(topic, n, seed) for topic, n in cells for seed in range(seeds)]
+    log(f"{len(jobs)} trials ({len(cells)} topic x N cells, {seeds} seeds) in {workers} processes ...")
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_trial, jobs))
+    else:
+        results = [_trial(job) for job in jobs]
     rows = []
-    for topic in topics:
-        texts = [t for t, _ in data[topic]]
-        labels = [label for _, label in data[topic]]
-        vader = vader_scorer.score(texts)
-        for n in sizes:
-            if n > len(texts) // 2:  # keep at least half of the topic to test on
-                continue
-            log(f"{topic}: {n} labels x {len(seeds)} seeds ...")
-            started = time.perf_counter()
-            trials = [trial(texts, labels, vader, n, seed) for seed in seeds]
-            trained = [t for t in trials if t["learned"] is not None]
-            rows.append({
-                "topic": topic, "n": n, "test": len(texts) - n, "seeds": len(seeds),
-                "vader": summary([t["vader"] for t in trials]),
-                "learned": summary([t["learned"] for t in trained]), "trained": len(trained),
-                "promoted": sum(t["promoted"] for t in trials),
-                "product": summary([t["learned"] if t["promoted"] else t["vader"] for t in trials]),
-                "seconds": round(time.perf_counter() - started, 1), "trials": trials,
-            })
+    for index, (topic, n) in enumerate(cells):
+        trials = results[index * seeds:(index + 1) * seeds]
+        trained = [t for t in trials if t["learned"] is not None]
+        rows.append({
+            "topic": topic, "n": n, "test": len(data[topic]) - n, "seeds": seeds,
+            "vader": summary([t["vader"] for t in trials]),
+            "learned": summary([t["learned"] for t in trained]), "trained": len(trained),
+            "promoted": sum(t["promoted"] for t in trials),
+            "product": summary([t["learned"] if t["promoted"] else t["vader"] for t in trials]),
+            "trials": trials,
+        })
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="two topics, N = 100 and 300, 3 seeds")
+    parser.add_argument("--quick", action="store_true", help="two topics, N = 100 and 300, 2 seeds")
+    parser.add_argument("--seeds", type=int, default=3, help="draws per topic and N, seeds 0..K-1 (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="processes running trials (default 2)")
     args = parser.parse_args()
     if not DEV_CSV.exists():
         print(f"{DEV_CSV} is absent: nothing to measure", file=sys.stderr)
@@ -136,9 +159,9 @@ def main() -> int:
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     started = time.perf_counter()
     if args.quick:
-        rows = run(["coachella", "deflategate"], SIZES[:2], SEEDS[:3], log)
+        rows = run(["coachella", "deflategate"], SIZES[:2], 2, args.workers, log)
     else:
-        rows = run([name for name, _ in TOPICS], SIZES, SEEDS, log)
+        rows = run([name for name, _ in TOPICS], SIZES, args.seeds, args.workers, log)
     seconds = round(time.perf_counter() - started, 1)
     by_n = {}
     for n in sorted({r["n"] for r in rows}):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from analysis import learned
+from analysis import learned, learned_model
 from analysis.learned import (
     MIN_LABELS,
     Evaluation,
@@ -27,8 +27,10 @@ from analysis.sentiment import LABELS, VaderScorer, label_for
 BRANDS = ("Acme Air", "Brewly", "Kettle & Co", "Zumo")
 THINGS = ("my bag", "the flight", "my order", "the app", "my refund", "the wifi")
 # Customers' sarcasm: VADER reads "great", "thanks", "love" and calls these positive.
-NEGATIVE = ("Great, {b} lost {t} again. Thanks a lot", "Love waiting 2 hours for {t}, {b} never fails to disappoint",
-            "Oh wonderful, {t} is broken again, thank you so much {b}", "Best part of my day: {b} cancelled {t}. Awesome")
+NEGATIVE = ("Great, {b} lost {t} again. Thanks a lot",
+            "Love waiting 2 hours for {t}, {b} never fails to disappoint",
+            "Oh wonderful, {t} is broken again, thank you so much {b}",
+            "Best part of my day: {b} cancelled {t}. Awesome")
 # Plain praise without VADER's words, or with words VADER counts as negative.
 POSITIVE = ("{b} sorted {t} in five minutes, no complaints at all", "No problem with {t} since {b} stepped in",
             "{b} crew went above and beyond with {t}", "Never had {t} arrive this fast, {b} killed it")
@@ -124,7 +126,7 @@ def test_same_labels_and_seed_give_the_same_payload_and_version(sarcasm):
     texts, labels, vader, model = sarcasm
     again = train_model(texts, labels, vader=vader, seed=0)
     assert again.payload == model.payload and again.version == model.version
-    assert model.version.startswith(f"{learned.FORMAT_VERSION}-") and len(model.version) == 14
+    assert model.version.startswith(f"{learned_model.FORMAT_VERSION}-") and len(model.version) == 14
     assert model.scorer().version == model.version
     assert train_model(texts, labels[1:] + labels[:1], vader=vader, seed=0).version != model.version
 
@@ -156,7 +158,7 @@ def test_the_fast_counter_counts_as_scikit_learn_does():
     assert linkless[-1] == "see http and http now"
     word = CountVectorizer(analyzer="word", ngram_range=learned.WORD_NGRAMS).fit(linkless)
     char = CountVectorizer(analyzer="char_wb", ngram_range=learned.CHAR_NGRAMS).fit(linkless)
-    counter = learned._Counter(list(word.get_feature_names_out()), list(char.get_feature_names_out()),
+    counter = learned_model._Counter(list(word.get_feature_names_out()), list(char.get_feature_names_out()),
                                learned.CHAR_NGRAMS)
     for _ in range(2):  # the second pass reads the memo
         ours = counter.counts(texts)
@@ -211,7 +213,7 @@ def npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:
 
 def test_the_payload_holds_no_pickle(sarcasm):
     payload = sarcasm[3].payload
-    assert sorted(parts(payload)) == sorted(learned._PARTS)
+    assert sorted(parts(payload)) == sorted(learned_model._PARTS)
     for name, data in parts(payload).items():
         if name.endswith(".npy"):
             assert np.load(io.BytesIO(data), allow_pickle=False).dtype == np.float64
