@@ -90,6 +90,9 @@ def load_model(payload: bytes) -> LearnedScorer:
         names = sorted(archive.namelist())
     except (zipfile.BadZipFile, OSError, ValueError, TypeError) as exc:
         raise ModelFormatError(f"the model payload is not a model archive ({exc})") from None
+    if len(set(names)) != len(names):
+        raise ModelFormatError("the model archive repeats a part: " + ", ".join(sorted({n for n in names
+                                                                                       if names.count(n) > 1})))
     if names != sorted(_PARTS):
         missing, extra = sorted(set(_PARTS) - set(names)), sorted(set(names) - set(_PARTS))
         raise ModelFormatError("the model archive's parts are wrong: "

@@ -86,7 +86,9 @@ def test_the_model_learns_what_vader_misreads_and_qualifies(sarcasm):
 
 def test_too_few_labels_do_not_qualify_whatever_the_folds_say():
     texts, labels = tweets(45)
-    e = train_model(texts, labels).evaluation
+    said: list[str] = []
+    e = train_model(texts, labels, progress=said.append).evaluation
+    assert said[0] == "scoring 45 texts with VADER" and "cross-validation fold 5/5" in said
     assert not e.qualifies and e.reason == f"too few labels: 45, at least {MIN_LABELS}"
     assert e.folds == 5 and len(e.model_f1) == 5
 
@@ -109,6 +111,28 @@ def test_a_model_no_better_than_vader_is_not_promoted():
     e = train_model(texts, own, vader=vader).evaluation
     assert e.vader_f1 == (1.0,) * 5
     assert not e.qualifies and e.mean_gain <= 0 and e.reason.startswith("no better than VADER")
+
+
+def figures(model_f1: list[float], vader_f1: list[float]) -> Evaluation:
+    """The promotion rule on given per-fold figures (120 balanced labels, 5 folds)."""
+    y = np.array([label for label in LABELS for _ in range(40)])
+    return learned._evaluation(5, y, {label: 40 for label in LABELS}, model_f1, vader_f1, y, y)
+
+
+def test_the_margin_is_the_one_sided_95_percent_bound_of_the_paired_gains():
+    from scipy.stats import t
+
+    steady = figures([0.60, 0.61, 0.59, 0.60, 0.60], [0.50] * 5)
+    assert steady.qualifies and steady.mean_gain == 0.1
+    assert steady.margin == round(t.ppf(0.95, 4) * np.std([0.1, 0.11, 0.09, 0.1, 0.1], ddof=1) / np.sqrt(5), 4)
+    # the same mean gain, but one fold in three is worse than VADER: within the margin
+    erratic = figures([0.60, 0.50, 0.70, 0.45, 0.65], [0.50] * 5)
+    assert erratic.mean_gain == 0.08 and erratic.margin > 0.08 and not erratic.qualifies
+    assert erratic.reason == ("not clearly better than VADER: gain 0.08 macro-F1 is within the margin "
+                              f"{erratic.margin:.2f}")
+    half = t.ppf(0.975, 4) * np.std([0.6, 0.5, 0.7, 0.45, 0.65], ddof=1) / np.sqrt(5)
+    assert erratic.model_f1_ci == (round(0.58 - half, 4), round(0.58 + half, 4))
+    assert figures([0.99, 1.0, 0.99, 1.0, 1.0], [0.99] * 5).model_f1_ci[1] == 1.0  # clipped
 
 
 def test_labels_that_cannot_train_a_model_are_refused():
@@ -276,6 +300,12 @@ def test_missing_and_extra_parts_are_named(sarcasm):
     p["extra.py"] = b"print('hi')"
     with pytest.raises(ModelFormatError, match="unexpected extra.py"):
         load_model(rezip(p))
+    twice = rezip(parts(sarcasm[3].payload)) + b""
+    buffer = io.BytesIO(twice)
+    with pytest.warns(UserWarning), zipfile.ZipFile(buffer, "a") as archive:  # zipfile warns of the duplicate
+        archive.writestr("coef.npy", npy(np.zeros(3)))
+    with pytest.raises(ModelFormatError, match="repeats a part: coef.npy"):
+        load_model(buffer.getvalue())
 
 
 RAN: list[str] = []
