@@ -182,6 +182,8 @@ class _Featurizer:
         for block in counts:
             df = np.asarray((block[rows] > 0).sum(axis=0)).ravel()
             keep = np.flatnonzero(df >= MIN_DF)
+            if keep.size == 0:  # a handful of texts sharing no n-gram: keep what they have
+                keep = np.flatnonzero(df > 0)
             self.columns.append(keep)
             self.tfidf.append(TfidfTransformer(sublinear_tf=True).fit(block[rows][:, keep]))
         self.mean = vader[rows].mean(axis=0)
@@ -236,7 +238,11 @@ def _choose_c(counts, vader: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: 
 def _train_counts(texts: Sequence[str]) -> tuple[list[CountVectorizer], tuple[sp.csr_matrix, sp.csr_matrix]]:
     vectorizers = [CountVectorizer(analyzer="word", ngram_range=WORD_NGRAMS, dtype=np.float64),
                    CountVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, dtype=np.float64)]
-    counts = tuple(v.fit_transform([_normalise(text) for text in texts]).tocsr() for v in vectorizers)
+    normalised = [_normalise(text) for text in texts]
+    try:
+        counts = tuple(v.fit_transform(normalised).tocsr() for v in vectorizers)
+    except ValueError:  # scikit-learn's "empty vocabulary"
+        raise ValueError("the labelled texts hold no words of two letters or more to learn from") from None
     return vectorizers, counts
 
 

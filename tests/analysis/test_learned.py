@@ -142,6 +142,8 @@ def test_labels_that_cannot_train_a_model_are_refused():
     with pytest.raises(ValueError, match="60 texts but 59 labels"):
         train_model(texts, labels[:-1])
     two = [i for i, label in enumerate(labels) if label != "neutral"] + [labels.index("neutral")]
+    with pytest.raises(ValueError, match="no words of two letters or more"):
+        train_model(["!", "a", "?"] * 3, list(LABELS) * 3)
     with pytest.raises(ValueError, match="neutral 1"):
         train_model([texts[i] for i in two], [labels[i] for i in two])
 
