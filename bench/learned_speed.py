@@ -68,7 +68,7 @@ def run(rounds: int = 3, log=lambda *a: None) -> list[dict]:
         "VaderScorer": lambda: VaderScorer().score(texts),
         "learned, VADER given": lambda: load_model(model.payload).score_with_vader(texts, vader),
         "learned, score()": lambda: load_model(model.payload).score(texts),
-        "learned, VADER given, warm": lambda: warm.score_with_vader(texts, vader),
+        "learned, warm memo": lambda: warm.score_with_vader(texts, vader),
     }
     times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(rounds):  # interleaved so machine noise hits every side alike
@@ -80,7 +80,7 @@ def run(rounds: int = 3, log=lambda *a: None) -> list[dict]:
     for name, rate in rates.items():
         versus = rate / rates["VaderScorer"]
         judged = name == "learned, VADER given"
-        figures.append({"figure": f"speed: {name}", "unit": "texts/s", "value": round(rate),
+        figures.append({"figure": name, "unit": "texts/s", "value": round(rate),
                         "reference": round(rates["VaderScorer"]), "ratio": round(versus, 3),
                         "vs_bare_vader": round(rate / rates["bare vaderSentiment"], 3),
                         "target": f">= {TARGET:g} (vs VaderScorer)" if judged else "(for comparison)",
@@ -104,9 +104,9 @@ def main() -> int:
     else:
         print(f"{figures[0]['n']:,} texts; model trained on {figures[0]['train_labels']:,} labels in "
               f"{figures[0]['train_seconds']} s")
-        print(f"{'scorer':<36}{'texts/s':>10}{'vs bare VADER':>15}{'vs VaderScorer':>16}  target")
+        print(f"{'scorer':<24}{'texts/s':>10}{'vs bare VADER':>15}{'vs VaderScorer':>16}  target")
         for f in figures:
-            print(f"{f['figure']:<36}{f['value']:>10,}{f['vs_bare_vader']:>15.2f}{f['ratio']:>16.2f}  "
+            print(f"{f['figure']:<24}{f['value']:>10,}{f['vs_bare_vader']:>15.2f}{f['ratio']:>16.2f}  "
                   f"{f['target']}{'' if f['target'].startswith('(') else (': yes' if f['ok'] else ': NO')}")
     return 0 if all(f["ok"] for f in figures) else 1
 
