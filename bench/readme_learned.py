@@ -8,7 +8,7 @@ seeds 0..K-1) and bench/learned_speed.py in this process, and writes the block b
 ``<!-- learned-figures:start -->`` and ``<!-- learned-figures:end -->``: macro-F1 of VADER
 and of the learned scorer per N, how often the promotion rule switched the model on,
 and the learned scorer's texts/s against bare VADER's and VaderScorer's, measured in the
-same run, with the date and machine. The figures come from ``../shared/data`` only.
+same run, with the date and machine. The figures come from ``../shared/data/`` only.
 """
 
 from __future__ import annotations

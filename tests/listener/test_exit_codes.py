@@ -114,8 +114,9 @@ CASES = [(path, name) for path, command in COMMANDS.items() for name in UNKNOWN 
 
 def test_the_walk_finds_every_command_that_takes_a_brand_campaign_or_mention():
     found = {(" ".join(path), name) for path, name in CASES}
-    expected = {(c, "brand") for c in ("pull", "import", "mood", "report", "alerts", "export", "label", "accuracy")}
-    assert expected | {("report", "campaign"), ("label", "mention_id")} <= found
+    expected = {(c, "brand") for c in ("pull", "import", "mood", "report", "alerts", "export", "label set",
+                                       "label import", "label next", "accuracy")}
+    assert expected | {("report", "campaign"), ("label set", "mention_id")} <= found
 
 
 @pytest.mark.parametrize(("path", "name"), CASES, ids=[f"{' '.join(p)}-{n}" for p, n in CASES])
