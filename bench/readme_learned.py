@@ -37,7 +37,7 @@ def render(rows: list[dict], speed: list[dict], seeds: int) -> str:
     ns = sorted({r["n"] for r in rows})
     lines = [
         f"Measured by `python bench/readme_learned.py` on {date.today():%Y-%m-%d} ({os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}); do not edit by hand. Each of 4 topics "
+        f"{platform.python_implementation()} {platform.python_version()}). Each of 4 topics "
         f"of the development tweets stands for a brand; N of its tweets are the team's labels (seeds 0-{seeds - 1}), "
         f"the rest are held out. 3-class macro-F1, mean (range) over topics and seeds:",
         "",
