@@ -18,18 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from analysis.alerts import PullRun, SourceHour
+from storage.queries import LABELLED_MENTIONS_OF_BRAND
 from storage.store import Store, from_db_time, to_db_time
 
 _EVALUATED_KEY = "alerts.evaluated_through:"
 
-# The effective label: the user's manual label, else VADER's (storage.labels).
-_LABELLED_MENTIONS = """
-    FROM mentions m
-    LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-        AND s.created_at >= $lo AND s.created_at < $hi
-    LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-    WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
-"""
+# What counts for mood, and with which label: storage.schema's mood_mentions.
+_LABELLED_MENTIONS = LABELLED_MENTIONS_OF_BRAND
 
 
 @dataclass(frozen=True)
@@ -166,7 +161,7 @@ def texts(store: Store, brand: str, start: datetime, end: datetime, *, label: st
     """Texts of the brand's mentions created in [start, end): all of them, or those
     counting for mood with effective ``label``; a fixed pseudo-random sample of
     ``limit`` when there are more (the same on every call)."""
-    where = "" if label is None else " AND NOT m.duplicate AND coalesce(l.label, s.label) = $label"
+    where = "" if label is None else " AND m.label = $label"
     params: dict[str, Any] = {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "limit": limit}
     if label is not None:
         params["label"] = label
@@ -190,8 +185,8 @@ def top_conversations(store: Store, brand: str, start: datetime, end: datetime, 
             f"""
             WITH w AS (
                 SELECT m.source, m.conversation_id, count(*) AS mentions,
-                       count(*) FILTER (WHERE NOT m.duplicate AND coalesce(l.label, s.label) = 'positive') AS positive,
-                       count(*) FILTER (WHERE NOT m.duplicate AND coalesce(l.label, s.label) = 'negative') AS negative,
+                       count(*) FILTER (WHERE m.label = 'positive') AS positive,
+                       count(*) FILTER (WHERE m.label = 'negative') AS negative,
                        sum(m.likes + m.reposts + m.replies) AS engagement,
                        arg_min(m.url, m.created_at) AS first_url, arg_min(m.text, m.created_at) AS first_text
                 {_LABELLED_MENTIONS}

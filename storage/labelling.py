@@ -260,24 +260,23 @@ class Suggestions:
         return ORIGIN_RANDOM if self.kind == "random" else ORIGIN_UNCERTAIN
 
 
-# The uncertainty of the score in effect (the module docstring), in SQL over scores_in_effect s.
+# The uncertainty of the score in effect (the module docstring), in SQL over mood_mentions m.
 UNCERTAINTY_SQL = f"""
-CASE WHEN s.scorer = 'vader'
-     THEN greatest(0.0, 1.0 - least(abs(s.compound - {POSITIVE_THRESHOLD}), abs(s.compound - {NEGATIVE_THRESHOLD}))
+CASE WHEN m.scorer = 'vader'
+     THEN greatest(0.0, 1.0 - least(abs(m.compound - {POSITIVE_THRESHOLD}), abs(m.compound - {NEGATIVE_THRESHOLD}))
                              / {_VADER_SPAN})
      -- p_top - p_second, the middle one being the sum less the largest and the smallest
-     ELSE 1.0 - (2 * greatest(s.pos, s.neu, s.neg) - (s.pos + s.neu + s.neg) + least(s.pos, s.neu, s.neg))
+     ELSE 1.0 - (2 * greatest(m.pos, m.neu, m.neg) - (m.pos + m.neu + m.neg) + least(m.pos, m.neu, m.neg))
 END"""
 
+# Scored, non-duplicate mentions of $brand created in [$lo, $hi) (storage.schema's
+# mood_mentions: the score in effect and the manual label).
 _CANDIDATES = """
-FROM mentions m
-JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-    AND s.created_at >= $lo AND s.created_at < $hi
-LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-WHERE m.brand = $brand AND NOT m.duplicate AND m.created_at >= $lo AND m.created_at < $hi
+FROM mood_mentions($lo, $hi) m
+WHERE m.brand = $brand AND NOT m.duplicate AND m.scorer IS NOT NULL
 """
-_COLUMNS = (f"m.source, m.id, m.brand, m.created_at, m.text, m.url, s.scorer, s.scorer_version, s.label, s.compound, "
-            f"{UNCERTAINTY_SQL} AS uncertainty, l.label, l.origin")
+_COLUMNS = (f"m.source, m.id, m.brand, m.created_at, m.text, m.url, m.scorer, m.scorer_version, m.scorer_label, "
+            f"m.compound, {UNCERTAINTY_SQL} AS uncertainty, m.manual_label, m.label_origin")
 
 
 def _suggestion(row: tuple) -> Suggestion:
@@ -298,13 +297,13 @@ def suggestions(store: Store, brand: str, n: int, *, random: bool = False, seed:
             seed = secrets.randbelow(1 << 31) if seed is None else seed
             # Mentions labelled by other means stay in the population (their label is
             # shown): leaving them out would make the sample the team's choice again.
-            where = f"{_CANDIDATES} AND (l.origin IS NULL OR l.origin <> '{ORIGIN_RANDOM}')"
+            where = f"{_CANDIDATES} AND (m.label_origin IS NULL OR m.label_origin <> '{ORIGIN_RANDOM}')"
             total = db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
             rows = db.execute(
                 f"SELECT {_COLUMNS} {where} ORDER BY hash(m.source, m.id, $seed), m.source, m.id LIMIT $n",
                 {**params, "seed": seed, "n": n}).fetchall()
             return Suggestions("random", brand, [_suggestion(r) for r in rows], total, seed)
-        where = f"{_CANDIDATES} AND l.label IS NULL"
+        where = f"{_CANDIDATES} AND m.manual_label IS NULL"
         total = db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
         pool = db.execute(
             f"SELECT {_COLUMNS}, m.text_hash {where} ORDER BY uncertainty DESC, m.created_at DESC, m.source, m.id "

@@ -222,12 +222,9 @@ def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dic
     parts, params = [], {"brand": brand}
     for n, thread in enumerate(threads):
         parts.append(
-            f"SELECT m.source, m.conversation_id, m.id, m.created_at, s.label AS scorer_label, s.scorer, l.label AS manual_label "
-            f"FROM mentions m "
-            f"LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
-            f"AND s.created_at = $t{n} "
-            f"LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand "
-            f"WHERE m.brand = $brand AND m.source = $s{n} AND m.conversation_id = $c{n} AND m.created_at = $t{n}"
+            f"SELECT m.source, m.conversation_id, m.id, m.created_at, m.scorer_label, m.scorer, m.manual_label "
+            f"FROM mood_mentions($t{n}, $t{n} + INTERVAL 1 MICROSECOND) m "
+            f"WHERE m.brand = $brand AND m.source = $s{n} AND m.conversation_id = $c{n}"
         )
         params.update({f"t{n}": to_db_time(thread["first_at"]), f"s{n}": thread["source"],
                        f"c{n}": thread["conversation_id"]})

@@ -75,9 +75,16 @@ def _v5_scorers(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.models, schema.rescore_jobs])
 
 
+def _v6_mood_macros(conn: sa.Connection) -> None:
+    pass  # the macros mood_mentions, nss and nss_se: made by create_views
+
+
 def create_views(conn: sa.Connection) -> None:
-    """(Re)make every view, in dependency order: after any migration step ran."""
+    """(Re)make every view and macro, in dependency order: after any migration step ran."""
     conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
+    conn.exec_driver_sql(schema.MOOD_MENTIONS)
+    for sql in schema.NSS_MACROS:
+        conn.exec_driver_sql(sql)
     for sql in views.VIEWS_SQL.values():
         conn.exec_driver_sql(sql)
 
@@ -104,6 +111,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (3, "v_campaign_daily.spend as DECIMAL", _v3_campaign_daily_decimal_spend),
     (4, "conversations scored by people: voices, authors, nss, nss_se", _v4_conversations_by_people),
     (5, "scores of several scorers, the one in effect marked; models; re-score jobs", _v5_scorers),
+    (6, "what counts for mood and NSS as macros: mood_mentions, nss, nss_se", _v6_mood_macros),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

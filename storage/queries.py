@@ -17,23 +17,20 @@ import duckdb
 from storage.store import Store, from_db_time, to_db_time
 
 
-# The counts of LabelCounts, in its order, over LABELLED_MENTIONS_OF_BRAND (aliases m,
-# s, l): the one definition of what counts for mood, shared by every window query.
+# The counts of LabelCounts, in its order, over LABELLED_MENTIONS_OF_BRAND (alias m),
+# whose labels the macro mood_mentions (storage.schema) defines.
 LABEL_COUNT_COLUMNS = """
     count(*),
     count(*) FILTER (WHERE m.duplicate),
-    count(*) FILTER (WHERE coalesce(l.label, s.label) IS NULL AND NOT m.duplicate),
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive' AND NOT m.duplicate),
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral' AND NOT m.duplicate),
-    count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative' AND NOT m.duplicate)
+    count(*) FILTER (WHERE m.unscored),
+    count(*) FILTER (WHERE m.label = 'positive'),
+    count(*) FILTER (WHERE m.label = 'neutral'),
+    count(*) FILTER (WHERE m.label = 'negative')
 """
-# Mentions of $brand created in [$lo, $hi) with VADER's score and the manual label.
+# Mentions of $brand created in [$lo, $hi), with the label each counts for mood with.
 LABELLED_MENTIONS_OF_BRAND = """
-FROM mentions m
-LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-    AND s.created_at >= $lo AND s.created_at < $hi
-LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+FROM mood_mentions($lo, $hi) m
+WHERE m.brand = $brand
 """
 
 
@@ -223,9 +220,9 @@ def status(store: Store, recent_runs: int = 20) -> dict[str, list[dict[str, Any]
         cursors = _records(db.execute("SELECT source, brand, cursor, updated_at FROM cursors ORDER BY source, brand"))
         sources = _records(
             db.execute(
-                "SELECT m.source, m.brand, count(*) AS mentions, count(s.label) AS scored, "
+                "SELECT m.source, m.brand, count(*) AS mentions, count(m.scorer_label) AS scored, "
                 "min(m.created_at) AS first_at, max(m.created_at) AS last_at "
-                "FROM mentions m LEFT JOIN scores_in_effect s USING (source, id, brand) "
+                "FROM mood_mentions(TIMESTAMP '-infinity', TIMESTAMP 'infinity') m "
                 "GROUP BY ALL ORDER BY m.source, m.brand"
             )
         )

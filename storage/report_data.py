@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from storage.queries import LABELLED_MENTIONS_OF_BRAND
 from storage.store import Store, from_db_time, to_db_time
 
 
@@ -38,15 +39,11 @@ def mention_buckets(
         rows = db.execute(
             f"""
             SELECT time_bucket(INTERVAL '{BUCKET_MINUTES} minutes', m.created_at) AS bucket,
-                   CASE WHEN m.duplicate THEN NULL ELSE coalesce(l.label, s.label) END AS label,
+                   m.label,
                    count(*), sum(1 + m.likes + m.reposts + m.replies)::DOUBLE, m.source,
                    CASE WHEN $pattern IS NULL THEN false
                         ELSE regexp_matches(lower(m.text), $pattern) END AS tagged
-            FROM mentions m
-            LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-                AND s.created_at >= $lo AND s.created_at < $hi
-            LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-            WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
+            {LABELLED_MENTIONS_OF_BRAND}
             GROUP BY ALL
             """,
             {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "pattern": pattern},
@@ -106,10 +103,9 @@ def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict
     """Latest mention per source (ISO, UTC), mentions per source, unscored, duplicates."""
     with store.native() as db:
         rows = db.execute(
-            "SELECT m.source, max(m.created_at), count(*), "
-            "count(*) FILTER (WHERE s.label IS NULL AND l.label IS NULL AND NOT m.duplicate), "
+            "SELECT m.source, max(m.created_at), count(*), count(*) FILTER (WHERE m.unscored), "
             "count(*) FILTER (WHERE m.duplicate) "
-            "FROM mentions m LEFT JOIN scores_in_effect s USING (source, id, brand) LEFT JOIN labels l USING (source, id, brand) "
+            "FROM mood_mentions(TIMESTAMP '-infinity', TIMESTAMP 'infinity') m "
             "WHERE m.brand IN (SELECT unnest($b::VARCHAR[])) GROUP BY m.source ORDER BY m.source",
             {"b": list(brands)},
         ).fetchall()

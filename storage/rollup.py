@@ -21,9 +21,10 @@ voices' means rounded to DECIMAL (below), so no
 floating-point summation order, which a parallel aggregate does not fix, can change a
 digit.
 
-Hourly mood per (brand, source, hour), over labelled mentions (the user's manual label
-where there is one, else VADER's: see storage.labels), leaving
-out near-duplicates and mentions VADER cannot score (both still count in ``mentions``):
+Hourly mood per (brand, source, hour), over the labels the macro ``mood_mentions``
+gives (storage.schema: the user's manual label where there is one, else the label of
+the score in effect), leaving out near-duplicates and mentions no scorer covers (both
+still count in ``mentions``); NSS and its SE by the macros ``nss``/``nss_se``:
     nss    = 100 (P - N) / T
     nss_se = 100 sqrt((p+ + p- - (p+ - p-)^2) / T)
     ew_nss = 100 sum(w_i s_i) / sum(w_i),  s_i = +1/0/-1, w_i = 1 + likes + reposts + replies
@@ -67,11 +68,11 @@ CHUNK_MENTIONS = 50_000
 # hour from last month does not make the current hour's rollup scan a month of rows.
 _CLUSTER_GAP = timedelta(hours=24)
 
-# The effective label is the user's manual label (``labels``) when there is one, else
-# VADER's; a manual label stands in for the compound score as +1, 0 or -1.
+# The label a mention counts with is mood_mentions' (storage.schema: the manual label,
+# else the score in effect's); a manual label stands in for the compound as +1, 0 or -1.
 _COMPOUND = (
-    "CASE WHEN l.label IS NOT NULL THEN CAST(CASE l.label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 "
-    "ELSE 0 END AS DECIMAL(18, 4)) ELSE CAST(s.compound AS DECIMAL(18, 4)) END"
+    "CASE WHEN m.manual_label IS NOT NULL THEN CAST(CASE m.manual_label WHEN 'positive' THEN 1 "
+    "WHEN 'negative' THEN -1 ELSE 0 END AS DECIMAL(18, 4)) ELSE CAST(m.compound AS DECIMAL(18, 4)) END"
 )
 
 # Mood counts skip near-duplicates (m.duplicate) and unscored mentions (no score row);
@@ -81,17 +82,12 @@ INSERT INTO hourly_mood
 WITH rows AS (
     SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, m.conversation_id, m.duplicate,
            m.likes + m.reposts + m.replies AS engagement,
-           CASE WHEN m.duplicate THEN NULL ELSE coalesce(l.label, s.label) END AS label,
+           m.label,
            CASE WHEN m.duplicate THEN NULL ELSE {compound} END AS compound,
-           coalesce(l.label, s.label) IS NULL AND NOT m.duplicate AS unscored
-    FROM mentions m
-    LEFT JOIN scores_in_effect s
-        ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-        AND s.created_at >= $lo AND s.created_at < $hi
-    LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
+           m.unscored
+    FROM mood_mentions($lo, $hi) m
     JOIN todo t
         ON t.brand = m.brand AND t.source = m.source AND t.hour = date_trunc('hour', m.created_at)
-    WHERE m.created_at >= $lo AND m.created_at < $hi
 )
 SELECT
     brand, source, hour,
@@ -102,17 +98,10 @@ SELECT
     count(*) FILTER (WHERE label = 'positive') AS positive,
     count(*) FILTER (WHERE label = 'neutral') AS neutral,
     count(*) FILTER (WHERE label = 'negative') AS negative,
-    CASE WHEN count(label) > 0 THEN
-        round(100.0 * (count(*) FILTER (WHERE label = 'positive')
-                       - count(*) FILTER (WHERE label = 'negative')) / count(label), 6)
-    END AS nss,
-    CASE WHEN count(label) > 0 THEN
-        round(100.0 * sqrt(greatest(0.0,
-            (count(*) FILTER (WHERE label IN ('positive', 'negative'))) / count(label)
-            - power((count(*) FILTER (WHERE label = 'positive')
-                     - count(*) FILTER (WHERE label = 'negative')) / count(label), 2)
-        ) / count(label)), 6)
-    END AS nss_se,
+    round(nss(count(*) FILTER (WHERE label = 'positive'), count(*) FILTER (WHERE label = 'negative'),
+              count(label)), 6) AS nss,
+    round(nss_se(count(*) FILTER (WHERE label = 'positive'), count(*) FILTER (WHERE label = 'negative'),
+                 count(label)), 6) AS nss_se,
     round(avg(compound), 6)::DOUBLE AS mean_compound,
     sum(engagement) AS engagement,
     CASE WHEN count(label) > 0 THEN
@@ -153,23 +142,16 @@ WITH voices AS (
         min(m.created_at) AS first_at,
         max(m.created_at) AS last_at,
         count(*) AS mentions,
-        count(coalesce(l.label, s.label)) AS scored,
-        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'positive') AS positive,
-        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'neutral') AS neutral,
-        count(*) FILTER (WHERE coalesce(l.label, s.label) = 'negative') AS negative,
+        count(m.label) AS scored,
+        count(*) FILTER (WHERE m.label = 'positive') AS positive,
+        count(*) FILTER (WHERE m.label = 'neutral') AS neutral,
+        count(*) FILTER (WHERE m.label = 'negative') AS negative,
         sum(m.likes + m.reposts + m.replies) AS engagement,
         min(m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url_at,
         arg_min(m.url, m.created_at) FILTER (WHERE m.url IS NOT NULL) AS url,
         arg_min(left(m.text, 280), m.created_at) AS title
-FROM mentions m
+FROM mood_mentions($since, $until) m
 JOIN touched t ON t.source = m.source AND t.conversation_id = m.conversation_id AND t.brand = m.brand
-LEFT JOIN scores_in_effect s
-    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-    AND s.created_at >= $since AND s.created_at < $until
-    AND NOT m.duplicate
-LEFT JOIN labels l
-    ON l.source = m.source AND l.id = m.id AND l.brand = m.brand AND NOT m.duplicate
-WHERE m.created_at >= $since AND m.created_at < $until
 GROUP BY m.source, m.conversation_id, m.brand, m.author, CASE WHEN m.author IS NULL THEN m.id END,
          date_trunc('hour', m.created_at)
 ),

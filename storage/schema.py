@@ -293,8 +293,43 @@ alert_deliveries = sa.Table(
 
 # ``scores`` holds one row per mention and scorer (VADER's always, for English) and a
 # column ``active`` marking the one in effect (analysis.scorers); this view is the one
-# place that rule is read. Every mood figure joins it, never ``scores`` itself.
+# place that rule is read. Every mood figure reads it, never ``scores`` itself.
 SCORES_IN_EFFECT = "CREATE OR REPLACE VIEW scores_in_effect AS SELECT * FROM scores WHERE active"
+
+# --- schema version 6 --------------------------------------------------------------
+
+# What counts for mood, defined once (every reader selects from it): the mentions
+# created in [lo, hi) with the label each counts with, ``label``: the user's manual
+# label if any, else the label of the score in effect; NULL for a near-duplicate copy
+# and for a mention no scorer covers ("unscored"), which count in volume only.
+# ``compound`` (and the rest of the score) is the score in effect's, ``manual_label``
+# and ``label_origin`` the user's. The window is a
+# parameter so that both tables' scans prune row groups by creation time.
+MOOD_MENTIONS = """
+CREATE OR REPLACE MACRO mood_mentions(lo, hi) AS TABLE
+SELECT m.source, m.id, m.brand, m.created_at, m.author, m.url, m.text, m.lang, m.text_hash,
+       m.conversation_id, m.parent_id, m.likes, m.reposts, m.replies, m.thread_context, m.duplicate,
+       CASE WHEN m.duplicate THEN NULL ELSE coalesce(l.label, s.label) END AS label,
+       coalesce(l.label, s.label) IS NULL AND NOT m.duplicate AS unscored,
+       s.compound, s.pos, s.neu, s.neg, s.scorer, s.scorer_version, s.label AS scorer_label,
+       l.label AS manual_label, l.origin AS label_origin
+FROM mentions m
+LEFT JOIN scores_in_effect s
+    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at >= lo AND s.created_at < hi
+LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
+WHERE m.created_at >= lo AND m.created_at < hi
+"""
+
+# Net Sentiment Score and its standard error from counts (analysis.mood.net_sentiment and
+# net_sentiment_se, which tests/storage/test_mood_sql.py checks these against): the one
+# SQL copy, used by the hourly stage and the views.
+NSS_MACROS = (
+    "CREATE OR REPLACE MACRO nss(positive, negative, scored) AS "
+    "CASE WHEN scored > 0 THEN 100.0 * (positive - negative) / scored END",
+    "CREATE OR REPLACE MACRO nss_se(positive, negative, scored) AS "
+    "CASE WHEN scored > 0 THEN 100.0 * sqrt(greatest(0.0, (positive + negative) / scored "
+    "- power((positive - negative) / scored, 2)) / scored) END",
+)
 
 model_id_seq = sa.Sequence("model_id_seq", metadata=metadata)
 

@@ -6,9 +6,10 @@ snapshot sees them. Tables may change between releases; these views keep their n
 and columns (a new column may be added, none renamed or removed without a note in the
 release). A change to a view's SQL is a new migration that re-creates it.
 
-Every figure follows the rules of the pipeline: the effective label of a mention is the
-user's manual label when there is one, else VADER's; near-duplicates and unscored
-mentions count in volume, not in mood.
+Every figure follows the rules of the pipeline, read from the same database objects
+(storage.schema: mood_mentions, nss, nss_se): the effective label of a mention is the
+user's manual label when there is one, else the label of the score in effect;
+near-duplicates and unscored mentions count in volume, not in mood.
 """
 
 from __future__ import annotations
@@ -20,19 +21,13 @@ SELECT m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url,
        m.likes, m.reposts, m.replies, m.thread_context, m.duplicate,
        v.compound AS vader_compound,
        v.label AS vader_label,
-       s.scorer, s.scorer_version,
-       s.label AS scorer_label,
-       l.label AS manual_label,
-       coalesce(l.label, s.label) AS label,
-       NOT m.duplicate AND coalesce(l.label, s.label) IS NOT NULL AS counts_for_mood
-FROM mentions m
-LEFT JOIN scores_in_effect s
-    ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at = m.created_at
+       m.scorer, m.scorer_version, m.scorer_label, m.manual_label,
+       coalesce(m.manual_label, m.scorer_label) AS label,
+       m.label IS NOT NULL AS counts_for_mood
+FROM mood_mentions(TIMESTAMP '-infinity', TIMESTAMP 'infinity') m
 LEFT JOIN scores v
     ON v.source = m.source AND v.id = m.id AND v.brand = m.brand AND v.created_at = m.created_at
     AND v.scorer = 'vader'
-LEFT JOIN labels l
-    ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
 """
 
 V_HOURLY_MOOD = """
@@ -48,9 +43,8 @@ WITH per_hour AS (
     GROUP BY brand, hour
 )
 SELECT brand, hour, mentions, duplicates, unscored, scored, positive, neutral, negative,
-       CASE WHEN scored > 0 THEN 100.0 * (positive - negative) / scored END AS nss,
-       CASE WHEN scored > 0 THEN 100.0 * sqrt(greatest(0.0,
-           (positive + negative) / scored - power((positive - negative) / scored, 2)) / scored) END AS nss_se,
+       nss(positive, negative, scored) AS nss,
+       nss_se(positive, negative, scored) AS nss_se,
        engagement, conversations,
        mentions / sum(mentions) OVER (PARTITION BY hour) AS share_of_voice,
        sources
@@ -117,10 +111,8 @@ SELECT d.campaign_id, d.name AS campaign_name, d.brand, d.date, d.tz AS account_
        coalesce(mo.mentions, 0) AS mentions, coalesce(mo.scored, 0) AS scored,
        coalesce(mo.positive, 0) AS positive, coalesce(mo.neutral, 0) AS neutral,
        coalesce(mo.negative, 0) AS negative,
-       CASE WHEN mo.scored > 0 THEN 100.0 * (mo.positive - mo.negative) / mo.scored END AS nss,
-       CASE WHEN mo.scored > 0 THEN 100.0 * sqrt(greatest(0.0,
-           (mo.positive + mo.negative) / mo.scored - power((mo.positive - mo.negative) / mo.scored, 2))
-           / mo.scored) END AS nss_se
+       nss(mo.positive, mo.negative, mo.scored) AS nss,
+       nss_se(mo.positive, mo.negative, mo.scored) AS nss_se
 FROM days d
 LEFT JOIN spend_days sd ON sd.campaign_id = d.campaign_id AND sd.date = d.date
 LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
