@@ -98,3 +98,14 @@ def test_every_cited_note_is_in_the_repository():
     assert {"docs/roi-method.md", "docs/design.md"} <= cited
     missing = sorted(c for c in cited if not (ROOT / c).is_file())
     assert not missing, missing
+
+
+def test_the_readme_example_over_the_mood_macros_runs_in_listener_sql(demo_run):
+    text = README.read_text(encoding="utf-8")
+    (example,) = re.findall(r"```sql\n(SELECT source, count\(label\).*?FROM mood_mentions.*?)\n```", text, re.S)
+    # The README asks for yesterday; the demo's data ends at its pinned --as-of.
+    query = example.replace("current_date - 1, current_date::TIMESTAMP", "TIMESTAMP '-infinity', TIMESTAMP 'infinity'")
+    proc = demo_run.listener("--db", str(demo_run.directory / "listener.duckdb"), "sql", "--format", "csv", query)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.strip().splitlines()
+    assert rows[0] == "source,scored,nss" and len(rows) > 1, proc.stdout
