@@ -103,6 +103,7 @@ from connectors.errors import (
     register_secret,
 )
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 
 if TYPE_CHECKING:
     from atproto import Client
@@ -128,24 +129,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("listener.connectors.bluesky")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "handle_env": (str, "BLUESKY_HANDLE", "Environment variable holding the account handle (search mode)."),
-    "app_password_env": (str, "BLUESKY_APP_PASSWORD",
-                         "Environment variable holding an app password of that account (search mode)."),
-    "base_url": (str, "https://bsky.social", "Where to log in and search (your PDS or the Bluesky entryway)."),
-    "mode": (str, "search", "'search' (post search, needs login, reaches back) or 'jetstream' (live firehose)."),
-    "jetstream_url": (str, "wss://jetstream2.us-east.bsky.network", "Jetstream instance (jetstream mode)."),
-    "history_days": (int, 7, "Days the first search run, or one after downtime, reaches back."),
-    "max_pages_per_run": (int, 10, "Search pages (up to 100 posts each) one run may request per query."),
-    "overlap_seconds": (int, 60, "Seconds each search run re-reads before the previous run's end (late indexing)."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for one HTTP request (search mode)."),
-    "jetstream_max_seconds": (float, 50.0, "Longest one Jetstream run reads before it returns (catching up)."),
-    "jetstream_max_events": (int, 500_000, "Most Jetstream events (all posts, not only matches) one run reads."),
-    "jetstream_backfill_minutes": (int, 10, "Minutes the first Jetstream run replays before its start."),
-}
-"""Optional settings of the Bluesky source: name -> (type, default, one-line doc)."""
-
 MODES = ("search", "jetstream")
+SETTINGS = settings_table(
+    Setting("handle_env", str, "BLUESKY_HANDLE", "Environment variable holding the account handle (search mode).",
+            required=True),
+    Setting("app_password_env", str, "BLUESKY_APP_PASSWORD",
+            "Environment variable holding an app password of that account (search mode).", required=True),
+    Setting("base_url", str, "https://bsky.social", "Where to log in and search (your PDS or the Bluesky entryway).",
+            schemes=HTTP_SCHEMES),
+    Setting("mode", str, "search", "'search' (post search, needs login, reaches back) or 'jetstream' (live firehose).",
+            choices=MODES),
+    Setting("jetstream_url", str, "wss://jetstream2.us-east.bsky.network", "Jetstream instance (jetstream mode).",
+            schemes=("ws://", "wss://")),
+    Setting("history_days", int, 7, "Days the first search run, or one after downtime, reaches back.",
+            min=1, max=CENTURY_DAYS),
+    Setting("max_pages_per_run", int, 10, "Search pages (up to 100 posts each) one run may request per query.", min=1),
+    Setting("overlap_seconds", int, 60, "Seconds each search run re-reads before the previous run's end (late indexing).",
+            min=0, max=86_400 * CENTURY_DAYS),
+    Setting("timeout_seconds", float, 30.0, "Seconds to wait for one HTTP request (search mode).", **TIMEOUT),
+    Setting("jetstream_max_seconds", float, 50.0, "Longest one Jetstream run reads before it returns (catching up).",
+            **TIMEOUT),
+    Setting("jetstream_max_events", int, 500_000, "Most Jetstream events (all posts, not only matches) one run reads.",
+            min=1),
+    Setting("jetstream_backfill_minutes", int, 10, "Minutes the first Jetstream run replays before its start.",
+            min=0, max=1440 * CENTURY_DAYS),
+)
 POST_COLLECTION = "app.bsky.feed.post"
 PAGE_SIZE = 100
 SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
@@ -544,9 +552,6 @@ class BlueskySearchConnector:
                  history_days: int = 7, max_pages_per_run: int = 10, overlap_seconds: int = 60,
                  retry: RetryPolicy | None = None,
                  env_vars: tuple[str, str] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")) -> None:
-        problems = _check_search_limits(history_days, max_pages_per_run, overlap_seconds)
-        if problems:
-            raise ValueError("bluesky: " + "; ".join(problems))
         self.client = client
         self._clock = clock
         self._handle = handle
@@ -712,66 +717,13 @@ def _report_loss(brand: str, q: str, start: datetime, end: datetime) -> None:
 # -- settings and factory ---------------------------------------------------------------
 
 
-def _whole(value: Any, key: str, least: int, problems: list[str], most: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{key} must be a whole number, got {value!r}")
-    elif value < least:
-        problems.append(f"{key} must be at least {least}, got {value}")
-    elif most is not None and value > most:
-        problems.append(f"{key} must be at most {most}, got {value}")
-
-
-_CENTURY_DAYS = 36_500
-"""Upper bound of a span setting: a larger one overflows datetime arithmetic."""
-
-
-def _positive(value: Any, key: str, problems: list[str]) -> None:
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        problems.append(f"{key} must be a number of seconds above 0 and at most 3600, got {value!r}")
-
-
-def _check_search_limits(history_days: Any, max_pages: Any, overlap: Any) -> list[str]:
-    problems: list[str] = []
-    _whole(history_days, "history_days", 1, problems, _CENTURY_DAYS)
-    _whole(max_pages, "max_pages_per_run", 1, problems)
-    _whole(overlap, "overlap_seconds", 0, problems, 86_400 * _CENTURY_DAYS)
-    return problems
-
-
-def check_settings(values: Mapping[str, Any]) -> list[str]:
-    """Every problem with the settings, at once."""
-    problems = _check_search_limits(values["history_days"], values["max_pages_per_run"],
-                                    values["overlap_seconds"])
-    if values["mode"] not in MODES:
-        problems.append(f"mode must be one of {', '.join(MODES)}, got {values['mode']!r}")
-    for key in ("handle_env", "app_password_env", "base_url", "jetstream_url"):
-        if not isinstance(values[key], str) or not values[key].strip():
-            problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
-    if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
-        problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
-    if isinstance(values["jetstream_url"], str) and not values["jetstream_url"].startswith(("ws://", "wss://")):
-        problems.append(f"jetstream_url must start with ws:// or wss://, got {values['jetstream_url']!r}")
-    _positive(values["timeout_seconds"], "timeout_seconds", problems)
-    _positive(values["jetstream_max_seconds"], "jetstream_max_seconds", problems)
-    _whole(values["jetstream_max_events"], "jetstream_max_events", 1, problems)
-    _whole(values["jetstream_backfill_minutes"], "jetstream_backfill_minutes", 0, problems, 1440 * _CENTURY_DAYS)
-    return problems
-
-
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
            retry: RetryPolicy | None = None) -> BlueskySearchConnector | JetstreamConnector:
     """Entry-point factory: a search connector (credentials from the environment
     variables named by ``handle_env`` and ``app_password_env``; missing ones raise
     AuthError naming them) or, with ``mode = "jetstream"``, a Jetstream connector (no
     login). Invalid settings raise ValueError listing every problem."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    unknown = sorted(set(settings) - set(SETTINGS))
-    problems = check_settings(values)
-    if unknown:
-        problems.append(f"unknown settings: {', '.join(unknown)}")
-    if problems:
-        raise ValueError("bluesky settings: " + "; ".join(problems))
+    values = validated("bluesky", SETTINGS, settings)
     if values["mode"] == "jetstream":
         from connectors.bluesky_jetstream import JetstreamConnector
 

@@ -125,25 +125,44 @@ from connectors.errors import (
 )
 from connectors.query import matches
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, TIMEOUT, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.mastodon")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "instances": (list, ["https://mastodon.social"],
-                  "Instances to read (base URLs); each sees a different part of the network."),
-    "access_token_env": (str, "",
-                         "Environment variable holding an access token for the first instance "
-                         "(\"\": anonymous; hashtag timelines need none, search does)."),
-    "use_search": (bool, True, "Also search statuses for the brand terms where a token allows it."),
-    "history_days": (int, 3, "Days a hashtag's first run looks back."),
-    "fetch_threads": (bool, True, "Also fetch the replies to matched posts, as thread context."),
-    "max_pages_per_run": (int, 10, "Pages (up to 40 posts) one run reads per hashtag, and for search, per instance."),
-    "max_threads_per_run": (int, 20, "Thread lookups (status_context calls) per instance per run."),
-    "thread_watch_hours": (int, 24,
-                           "Age (hours) up to which a matched post's thread is checked again for new replies."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for an instance to answer one request."),
-}
-"""Optional settings of the Mastodon source: name -> (type, default, one-line doc)."""
+def _instances_problem(urls: Sequence[str]) -> str | None:
+    """What is wrong with the ``instances`` list (each must be an instance URL, once)."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for raw in urls:
+        try:
+            url = normalize_instance_url(raw)
+        except ValueError:
+            problems.append(f"{raw!r} is not an instance URL")
+            continue
+        if url in seen:
+            problems.append(f"{url} is listed twice")
+        seen.add(url)
+    return ", ".join(problems) or None
+
+
+SETTINGS = settings_table(
+    Setting("instances", list, ["https://mastodon.social"],
+            "Instances to read (base URLs); each sees a different part of the network.",
+            required=True, check=_instances_problem),
+    Setting("access_token_env", str, "",
+            "Environment variable holding an access token for the first instance "
+            "(\"\": anonymous; hashtag timelines need none, search does)."),
+    Setting("use_search", bool, True, "Also search statuses for the brand terms where a token allows it."),
+    Setting("history_days", int, 3, "Days a hashtag's first run looks back.", min=1, max=CENTURY_DAYS),
+    Setting("fetch_threads", bool, True, "Also fetch the replies to matched posts, as thread context."),
+    Setting("max_pages_per_run", int, 10,
+            "Pages (up to 40 posts) one run reads per hashtag, and for search, per instance.", min=1),
+    Setting("max_threads_per_run", int, 20, "Thread lookups (status_context calls) per instance per run.", min=0),
+    Setting("thread_watch_hours", int, 24,
+            "Age (hours) up to which a matched post's thread is checked again for new replies.",
+            min=0, max=24 * CENTURY_DAYS),
+    Setting("timeout_seconds", float, 30.0, "Seconds to wait for an instance to answer one request.", **TIMEOUT),
+)
 
 PAGE_LIMIT = 40
 """Statuses per page: Mastodon's maximum for timelines and search."""
@@ -440,11 +459,8 @@ class MastodonConnector:
                  use_search: bool = True, history_days: int = 3, fetch_threads: bool = True,
                  max_pages_per_run: int = 10, max_threads_per_run: int = 20, thread_watch_hours: int = 24,
                  retry: RetryPolicy | None = None) -> None:
-        problems = _check_limits(history_days, max_pages_per_run, max_threads_per_run, thread_watch_hours)
         if not instances:
-            problems.append("at least one instance is needed")
-        if problems:
-            raise ValueError("mastodon: " + "; ".join(problems))
+            raise ValueError("mastodon: at least one instance is needed")
         for instance in instances:
             if instance.client.ratelimit_method != "throw":
                 raise ValueError("mastodon: clients must use ratelimit_method='throw' ('wait' retries forever)")
@@ -899,22 +915,6 @@ def _message(exc: MastodonAPIError) -> str:
     return excerpt(exc, 300)
 
 
-def _check_limits(history_days: Any, max_pages: Any, max_threads: Any, watch_hours: Any) -> list[str]:
-    problems = []
-    for key, value, least in (("history_days", history_days, 1), ("max_pages_per_run", max_pages, 1),
-                              ("max_threads_per_run", max_threads, 0), ("thread_watch_hours", watch_hours, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, got {value!r}")
-        elif value < least:
-            problems.append(f"{key} must be at least {least}, got {value}")
-        elif key in _SPANS and value > _SPANS[key]:  # a larger span overflows datetime arithmetic
-            problems.append(f"{key} must be at most {_SPANS[key]}, got {value}")
-    return problems
-
-
-_SPANS = {"history_days": 36_500, "thread_watch_hours": 24 * 36_500}
-
-
 ASSUMED_VERSION = "4.0.0"
 """Told to Mastodon.py so that it never looks the version up itself: when that lookup
 fails (an instance endpoint answering 401 or 5xx), Mastodon.py 2.3.3's ``search_v2``
@@ -937,37 +937,10 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
            retry: RetryPolicy | None = None) -> MastodonConnector:
     """Entry-point factory. ``access_token_env`` names the variable holding a token of the
     first instance; when it is named but unset or empty, AuthError names it."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = _check_limits(values["history_days"], values["max_pages_per_run"],
-                             values["max_threads_per_run"], values["thread_watch_hours"])
-    urls: list[str] = []
-    raw_instances = values["instances"]
-    if isinstance(raw_instances, str) or not isinstance(raw_instances, (list, tuple)) or not raw_instances:
-        problems.append(f"instances must be a non-empty list of instance URLs, got {raw_instances!r}")
-    else:
-        for raw in raw_instances:
-            try:
-                url = normalize_instance_url(raw) if isinstance(raw, str) else None
-            except ValueError:
-                url = None
-            if url is None:
-                problems.append(f"instances: {raw!r} is not an instance URL")
-            elif url in urls:
-                problems.append(f"instances: {url} is listed twice")
-            else:
-                urls.append(url)
+    values = validated("mastodon", SETTINGS, settings)
+    urls = list(dict.fromkeys(normalize_instance_url(url) for url in values["instances"]))
     env_var = values["access_token_env"]
-    if not isinstance(env_var, str):
-        problems.append(f"access_token_env must be the name of an environment variable, got {env_var!r}")
-    for key in ("use_search", "fetch_threads"):
-        if not isinstance(values[key], bool):
-            problems.append(f"{key} must be true or false, got {values[key]!r}")
     timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    if problems:
-        raise ValueError("mastodon settings: " + "; ".join(problems))
     token = None
     if env_var:
         token = (env.get(env_var) or "").strip()

@@ -86,6 +86,7 @@ from connectors.errors import (
 )
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.x")
 
@@ -93,15 +94,6 @@ log = logging.getLogger("listener.connectors.x")
 # of the listener must not write the secret to its log.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "bearer_token_env": (str, "X_BEARER_TOKEN", "Environment variable holding the X app's bearer token."),
-    "base_url": (str, "https://api.twitter.com", "API root; change it only for a proxy or gateway."),
-    "history_days": (int, 7, "Days the first run looks back (at most 7: recent search covers 7 days)."),
-    "max_pages_per_run": (int, 10, "Search pages (up to 100 posts each) one run may request."),
-    "max_posts_per_run": (int, 1000, "Posts one run may read (reads are billed per post); at least 10."),
-    "monthly_post_budget": (int, 10000, "Posts read per brand per UTC month before reading stops; 0 = no limit."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for X to answer one request."),
-}
 """Optional settings of the X source: name -> (type, default, one-line doc)."""
 
 TWEEPY_HOST = "https://api.twitter.com"
@@ -127,6 +119,22 @@ EXPANSIONS = ["author_id"]
 USER_FIELDS = ["username", "public_metrics"]
 SNOWFLAKE_EPOCH_MS = 1288834974657
 """X post ids are snowflakes: (milliseconds since this epoch) << 22 | worker | sequence."""
+
+SETTINGS = settings_table(
+    Setting("bearer_token_env", str, "X_BEARER_TOKEN", "Environment variable holding the X app's bearer token.",
+            required=True),
+    Setting("base_url", str, "https://api.twitter.com", "API root; change it only for a proxy or gateway.",
+            schemes=HTTP_SCHEMES),
+    Setting("history_days", int, 7, "Days the first run looks back (at most 7: recent search covers 7 days).",
+            min=1),
+    Setting("max_pages_per_run", int, 10, "Search pages (up to 100 posts each) one run may request.", min=1),
+    Setting("max_posts_per_run", int, 1000, "Posts one run may read (reads are billed per post); at least 10.",
+            min=MIN_PAGE),
+    Setting("monthly_post_budget", int, 10000,
+            "Posts read per brand per UTC month before reading stops; 0 = no limit.", min=0,
+            check=lambda n: None if n == 0 or n >= MIN_PAGE else f"must be 0 (no limit) or at least {MIN_PAGE}, got {n}"),
+    Setting("timeout_seconds", float, 30.0, "Seconds to wait for X to answer one request.", **TIMEOUT),
+)
 
 
 # -- snowflake ids --------------------------------------------------------------------
@@ -475,9 +483,6 @@ class XConnector:
                  max_pages_per_run: int = 10, max_posts_per_run: int = 1000,
                  monthly_post_budget: int = 10000, retry: RetryPolicy | None = None,
                  bearer_token_env: str = "X_BEARER_TOKEN") -> None:
-        problems = _check_limits(history_days, max_pages_per_run, max_posts_per_run, monthly_post_budget)
-        if problems:
-            raise ValueError("x: " + "; ".join(problems))
         if client.wait_on_rate_limit:
             raise ValueError("x: the tweepy client must not wait on rate limits itself (wait_on_rate_limit=False)")
         self.client = client
@@ -723,38 +728,11 @@ def _report_loss(brand: str, start: datetime, end: datetime) -> None:
                 "not fetched; that gap cannot be recovered", brand, _iso(start), _iso(end))
 
 
-def _check_limits(history_days: Any, max_pages: Any, max_posts: Any, monthly: Any) -> list[str]:
-    problems = []
-    checks = (("history_days", history_days, 1), ("max_pages_per_run", max_pages, 1),
-              ("max_posts_per_run", max_posts, MIN_PAGE), ("monthly_post_budget", monthly, 0))
-    for key, value, least in checks:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, got {value!r}")
-        elif value < least:
-            problems.append(f"{key} must be at least {least}, got {value}")
-    if isinstance(monthly, int) and 0 < monthly < MIN_PAGE:
-        problems.append(f"monthly_post_budget must be 0 (no limit) or at least {MIN_PAGE}, got {monthly}")
-    return problems
-
-
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
            retry: RetryPolicy | None = None) -> XConnector:
     """Entry-point factory. The bearer token comes from the environment variable named by
     ``bearer_token_env``; a missing or empty one raises AuthError naming it."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = _check_limits(values["history_days"], values["max_pages_per_run"],
-                             values["max_posts_per_run"], values["monthly_post_budget"])
-    for key in ("bearer_token_env", "base_url"):
-        if not isinstance(values[key], str) or not values[key].strip():
-            problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
-    timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
-        problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
-    if problems:
-        raise ValueError("x settings: " + "; ".join(problems))
+    values = validated("x", SETTINGS, settings)
     env_var = values["bearer_token_env"]
     token = (env.get(env_var) or "").strip()
     if not token:
@@ -762,7 +740,7 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
                         env_vars=[env_var])
     if values["history_days"] > 7:
         log.info("x: history_days=%d capped at 7: recent search covers 7 days", values["history_days"])
-    client = build_client(token, values["base_url"], float(timeout))
+    client = build_client(token, values["base_url"], float(values["timeout_seconds"]))
     return XConnector(
         client, clock,
         history_days=min(values["history_days"], 7),

@@ -376,7 +376,7 @@ def test_settings_are_checked_all_at_once(clock):
     message = str(error.value)
     for key in ("mode", "history_days", "jetstream_url", "max_pages_per_run"):
         assert key in message
-    assert all(isinstance(doc, str) and doc for _, _, doc in SETTINGS.values())
+    assert all(isinstance(spec.doc, str) and spec.doc for spec in SETTINGS.values())
 
 
 def test_jetstream_mode_needs_no_login(clock):
