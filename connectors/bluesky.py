@@ -131,27 +131,43 @@ log = logging.getLogger("listener.connectors.bluesky")
 
 MODES = ("search", "jetstream")
 SETTINGS = settings_table(
-    Setting("handle_env", str, "BLUESKY_HANDLE", "Environment variable holding the account handle (search mode).",
+    Setting("mode", str, "search",
+            "'search' (post search: needs a login, reaches back) or 'jetstream' (the live "
+            "post stream, matched locally; no login).",
+            choices=MODES),
+    Setting("handle_env", str, "BLUESKY_HANDLE", "Search mode: environment variable holding the account's handle.",
             required=True),
     Setting("app_password_env", str, "BLUESKY_APP_PASSWORD",
-            "Environment variable holding an app password of that account (search mode).", required=True),
-    Setting("base_url", str, "https://bsky.social", "Where to log in and search (your PDS or the Bluesky entryway).",
+            "Search mode: environment variable holding an app password of that account.", required=True),
+    Setting("base_url", str, "https://bsky.social",
+            "Search mode: where to log in and search: the Bluesky entryway, or your own PDS "
+            "(it forwards searches to the Bluesky AppView).",
             schemes=HTTP_SCHEMES),
-    Setting("mode", str, "search", "'search' (post search, needs login, reaches back) or 'jetstream' (live firehose).",
-            choices=MODES),
-    Setting("jetstream_url", str, "wss://jetstream2.us-east.bsky.network", "Jetstream instance (jetstream mode).",
-            schemes=("ws://", "wss://")),
-    Setting("history_days", int, 7, "Days the first search run, or one after downtime, reaches back.",
+    Setting("history_days", int, 7,
+            "Search mode: how far back the first run of a brand reads, and how far back a run "
+            "reaches after downtime.",
             min=1, max=CENTURY_DAYS),
-    Setting("max_pages_per_run", int, 10, "Search pages (up to 100 posts each) one run may request per query.", min=1),
-    Setting("overlap_seconds", int, 60, "Seconds each search run re-reads before the previous run's end (late indexing).",
+    Setting("max_pages_per_run", int, 10,
+            "Search mode: search pages (up to 100 posts each) one run may request per query.", min=1),
+    Setting("overlap_seconds", int, 60,
+            "Search mode: each run re-reads this many seconds before the previous run's end, "
+            "for posts that reach the search index late; re-read posts are stored once.",
             min=0, max=86_400 * CENTURY_DAYS),
-    Setting("timeout_seconds", float, 30.0, "Seconds to wait for one HTTP request (search mode).", **TIMEOUT),
-    Setting("jetstream_max_seconds", float, 50.0, "Longest one Jetstream run reads before it returns (catching up).",
+    Setting("timeout_seconds", float, 30.0, "Search mode: how long (seconds) to wait for one answer.", **TIMEOUT),
+    Setting("jetstream_url", str, "wss://jetstream2.us-east.bsky.network",
+            "Jetstream mode: the Jetstream instance (/subscribe is added); the public ones "
+            "are jetstream1/jetstream2 .us-east/.us-west.bsky.network.",
+            schemes=("ws://", "wss://")),
+    Setting("jetstream_max_seconds", float, 50.0,
+            "Jetstream mode: the longest (seconds) one run reads the stream before it "
+            "returns.",
             **TIMEOUT),
-    Setting("jetstream_max_events", int, 500_000, "Most Jetstream events (all posts, not only matches) one run reads.",
+    Setting("jetstream_max_events", int, 500_000,
+            "Jetstream mode: the most events (every post on the network, not only matches) "
+            "one run reads.",
             min=1),
-    Setting("jetstream_backfill_minutes", int, 10, "Minutes the first Jetstream run replays before its start.",
+    Setting("jetstream_backfill_minutes", int, 10,
+            "Jetstream mode: how far (minutes) before its start the very first run replays.",
             min=0, max=1440 * CENTURY_DAYS),
 )
 POST_COLLECTION = "app.bsky.feed.post"

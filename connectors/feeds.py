@@ -70,10 +70,13 @@ def _feed_urls_problem(urls: Sequence[str]) -> str | None:
 
 
 SETTINGS = settings_table(
-    Setting("urls", list, [], "RSS or Atom feed URLs, all read on every run.", check=_feed_urls_problem),
-    Setting("timeout_seconds", float, 20.0, "Seconds one feed may take to answer and download.", **TIMEOUT),
+    Setting("urls", list, [],
+            "The RSS or Atom feeds to read, http:// or https://, all read whole on every run.", check=_feed_urls_problem,
+            example=["https://example.com/news.rss"]),
+    Setting("timeout_seconds", float, 20.0, "How long (seconds) one feed may take to answer and download.", **TIMEOUT),
     Setting("max_entries_per_feed", int, 100,
-            "Entries read per feed per run, in the feed's own order (newest first).", min=1),
+            "Entries read per feed per run, in the feed's own order (newest first in "
+            "practice).", min=1),
 )
 
 MAX_FEED_BYTES = 10 * 1024 * 1024

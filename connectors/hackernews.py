@@ -64,19 +64,22 @@ PAGINATION_LIMIT = 1000
 # Spans are bounded by a century (HN began in 2006): a larger one overflows timedelta.
 SETTINGS = settings_table(
     Setting("base_url", str, "https://hn.algolia.com",
-            "Algolia HN Search API root; change it only for a proxy or mirror.", schemes=HTTP_SCHEMES),
-    Setting("history_days", int, 7, "Days the first run looks back (Algolia keeps all of HN's history).",
+            "API root; change it only to go through a proxy or a mirror.", schemes=HTTP_SCHEMES),
+    Setting("history_days", int, 7, "How far back the first run of a brand reads (Algolia keeps all of HN's history).",
             min=0, max=CENTURY_DAYS),
-    Setting("hits_per_page", int, 100, "Hits asked for per request (1-1000; Algolia stops paging at 1,000 hits).",
+    Setting("hits_per_page", int, 100, "Hits asked for per request (Algolia stops paging at 1,000 hits per query).",
             min=1, max=PAGINATION_LIMIT),
     Setting("window_hours", int, 24,
-            "Length of the time windows a run reads, oldest first (split further when crowded).",
+            "Length of the time windows a run reads, oldest first; crowded windows are split "
+            "further.",
             min=1, max=24 * CENTURY_DAYS),
     Setting("max_requests_per_run", int, 200,
-            "Requests one run may make; the next run resumes at the last complete window.", min=1),
-    Setting("reread_minutes", int, 10, "Minutes before the run start that the next run reads again (indexing lag).",
+            "Requests one run of one brand may make; the next run goes on where it stopped.", min=1),
+    Setting("reread_minutes", int, 10,
+            "How far behind the run's start the cursor stays, so the next run reads that "
+            "stretch again (Algolia indexes late).",
             min=0, max=24 * 60 * CENTURY_DAYS),
-    Setting("timeout_seconds", float, 30.0, "Seconds to wait for Algolia to answer one request.", **TIMEOUT),
+    Setting("timeout_seconds", float, 30.0, "How long (seconds) to wait for Algolia to answer one request.", **TIMEOUT),
 )
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 USER_AGENT = "brandmood-listener (hackernews connector)"

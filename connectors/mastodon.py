@@ -147,21 +147,27 @@ def _instances_problem(urls: Sequence[str]) -> str | None:
 
 SETTINGS = settings_table(
     Setting("instances", list, ["https://mastodon.social"],
-            "Instances to read (base URLs); each sees a different part of the network.",
+            "Instances to read (base URLs); each sees a different part of the network, and a "
+            "post seen on several is stored once.",
             required=True, check=_instances_problem),
     Setting("access_token_env", str, "",
-            "Environment variable holding an access token for the first instance "
-            "(\"\": anonymous; hashtag timelines need none, search does)."),
-    Setting("use_search", bool, True, "Also search statuses for the brand terms where a token allows it."),
-    Setting("history_days", int, 3, "Days a hashtag's first run looks back.", min=1, max=CENTURY_DAYS),
-    Setting("fetch_threads", bool, True, "Also fetch the replies to matched posts, as thread context."),
+            "Environment variable holding an access token of the first instance; \"\" (the "
+            "default) reads anonymously: hashtag timelines need no token, search does."),
+    Setting("use_search", bool, True, "Also search statuses for the brand's terms, on the token's instance."),
+    Setting("history_days", int, 3,
+            "How far back the first run of a hashtag (and of search) reads.", min=1, max=CENTURY_DAYS),
+    Setting("fetch_threads", bool, True, "Also store the replies to matched posts, as thread context."),
     Setting("max_pages_per_run", int, 10,
-            "Pages (up to 40 posts) one run reads per hashtag, and for search, per instance.", min=1),
-    Setting("max_threads_per_run", int, 20, "Thread lookups (status_context calls) per instance per run.", min=0),
+            "Pages (up to 40 posts each) one run reads per hashtag, and for search, per "
+            "instance.", min=1),
+    Setting("max_threads_per_run", int, 20,
+            "Thread lookups (one status_context request each) per instance per run.", min=0),
     Setting("thread_watch_hours", int, 24,
-            "Age (hours) up to which a matched post's thread is checked again for new replies.",
+            "Until what age (hours, of the post) a matched post's thread is checked again for "
+            "new replies.",
             min=0, max=24 * CENTURY_DAYS),
-    Setting("timeout_seconds", float, 30.0, "Seconds to wait for an instance to answer one request.", **TIMEOUT),
+    Setting("timeout_seconds", float, 30.0,
+            "How long (seconds) to wait for an instance to answer one request.", **TIMEOUT),
 )
 
 PAGE_LIMIT = 40

@@ -87,7 +87,7 @@ from connectors.errors import (
 )
 from connectors.query import compile_reddit, matches
 from connectors.retry import RetryPolicy, with_retries
-from connectors.settings import CENTURY_DAYS, Setting, settings_table, validated
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.reddit")
 T = TypeVar("T")
@@ -145,22 +145,31 @@ SETTINGS = settings_table(
     Setting("client_secret_env", str, "REDDIT_CLIENT_SECRET", "Environment variable holding the OAuth app's secret.",
             required=True),
     Setting("user_agent", str, DEFAULT_USER_AGENT,
-            "User-Agent sent to Reddit, which asks for 'platform:app:version (by /u/you)'.",
+            "The User-Agent Reddit sees, which Reddit asks to be 'platform:app:version (by "
+            "/u/you)': name your account in it.",
+            example="python:brandmood-listener:0.1 (by /u/your_username)",
+            shown_default="names this project and its version",
             check=lambda agent: None if len(agent.strip()) >= 10
             else "must describe the app (Reddit blocks generic agents)"),
-    Setting("base_url", str, "https://oauth.reddit.com", "API host (praw's oauth_url).", check=_host_problem),
-    Setting("auth_url", str, "https://www.reddit.com", "Host the OAuth token is fetched from (praw's reddit_url).",
-            check=_host_problem),
-    Setting("subreddits", list, [], "Subreddits whose new comments are polled and matched (names, no 'r/').",
-            check=_subreddits_problem),
-    Setting("history_days", int, 7, "How far back the first run (or a run after long downtime) reads.",
+    Setting("base_url", str, "https://oauth.reddit.com", "API host (praw's oauth_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("auth_url", str, "https://www.reddit.com", "Host the OAuth token comes from (praw's reddit_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("subreddits", list, [], "Subreddits whose new comments are polled and matched, names without 'r/'.",
+            check=_subreddits_problem, example=["coffee"]),
+    Setting("history_days", int, 7,
+            "How far back the first run of a brand reads (and the most any run reads back, "
+            "after long downtime).",
             min=1, max=CENTURY_DAYS),
     Setting("max_submissions_per_run", int, 250,
-            "Cap on new submissions read per run and brand; the rest waits for the next run.", min=1),
-    Setting("comment_tree_limit", int, 8, "'load more comments' expansions (one request each) per matched submission.",
+            "New submissions one run of one brand reads; the rest waits for the next run.", min=1),
+    Setting("comment_tree_limit", int, 8, "'load more comments' expansions per matched submission (one request each).",
             min=0),
-    Setting("max_comments_per_run", int, 1000, "Cap on polled subreddit comments read per run and brand.", min=1),
-    Setting("request_timeout", float, 16.0, "Seconds to wait for Reddit to answer one request.", above=0, max=300),
+    Setting("max_comments_per_run", int, 1000,
+            "Polled subreddit comments one run of one brand reads; the rest waits for the "
+            "next run.", min=1),
+    Setting("request_timeout", float, 16.0,
+            "How long (seconds) to wait for Reddit to answer one request.", above=0, max=300),
 )
 
 

@@ -54,6 +54,11 @@ class Setting:
     schemes: tuple[str, ...] = ()
     required: bool = False
     check: Callable[[Any], str | None] | None = None
+    example: Any = None
+    """A value shown in config.example.toml and the README where the default is no example
+    (an empty list of feeds, say); documentation only."""
+    shown_default: str = ""
+    """How the docs describe a default that depends on the install (it names a version)."""
 
     @property
     def env_var(self) -> bool:
@@ -109,6 +114,23 @@ class Setting:
         if self.min is not None and self.above is None:
             return f"{noun}{low} to {self.max:g}"
         return f"{noun}{low}{' and' if low else ''} at most {self.max:g}"
+
+
+    def accepts(self) -> str:
+        """What the key accepts, in words (the README's tables)."""
+        if self.choices:
+            return "one of " + ", ".join(f"`{choice}`" for choice in self.choices)
+        if self.type in (int, float):
+            return self.range_text()
+        if self.type is bool:
+            return "true or false"
+        if self.type is list:
+            return "a non-empty list of strings" if self.required else "a list of strings"
+        if self.env_var:
+            return "the name of an environment variable" + ("" if self.required else ", or \"\" for none")
+        if self.schemes:
+            return "a URL starting with " + " or ".join(f"`{scheme}`" for scheme in self.schemes)
+        return "non-empty text" if self.required else "text"
 
 
 def settings_table(*settings: Setting) -> Mapping[str, Setting]:

@@ -121,19 +121,22 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 """X post ids are snowflakes: (milliseconds since this epoch) << 22 | worker | sequence."""
 
 SETTINGS = settings_table(
-    Setting("bearer_token_env", str, "X_BEARER_TOKEN", "Environment variable holding the X app's bearer token.",
+    Setting("bearer_token_env", str, "X_BEARER_TOKEN", "Environment variable holding the App's bearer token.",
             required=True),
-    Setting("base_url", str, "https://api.twitter.com", "API root; change it only for a proxy or gateway.",
+    Setting("base_url", str, "https://api.twitter.com",
+            "API root; change it only to go through a proxy or API gateway (a path prefix is kept).",
             schemes=HTTP_SCHEMES),
-    Setting("history_days", int, 7, "Days the first run looks back (at most 7: recent search covers 7 days).",
-            min=1),
-    Setting("max_pages_per_run", int, 10, "Search pages (up to 100 posts each) one run may request.", min=1),
-    Setting("max_posts_per_run", int, 1000, "Posts one run may read (reads are billed per post); at least 10.",
-            min=MIN_PAGE),
+    Setting("history_days", int, 7,
+            "How far back the first run of a brand reads; at most 7 (recent search covers 7 days).", min=1),
+    Setting("max_pages_per_run", int, 10,
+            "Search pages (up to 100 posts each) one run of one brand may request.", min=1),
+    Setting("max_posts_per_run", int, 1000,
+            "Posts one run of one brand may read (reads are billed per post); at least 10.", min=MIN_PAGE),
     Setting("monthly_post_budget", int, 10000,
-            "Posts read per brand per UTC month before reading stops; 0 = no limit.", min=0,
-            check=lambda n: None if n == 0 or n >= MIN_PAGE else f"must be 0 (no limit) or at least {MIN_PAGE}, got {n}"),
-    Setting("timeout_seconds", float, 30.0, "Seconds to wait for X to answer one request.", **TIMEOUT),
+            "Posts read per brand per calendar month (UTC) before reading stops until the next month; "
+            "0 means no limit, otherwise at least 10.",
+            min=0, check=lambda n: None if n == 0 or n >= MIN_PAGE else f"must be 0 (no limit) or at least {MIN_PAGE}"),
+    Setting("timeout_seconds", float, 30.0, "How long (seconds) to wait for X to answer one request.", **TIMEOUT),
 )
 
 
