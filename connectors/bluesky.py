@@ -102,6 +102,7 @@ from connectors.errors import (
     excerpt,
     register_secret,
 )
+from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 
@@ -553,7 +554,6 @@ class _Run:
     brand: str
     run_start: datetime
     max_pages: int
-    pages: dict[str, int] = field(default_factory=dict)
     yielded: set[str] = field(default_factory=set)
     relogged: bool = False
     stopped: list[str] = field(default_factory=list)
@@ -610,17 +610,19 @@ class BlueskySearchConnector:
 
     def _read_query(self, q: str, lang: str | None, state: _QueryState,
                     run: _Run) -> Generator[Batch, None, None]:
+        # The page cap is per query and run, over the gap and the new range alike.
+        pager = Pager(f"bluesky search {q!r}", max_pages=run.max_pages, word="cursor")
         if state.gap_until is not None and state.gap_resume is not None:
-            done = yield from self._read_range(q, lang, state, state.gap_until, run, filling_gap=True)
+            done = yield from self._read_range(q, lang, state, state.gap_until, run, pager, filling_gap=True)
             if not done:
                 return
             state.since, state.gap_until, state.gap_resume = state.gap_resume, None, None
-        done = yield from self._read_range(q, lang, state, run.run_start, run, filling_gap=False)
+        done = yield from self._read_range(q, lang, state, run.run_start, run, pager, filling_gap=False)
         if done:
             state.since, state.gap_until, state.gap_resume = run.run_start, None, None
 
     def _read_range(self, q: str, lang: str | None, state: _QueryState, until: datetime, run: _Run,
-                    *, filling_gap: bool) -> Generator[Batch, None, bool]:
+                    pager: Pager, *, filling_gap: bool) -> Generator[Batch, None, bool]:
         """Read ``[state.since - overlap, until)`` newest first, moving the state's gap down
         after each page. Returns whether the range was read to its bottom."""
         lower = min(state.since - self.overlap, until)
@@ -628,13 +630,13 @@ class BlueskySearchConnector:
                                   "limit": PAGE_SIZE}
         if lang:
             params["lang"] = lang
-        seen_cursors: set[str] = set()
+        pager.restart()  # cursors are offsets into this range's results: they recur in another range
         while True:
-            if run.pages.get(q, 0) >= run.max_pages:
+            if pager.capped:
                 run.stopped.append(f"query {q!r} reached the page cap ({run.max_pages} pages per run)")
                 return False
             body = self._search(params, run)
-            run.pages[q] = run.pages.get(q, 0) + 1
+            pager.page()
             page = map_search_page(body, run.brand, run.run_start)
             fresh = [m for m in page.mentions if m.id not in run.yielded]
             run.yielded.update(m.id for m in fresh)
@@ -645,15 +647,9 @@ class BlueskySearchConnector:
                 state.gap_until = bottom if state.gap_until is None else min(state.gap_until, bottom)
                 if not filling_gap:
                     state.gap_resume = run.run_start
-            token = body.get("cursor")
-            if not token:
+            token = pager.follow(body.get("cursor"))
+            if token is None:
                 return True
-            if not isinstance(token, str):
-                raise FatalError(f"bluesky search: the page cursor is not a string: {token!r}")
-            if token in seen_cursors:
-                raise FatalError(f"bluesky search: the API repeated the page cursor {token!r}; "
-                                 "stopping a paging loop")
-            seen_cursors.add(token)
             params["cursor"] = token
 
     # -- one request --------------------------------------------------------------------

@@ -124,6 +124,7 @@ from connectors.errors import (
     excerpt,
 )
 from connectors.query import matches
+from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, TIMEOUT, Setting, settings_table, validated
 
@@ -566,7 +567,10 @@ class MastodonConnector:
             return
         url = inst_run.instance.url
         min_id = _below_by_margin(saved)
-        for _ in range(self.max_pages_per_run):
+        pager = Pager(f"mastodon {url}: #{tag}", max_pages=self.max_pages_per_run, word="min_id", order=_id_key,
+                      start=min_id)
+        while not pager.capped:
+            pager.page()
             page = self._timeline(inst_run, tag, min_id=min_id)
             if not page:
                 return
@@ -577,11 +581,7 @@ class MastodonConnector:
             if len(page) < PAGE_LIMIT:
                 return
             prev = getattr(page, "_pagination_prev", None) or {}
-            next_min = _id(prev.get("min_id")) or newest
-            if next_min is None or _id_key(next_min) <= _id_key(min_id):
-                raise FatalError(f"mastodon {url}: #{tag}: the next page (min_id={next_min}) does not move "
-                                 f"past min_id={min_id}; stopping a paging loop")
-            min_id = next_min
+            min_id = pager.advance(_id(prev.get("min_id")) or newest)
         log.warning("mastodon: brand %s: #%s on %s: stopped at the page cap (%d pages); the backlog is read "
                     "on the next runs from id %s", run.query.brand, tag, url, self.max_pages_per_run,
                     inst_run.work["tags"][tag])
@@ -594,7 +594,10 @@ class MastodonConnector:
         newest: str | None = None
         max_id: str | None = None
         complete = False
-        for _ in range(self.max_pages_per_run):
+        pager = Pager(f"mastodon {url}: #{tag}", max_pages=self.max_pages_per_run, word="max_id", order=_id_key,
+                      descending=True)
+        while not pager.capped:
+            pager.page()
             page = self._timeline(inst_run, tag, max_id=max_id)
             if not page:
                 # An empty page that still links a next one is no proof that the history
@@ -609,11 +612,7 @@ class MastodonConnector:
                 complete = True
                 break
             following = getattr(page, "_pagination_next", None) or {}
-            next_max = _id(following.get("max_id")) or min(ids, key=_id_key, default=None)
-            if next_max is None or (max_id is not None and _id_key(next_max) >= _id_key(max_id)):
-                raise FatalError(f"mastodon {url}: #{tag}: the next page (max_id={next_max}) does not move "
-                                 f"below max_id={max_id}; stopping a paging loop")
-            max_id = next_max
+            max_id = pager.advance(_id(following.get("max_id")) or min(ids, key=_id_key, default=None))
         if not complete:
             log.warning("mastodon: brand %s: #%s on %s: the first run stopped (page cap of %d pages, or an empty "
                         "page that links a next one) before reaching %d days back; the older posts are not "
@@ -632,11 +631,11 @@ class MastodonConnector:
         saved = inst_run.work.get("search")
         horizon = run.started - timedelta(days=self.history_days) if saved is None else None
         newest: str | None = None
-        pages = 0
+        pager = Pager(f"mastodon {instance.url}: search", max_pages=self.max_pages_per_run)  # offsets: a cap only
         for q in queries:
             offset = 0
             while True:
-                if pages >= self.max_pages_per_run:
+                if pager.capped:
                     yield from self._search_cut(inst_run, run, saved, newest, commit)
                     return
                 try:
@@ -647,7 +646,7 @@ class MastodonConnector:
                     log.warning("mastodon: brand %s: %s has no usable status search (%s); reading hashtags only",
                                 run.query.brand, instance.url, exc)
                     return
-                pages += 1
+                pager.page()
                 statuses = result.get("statuses") if isinstance(result, Mapping) else None
                 if not isinstance(statuses, list):
                     raise RetryableError(f"mastodon {instance.url}: search {q!r}: not a search result: "

@@ -85,6 +85,7 @@ from connectors.errors import (
     RetryableError,
     register_secret,
 )
+from connectors.paging import Pager
 from connectors.query import compile_reddit, matches
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, Setting, settings_table, validated
@@ -559,10 +560,11 @@ class _ListingWalk:
         """Yield the new children of one pass, newest first; return how it ended."""
         result = _PassResult(last_name=current.after, last_utc=current.after_utc, depth=current.depth)
         after = current.after
-        tokens: set[str] = set()
+        pager = Pager(f"reddit {self.label}", max_pages=MAX_PAGES_PER_PASS, start=after)
         old_newest = self.old.newest_utc
         first_page = True
-        for _page in range(MAX_PAGES_PER_PASS):
+        while not pager.capped:
+            pager.page()
             children, next_after = self.read_page(after, current.stop_utc)
             if first_page and not children and after is not None:
                 # The anchor is gone from the listing: deleted, or pushed past Reddit's
@@ -570,6 +572,7 @@ class _ListingWalk:
                 # what was read before from being processed again.
                 log.info("reddit %s: resuming after %s found nothing; reading from the top", self.label, after)
                 after, result.depth, first_page = None, 0, False
+                pager.restart()
                 continue
             first_page = False
             for child in children:
@@ -603,12 +606,9 @@ class _ListingWalk:
                 yield child
             # An empty page that names a next one is followed (within MAX_PAGES_PER_PASS
             # and the token guard): taken as the end, the cursor would pass what follows.
-            if not next_after:
+            after = pager.follow(next_after)
+            if after is None:
                 break
-            if next_after in tokens or next_after == after:
-                raise FatalError(f"Reddit repeated the page token {next_after!r} while reading {self.label}")
-            tokens.add(next_after)
-            after = next_after
         else:
             log.warning("reddit %s: stopped after %d pages; the rest is read next run", self.label, MAX_PAGES_PER_PASS)
             result.outcome = "cut"

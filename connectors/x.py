@@ -84,6 +84,7 @@ from connectors.errors import (
     RetryableError,
     excerpt,
 )
+from connectors.paging import Pager
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
@@ -567,7 +568,7 @@ class XConnector:
             params["until_id"] = until_id
         newest: int | None = None
         oldest: int | None = None
-        seen_tokens: set[str] = set()
+        pager = Pager("x search")  # the page cap is the run's, with its budgets (run.page_size)
         token: str | None = None
         while True:
             size = run.page_size(ensure_utc(self._clock()))
@@ -593,14 +594,9 @@ class XConnector:
             if page_oldest is not None:
                 oldest = page_oldest if oldest is None else min(oldest, page_oldest)
             yield Batch(mentions=tuple(mapped.mentions), checkpoint=None, skipped=mapped.skipped)
-            token = meta.get("next_token")
-            if not token:
+            token = pager.follow(meta.get("next_token"))
+            if token is None:
                 return _Outcome(True, _str(newest), _str(oldest))
-            if not isinstance(token, str):
-                raise FatalError(f"x search: next_token is not a string: {token!r}")
-            if token in seen_tokens:
-                raise FatalError(f"x search: the API repeated the page token {token!r}; stopping a paging loop")
-            seen_tokens.add(token)
 
     def _report(self, run: _Run, state: _State) -> None:
         if run.retweets:
@@ -632,9 +628,10 @@ class XConnector:
         if start >= end:
             return []
         counts: list[tuple[datetime, int]] = []
-        seen_tokens: set[str] = set()
+        pager = Pager("x counts", max_pages=MAX_COUNT_PAGES)
         params: dict[str, Any] = {"granularity": "hour", "start_time": start, "end_time": end}
-        for _ in range(MAX_COUNT_PAGES):
+        while not pager.capped:
+            pager.page()
             page = self._call("x counts", self.client.get_recent_tweets_count, search, **params)
             data = page.body.get("data") or []
             for bucket in data:
@@ -645,12 +642,9 @@ class XConnector:
                     counts.append((parse_time(bucket["start"]), count))
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning("x counts: skipped an unreadable bucket %r: %s", bucket, exc)
-            token = (page.body.get("meta") or {}).get("next_token")
-            if not token:
+            token = pager.follow((page.body.get("meta") or {}).get("next_token"))
+            if token is None:
                 return sorted(counts)
-            if token in seen_tokens:
-                raise FatalError(f"x counts: the API repeated the page token {token!r}; stopping a paging loop")
-            seen_tokens.add(token)
             params["next_token"] = token
         raise FatalError(f"x counts: more than {MAX_COUNT_PAGES} pages for {_iso(start)}..{_iso(end)}; stopping")
 
