@@ -99,8 +99,10 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
     register_secret,
+    status_table,
 )
 from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
@@ -431,6 +433,24 @@ def _said(exc: Exception) -> str:
     return f"{response.status_code} {excerpt(details, 200)}".rstrip()
 
 
+ATPROTO_STATUS_ERRORS = status_table({400: QueryError, 401: AuthError})
+"""atproto's statuses: 400 is the query's fault (the login's, while logging in), 401 the
+login's or the session's."""
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status of an atproto error: its response's, else the one its class
+    stands for (atproto raises some without a response)."""
+    errors = _atproto().errors
+    if not isinstance(exc, errors.RequestErrorBase):
+        return None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return response.status_code
+    classes = ((errors.RateLimitExceededError, 429), (errors.UnauthorizedError, 401), (errors.BadRequestError, 400))
+    return next((status for cls, status in classes if isinstance(exc, cls)), None)
+
+
 def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now: datetime,
                     logging_in: bool = False) -> ConnectorError:
     """One atproto/httpx exception as the connectors exception the caller should act on."""
@@ -438,20 +458,20 @@ def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now
         return exc
     said = _said(exc)
     errors = _atproto().errors
-    if isinstance(exc, errors.RateLimitExceededError):
-        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {said}", retry_after=_retry_after(exc, now))
     if isinstance(exc, (errors.InvokeTimeoutError, errors.NetworkError)):
         return RetryableError(f"{what}: {type(exc).__name__}: {said or exc.__cause__}")
-    if isinstance(exc, errors.UnauthorizedError) or (logging_in and isinstance(exc, errors.BadRequestError)):
-        return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
-                         "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
-    if isinstance(exc, errors.BadRequestError):
-        return QueryError(f"{what}: Bluesky refused the request (400): {said}")
-    if isinstance(exc, errors.RequestException) and exc.response is not None:
-        status = exc.response.status_code
-        if status >= 500 or status == 408:
-            return RetryableError(f"{what}: Bluesky answered {said}")
-        return FatalError(f"{what}: Bluesky answered {said}")
+    status = _status(exc)
+    if status is not None:
+        kind = error_for_status(status, ATPROTO_STATUS_ERRORS) or FatalError
+        if kind is AuthError or (logging_in and kind is QueryError):
+            return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
+                             "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
+        if kind is QueryError:
+            return QueryError(f"{what}: Bluesky refused the request ({status}): {said}")
+        if kind is RateLimitedError:
+            retry_after = _retry_after(exc, now) if isinstance(exc, errors.RateLimitExceededError) else None
+            return RateLimitedError(f"{what}: {status} rate limited by Bluesky: {said}", retry_after=retry_after)
+        return kind(f"{what}: Bluesky answered {said}")
     if isinstance(exc, errors.LoginRequiredError):
         return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
     if isinstance(exc, errors.ModelError):

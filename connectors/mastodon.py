@@ -121,7 +121,9 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
+    status_table,
 )
 from connectors.query import matches
 from connectors.paging import Pager
@@ -433,6 +435,12 @@ class Instance:
 
 class _NotFound(FatalError):
     """404: a hashtag with no posts, or a status deleted since."""
+
+
+MASTODON_STATUS_ERRORS = status_table({401: AuthError, 403: AuthError, 404: _NotFound, 425: RetryableError})
+"""Mastodon.py's statuses: 401/403 the token's (or an anonymous reader's) refusal, 404 a
+missing hashtag or status (the caller reads on), 425 Too Early worth another attempt."""
+_CLASS_STATUS = ((MastodonNotFoundError, 404), (MastodonUnauthorizedError, 401), (MastodonServerError, 500))
 
 
 @dataclass
@@ -842,23 +850,33 @@ class MastodonConnector:
             raise RateLimitedError(f"{what}: rate limited ({exc})", retry_after=_rate_limit_wait(client)) from exc
         except MastodonNetworkError as exc:
             raise RetryableError(f"{what}: network error: {exc}") from exc
-        except MastodonServerError as exc:
-            raise RetryableError(f"{what}: server error {_status(exc)}: {_message(exc)}") from exc
-        except MastodonUnauthorizedError as exc:
-            raise self._auth_error(instance, what, 401, exc) from exc
-        except MastodonNotFoundError as exc:
-            raise _NotFound(f"{what}: not found") from exc
+        except MastodonAPIError as exc:  # every status the instance refused
+            raise self._status_error(instance, what, exc) from exc
         except MastodonVersionError as exc:
             raise _Unsupported(f"{what}: {exc}") from exc
-        except MastodonAPIError as exc:
-            status = _status(exc)
-            if status == 403:
-                raise self._auth_error(instance, what, 403, exc) from exc
-            if status in (408, 425) or (status is None and "Could not parse response as JSON" in str(exc)):
-                raise RetryableError(f"{what}: {_message(exc)}") from exc
-            raise FatalError(f"{what}: the instance answered {status}: {_message(exc)}") from exc
         except MastodonError as exc:
             raise FatalError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def _status_error(self, instance: Instance, what: str, exc: MastodonAPIError) -> ConnectorError:
+        """The status the instance answered as our error, its class from MASTODON_STATUS_ERRORS."""
+        # Mastodon.py's own class says the status where its arguments may not.
+        status = next((code for cls, code in _CLASS_STATUS if isinstance(exc, cls)), None) or _status(exc)
+        if status is None:  # no status: a 200 whose body is not JSON, or Mastodon.py's own refusal
+            if "Could not parse response as JSON" in str(exc):
+                return RetryableError(f"{what}: {_message(exc)}")
+            return FatalError(f"{what}: the instance answered {status}: {_message(exc)}")
+        kind = error_for_status(status, MASTODON_STATUS_ERRORS) or FatalError
+        if kind is AuthError:
+            return self._auth_error(instance, what, status, exc)
+        if kind is _NotFound:
+            return _NotFound(f"{what}: not found")
+        if kind is RateLimitedError:
+            return RateLimitedError(f"{what}: rate limited ({exc})", retry_after=_rate_limit_wait(instance.client))
+        if kind is RetryableError and status >= 500:
+            return RetryableError(f"{what}: server error {_status(exc)}: {_message(exc)}")
+        if kind is RetryableError:
+            return RetryableError(f"{what}: {_message(exc)}")
+        return kind(f"{what}: the instance answered {status}: {_message(exc)}")
 
     def _auth_error(self, instance: Instance, what: str, status: int, exc: Exception) -> AuthError:
         if instance.authenticated:

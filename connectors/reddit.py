@@ -83,7 +83,9 @@ from connectors.errors import (
     MalformedPayloadError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     register_secret,
+    status_table,
 )
 from connectors.paging import Pager
 from connectors.query import compile_reddit, matches
@@ -316,6 +318,27 @@ def _header_seconds(response: Any, *names: str) -> float | None:
     return None
 
 
+PRAWCORE_STATUS_ERRORS = status_table({401: AuthError, 403: AuthError, 408: FatalError})
+"""prawcore's statuses (its own STATUS_EXCEPTIONS is the model): 401/403 the app's
+credentials or access; 408 prawcore has already retried (its RETRY_STATUSES), so one that
+reaches us is final."""
+_CLASS_STATUS = ((prawcore.TooManyRequests, 429), (prawcore.InvalidToken, 401), (prawcore.InsufficientScope, 401),
+                 (prawcore.Forbidden, 403), (prawcore.ServerError, 500))
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind a praw/prawcore exception: the one its class stands for,
+    else its response's."""
+    if isinstance(exc, KeyError) and exc.args in ((401,), (403,)):
+        # prawcore cannot classify a 401/403 that lacks a www-authenticate header.
+        return exc.args[0]
+    implied = next((status for cls, status in _CLASS_STATUS if isinstance(exc, cls)), None)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if implied == 500 and isinstance(status, int):
+        return status  # the server error's own status, for the message
+    return implied or (status if isinstance(status, int) else None)
+
+
 def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
                payload_is_parsed: bool = False) -> ConnectorError:
     """One place mapping praw/prawcore/requests exceptions to ours (connectors.errors).
@@ -325,26 +348,24 @@ def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
     """
     if isinstance(exc, ConnectorError):
         return exc
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    status = _status(exc)
     # prawcore raises TooManyRequests for an API call, but a bare ResponseException for
     # any refusal of the token request (BaseAuthenticator._post): the status decides.
-    if isinstance(exc, prawcore.TooManyRequests) or status == 429:
-        retry_after = _header_seconds(exc.response, "retry-after", "x-ratelimit-reset")
+    kind = error_for_status(status, PRAWCORE_STATUS_ERRORS) if status is not None else None
+    if kind is RateLimitedError:
+        retry_after = _header_seconds(exc.response, "retry-after", "x-ratelimit-reset")  # type: ignore[attr-defined]
         return RateLimitedError(f"Reddit answered 429 Too Many Requests to {what}", retry_after=retry_after)
     if isinstance(exc, prawcore.OAuthException):
         return AuthError(f"Reddit refused the app's credentials ({exc.error}) while {what}", env_vars)
-    if isinstance(exc, (prawcore.InvalidToken, prawcore.InsufficientScope)) or status == 401:
-        return AuthError(f"Reddit refused the app's credentials (401) while {what}", env_vars)
-    if isinstance(exc, prawcore.Forbidden) or status == 403:
+    if kind is AuthError and status == 403 and not isinstance(exc, KeyError):
         return AuthError(
             f"Reddit answered 403 Forbidden to {what}: the app has no access "
             "(wrong credentials, an unapproved app, or a private/quarantined subreddit)",
             env_vars,
         )
-    if isinstance(exc, KeyError) and exc.args in ((401,), (403,)):
-        # prawcore cannot classify a 401/403 that lacks a www-authenticate header.
-        return AuthError(f"Reddit refused the app's credentials ({exc.args[0]}) while {what}", env_vars)
-    if isinstance(exc, prawcore.ServerError) or (isinstance(status, int) and status >= 500):
+    if kind is AuthError:
+        return AuthError(f"Reddit refused the app's credentials ({status}) while {what}", env_vars)
+    if kind is RetryableError:
         return RetryableError(f"Reddit server error ({status}) while {what}")
     if isinstance(exc, prawcore.BadJSON):
         return RetryableError(f"Reddit sent a response that is not JSON while {what} (status {status})")

@@ -77,17 +77,24 @@ from requests.adapters import HTTPAdapter
 from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
+    ConnectorError,
     FatalError,
     MalformedPayloadError,
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
+    status_table,
 )
 from connectors.paging import Pager
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
+
+X_STATUS_ERRORS = status_table({400: QueryError, 401: AuthError, 403: AuthError})
+"""tweepy's statuses: 400 is the query's fault when X says so (else fatal); 401/403 the
+bearer token's or the plan's."""
 
 log = logging.getLogger("listener.connectors.x")
 
@@ -656,26 +663,8 @@ class XConnector:
     def _attempt(self, what: str, method: Callable[..., requests.Response], *args: Any, **params: Any) -> _Page:
         try:
             response = method(*args, **params)
-        except tweepy.TooManyRequests as exc:
-            retry_after = None
-            if exc.reset_time is not None:
-                retry_after = max(exc.reset_time - ensure_utc(self._clock()).timestamp(), 0.0) + 1.0
-            raise RateLimitedError(f"{what}: 429 rate limited by X", retry_after=retry_after) from exc
-        except tweepy.TwitterServerError as exc:
-            raise RetryableError(f"{what}: X server error {exc.response.status_code}: {_api_message(exc.response)}") from exc
-        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-            status = exc.response.status_code
-            hint = ("the bearer token was refused" if status == 401
-                    else "access denied: the app's plan or project may not include this endpoint")
-            raise AuthError(f"{what}: {status} from X, {hint}: {_api_message(exc.response)}",
-                            env_vars=[self.bearer_token_env]) from exc
-        except tweepy.BadRequest as exc:
-            message = f"{what}: X refused the request (400): {_api_message(exc.response)}"
-            raise (QueryError(message) if _names_query(exc.response) else FatalError(message)) from exc
-        except tweepy.HTTPException as exc:
-            status = exc.response.status_code
-            message = f"{what}: X answered {status}: {_api_message(exc.response)}"
-            raise (RetryableError(message) if status == 408 else FatalError(message)) from exc
+        except tweepy.HTTPException as exc:  # tweepy's exception for every status it refuses
+            raise self._status_error(what, exc) from exc
         except tweepy.TweepyException as exc:
             raise FatalError(f"{what}: {exc}") from exc
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -693,6 +682,29 @@ class XConnector:
         if body.get("errors") and not body.get("data"):
             log.warning("%s: X reported errors: %s", what, _api_message(response))
         return _Page(body, response.headers)
+
+    def _status_error(self, what: str, exc: tweepy.HTTPException) -> ConnectorError:
+        """The status X answered as our error: its class from X_STATUS_ERRORS, its message
+        with what X said."""
+        response = exc.response
+        status = response.status_code
+        kind = error_for_status(status, X_STATUS_ERRORS) or FatalError
+        said = _api_message(response)
+        if kind is RateLimitedError:
+            retry_after = None
+            if getattr(exc, "reset_time", None) is not None:
+                retry_after = max(exc.reset_time - ensure_utc(self._clock()).timestamp(), 0.0) + 1.0
+            return RateLimitedError(f"{what}: {status} rate limited by X", retry_after=retry_after)
+        if kind is AuthError:
+            hint = ("the bearer token was refused" if status == 401
+                    else "access denied: the app's plan or project may not include this endpoint")
+            return AuthError(f"{what}: {status} from X, {hint}: {said}", env_vars=[self.bearer_token_env])
+        if kind is QueryError:
+            message = f"{what}: X refused the request ({status}): {said}"
+            return QueryError(message) if _names_query(response) else FatalError(message)
+        if kind is RetryableError and status >= 500:
+            return RetryableError(f"{what}: X server error {status}: {said}")
+        return kind(f"{what}: X answered {status}: {said}")
 
     def close(self) -> None:
         self.client.session.close()
