@@ -570,3 +570,14 @@ def test_jetstream_mode_through_the_pipeline_stores_each_post_once(store, sleeps
     total, distinct, runs = stored(store)
     assert total == distinct == 43
     assert store.get_cursor("bluesky", "Acme") == {"time_us": time_us(T0 + timedelta(minutes=3))}
+
+
+def test_the_two_modes_share_a_module_and_do_not_import_each_other():
+    """No import cycle: jetstream mode reads what it shares with search mode from
+    connectors.bluesky_records; connectors.bluesky imports jetstream only when built so."""
+    import subprocess
+    import sys
+
+    probe = "import sys, connectors.bluesky_jetstream; print('connectors.bluesky' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
