@@ -31,19 +31,24 @@ from typing import Any
 import numpy as np
 
 from analysis.sentiment import LABELS, Score
+from connectors.settings import Setting, settings_table
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "model": (str, "", "Path to the ONNX sequence-classification model file (relative to the config file's folder)."),
-    "tokenizer": (str, "", "Path to the model's Hugging Face tokenizer.json (relative to the config file's folder)."),
-    "labels": (list, ["negative", "neutral", "positive"],
-               "The label of each model output, in output index order (the id2label of the model's config.json)."),
-    "output": (str, "logits", "What the model outputs: 'logits' (softmax is applied) or 'probabilities'."),
-    "max_length": (int, 128, "Tokens per text, special tokens included; longer texts are truncated."),
-    "batch_size": (int, 32, "Texts run through the model at once."),
-    "device": (str, "cpu", "'cpu', or 'cuda' (needs onnxruntime-gpu and a CUDA GPU)."),
-    "threads": (int, 0, "CPU threads onnxruntime uses per model run; 0 = onnxruntime's default (all cores)."),
-}
-"""Settings of an ``[scorers.NAME]`` table with type = "onnx": name -> (type, default, doc)."""
+SETTINGS = settings_table(
+    Setting("model", str, "", "Path to the ONNX sequence-classification model file (relative to the config file's folder)."),
+    Setting("tokenizer", str, "", "Path to the model's Hugging Face tokenizer.json (relative to the config file's folder)."),
+    Setting("labels", list, ["negative", "neutral", "positive"],
+            "The label of each model output, in output index order (the id2label of the model's config.json)."),
+    Setting("output", str, "logits", "What the model outputs: 'logits' (softmax is applied) or 'probabilities'.",
+            choices=("logits", "probabilities")),
+    Setting("max_length", int, 128, "Tokens per text, special tokens included; longer texts are truncated.",
+            min=2, max=100_000),
+    Setting("batch_size", int, 32, "Texts run through the model at once.", min=1, max=100_000),
+    Setting("device", str, "cpu", "'cpu', or 'cuda' (needs onnxruntime-gpu and a CUDA GPU).", choices=("cpu", "cuda")),
+    Setting("threads", int, 0, "CPU threads onnxruntime uses per model run; 0 = onnxruntime's default (all cores).",
+            min=0, max=1024),
+)
+"""Settings of an ``[scorers.NAME]`` table with type = "onnx" (connectors.settings.Setting).
+create() checks them again with its own messages, and the files and model themselves."""
 
 NAME = "onnx"
 INSTALL_HINT = "pip install 'brandmood-listener[onnx]'"
@@ -150,7 +155,7 @@ def create(settings: Mapping[str, Any], base_dir: Path) -> OnnxScorer:
     positive/neutral/negative, a model whose inputs or output do not fit, an
     unavailable device; or that the [onnx] extra is not installed.
     """
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
+    values = {key: settings.get(key, setting.default) for key, setting in SETTINGS.items()}
     try:
         import onnxruntime
         import tokenizers

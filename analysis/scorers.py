@@ -3,8 +3,9 @@
 Scorers register through the ``listener.scorers`` entry-point group, as connectors do
 (connectors.registry): each entry point names a module providing
 
-* ``SETTINGS``: ``{key: (type, default, "one-line doc")}``, the keys its
-  ``[scorers.NAME]`` table accepts besides the common ``type`` and ``languages``;
+* ``SETTINGS``: ``{key: Setting}`` (connectors.settings, the same declaration as a
+  connector's), the keys its ``[scorers.NAME]`` table accepts besides the common
+  ``type`` and ``languages``;
 * ``create(settings, base_dir) -> Scorer`` (analysis.sentiment.Scorer), raising
   ValueError naming the key at fault.
 

@@ -84,13 +84,13 @@ import threading
 from functools import cache
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -99,10 +99,26 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
     register_secret,
+    status_table,
 )
+from connectors.bluesky_records import (
+    _bad_cursor,
+    _count,
+    _mapping,
+    _parse_query_state,
+    _QueryState,
+    from_time_us,
+    iso,
+    mention_from_record,
+    parse_datetime,
+    parse_post_uri,
+)
+from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 
 if TYPE_CHECKING:
     from atproto import Client
@@ -128,149 +144,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("listener.connectors.bluesky")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "handle_env": (str, "BLUESKY_HANDLE", "Environment variable holding the account handle (search mode)."),
-    "app_password_env": (str, "BLUESKY_APP_PASSWORD",
-                         "Environment variable holding an app password of that account (search mode)."),
-    "base_url": (str, "https://bsky.social", "Where to log in and search (your PDS or the Bluesky entryway)."),
-    "mode": (str, "search", "'search' (post search, needs login, reaches back) or 'jetstream' (live firehose)."),
-    "jetstream_url": (str, "wss://jetstream2.us-east.bsky.network", "Jetstream instance (jetstream mode)."),
-    "history_days": (int, 7, "Days the first search run, or one after downtime, reaches back."),
-    "max_pages_per_run": (int, 10, "Search pages (up to 100 posts each) one run may request per query."),
-    "overlap_seconds": (int, 60, "Seconds each search run re-reads before the previous run's end (late indexing)."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for one HTTP request (search mode)."),
-    "jetstream_max_seconds": (float, 50.0, "Longest one Jetstream run reads before it returns (catching up)."),
-    "jetstream_max_events": (int, 500_000, "Most Jetstream events (all posts, not only matches) one run reads."),
-    "jetstream_backfill_minutes": (int, 10, "Minutes the first Jetstream run replays before its start."),
-}
-"""Optional settings of the Bluesky source: name -> (type, default, one-line doc)."""
-
 MODES = ("search", "jetstream")
-POST_COLLECTION = "app.bsky.feed.post"
+SETTINGS = settings_table(
+    Setting("mode", str, "search",
+            "'search' (post search: needs a login, reaches back) or 'jetstream' (the live "
+            "post stream, matched locally; no login).",
+            choices=MODES),
+    Setting("handle_env", str, "BLUESKY_HANDLE", "Search mode: environment variable holding the account's handle.",
+            required=True),
+    Setting("app_password_env", str, "BLUESKY_APP_PASSWORD",
+            "Search mode: environment variable holding an app password of that account.", required=True),
+    Setting("base_url", str, "https://bsky.social",
+            "Search mode: where to log in and search: the Bluesky entryway, or your own PDS "
+            "(it forwards searches to the Bluesky AppView).",
+            schemes=HTTP_SCHEMES),
+    Setting("history_days", int, 7,
+            "Search mode: how far back the first run of a brand reads, and how far back a run "
+            "reaches after downtime.",
+            min=1, max=CENTURY_DAYS),
+    Setting("max_pages_per_run", int, 10,
+            "Search mode: search pages (up to 100 posts each) one run may request per query.", min=1),
+    Setting("overlap_seconds", int, 60,
+            "Search mode: each run re-reads this many seconds before the previous run's end, "
+            "for posts that reach the search index late; re-read posts are stored once.",
+            min=0, max=86_400 * CENTURY_DAYS),
+    Setting("timeout_seconds", float, 30.0, "Search mode: how long (seconds) to wait for one answer.", **TIMEOUT),
+    Setting("jetstream_url", str, "wss://jetstream2.us-east.bsky.network",
+            "Jetstream mode: the Jetstream instance (/subscribe is added); the public ones "
+            "are jetstream1/jetstream2 .us-east/.us-west.bsky.network.",
+            schemes=("ws://", "wss://")),
+    Setting("jetstream_max_seconds", float, 50.0,
+            "Jetstream mode: the longest (seconds) one run reads the stream before it "
+            "returns.",
+            **TIMEOUT),
+    Setting("jetstream_max_events", int, 500_000,
+            "Jetstream mode: the most events (every post on the network, not only matches) "
+            "one run reads.",
+            min=1),
+    Setting("jetstream_backfill_minutes", int, 10,
+            "Jetstream mode: how far (minutes) before its start the very first run replays.",
+            min=0, max=1440 * CENTURY_DAYS),
+)
 PAGE_SIZE = 100
 SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 """XRPC error names that mean "log in again", not "the credentials are wrong"."""
-_AT_URI = re.compile(r"^at://(?P<repo>[^/\s]+)/(?P<collection>[^/\s]+)/(?P<rkey>[^/\s]+)$")
-
-
-# -- time -------------------------------------------------------------------------------
-
-
-def parse_datetime(value: Any) -> datetime:
-    """An atproto datetime (``2026-11-01T09:30:00.000Z``) as tz-aware UTC.
-
-    A missing time zone is read as UTC (some clients leave it out); a date without a
-    time, or anything else, raises ValueError.
-    """
-    if not isinstance(value, str) or "T" not in value.upper():
-        raise ValueError(f"not an atproto datetime: {value!r}")
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return ensure_utc(moment)
-
-
-def iso(moment: datetime) -> str:
-    """``2026-11-01T09:30:00.000Z``: millisecond precision, as Bluesky writes times."""
-    return ensure_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def to_time_us(moment: datetime) -> int:
-    """A datetime as Jetstream's ``time_us`` (microseconds since the epoch)."""
-    delta = ensure_utc(moment) - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_time_us(time_us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=time_us)
-
-
-# -- mapping ----------------------------------------------------------------------------
-
-
-def parse_post_uri(uri: Any) -> tuple[str, str]:
-    """``at://did/app.bsky.feed.post/rkey`` -> (did or handle, rkey)."""
-    match = _AT_URI.match(uri) if isinstance(uri, str) else None
-    if match is None or match["collection"] != POST_COLLECTION:
-        raise ValueError(f"not a post URI: {uri!r}")
-    return match["repo"], match["rkey"]
-
-
-def post_url(actor: str, rkey: str) -> str:
-    """The bsky.app web address of a post; ``actor`` is a handle or a DID."""
-    return f"https://bsky.app/profile/{actor}/post/{rkey}"
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else 0
-
-
-def _thread_uris(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(root, parent) URIs of a reply record; (None, None) for a post that starts a thread."""
-    reply = _mapping(record.get("reply"))
-    root = _mapping(reply.get("root")).get("uri")
-    parent = _mapping(reply.get("parent")).get("uri")
-    return (root if isinstance(root, str) and root else None,
-            parent if isinstance(parent, str) and parent else None)
-
-
-def _first_lang(record: Mapping[str, Any]) -> str | None:
-    langs = record.get("langs")
-    if isinstance(langs, list) and langs and isinstance(langs[0], str) and langs[0]:
-        return langs[0]
-    return None
-
-
-def mention_from_record(uri: str, record: Any, *, brand: str, author: str | None, url_actor: str,
-                        metrics: Mapping[str, int], raw: Mapping[str, Any],
-                        fetched_at: datetime | None, indexed_at: Any = None) -> Mention:
-    """A post record (``app.bsky.feed.post``) as a Mention; shared by both modes.
-
-    ``created_at`` is the record's ``createdAt``. The client that wrote the record
-    chose that string, and some write one no datetime can hold (year 0:
-    "0000-01-01T00:00:00Z", which the AppView indexes all the same); then the
-    AppView's ``indexedAt`` (search mode: when Bluesky first saw the post) stands in
-    for it, so the post is kept, not skipped. A ``createdAt`` that is missing or not a
-    string is a broken record, not a client's odd clock: skipped.
-    Raises MalformedPayloadError when the record is not an object, its text is not a
-    string or no time can be read.
-    """
-    if not isinstance(record, Mapping):
-        raise MalformedPayloadError(f"{uri}: the record is not an object")
-    text = record.get("text")
-    if not isinstance(text, str):
-        raise MalformedPayloadError(f"{uri}: the record's text is not a string")
-    written = record.get("createdAt")
-    try:
-        created_at = parse_datetime(written)
-    except ValueError as exc:
-        if not isinstance(written, str):
-            raise MalformedPayloadError(f"{uri}: bad createdAt: {exc}") from exc
-        try:
-            created_at = parse_datetime(indexed_at)
-        except ValueError:
-            raise MalformedPayloadError(f"{uri}: bad createdAt ({exc}) and no indexedAt to stand in") from exc
-    _repo, rkey = parse_post_uri(uri)
-    root, parent = _thread_uris(record)
-    return Mention(
-        source="bluesky",
-        id=uri,
-        brand=brand,
-        created_at=created_at,
-        text=text,
-        author=author,
-        url=post_url(url_actor, rkey),
-        conversation_id=root or uri,
-        parent_id=parent,
-        lang=_first_lang(record),
-        metrics=dict(metrics),
-        fetched_at=fetched_at,
-        raw=raw,
-    )
 
 
 def mention_from_post_view(post: Any, brand: str, fetched_at: datetime | None = None) -> Mention:
@@ -406,6 +323,24 @@ def _said(exc: Exception) -> str:
     return f"{response.status_code} {excerpt(details, 200)}".rstrip()
 
 
+ATPROTO_STATUS_ERRORS = status_table({400: QueryError, 401: AuthError})
+"""atproto's statuses: 400 is the query's fault (the login's, while logging in), 401 the
+login's or the session's."""
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status of an atproto error: its response's, else the one its class
+    stands for (atproto raises some without a response)."""
+    errors = _atproto().errors
+    if not isinstance(exc, errors.RequestErrorBase):
+        return None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return response.status_code
+    classes = ((errors.RateLimitExceededError, 429), (errors.UnauthorizedError, 401), (errors.BadRequestError, 400))
+    return next((status for cls, status in classes if isinstance(exc, cls)), None)
+
+
 def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now: datetime,
                     logging_in: bool = False) -> ConnectorError:
     """One atproto/httpx exception as the connectors exception the caller should act on."""
@@ -413,20 +348,20 @@ def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now
         return exc
     said = _said(exc)
     errors = _atproto().errors
-    if isinstance(exc, errors.RateLimitExceededError):
-        return RateLimitedError(f"{what}: 429 rate limited by Bluesky: {said}", retry_after=_retry_after(exc, now))
     if isinstance(exc, (errors.InvokeTimeoutError, errors.NetworkError)):
         return RetryableError(f"{what}: {type(exc).__name__}: {said or exc.__cause__}")
-    if isinstance(exc, errors.UnauthorizedError) or (logging_in and isinstance(exc, errors.BadRequestError)):
-        return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
-                         "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
-    if isinstance(exc, errors.BadRequestError):
-        return QueryError(f"{what}: Bluesky refused the request (400): {said}")
-    if isinstance(exc, errors.RequestException) and exc.response is not None:
-        status = exc.response.status_code
-        if status >= 500 or status == 408:
-            return RetryableError(f"{what}: Bluesky answered {said}")
-        return FatalError(f"{what}: Bluesky answered {said}")
+    status = _status(exc)
+    if status is not None:
+        kind = error_for_status(status, ATPROTO_STATUS_ERRORS) or FatalError
+        if kind is AuthError or (logging_in and kind is QueryError):
+            return AuthError(f"{what}: Bluesky refused the login or session: {said}; use the handle and an app "
+                             "password (Settings -> Privacy and security -> App passwords)", env_vars=env_vars)
+        if kind is QueryError:
+            return QueryError(f"{what}: Bluesky refused the request ({status}): {said}")
+        if kind is RateLimitedError:
+            retry_after = _retry_after(exc, now) if isinstance(exc, errors.RateLimitExceededError) else None
+            return RateLimitedError(f"{what}: {status} rate limited by Bluesky: {said}", retry_after=retry_after)
+        return kind(f"{what}: Bluesky answered {said}")
     if isinstance(exc, errors.LoginRequiredError):
         return AuthError(f"{what}: not logged in to Bluesky", env_vars=env_vars)
     if isinstance(exc, errors.ModelError):
@@ -441,41 +376,6 @@ def translate_error(exc: Exception, what: str, *, env_vars: tuple[str, str], now
 
 
 # -- cursor -----------------------------------------------------------------------------
-
-
-@dataclass
-class _QueryState:
-    """Where one search query stands (module docstring, "Cursor")."""
-
-    since: datetime
-    gap_until: datetime | None = None
-    gap_resume: datetime | None = None
-
-    def to_dict(self) -> dict[str, str]:
-        state = {"since": iso(self.since)}
-        if self.gap_until is not None and self.gap_resume is not None:
-            state["gap_until"] = iso(self.gap_until)
-            state["gap_resume"] = iso(self.gap_resume)
-        return state
-
-
-def _bad_cursor(since: Any, brand: str, why: str) -> FatalError:
-    return FatalError(f"bluesky: the saved cursor of brand {brand!r} is unreadable ({why}): {since!r}; "
-                      "delete it to start over with a first run")
-
-
-def _parse_query_state(raw: Any, since: Any, brand: str) -> _QueryState:
-    if not isinstance(raw, Mapping):
-        raise _bad_cursor(since, brand, "a query state is not an object")
-    try:
-        start = parse_datetime(raw.get("since"))
-        gap_until = parse_datetime(raw["gap_until"]) if raw.get("gap_until") is not None else None
-        gap_resume = parse_datetime(raw["gap_resume"]) if raw.get("gap_resume") is not None else None
-    except ValueError as exc:
-        raise _bad_cursor(since, brand, str(exc)) from exc
-    if (gap_until is None) != (gap_resume is None):
-        raise _bad_cursor(since, brand, "gap_until and gap_resume must come together")
-    return _QueryState(start, gap_until, gap_resume)
 
 
 def parse_search_cursor(since: Cursor | None, queries: list[str], brand: str,
@@ -529,7 +429,6 @@ class _Run:
     brand: str
     run_start: datetime
     max_pages: int
-    pages: dict[str, int] = field(default_factory=dict)
     yielded: set[str] = field(default_factory=set)
     relogged: bool = False
     stopped: list[str] = field(default_factory=list)
@@ -544,9 +443,6 @@ class BlueskySearchConnector:
                  history_days: int = 7, max_pages_per_run: int = 10, overlap_seconds: int = 60,
                  retry: RetryPolicy | None = None,
                  env_vars: tuple[str, str] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")) -> None:
-        problems = _check_search_limits(history_days, max_pages_per_run, overlap_seconds)
-        if problems:
-            raise ValueError("bluesky: " + "; ".join(problems))
         self.client = client
         self._clock = clock
         self._handle = handle
@@ -589,17 +485,19 @@ class BlueskySearchConnector:
 
     def _read_query(self, q: str, lang: str | None, state: _QueryState,
                     run: _Run) -> Generator[Batch, None, None]:
+        # The page cap is per query and run, over the gap and the new range alike.
+        pager = Pager(f"bluesky search {q!r}", max_pages=run.max_pages, word="cursor")
         if state.gap_until is not None and state.gap_resume is not None:
-            done = yield from self._read_range(q, lang, state, state.gap_until, run, filling_gap=True)
+            done = yield from self._read_range(q, lang, state, state.gap_until, run, pager, filling_gap=True)
             if not done:
                 return
             state.since, state.gap_until, state.gap_resume = state.gap_resume, None, None
-        done = yield from self._read_range(q, lang, state, run.run_start, run, filling_gap=False)
+        done = yield from self._read_range(q, lang, state, run.run_start, run, pager, filling_gap=False)
         if done:
             state.since, state.gap_until, state.gap_resume = run.run_start, None, None
 
     def _read_range(self, q: str, lang: str | None, state: _QueryState, until: datetime, run: _Run,
-                    *, filling_gap: bool) -> Generator[Batch, None, bool]:
+                    pager: Pager, *, filling_gap: bool) -> Generator[Batch, None, bool]:
         """Read ``[state.since - overlap, until)`` newest first, moving the state's gap down
         after each page. Returns whether the range was read to its bottom."""
         lower = min(state.since - self.overlap, until)
@@ -607,13 +505,13 @@ class BlueskySearchConnector:
                                   "limit": PAGE_SIZE}
         if lang:
             params["lang"] = lang
-        seen_cursors: set[str] = set()
+        pager.restart()  # cursors are offsets into this range's results: they recur in another range
         while True:
-            if run.pages.get(q, 0) >= run.max_pages:
+            if pager.capped:
                 run.stopped.append(f"query {q!r} reached the page cap ({run.max_pages} pages per run)")
                 return False
             body = self._search(params, run)
-            run.pages[q] = run.pages.get(q, 0) + 1
+            pager.page()
             page = map_search_page(body, run.brand, run.run_start)
             fresh = [m for m in page.mentions if m.id not in run.yielded]
             run.yielded.update(m.id for m in fresh)
@@ -624,15 +522,9 @@ class BlueskySearchConnector:
                 state.gap_until = bottom if state.gap_until is None else min(state.gap_until, bottom)
                 if not filling_gap:
                     state.gap_resume = run.run_start
-            token = body.get("cursor")
-            if not token:
+            token = pager.follow(body.get("cursor"))
+            if token is None:
                 return True
-            if not isinstance(token, str):
-                raise FatalError(f"bluesky search: the page cursor is not a string: {token!r}")
-            if token in seen_cursors:
-                raise FatalError(f"bluesky search: the API repeated the page cursor {token!r}; "
-                                 "stopping a paging loop")
-            seen_cursors.add(token)
             params["cursor"] = token
 
     # -- one request --------------------------------------------------------------------
@@ -712,66 +604,13 @@ def _report_loss(brand: str, q: str, start: datetime, end: datetime) -> None:
 # -- settings and factory ---------------------------------------------------------------
 
 
-def _whole(value: Any, key: str, least: int, problems: list[str], most: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{key} must be a whole number, got {value!r}")
-    elif value < least:
-        problems.append(f"{key} must be at least {least}, got {value}")
-    elif most is not None and value > most:
-        problems.append(f"{key} must be at most {most}, got {value}")
-
-
-_CENTURY_DAYS = 36_500
-"""Upper bound of a span setting: a larger one overflows datetime arithmetic."""
-
-
-def _positive(value: Any, key: str, problems: list[str]) -> None:
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        problems.append(f"{key} must be a number of seconds above 0 and at most 3600, got {value!r}")
-
-
-def _check_search_limits(history_days: Any, max_pages: Any, overlap: Any) -> list[str]:
-    problems: list[str] = []
-    _whole(history_days, "history_days", 1, problems, _CENTURY_DAYS)
-    _whole(max_pages, "max_pages_per_run", 1, problems)
-    _whole(overlap, "overlap_seconds", 0, problems, 86_400 * _CENTURY_DAYS)
-    return problems
-
-
-def check_settings(values: Mapping[str, Any]) -> list[str]:
-    """Every problem with the settings, at once."""
-    problems = _check_search_limits(values["history_days"], values["max_pages_per_run"],
-                                    values["overlap_seconds"])
-    if values["mode"] not in MODES:
-        problems.append(f"mode must be one of {', '.join(MODES)}, got {values['mode']!r}")
-    for key in ("handle_env", "app_password_env", "base_url", "jetstream_url"):
-        if not isinstance(values[key], str) or not values[key].strip():
-            problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
-    if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
-        problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
-    if isinstance(values["jetstream_url"], str) and not values["jetstream_url"].startswith(("ws://", "wss://")):
-        problems.append(f"jetstream_url must start with ws:// or wss://, got {values['jetstream_url']!r}")
-    _positive(values["timeout_seconds"], "timeout_seconds", problems)
-    _positive(values["jetstream_max_seconds"], "jetstream_max_seconds", problems)
-    _whole(values["jetstream_max_events"], "jetstream_max_events", 1, problems)
-    _whole(values["jetstream_backfill_minutes"], "jetstream_backfill_minutes", 0, problems, 1440 * _CENTURY_DAYS)
-    return problems
-
-
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
            retry: RetryPolicy | None = None) -> BlueskySearchConnector | JetstreamConnector:
     """Entry-point factory: a search connector (credentials from the environment
     variables named by ``handle_env`` and ``app_password_env``; missing ones raise
     AuthError naming them) or, with ``mode = "jetstream"``, a Jetstream connector (no
     login). Invalid settings raise ValueError listing every problem."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    unknown = sorted(set(settings) - set(SETTINGS))
-    problems = check_settings(values)
-    if unknown:
-        problems.append(f"unknown settings: {', '.join(unknown)}")
-    if problems:
-        raise ValueError("bluesky settings: " + "; ".join(problems))
+    values = validated("bluesky", SETTINGS, settings)
     if values["mode"] == "jetstream":
         from connectors.bluesky_jetstream import JetstreamConnector
 

@@ -73,7 +73,7 @@ from websockets.exceptions import (
 from websockets.sync.client import connect as ws_connect
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
-from connectors.bluesky import (
+from connectors.bluesky_records import (
     POST_COLLECTION,
     _bad_cursor,
     _parse_query_state,
@@ -215,8 +215,6 @@ class JetstreamConnector:
     def __init__(self, url: str, clock: Clock, *, max_seconds: float = 50.0, max_events: int = 500_000,
                  backfill_minutes: int = 10, retry: RetryPolicy | None = None,
                  monotonic: Callable[[], float] = time.monotonic, open_timeout: float = 10.0) -> None:
-        if not max_seconds > 0 or max_events < 1 or backfill_minutes < 0:
-            raise ValueError("bluesky jetstream: max_seconds > 0, max_events >= 1 and backfill_minutes >= 0 needed")
         self.url = url
         self._clock = clock
         self.max_seconds = max_seconds

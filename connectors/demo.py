@@ -16,12 +16,13 @@ from typing import Any
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.demo_world import EPOCH, DemoWorld, default_world
+from connectors.settings import Setting, settings_table, validated
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "seed": (int, 7, "Seed of the simulated world; the same seed gives the same mentions."),
-    "history_days": (int, 60, "Days of history the first run back-fills (and the world spans)."),
-}
-"""Optional settings of the demo source: name -> (type, default, one-line doc)."""
+SETTINGS = settings_table(
+    Setting("seed", int, 7, "Seed of the simulated world; the same seed gives the same mentions."),
+    # At most the days since the world's EPOCH: checked in create(), which knows the clock.
+    Setting("history_days", int, 60, "Days of history the first run back-fills (and the world spans).", min=1),
+)
 
 
 class DemoConnector:
@@ -94,22 +95,14 @@ def _parse_until(value: Any) -> datetime:
     return ensure_utc(datetime.fromisoformat(value), "cursor 'until'")
 
 
-def _int_setting(settings: Mapping[str, Any], key: str) -> int:
-    kind, default, _ = SETTINGS[key]
-    value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"demo setting {key!r} must be an integer, got {value!r}")
-    return value
-
-
 def create(settings: Mapping[str, Any], clock: Clock) -> DemoConnector:
     """Entry-point factory: a connector over ``default_world`` ending now.
 
     The world's campaign dates follow the clock at creation (its flight ends 10 days
     before "now"), so a fresh demo always shows a recent campaign.
     """
-    seed = _int_setting(settings, "seed")
-    history_days = _int_setting(settings, "history_days")
+    values = validated("demo", SETTINGS, settings)
+    seed, history_days = values["seed"], values["history_days"]
     now = ensure_utc(clock(), "clock()")
     # The simulated world begins at its EPOCH: a longer history has nothing to show, and a
     # huge one would overflow datetime before the world could say so.

@@ -11,6 +11,10 @@ connector edge, with ``raise ... from exc``; none escapes ``connectors/``.
     │   └── QueryError             the brand query cannot be expressed on this platform
     └── MalformedPayloadError      one item could not be read; skipped and counted, the run goes on
 
+Which error an HTTP status means is one table per transport (``status_table``, after
+prawcore's ``STATUS_EXCEPTIONS``): requests (connectors.http), tweepy, prawcore,
+Mastodon.py and atproto each read their status through their own table, once.
+
 Secrets live here too, because error messages are where they leak: ``register_secret``
 (credentials, session tokens, the live view's and the webhook's secrets), ``redact``
 (every encoding of each), ``excerpt`` (redact, then cut: the one way to quote a peer's
@@ -25,7 +29,8 @@ import json
 import string
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 REDACTED = "[redacted]"
@@ -189,3 +194,29 @@ class QueryError(FatalError):
 
 class MalformedPayloadError(ConnectorError):
     """One item of a response could not be mapped to a Mention."""
+
+
+StatusTable = Mapping[int, type[ConnectorError]]
+
+
+def status_table(overrides: Mapping[int, type[ConnectorError]] | None = None) -> StatusTable:
+    """A transport's HTTP status -> error class table. What every platform means: 408 and
+    5xx are worth another attempt, 429 is a rate limit, any other 4xx is fatal; a
+    transport adds what its platform means besides (401/403: the credentials; 400: the
+    query; 404: a missing thing the caller handles)."""
+    table: dict[int, type[ConnectorError]] = dict.fromkeys(range(400, 500), FatalError)
+    table.update(dict.fromkeys(range(500, 600), RetryableError))
+    table[408] = RetryableError
+    table[429] = RateLimitedError
+    table.update(overrides or {})
+    return MappingProxyType(table)
+
+
+def error_for_status(status: int | None, table: StatusTable) -> type[ConnectorError] | None:
+    """The error class ``status`` means in ``table``: None for a success (below 400);
+    a status the table does not list is retryable from 500 up, else fatal."""
+    if status is None:
+        return FatalError
+    if status < 400:
+        return None
+    return table.get(status) or (RetryableError if status >= 500 else FatalError)

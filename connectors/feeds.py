@@ -53,15 +53,31 @@ from connectors.http import http_get, raise_for_response
 from connectors.html_text import html_to_text
 from connectors.query import matches
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import TIMEOUT, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.feeds")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "urls": (list, [], "RSS or Atom feed URLs, all read on every run."),
-    "timeout_seconds": (float, 20.0, "Seconds one feed may take to answer and download."),
-    "max_entries_per_feed": (int, 100, "Entries read per feed per run, in the feed's own order (newest first)."),
-}
-"""Optional settings of the feeds source: name -> (type, default, one-line doc)."""
+def _feed_urls_problem(urls: Sequence[str]) -> str | None:
+    bad = []
+    for url in urls:
+        try:
+            netloc = urlsplit(url).netloc
+        except ValueError:  # "http://[x": a malformed IPv6 host
+            netloc = ""
+        if not url.startswith(("http://", "https://")) or not netloc:
+            bad.append(f"{url!r} is not an http:// or https:// URL")
+    return ", ".join(bad) or None
+
+
+SETTINGS = settings_table(
+    Setting("urls", list, [],
+            "The RSS or Atom feeds to read, http:// or https://, all read whole on every run.", check=_feed_urls_problem,
+            example=["https://example.com/news.rss"]),
+    Setting("timeout_seconds", float, 20.0, "How long (seconds) one feed may take to answer and download.", **TIMEOUT),
+    Setting("max_entries_per_feed", int, 100,
+            "Entries read per feed per run, in the feed's own order (newest first in "
+            "practice).", min=1),
+)
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
 """A feed larger than this is refused: feeds are kilobytes, and a huge or endless body
@@ -193,8 +209,6 @@ class FeedsConnector:
     def __init__(self, urls: Sequence[str], clock: Clock, *, session: requests.Session | None = None,
                  timeout_seconds: float = 20.0, max_entries_per_feed: int = 100,
                  retry: RetryPolicy | None = None) -> None:
-        if timeout_seconds <= 0 or max_entries_per_feed < 1:
-            raise ValueError("feeds: timeout_seconds must be > 0 and max_entries_per_feed >= 1")
         self.urls = tuple(dict.fromkeys(urls))
         self.keys = feed_keys(self.urls)
         self._clock = clock
@@ -321,30 +335,10 @@ def create(settings: Mapping[str, Any], clock: Clock, *, session: requests.Sessi
            retry: RetryPolicy | None = None) -> FeedsConnector:
     """Entry-point factory. No credentials. Settings problems are reported together as
     one ValueError (a configuration error); an empty ``urls`` only draws a warning."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = []
+    values = validated("feeds", SETTINGS, settings)
     urls = values["urls"]
-    if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
-        problems.append(f"urls must be a list of URLs, got {urls!r}")
-        urls = []
-    for url in urls:
-        try:
-            netloc = urlsplit(url).netloc
-        except ValueError:  # "http://[x": a malformed IPv6 host
-            netloc = ""
-        if not url.startswith(("http://", "https://")) or not netloc:
-            problems.append(f"urls: {url!r} is not an http:// or https:// URL")
-    timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    limit = values["max_entries_per_feed"]
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        problems.append(f"max_entries_per_feed must be a whole number from 1 up, got {limit!r}")
-    if problems:
-        raise ValueError("feeds settings: " + "; ".join(problems))
     if not urls:
         # Allowed (the defaults must build a connector), but it would pass for a quiet brand.
         log.warning("feeds: no feed URLs configured; list them as urls = [...] under [sources.feeds]")
-    return FeedsConnector(urls, clock, session=session, timeout_seconds=float(timeout),
-                          max_entries_per_feed=limit, retry=retry)
+    return FeedsConnector(urls, clock, session=session, timeout_seconds=float(values["timeout_seconds"]),
+                          max_entries_per_feed=values["max_entries_per_feed"], retry=retry)

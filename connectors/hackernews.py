@@ -53,24 +53,34 @@ from connectors.errors import (
 )
 from connectors.html_text import html_to_text
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 from connectors.http import http_get, raise_for_response
 
 log = logging.getLogger("listener.connectors.hackernews")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "base_url": (str, "https://hn.algolia.com", "Algolia HN Search API root; change it only for a proxy or mirror."),
-    "history_days": (int, 7, "Days the first run looks back (Algolia keeps all of HN's history)."),
-    "hits_per_page": (int, 100, "Hits asked for per request (1-1000; Algolia stops paging at 1,000 hits)."),
-    "window_hours": (int, 24, "Length of the time windows a run reads, oldest first (split further when crowded)."),
-    "max_requests_per_run": (int, 200, "Requests one run may make; the next run resumes at the last complete window."),
-    "reread_minutes": (int, 10, "Minutes before the run start that the next run reads again (indexing lag)."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for Algolia to answer one request."),
-}
-"""Optional settings of the Hacker News source: name -> (type, default, one-line doc)."""
-
 SEARCH_PATH = "/api/v1/search_by_date"
 PAGINATION_LIMIT = 1000
 """Algolia's ``paginationLimitedTo`` on HN: hits beyond the 1,000th are never served."""
+# Spans are bounded by a century (HN began in 2006): a larger one overflows timedelta.
+SETTINGS = settings_table(
+    Setting("base_url", str, "https://hn.algolia.com",
+            "API root; change it only to go through a proxy or a mirror.", schemes=HTTP_SCHEMES),
+    Setting("history_days", int, 7, "How far back the first run of a brand reads (Algolia keeps all of HN's history).",
+            min=0, max=CENTURY_DAYS),
+    Setting("hits_per_page", int, 100, "Hits asked for per request (Algolia stops paging at 1,000 hits per query).",
+            min=1, max=PAGINATION_LIMIT),
+    Setting("window_hours", int, 24,
+            "Length of the time windows a run reads, oldest first; crowded windows are split "
+            "further.",
+            min=1, max=24 * CENTURY_DAYS),
+    Setting("max_requests_per_run", int, 200,
+            "Requests one run of one brand may make; the next run goes on where it stopped.", min=1),
+    Setting("reread_minutes", int, 10,
+            "How far behind the run's start the cursor stays, so the next run reads that "
+            "stretch again (Algolia indexes late).",
+            min=0, max=24 * 60 * CENTURY_DAYS),
+    Setting("timeout_seconds", float, 30.0, "How long (seconds) to wait for Algolia to answer one request.", **TIMEOUT),
+)
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 USER_AGENT = "brandmood-listener (hackernews connector)"
 
@@ -182,9 +192,6 @@ class HackerNewsConnector:
                  hits_per_page: int = 100, window_hours: int = 24, max_requests_per_run: int = 200,
                  reread_minutes: int = 10, timeout_seconds: float = 30.0,
                  retry: RetryPolicy | None = None) -> None:
-        if history_days < 0 or not 1 <= hits_per_page <= PAGINATION_LIMIT or window_hours < 1 \
-                or max_requests_per_run < 1 or reread_minutes < 0 or timeout_seconds <= 0:
-            raise ValueError("hackernews: settings out of range (see SETTINGS)")
         self._clock = clock
         self._url = base_url.rstrip("/") + SEARCH_PATH
         self._own_session = session is None
@@ -341,27 +348,10 @@ def _sorted(mentions: Iterable[Mention]) -> tuple[Mention, ...]:
 def create(settings: Mapping[str, Any], clock: Clock, *, session: requests.Session | None = None,
            retry: RetryPolicy | None = None) -> HackerNewsConnector:
     """Entry-point factory. No credentials: Algolia's HN API is open."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = []
-    # Spans are bounded by a century (HN began in 2006): a larger one overflows timedelta.
-    for key, low, high in (("history_days", 0, 36_500), ("hits_per_page", 1, PAGINATION_LIMIT),
-                           ("window_hours", 1, 24 * 36_500), ("max_requests_per_run", 1, None),
-                           ("reread_minutes", 0, 24 * 60 * 36_500)):
-        value = values[key]
-        if not _is_int(value) or value < low or (high is not None and value > high):
-            problems.append(f"{key} must be a whole number from {low}{f' to {high}' if high else ' up'}, got {value!r}")
-    timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    base_url = values["base_url"]
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        problems.append(f"base_url must start with http:// or https://, got {base_url!r}")
-    if problems:
-        raise ValueError("hackernews settings: " + "; ".join(problems))
+    values = validated("hackernews", SETTINGS, settings)
     return HackerNewsConnector(
-        clock, base_url=base_url, session=session, history_days=values["history_days"],
+        clock, base_url=values["base_url"], session=session, history_days=values["history_days"],
         hits_per_page=values["hits_per_page"], window_hours=values["window_hours"],
         max_requests_per_run=values["max_requests_per_run"], reread_minutes=values["reread_minutes"],
-        timeout_seconds=float(timeout), retry=retry,
+        timeout_seconds=float(values["timeout_seconds"]), retry=retry,
     )

@@ -11,7 +11,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.errors import FatalError, RateLimitedError, RetryableError, excerpt
+from connectors.errors import FatalError, RetryableError, error_for_status, excerpt, status_table
+
+HTTP_STATUS_ERRORS = status_table()
+"""Plain HTTP: no credentials, no query syntax; only the statuses every platform shares."""
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -34,14 +37,13 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 def raise_for_response(response: requests.Response, what: str, now: datetime) -> None:
     """Translate an HTTP status into our errors (nothing for 2xx and 304)."""
     status = response.status_code
-    if status < 400:
+    kind = error_for_status(status, HTTP_STATUS_ERRORS)
+    if kind is None:
         return
     reason = f"{what}: HTTP {status} {response.reason or ''}".rstrip()
-    if status == 429:
-        raise RateLimitedError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
-    if status >= 500 or status == 408:
-        raise RetryableError(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
-    raise FatalError(f"{reason}: {excerpt(response.text, 200)!r}")
+    if issubclass(kind, RetryableError):  # RateLimitedError included
+        raise kind(reason, retry_after_seconds(response.headers.get("Retry-After"), now))
+    raise kind(f"{reason}: {excerpt(response.text, 200)!r}")
 
 
 def _without_query(text: str, url: str) -> str:

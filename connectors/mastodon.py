@@ -121,29 +121,57 @@ from connectors.errors import (
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
+    status_table,
 )
 from connectors.query import matches
+from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, TIMEOUT, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.mastodon")
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "instances": (list, ["https://mastodon.social"],
-                  "Instances to read (base URLs); each sees a different part of the network."),
-    "access_token_env": (str, "",
-                         "Environment variable holding an access token for the first instance "
-                         "(\"\": anonymous; hashtag timelines need none, search does)."),
-    "use_search": (bool, True, "Also search statuses for the brand terms where a token allows it."),
-    "history_days": (int, 3, "Days a hashtag's first run looks back."),
-    "fetch_threads": (bool, True, "Also fetch the replies to matched posts, as thread context."),
-    "max_pages_per_run": (int, 10, "Pages (up to 40 posts) one run reads per hashtag, and for search, per instance."),
-    "max_threads_per_run": (int, 20, "Thread lookups (status_context calls) per instance per run."),
-    "thread_watch_hours": (int, 24,
-                           "Age (hours) up to which a matched post's thread is checked again for new replies."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for an instance to answer one request."),
-}
-"""Optional settings of the Mastodon source: name -> (type, default, one-line doc)."""
+def _instances_problem(urls: Sequence[str]) -> str | None:
+    """What is wrong with the ``instances`` list (each must be an instance URL, once)."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for raw in urls:
+        try:
+            url = normalize_instance_url(raw)
+        except ValueError:
+            problems.append(f"{raw!r} is not an instance URL")
+            continue
+        if url in seen:
+            problems.append(f"{url} is listed twice")
+        seen.add(url)
+    return ", ".join(problems) or None
+
+
+SETTINGS = settings_table(
+    Setting("instances", list, ["https://mastodon.social"],
+            "Instances to read (base URLs); each sees a different part of the network, and a "
+            "post seen on several is stored once.",
+            required=True, check=_instances_problem),
+    Setting("access_token_env", str, "",
+            "Environment variable holding an access token of the first instance; \"\" (the "
+            "default) reads anonymously: hashtag timelines need no token, search does."),
+    Setting("use_search", bool, True, "Also search statuses for the brand's terms, on the token's instance."),
+    Setting("history_days", int, 3,
+            "How far back the first run of a hashtag (and of search) reads.", min=1, max=CENTURY_DAYS),
+    Setting("fetch_threads", bool, True, "Also store the replies to matched posts, as thread context."),
+    Setting("max_pages_per_run", int, 10,
+            "Pages (up to 40 posts each) one run reads per hashtag, and for search, per "
+            "instance.", min=1),
+    Setting("max_threads_per_run", int, 20,
+            "Thread lookups (one status_context request each) per instance per run.", min=0),
+    Setting("thread_watch_hours", int, 24,
+            "Until what age (hours, of the post) a matched post's thread is checked again for "
+            "new replies.",
+            min=0, max=24 * CENTURY_DAYS),
+    Setting("timeout_seconds", float, 30.0,
+            "How long (seconds) to wait for an instance to answer one request.", **TIMEOUT),
+)
 
 PAGE_LIMIT = 40
 """Statuses per page: Mastodon's maximum for timelines and search."""
@@ -409,6 +437,12 @@ class _NotFound(FatalError):
     """404: a hashtag with no posts, or a status deleted since."""
 
 
+MASTODON_STATUS_ERRORS = status_table({401: AuthError, 403: AuthError, 404: _NotFound, 425: RetryableError})
+"""Mastodon.py's statuses: 401/403 the token's (or an anonymous reader's) refusal, 404 a
+missing hashtag or status (the caller reads on), 425 Too Early worth another attempt."""
+_CLASS_STATUS = ((MastodonNotFoundError, 404), (MastodonUnauthorizedError, 401), (MastodonServerError, 500))
+
+
 @dataclass
 class _Run:
     """What one fetch() has seen so far, across instances."""
@@ -440,11 +474,8 @@ class MastodonConnector:
                  use_search: bool = True, history_days: int = 3, fetch_threads: bool = True,
                  max_pages_per_run: int = 10, max_threads_per_run: int = 20, thread_watch_hours: int = 24,
                  retry: RetryPolicy | None = None) -> None:
-        problems = _check_limits(history_days, max_pages_per_run, max_threads_per_run, thread_watch_hours)
         if not instances:
-            problems.append("at least one instance is needed")
-        if problems:
-            raise ValueError("mastodon: " + "; ".join(problems))
+            raise ValueError("mastodon: at least one instance is needed")
         for instance in instances:
             if instance.client.ratelimit_method != "throw":
                 raise ValueError("mastodon: clients must use ratelimit_method='throw' ('wait' retries forever)")
@@ -544,7 +575,10 @@ class MastodonConnector:
             return
         url = inst_run.instance.url
         min_id = _below_by_margin(saved)
-        for _ in range(self.max_pages_per_run):
+        pager = Pager(f"mastodon {url}: #{tag}", max_pages=self.max_pages_per_run, word="min_id", order=_id_key,
+                      start=min_id)
+        while not pager.capped:
+            pager.page()
             page = self._timeline(inst_run, tag, min_id=min_id)
             if not page:
                 return
@@ -555,11 +589,7 @@ class MastodonConnector:
             if len(page) < PAGE_LIMIT:
                 return
             prev = getattr(page, "_pagination_prev", None) or {}
-            next_min = _id(prev.get("min_id")) or newest
-            if next_min is None or _id_key(next_min) <= _id_key(min_id):
-                raise FatalError(f"mastodon {url}: #{tag}: the next page (min_id={next_min}) does not move "
-                                 f"past min_id={min_id}; stopping a paging loop")
-            min_id = next_min
+            min_id = pager.advance(_id(prev.get("min_id")) or newest)
         log.warning("mastodon: brand %s: #%s on %s: stopped at the page cap (%d pages); the backlog is read "
                     "on the next runs from id %s", run.query.brand, tag, url, self.max_pages_per_run,
                     inst_run.work["tags"][tag])
@@ -572,7 +602,10 @@ class MastodonConnector:
         newest: str | None = None
         max_id: str | None = None
         complete = False
-        for _ in range(self.max_pages_per_run):
+        pager = Pager(f"mastodon {url}: #{tag}", max_pages=self.max_pages_per_run, word="max_id", order=_id_key,
+                      descending=True)
+        while not pager.capped:
+            pager.page()
             page = self._timeline(inst_run, tag, max_id=max_id)
             if not page:
                 # An empty page that still links a next one is no proof that the history
@@ -587,11 +620,7 @@ class MastodonConnector:
                 complete = True
                 break
             following = getattr(page, "_pagination_next", None) or {}
-            next_max = _id(following.get("max_id")) or min(ids, key=_id_key, default=None)
-            if next_max is None or (max_id is not None and _id_key(next_max) >= _id_key(max_id)):
-                raise FatalError(f"mastodon {url}: #{tag}: the next page (max_id={next_max}) does not move "
-                                 f"below max_id={max_id}; stopping a paging loop")
-            max_id = next_max
+            max_id = pager.advance(_id(following.get("max_id")) or min(ids, key=_id_key, default=None))
         if not complete:
             log.warning("mastodon: brand %s: #%s on %s: the first run stopped (page cap of %d pages, or an empty "
                         "page that links a next one) before reaching %d days back; the older posts are not "
@@ -610,11 +639,11 @@ class MastodonConnector:
         saved = inst_run.work.get("search")
         horizon = run.started - timedelta(days=self.history_days) if saved is None else None
         newest: str | None = None
-        pages = 0
+        pager = Pager(f"mastodon {instance.url}: search", max_pages=self.max_pages_per_run)  # offsets: a cap only
         for q in queries:
             offset = 0
             while True:
-                if pages >= self.max_pages_per_run:
+                if pager.capped:
                     yield from self._search_cut(inst_run, run, saved, newest, commit)
                     return
                 try:
@@ -625,7 +654,7 @@ class MastodonConnector:
                     log.warning("mastodon: brand %s: %s has no usable status search (%s); reading hashtags only",
                                 run.query.brand, instance.url, exc)
                     return
-                pages += 1
+                pager.page()
                 statuses = result.get("statuses") if isinstance(result, Mapping) else None
                 if not isinstance(statuses, list):
                     raise RetryableError(f"mastodon {instance.url}: search {q!r}: not a search result: "
@@ -821,23 +850,33 @@ class MastodonConnector:
             raise RateLimitedError(f"{what}: rate limited ({exc})", retry_after=_rate_limit_wait(client)) from exc
         except MastodonNetworkError as exc:
             raise RetryableError(f"{what}: network error: {exc}") from exc
-        except MastodonServerError as exc:
-            raise RetryableError(f"{what}: server error {_status(exc)}: {_message(exc)}") from exc
-        except MastodonUnauthorizedError as exc:
-            raise self._auth_error(instance, what, 401, exc) from exc
-        except MastodonNotFoundError as exc:
-            raise _NotFound(f"{what}: not found") from exc
+        except MastodonAPIError as exc:  # every status the instance refused
+            raise self._status_error(instance, what, exc) from exc
         except MastodonVersionError as exc:
             raise _Unsupported(f"{what}: {exc}") from exc
-        except MastodonAPIError as exc:
-            status = _status(exc)
-            if status == 403:
-                raise self._auth_error(instance, what, 403, exc) from exc
-            if status in (408, 425) or (status is None and "Could not parse response as JSON" in str(exc)):
-                raise RetryableError(f"{what}: {_message(exc)}") from exc
-            raise FatalError(f"{what}: the instance answered {status}: {_message(exc)}") from exc
         except MastodonError as exc:
             raise FatalError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def _status_error(self, instance: Instance, what: str, exc: MastodonAPIError) -> ConnectorError:
+        """The status the instance answered as our error, its class from MASTODON_STATUS_ERRORS."""
+        # Mastodon.py's own class says the status where its arguments may not.
+        status = next((code for cls, code in _CLASS_STATUS if isinstance(exc, cls)), None) or _status(exc)
+        if status is None:  # no status: a 200 whose body is not JSON, or Mastodon.py's own refusal
+            if "Could not parse response as JSON" in str(exc):
+                return RetryableError(f"{what}: {_message(exc)}")
+            return FatalError(f"{what}: the instance answered {status}: {_message(exc)}")
+        kind = error_for_status(status, MASTODON_STATUS_ERRORS) or FatalError
+        if kind is AuthError:
+            return self._auth_error(instance, what, status, exc)
+        if kind is _NotFound:
+            return _NotFound(f"{what}: not found")
+        if kind is RateLimitedError:
+            return RateLimitedError(f"{what}: rate limited ({exc})", retry_after=_rate_limit_wait(instance.client))
+        if kind is RetryableError and status >= 500:
+            return RetryableError(f"{what}: server error {_status(exc)}: {_message(exc)}")
+        if kind is RetryableError:
+            return RetryableError(f"{what}: {_message(exc)}")
+        return kind(f"{what}: the instance answered {status}: {_message(exc)}")
 
     def _auth_error(self, instance: Instance, what: str, status: int, exc: Exception) -> AuthError:
         if instance.authenticated:
@@ -899,22 +938,6 @@ def _message(exc: MastodonAPIError) -> str:
     return excerpt(exc, 300)
 
 
-def _check_limits(history_days: Any, max_pages: Any, max_threads: Any, watch_hours: Any) -> list[str]:
-    problems = []
-    for key, value, least in (("history_days", history_days, 1), ("max_pages_per_run", max_pages, 1),
-                              ("max_threads_per_run", max_threads, 0), ("thread_watch_hours", watch_hours, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, got {value!r}")
-        elif value < least:
-            problems.append(f"{key} must be at least {least}, got {value}")
-        elif key in _SPANS and value > _SPANS[key]:  # a larger span overflows datetime arithmetic
-            problems.append(f"{key} must be at most {_SPANS[key]}, got {value}")
-    return problems
-
-
-_SPANS = {"history_days": 36_500, "thread_watch_hours": 24 * 36_500}
-
-
 ASSUMED_VERSION = "4.0.0"
 """Told to Mastodon.py so that it never looks the version up itself: when that lookup
 fails (an instance endpoint answering 401 or 5xx), Mastodon.py 2.3.3's ``search_v2``
@@ -937,37 +960,10 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
            retry: RetryPolicy | None = None) -> MastodonConnector:
     """Entry-point factory. ``access_token_env`` names the variable holding a token of the
     first instance; when it is named but unset or empty, AuthError names it."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = _check_limits(values["history_days"], values["max_pages_per_run"],
-                             values["max_threads_per_run"], values["thread_watch_hours"])
-    urls: list[str] = []
-    raw_instances = values["instances"]
-    if isinstance(raw_instances, str) or not isinstance(raw_instances, (list, tuple)) or not raw_instances:
-        problems.append(f"instances must be a non-empty list of instance URLs, got {raw_instances!r}")
-    else:
-        for raw in raw_instances:
-            try:
-                url = normalize_instance_url(raw) if isinstance(raw, str) else None
-            except ValueError:
-                url = None
-            if url is None:
-                problems.append(f"instances: {raw!r} is not an instance URL")
-            elif url in urls:
-                problems.append(f"instances: {url} is listed twice")
-            else:
-                urls.append(url)
+    values = validated("mastodon", SETTINGS, settings)
+    urls = list(dict.fromkeys(normalize_instance_url(url) for url in values["instances"]))
     env_var = values["access_token_env"]
-    if not isinstance(env_var, str):
-        problems.append(f"access_token_env must be the name of an environment variable, got {env_var!r}")
-    for key in ("use_search", "fetch_threads"):
-        if not isinstance(values[key], bool):
-            problems.append(f"{key} must be true or false, got {values[key]!r}")
     timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    if problems:
-        raise ValueError("mastodon settings: " + "; ".join(problems))
     token = None
     if env_var:
         token = (env.get(env_var) or "").strip()

@@ -83,10 +83,14 @@ from connectors.errors import (
     MalformedPayloadError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     register_secret,
+    status_table,
 )
+from connectors.paging import Pager
 from connectors.query import compile_reddit, matches
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, Setting, settings_table, validated
 
 log = logging.getLogger("listener.connectors.reddit")
 T = TypeVar("T")
@@ -124,22 +128,52 @@ _SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9_]{2,21}")
 _TIME_FILTERS = (("hour", 3600), ("day", 86400), ("week", 7 * 86400), ("month", 30 * 86400),
                  ("year", 365 * 86400))
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "client_id_env": (str, "REDDIT_CLIENT_ID", "Environment variable holding the OAuth app's client id."),
-    "client_secret_env": (str, "REDDIT_CLIENT_SECRET", "Environment variable holding the OAuth app's secret."),
-    "user_agent": (str, DEFAULT_USER_AGENT,
-                   "User-Agent sent to Reddit, which asks for 'platform:app:version (by /u/you)'."),
-    "base_url": (str, "https://oauth.reddit.com", "API host (praw's oauth_url)."),
-    "auth_url": (str, "https://www.reddit.com", "Host the OAuth token is fetched from (praw's reddit_url)."),
-    "subreddits": (list, [], "Subreddits whose new comments are polled and matched (names, no 'r/')."),
-    "history_days": (int, 7, "How far back the first run (or a run after long downtime) reads."),
-    "max_submissions_per_run": (int, 250,
-                                "Cap on new submissions read per run and brand; the rest waits for the next run."),
-    "comment_tree_limit": (int, 8, "'load more comments' expansions (one request each) per matched submission."),
-    "max_comments_per_run": (int, 1000, "Cap on polled subreddit comments read per run and brand."),
-    "request_timeout": (float, 16.0, "Seconds to wait for Reddit to answer one request."),
-}
-"""Optional settings of the reddit source: name -> (type, default, one-line doc)."""
+def _subreddit_name(name: str) -> str:
+    """``r/Coffee`` or ``/r/Coffee`` -> ``Coffee``."""
+    return re.sub(r"^/?r/", "", name.strip())
+
+
+def _subreddits_problem(names: Sequence[str]) -> str | None:
+    bad = [name for name in map(_subreddit_name, names) if not _SUBREDDIT_NAME.fullmatch(name)]
+    return f"not subreddit names: {bad}" if bad else None
+
+
+def _host_problem(url: str) -> str | None:
+    return None if re.match(r"https?://[^/\s]+", url) else f"must be an http(s) URL, got {url!r}"
+
+
+SETTINGS = settings_table(
+    Setting("client_id_env", str, "REDDIT_CLIENT_ID", "Environment variable holding the OAuth app's client id.",
+            required=True),
+    Setting("client_secret_env", str, "REDDIT_CLIENT_SECRET", "Environment variable holding the OAuth app's secret.",
+            required=True),
+    Setting("user_agent", str, DEFAULT_USER_AGENT,
+            "The User-Agent Reddit sees, which Reddit asks to be 'platform:app:version (by "
+            "/u/you)': name your account in it.",
+            example="python:brandmood-listener:0.1 (by /u/your_username)",
+            shown_default="names this project and its version",
+            check=lambda agent: None if len(agent.strip()) >= 10
+            else "must describe the app (Reddit blocks generic agents)"),
+    Setting("base_url", str, "https://oauth.reddit.com", "API host (praw's oauth_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("auth_url", str, "https://www.reddit.com", "Host the OAuth token comes from (praw's reddit_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("subreddits", list, [], "Subreddits whose new comments are polled and matched, names without 'r/'.",
+            check=_subreddits_problem, example=["coffee"]),
+    Setting("history_days", int, 7,
+            "How far back the first run of a brand reads (and the most any run reads back, "
+            "after long downtime).",
+            min=1, max=CENTURY_DAYS),
+    Setting("max_submissions_per_run", int, 250,
+            "New submissions one run of one brand reads; the rest waits for the next run.", min=1),
+    Setting("comment_tree_limit", int, 8, "'load more comments' expansions per matched submission (one request each).",
+            min=0),
+    Setting("max_comments_per_run", int, 1000,
+            "Polled subreddit comments one run of one brand reads; the rest waits for the "
+            "next run.", min=1),
+    Setting("request_timeout", float, 16.0,
+            "How long (seconds) to wait for Reddit to answer one request.", above=0, max=300),
+)
 
 
 # -- building the praw client ------------------------------------------------------------
@@ -284,6 +318,27 @@ def _header_seconds(response: Any, *names: str) -> float | None:
     return None
 
 
+PRAWCORE_STATUS_ERRORS = status_table({401: AuthError, 403: AuthError, 408: FatalError})
+"""prawcore's statuses (its own STATUS_EXCEPTIONS is the model): 401/403 the app's
+credentials or access; 408 prawcore has already retried (its RETRY_STATUSES), so one that
+reaches us is final."""
+_CLASS_STATUS = ((prawcore.TooManyRequests, 429), (prawcore.InvalidToken, 401), (prawcore.InsufficientScope, 401),
+                 (prawcore.Forbidden, 403), (prawcore.ServerError, 500))
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind a praw/prawcore exception: the one its class stands for,
+    else its response's."""
+    if isinstance(exc, KeyError) and exc.args in ((401,), (403,)):
+        # prawcore cannot classify a 401/403 that lacks a www-authenticate header.
+        return exc.args[0]
+    implied = next((status for cls, status in _CLASS_STATUS if isinstance(exc, cls)), None)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if implied == 500 and isinstance(status, int):
+        return status  # the server error's own status, for the message
+    return implied or (status if isinstance(status, int) else None)
+
+
 def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
                payload_is_parsed: bool = False) -> ConnectorError:
     """One place mapping praw/prawcore/requests exceptions to ours (connectors.errors).
@@ -293,26 +348,24 @@ def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
     """
     if isinstance(exc, ConnectorError):
         return exc
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    status = _status(exc)
     # prawcore raises TooManyRequests for an API call, but a bare ResponseException for
     # any refusal of the token request (BaseAuthenticator._post): the status decides.
-    if isinstance(exc, prawcore.TooManyRequests) or status == 429:
-        retry_after = _header_seconds(exc.response, "retry-after", "x-ratelimit-reset")
+    kind = error_for_status(status, PRAWCORE_STATUS_ERRORS) if status is not None else None
+    if kind is RateLimitedError:
+        retry_after = _header_seconds(exc.response, "retry-after", "x-ratelimit-reset")  # type: ignore[attr-defined]
         return RateLimitedError(f"Reddit answered 429 Too Many Requests to {what}", retry_after=retry_after)
     if isinstance(exc, prawcore.OAuthException):
         return AuthError(f"Reddit refused the app's credentials ({exc.error}) while {what}", env_vars)
-    if isinstance(exc, (prawcore.InvalidToken, prawcore.InsufficientScope)) or status == 401:
-        return AuthError(f"Reddit refused the app's credentials (401) while {what}", env_vars)
-    if isinstance(exc, prawcore.Forbidden) or status == 403:
+    if kind is AuthError and status == 403 and not isinstance(exc, KeyError):
         return AuthError(
             f"Reddit answered 403 Forbidden to {what}: the app has no access "
             "(wrong credentials, an unapproved app, or a private/quarantined subreddit)",
             env_vars,
         )
-    if isinstance(exc, KeyError) and exc.args in ((401,), (403,)):
-        # prawcore cannot classify a 401/403 that lacks a www-authenticate header.
-        return AuthError(f"Reddit refused the app's credentials ({exc.args[0]}) while {what}", env_vars)
-    if isinstance(exc, prawcore.ServerError) or (isinstance(status, int) and status >= 500):
+    if kind is AuthError:
+        return AuthError(f"Reddit refused the app's credentials ({status}) while {what}", env_vars)
+    if kind is RetryableError:
         return RetryableError(f"Reddit server error ({status}) while {what}")
     if isinstance(exc, prawcore.BadJSON):
         return RetryableError(f"Reddit sent a response that is not JSON while {what} (status {status})")
@@ -528,10 +581,11 @@ class _ListingWalk:
         """Yield the new children of one pass, newest first; return how it ended."""
         result = _PassResult(last_name=current.after, last_utc=current.after_utc, depth=current.depth)
         after = current.after
-        tokens: set[str] = set()
+        pager = Pager(f"reddit {self.label}", max_pages=MAX_PAGES_PER_PASS, start=after)
         old_newest = self.old.newest_utc
         first_page = True
-        for _page in range(MAX_PAGES_PER_PASS):
+        while not pager.capped:
+            pager.page()
             children, next_after = self.read_page(after, current.stop_utc)
             if first_page and not children and after is not None:
                 # The anchor is gone from the listing: deleted, or pushed past Reddit's
@@ -539,6 +593,7 @@ class _ListingWalk:
                 # what was read before from being processed again.
                 log.info("reddit %s: resuming after %s found nothing; reading from the top", self.label, after)
                 after, result.depth, first_page = None, 0, False
+                pager.restart()
                 continue
             first_page = False
             for child in children:
@@ -572,12 +627,9 @@ class _ListingWalk:
                 yield child
             # An empty page that names a next one is followed (within MAX_PAGES_PER_PASS
             # and the token guard): taken as the end, the cursor would pass what follows.
-            if not next_after:
+            after = pager.follow(next_after)
+            if after is None:
                 break
-            if next_after in tokens or next_after == after:
-                raise FatalError(f"Reddit repeated the page token {next_after!r} while reading {self.label}")
-            tokens.add(next_after)
-            after = next_after
         else:
             log.warning("reddit %s: stopped after %d pages; the rest is read next run", self.label, MAX_PAGES_PER_PASS)
             result.outcome = "cut"
@@ -785,8 +837,6 @@ class RedditConnector:
         retry: RetryPolicy | None = None,
         env_vars: Sequence[str] = ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET"),
     ) -> None:
-        if history_days < 1 or max_submissions_per_run < 1 or comment_tree_limit < 0 or max_comments_per_run < 1:
-            raise ValueError("history_days and the per-run caps must be >= 1, comment_tree_limit >= 0")
         self.reddit = reddit
         self._clock = clock
         self.subreddits = tuple(subreddits)
@@ -956,60 +1006,12 @@ def _thing_data(child: Any, kind: str) -> Mapping[str, Any]:
 # -- factory -----------------------------------------------------------------------------
 
 
-def _options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with defaults filled in and checked; every problem reported at once."""
-    problems: list[str] = []
-    unknown = sorted(set(settings) - set(SETTINGS) - {"enabled", "every_minutes"})
-    if unknown:
-        problems.append(f"unknown keys {unknown} (expected: {sorted(SETTINGS)})")
-    options: dict[str, Any] = {}
-    for key, (kind, default, _doc) in SETTINGS.items():
-        value = settings.get(key, default)
-        if kind is list:
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                problems.append(f"{key} must be a list of strings, got {value!r}")
-                continue
-            value = tuple(value)
-        elif kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                problems.append(f"{key} must be a number, got {value!r}")
-                continue
-            value = float(value)
-        elif isinstance(value, bool) or not isinstance(value, kind):
-            problems.append(f"{key} must be {kind.__name__}, got {value!r}")
-            continue
-        options[key] = value
-    for key in ("history_days", "max_submissions_per_run", "max_comments_per_run"):
-        if key in options and options[key] < 1:
-            problems.append(f"{key} must be >= 1, got {options[key]}")
-    if options.get("history_days", 0) > 36_500:  # a larger span overflows datetime arithmetic
-        problems.append(f"history_days must be at most 36500, got {options['history_days']}")
-    if "comment_tree_limit" in options and options["comment_tree_limit"] < 0:
-        problems.append(f"comment_tree_limit must be >= 0, got {options['comment_tree_limit']}")
-    if "request_timeout" in options and not 0 < options["request_timeout"] <= 300:
-        problems.append(f"request_timeout must be between 0 and 300 seconds, got {options['request_timeout']}")
-    for key in ("base_url", "auth_url"):
-        if key in options and not re.match(r"https?://[^/\s]+", options[key]):
-            problems.append(f"{key} must be an http(s) URL, got {options[key]!r}")
-    if "user_agent" in options and len(options["user_agent"].strip()) < 10:
-        problems.append("user_agent must describe the app (Reddit blocks generic agents)")
-    if "subreddits" in options:
-        names = tuple(re.sub(r"^/?r/", "", name.strip()) for name in options["subreddits"])
-        bad = [name for name in names if not _SUBREDDIT_NAME.fullmatch(name)]
-        if bad:
-            problems.append(f"subreddits: not subreddit names: {bad}")
-        options["subreddits"] = names
-    if problems:
-        # Out-of-range settings are configuration errors (exit 2), like every connector's.
-        raise ValueError("reddit settings: " + "; ".join(problems))
-    return options
-
-
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
            retry: RetryPolicy | None = None, session: requests.Session | None = None) -> RedditConnector:
     """Entry-point factory. Credentials come from the environment variables the settings
     name; a missing one raises AuthError naming it. No request is sent here."""
-    options = _options(settings)
+    options = validated("reddit", SETTINGS, settings)
+    options["subreddits"] = tuple(map(_subreddit_name, options["subreddits"]))
     env_vars = (options["client_id_env"], options["client_secret_env"])
     missing = [name for name in env_vars if not env.get(name, "").strip()]
     if missing:
@@ -1019,7 +1021,7 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
         reddit = build_reddit(
             client_id=env[env_vars[0]].strip(), client_secret=env[env_vars[1]].strip(),
             user_agent=options["user_agent"], base_url=options["base_url"], auth_url=options["auth_url"],
-            timeout=options["request_timeout"], session=session,
+            timeout=float(options["request_timeout"]), session=session,
         )
     except Exception as exc:  # praw/prawcore/configparser refusing the settings
         raise FatalError(f"could not set up the Reddit client: {exc}") from exc

@@ -2,10 +2,11 @@
 
 Each entry point names a module that provides:
 
-* ``SETTINGS``: ``{key: (type, default, "one-line doc")}``, the keys its
-  ``[sources.NAME]`` table accepts besides the common ``enabled`` and
-  ``every_minutes``. Keys ending in ``_env`` name environment variables that hold
-  secrets; the secret itself never appears in a config file.
+* ``SETTINGS``: ``{key: Setting}`` (connectors.settings: type, default, doc and
+  constraints, declared once), the keys its ``[sources.NAME]`` table accepts besides
+  the common ``enabled`` and ``every_minutes``. Keys ending in ``_env`` name
+  environment variables that hold secrets; the secret itself never appears in a config
+  file. The older ``{key: (type, default, "doc")}`` form is still read, unconstrained.
 * ``create(settings, clock) -> Connector``.
 
 Built-in connectors register exactly as a third-party package would.

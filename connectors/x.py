@@ -77,15 +77,24 @@ from requests.adapters import HTTPAdapter
 from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
+    ConnectorError,
     FatalError,
     MalformedPayloadError,
     QueryError,
     RateLimitedError,
     RetryableError,
+    error_for_status,
     excerpt,
+    status_table,
 )
+from connectors.paging import Pager
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
+
+X_STATUS_ERRORS = status_table({400: QueryError, 401: AuthError, 403: AuthError})
+"""tweepy's statuses: 400 is the query's fault when X says so (else fatal); 401/403 the
+bearer token's or the plan's."""
 
 log = logging.getLogger("listener.connectors.x")
 
@@ -93,15 +102,6 @@ log = logging.getLogger("listener.connectors.x")
 # of the listener must not write the secret to its log.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
 
-SETTINGS: dict[str, tuple[type, Any, str]] = {
-    "bearer_token_env": (str, "X_BEARER_TOKEN", "Environment variable holding the X app's bearer token."),
-    "base_url": (str, "https://api.twitter.com", "API root; change it only for a proxy or gateway."),
-    "history_days": (int, 7, "Days the first run looks back (at most 7: recent search covers 7 days)."),
-    "max_pages_per_run": (int, 10, "Search pages (up to 100 posts each) one run may request."),
-    "max_posts_per_run": (int, 1000, "Posts one run may read (reads are billed per post); at least 10."),
-    "monthly_post_budget": (int, 10000, "Posts read per brand per UTC month before reading stops; 0 = no limit."),
-    "timeout_seconds": (float, 30.0, "Seconds to wait for X to answer one request."),
-}
 """Optional settings of the X source: name -> (type, default, one-line doc)."""
 
 TWEEPY_HOST = "https://api.twitter.com"
@@ -127,6 +127,25 @@ EXPANSIONS = ["author_id"]
 USER_FIELDS = ["username", "public_metrics"]
 SNOWFLAKE_EPOCH_MS = 1288834974657
 """X post ids are snowflakes: (milliseconds since this epoch) << 22 | worker | sequence."""
+
+SETTINGS = settings_table(
+    Setting("bearer_token_env", str, "X_BEARER_TOKEN", "Environment variable holding the App's bearer token.",
+            required=True),
+    Setting("base_url", str, "https://api.twitter.com",
+            "API root; change it only to go through a proxy or API gateway (a path prefix is kept).",
+            schemes=HTTP_SCHEMES),
+    Setting("history_days", int, 7,
+            "How far back the first run of a brand reads; at most 7 (recent search covers 7 days).", min=1),
+    Setting("max_pages_per_run", int, 10,
+            "Search pages (up to 100 posts each) one run of one brand may request.", min=1),
+    Setting("max_posts_per_run", int, 1000,
+            "Posts one run of one brand may read (reads are billed per post); at least 10.", min=MIN_PAGE),
+    Setting("monthly_post_budget", int, 10000,
+            "Posts read per brand per calendar month (UTC) before reading stops until the next month; "
+            "0 means no limit, otherwise at least 10.",
+            min=0, check=lambda n: None if n == 0 or n >= MIN_PAGE else f"must be 0 (no limit) or at least {MIN_PAGE}"),
+    Setting("timeout_seconds", float, 30.0, "How long (seconds) to wait for X to answer one request.", **TIMEOUT),
+)
 
 
 # -- snowflake ids --------------------------------------------------------------------
@@ -475,9 +494,6 @@ class XConnector:
                  max_pages_per_run: int = 10, max_posts_per_run: int = 1000,
                  monthly_post_budget: int = 10000, retry: RetryPolicy | None = None,
                  bearer_token_env: str = "X_BEARER_TOKEN") -> None:
-        problems = _check_limits(history_days, max_pages_per_run, max_posts_per_run, monthly_post_budget)
-        if problems:
-            raise ValueError("x: " + "; ".join(problems))
         if client.wait_on_rate_limit:
             raise ValueError("x: the tweepy client must not wait on rate limits itself (wait_on_rate_limit=False)")
         self.client = client
@@ -559,7 +575,7 @@ class XConnector:
             params["until_id"] = until_id
         newest: int | None = None
         oldest: int | None = None
-        seen_tokens: set[str] = set()
+        pager = Pager("x search")  # the page cap is the run's, with its budgets (run.page_size)
         token: str | None = None
         while True:
             size = run.page_size(ensure_utc(self._clock()))
@@ -585,14 +601,9 @@ class XConnector:
             if page_oldest is not None:
                 oldest = page_oldest if oldest is None else min(oldest, page_oldest)
             yield Batch(mentions=tuple(mapped.mentions), checkpoint=None, skipped=mapped.skipped)
-            token = meta.get("next_token")
-            if not token:
+            token = pager.follow(meta.get("next_token"))
+            if token is None:
                 return _Outcome(True, _str(newest), _str(oldest))
-            if not isinstance(token, str):
-                raise FatalError(f"x search: next_token is not a string: {token!r}")
-            if token in seen_tokens:
-                raise FatalError(f"x search: the API repeated the page token {token!r}; stopping a paging loop")
-            seen_tokens.add(token)
 
     def _report(self, run: _Run, state: _State) -> None:
         if run.retweets:
@@ -624,9 +635,10 @@ class XConnector:
         if start >= end:
             return []
         counts: list[tuple[datetime, int]] = []
-        seen_tokens: set[str] = set()
+        pager = Pager("x counts", max_pages=MAX_COUNT_PAGES)
         params: dict[str, Any] = {"granularity": "hour", "start_time": start, "end_time": end}
-        for _ in range(MAX_COUNT_PAGES):
+        while not pager.capped:
+            pager.page()
             page = self._call("x counts", self.client.get_recent_tweets_count, search, **params)
             data = page.body.get("data") or []
             for bucket in data:
@@ -637,12 +649,9 @@ class XConnector:
                     counts.append((parse_time(bucket["start"]), count))
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning("x counts: skipped an unreadable bucket %r: %s", bucket, exc)
-            token = (page.body.get("meta") or {}).get("next_token")
-            if not token:
+            token = pager.follow((page.body.get("meta") or {}).get("next_token"))
+            if token is None:
                 return sorted(counts)
-            if token in seen_tokens:
-                raise FatalError(f"x counts: the API repeated the page token {token!r}; stopping a paging loop")
-            seen_tokens.add(token)
             params["next_token"] = token
         raise FatalError(f"x counts: more than {MAX_COUNT_PAGES} pages for {_iso(start)}..{_iso(end)}; stopping")
 
@@ -654,26 +663,8 @@ class XConnector:
     def _attempt(self, what: str, method: Callable[..., requests.Response], *args: Any, **params: Any) -> _Page:
         try:
             response = method(*args, **params)
-        except tweepy.TooManyRequests as exc:
-            retry_after = None
-            if exc.reset_time is not None:
-                retry_after = max(exc.reset_time - ensure_utc(self._clock()).timestamp(), 0.0) + 1.0
-            raise RateLimitedError(f"{what}: 429 rate limited by X", retry_after=retry_after) from exc
-        except tweepy.TwitterServerError as exc:
-            raise RetryableError(f"{what}: X server error {exc.response.status_code}: {_api_message(exc.response)}") from exc
-        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-            status = exc.response.status_code
-            hint = ("the bearer token was refused" if status == 401
-                    else "access denied: the app's plan or project may not include this endpoint")
-            raise AuthError(f"{what}: {status} from X, {hint}: {_api_message(exc.response)}",
-                            env_vars=[self.bearer_token_env]) from exc
-        except tweepy.BadRequest as exc:
-            message = f"{what}: X refused the request (400): {_api_message(exc.response)}"
-            raise (QueryError(message) if _names_query(exc.response) else FatalError(message)) from exc
-        except tweepy.HTTPException as exc:
-            status = exc.response.status_code
-            message = f"{what}: X answered {status}: {_api_message(exc.response)}"
-            raise (RetryableError(message) if status == 408 else FatalError(message)) from exc
+        except tweepy.HTTPException as exc:  # tweepy's exception for every status it refuses
+            raise self._status_error(what, exc) from exc
         except tweepy.TweepyException as exc:
             raise FatalError(f"{what}: {exc}") from exc
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -691,6 +682,29 @@ class XConnector:
         if body.get("errors") and not body.get("data"):
             log.warning("%s: X reported errors: %s", what, _api_message(response))
         return _Page(body, response.headers)
+
+    def _status_error(self, what: str, exc: tweepy.HTTPException) -> ConnectorError:
+        """The status X answered as our error: its class from X_STATUS_ERRORS, its message
+        with what X said."""
+        response = exc.response
+        status = response.status_code
+        kind = error_for_status(status, X_STATUS_ERRORS) or FatalError
+        said = _api_message(response)
+        if kind is RateLimitedError:
+            retry_after = None
+            if getattr(exc, "reset_time", None) is not None:
+                retry_after = max(exc.reset_time - ensure_utc(self._clock()).timestamp(), 0.0) + 1.0
+            return RateLimitedError(f"{what}: {status} rate limited by X", retry_after=retry_after)
+        if kind is AuthError:
+            hint = ("the bearer token was refused" if status == 401
+                    else "access denied: the app's plan or project may not include this endpoint")
+            return AuthError(f"{what}: {status} from X, {hint}: {said}", env_vars=[self.bearer_token_env])
+        if kind is QueryError:
+            message = f"{what}: X refused the request ({status}): {said}"
+            return QueryError(message) if _names_query(response) else FatalError(message)
+        if kind is RetryableError and status >= 500:
+            return RetryableError(f"{what}: X server error {status}: {said}")
+        return kind(f"{what}: X answered {status}: {said}")
 
     def close(self) -> None:
         self.client.session.close()
@@ -723,38 +737,11 @@ def _report_loss(brand: str, start: datetime, end: datetime) -> None:
                 "not fetched; that gap cannot be recovered", brand, _iso(start), _iso(end))
 
 
-def _check_limits(history_days: Any, max_pages: Any, max_posts: Any, monthly: Any) -> list[str]:
-    problems = []
-    checks = (("history_days", history_days, 1), ("max_pages_per_run", max_pages, 1),
-              ("max_posts_per_run", max_posts, MIN_PAGE), ("monthly_post_budget", monthly, 0))
-    for key, value, least in checks:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key} must be a whole number, got {value!r}")
-        elif value < least:
-            problems.append(f"{key} must be at least {least}, got {value}")
-    if isinstance(monthly, int) and 0 < monthly < MIN_PAGE:
-        problems.append(f"monthly_post_budget must be 0 (no limit) or at least {MIN_PAGE}, got {monthly}")
-    return problems
-
-
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
            retry: RetryPolicy | None = None) -> XConnector:
     """Entry-point factory. The bearer token comes from the environment variable named by
     ``bearer_token_env``; a missing or empty one raises AuthError naming it."""
-    values = {key: settings.get(key, default) for key, (_kind, default, _doc) in SETTINGS.items()}
-    problems = _check_limits(values["history_days"], values["max_pages_per_run"],
-                             values["max_posts_per_run"], values["monthly_post_budget"])
-    for key in ("bearer_token_env", "base_url"):
-        if not isinstance(values[key], str) or not values[key].strip():
-            problems.append(f"{key} must be a non-empty string, got {values[key]!r}")
-    timeout = values["timeout_seconds"]
-    # Bounded above: requests fails every call on an infinite timeout (and NaN is no number).
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-        problems.append(f"timeout_seconds must be a number of seconds above 0 and at most 3600, got {timeout!r}")
-    if isinstance(values["base_url"], str) and not values["base_url"].startswith(("http://", "https://")):
-        problems.append(f"base_url must start with http:// or https://, got {values['base_url']!r}")
-    if problems:
-        raise ValueError("x settings: " + "; ".join(problems))
+    values = validated("x", SETTINGS, settings)
     env_var = values["bearer_token_env"]
     token = (env.get(env_var) or "").strip()
     if not token:
@@ -762,7 +749,7 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
                         env_vars=[env_var])
     if values["history_days"] > 7:
         log.info("x: history_days=%d capped at 7: recent search covers 7 days", values["history_days"])
-    client = build_client(token, values["base_url"], float(timeout))
+    client = build_client(token, values["base_url"], float(values["timeout_seconds"]))
     return XConnector(
         client, clock,
         history_days=min(values["history_days"], 7),

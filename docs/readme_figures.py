@@ -185,23 +185,31 @@ def timing(run: DemoRun) -> str:
         "its load.")
 
 
-def _block(name: str) -> re.Pattern[str]:
+HTML_COMMENT = ("<!--", "-->")
+TOML_COMMENT = ("#", "")
+"""Marker comments: ``<!-- NAME:start ... -->`` in Markdown, ``# NAME:start ...`` in TOML."""
+
+
+def _block(name: str, comment: tuple[str, str]) -> re.Pattern[str]:
     # The markers are whole lines, so a marker quoted in the text is not one.
-    return re.compile(rf"^(<!-- {name}:start[^>]*-->\n)(.*?)^(<!-- {name}:end -->)$", re.S | re.M)
+    opening, closing = (re.escape(part) for part in comment)
+    end = f"{opening} {name}:end" + (f" {closing}" if closing else "")
+    return re.compile(rf"^({opening} {name}:start[^\n]*{closing}\n)(.*?)^({end})$", re.S | re.M)
 
 
-def read_block(text: str, name: str) -> str:
-    """The text between the README's ``name`` markers (exactly one pair, or ValueError)."""
-    found = _block(name).findall(text)
+def read_block(text: str, name: str, comment: tuple[str, str] = HTML_COMMENT) -> str:
+    """The text between the ``name`` markers (exactly one pair, or ValueError)."""
+    found = _block(name, comment).findall(text)
     if len(found) != 1:
-        raise ValueError(f"README.md needs exactly one '<!-- {name}:start -->' ... '<!-- {name}:end -->' block "
-                         f"(marker lines), not {len(found)}")
+        opening, closing = comment[0], f" {comment[1]}" if comment[1] else ""
+        raise ValueError(f"needs exactly one '{opening} {name}:start{closing}' ... '{opening} {name}:end{closing}' "
+                         f"block (marker lines), not {len(found)}")
     return found[0][1].removesuffix("\n")
 
 
-def write_block(text: str, name: str, body: str) -> str:
-    read_block(text, name)  # exactly one block, or a clear error
-    return _block(name).sub(lambda m: m.group(1) + body + "\n" + m.group(3), text, count=1)
+def write_block(text: str, name: str, body: str, comment: tuple[str, str] = HTML_COMMENT) -> str:
+    read_block(text, name, comment)  # exactly one block, or a clear error
+    return _block(name, comment).sub(lambda m: m.group(1) + body + "\n" + m.group(3), text, count=1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from analysis.alerts import AlertRule
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
+from connectors.settings import Setting, check_values, declared_settings
 from listener.errors import ConfigError, UnknownNameError
 
 DEFAULT_DATABASE = Path("listener.duckdb")
@@ -276,21 +277,14 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
     return tuple(brands)
 
 
-def _check_option(where: str, key: str, value: Any, expected: type, problems: _Problems) -> Any:
-    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-        problems.add(f"{where}.{key}", f"must be a whole number, got {value!r}")
-    elif expected is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        problems.add(f"{where}.{key}", f"must be a number, got {value!r}")
-    elif expected is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        problems.add(f"{where}.{key}", "must be a list of strings")
-    elif expected not in (int, float, list) and not isinstance(value, expected):
-        problems.add(f"{where}.{key}", f"must be a {expected.__name__}, got {value!r}")
-    elif key.endswith("_env") and value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        # "" means "none" (e.g. Mastodon's anonymous access); anything else must be a name.
-        problems.add(f"{where}.{key}", "must name an environment variable (letters, digits, _), not hold a secret")
-    else:
-        return tuple(value) if expected is list else value
-    return None
+def _options(where: str, declared: Mapping[str, Setting], entry: Mapping[str, Any],
+             problems: _Problems) -> Mapping[str, Any]:
+    """A plugin's options checked against its Setting declarations (connectors.settings),
+    defaults filled in; each problem named ``where.key``."""
+    values, found = check_values(declared, entry)
+    for key, message in found:
+        problems.add(f"{where}.{key}", message)
+    return MappingProxyType(values)
 
 
 def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
@@ -303,7 +297,7 @@ def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
             problems.add(where, f"no connector named {name!r} is installed (installed: {', '.join(names)})")
             continue
         entry = _table(entry, where, problems)
-        declared: Mapping[str, tuple[type, Any, str]] = getattr(connector_module(name), "SETTINGS", {})
+        declared = declared_settings(connector_module(name))
         for key, value in entry.items():
             if key in {"enabled", "every_minutes"} or key in declared:
                 continue
@@ -316,17 +310,13 @@ def _sources(raw: Any, problems: _Problems) -> tuple[SourceSettings, ...]:
             else:
                 expected = ", ".join(sorted({"enabled", "every_minutes", *declared}))
                 problems.add(f"{where}.{key}", f"unknown key (expected one of: {expected})")
-        options = {}
-        for key, (expected, default, _doc) in declared.items():
-            value = entry.get(key, default)
-            checked = _check_option(where, key, value, expected, problems) if key in entry else default
-            options[key] = checked if checked is not None else default
+        options = _options(where, declared, entry, problems)
         sources.append(
             SourceSettings(
                 name=name,
                 enabled=_boolean(entry, "enabled", where, True, problems),
                 every_minutes=_integer(entry, "every_minutes", where, DEFAULT_EVERY_MINUTES, 1, 7 * 24 * 60, problems),
-                options=MappingProxyType(options),
+                options=options,
             )
         )
     return tuple(sources)
@@ -350,7 +340,7 @@ def _scorers(raw: Any, base_dir: Path, problems: _Problems) -> tuple[ScorerSetti
         if not isinstance(kind, str) or kind not in types:
             problems.add(f"{where}.type", f"{kind!r} is not an installed scorer type (installed: {', '.join(types) or 'none'})")
             continue
-        declared: Mapping[str, tuple[type, Any, str]] = getattr(scorer_module(kind), "SETTINGS", {})
+        declared = declared_settings(scorer_module(kind))
         for key in entry:
             if key not in {"type", "languages", *declared}:
                 problems.add(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted({'type', 'languages', *declared}))})")
@@ -360,12 +350,8 @@ def _scorers(raw: Any, base_dir: Path, problems: _Problems) -> tuple[ScorerSetti
         for lang in languages:
             if not _LANG_CODE.match(lang):
                 problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'de'")
-        options = {}
-        for key, (expected, default, _doc) in declared.items():
-            checked = _check_option(where, key, entry[key], expected, problems) if key in entry else default
-            options[key] = checked if checked is not None else default
-        scorers.append(ScorerSettings(name, kind, tuple(lang.casefold() for lang in languages),
-                                      MappingProxyType(options), base_dir))
+        options = _options(where, declared, entry, problems)
+        scorers.append(ScorerSettings(name, kind, tuple(lang.casefold() for lang in languages), options, base_dir))
     return tuple(scorers)
 
 

@@ -154,8 +154,8 @@ def test_registered_as_the_onnx_scorer_with_its_settings() -> None:
     assert entry.load() is onnx_scorer
     assert set(onnx_scorer.SETTINGS) >= {"model", "tokenizer", "labels", "max_length", "batch_size", "device",
                                          "threads"}
-    for kind, default, doc in onnx_scorer.SETTINGS.values():
-        assert isinstance(default, kind) and doc
+    for spec in onnx_scorer.SETTINGS.values():
+        assert isinstance(spec.default, spec.type) and spec.doc
 
 
 def test_a_model_that_outputs_probabilities_is_read_as_such(tmp_path: Path) -> None:

@@ -376,7 +376,7 @@ def test_settings_are_checked_all_at_once(clock):
     message = str(error.value)
     for key in ("mode", "history_days", "jetstream_url", "max_pages_per_run"):
         assert key in message
-    assert all(isinstance(doc, str) and doc for _, _, doc in SETTINGS.values())
+    assert all(isinstance(spec.doc, str) and spec.doc for spec in SETTINGS.values())
 
 
 def test_jetstream_mode_needs_no_login(clock):
@@ -570,3 +570,14 @@ def test_jetstream_mode_through_the_pipeline_stores_each_post_once(store, sleeps
     total, distinct, runs = stored(store)
     assert total == distinct == 43
     assert store.get_cursor("bluesky", "Acme") == {"time_us": time_us(T0 + timedelta(minutes=3))}
+
+
+def test_the_two_modes_share_a_module_and_do_not_import_each_other():
+    """No import cycle: jetstream mode reads what it shares with search mode from
+    connectors.bluesky_records; connectors.bluesky imports jetstream only when built so."""
+    import subprocess
+    import sys
+
+    probe = "import sys, connectors.bluesky_jetstream; print('connectors.bluesky' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

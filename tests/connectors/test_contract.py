@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -22,6 +22,7 @@ from listener.pipeline import Pipeline
 from storage.store import Store
 from connectors.errors import AuthError
 from connectors.registry import available
+from connectors.settings import Setting
 from tests.conftest import FixedClock
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
@@ -38,10 +39,12 @@ def test_the_built_in_connectors_are_registered():
 def test_settings_are_declared_typed_defaulted_and_documented(name):
     module = available()[name]
     settings = module.SETTINGS
-    assert isinstance(settings, dict)
+    assert isinstance(settings, Mapping)
     for key, spec in settings.items():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", key), key
-        expected, default, doc = spec
+        assert isinstance(spec, Setting) and spec.name == key, f"{name}.{key}: declared as a Setting"
+        expected, default, doc = spec.type, spec.default, spec.doc
+        assert spec.problem(default) is None, f"{name}.{key}: its default breaks its own constraints"
         assert isinstance(expected, type), f"{name}.{key}: type"
         assert isinstance(doc, str) and len(doc) > 10, f"{name}.{key}: one-line doc"
         if expected is float:
@@ -61,7 +64,7 @@ def test_settings_are_declared_typed_defaulted_and_documented(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_create_builds_a_connector_or_names_the_missing_credentials(name):
     module = available()[name]
-    defaults = {key: spec[1] for key, spec in module.SETTINGS.items()}
+    defaults = {key: spec.default for key, spec in module.SETTINGS.items()}
     clock = FixedClock()
     env_keys = [key for key in defaults if key.endswith("_env") and defaults[key]]
     takes_env = "env" in inspect.signature(module.create).parameters

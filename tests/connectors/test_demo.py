@@ -386,15 +386,15 @@ def test_connector_honours_language_and_exclusions():
 def test_factory_reads_and_validates_settings():
     clock = FixedClock(END)
     connector = create({}, clock)
-    assert connector.history_days == SETTINGS["history_days"][1] == 60
-    assert connector.world.seed == SETTINGS["seed"][1] == 7
+    assert connector.history_days == SETTINGS["history_days"].default == 60
+    assert connector.world.seed == SETTINGS["seed"].default == 7
     assert connector.world.campaigns == default_world(END).campaigns
     other = create({"seed": 3, "history_days": 14}, clock)
     assert (other.world.seed, other.history_days, other.world.start) == (3, 14, END - timedelta(days=14))
     for bad in ({"seed": "7"}, {"history_days": True}, {"history_days": 0}):
         with pytest.raises(ValueError):
             create(bad, clock)
-    assert all(len(spec) == 3 and isinstance(spec[2], str) for spec in SETTINGS.values())
+    assert all(isinstance(spec.doc, str) and spec.doc for spec in SETTINGS.values())
 
 
 # --- spend export and truth ----------------------------------------------------------

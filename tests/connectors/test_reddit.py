@@ -77,9 +77,10 @@ def test_settings_document_every_key_with_its_default():
         "history_days": 7, "max_submissions_per_run": 250, "comment_tree_limit": 8, "max_comments_per_run": 1000,
     }
     for key, default in expected.items():
-        kind, value, doc = reddit.SETTINGS[key]
+        spec = reddit.SETTINGS[key]
+        kind, value, doc = spec.type, spec.default, spec.doc
         assert value == default and isinstance(value, kind) and doc
-    kind, agent, _ = reddit.SETTINGS["user_agent"]
+    kind, agent = reddit.SETTINGS["user_agent"].type, reddit.SETTINGS["user_agent"].default
     assert kind is str and "brandmood-listener" in agent
 
 

@@ -505,11 +505,11 @@ def test_hourly_counts_pages_through_the_buckets(clock):
 
 
 def test_settings_are_declared_with_defaults():
-    assert {k: v[1] for k, v in SETTINGS.items()} == {
+    assert {k: v.default for k, v in SETTINGS.items()} == {
         "bearer_token_env": "X_BEARER_TOKEN", "base_url": "https://api.twitter.com", "history_days": 7,
         "max_pages_per_run": 10, "max_posts_per_run": 1000, "monthly_post_budget": 10000,
         "timeout_seconds": 30.0}
-    assert all(isinstance(default, kind) for kind, default, _ in SETTINGS.values())
+    assert all(isinstance(spec.default, spec.type) for spec in SETTINGS.values())
 
 
 def test_bad_settings_are_reported_all_at_once(clock):

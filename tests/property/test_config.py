@@ -170,7 +170,7 @@ def _option(key: str, kind: type, default):
 
 def _settings_strategy(module):
     declared = getattr(module, "SETTINGS", {})
-    return st.fixed_dictionaries({}, optional={k: _option(k, kind, default) for k, (kind, default, _) in declared.items()})
+    return st.fixed_dictionaries({}, optional={k: _option(k, s.type, s.default) for k, s in declared.items()})
 
 
 MODULES = available()
@@ -217,7 +217,7 @@ def test_connector_factories_build_park_or_name_the_key(name, data):
 EXTREMES = (float("nan"), float("inf"), float("-inf"), -1, 0, 1, 10**6, 10**9, 2**63 - 1, 1e300)
 NUMERIC_KEYS = sorted(
     (name, key) for name, module in MODULES.items()
-    for key, (kind, _default, _doc) in getattr(module, "SETTINGS", {}).items() if kind in (int, float)
+    for key, setting in getattr(module, "SETTINGS", {}).items() if setting.type in (int, float)
 )
 
 
@@ -225,7 +225,7 @@ NUMERIC_KEYS = sorted(
 def test_every_numeric_setting_at_its_extremes(name, key):
     """Each numeric setting alone at each extreme the TOML loader lets through
     (floats only for float keys: the loader refuses a float where a whole number goes)."""
-    kind = MODULES[name].SETTINGS[key][0]
+    kind = MODULES[name].SETTINGS[key].type
     for value in EXTREMES:
         if kind is int and isinstance(value, float):
             continue

@@ -1,0 +1,135 @@
+"""The sources' settings in the README and config.example.toml, generated from the
+connectors' Setting declarations (connectors/settings.py) so they cannot drift.
+
+    python docs/settings_tables.py           # rewrite the blocks of README.md and config.example.toml
+    python docs/settings_tables.py --check   # exit 1 if either differs from what would be written
+
+Each installed connector's ``SETTINGS`` gives:
+
+* in README.md, between ``<!-- settings-NAME:start -->`` and ``<!-- settings-NAME:end -->``
+  (its section under "## Sources"): a ``[sources.NAME]`` example with every key at its
+  default, and a table of key, meaning (the Setting's doc), what it accepts and default;
+* in config.example.toml, between ``# settings-NAME:start`` and ``# settings-NAME:end``
+  (inside its ``[sources.NAME]`` table): every key with its doc as a comment and its
+  default (or its ``example`` where the default is no example).
+
+tests/docs/test_settings_tables.py fails when either file differs from this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme_figures, beside this script
+
+from readme_figures import HTML_COMMENT, TOML_COMMENT, read_block, write_block  # noqa: E402
+
+from connectors.registry import available  # noqa: E402
+from connectors.settings import Setting, declared_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+EXAMPLE_CONFIG = ROOT / "config.example.toml"
+COMMENT_WIDTH = 88
+
+
+def block_name(source: str) -> str:
+    return f"settings-{source}"
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string is JSON's string syntax for these
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(toml_value, value)) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def shown_default(setting: Setting) -> str:
+    return setting.shown_default or f"`{toml_value(setting.default)}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def readme_block(source: str, declared: Mapping[str, Setting]) -> str:
+    """The README's example table and settings table of one source."""
+    lines = ["```toml", f"[sources.{source}]", "enabled = true", "every_minutes = 15",
+             "# every key below is optional; these are the defaults (or, where noted, an example)"]
+    for setting in declared.values():
+        if setting.example is None:
+            lines.append(f"{setting.name} = {toml_value(setting.default)}")
+        else:
+            lines.append(f"{setting.name} = {toml_value(setting.example)}  # an example; default: "
+                         f"{setting.shown_default or toml_value(setting.default)}")
+    lines += ["```", "", "| key | meaning | accepts | default |", "|---|---|---|---|"]
+    for setting in declared.values():
+        lines.append(f"| `{setting.name}` | {_cell(setting.doc)} | {_cell(setting.accepts())} "
+                     f"| {_cell(shown_default(setting))} |")
+    return "\n".join(lines)
+
+
+def config_block(declared: Mapping[str, Setting]) -> str:
+    """config.example.toml's keys of one source, each under its doc."""
+    lines: list[str] = []
+    for setting in declared.values():
+        lines += textwrap.wrap(setting.doc, COMMENT_WIDTH, initial_indent="# ", subsequent_indent="# ")
+        value = setting.example if setting.example is not None else setting.default
+        lines.append(f"{setting.name} = {toml_value(value)}")
+    return "\n".join(lines)
+
+
+def generate(readme: str, config: str) -> tuple[str, str]:
+    """README.md's and config.example.toml's text with every source's block rewritten."""
+    for source, module in sorted(available().items()):
+        declared = declared_settings(module)
+        readme = write_block(readme, block_name(source), readme_block(source, declared), HTML_COMMENT)
+        config = write_block(config, block_name(source), config_block(declared), TOML_COMMENT)
+    return readme, config
+
+
+def drift(readme: str, config: str) -> list[str]:
+    """The blocks that differ from what :func:`generate` writes, as 'FILE: block' lines."""
+    expected_readme, expected_config = generate(readme, config)
+    found = []
+    for label, text, expected, comment in (("README.md", readme, expected_readme, HTML_COMMENT),
+                                           ("config.example.toml", config, expected_config, TOML_COMMENT)):
+        for source in sorted(available()):
+            name = block_name(source)
+            if read_block(text, name, comment) != read_block(expected, name, comment):
+                found.append(f"{label}: {name}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="Exit 1 if a block differs from the declarations.")
+    args = parser.parse_args(argv)
+    readme, config = README.read_text(encoding="utf-8"), EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    if args.check:
+        stale = drift(readme, config)
+        for line in stale:
+            print(f"{line} differs from the Setting declarations; run 'python docs/settings_tables.py'",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    new_readme, new_config = generate(readme, config)
+    README.write_text(new_readme, encoding="utf-8")
+    EXAMPLE_CONFIG.write_text(new_config, encoding="utf-8")
+    print(f"Rewrote the settings blocks of {README.name} and {EXAMPLE_CONFIG.name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
