@@ -12,6 +12,7 @@ of (``analysis.roi.daily.complete_days``) is left out and named in the report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from listener.errors import ListenerError
 from storage import report_data
 from listener.formatting import provenance_json
 from storage.queries import provenance, stored_brands
+from storage.rollup import hourly_counts
 from storage.store import Store
 
 MONITOR_HOURS = 48
@@ -50,15 +52,6 @@ class _Window:
         lo = datetime.combine(self.start, time(), tz).astimezone(timezone.utc)
         hi = datetime.combine(self.end + timedelta(days=1), time(), tz).astimezone(timezone.utc)
         return lo, hi
-
-
-def _plan(row: dict[str, Any], name: str | None) -> CampaignPlan:
-    return CampaignPlan(
-        campaign_id=row["campaign_id"], brand=row["brand"], flight_start=row["flight_start"],
-        flight_end=row["flight_end"], washout_days=row["washout_days"], primary_kpi=row["primary_kpi"],
-        goal_direction=row["goal_direction"], goal_value=row["goal_value"], competitors=row["competitors"],
-        campaign_tags=row["campaign_tags"], name=name or "",
-    )
 
 
 def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: tuple[str, ...]) -> BrandDaily:
@@ -87,9 +80,11 @@ def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], no
 def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=MONITOR_HOURS, days=MONITOR_BASELINE_DAYS)
-    counts = {hour: (t, p, n) for hour, t, p, n in report_data.hourly_counts(store, brand, start, end)}
+    counts = {row.hour: row for row in hourly_counts(store, brand, start, end)}
     hours = [start + timedelta(hours=i) for i in range(int((end - start).total_seconds() // 3600))]
-    total, positive, negative = (np.array([counts.get(h, (0, 0, 0))[k] for h in hours], dtype=float) for k in range(3))
+    rows = [counts.get(h) for h in hours]
+    total, positive, negative = (np.array([0 if row is None else getattr(row, name) for row in rows], dtype=float)
+                                 for name in ("scored", "positive", "negative"))
     baseline = np.array([h < end - timedelta(hours=MONITOR_HOURS) for h in hours])
     try:
         result = ewma_monitor(hours, total, positive, negative, baseline=baseline)
@@ -112,16 +107,16 @@ def build_report(
     timezone_name: str | None = None,
 ) -> dict[str, Any]:
     """The report dict (what report.json holds and the renderers print)."""
-    rows = report_data.plans(store)
+    plans: list[CampaignPlan] = report_data.plans(store)
     if campaign is not None:
-        rows = [r for r in rows if r["campaign_id"] == campaign]
-        if not rows:
+        plans = [p for p in plans if p.campaign_id == campaign]
+        if not plans:
             raise ListenerError(f"--campaign: no plan for campaign {campaign!r} (import one with "
                                 "'listener campaigns import FILE --plan PLAN')")
     if brand is not None:
-        rows = [r for r in rows if r["brand"].casefold() == brand.casefold()]
+        plans = [p for p in plans if p.brand.casefold() == brand.casefold()]
     known = stored_brands(store)
-    headline_brand = brand or (rows[0]["brand"] if rows else (known[0] if known else None))
+    headline_brand = brand or (plans[0].brand if plans else (known[0] if known else None))
     if headline_brand is None:
         raise ListenerError("the database holds no mentions yet: nothing to report")
     notes: list[str] = []
@@ -135,16 +130,16 @@ def build_report(
         if key not in cache:
             cache[key] = _brand_daily(store, name, window, tz, tags)
         return cache[key]
-    for row in rows:
-        spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, row["campaign_id"])
-        zone_name = timezone_name or row.get("account_timezone") or spend_zone
+    for stored in plans:
+        spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, stored.campaign_id)
+        zone_name = timezone_name or stored.account_timezone or spend_zone
         if zone_name is None:
             zone_name = "UTC"
-            notes.append(f"Campaign {row['campaign_id']}: no account time zone in the plan or the spend file; "
+            notes.append(f"Campaign {stored.campaign_id}: no account time zone in the plan or the spend file; "
                          "days are cut in UTC (pass --timezone to fix).")
         tz = ZoneInfo(zone_name)
         zone_used = zone_used or zone_name
-        plan = _plan(row, name)
+        plan = dataclasses.replace(stored, name=name or "")
         competitors = plan.competitors or tuple(b for b in known if b.casefold() != plan.brand.casefold())
         span = report_data.mention_span(store, [plan.brand])
         if span is None:
@@ -163,8 +158,8 @@ def build_report(
         spend = DailySpend.from_days(plan.campaign_id, spend_days, currency or "USD", engagements) if spend_days else None
         if spend is None:
             notes.append(f"Campaign {plan.campaign_id}: no spend imported; cost figures are not available.")
-        others = [(r["flight_start"], r["flight_end"] + timedelta(days=r["washout_days"])) for r in rows
-                  if r["brand"].casefold() == plan.brand.casefold() and r["campaign_id"] != plan.campaign_id]
+        others = [(p.flight_start, p.washout_end) for p in plans
+                  if p.brand.casefold() == plan.brand.casefold() and p.campaign_id != plan.campaign_id]
         try:
             result = analyse_campaign(plan, data, rivals, spend, other_flights=others, timezone=zone_name,
                                       dropped_days=days.dropped)
@@ -172,10 +167,10 @@ def build_report(
             notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
             continue
         campaigns.append(result.to_dict())
-    if not rows:
+    if not plans:
         notes.append("No campaign plan is stored: import spend and a plan with "
                      "'listener campaigns import FILE --plan PLAN' to get effects and verdicts.")
-    names = sorted({headline_brand, *(c for r in rows for c in r["competitors"])})
+    names = sorted({headline_brand, *(c for p in plans for c in p.competitors)})
     latest, counts, unscored, duplicates = report_data.freshness(store, names)
     span = report_data.mention_span(store, [headline_brand])
     # Which scorer(s) the mood figures come from, per brand, over the headline brand's data.

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from analysis.alerts import PullRun, SourceHour
+from storage.rollup import hourly_counts  # noqa: F401 - listener.alerting reads it as storage.alerts.hourly_counts
 from storage.store import Store, from_db_time, to_db_time
 
 _EVALUATED_KEY = "alerts.evaluated_through:"
@@ -30,15 +31,6 @@ _LABELLED_MENTIONS = """
     LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
     WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
 """
-
-
-@dataclass(frozen=True)
-class HourCounts:
-    hour: datetime
-    mentions: int
-    scored: int
-    positive: int
-    negative: int
 
 
 @dataclass
@@ -70,17 +62,6 @@ def first_hour(store: Store, brand: str) -> datetime | None:
     with store.native() as db:
         return from_db_time(db.execute("SELECT min(hour) FROM hourly_mood WHERE brand = $brand",
                                        {"brand": brand}).fetchone()[0])
-
-
-def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
-    """The brand's hours with mentions in [start, end), all sources together."""
-    with store.native() as db:
-        rows = db.execute(
-            "SELECT hour, sum(mentions), sum(scored), sum(positive), sum(negative) FROM hourly_mood "
-            "WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour",
-            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
-        ).fetchall()
-    return [HourCounts(from_db_time(h), int(m), int(s), int(p), int(n)) for h, m, s, p, n in rows]
 
 
 def source_hours(store: Store, brand: str, start: datetime, end: datetime) -> list[SourceHour]:

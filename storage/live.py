@@ -30,7 +30,7 @@ from typing import Any
 
 from storage.errors import DatabaseLockedError
 from storage.labels import inbox_path
-from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND
+from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND, HourCounts
 from storage.snapshot import snapshot_path
 from storage.store import Store, from_db_time, to_db_time
 
@@ -129,19 +129,6 @@ class LiveReader:
 
 
 # -- queries ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HourCounts:
-    """One brand's mentions in one UTC hour, with the labels that count for mood."""
-
-    hour: datetime
-    mentions: int
-    duplicates: int
-    unscored: int
-    positive: int
-    neutral: int
-    negative: int
 
 
 def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:

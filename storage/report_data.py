@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from analysis.campaign_plan import CampaignPlan, Lineage
 from storage.store import Store, from_db_time, to_db_time
 
 
@@ -63,15 +64,18 @@ def mention_span(store: Store, brands: Sequence[str]) -> tuple[datetime, datetim
     return None if lo is None else (from_db_time(lo), from_db_time(hi))
 
 
-def plans(store: Store) -> list[dict[str, Any]]:
+def plans(store: Store) -> list[CampaignPlan]:
+    """The stored plans (``storage.campaigns.save_plans``), by flight start."""
     with store.native() as db:
-        cursor = db.execute("SELECT * FROM campaign_plans ORDER BY flight_start, campaign_id")
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, r)) for r in cursor.fetchall()]
-    for row in rows:
-        row["competitors"] = tuple(json.loads(row["competitors"]))
-        row["campaign_tags"] = tuple(json.loads(row["campaign_tags"]))
-    return rows
+        rows = db.execute(
+            "SELECT campaign_id, brand, flight_start, flight_end, washout_days, primary_kpi, goal_direction, "
+            "goal_value, competitors, campaign_tags, account_timezone, file, file_sha256, file_row "
+            "FROM campaign_plans ORDER BY flight_start, campaign_id"
+        ).fetchall()
+    return [CampaignPlan(campaign_id=r[0], brand=r[1], flight_start=r[2], flight_end=r[3], washout_days=r[4],
+                         primary_kpi=r[5], goal_direction=r[6], goal_value=r[7],
+                         competitors=tuple(json.loads(r[8])), campaign_tags=tuple(json.loads(r[9])),
+                         account_timezone=r[10], lineage=Lineage(r[11], r[12], r[13])) for r in rows]
 
 
 def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict[date, float | None], str | None, str | None, str | None]:
@@ -88,18 +92,6 @@ def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict
     engagements = {r[0]: (None if r[2] is None else float(r[2])) for r in rows}
     first = rows[0] if rows else (None,) * 6
     return spend, engagements, first[3], first[4], first[5]
-
-
-def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[tuple[datetime, int, int, int]]:
-    """(hour UTC, scored, positive, negative) of ``brand`` over all sources, from the
-    hourly rollup, for the monitor."""
-    with store.native() as db:
-        rows = db.execute(
-            "SELECT hour, sum(scored), sum(positive), sum(negative) FROM hourly_mood "
-            "WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour",
-            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
-        ).fetchall()
-    return [(from_db_time(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
 
 
 def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict[str, int], int, int]:

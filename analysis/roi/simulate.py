@@ -66,7 +66,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analysis.roi.daily import BrandDaily, CampaignPlan, Coverage, DailySeries, DailySpend, date_range
+from analysis.campaign_plan import CampaignPlan
+from analysis.roi.daily import BrandDaily, Coverage, DailySeries, DailySpend, date_range
 
 UTC = timezone.utc
 

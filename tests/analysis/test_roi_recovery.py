@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from analysis.roi.campaign import analyse_campaign, analyse_campaigns
-from analysis.roi.daily import BrandDaily, CampaignPlan, daily_from_hourly
+from analysis.campaign_plan import CampaignPlan
+from analysis.roi.daily import BrandDaily, daily_from_hourly
 from analysis.roi.simulate import (
     GOOGLE_ADS_HEADER,
     Scenario,
