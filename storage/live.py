@@ -143,7 +143,7 @@ def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> l
             f"{LABELLED_MENTIONS_OF_BRAND} GROUP BY 1 ORDER BY 1",
             {"brand": brand, "lo": lo, "hi": hi},
         ).fetchall()
-    return [HourCounts(from_db_time(r[0]), *r[1:]) for r in rows]
+    return [HourCounts(*r[1:], hour=from_db_time(r[0])) for r in rows]
 
 
 def mention_volume(store: Store, brands: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:

@@ -394,14 +394,16 @@ def rollup_rebuild(
                           chunk_hours=chunk_hours, chunk_mentions=chunk_mentions)
 
 
+_HOURLY_COUNTS_SQL = """
+SELECT hour, sum(mentions), sum(duplicates), sum(unscored), sum(positive), sum(neutral), sum(negative)
+FROM hourly_mood WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour
+"""
+
+
 def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
     """The brand's hours with mentions in [start, end), all sources together, from the
     hourly rollup (hours the hourly stage has not reached yet are missing)."""
+    window = {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)}
     with store.native() as db:
-        rows = db.execute(
-            "SELECT hour, sum(mentions), sum(duplicates), sum(unscored), sum(positive), sum(neutral), "
-            "sum(negative) FROM hourly_mood WHERE brand = $brand AND hour >= $lo AND hour < $hi "
-            "GROUP BY hour ORDER BY hour",
-            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
-        ).fetchall()
-    return [HourCounts(from_db_time(r[0]), *(int(v) for v in r[1:])) for r in rows]
+        rows = db.execute(_HOURLY_COUNTS_SQL, window).fetchall()
+    return [HourCounts(*(int(v) for v in r[1:]), hour=from_db_time(r[0])) for r in rows]
