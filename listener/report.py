@@ -131,15 +131,15 @@ def build_report(
             cache[key] = _brand_daily(store, name, window, tz, tags)
         return cache[key]
     for stored in plans:
-        spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, stored.campaign_id)
-        zone_name = timezone_name or stored.account_timezone or spend_zone
+        paid = report_data.daily_spend(store, stored.campaign_id)
+        zone_name = timezone_name or stored.account_timezone or paid.account_timezone
         if zone_name is None:
             zone_name = "UTC"
             notes.append(f"Campaign {stored.campaign_id}: no account time zone in the plan or the spend file; "
                          "days are cut in UTC (pass --timezone to fix).")
         tz = ZoneInfo(zone_name)
         zone_used = zone_used or zone_name
-        plan = dataclasses.replace(stored, name=name or "")
+        plan = dataclasses.replace(stored, name=paid.name or "")
         competitors = plan.competitors or tuple(b for b in known if b.casefold() != plan.brand.casefold())
         span = report_data.mention_span(store, [plan.brand])
         if span is None:
@@ -155,7 +155,8 @@ def build_report(
             continue
         data = daily(plan.brand, window, tz, plan.campaign_tags)
         rivals = [daily(c, window, tz, plan.campaign_tags) for c in competitors]
-        spend = DailySpend.from_days(plan.campaign_id, spend_days, currency or "USD", engagements) if spend_days else None
+        spend = (DailySpend.from_days(plan.campaign_id, paid.by_day, paid.currency or "USD", paid.engagements)
+                 if paid.by_day else None)
         if spend is None:
             notes.append(f"Campaign {plan.campaign_id}: no spend imported; cost figures are not available.")
         others = [(p.flight_start, p.washout_end) for p in plans

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -78,9 +79,22 @@ def plans(store: Store) -> list[CampaignPlan]:
                          account_timezone=r[10], lineage=Lineage(r[11], r[12], r[13])) for r in rows]
 
 
-def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict[date, float | None], str | None, str | None, str | None]:
-    """({date: spend}, {date: engagements or None}, currency, account_timezone, name) of a
-    campaign, hourly rows summed into their day."""
+@dataclass(frozen=True, slots=True)
+class CampaignSpend:
+    """A campaign's stored spend by account-local day (hourly rows summed into their day):
+    ``engagements`` None on a day some row left blank (unknown, not 0); ``currency``,
+    ``account_timezone`` and ``name`` (the platform's display name) as the spend file gave
+    them, None without spend rows."""
+
+    by_day: dict[date, float]
+    engagements: dict[date, float | None]
+    currency: str | None
+    account_timezone: str | None
+    name: str | None
+
+
+def daily_spend(store: Store, campaign_id: str) -> CampaignSpend:
+    """The campaign's spend per day (empty without spend rows)."""
     with store.native() as db:
         rows = db.execute(
             "SELECT date, sum(spend)::DOUBLE, CASE WHEN count(*) = count(engagements) THEN sum(engagements) END, "
@@ -88,10 +102,9 @@ def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict
             "FROM spend WHERE campaign_id = ? GROUP BY date ORDER BY date",
             [campaign_id],
         ).fetchall()
-    spend = {r[0]: r[1] for r in rows}
-    engagements = {r[0]: (None if r[2] is None else float(r[2])) for r in rows}
     first = rows[0] if rows else (None,) * 6
-    return spend, engagements, first[3], first[4], first[5]
+    return CampaignSpend({r[0]: r[1] for r in rows}, {r[0]: (None if r[2] is None else float(r[2])) for r in rows},
+                         first[3], first[4], first[5])
 
 
 def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict[str, int], int, int]:
