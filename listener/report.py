@@ -25,6 +25,7 @@ import numpy as np
 from analysis.roi import (
     BrandDaily,
     CampaignPlan,
+    CampaignResult,
     CompleteDays,
     DailySpend,
     analyse_campaign,
@@ -32,6 +33,7 @@ from analysis.roi import (
     daily_from_buckets,
     ewma_monitor,
 )
+from analysis.roi.report import Monitor, Report
 from listener.errors import ListenerError
 from storage import report_data
 from listener.formatting import provenance_json
@@ -77,7 +79,7 @@ def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], no
     return complete_days(((r[0], r[2]) for r in rows), first, last, now, tz.key)
 
 
-def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
+def _monitor(store: Store, brand: str, now: datetime) -> Monitor | None:
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=MONITOR_HOURS, days=MONITOR_BASELINE_DAYS)
     counts = {row.hour: row for row in hourly_counts(store, brand, start, end)}
@@ -90,23 +92,14 @@ def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
         result = ewma_monitor(hours, total, positive, negative, baseline=baseline)
     except ValueError:
         return None  # no scored mention in the baseline: nothing to compare with
-    recent = ~baseline
-    return {
-        "hours": [h.isoformat() for h, keep in zip(hours, recent) if keep],
-        "nss": [None if np.isnan(v) else round(float(v), 2) for v in result.nss[recent]],
-        "z": [None if np.isnan(v) else round(float(v), 3) for v in result.z[recent]],
-        "ewma": [round(float(v), 3) for v in result.ewma[recent]],
-        "limit": round(float(result.limit), 3),
-        "alarms": [h.isoformat() for h, a, keep in zip(hours, result.alarm, recent) if keep and a != 0],
-        "baseline_nss": round(float(result.baseline_nss), 2),
-    }
+    return Monitor(tuple(hours), ~baseline, result)
 
 
 def build_report(
     store: Store, now: datetime, *, brand: str | None = None, campaign: str | None = None,
     timezone_name: str | None = None,
-) -> dict[str, Any]:
-    """The report dict (what report.json holds and the renderers print)."""
+) -> Report:
+    """The report (``Report.to_json()`` is what report.json holds and the renderers print)."""
     plans: list[CampaignPlan] = report_data.plans(store)
     if campaign is not None:
         plans = [p for p in plans if p.campaign_id == campaign]
@@ -120,7 +113,7 @@ def build_report(
     if headline_brand is None:
         raise ListenerError("the database holds no mentions yet: nothing to report")
     notes: list[str] = []
-    campaigns = []
+    campaigns: list[CampaignResult] = []
     zone_used = None
     cache: dict[tuple, BrandDaily] = {}
 
@@ -167,7 +160,7 @@ def build_report(
         except ValueError as exc:
             notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
             continue
-        campaigns.append(result.to_dict())
+        campaigns.append(result)
     if not plans:
         notes.append("No campaign plan is stored: import spend and a plan with "
                      "'listener campaigns import FILE --plan PLAN' to get effects and verdicts.")
@@ -178,30 +171,22 @@ def build_report(
     scored_by = {} if span is None else {
         name: provenance_json(provenance(store, name, span[0], span[1] + timedelta(microseconds=1)))
         for name in names}
-    return {
-        "title": f"{headline_brand}: campaign mood report",
-        "generated_at": now.astimezone(timezone.utc).isoformat(),
-        "brand": headline_brand,
-        "competitors": [n for n in names if n != headline_brand],
-        "timezone": zone_used or timezone_name or "UTC",
-        "window": None if span is None else {"start": span[0].date().isoformat(), "end": span[1].date().isoformat()},
-        "freshness": latest,
-        "source_counts": counts,
-        "unscored": unscored,
-        "duplicates": duplicates,
-        "scored_by": scored_by,
-        "campaigns": campaigns,
-        "monitor": _monitor(store, headline_brand, now),
-        "notes": notes,
-    }
+    return Report(
+        title=f"{headline_brand}: campaign mood report", generated_at=now, brand=headline_brand,
+        competitors=tuple(n for n in names if n != headline_brand), timezone=zone_used or timezone_name or "UTC",
+        window=None if span is None else (span[0].date(), span[1].date()), freshness=latest, source_counts=counts,
+        unscored=unscored, duplicates=duplicates, scored_by=scored_by, campaigns=tuple(campaigns),
+        monitor=_monitor(store, headline_brand, now), notes=tuple(notes),
+    )
 
 
-def write_report_files(report: dict[str, Any], stem: Path) -> tuple[Path, ...]:
+def write_report_files(report: Report, stem: Path) -> tuple[Path, ...]:
     """stem.json, stem.md and stem.html."""
     from analysis.report_render import render_html, render_markdown
 
-    outputs = {".json": json.dumps(report, indent=2, ensure_ascii=False),
-               ".md": render_markdown(report), ".html": render_html(report)}
+    data = report.to_json()  # the renderers still read report.json's form
+    outputs = {".json": json.dumps(data, indent=2, ensure_ascii=False),
+               ".md": render_markdown(data), ".html": render_html(data)}
     paths = []
     for suffix, text in outputs.items():
         path = stem.with_suffix(suffix)
