@@ -61,12 +61,14 @@ def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: 
     rows = report_data.mention_buckets(store, brand, lo, hi, tags)
     zone = tz.key
 
-    def series(selected: list[tuple]) -> Any:
-        return daily_from_buckets(((r[0], r[1], r[2], r[3]) for r in selected), zone, window.start, window.end)
+    def series(selected: list[report_data.Bucket]) -> Any:
+        return daily_from_buckets(((r.bucket, r.label, r.count, r.weight) for r in selected), zone, window.start,
+                                  window.end)
 
-    organic = [r for r in rows if not r[5]]
-    tagged = [r for r in rows if r[5]]
-    by_source = {source: series([r for r in organic if r[4] == source]) for source in sorted({r[4] for r in organic})}
+    organic = [r for r in rows if not r.tagged]
+    tagged = [r for r in rows if r.tagged]
+    by_source = {source: series([r for r in organic if r.source == source])
+                 for source in sorted({r.source for r in organic})}
     return BrandDaily(brand, series(organic), series(tagged) if tags else None, by_source)
 
 
@@ -76,7 +78,7 @@ def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], no
     the first and last days are whole (data from midnight, data to midnight)."""
     first, last = span
     rows = report_data.mention_buckets(store, brand, first, last + timedelta(microseconds=1))
-    return complete_days(((r[0], r[2]) for r in rows), first, last, now, tz.key)
+    return complete_days(((r.bucket, r.count) for r in rows), first, last, now, tz.key)
 
 
 def _monitor(store: Store, brand: str, now: datetime) -> Monitor | None:

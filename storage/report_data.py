@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from analysis.campaign_plan import CampaignPlan, Lineage
 from storage.store import Store, from_db_time, to_db_time
@@ -27,14 +27,25 @@ def tag_pattern(tags: Sequence[str]) -> str | None:
 BUCKET_MINUTES = 15
 
 
+class Bucket(NamedTuple):
+    """Mentions in one 15-minute bucket (UTC) with one label (None: volume only, i.e.
+    unscored or a near-duplicate copy), from one source, with or without a campaign tag;
+    ``weight`` sums 1 + likes + reposts + replies."""
+
+    bucket: datetime
+    label: str | None
+    count: int
+    weight: float
+    source: str
+    tagged: bool
+
+
 def mention_buckets(
     store: Store, brand: str, start: datetime, end: datetime, tags: Sequence[str] = ()
-) -> list[tuple[datetime, str | None, int, float, str, bool]]:
-    """Mentions of ``brand`` created in [start, end), counted per 15-minute bucket (UTC),
-    label (None: volume only, i.e. unscored or a near-duplicate copy), source and whether
-    the text carries a campaign tag: (bucket, label, count, weight sum, source, tagged)
-    with weight = 1 + likes + reposts + replies. The counting happens in the database:
-    a report over 450k mentions reads a few thousand rows."""
+) -> list[Bucket]:
+    """Mentions of ``brand`` created in [start, end), counted per bucket, label, source
+    and campaign tag. The counting happens in the database: a report over 450k mentions
+    reads a few thousand rows."""
     pattern = tag_pattern(tags)
     with store.native() as db:
         rows = db.execute(
@@ -53,7 +64,7 @@ def mention_buckets(
             """,
             {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "pattern": pattern},
         ).fetchall()
-    return [(from_db_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [Bucket(from_db_time(r[0]), *r[1:]) for r in rows]
 
 
 def mention_span(store: Store, brands: Sequence[str]) -> tuple[datetime, datetime] | None:
