@@ -18,19 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from analysis.alerts import PullRun, SourceHour
+from storage.queries import LABELLED_MENTIONS_OF_BRAND  # the effective label: manual, else VADER's
 from storage.rollup import hourly_counts  # noqa: F401 - listener.alerting reads it as storage.alerts.hourly_counts
 from storage.store import Store, from_db_time, to_db_time
 
 _EVALUATED_KEY = "alerts.evaluated_through:"
-
-# The effective label: the user's manual label, else VADER's (storage.labels).
-_LABELLED_MENTIONS = """
-    FROM mentions m
-    LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand
-        AND s.created_at >= $lo AND s.created_at < $hi
-    LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
-    WHERE m.brand = $brand AND m.created_at >= $lo AND m.created_at < $hi
-"""
 
 
 @dataclass
@@ -153,7 +145,7 @@ def texts(store: Store, brand: str, start: datetime, end: datetime, *, label: st
         params["label"] = label
     with store.native() as db:
         rows = db.execute(
-            f"SELECT m.text {_LABELLED_MENTIONS}{where} ORDER BY hash(m.source, m.id) LIMIT $limit", params
+            f"SELECT m.text {LABELLED_MENTIONS_OF_BRAND}{where} ORDER BY hash(m.source, m.id) LIMIT $limit", params
         ).fetchall()
     return [row[0] for row in rows]
 
@@ -175,7 +167,7 @@ def top_conversations(store: Store, brand: str, start: datetime, end: datetime, 
                        count(*) FILTER (WHERE NOT m.duplicate AND coalesce(l.label, s.label) = 'negative') AS negative,
                        sum(m.likes + m.reposts + m.replies) AS engagement,
                        arg_min(m.url, m.created_at) AS first_url, arg_min(m.text, m.created_at) AS first_text
-                {_LABELLED_MENTIONS}
+                {LABELLED_MENTIONS_OF_BRAND}
                 GROUP BY ALL
             )
             SELECT w.source, w.conversation_id, w.mentions, w.positive, w.negative, w.engagement,
