@@ -73,7 +73,7 @@ def main() -> int:
             mentions = db.execute("SELECT count(*) FROM mentions").fetchone()[0]
         log("timing the report ...")
         started = time.perf_counter()
-        report = build_report(store, END)
+        report = build_report(store, END).to_json()
         built = time.perf_counter() - started
         store.close()
     from analysis.report_render import render_html

@@ -10,8 +10,11 @@ really did, for tests and for the demo's "did the report find it?" check.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +44,48 @@ def _long_date(day: date) -> str:
     return f"{day:%B} {day.day}, {day.year}"
 
 
+@dataclass(frozen=True, slots=True)
+class AdsDay:
+    """One campaign's day in a Google Ads UI export; ``engagements`` None is shown "--"."""
+
+    day: date
+    campaign_name: str
+    campaign_id: str
+    currency: str
+    cost: float
+    impressions: int
+    clicks: int
+    engagements: int | None
+
+
+def google_ads_csv(days: Iterable[AdsDay]) -> str:
+    """The Google Ads UI "Campaign report" CSV of ``days``, the one writer of it (the demo
+    and the ROI simulator both use it): a title line, a date-range line, the header
+    ``GOOGLE_ADS_HEADER``, one row per campaign and day (by day, then campaign id) with
+    quoted figures with thousands separators and "--" for an unknown metric, and the
+    ``Total:`` rows at the bottom. Lines end in CRLF, as csv writes them."""
+    rows = sorted(days, key=lambda row: (row.day, row.campaign_id))
+    currencies = {row.currency for row in rows} or {"USD"}
+    currency = currencies.pop() if len(currencies) == 1 else "--"
+    totals = (currency, _money(sum(row.cost for row in rows)), _count(sum(row.impressions for row in rows)),
+              _count(sum(row.clicks for row in rows)), _count(sum(row.engagements or 0 for row in rows)))
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(["Campaign report"])
+    if rows:
+        writer.writerow([f"{_long_date(rows[0].day)} - {_long_date(max(row.day for row in rows))}"])
+    else:
+        writer.writerow(["All time"])
+    writer.writerow(GOOGLE_ADS_HEADER)
+    for row in rows:
+        writer.writerow([row.day.isoformat(), row.campaign_name, row.campaign_id, row.currency, _money(row.cost),
+                         _count(row.impressions), _count(row.clicks),
+                         "--" if row.engagements is None else _count(row.engagements)])
+    writer.writerow(["Total: Account", "--", "--", *totals])
+    writer.writerow(["Total: Campaigns", "--", "--", *totals])
+    return buffer.getvalue()
+
+
 def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
     """Write every campaign's daily cost as a Google Ads UI campaign report CSV.
 
@@ -55,33 +100,11 @@ def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
             impressions = int(cost / rng.uniform(7.5, 11.0) * 1000)  # CPM of $7.50-11
             clicks = int(impressions * rng.uniform(0.009, 0.016))
             engagements = int(impressions * rng.uniform(0.002, 0.005)) if rng.random() < 0.8 else None
-            rows.append((day, campaign, cost, impressions, clicks, engagements))
-    rows.sort(key=lambda row: (row[0], row[1].campaign_id))
-    days = [row[0] for row in rows]
-    currencies = {campaign.currency for campaign in world.campaigns} or {"USD"}
-    currency = currencies.pop() if len(currencies) == 1 else "--"
-    total_cost = sum(row[2] for row in rows)
-    total_impr = sum(row[3] for row in rows)
-    total_clicks = sum(row[4] for row in rows)
-    total_eng = sum(row[5] or 0 for row in rows)
-    totals = (currency, _money(total_cost), _count(total_impr), _count(total_clicks),
-              _count(total_eng))
-
+            rows.append(AdsDay(day, campaign.name, campaign.campaign_id, campaign.currency, cost, impressions,
+                               clicks, engagements))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["Campaign report"])
-        if days:
-            writer.writerow([f"{_long_date(min(days))} - {_long_date(max(days))}"])
-        else:
-            writer.writerow(["All time"])
-        writer.writerow(GOOGLE_ADS_HEADER)
-        for day, campaign, cost, impressions, clicks, engagements in rows:
-            writer.writerow([day.isoformat(), campaign.name, campaign.campaign_id,
-                             campaign.currency, _money(cost), _count(impressions),
-                             _count(clicks), "--" if engagements is None else _count(engagements)])
-        writer.writerow(["Total: Account", "--", "--", *totals])
-        writer.writerow(["Total: Campaigns", "--", "--", *totals])
+        handle.write(google_ads_csv(rows))
     return path
 
 

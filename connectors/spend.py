@@ -109,6 +109,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from analysis.campaign_plan import Lineage
 from connectors.base import valid_text
 
 __all__ = [
@@ -126,16 +127,6 @@ MICROS = Decimal(1_000_000)
 
 
 # --- public types ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    """Where a value came from: the file's name, the sha256 of its bytes, and the
-    1-based line on which the row starts."""
-
-    file: str
-    sha256: str
-    row: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -504,8 +504,8 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     now = parse_as_of(as_of) or clock_from(ctx)()
     with open_existing(settings) as store:
         brand = resolve_brand(brand, settings, queries.stored_brands(store))
-        campaign = resolve_campaign(campaign, [plan["campaign_id"] for plan in report_data.plans(store)])
-        data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
+        campaign = resolve_campaign(campaign, [plan.campaign_id for plan in report_data.plans(store)])
+        data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name).to_json()
     text = {"json": lambda: json.dumps(data, indent=2, ensure_ascii=False), "md": lambda: render_markdown(data),
             "html": lambda: render_html(data)}[fmt]()
     if out is None:

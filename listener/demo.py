@@ -49,7 +49,7 @@ class DemoSummary:
     mentions: dict[str, int]
     new: int
     mood: MoodWindows
-    report: dict
+    report: dict  # report.json's form (Report.to_json())
     report_files: tuple[Path, ...]
     seconds: float
     alerts: int = 0
@@ -130,7 +130,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         mentions=counts,
         new=new,
         mood=mood,
-        report=report,
+        report=report.to_json(),
         report_files=report_files,
         seconds=time.perf_counter() - started,
         alerts=alerts,

@@ -12,6 +12,7 @@ of (``analysis.roi.daily.complete_days``) is left out and named in the report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from analysis.roi import (
     BrandDaily,
     CampaignPlan,
+    CampaignResult,
     CompleteDays,
     DailySpend,
     analyse_campaign,
@@ -31,10 +33,12 @@ from analysis.roi import (
     daily_from_buckets,
     ewma_monitor,
 )
+from analysis.roi.report import Monitor, Report
 from listener.errors import ListenerError
 from storage import report_data
 from listener.formatting import provenance_json
 from storage.queries import provenance, stored_brands
+from storage.rollup import hourly_counts
 from storage.store import Store
 
 MONITOR_HOURS = 48
@@ -52,26 +56,19 @@ class _Window:
         return lo, hi
 
 
-def _plan(row: dict[str, Any], name: str | None) -> CampaignPlan:
-    return CampaignPlan(
-        campaign_id=row["campaign_id"], brand=row["brand"], flight_start=row["flight_start"],
-        flight_end=row["flight_end"], washout_days=row["washout_days"], primary_kpi=row["primary_kpi"],
-        goal_direction=row["goal_direction"], goal_value=row["goal_value"], competitors=row["competitors"],
-        campaign_tags=row["campaign_tags"], name=name or "",
-    )
-
-
 def _brand_daily(store: Store, brand: str, window: _Window, tz: ZoneInfo, tags: tuple[str, ...]) -> BrandDaily:
     lo, hi = window.utc_bounds(tz)
     rows = report_data.mention_buckets(store, brand, lo, hi, tags)
     zone = tz.key
 
-    def series(selected: list[tuple]) -> Any:
-        return daily_from_buckets(((r[0], r[1], r[2], r[3]) for r in selected), zone, window.start, window.end)
+    def series(selected: list[report_data.Bucket]) -> Any:
+        return daily_from_buckets(((r.bucket, r.label, r.count, r.weight) for r in selected), zone, window.start,
+                                  window.end)
 
-    organic = [r for r in rows if not r[5]]
-    tagged = [r for r in rows if r[5]]
-    by_source = {source: series([r for r in organic if r[4] == source]) for source in sorted({r[4] for r in organic})}
+    organic = [r for r in rows if not r.tagged]
+    tagged = [r for r in rows if r.tagged]
+    by_source = {source: series([r for r in organic if r.source == source])
+                 for source in sorted({r.source for r in organic})}
     return BrandDaily(brand, series(organic), series(tagged) if tags else None, by_source)
 
 
@@ -81,51 +78,44 @@ def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], no
     the first and last days are whole (data from midnight, data to midnight)."""
     first, last = span
     rows = report_data.mention_buckets(store, brand, first, last + timedelta(microseconds=1))
-    return complete_days(((r[0], r[2]) for r in rows), first, last, now, tz.key)
+    return complete_days(((r.bucket, r.count) for r in rows), first, last, now, tz.key)
 
 
-def _monitor(store: Store, brand: str, now: datetime) -> dict[str, Any] | None:
+def _monitor(store: Store, brand: str, now: datetime) -> Monitor | None:
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=MONITOR_HOURS, days=MONITOR_BASELINE_DAYS)
-    counts = {hour: (t, p, n) for hour, t, p, n in report_data.hourly_counts(store, brand, start, end)}
+    counts = {row.hour: row for row in hourly_counts(store, brand, start, end)}
     hours = [start + timedelta(hours=i) for i in range(int((end - start).total_seconds() // 3600))]
-    total, positive, negative = (np.array([counts.get(h, (0, 0, 0))[k] for h in hours], dtype=float) for k in range(3))
+    rows = [counts.get(h) for h in hours]
+    total, positive, negative = (np.array([0 if row is None else getattr(row, name) for row in rows], dtype=float)
+                                 for name in ("scored", "positive", "negative"))
     baseline = np.array([h < end - timedelta(hours=MONITOR_HOURS) for h in hours])
     try:
         result = ewma_monitor(hours, total, positive, negative, baseline=baseline)
     except ValueError:
         return None  # no scored mention in the baseline: nothing to compare with
-    recent = ~baseline
-    return {
-        "hours": [h.isoformat() for h, keep in zip(hours, recent) if keep],
-        "nss": [None if np.isnan(v) else round(float(v), 2) for v in result.nss[recent]],
-        "z": [None if np.isnan(v) else round(float(v), 3) for v in result.z[recent]],
-        "ewma": [round(float(v), 3) for v in result.ewma[recent]],
-        "limit": round(float(result.limit), 3),
-        "alarms": [h.isoformat() for h, a, keep in zip(hours, result.alarm, recent) if keep and a != 0],
-        "baseline_nss": round(float(result.baseline_nss), 2),
-    }
+    return Monitor(tuple(hours), ~baseline, result)
 
 
 def build_report(
     store: Store, now: datetime, *, brand: str | None = None, campaign: str | None = None,
     timezone_name: str | None = None,
-) -> dict[str, Any]:
-    """The report dict (what report.json holds and the renderers print)."""
-    rows = report_data.plans(store)
+) -> Report:
+    """The report (``Report.to_json()`` is what report.json holds and the renderers print)."""
+    plans: list[CampaignPlan] = report_data.plans(store)
     if campaign is not None:
-        rows = [r for r in rows if r["campaign_id"] == campaign]
-        if not rows:
+        plans = [p for p in plans if p.campaign_id == campaign]
+        if not plans:
             raise ListenerError(f"--campaign: no plan for campaign {campaign!r} (import one with "
                                 "'listener campaigns import FILE --plan PLAN')")
     if brand is not None:
-        rows = [r for r in rows if r["brand"].casefold() == brand.casefold()]
+        plans = [p for p in plans if p.brand.casefold() == brand.casefold()]
     known = stored_brands(store)
-    headline_brand = brand or (rows[0]["brand"] if rows else (known[0] if known else None))
+    headline_brand = brand or (plans[0].brand if plans else (known[0] if known else None))
     if headline_brand is None:
         raise ListenerError("the database holds no mentions yet: nothing to report")
     notes: list[str] = []
-    campaigns = []
+    campaigns: list[CampaignResult] = []
     zone_used = None
     cache: dict[tuple, BrandDaily] = {}
 
@@ -135,16 +125,16 @@ def build_report(
         if key not in cache:
             cache[key] = _brand_daily(store, name, window, tz, tags)
         return cache[key]
-    for row in rows:
-        spend_days, engagements, currency, spend_zone, name = report_data.daily_spend(store, row["campaign_id"])
-        zone_name = timezone_name or row.get("account_timezone") or spend_zone
+    for stored in plans:
+        paid = report_data.daily_spend(store, stored.campaign_id)
+        zone_name = timezone_name or stored.account_timezone or paid.account_timezone
         if zone_name is None:
             zone_name = "UTC"
-            notes.append(f"Campaign {row['campaign_id']}: no account time zone in the plan or the spend file; "
+            notes.append(f"Campaign {stored.campaign_id}: no account time zone in the plan or the spend file; "
                          "days are cut in UTC (pass --timezone to fix).")
         tz = ZoneInfo(zone_name)
         zone_used = zone_used or zone_name
-        plan = _plan(row, name)
+        plan = dataclasses.replace(stored, name=paid.name or "")
         competitors = plan.competitors or tuple(b for b in known if b.casefold() != plan.brand.casefold())
         span = report_data.mention_span(store, [plan.brand])
         if span is None:
@@ -160,52 +150,45 @@ def build_report(
             continue
         data = daily(plan.brand, window, tz, plan.campaign_tags)
         rivals = [daily(c, window, tz, plan.campaign_tags) for c in competitors]
-        spend = DailySpend.from_days(plan.campaign_id, spend_days, currency or "USD", engagements) if spend_days else None
+        spend = (DailySpend.from_days(plan.campaign_id, paid.by_day, paid.currency or "USD", paid.engagements)
+                 if paid.by_day else None)
         if spend is None:
             notes.append(f"Campaign {plan.campaign_id}: no spend imported; cost figures are not available.")
-        others = [(r["flight_start"], r["flight_end"] + timedelta(days=r["washout_days"])) for r in rows
-                  if r["brand"].casefold() == plan.brand.casefold() and r["campaign_id"] != plan.campaign_id]
+        others = [(p.flight_start, p.washout_end) for p in plans
+                  if p.brand.casefold() == plan.brand.casefold() and p.campaign_id != plan.campaign_id]
         try:
             result = analyse_campaign(plan, data, rivals, spend, other_flights=others, timezone=zone_name,
                                       dropped_days=days.dropped)
         except ValueError as exc:
             notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
             continue
-        campaigns.append(result.to_dict())
-    if not rows:
+        campaigns.append(result)
+    if not plans:
         notes.append("No campaign plan is stored: import spend and a plan with "
                      "'listener campaigns import FILE --plan PLAN' to get effects and verdicts.")
-    names = sorted({headline_brand, *(c for r in rows for c in r["competitors"])})
+    names = sorted({headline_brand, *(c for p in plans for c in p.competitors)})
     latest, counts, unscored, duplicates = report_data.freshness(store, names)
     span = report_data.mention_span(store, [headline_brand])
     # Which scorer(s) the mood figures come from, per brand, over the headline brand's data.
     scored_by = {} if span is None else {
         name: provenance_json(provenance(store, name, span[0], span[1] + timedelta(microseconds=1)))
         for name in names}
-    return {
-        "title": f"{headline_brand}: campaign mood report",
-        "generated_at": now.astimezone(timezone.utc).isoformat(),
-        "brand": headline_brand,
-        "competitors": [n for n in names if n != headline_brand],
-        "timezone": zone_used or timezone_name or "UTC",
-        "window": None if span is None else {"start": span[0].date().isoformat(), "end": span[1].date().isoformat()},
-        "freshness": latest,
-        "source_counts": counts,
-        "unscored": unscored,
-        "duplicates": duplicates,
-        "scored_by": scored_by,
-        "campaigns": campaigns,
-        "monitor": _monitor(store, headline_brand, now),
-        "notes": notes,
-    }
+    return Report(
+        title=f"{headline_brand}: campaign mood report", generated_at=now, brand=headline_brand,
+        competitors=tuple(n for n in names if n != headline_brand), timezone=zone_used or timezone_name or "UTC",
+        window=None if span is None else (span[0].date(), span[1].date()), freshness=latest, source_counts=counts,
+        unscored=unscored, duplicates=duplicates, scored_by=scored_by, campaigns=tuple(campaigns),
+        monitor=_monitor(store, headline_brand, now), notes=tuple(notes),
+    )
 
 
-def write_report_files(report: dict[str, Any], stem: Path) -> tuple[Path, ...]:
+def write_report_files(report: Report, stem: Path) -> tuple[Path, ...]:
     """stem.json, stem.md and stem.html."""
     from analysis.report_render import render_html, render_markdown
 
-    outputs = {".json": json.dumps(report, indent=2, ensure_ascii=False),
-               ".md": render_markdown(report), ".html": render_html(report)}
+    data = report.to_json()  # the renderers still read report.json's form
+    outputs = {".json": json.dumps(data, indent=2, ensure_ascii=False),
+               ".md": render_markdown(data), ".html": render_html(data)}
     paths = []
     for suffix, text in outputs.items():
         path = stem.with_suffix(suffix)

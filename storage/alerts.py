@@ -18,22 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from analysis.alerts import PullRun, SourceHour
-from storage.queries import LABELLED_MENTIONS_OF_BRAND
+from storage.queries import LABELLED_MENTIONS_OF_BRAND  # what counts for mood: storage.schema's mood_mentions
+from storage.rollup import hourly_counts  # noqa: F401 - listener.alerting reads it as storage.alerts.hourly_counts
 from storage.store import Store, from_db_time, to_db_time
 
 _EVALUATED_KEY = "alerts.evaluated_through:"
-
-# What counts for mood, and with which label: storage.schema's mood_mentions.
-_LABELLED_MENTIONS = LABELLED_MENTIONS_OF_BRAND
-
-
-@dataclass(frozen=True)
-class HourCounts:
-    hour: datetime
-    mentions: int
-    scored: int
-    positive: int
-    negative: int
 
 
 @dataclass
@@ -65,17 +54,6 @@ def first_hour(store: Store, brand: str) -> datetime | None:
     with store.native() as db:
         return from_db_time(db.execute("SELECT min(hour) FROM hourly_mood WHERE brand = $brand",
                                        {"brand": brand}).fetchone()[0])
-
-
-def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
-    """The brand's hours with mentions in [start, end), all sources together."""
-    with store.native() as db:
-        rows = db.execute(
-            "SELECT hour, sum(mentions), sum(scored), sum(positive), sum(negative) FROM hourly_mood "
-            "WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour",
-            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
-        ).fetchall()
-    return [HourCounts(from_db_time(h), int(m), int(s), int(p), int(n)) for h, m, s, p, n in rows]
 
 
 def source_hours(store: Store, brand: str, start: datetime, end: datetime) -> list[SourceHour]:
@@ -167,7 +145,7 @@ def texts(store: Store, brand: str, start: datetime, end: datetime, *, label: st
         params["label"] = label
     with store.native() as db:
         rows = db.execute(
-            f"SELECT m.text {_LABELLED_MENTIONS}{where} ORDER BY hash(m.source, m.id) LIMIT $limit", params
+            f"SELECT m.text {LABELLED_MENTIONS_OF_BRAND}{where} ORDER BY hash(m.source, m.id) LIMIT $limit", params
         ).fetchall()
     return [row[0] for row in rows]
 
@@ -189,7 +167,7 @@ def top_conversations(store: Store, brand: str, start: datetime, end: datetime, 
                        count(*) FILTER (WHERE m.label = 'negative') AS negative,
                        sum(m.likes + m.reposts + m.replies) AS engagement,
                        arg_min(m.url, m.created_at) AS first_url, arg_min(m.text, m.created_at) AS first_text
-                {_LABELLED_MENTIONS}
+                {LABELLED_MENTIONS_OF_BRAND}
                 GROUP BY ALL
             )
             SELECT w.source, w.conversation_id, w.mentions, w.positive, w.negative, w.engagement,

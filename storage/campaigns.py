@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from analysis.campaign_plan import CampaignPlan
 from storage.store import Store, to_db_time
 
 
@@ -57,8 +58,14 @@ def save_spend(store: Store, rows: Sequence[Any], now: datetime) -> int:
     return len(rows)
 
 
-def save_plans(store: Store, plans: Sequence[Any], now: datetime) -> int:
-    """Store ``connectors.plan.CampaignPlan``s, replacing earlier plans of the same campaigns."""
+def save_plans(store: Store, plans: Sequence[CampaignPlan], now: datetime) -> int:
+    """Store plans read from a plan file, replacing earlier plans of the same campaigns
+    (``storage.report_data.plans`` loads them back)."""
+    unfiled = [p.campaign_id for p in plans if p.lineage is None or p.goal_value is None]
+    if unfiled:
+        # A stored plan is a pre-registration: its file row and its goal are the record.
+        raise ValueError(f"campaign(s) {', '.join(unfiled)}: only a plan read from a plan file "
+                         "(with its lineage and goal) can be stored")
     with store.native() as db:
         for p in plans:
             db.execute(

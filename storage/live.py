@@ -30,7 +30,7 @@ from typing import Any
 
 from storage.errors import DatabaseLockedError
 from storage.labels import inbox_path
-from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND
+from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND, HourCounts
 from storage.snapshot import snapshot_path
 from storage.store import Store, from_db_time, to_db_time
 
@@ -131,19 +131,6 @@ class LiveReader:
 # -- queries ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HourCounts:
-    """One brand's mentions in one UTC hour, with the labels that count for mood."""
-
-    hour: datetime
-    mentions: int
-    duplicates: int
-    unscored: int
-    positive: int
-    neutral: int
-    negative: int
-
-
 def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
     """Per-hour counts of ``brand`` in [start, end), hours with mentions only. The same
     rules as ``label_counts`` (manual label over VADER's, duplicates and unscored left
@@ -156,7 +143,7 @@ def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> l
             f"{LABELLED_MENTIONS_OF_BRAND} GROUP BY 1 ORDER BY 1",
             {"brand": brand, "lo": lo, "hi": hi},
         ).fetchall()
-    return [HourCounts(from_db_time(r[0]), *r[1:]) for r in rows]
+    return [HourCounts(*r[1:], hour=from_db_time(r[0])) for r in rows]
 
 
 def mention_volume(store: Store, brands: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:

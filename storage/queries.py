@@ -43,6 +43,20 @@ class LabelCounts:
     neutral: int
     negative: int
 
+    @property
+    def scored(self) -> int:
+        """Mentions whose label counts for mood."""
+        return self.positive + self.neutral + self.negative
+
+
+@dataclass(frozen=True, slots=True)
+class HourCounts(LabelCounts):
+    """One brand's ``LabelCounts`` in one UTC hour: the one per-hour counts type (the
+    live view reads it from mentions, the alerts and the report's monitor from the
+    hourly rollup)."""
+
+    hour: datetime
+
 
 def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> LabelCounts:
     """Mentions of ``brand`` created in [start, end); labels of those that count for mood

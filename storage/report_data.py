@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from analysis.campaign_plan import CampaignPlan, Lineage
 from storage.queries import LABELLED_MENTIONS_OF_BRAND
 from storage.store import Store, from_db_time, to_db_time
 
@@ -26,14 +28,25 @@ def tag_pattern(tags: Sequence[str]) -> str | None:
 BUCKET_MINUTES = 15
 
 
+class Bucket(NamedTuple):
+    """Mentions in one 15-minute bucket (UTC) with one label (None: volume only, i.e.
+    unscored or a near-duplicate copy), from one source, with or without a campaign tag;
+    ``weight`` sums 1 + likes + reposts + replies."""
+
+    bucket: datetime
+    label: str | None
+    count: int
+    weight: float
+    source: str
+    tagged: bool
+
+
 def mention_buckets(
     store: Store, brand: str, start: datetime, end: datetime, tags: Sequence[str] = ()
-) -> list[tuple[datetime, str | None, int, float, str, bool]]:
-    """Mentions of ``brand`` created in [start, end), counted per 15-minute bucket (UTC),
-    label (None: volume only, i.e. unscored or a near-duplicate copy), source and whether
-    the text carries a campaign tag: (bucket, label, count, weight sum, source, tagged)
-    with weight = 1 + likes + reposts + replies. The counting happens in the database:
-    a report over 450k mentions reads a few thousand rows."""
+) -> list[Bucket]:
+    """Mentions of ``brand`` created in [start, end), counted per bucket, label, source
+    and campaign tag. The counting happens in the database: a report over 450k mentions
+    reads a few thousand rows."""
     pattern = tag_pattern(tags)
     with store.native() as db:
         rows = db.execute(
@@ -48,7 +61,7 @@ def mention_buckets(
             """,
             {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "pattern": pattern},
         ).fetchall()
-    return [(from_db_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [Bucket(from_db_time(r[0]), *r[1:]) for r in rows]
 
 
 def mention_span(store: Store, brands: Sequence[str]) -> tuple[datetime, datetime] | None:
@@ -60,20 +73,36 @@ def mention_span(store: Store, brands: Sequence[str]) -> tuple[datetime, datetim
     return None if lo is None else (from_db_time(lo), from_db_time(hi))
 
 
-def plans(store: Store) -> list[dict[str, Any]]:
+def plans(store: Store) -> list[CampaignPlan]:
+    """The stored plans (``storage.campaigns.save_plans``), by flight start."""
     with store.native() as db:
-        cursor = db.execute("SELECT * FROM campaign_plans ORDER BY flight_start, campaign_id")
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, r)) for r in cursor.fetchall()]
-    for row in rows:
-        row["competitors"] = tuple(json.loads(row["competitors"]))
-        row["campaign_tags"] = tuple(json.loads(row["campaign_tags"]))
-    return rows
+        rows = db.execute(
+            "SELECT campaign_id, brand, flight_start, flight_end, washout_days, primary_kpi, goal_direction, "
+            "goal_value, competitors, campaign_tags, account_timezone, file, file_sha256, file_row "
+            "FROM campaign_plans ORDER BY flight_start, campaign_id"
+        ).fetchall()
+    return [CampaignPlan(campaign_id=r[0], brand=r[1], flight_start=r[2], flight_end=r[3], washout_days=r[4],
+                         primary_kpi=r[5], goal_direction=r[6], goal_value=r[7],
+                         competitors=tuple(json.loads(r[8])), campaign_tags=tuple(json.loads(r[9])),
+                         account_timezone=r[10], lineage=Lineage(r[11], r[12], r[13])) for r in rows]
 
 
-def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict[date, float | None], str | None, str | None, str | None]:
-    """({date: spend}, {date: engagements or None}, currency, account_timezone, name) of a
-    campaign, hourly rows summed into their day."""
+@dataclass(frozen=True, slots=True)
+class CampaignSpend:
+    """A campaign's stored spend by account-local day (hourly rows summed into their day):
+    ``engagements`` None on a day some row left blank (unknown, not 0); ``currency``,
+    ``account_timezone`` and ``name`` (the platform's display name) as the spend file gave
+    them, None without spend rows."""
+
+    by_day: dict[date, float]
+    engagements: dict[date, float | None]
+    currency: str | None
+    account_timezone: str | None
+    name: str | None
+
+
+def daily_spend(store: Store, campaign_id: str) -> CampaignSpend:
+    """The campaign's spend per day (empty without spend rows)."""
     with store.native() as db:
         rows = db.execute(
             "SELECT date, sum(spend)::DOUBLE, CASE WHEN count(*) = count(engagements) THEN sum(engagements) END, "
@@ -81,22 +110,9 @@ def daily_spend(store: Store, campaign_id: str) -> tuple[dict[date, float], dict
             "FROM spend WHERE campaign_id = ? GROUP BY date ORDER BY date",
             [campaign_id],
         ).fetchall()
-    spend = {r[0]: r[1] for r in rows}
-    engagements = {r[0]: (None if r[2] is None else float(r[2])) for r in rows}
     first = rows[0] if rows else (None,) * 6
-    return spend, engagements, first[3], first[4], first[5]
-
-
-def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[tuple[datetime, int, int, int]]:
-    """(hour UTC, scored, positive, negative) of ``brand`` over all sources, from the
-    hourly rollup, for the monitor."""
-    with store.native() as db:
-        rows = db.execute(
-            "SELECT hour, sum(scored), sum(positive), sum(negative) FROM hourly_mood "
-            "WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour",
-            {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)},
-        ).fetchall()
-    return [(from_db_time(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+    return CampaignSpend({r[0]: r[1] for r in rows}, {r[0]: (None if r[2] is None else float(r[2])) for r in rows},
+                         first[3], first[4], first[5])
 
 
 def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict[str, int], int, int]:

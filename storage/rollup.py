@@ -56,7 +56,8 @@ from datetime import datetime, timedelta
 import duckdb
 
 from analysis.mood import THREAD_LABEL_Z
-from storage.store import Store
+from storage.queries import HourCounts
+from storage.store import Store, from_db_time, to_db_time
 
 # A chunk's default size. 50k mentions (their hourly aggregates, the conversations they
 # touch and those rows, uncommitted) measured well inside 128 MB on bench/backfill_memory.py;
@@ -373,3 +374,18 @@ def rollup_rebuild(
         )
     return rollup_pending(store, progress=progress, should_stop=should_stop,
                           chunk_hours=chunk_hours, chunk_mentions=chunk_mentions)
+
+
+_HOURLY_COUNTS_SQL = """
+SELECT hour, sum(mentions), sum(duplicates), sum(unscored), sum(positive), sum(neutral), sum(negative)
+FROM hourly_mood WHERE brand = $brand AND hour >= $lo AND hour < $hi GROUP BY hour ORDER BY hour
+"""
+
+
+def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> list[HourCounts]:
+    """The brand's hours with mentions in [start, end), all sources together, from the
+    hourly rollup (hours the hourly stage has not reached yet are missing)."""
+    window = {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end)}
+    with store.native() as db:
+        rows = db.execute(_HOURLY_COUNTS_SQL, window).fetchall()
+    return [HourCounts(*(int(v) for v in r[1:]), hour=from_db_time(r[0])) for r in rows]

@@ -20,6 +20,7 @@ Modules:
   Ads export.
 """
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.roi.adstock import CarryOver, adstock, carry_over, half_life
 from analysis.roi.campaign import (
     CampaignResult,
@@ -32,7 +33,6 @@ from analysis.roi.campaign import (
 )
 from analysis.roi.daily import (
     BrandDaily,
-    CampaignPlan,
     CampaignWindow,
     CompleteDays,
     Coverage,

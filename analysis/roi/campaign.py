@@ -31,10 +31,10 @@ from datetime import date
 
 import numpy as np
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.roi.adstock import CarryOver, carry_over
 from analysis.roi.daily import (
     BrandDaily,
-    CampaignPlan,
     CampaignWindow,
     Coverage,
     DailySeries,

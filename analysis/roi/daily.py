@@ -21,11 +21,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.mood import net_sentiment, net_sentiment_se
 
 UTC = _timezone.utc
-KPIS = ("nss", "positive_mentions", "net_positive", "sov", "mentions")
-GOAL_DIRECTIONS = ("increase", "decrease")
 
 
 def _array(values, name: str, n: int | None = None, *, allow_nan: bool = False) -> np.ndarray:
@@ -276,55 +275,6 @@ class DailySpend:
         if not vals or any(math.isnan(v) for v in vals):
             return None
         return float(sum(vals))
-
-
-@dataclass(frozen=True)
-class CampaignPlan:
-    """A pre-registered campaign (the plan file's row). ``flight_end`` is inclusive;
-    the ``washout_days`` days after it get their own indicator (carry-over), so they are
-    neither flight nor baseline. ``goal_value`` is in the KPI's unit: NSS points for
-    ``nss``; percent lift for ``mentions`` and ``positive_mentions``; incremental
-    net-positive conversations over the effect window for ``net_positive``;
-    share-of-voice points for ``sov``. ``goal_direction`` is "increase" or "decrease"."""
-
-    campaign_id: str
-    brand: str
-    flight_start: date
-    flight_end: date
-    washout_days: int = 7
-    primary_kpi: str = "nss"
-    goal_direction: str = "increase"
-    goal_value: float | None = None
-    competitors: tuple[str, ...] = ()
-    campaign_tags: tuple[str, ...] = ()
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if self.flight_end < self.flight_start:
-            raise ValueError(f"campaign {self.campaign_id}: flight_end {self.flight_end} is before "
-                             f"flight_start {self.flight_start}")
-        if self.washout_days < 0:
-            raise ValueError(f"campaign {self.campaign_id}: washout_days must be >= 0")
-        if self.primary_kpi not in KPIS:
-            raise ValueError(f"campaign {self.campaign_id}: primary_kpi must be one of {', '.join(KPIS)}")
-        if self.goal_direction not in GOAL_DIRECTIONS:
-            raise ValueError(f"campaign {self.campaign_id}: goal_direction must be increase or decrease")
-        object.__setattr__(self, "competitors", tuple(self.competitors))
-        object.__setattr__(self, "campaign_tags", tuple(self.campaign_tags))
-
-    @property
-    def flight_days(self) -> int:
-        return (self.flight_end - self.flight_start).days + 1
-
-    @property
-    def washout_end(self) -> date:
-        return self.flight_end + timedelta(days=self.washout_days)
-
-    @property
-    def signed_goal(self) -> float | None:
-        if self.goal_value is None:
-            return None
-        return abs(self.goal_value) * (1 if self.goal_direction == "increase" else -1)
 
 
 @dataclass(frozen=True, eq=False)

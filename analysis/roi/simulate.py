@@ -3,7 +3,12 @@
 It generates label *counts* (no texts: a 200-seed calibration needs speed) for one brand
 and its competitors on account-local days (or UTC hours), together with the truth the
 report must recover. ``connectors/demo_world.py`` simulates the same world mention by
-mention for the product demo; this is its fast, count-level twin with more knobs.
+mention for the product demo; this is its fast, count-level twin with more knobs. The
+two share the world's figures (the audience clock ``HOURLY_SHAPE``, the weekday factors,
+the AR(1) parameters) and the Google Ads export writer (``connectors.demo_spend``);
+their random draws differ (per-hour ``random.Random`` mention by mention there, numpy
+count streams here), so one cannot replace the other without changing either the
+demo's figures or the calibration's.
 
 Mood model (NSS points, NSS = 100 (P - N) / T)
 ------------------------------------------------
@@ -55,8 +60,6 @@ so switching a knob (a shock, say) leaves the other components' draws unchanged.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -66,19 +69,17 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analysis.roi.daily import BrandDaily, CampaignPlan, Coverage, DailySeries, DailySpend, date_range
+from analysis.campaign_plan import CampaignPlan
+from connectors import demo_world
+from connectors.demo_spend import AdsDay, google_ads_csv
+from analysis.roi.daily import BrandDaily, Coverage, DailySeries, DailySpend, date_range
 
 UTC = timezone.utc
 
-_RAW_SHAPE = (
-    0.20, 0.12, 0.08, 0.06, 0.07, 0.15, 0.45, 0.95, 1.35, 1.30, 1.10, 1.05,  # 00-11 local
-    1.30, 1.25, 1.00, 0.95, 1.00, 1.15, 1.35, 1.45, 1.40, 1.15, 0.75, 0.40,  # 12-23 local
-)
-HOURLY_SHAPE = np.array(_RAW_SHAPE) / sum(_RAW_SHAPE)
+# The world's clock and mood dynamics are the demo world's (one set of figures for both).
+HOURLY_SHAPE = np.array(demo_world.HOURLY_SHAPE)
 """Share of a day's mentions per local hour (the demo world's audience clock)."""
-WEEKEND_FACTOR = 0.75
-_WEEK_NORM = 7 / (5 + 2 * WEEKEND_FACTOR)
-WEEKDAY_FACTOR = np.array([_WEEK_NORM * (WEEKEND_FACTOR if wd >= 5 else 1.0) for wd in range(7)])
+WEEKDAY_FACTOR = np.array(demo_world.WEEKDAY_FACTOR)
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,10 @@ class Scenario:
     theta: float = 0.0
     shock: float = 0.0
     shock_days: int | None = None
-    market_phi: float = 0.7
-    market_sd: float = 4.0
-    brand_phi: float = 0.5
-    brand_sd: float = 2.5
+    market_phi: float = demo_world.MARKET_PHI
+    market_sd: float = demo_world.MARKET_SD
+    brand_phi: float = demo_world.BRAND_PHI
+    brand_sd: float = demo_world.BRAND_SD
     daily_spend: float = 1500.0
     spend_wobble: float = 0.15
     currency: str = "USD"
@@ -441,14 +442,6 @@ def _hourly_brand(rng, b: SimBrand, dates, lam_day, nss_day, tz_name: str):
 # Spend as the marketer downloads it
 # ----------------------------------------------------------------------------------
 
-GOOGLE_ADS_HEADER = ("Day", "Campaign", "Campaign ID", "Currency code", "Cost", "Impr.",
-                     "Clicks", "Engagements")
-
-
-def _long_date(day: date) -> str:
-    return f"{day:%B} {day.day}, {day.year}"
-
-
 def google_ads_export_text(spends: Sequence[DailySpend], names: dict[str, str] | None = None,
                            seed: int = 0) -> str:
     """The spend as a Google Ads UI "Campaign report" CSV: a title line, a date-range
@@ -469,25 +462,9 @@ def google_ads_export_text(spends: Sequence[DailySpend], names: dict[str, str] |
             eng = None
             if sp.engagements is not None and not math.isnan(sp.engagements[i]):
                 eng = int(sp.engagements[i])
-            rows.append((day, sp, float(cost), impressions, clicks, eng))
-    rows.sort(key=lambda r: (r[0], r[1].campaign_id))
-    currencies = {sp.currency for sp in spends} or {"USD"}
-    currency = currencies.pop() if len(currencies) == 1 else "--"
-    totals = (currency, f"{sum(r[2] for r in rows):,.2f}", f"{sum(r[3] for r in rows):,}",
-              f"{sum(r[4] for r in rows):,}", f"{sum(r[5] or 0 for r in rows):,}")
-    buf = io.StringIO()
-    writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    writer.writerow(["Campaign report"])
-    days = [r[0] for r in rows]
-    writer.writerow([f"{_long_date(min(days))} - {_long_date(max(days))}"] if days else ["All time"])
-    writer.writerow(GOOGLE_ADS_HEADER)
-    for day, sp, cost, impressions, clicks, eng in rows:
-        writer.writerow([day.isoformat(), names.get(sp.campaign_id, sp.campaign_id), sp.campaign_id,
-                         sp.currency, f"{cost:,.2f}", f"{impressions:,}", f"{clicks:,}",
-                         "--" if eng is None else f"{eng:,}"])
-    writer.writerow(["Total: Account", "--", "--", *totals])
-    writer.writerow(["Total: Campaigns", "--", "--", *totals])
-    return buf.getvalue()
+            rows.append(AdsDay(day, names.get(sp.campaign_id, sp.campaign_id), sp.campaign_id, sp.currency,
+                               float(cost), impressions, clicks, eng))
+    return google_ads_csv(rows)
 
 
 def write_google_ads_export(path: str | Path, sim: Simulation) -> Path:
@@ -495,5 +472,5 @@ def write_google_ads_export(path: str | Path, sim: Simulation) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = google_ads_export_text([sim.spend], {sim.scenario.campaign_id: sim.scenario.campaign_name}, sim.seed)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", newline="")
     return path

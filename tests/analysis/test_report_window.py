@@ -182,3 +182,21 @@ def test_today_is_never_complete_and_low_volume_quiet_mornings_are_not_called_pa
     sparse = [(datetime(2026, 3, d, 6, tzinfo=NY).astimezone(utc), 1.0) for d in range(1, 11)]
     days = complete_days(sparse, sparse[0][0], sparse[-1][0], datetime(2026, 3, 20, tzinfo=utc), "America/New_York")
     assert (days.start, days.end, days.dropped) == (date(2026, 3, 1), date(2026, 3, 10), ())
+
+
+def test_the_report_is_a_typed_model_whose_json_is_what_the_command_prints(world, did_report):
+    """build_report returns the typed Report (campaigns as CampaignResult, the monitor
+    typed); report.json is its to_json(), so the CLI's output is exactly that."""
+    from analysis.roi import CampaignResult
+    from analysis.roi.report import Monitor, Report
+    from listener.report import build_report
+
+    as_of = datetime.fromisoformat(AS_OF.replace("Z", "+00:00"))
+    with Store.open(world["db"]) as store:
+        report = build_report(store, as_of, campaign="c-did")
+    assert isinstance(report, Report) and report.brand == "Brewly"
+    assert [type(c) for c in report.campaigns] == [CampaignResult]
+    assert report.campaigns[0].campaign_id == "c-did"
+    assert report.monitor is None or isinstance(report.monitor, Monitor)
+    printed = {k: v for k, v in did_report.items() if k != "c"}
+    assert json.loads(json.dumps(report.to_json())) == printed

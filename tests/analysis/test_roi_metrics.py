@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.mood import net_sentiment_se
 from analysis.roi.daily import (
-    CampaignPlan,
     CampaignWindow,
     DailySeries,
     DailySpend,

@@ -16,10 +16,10 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.roi.campaign import analyse_campaign, analyse_campaigns
-from analysis.roi.daily import BrandDaily, CampaignPlan, daily_from_hourly
+from analysis.roi.daily import BrandDaily, daily_from_hourly
 from analysis.roi.simulate import (
-    GOOGLE_ADS_HEADER,
     Scenario,
     SimBrand,
     google_ads_export_text,
@@ -27,6 +27,7 @@ from analysis.roi.simulate import (
     simulate,
     write_google_ads_export,
 )
+from connectors.demo_spend import GOOGLE_ADS_HEADER
 from analysis.roi.verdict import (
     CONFLICTING,
     EFFECT_DETECTED,

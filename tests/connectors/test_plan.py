@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.plan import COLUMNS, CampaignPlan, PlanError, read_plan
+from analysis.campaign_plan import CampaignPlan
+from connectors.plan import COLUMNS, PlanError, read_plan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spend"
 HEADER = ",".join(COLUMNS) + "\n"

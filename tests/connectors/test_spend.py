@@ -368,3 +368,26 @@ def test_all_problems_reported_at_once_and_capped(tmp_path):
     assert message.rstrip().endswith(f"... and {27 - MAX_LISTED_PROBLEMS} more")
     assert [p.row for p in error.problems[:3]] == [2, 3, 4]
     assert {(p.row, p.column) for p in error.problems[-2:]} == {(27, "spend"), (27, "hour")}
+
+
+def test_the_simulators_spend_is_written_by_the_demos_export_writer(tmp_path):
+    """One Google Ads export writer: the ROI simulator's spend file is the demo's format,
+    byte for byte in its layout (CRLF lines, title, range, header, totals), and reads
+    back to the cent with its unknown engagements kept unknown."""
+    import math
+
+    from analysis.roi.simulate import simulate, write_google_ads_export as write_simulated
+    from connectors.demo_spend import AdsDay, google_ads_csv
+
+    sim = simulate("effect", 0)
+    path = write_simulated(tmp_path / "sim.csv", sim)
+    spend = read_spend(path)
+    assert spend.format == "google_ads_ui"
+    assert [r.date for r in spend.rows] == list(sim.spend.dates)
+    for row, cost, eng in zip(spend.rows, sim.spend.spend, sim.spend.engagements):
+        assert row.spend == Decimal(f"{cost:.2f}")
+        assert row.engagements == (None if math.isnan(eng) else int(eng))
+    # the layout is google_ads_csv's: rebuild the file from its parsed rows
+    rebuilt = google_ads_csv(AdsDay(r.date, r.campaign_name, r.campaign_id, r.currency, float(r.spend),
+                                    r.impressions, r.clicks, r.engagements) for r in spend.rows)
+    assert path.read_bytes() == rebuilt.encode("utf-8")

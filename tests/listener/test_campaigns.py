@@ -179,3 +179,32 @@ def test_exports_write_utc_times_with_their_zone(tmp_path):
     table = pq.read_table(tmp_path / "parquet" / "mentions.parquet")
     assert str(table.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
     assert table.column("created_at").to_pylist()[0] == at
+
+
+def test_stored_plans_come_back_as_the_same_typed_plans(tmp_path):
+    """One plan model through storage: what the plan file gave is what the report loads
+    (lineage and account time zone included), not dicts to rebuild by hand."""
+    from connectors.plan import read_plan
+    from storage.campaigns import save_plans
+    from storage.report_data import plans
+
+    read = read_plan(FIXTURES / "plan.csv")
+    with Store.open(tmp_path / "m.duckdb") as store:
+        save_plans(store, read, datetime(2026, 4, 1, tzinfo=timezone.utc))
+        loaded = plans(store)
+    key = lambda p: (p.flight_start, p.campaign_id)  # noqa: E731 - the load order
+    assert loaded == sorted(read, key=key)
+
+
+def test_a_plan_built_in_code_is_checked_by_the_same_rules_as_a_plan_file(tmp_path):
+    from analysis.roi import CampaignPlan  # the plan the analysis takes is the plan file's
+    from connectors.plan import PlanError, read_plan
+
+    with pytest.raises(ValueError, match=r"goal_value: must be > 0, got -5"):
+        CampaignPlan("c1", "Brewly", datetime(2026, 3, 1).date(), datetime(2026, 3, 9).date(), goal_value=-5)
+    plan = tmp_path / "plan.csv"
+    text = (FIXTURES / "plan.csv").read_text()
+    assert ",5," in text
+    plan.write_text(text.replace(",5,", ",-5,", 1))
+    with pytest.raises(PlanError, match=r"must be > 0, got -5"):
+        read_plan(plan)

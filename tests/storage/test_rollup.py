@@ -464,3 +464,23 @@ def test_the_chunks_cannot_run_inside_an_open_transaction(store):
         with pytest.raises(RuntimeError, match="outside"):
             rollup_pending(store)
     assert rollup_pending(store).hours == 1
+
+
+def test_per_hour_counts_are_one_type_whether_read_from_the_rollup_or_from_mentions(store):
+    """The report's monitor and the alerts read the rollup, the live view reads mentions:
+    the same HourCounts, the same figures once the hourly stage has run."""
+    from storage import live
+    from storage.queries import HourCounts
+    from storage.rollup import hourly_counts
+
+    save(store, [mention("a", POS, T0), mention("b", NEG, T0 + timedelta(minutes=5)),
+                 mention("c", NEU, T0 + timedelta(hours=2)), mention("d", POS, T0 + timedelta(hours=2))])
+    save(store, [mention("e", NEG, T0 + timedelta(minutes=9))], source="other")
+    rollup_pending(store)
+    end = T0 + timedelta(hours=3)
+    from_rollup, from_mentions = hourly_counts(store, "Acme", T0, end), live.hourly_counts(store, "Acme", T0, end)
+    assert from_rollup == from_mentions
+    assert all(type(row) is HourCounts for row in from_rollup + from_mentions)
+    first, third = from_rollup
+    assert (first.hour, first.mentions, first.scored, first.positive, first.negative) == (T0, 3, 3, 1, 2)
+    assert (third.hour, third.scored, third.positive, third.neutral) == (T0 + timedelta(hours=2), 2, 1, 1)
