@@ -220,14 +220,23 @@ def test_a_source_that_cannot_start_is_recorded_as_a_failed_run(tmp_path):
     assert "NO_SUCH_X_TOKEN_VARIABLE" in run["error"] and run["finished_at"] is not None
 
 
-def test_a_setting_the_connector_refuses_is_a_config_error_recorded_as_a_failed_run(tmp_path):
+def test_a_setting_out_of_its_declared_range_is_a_config_error_before_anything_is_written(tmp_path):
     config = tmp_path / "listener.toml"
     config.write_text(PULL_CONFIG + "[sources.hackernews]\nhits_per_page = 0\n")
     result = CliRunner(env={"LISTENER_DB": None}).invoke(cli, ["--config", str(config), "pull"])
-    assert result.exit_code == 2 and "sources.hackernews: hackernews settings: hits_per_page" in result.stderr
+    assert result.exit_code == 2 and "sources.hackernews.hits_per_page: must be a whole number" in result.stderr
+    assert not (tmp_path / "listener.duckdb").exists()
+
+
+def test_a_setting_the_connector_refuses_at_start_is_a_config_error_recorded_as_a_failed_run(tmp_path):
+    # Only the demo can judge its history against the clock: the simulated world's start.
+    config = tmp_path / "listener.toml"
+    config.write_text(PULL_CONFIG + "[sources.demo]\nhistory_days = 100000\n")
+    result = CliRunner(env={"LISTENER_DB": None}).invoke(cli, ["--config", str(config), "pull"])
+    assert result.exit_code == 2 and "history_days" in result.stderr, result.stderr
     (run,) = runs_of(config)
-    assert (run["kind"], run["source"], run["status"]) == ("start", "hackernews", "failed")
-    assert "hits_per_page" in run["error"]
+    assert (run["kind"], run["source"], run["status"]) == ("start", "demo", "failed")
+    assert "history_days" in run["error"]
 
 
 def test_a_failure_of_the_platform_counts_after_a_pull_is_recorded_too(tmp_path):
