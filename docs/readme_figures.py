@@ -1,21 +1,21 @@
 """The README's figures about ``listener demo``, generated from one run so they cannot drift.
 
-    python docs/readme_figures.py           # run the demo once, rewrite the README's blocks
+    python docs/readme_figures.py           # run the demo once, rewrite the two blocks
     python docs/readme_figures.py --check   # run it once, exit 1 if the README's figures differ
 
 The run is the quick start's, pinned: the console script beside this Python (the quick
 start's ``.venv/bin/listener``) runs ``demo --dir listener-demo --as-of AS_OF --json`` in a
-fresh temporary folder; the simulator's seed is the starter config's. Two blocks of the
-README are written between marker comments:
+fresh temporary folder; the simulator's seed is the starter config's. Two blocks are
+written between marker comments:
 
-* ``demo-figures``: mentions per brand, Brewly's mood, each campaign's measured lift with
+* ``demo-figures``, in README.md ("What the demo shows"): mentions per brand, Brewly's mood, each campaign's measured lift with
   its CI against the simulator's truth, the verdict and the alerts raised, from the run's
   JSON summary, ``report.json``, ``demo-truth.json`` and ``listener alerts --json``.
   ``tests/listener/test_readme_claims.py`` renders it from the test suite's demo run (the
   ``demo_run`` fixture, which calls ``run_demo`` below) and fails when the README differs;
   after a change in behaviour, run this script and commit the README.
-* ``demo-timing``: how long that run took, when and on what machine. A dated
-  measurement, not checked (it depends on the machine and its load).
+* ``demo-timing``, in docs/performance.md: how long that run took, when and on what
+  machine. A dated measurement, not checked (it depends on the machine and its load).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from analysis.report_render import METHOD_NAMES, md_escape
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# Where the demo-timing block is: the measurements live with the other benchmarks.
+TIMING_PAGE = ROOT / "docs" / "performance.md"
 # A fixed end of the simulated 60 days: the same world, so the same figures, on every run.
 AS_OF = "2026-11-20T15:30:00+00:00"
 DEMO_DIR = "listener-demo"
@@ -179,8 +181,8 @@ def timing(run: DemoRun) -> str:
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return _wrap(
         f"`listener demo` ({sum(run.summary['mentions'].values()):,} mentions, report and alerts included) "
-        f"took {run.summary['seconds']:.1f} s by its own count in the run that generated [the demo's "
-        f"figures](#what-the-demo-shows) ({date.today().isoformat()}, {platform.system()} {platform.machine()}, "
+        f"took {run.summary['seconds']:.1f} s by its own count in the run that generated the README's demo "
+        f"figures ({date.today().isoformat()}, {platform.system()} {platform.machine()}, "
         f"{cpus} CPUs{load}, Python {platform.python_version()}); how long it takes depends on the machine and "
         "its load.")
 
@@ -216,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="Exit 1 if the README's figures differ from a run.")
     parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--timing-page", type=Path, default=TIMING_PAGE)
     args = parser.parse_args(argv)
     text = args.readme.read_text(encoding="utf-8")
+    page = args.timing_page.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="readme-demo-") as folder:
         run = run_demo(Path(folder))
         expected = figures(run)
@@ -227,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                       "'python docs/readme_figures.py'", file=sys.stderr)
                 return 1
             return 0
-        text = write_block(write_block(text, "demo-figures", expected), "demo-timing", timing(run))
+        text = write_block(text, "demo-figures", expected)
+        page = write_block(page, "demo-timing", timing(run))
     args.readme.write_text(text, encoding="utf-8")
-    print(f"Rewrote the demo blocks of {args.readme}", file=sys.stderr)
+    args.timing_page.write_text(page, encoding="utf-8")
+    print(f"Rewrote the demo-figures block of {args.readme} and the demo-timing block of {args.timing_page}",
+          file=sys.stderr)
     return 0
 
 

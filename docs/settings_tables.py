@@ -1,19 +1,19 @@
-"""The sources' settings in the README and config.example.toml, generated from the
-connectors' Setting declarations (connectors/settings.py) so they cannot drift.
+"""The sources' settings in their documentation pages and config.example.toml, generated
+from the connectors' Setting declarations (connectors/settings.py) so they cannot drift.
 
-    python docs/settings_tables.py           # rewrite the blocks of README.md and config.example.toml
-    python docs/settings_tables.py --check   # exit 1 if either differs from what would be written
+    python docs/settings_tables.py           # rewrite the blocks of docs/sources/*.md and config.example.toml
+    python docs/settings_tables.py --check   # exit 1 if any differs from what would be written
 
 Each installed connector's ``SETTINGS`` gives:
 
-* in README.md, between ``<!-- settings-NAME:start -->`` and ``<!-- settings-NAME:end -->``
-  (its section under "## Sources"): a ``[sources.NAME]`` example with every key at its
+* in its page docs/sources/NAME.md, between ``<!-- settings-NAME:start -->`` and
+  ``<!-- settings-NAME:end -->``: a ``[sources.NAME]`` example with every key at its
   default, and a table of key, meaning (the Setting's doc), what it accepts and default;
 * in config.example.toml, between ``# settings-NAME:start`` and ``# settings-NAME:end``
   (inside its ``[sources.NAME]`` table): every key with its doc as a comment and its
   default (or its ``example`` where the default is no example).
 
-tests/docs/test_settings_tables.py fails when either file differs from this output.
+tests/docs/test_settings_tables.py fails when a page or the config differs from this output.
 """
 
 from __future__ import annotations
@@ -34,13 +34,23 @@ from connectors.registry import available  # noqa: E402
 from connectors.settings import Setting, declared_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+SOURCE_PAGES = ROOT / "docs" / "sources"
 EXAMPLE_CONFIG = ROOT / "config.example.toml"
 COMMENT_WIDTH = 88
 
 
 def block_name(source: str) -> str:
     return f"settings-{source}"
+
+
+def page_path(source: str) -> Path:
+    """The documentation page of one source, which holds its settings block."""
+    return SOURCE_PAGES / f"{source}.md"
+
+
+def read_pages() -> dict[str, str]:
+    """Every installed source's page, by source name."""
+    return {source: page_path(source).read_text(encoding="utf-8") for source in sorted(available())}
 
 
 def toml_value(value: Any) -> str:
@@ -64,8 +74,8 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def readme_block(source: str, declared: Mapping[str, Setting]) -> str:
-    """The README's example table and settings table of one source."""
+def page_block(source: str, declared: Mapping[str, Setting]) -> str:
+    """The example table and settings table of one source, on its page."""
     lines = ["```toml", f"[sources.{source}]", "enabled = true", "every_minutes = 15",
              "# every key below is optional; these are the defaults (or, where noted, an example)"]
     for setting in declared.values():
@@ -91,25 +101,29 @@ def config_block(declared: Mapping[str, Setting]) -> str:
     return "\n".join(lines)
 
 
-def generate(readme: str, config: str) -> tuple[str, str]:
-    """README.md's and config.example.toml's text with every source's block rewritten."""
+def generate(pages: Mapping[str, str], config: str) -> tuple[dict[str, str], str]:
+    """Each source page's text (by source name) and config.example.toml's, with every
+    source's block rewritten."""
+    written = dict(pages)
     for source, module in sorted(available().items()):
         declared = declared_settings(module)
-        readme = write_block(readme, block_name(source), readme_block(source, declared), HTML_COMMENT)
+        written[source] = write_block(pages[source], block_name(source), page_block(source, declared), HTML_COMMENT)
         config = write_block(config, block_name(source), config_block(declared), TOML_COMMENT)
-    return readme, config
+    return written, config
 
 
-def drift(readme: str, config: str) -> list[str]:
+def drift(pages: Mapping[str, str], config: str) -> list[str]:
     """The blocks that differ from what :func:`generate` writes, as 'FILE: block' lines."""
-    expected_readme, expected_config = generate(readme, config)
+    expected_pages, expected_config = generate(pages, config)
     found = []
-    for label, text, expected, comment in (("README.md", readme, expected_readme, HTML_COMMENT),
-                                           ("config.example.toml", config, expected_config, TOML_COMMENT)):
-        for source in sorted(available()):
-            name = block_name(source)
-            if read_block(text, name, comment) != read_block(expected, name, comment):
-                found.append(f"{label}: {name}")
+    for source in sorted(available()):
+        name = block_name(source)
+        if read_block(pages[source], name) != read_block(expected_pages[source], name):
+            found.append(f"{page_path(source).relative_to(ROOT)}: {name}")
+    for source in sorted(available()):
+        name = block_name(source)
+        if read_block(config, name, TOML_COMMENT) != read_block(expected_config, name, TOML_COMMENT):
+            found.append(f"{EXAMPLE_CONFIG.name}: {name}")
     return found
 
 
@@ -117,17 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="Exit 1 if a block differs from the declarations.")
     args = parser.parse_args(argv)
-    readme, config = README.read_text(encoding="utf-8"), EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    pages, config = read_pages(), EXAMPLE_CONFIG.read_text(encoding="utf-8")
     if args.check:
-        stale = drift(readme, config)
+        stale = drift(pages, config)
         for line in stale:
             print(f"{line} differs from the Setting declarations; run 'python docs/settings_tables.py'",
                   file=sys.stderr)
         return 1 if stale else 0
-    new_readme, new_config = generate(readme, config)
-    README.write_text(new_readme, encoding="utf-8")
+    new_pages, new_config = generate(pages, config)
+    for source, text in new_pages.items():
+        page_path(source).write_text(text, encoding="utf-8")
     EXAMPLE_CONFIG.write_text(new_config, encoding="utf-8")
-    print(f"Rewrote the settings blocks of {README.name} and {EXAMPLE_CONFIG.name}", file=sys.stderr)
+    print(f"Rewrote the settings blocks of {SOURCE_PAGES.relative_to(ROOT)}/*.md and {EXAMPLE_CONFIG.name}",
+          file=sys.stderr)
     return 0
 
 

@@ -186,10 +186,10 @@ def test_label_then_accuracy(tmp_path, db):
     assert listener("label", "p1", "angry", db=copy, check=False).returncode == 2
 
 
-def test_views_and_readme_document_the_same_columns(db):
+def test_views_and_the_analysts_page_document_the_same_columns(db):
     from storage.views import COLUMNS
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "analysts.md").read_text(encoding="utf-8")
     con = duckdb.connect(str(db), read_only=True)
     for view, documented in COLUMNS.items():
         actual = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]

@@ -1,4 +1,5 @@
-"""What the README promises about the demo and the quick start, checked against real runs.
+"""What the README and the documentation promise about the demo and the quick start,
+checked against real runs.
 
 The demo figures are generated into the README by docs/readme_figures.py from one run;
 here the same function renders them from the session's demo run (tests/conftest.py,
@@ -20,6 +21,8 @@ from tests.conftest import readme_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+PERFORMANCE = ROOT / "docs" / "performance.md"
+ANALYSTS = ROOT / "docs" / "analysts.md"
 
 
 def test_the_readme_demo_figures_are_what_a_run_gives(demo_run):
@@ -29,13 +32,15 @@ def test_the_readme_demo_figures_are_what_a_run_gives(demo_run):
         "README.md's demo figures differ from a demo run: run 'python docs/readme_figures.py' and commit README.md")
 
 
-def test_the_readme_states_how_long_the_demo_took_only_as_a_dated_measurement():
-    text = README.read_text(encoding="utf-8")
+def test_the_docs_state_how_long_the_demo_took_only_as_a_dated_measurement():
+    text = PERFORMANCE.read_text(encoding="utf-8")
     timing = readme_figures().read_block(text, "demo-timing")
     assert re.search(r"took \d+\.\d s\s.*\(\d{4}-\d\d-\d\d,\s.*CPUs", timing, re.S), timing
-    # No other promise of how long the demo takes.
-    outside = readme_figures().write_block(text, "demo-timing", "")
-    assert not re.search(r"`listener demo`[^\n|]*\|[^\n]*\d+(-\d+)? s\b", outside)
+    # No other promise of how long the demo takes, in the README or any page.
+    outside = [readme_figures().write_block(text, "demo-timing", ""), README.read_text(encoding="utf-8")]
+    outside += [page.read_text(encoding="utf-8") for page in (ROOT / "docs").rglob("*.md") if page != PERFORMANCE]
+    for other in outside:
+        assert not re.search(r"`listener demo`[^\n|]*\|[^\n]*\d+(-\d+)? s\b", other)
 
 
 def test_the_demo_says_next_a_command_the_user_can_run(demo_run):
