@@ -123,7 +123,7 @@ _MAX_WINDOW_HOURS = 24
 
 @dataclass(frozen=True)
 class AlertRule:
-    """The detection rule's parameters; README "Alerts" justifies each default."""
+    """The detection rule's parameters; docs/alerts.md justifies each default."""
 
     baseline_days: int = 7
     warmup_days: int = 10

@@ -1,6 +1,6 @@
 """Near-duplicate texts: copy-paste campaigns, bots, cross-posts.
 
-The rule (also in the README):
+The rule (also in docs/mood.md):
 
 * A text's fingerprint is its words after normalising: lower case, links and @handles
   removed, '#' dropped from hashtags, punctuation and emoji removed, spaces collapsed.

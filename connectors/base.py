@@ -105,7 +105,7 @@ class Mention:
     thread_context: bool = False
 
     def __post_init__(self) -> None:
-        # The text rule (README, "The database, for analysts"): surrogates become U+FFFD
+        # The text rule (docs/analysts.md, "Text as stored"): surrogates become U+FFFD
         # here, at the one boundary every connector's output crosses, so that what is
         # stored, scored and shown is valid Unicode; all else is kept as it came.
         # One scan of all of them: the usual text is ASCII, or has no surrogate.

@@ -8,7 +8,7 @@ A connector (``[sources.NAME]``, connectors.registry) or a scorer type
   named ``sources.NAME.key``; exit 2);
 * a connector's ``create`` gets its values through :func:`validated`, the same
   checks, so a direct call (tests, a third-party caller) is refused the same way;
-* docs/settings_tables.py writes the README's settings tables and the
+* docs/settings_tables.py writes the source pages' settings tables and the
   per-source comments of config.example.toml (a test fails when they drift).
 
 Only what depends on several settings together, or on the world outside (a clock,
@@ -55,7 +55,7 @@ class Setting:
     required: bool = False
     check: Callable[[Any], str | None] | None = None
     example: Any = None
-    """A value shown in config.example.toml and the README where the default is no example
+    """A value shown in config.example.toml and the source pages where the default is no example
     (an empty list of feeds, say); documentation only."""
     shown_default: str = ""
     """How the docs describe a default that depends on the install (it names a version)."""
@@ -117,7 +117,7 @@ class Setting:
 
 
     def accepts(self) -> str:
-        """What the key accepts, in words (the README's tables)."""
+        """What the key accepts, in words (the source pages' tables)."""
         if self.choices:
             return "one of " + ", ".join(f"`{choice}`" for choice in self.choices)
         if self.type in (int, float):

@@ -599,7 +599,7 @@ def _json_records(text: str, file: str) -> tuple[list[str], list[tuple[int, list
                 cells.append("")
             elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 # A JSON "\ud800" escape decodes to a lone surrogate, which no database or
-                # terminal takes: U+FFFD instead, the rule Mention applies (README).
+                # terminal takes: U+FFFD instead, the rule Mention applies (docs/analysts.md).
                 cells.append(valid_text(str(value)))
             else:
                 cells.append(f"\x00{json.dumps(value)}")  # non-scalar: an error if the field is used

@@ -80,7 +80,7 @@ def alerts_command(ctx: click.Context, brand: str | None, since: str | None, ope
     Each alert shows the rule's figures (the EWMA statistic against its control
     limit), the distinctive terms, the sources and the conversations that drove it,
     whether it is still open, and its deliveries (webhook, e-mail). Alerts are found
-    by the hourly stage; see the README's "Alerts" section for the rule.
+    by the hourly stage; see docs/alerts.md for the rule.
     """
     settings = settings_from(ctx)
     moment = None if since is None else parse_since(since, clock_from(ctx)())

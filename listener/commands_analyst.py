@@ -69,7 +69,7 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, writ
     """Run read-only SQL on the database; without QUERY, an interactive shell.
 
     Reads the daemon's snapshot while the daemon runs. The views v_mentions,
-    v_hourly_mood, v_conversations and v_campaign_daily are documented in the README.
+    v_hourly_mood, v_conversations and v_campaign_daily are documented in docs/analysts.md.
     No other file can be read or written (COPY, ATTACH, read_csv), except files in
     the directory --allow-write-dir names.
 

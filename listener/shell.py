@@ -21,7 +21,7 @@ from storage.views import DESCRIPTIONS
 MODES = ("table", "csv", "json")
 
 HELP = """\
-Enter SQL ending with ';'. The views (documented in the README):
+Enter SQL ending with ';'. The views (documented in docs/analysts.md):
 {views}
 Dot-commands:
   .tables          tables and views

@@ -1,5 +1,5 @@
 """The analysts' views: stable names and columns over the tables, documented column by
-column (the README's tables are checked against ``COLUMNS`` by a test).
+column (docs/analysts.md's tables are checked against ``COLUMNS`` by a test).
 
 They live in the database file, so the DuckDB CLI, Python or any tool that opens the
 snapshot sees them. Tables may change between releases; these views keep their names
@@ -125,7 +125,7 @@ VIEWS_SQL: dict[str, str] = {
     "v_campaign_daily": V_CAMPAIGN_DAILY,
 }
 
-# What each view is, and each column: the README's "views" tables must say the same.
+# What each view is, and each column: docs/analysts.md's "Views" tables must say the same.
 DESCRIPTIONS: dict[str, str] = {
     "v_mentions": "one row per stored mention (source, id, brand) with the score in effect, VADER's beside it, and the user's label",
     "v_hourly_mood": "one row per brand and UTC hour, all sources together (from the hourly stage)",

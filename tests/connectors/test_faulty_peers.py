@@ -625,7 +625,7 @@ OUTCOMES: dict[tuple[str, str], Outcome] = {
     ("hackernews", "repeat-token"): Outcome("failed", FatalError, r"asked for page 1, got page 0"),
     # Reddit follows the empty pages to its per-pass cap and keeps the rest as a gap.
     ("reddit", "empty-forever"): Outcome("ok", reason=r"stopped after \d+ pages"),
-    # A first run's back-fill is best effort (README): cut, it says so and goes on.
+    # A first run's back-fill is best effort (docs/sources/mastodon.md): cut, it says so and goes on.
     ("mastodon", "empty-forever"): Outcome("ok", reason=r"not back-filled", recovers=False),
     ("mastodon", "repeat-token"): Outcome("failed", FatalError, r"does not move below"),
     # A failing feed is skipped and counted, the other feeds go on (connectors/feeds.py).
@@ -837,7 +837,7 @@ STREAM_FAULTS = [
                 outcome=Outcome("ok", skipped=True)),
     # A frame over the client's 4 MiB limit: the client closes (1009), reconnects, meets it
     # again. It cannot be healed: it stays in the stream, and every run stops before it
-    # (README: until the instance no longer holds it). Its reading bound is long: sending
+    # (docs/sources/bluesky.md: until the instance no longer holds it). Its reading bound is long: sending
     # 5 MiB three times can take over a second on a loaded machine, and a run that reached
     # its bound first would end "ok" before meeting the frame. The run fails well before it.
     StreamFault("oversized-frame", extra=("oversized",),

@@ -61,13 +61,13 @@ def test_every_relative_link_and_anchor_of_the_readme_resolves():
 
 
 def test_a_missing_page_or_heading_is_caught(tmp_path):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "alerts.md").write_text("# Alerts\n\n## The rule\n\n```sh\n# not a heading\n```\n")
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "alerts.md").write_text("# Alerts\n\n## The rule\n\n```sh\n# not a heading\n```\n")
     page = tmp_path / "README.md"
-    page.write_text("# Title\n\n## What `it` is, in short\n\n[a](#what-it-is-in-short) [b](docs/alerts.md#the-rule) "
-                    "[c](https://example.com/x#y)\n[d](docs/alerts.md#not-a-heading) [e](docs/nothing.md) [f](#title-1)\n")
-    assert broken_links(page, tmp_path) == ["docs/alerts.md#not-a-heading: no such heading in docs/alerts.md",
-                                            "docs/nothing.md: no such file", "#title-1: no such heading in README.md"]
+    page.write_text("# Title\n\n## What `it` is, in short\n\n[a](#what-it-is-in-short) [b](pages/alerts.md#the-rule) "
+                    "[c](https://example.com/x#y)\n[d](pages/alerts.md#not-a-heading) [e](pages/gone.md) [f](#title-1)\n")
+    assert broken_links(page, tmp_path) == ["pages/alerts.md#not-a-heading: no such heading in pages/alerts.md",
+                                            "pages/gone.md: no such file", "#title-1: no such heading in README.md"]
 
 
 def test_the_readme_is_a_front_door():

@@ -4,8 +4,8 @@
   emoji with ZWJ sequences, right-to-left text with bidi overrides and lone surrogates
   are saved with ``Store.save_batch`` into a DuckDB file on disk, read back from
   ``mentions`` and ``v_mentions`` after reopening the file, and compared. Everything
-  comes back exactly, except surrogates, which UTF-8 cannot hold: the rule (README,
-  "The database, for analysts") is that ``Mention`` replaces each by U+FFFD.
+  comes back exactly, except surrogates, which UTF-8 cannot hold: the rule (docs/analysts.md,
+  "Text as stored") is that ``Mention`` replaces each by U+FFFD.
 * The same texts through the real pipeline (language detection, near-duplicate
   fingerprints, VADER) and the same file.
 * The campaign report with hostile names, sources and notes: in HTML every one of them
