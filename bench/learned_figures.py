@@ -1,7 +1,7 @@
-"""The README's figures about the learned scorer, generated from one run of the benches.
+"""The figures about the learned scorer in docs/mood.md, generated from one run of the benches.
 
-    python bench/readme_learned.py            # run both benches, rewrite the README block
-    python bench/readme_learned.py --seeds 3  # fewer draws (default 5)
+    python bench/learned_figures.py            # run both benches, rewrite the docs/mood.md block
+    python bench/learned_figures.py --seeds 3  # fewer draws (default 5)
 
 Runs bench/learned_accuracy.py (4 topics of the dev tweets, N = 100/300/1,000 labels,
 seeds 0..K-1) and bench/learned_speed.py in this process, and writes the block between
@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import learned_accuracy, learned_speed  # noqa: E402
-from docs.readme_figures import README, write_block  # noqa: E402
+from docs.readme_figures import write_block  # noqa: E402
 
 BLOCK = "learned-figures"
+PAGE = ROOT / "docs" / "mood.md"
 
 
 def _cell(s: dict | None) -> str:
@@ -36,7 +37,7 @@ def _cell(s: dict | None) -> str:
 def render(rows: list[dict], speed: list[dict], seeds: int) -> str:
     ns = sorted({r["n"] for r in rows})
     lines = [
-        f"Measured by `python bench/readme_learned.py` on {date.today():%Y-%m-%d} ({os.cpu_count()} cores, "
+        f"Measured by `python bench/learned_figures.py` on {date.today():%Y-%m-%d} ({os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}). Each of 4 topics "
         f"of the development tweets stands for a brand; N of its tweets are the team's labels (seeds 0-{seeds - 1}), "
         f"the rest are held out. 3-class macro-F1, mean (range) over topics and seeds:",
@@ -72,7 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--page", type=Path, default=PAGE)
     args = parser.parse_args()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
     if not learned_accuracy.DEV_CSV.exists():
@@ -81,9 +82,9 @@ def main() -> int:
     rows = learned_accuracy.run([name for name, _ in learned_accuracy.TOPICS], learned_accuracy.SIZES,
                                 args.seeds, args.workers, log)
     speed = learned_speed.run(log=log)
-    text = args.readme.read_text(encoding="utf-8")
-    args.readme.write_text(write_block(text, BLOCK, render(rows, speed, args.seeds)), encoding="utf-8")
-    log(f"Rewrote the {BLOCK} block of {args.readme}")
+    text = args.page.read_text(encoding="utf-8")
+    args.page.write_text(write_block(text, BLOCK, render(rows, speed, args.seeds)), encoding="utf-8")
+    log(f"Rewrote the {BLOCK} block of {args.page}")
     return 0
 
 
