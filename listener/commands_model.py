@@ -27,8 +27,8 @@ from listener.rescoring import (
 from listener.scoring import build_scoring
 from storage.errors import DatabaseLockedError
 from storage.models import (
-    Change, ModelRequest, StoredModel, active_models, brand_models, describe, labelled_brands, last_change,
-    queue_request, requests_path, rescore_jobs,
+    Change, ModelRequest, StoredModel, active_models, brand_models, describe, label_set, labelled_brands,
+    last_change, queue_request, random_sample_confusion, requests_path, rescore_jobs,
 )
 from storage.queries import stored_brands
 from storage.snapshot import snapshot_path
@@ -88,6 +88,46 @@ def model_json(m: StoredModel) -> dict[str, Any]:
             "evaluation": m.evaluation, "params": m.params}
 
 
+def accuracy_extra(store: Store, settings: Settings, brand: str | None) -> dict[str, Any]:
+    """What ``listener accuracy`` adds to VADER's agreement: for each brand (or ``brand``)
+    with a model in effect, its stored cross-validated figures beside VADER's on the same
+    folds and the labels they came from; and, where the team labelled the honest random
+    sample (origin 'next:random'), how far the scorer in effect agrees with it."""
+    from analysis.agreement import agreement_report  # noqa: PLC0415
+
+    models = []
+    for m in brand_models(store, brand):
+        if m.status != "active":
+            continue
+        now = label_set(store, m.brand)
+        models.append({"brand": m.brand, "version": m.version, "scorer": m.scorer, "labels": m.labels,
+                       "labels_hash": m.labels_hash, "labels_now": len(now.keys),
+                       "labels_changed": now.hash != m.labels_hash, "qualifies": m.qualifies,
+                       "evaluation": m.evaluation,
+                       "in_effect": {b.name: b.scorer for b in settings.brands}.get(m.brand, "auto") == "auto"})
+    sampled, confusion = random_sample_confusion(store, brand)
+    sample = agreement_report(sampled, confusion).to_dict() if sampled else None
+    return {"models": models, "random_sample": sample}
+
+
+def accuracy_extra_lines(extra: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for m in extra["models"]:
+        changed = (f"; {m['labels_now']} labels now, changed since: train again to use them"
+                   if m["labels_changed"] else "")
+        lines += ["", f"{m['brand']}: model {m['version']} in effect, trained on {m['labels']} labels "
+                      f"(hash {m['labels_hash'][:12]}){changed}",
+                  *("  " + line for line in evaluation_lines(m["evaluation"]))]
+    sample = extra["random_sample"]
+    if sample:
+        low, high = sample["accuracy_ci95"] or (0, 0)
+        lines += ["", f"The scorer in effect against the {sample['compared']} labels of the random sample "
+                      f"('label next' random picks: an unbiased estimate)",
+                  f"  agreement   {sample['accuracy']:.1%}  (95 % interval {low:.1%} to {high:.1%})"
+                  if sample["accuracy"] is not None else "  agreement   n/a (none of them is scored)"]
+    return lines
+
+
 # -- the database, or the daemon's queue -----------------------------------------------------------
 
 
@@ -116,7 +156,7 @@ def _follow(store: Store, settings: Settings, brand: str, clock: Any, workers: i
     jobs = rescore_jobs(store, brand)
     done = 0
     try:
-        with click.progressbar(length=max(1, jobs[0].total if jobs else 1), label=f"Re-scoring {brand}'s history",
+        with click.progressbar(length=max(1, jobs[0].total - jobs[0].done if jobs else 1), label=f"Re-scoring {brand}'s history",
                                file=sys.stderr) as bar:
             def advance(step: ChunkDone) -> None:
                 bar.update(step.mentions)
@@ -263,7 +303,7 @@ def status(ctx: click.Context, brand: str | None, as_json: bool) -> None:
         job = row["rescore"]
         if job:
             click.echo(f"  re-scoring history for {job['scorer']} {job['version']}: {job['done']:,}/{job['total']:,} "
-                       f"mentions")
+                       f"mentions (the daemon goes on with it; without one, '{command_name()} model rescore')")
     if waiting:
         click.echo(f"{waiting} model request(s) queued for the daemon in {queued.name}.")
 
@@ -322,6 +362,31 @@ def rollback_command(ctx: click.Context, brand: str, workers: int, as_json: bool
     effect, nothing is scored). Recorded in runs.
     """
     _change(ctx, "rollback", brand, None, workers, as_json)
+
+
+@model.command(name="rescore", context_settings=CONTEXT_SETTINGS)
+@click.option("--brand", metavar="NAME", help="Only this brand.")
+@WORKERS
+@common_options
+@click.pass_context
+@handle_errors
+def rescore_command(ctx: click.Context, brand: str | None, workers: int) -> None:
+    """Finish re-scoring history left unfinished (a promote or rollback cut short).
+
+    The daemon does this by itself when it starts; this is for a database no
+    daemon runs on. 'listener model status' shows what is left.
+    """
+    settings = settings_from(ctx)
+    clock = clock_from(ctx)
+    with Store.open(settings.database, create=False) as store:
+        brand = resolve_brand(brand, settings, stored_brands(store))
+        jobs = rescore_jobs(store, brand)
+        for job in jobs:
+            done = _follow(store, settings, job.brand, clock, workers)
+            click.echo(f"{job.brand}: {done:,} more stored mentions re-scored for {job.scorer} {job.version}; "
+                       f"hourly mood recomputed.")
+    if not jobs:
+        click.echo("Nothing to re-score: every brand's history is scored by its scorer in effect.")
 
 
 def _change(ctx: click.Context, kind: str, brand: str, version: str | None, workers: int, as_json: bool) -> None:
