@@ -283,6 +283,8 @@ class Daemon:
                     rescore_chunk(self.store, self.pipeline.scoring.for_brand(jobs[0].brand), jobs[0], self.clock)
                     self.pipeline.score_hours(should_stop=self.stop_requested.is_set)
                 more = bool(rescore_jobs(self.store))
+                if not more:  # inside the cycle: the snapshot published at its end shows it
+                    log.info("rescore done: every brand's history is scored by its chain in effect")
             except Exception:
                 # Not retried every second: it resumes from its last chunk at the next
                 # start or the next promotion.
@@ -292,10 +294,8 @@ class Daemon:
             return  # the scheduler is shutting down; an unfinished job resumes at the next start
         if more and not failed:
             self.scheduler.resume_job("rescore")
-            return
-        if not failed:
-            log.info("rescore done: every brand's history is scored by its chain in effect")
-        self.scheduler.remove_job("rescore")
+        else:
+            self.scheduler.remove_job("rescore")
 
     def _publish(self) -> None:
         """Publish a snapshot for readers after each cycle (storage.snapshot)."""
