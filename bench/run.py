@@ -11,6 +11,8 @@ Figures:
 * exact VADER (bench/vader_speed.py): FastVader vs bare ``polarity_scores`` on the dev
   tweets and demo texts, with the count of texts whose scores differ (target ratio >= 3,
   0 mismatches);
+* learned scorer (bench/learned_speed.py): LearnedScorer.score_with_vader vs VaderScorer
+  on the dev tweets, model trained on 1,000 of them (target ratio >= 0.5);
 * saving: Store.save_batch (de-duplication, scores, pending-hour marks, cursor, one
   transaction per batch) vs a bare DuckDB Arrow INSERT of the same mention and score rows
   into plain tables, both starting from the same Mention objects and converting them with
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.sentiment import VaderScorer  # noqa: E402
-from bench import vader_speed  # noqa: E402
+from bench import learned_speed, vader_speed  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
 from connectors.demo import DemoConnector  # noqa: E402
 from connectors.demo_world import DemoBrand, DemoWorld  # noqa: E402
@@ -209,6 +211,7 @@ def main() -> int:
         log(f"scoring {score_n:,} texts ...")
         scoring = bench_scoring([m.text for m in mentions[:score_n]])
         exact = vader_speed.run(1_000 if args.quick else 5_000, 2 if args.quick else 3, log)
+        learned = learned_speed.run(2 if args.quick else 3, log)
         log(f"saving {save_n:,} mentions ...")
         saving = bench_saving(mentions[:save_n], 5_000, workdir)
         log(f"end to end, {e2e_n:,} mentions (child process) ...")
@@ -220,7 +223,7 @@ def main() -> int:
             scale = scale_bench.run([m.text for m in mentions[:score_n]], workdir, log,
                                     big=1_000_000 if args.quick else 10_000_000,
                                     small=100_000 if args.quick else 1_000_000, workers=args.workers)
-    figures = [scoring, *exact, *saving, *e2e, *scale]
+    figures = [scoring, *exact, *learned, *saving, *e2e, *scale]
     if args.json:
         print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "figures": figures},
                          indent=2))
