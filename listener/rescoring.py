@@ -250,7 +250,7 @@ _worker_model: Any = None
 def _init_model_worker(payload: bytes) -> None:
     global _worker_model
     _exit_with_parent()
-    from analysis.learned import load_model  # noqa: PLC0415
+    from analysis.learned_model import load_model  # noqa: PLC0415 - only with a model
 
     _worker_model = load_model(payload)
 
@@ -268,7 +268,7 @@ class ParallelModel:
     text is scored alone, only the slicing differs."""
 
     def __init__(self, payload: bytes, workers: int) -> None:
-        from analysis.learned import load_model  # noqa: PLC0415
+        from analysis.learned_model import load_model  # noqa: PLC0415 - only with a model
 
         self._local = load_model(payload)
         self.name, self.version, self.languages = self._local.name, self._local.version, self._local.languages

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from analysis.sentiment import VaderScorer
 from listener.cli import cli
 from listener.config import load_settings
-from listener.rescoring import promote, rescore_chunk
+from listener.rescoring import promote, rescore_chunk, with_workers
 from listener.scoring import build_scoring
 from storage.labels import LabelRequest, apply_label
-from storage.models import rescore_jobs
+from storage.models import active_models, rescore_jobs
 from storage.rollup import rollup_pending
 from storage.store import Store
 from tests.conftest import mention
@@ -249,6 +249,19 @@ def test_workers_store_the_same_scores_as_one_process(acme, tmp_path):
     key = "SELECT source, id, scorer, scorer_version, compound, pos, neu, neg, label, active FROM scores ORDER BY ALL"
     assert db_rows(two, key) == db_rows(acme, key)
     assert db_rows(two, "SELECT count(*) FROM scores WHERE scorer = 'learned'") == [(360,)]
+    # The model did score over two processes: the brand's chain leads with the pool.
+    settings = load_settings(str(two / "listener.toml"), None)
+    with Store.open(two / "listener.duckdb", read_only=True) as store:
+        scoring = build_scoring(settings, store)
+        payload = active_models(store)["Acme"].payload
+    parallel, opened = with_workers(scoring, {"Acme": payload}, 2)
+    try:
+        assert [p.workers for p in opened] == [2] and parallel.for_brand("Acme").chain[0] is opened[0]
+        texts = [text for text, _ in corpus(30, seed=3)]
+        assert opened[0].score(texts) == scoring.for_brand("Acme").chain[0].score(texts)
+    finally:
+        for pool in opened:
+            pool.close()
 
 
 # -- accuracy ----------------------------------------------------------------------------------------
