@@ -18,10 +18,8 @@ each checked field by field when the daemon applies it; a bad line is reported a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from analysis.sentiment import LABELS, Score
-from storage.errors import StorageError
+from storage.inbox import Inbox
 from storage.store import Store, from_db_time, to_db_time
 
 
@@ -417,35 +415,22 @@ class ModelRequest:
             raise ValueError(f"{self.action} needs a brand")
 
 
+def _inbox(database: Path) -> Inbox:
+    return Inbox(database, "models")
+
+
 def requests_path(database: Path) -> Path:
-    return database.with_name(database.stem + ".models-inbox.jsonl")
-
-
-def _taken(database: Path) -> Path:
-    path = requests_path(database)
-    return path.with_name(path.name + ".applying")
+    return _inbox(database).path
 
 
 def has_requests(database: Path) -> bool:
-    return requests_path(database).is_file() or _taken(database).is_file()
+    return _inbox(database).waiting()
 
 
 def queue_request(database: Path, request: ModelRequest, now: datetime) -> Path:
     """Append the request to the database's model inbox; the daemon applies it."""
-    path = requests_path(database)
-    if path.exists() and not path.is_file():
-        raise StorageError(f"cannot queue the request: {path} is not a regular file; move it away")
-    line = json.dumps({"action": request.action, "brand": request.brand, "model": request.model,
-                       "promote": request.promote, "at": now.isoformat()}, ensure_ascii=False) + "\n"
-    try:
-        with open(path, "a", encoding="utf-8") as inbox:
-            fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
-            inbox.write(line)
-            inbox.flush()
-            os.fsync(inbox.fileno())
-    except OSError as exc:
-        raise StorageError(f"cannot queue the request in {path}: {exc.strerror or exc}") from exc
-    return path
+    return _inbox(database).append({"action": request.action, "brand": request.brand, "model": request.model,
+                                    "promote": request.promote, "at": now.isoformat()})
 
 
 def _request_from_line(line: str) -> ModelRequest:
@@ -469,24 +454,5 @@ def _request_from_line(line: str) -> ModelRequest:
 
 def take_requests(database: Path) -> tuple[list[ModelRequest], list[str]]:
     """Every queued request, oldest first, and the lines that could not be read (by
-    number, with their start), which are dropped. The inbox is renamed before it is
-    read, so a line appended meanwhile waits for the next call."""
-    inbox, taken = requests_path(database), _taken(database)
-    if not taken.exists():
-        if not inbox.is_file():
-            return [], []
-        os.replace(inbox, taken)
-        with open(taken, "a", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # waits for a writer still appending its line
-    requests: list[ModelRequest] = []
-    errors: list[str] = []
-    with open(taken, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                requests.append(_request_from_line(line))
-            except ValueError as exc:
-                errors.append(f"{inbox.name} line {number} {line.strip()[:120]!r}: {exc}")
-    taken.unlink()
-    return requests, errors
+    number, with their start), which are dropped (storage.inbox)."""
+    return _inbox(database).take(_request_from_line)
