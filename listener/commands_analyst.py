@@ -362,18 +362,25 @@ def label_next(ctx: click.Context, brand: str | None, count: int, random_sample:
 @click.pass_context
 @handle_errors
 def accuracy(ctx: click.Context, brand: str | None, as_json: bool) -> None:
-    """How far VADER agrees with your team's manual labels.
+    """How far VADER, and each brand's model, agree with your team's manual labels.
 
     Accuracy with a 95 % interval, Cohen's kappa, precision and recall per
     label, the confusion matrix, and NSS on the labelled mentions by VADER and
-    by your labels: how far to trust the mood figures on your own data.
+    by your labels: how far to trust the mood figures on your own data. For a
+    brand whose mood a model scores: its cross-validated figures beside VADER's
+    on the same folds, per class with intervals, and the labels used. Labels
+    from the random sample ('listener label next') also give the scorer in
+    effect's agreement on an unbiased sample.
     """
+    from listener.commands_model import accuracy_extra, accuracy_extra_lines  # noqa: PLC0415
+
     settings = settings_from(ctx)
     with open_existing(settings) as store:
         brand = resolve_brand(brand, settings, stored_brands(store))
         labelled, confusion = label_confusion(store, brand)
+        extra = accuracy_extra(store, settings, brand)
     report = agreement_report(labelled, confusion)
     if as_json:
-        click.echo(json.dumps({"brand": brand, **report.to_dict()}, indent=2))
+        click.echo(json.dumps({"brand": brand, **report.to_dict(), **extra}, indent=2))
         return
-    click.echo(formatting.agreement_text(report, brand))
+    click.echo("\n".join([formatting.agreement_text(report, brand), *accuracy_extra_lines(extra)]))

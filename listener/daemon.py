@@ -5,7 +5,14 @@ Jobs (APScheduler 3.x, one background scheduler, a small thread pool):
 * ``pull:SOURCE:BRAND`` every ``sources.SOURCE.every_minutes``, first run at start-up so
   the daemon catches up from the saved cursors after downtime;
 * ``hourly`` at ``hourly.minute`` past each hour, and once at start-up for hours left
-  pending by an earlier run.
+  pending by an earlier run;
+* ``rescore`` while a brand's history is being re-scored for a promotion or rollback
+  (listener.rescoring): one chunk per run, then the hours it marked; it pauses itself
+  while it runs, so it never overlaps itself, and pulls go on between its chunks;
+* ``model-requests`` every few seconds: applies the ``listener model train|promote|
+  rollback`` requests queued while the daemon holds the database (storage.models).
+  Training runs as a job of its own; after a promotion or rollback the pipeline's scoring
+  is rebuilt, so new mentions are scored by the brand's new chain at once.
 
 Every job coalesces missed runs into one, never runs twice at once, and pulls are
 jittered so sources and brands do not all fire in the same second.
@@ -36,9 +43,11 @@ from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
+from listener.rescoring import RefusedError, promote, rescore_chunk, rollback, train_brand
 from listener.scoring import build_scoring
 from listener.sources import OpenSources
 from storage.labels import has_queued
+from storage.models import ModelRequest, describe, has_requests, labelled_brands, rescore_jobs, take_requests
 from storage.snapshot import publish_snapshot
 from storage.store import Store
 
@@ -47,6 +56,10 @@ log = logging.getLogger("listener")
 # Up to this share of a pull interval (at most a minute) is added at random to each run.
 JITTER_SHARE = 0.1
 MAX_JITTER_SECONDS = 60
+# How often queued model requests are looked for (a stat of one file), and the pause
+# between two chunks of a re-score, in which pulls and the hourly stage get the database.
+REQUESTS_EVERY_SECONDS = 5
+RESCORE_PAUSE_SECONDS = 1
 
 
 class Daemon:
@@ -98,6 +111,10 @@ class Daemon:
                 self._hourly, CronTrigger(minute=self.settings.hourly.minute), id="hourly", name="hourly stage",
                 next_run_time=self.clock(),
             )
+        self.scheduler.add_job(self._model_requests, IntervalTrigger(seconds=REQUESTS_EVERY_SECONDS),
+                               id="model-requests", name="model requests")
+        if rescore_jobs(self.store):
+            self._schedule_rescore()  # one left unfinished by an earlier run resumes
         log.info(
             "listening: %d brand(s), sources %s%s; database %s",
             len(self.settings.brands), ", ".join(self.sources.connectors) or "none",
@@ -192,6 +209,93 @@ class Daemon:
             self.pipeline.score_hours(should_stop=self.stop_requested.is_set)  # applies the inbox first
         except Exception:
             log.exception("could not apply queued labels; they stay queued")
+
+    # -- models: requests, training, re-scoring (listener.rescoring) -----------------------
+
+    def _model_requests(self) -> None:
+        if self.stop_requested.is_set() or not has_requests(self.store.path):
+            return
+        with self._cycle():
+            requests, errors = take_requests(self.store.path)
+            for error in errors:
+                log.warning("model request not applied: %s", error)
+            for request in requests:
+                self._apply_model_request(request)
+
+    def _apply_model_request(self, request: ModelRequest) -> None:
+        try:
+            if request.action == "train":
+                # Training takes seconds to minutes: a job of its own, so requests and
+                # pulls go on meanwhile.
+                self.scheduler.add_job(self._train, args=[request.brand, request.promote],
+                                       name=f"train {request.brand or 'every brand'}")
+            else:
+                self._change(request.action, request.brand, request.model)
+        except RefusedError as exc:
+            log.warning("model %s %s refused: %s", request.action, request.brand, exc)
+        except Exception:
+            log.exception("model %s %s failed", request.action, request.brand)
+
+    def _change(self, kind: str, brand: str, version: str | None) -> None:
+        if kind == "promote":
+            change = promote(self.store, self.settings, brand, version, self.clock)
+        else:
+            change = rollback(self.store, self.settings, brand, self.clock)
+        # New mentions are scored by the brand's new chain from now on.
+        self.pipeline.scoring = build_scoring(self.settings, self.store)
+        log.info("model %s brand=%s: %s in effect, replacing %s; re-scoring its history", kind, brand,
+                 describe(change.active), describe(change.previous))
+        self._schedule_rescore()
+
+    def _train(self, brand: str | None, then_promote: bool) -> None:
+        if self.stop_requested.is_set():
+            return
+        with self._cycle():
+            for name in [brand] if brand else labelled_brands(self.store):
+                try:
+                    outcome = train_brand(self.store, name, self.clock)
+                    if outcome.model is None:
+                        log.warning("model train brand=%s: not trained: %s", name, outcome.short)
+                        continue
+                    log.info("model train brand=%s version=%s qualifies=%s: %s", name, outcome.model.version,
+                             outcome.model.qualifies, outcome.model.evaluation.get("reason"))
+                    if then_promote and outcome.model.qualifies:
+                        self._change("promote", name, outcome.model.version)
+                except Exception:
+                    log.exception("model train brand=%s failed", name)
+
+    def _schedule_rescore(self) -> None:
+        if self.scheduler.get_job("rescore") is None:
+            self.scheduler.add_job(self._rescore, IntervalTrigger(seconds=RESCORE_PAUSE_SECONDS), id="rescore",
+                                   name="re-score history", next_run_time=self.clock(), replace_existing=True)
+
+    def _rescore(self) -> None:
+        """One chunk of the oldest re-score job, then the hours it marked."""
+        if self.stop_requested.is_set():
+            return
+        # Paused while it runs: a tick during a long chunk would otherwise be a skipped run.
+        self.scheduler.pause_job("rescore")
+        more = failed = False
+        with self._cycle():
+            try:
+                jobs = rescore_jobs(self.store)
+                if jobs:
+                    rescore_chunk(self.store, self.pipeline.scoring.for_brand(jobs[0].brand), jobs[0], self.clock)
+                    self.pipeline.score_hours(should_stop=self.stop_requested.is_set)
+                more = bool(rescore_jobs(self.store))
+                if not more:  # inside the cycle: the snapshot published at its end shows it
+                    log.info("rescore done: every brand's history is scored by its chain in effect")
+            except Exception:
+                # Not retried every second: it resumes from its last chunk at the next
+                # start or the next promotion.
+                log.exception("re-scoring failed; it resumes from its last chunk when the daemon restarts")
+                failed = True
+        if self.stop_requested.is_set():
+            return  # the scheduler is shutting down; an unfinished job resumes at the next start
+        if more and not failed:
+            self.scheduler.resume_job("rescore")
+        else:
+            self.scheduler.remove_job("rescore")
 
     def _publish(self) -> None:
         """Publish a snapshot for readers after each cycle (storage.snapshot)."""

@@ -68,6 +68,7 @@ SLOW_FILES = (
     "tests/analysis/test_parallel_scoring.py",
     "tests/listener/test_secret_encodings.py",
     "tests/listener/test_hourly_backlog.py",
+    "tests/listener/test_models_daemon.py",
 )
 
 
