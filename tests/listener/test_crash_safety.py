@@ -401,6 +401,12 @@ class InRollup(KillPoint):
         if HN_BREWLY_DONE in line:
             # The pull's own last commit came before its line: only growth past this is later.
             self.wal_at_line = _size(life.folder / WAL)
+        elif "hourly hours=" in line and not life.fired.is_set():
+            # On a loaded machine the folder watch can read the stage's WAL writes late, and
+            # the kernel merges unread IN_MODIFY events into one: the point was passed unseen.
+            # Kill now (the rollup then counts as committed) rather than wait for a moment
+            # that has gone; other lives still land inside it (the "rolled back" check below).
+            life.kill("right after the hourly stage (its WAL writes were seen too late)")
 
     def on_file(self, life: Life, name: str, mask: int) -> None:
         if name != WAL or not mask & IN_MODIFY or self.wal_at_line is None:
