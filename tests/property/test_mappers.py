@@ -21,7 +21,7 @@ from connectors import bluesky, feeds, hackernews, mastodon, reddit, x
 from connectors.base import BrandQuery
 from connectors.bluesky_jetstream import read_event
 from connectors.demo import DemoConnector
-from connectors.demo_world import default_world
+from demo.world import default_world
 from connectors.errors import MalformedPayloadError
 from tests.property.strategies import (
     LONE_SURROGATES, SCRIPT, assert_names_the_problem, assert_storable, broken, hostile_text, json_values,
