@@ -7,7 +7,7 @@ Two modes, chosen by the ``mode`` setting:
     in with an app password. Reaches back ``history_days`` on the first run and after
     downtime; newest first; costs a few requests per brand and run.
 ``jetstream``
-    Bluesky's Jetstream websocket (``connectors.bluesky_jetstream``): every new post on
+    Bluesky's Jetstream websocket (``connectors.bluesky.jetstream``): every new post on
     the network, replayed from a ``time_us`` cursor and matched locally. No login.
 
 Both modes key a post by its ``at://`` URI, so switching modes does not store a post
@@ -104,7 +104,7 @@ from connectors.errors import (
     register_secret,
     status_table,
 )
-from connectors.bluesky_records import (
+from connectors.bluesky.records import (
     _bad_cursor,
     _count,
     _mapping,
@@ -140,7 +140,7 @@ def _atproto() -> SimpleNamespace:
                            ValidationError=pydantic.ValidationError)
 
 if TYPE_CHECKING:
-    from connectors.bluesky_jetstream import JetstreamConnector
+    from connectors.bluesky.jetstream import JetstreamConnector
 
 log = logging.getLogger("listener.connectors.bluesky")
 
@@ -612,7 +612,7 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
     login). Invalid settings raise ValueError listing every problem."""
     values = validated("bluesky", SETTINGS, settings)
     if values["mode"] == "jetstream":
-        from connectors.bluesky_jetstream import JetstreamConnector
+        from connectors.bluesky.jetstream import JetstreamConnector
 
         return JetstreamConnector(
             values["jetstream_url"], clock,
