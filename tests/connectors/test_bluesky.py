@@ -14,13 +14,9 @@ import pytest
 
 from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Connector
-from connectors.bluesky import (
-    SETTINGS,
-    BlueskySearchConnector,
-    compile_search_queries,
-    create,
-    mention_from_post_view,
-)
+from connectors.bluesky import SETTINGS, create
+from connectors.bluesky.mapping import mention_from_post_view
+from connectors.bluesky.search import BlueskySearchConnector, compile_search_queries
 from connectors.bluesky.jetstream import REPLAY_OVERLAP_US, JetstreamConnector
 from connectors.errors import AuthError, FatalError, QueryError, RateLimitedError, RetryableError
 from connectors.retry import RetryPolicy
