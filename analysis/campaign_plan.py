@@ -1,6 +1,6 @@
 """The campaign plan: one pre-registered campaign, the one model every layer passes.
 
-The plan file reader (``connectors.plan``) builds it, ``storage.campaigns`` saves it
+The plan file reader (``inputs.plan``) builds it, ``storage.campaigns`` saves it
 and ``storage.report_data.plans`` loads it back, ``analysis.roi`` analyses it and the
 simulator makes it. Its rules live in ``plan_problems`` alone: the constructor raises
 on them, and the file reader reports them per cell with the file's row and column.
@@ -88,7 +88,7 @@ def plan_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class CampaignPlan:
-    """A pre-registered campaign (a plan file's row; see ``connectors.plan``).
+    """A pre-registered campaign (a plan file's row; see ``inputs.plan``).
 
     ``flight_end`` is inclusive; the ``washout_days`` days after it get their own
     indicator (carry-over), so they are neither flight nor baseline. ``goal_value`` is a

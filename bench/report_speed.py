@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 from analysis.sentiment import VaderScorer  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
 from connectors.demo import DemoConnector  # noqa: E402
-from connectors.demo_spend import write_google_ads_export, write_plan  # noqa: E402
-from connectors.demo_world import Campaign, DemoBrand, DemoWorld  # noqa: E402
-from connectors.plan import read_plan  # noqa: E402
-from connectors.spend import read_spend  # noqa: E402
+from demo.exports import write_google_ads_export, write_plan  # noqa: E402
+from demo.world import Campaign, DemoBrand, DemoWorld  # noqa: E402
+from inputs.plan import read_plan  # noqa: E402
+from inputs.spend import read_spend  # noqa: E402
 from listener.pipeline import Pipeline  # noqa: E402
 from listener.report import build_report  # noqa: E402
 from storage.campaigns import save_plans, save_spend  # noqa: E402

@@ -43,7 +43,7 @@ from analysis.sentiment import VaderScorer  # noqa: E402
 from bench import learned_speed, vader_speed  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
 from connectors.demo import DemoConnector  # noqa: E402
-from connectors.demo_world import DemoBrand, DemoWorld  # noqa: E402
+from demo.world import DemoBrand, DemoWorld  # noqa: E402
 from analysis.scorers import single_set  # noqa: E402
 from storage.store import Store, mentions_table, scores_table  # noqa: E402
 

@@ -6,7 +6,7 @@
     python bench/vader_speed.py --quick    # fewer demo texts and rounds
 
 Texts: every tweet of ``../shared/data/labelled-tweets-dev.csv`` (beside the repository;
-left out with a note if absent) and demo-stream posts (connectors.demo_texts). Each round
+left out with a note if absent) and demo-stream posts (demo.texts). Each round
 times the reference and then a *fresh* FastVader (its token memo starts empty, so what it
 learns within the corpus is part of the time), interleaved so machine noise hits both
 alike; the best round of each counts. Before timing, every text is scored by both and
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.vader_fast import FastVader, mismatches  # noqa: E402
-from connectors.demo_texts import TONES, compose  # noqa: E402
+from demo.texts import TONES, compose  # noqa: E402
 
 DEV_CSV = ROOT.parent / "shared" / "data" / "labelled-tweets-dev.csv"
 TARGET = 3.0

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
-from connectors.demo_world import EPOCH, DemoWorld, default_world
 from connectors.settings import Setting, settings_table, validated
+from demo.world import EPOCH, DemoWorld, default_world
 
 SETTINGS = settings_table(
     Setting("seed", int, 7, "Seed of the simulated world; the same seed gives the same mentions."),

@@ -24,10 +24,10 @@ from analysis.sentiment import VaderScorer
 from listener import formatting
 from listener.config import DEFAULT_CONFIG_NAME, Settings
 from connectors.errors import AuthError, ConnectorError
-from connectors.files import FORMATS as FILE_FORMATS
-from connectors.plan import read_plan
-from connectors.spend import InputFileError, read_spend
-from connectors.files import FileSource, ImportFormatError
+from inputs.mentions import FORMATS as FILE_FORMATS
+from inputs.plan import read_plan
+from inputs.spend import InputFileError, read_spend
+from inputs.mentions import FileSource, ImportFormatError
 from listener.pipeline import Pipeline
 from listener.scoring import build_scoring
 from storage import queries, report_data

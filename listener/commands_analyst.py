@@ -23,7 +23,7 @@ import click
 from analysis.agreement import agreement_report
 from analysis.sentiment import LABELS, VaderScorer
 from connectors.base import Clock
-from connectors.spend import InputFileError
+from inputs.spend import InputFileError
 from listener import formatting
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, resolve_brand,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from connectors.base import Clock
 from connectors.demo import DemoConnector
-from connectors.demo_spend import write_google_ads_export, write_plan, write_truth
-from connectors.plan import read_plan
-from connectors.spend import read_spend
-from connectors.demo_world import default_world
+from demo.exports import write_google_ads_export, write_plan, write_truth
+from inputs.plan import read_plan
+from inputs.spend import read_spend
+from demo.world import default_world
 from listener.config import Settings, parse_settings
 from listener.errors import ListenerError
 from listener.alerting import run_alerts

@@ -19,7 +19,7 @@ from storage.store import Store, to_db_time
 
 
 def save_spend(store: Store, rows: Sequence[Any], now: datetime) -> int:
-    """Store ``connectors.spend.SpendRow``s; returns how many rows the file holds."""
+    """Store ``inputs.spend.SpendRow``s; returns how many rows the file holds."""
     if not rows:
         return 0
     table = pa.table(

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.sentiment import LABELS, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD
-from connectors.spend import MAX_LISTED_PROBLEMS, InputFileError, Problem
+from inputs.spend import MAX_LISTED_PROBLEMS, InputFileError, Problem
 from storage.labels import CLEAR, LabelRequest, MentionKey, UnknownMentionError, resolve_requests
 from storage.store import Store, from_db_time, to_db_time
 

@@ -2,10 +2,10 @@
 
 It generates label *counts* (no texts: a 200-seed calibration needs speed) for one brand
 and its competitors on account-local days (or UTC hours), together with the truth the
-report must recover. ``connectors/demo_world.py`` simulates the same world mention by
+report must recover. ``demo/world.py`` simulates the same world mention by
 mention for the product demo; this is its fast, count-level twin with more knobs. The
 two share the world's figures (the audience clock ``HOURLY_SHAPE``, the weekday factors,
-the AR(1) parameters) and the Google Ads export writer (``connectors.demo_spend``);
+the AR(1) parameters) and the Google Ads export writer (``demo.exports``);
 their random draws differ (per-hour ``random.Random`` mention by mention there, numpy
 count streams here), so one cannot replace the other without changing either the
 demo's figures or the calibration's.
@@ -70,9 +70,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from analysis.campaign_plan import CampaignPlan
-from connectors import demo_world
-from connectors.demo_spend import AdsDay, google_ads_csv
 from analysis.roi.daily import BrandDaily, Coverage, DailySeries, DailySpend, date_range
+from demo import world as demo_world
+from demo.exports import AdsDay, google_ads_csv
 
 UTC = timezone.utc
 

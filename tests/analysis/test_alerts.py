@@ -2,7 +2,7 @@
 and weekly rhythm, fast detection of injected dips and spikes, and each rule (warm-up,
 cooldown, minimum volume, completeness) doing its job.
 
-The simulator follows connectors/demo_world.py at the level of hourly counts: root
+The simulator follows demo/world.py at the level of hourly counts: root
 posts per hour are Poisson with the demo's audience-clock daily shape and weekend
 factor, each root gets 0 replies with probability 0.6 else 1 + Geometric (mean 1.5),
 replies copy the root's tone half of the time, and the mood target drifts from day to
@@ -35,7 +35,7 @@ from analysis.alerts import (
     tokens,
     trace,
 )
-from connectors.demo_world import AUDIENCE_UTC_OFFSET, HOURLY_SHAPE, WEEKDAY_FACTOR
+from demo.world import AUDIENCE_UTC_OFFSET, HOURLY_SHAPE, WEEKDAY_FACTOR
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday
 WARMUP_DAYS = 10  # AlertRule's default: nothing may alert before

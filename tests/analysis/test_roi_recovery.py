@@ -27,7 +27,7 @@ from analysis.roi.simulate import (
     simulate,
     write_google_ads_export,
 )
-from connectors.demo_spend import GOOGLE_ADS_HEADER
+from demo.exports import GOOGLE_ADS_HEADER
 from analysis.roi.verdict import (
     CONFLICTING,
     EFFECT_DETECTED,

@@ -14,14 +14,10 @@ import pytest
 
 from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Connector
-from connectors.bluesky import (
-    SETTINGS,
-    BlueskySearchConnector,
-    compile_search_queries,
-    create,
-    mention_from_post_view,
-)
-from connectors.bluesky_jetstream import REPLAY_OVERLAP_US, JetstreamConnector
+from connectors.bluesky import SETTINGS, create
+from connectors.bluesky.mapping import mention_from_post_view
+from connectors.bluesky.search import BlueskySearchConnector, compile_search_queries
+from connectors.bluesky.jetstream import REPLAY_OVERLAP_US, JetstreamConnector
 from connectors.errors import AuthError, FatalError, QueryError, RateLimitedError, RetryableError
 from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
@@ -574,10 +570,12 @@ def test_jetstream_mode_through_the_pipeline_stores_each_post_once(store, sleeps
 
 def test_the_two_modes_share_a_module_and_do_not_import_each_other():
     """No import cycle: jetstream mode reads what it shares with search mode from
-    connectors.bluesky_records; connectors.bluesky imports jetstream only when built so."""
+    connectors.bluesky.records; the package (settings and factory) imports each mode's
+    module only when that mode is built."""
     import subprocess
     import sys
 
-    probe = "import sys, connectors.bluesky_jetstream; print('connectors.bluesky' in sys.modules)"
+    probe = ("import sys, connectors.bluesky.jetstream; print(sorted(m for m in ('connectors.bluesky.search', "
+             "'connectors.bluesky.client', 'atproto') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "False"
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -104,7 +104,7 @@ def harness(name: str, mode: str | None = None) -> Callable[[Harness], Harness]:
 @harness("demo")
 def _demo():
     from connectors.demo import DemoConnector
-    from connectors.demo_world import default_world
+    from demo.world import default_world
 
     clock = FixedClock(utc_now().replace(minute=0, second=0, microsecond=0))
     world = default_world(end=clock.now, seed=5, days=3)

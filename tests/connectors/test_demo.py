@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from connectors import demo_texts, demo_world
+from demo import texts as demo_texts, world as demo_world
 from connectors.base import BrandQuery, Connector, Mention
 from connectors.demo import SETTINGS, DemoConnector, create
-from connectors.demo_spend import GOOGLE_ADS_HEADER, write_google_ads_export, write_truth
-from connectors.demo_world import (
+from demo.exports import GOOGLE_ADS_HEADER, write_google_ads_export, write_truth
+from demo.world import (
     AUTHORS,
     REPLY_HORIZON_HOURS,
     DemoWorld,

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.sentiment import VaderScorer
 from connectors.base import BrandQuery
-from connectors.files import FileSource, ImportFormatError, detect_format
+from inputs.mentions import FileSource, ImportFormatError, detect_format
 from listener.pipeline import Pipeline
 
 ACME = BrandQuery("Acme", terms=("acme",))

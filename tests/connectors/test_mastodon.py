@@ -14,13 +14,13 @@ import pytest
 from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Cursor, Mention
 from connectors.errors import AuthError, FatalError, QueryError, RetryableError
+from connectors.html_text import html_to_text
 from connectors.mastodon import (
     LATE_ARRIVAL_MARGIN,
     SETTINGS,
     MastodonConnector,
     create,
     hashtags_for,
-    html_to_text,
     normalize_instance_url,
     search_queries,
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.campaign_plan import CampaignPlan
-from connectors.plan import COLUMNS, PlanError, read_plan
+from inputs.plan import COLUMNS, PlanError, read_plan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spend"
 HEADER = ",".join(COLUMNS) + "\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.demo_spend import write_google_ads_export
-from connectors.demo_world import default_world
-from connectors.spend import MAX_LISTED_PROBLEMS, SpendError, SpendFile, read_spend
+from demo.exports import write_google_ads_export
+from demo.world import default_world
+from inputs.spend import MAX_LISTED_PROBLEMS, SpendError, SpendFile, read_spend
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "spend"
 D2, D3, D4 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
@@ -377,7 +377,7 @@ def test_the_simulators_spend_is_written_by_the_demos_export_writer(tmp_path):
     import math
 
     from analysis.roi.simulate import simulate, write_google_ads_export as write_simulated
-    from connectors.demo_spend import AdsDay, google_ads_csv
+    from demo.exports import AdsDay, google_ads_csv
 
     sim = simulate("effect", 0)
     path = write_simulated(tmp_path / "sim.csv", sim)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import bluesky, http, mastodon, reddit, x
+from connectors import http, mastodon, reddit, x
+from connectors.bluesky import client as bluesky_client
 from connectors.errors import (
     AuthError, FatalError, QueryError, RateLimitedError, RetryableError, error_for_status, status_table,
 )
 
 TABLES = {"http": http.HTTP_STATUS_ERRORS, "x": x.X_STATUS_ERRORS, "reddit": reddit.PRAWCORE_STATUS_ERRORS,
-          "mastodon": mastodon.MASTODON_STATUS_ERRORS, "bluesky": bluesky.ATPROTO_STATUS_ERRORS}
+          "mastodon": mastodon.MASTODON_STATUS_ERRORS, "bluesky": bluesky_client.ATPROTO_STATUS_ERRORS}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

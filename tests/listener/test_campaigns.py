@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.sentiment import VaderScorer
-from connectors.demo_spend import write_google_ads_export
-from connectors.demo_world import default_world
+from demo.exports import write_google_ads_export
+from demo.world import default_world
 from listener.cli import cli
 from storage import views
 from storage.store import Store
@@ -184,7 +184,7 @@ def test_exports_write_utc_times_with_their_zone(tmp_path):
 def test_stored_plans_come_back_as_the_same_typed_plans(tmp_path):
     """One plan model through storage: what the plan file gave is what the report loads
     (lineage and account time zone included), not dicts to rebuild by hand."""
-    from connectors.plan import read_plan
+    from inputs.plan import read_plan
     from storage.campaigns import save_plans
     from storage.report_data import plans
 
@@ -198,7 +198,7 @@ def test_stored_plans_come_back_as_the_same_typed_plans(tmp_path):
 
 def test_a_plan_built_in_code_is_checked_by_the_same_rules_as_a_plan_file(tmp_path):
     from analysis.roi import CampaignPlan  # the plan the analysis takes is the plan file's
-    from connectors.plan import PlanError, read_plan
+    from inputs.plan import PlanError, read_plan
 
     with pytest.raises(ValueError, match=r"goal_value: must be > 0, got -5"):
         CampaignPlan("c1", "Brewly", datetime(2026, 3, 1).date(), datetime(2026, 3, 9).date(), goal_value=-5)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.demo_world import default_world
+from demo.world import default_world
 from storage.store import Store
 from tests.timing import HANG_GUARD, wait_until
 

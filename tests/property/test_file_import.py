@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from analysis.sentiment import VaderScorer
 from connectors.base import BrandQuery, valid_text
-from connectors.files import FIELDS, FileSource, ImportFormatError
+from inputs.mentions import FIELDS, FileSource, ImportFormatError
 from listener.pipeline import Pipeline
 from storage.store import Store
 from tests.property.strategies import (

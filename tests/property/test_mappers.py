@@ -17,11 +17,12 @@ import feedparser
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from connectors import bluesky, feeds, hackernews, mastodon, reddit, x
+from connectors import feeds, hackernews, mastodon, reddit, x
+from connectors.bluesky.mapping import map_search_page
 from connectors.base import BrandQuery
-from connectors.bluesky_jetstream import read_event
+from connectors.bluesky.jetstream import read_event
 from connectors.demo import DemoConnector
-from connectors.demo_world import default_world
+from demo.world import default_world
 from connectors.errors import MalformedPayloadError
 from tests.property.strategies import (
     LONE_SURROGATES, SCRIPT, assert_names_the_problem, assert_storable, broken, hostile_text, json_values,
@@ -158,7 +159,7 @@ POST_VIEW = {
 @example(body={"posts": [{**POST_VIEW, "likeCount": 2**64}]})
 def test_bluesky_search_page(body):
     def mapped():
-        return bluesky.map_search_page(body, "Acme", NOW).mentions
+        return map_search_page(body, "Acme", NOW).mentions
     assert_storable(mapped_or_malformed(mapped))
 
 

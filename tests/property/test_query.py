@@ -15,7 +15,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from connectors.base import BrandQuery
-from connectors.bluesky import compile_search_queries
+from connectors.bluesky.search import compile_search_queries
 from connectors.errors import QueryError
 from connectors.hackernews import search_terms
 from connectors.mastodon import hashtags_for, search_queries

@@ -24,9 +24,9 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from connectors import spend
-from connectors.plan import COLUMNS, OPTIONAL_COLUMNS, read_plan
-from connectors.spend import InputFileError, read_spend
+from inputs import spend
+from inputs.plan import COLUMNS, OPTIONAL_COLUMNS, read_plan
+from inputs.spend import InputFileError, read_spend
 from tests.property.strategies import (
     SCRIPT, assert_names_the_problem, broken, has_surrogate, hostile_text, json_values, toml_document, toml_text,
     toml_values,

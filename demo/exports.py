@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from connectors.demo_world import (
+from demo.world import (
     BRAND_PHI,
     BRAND_SD,
     MARKET_PHI,

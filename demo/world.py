@@ -27,7 +27,7 @@ reach), so ``E[NSS] = n`` and ``E[(P + N) / T] = o``. A reply copies its parent'
 with probability ``REPLY_COPY_TONE`` and otherwise draws afresh from the mood of its
 own hour: replies keep the marginal mood while threads stay coherent. The copying also
 clusters tones, so a day's NSS varies somewhat more than a binomial SE predicts (as in
-real data). Texts come from ``demo_texts`` (a per-brand bank of composed bodies,
+real data). Texts come from ``demo.texts`` (a per-brand bank of composed bodies,
 decorated per post), written so VADER reads the intended tone.
 
 ``hourly_nss`` gives the exact target of an hour, ``expected_nss`` the volume-weighted
@@ -78,7 +78,7 @@ from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from connectors.base import Mention, ensure_utc
-from connectors.demo_texts import text_bank
+from demo.texts import text_bank
 
 UTC = timezone.utc
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)

@@ -1,89 +1,6 @@
-"""The ``mastodon`` connector: hashtag timelines (and, with a token, status search) on
-one or more Mastodon instances, through Mastodon.py.
-
-What is read
-------------
-For each configured instance, for each of the brand's hashtags (``BrandQuery.hashtags``
-without the ``#``, and every term turned into a hashtag: lowercase, letters and digits
-only, so "Acme Co" follows ``#acmeco``):
-
-    GET /api/v1/timelines/tag/{tag}        timeline_hashtag(tag, min_id=..., limit=40)
-
-Hashtag timelines need no account on most instances and are the dependable path. With
-``use_search`` and a token (``access_token_env``), the token's instance (the first one
-in ``instances``: a token is only valid on the instance that issued it, so it is never
-sent to the others) is also searched, one query per brand term:
-
-    GET /api/v2/search?type=statuses       search_v2(term, result_type="statuses", resolve=False, min_id=...)
-
-Mastodon refuses status search without a login, so anonymous instances are not searched.
-
-Each status that matches the brand locally (``connectors.query.matches``) and is a
-reply, or has replies, is looked up with ``status_context`` (bounded by
-``max_threads_per_run`` per instance and run): ``ancestors[0]`` is the thread root,
-whose URI becomes ``conversation_id``, and with ``fetch_threads`` its ``descendants``
-are yielded as ``thread_context`` mentions. Replies mostly come after a post has been
-found, so a matched status is remembered ("watched") until it is ``thread_watch_hours``
-old, and its context fetched again on later runs at growing intervals (at least 15 min,
-and as long as the post was old at the last check: about 7 checks in its first 24
-hours), least recently checked first, within the same per-run bound.
-
-Mapping
--------
-``id`` is the status URI: canonical across instances, so a post seen on several
-instances is one mention (storage keys on ``(source, id, brand)``; a run also drops
-repeats itself). ``url`` is the status url (the URI if it has none); ``author`` the
-account's full handle ``user@domain``; ``text`` the HTML content as plain text, with the
-content warning (``spoiler_text``) before it; ``metrics`` likes = favourites_count,
-reposts = reblogs_count, replies = replies_count. Reblogs are left out: they are no new
-speech, and the original's ``reblogs_count`` counts them. ``parent_id`` is the URI of
-the status replied to when this run has seen it, else its instance-local id.
-
-Cursor
-------
-One JSON dict per brand, an entry per instance (instance-local ids: ids differ between
-instances)::
-
-    {"instances": {"https://mastodon.social": {
-        "tags": {"acme": "113456789012345678"},      newest status id read, per hashtag
-        "search": "113456789012345000",               newest search hit id, or null
-        "threads": {"113456...": {"uri": ..., "root": ..., "posted": ISO, "checked": ISO|null}}}}}
-
-* A hashtag not in the cursor is read newest first, back to ``history_days``, following
-  the ``Link: rel="next"`` (``max_id``) pages; its id is saved when that read ends. If the
-  page cap ends it first, the older part of the history is not back-filled (a warning
-  says so): a first run is a back-fill, and the next runs go on from the newest post.
-* A hashtag in the cursor is read oldest first: ``min_id`` returns the page just above
-  the id, and ``Link: rel="prev"`` (``min_id`` of the newest status of the page) the
-  next one up. Nothing above the saved id can be skipped, so every page is checkpointed,
-  and a run cut by the page cap, a failure or a downtime backlog continues where it
-  stopped. Mastodon gives a post an id from its creation time, so a post that federates
-  late gets an id below ones already read: the request starts ``LATE_ARRIVAL_MARGIN``
-  below the saved id (for Mastodon's numeric snowflake ids) and storage drops what is
-  read twice.
-* Search is newest first (``offset`` paging, ``min_id`` as a filter): its id is saved
-  only when every term was read to the end. A run cut by the page cap keeps the old
-  ``min_id`` (a warning says so) and the next run reads the same range again; a first
-  search cut by the cap saves its newest hit, like a hashtag's first run.
-
-Errors
-------
-Mastodon.py is built with ``ratelimit_method="throw"`` (its "wait" retries forever), a
-request timeout, and a version given up front (``ASSUMED_VERSION``: its own version
-lookup can recurse without end). Every request goes through
-``connectors.retry.with_retries``; Mastodon.py errors are translated here, once:
-
-    MastodonRatelimitError              RateLimitedError(retry_after = X-RateLimit-Reset - now)
-    MastodonNetworkError (timeouts), 5xx, 408, a 200 that is not JSON
-                                        RetryableError
-    MastodonUnauthorizedError, 403      AuthError naming ``access_token_env``
-    MastodonNotFoundError               a hashtag: no posts; a thread: deleted, forgotten
-    other MastodonAPIError/MastodonError  FatalError
-
-An instance that fails (after retries) is skipped for the run: the others go on, and
-its cursor stays at its last stored page. The run ends with the error only when every
-instance failed, or when the token was refused (AuthError: the source is parked until
-the token is fixed); the other instances' batches are stored first either way.
+"""The ``mastodon`` connector: its settings, the brand query as hashtags and searches,
+``MastodonConnector`` and the entry-point factory ``create`` (the overview is in
+``connectors.mastodon``).
 """
 
 from __future__ import annotations
@@ -92,27 +9,20 @@ import copy
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
     MastodonError,
     MastodonNetworkError,
-    MastodonNotFoundError,
     MastodonRatelimitError,
-    MastodonServerError,
-    MastodonUnauthorizedError,
     MastodonVersionError,
 )
 
-from connectors.html_text import html_to_text
-from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -123,14 +33,36 @@ from connectors.errors import (
     RetryableError,
     error_for_status,
     excerpt,
-    status_table,
 )
 from connectors.query import matches
 from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, TIMEOUT, Setting, settings_table, validated
+from connectors.mastodon.client import (
+    Instance,
+    MASTODON_STATUS_ERRORS,
+    _CLASS_STATUS,
+    _NotFound,
+    _Unsupported,
+    _message,
+    _rate_limit_wait,
+    _status,
+    build_client,
+    normalize_instance_url,
+)
+from connectors.mastodon.mapping import _Status, _id, _parse_time, mention_from_status, read_status
+from connectors.mastodon.cursor import (
+    MAX_WATCHED_THREADS,
+    _below_by_margin,
+    _empty_instance_state,
+    _id_key,
+    _newer,
+    _parse_cursor,
+    _thread_due,
+)
 
 log = logging.getLogger("listener.connectors.mastodon")
+
 
 def _instances_problem(urls: Sequence[str]) -> str | None:
     """What is wrong with the ``instances`` list (each must be an instance URL, once)."""
@@ -175,27 +107,7 @@ SETTINGS = settings_table(
 
 PAGE_LIMIT = 40
 """Statuses per page: Mastodon's maximum for timelines and search."""
-LATE_ARRIVAL_MARGIN = timedelta(minutes=10)
-"""How far below the saved id a hashtag poll starts, for posts that federate late."""
-MAX_WATCHED_THREADS = 200
-"""Threads remembered per instance; the oldest are forgotten first."""
-THREAD_RECHECK_MIN = timedelta(minutes=15)
-"""The shortest wait before a watched thread is fetched again."""
-USER_AGENT = "brandmood-listener (Mastodon.py)"
-
 T = TypeVar("T")
-
-
-# -- HTML to text ------------------------------------------------------------------------
-# A small private converter; connectors/html_text.py (shared, same approach) can replace it.
-
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
-"""A status URI: a scheme, then something (https://..., or an old OStatus tag:...)."""
-_BLOCK_TAGS = frozenset({"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
-_DROPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
-
-
-# Mastodon serves status content as HTML; connectors.html_text turns it into plain text.
 
 
 # -- the query on Mastodon -----------------------------------------------------------------
@@ -222,228 +134,12 @@ def search_queries(query: BrandQuery) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-# -- mapping ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Status:
-    """The fields of a status the connector reasons with, checked."""
-
-    raw: Mapping[str, Any]
-    id: str
-    uri: str
-    created_at: datetime
-    in_reply_to_id: str | None
-    replies: int
-    is_reblog: bool
-
-
-def _parse_time(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    if not isinstance(value, datetime):
-        raise ValueError(f"not a timestamp: {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=timezone.utc)  # Mastodon times are UTC
-    return ensure_utc(value)
-
-
-def _id(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    return value if isinstance(value, str) and value else None
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else 0
-
-
-def read_status(item: Any) -> _Status:
-    """Check one status object; raises MalformedPayloadError when it cannot be used."""
-    if not isinstance(item, Mapping):
-        raise MalformedPayloadError(f"a status must be an object, got {type(item).__name__}")
-    status_id, uri = _id(item.get("id")), item.get("uri")
-    if status_id is None:
-        raise MalformedPayloadError(f"status without a usable id: {item.get('id')!r}")
-    if not isinstance(uri, str) or not _URI.match(uri):
-        # Mastodon.py casts a number sent as uri to a string: "12345" is no URI, and as
-        # the mention's id it would collide across instances.
-        raise MalformedPayloadError(f"status {status_id}: uri must be a URI, got {uri!r}")
-    try:
-        created_at = _parse_time(item.get("created_at"))
-    except ValueError as exc:
-        raise MalformedPayloadError(f"status {status_id}: bad created_at: {exc}") from exc
-    return _Status(item, status_id, uri, created_at, _id(item.get("in_reply_to_id")),
-                   _count(item.get("replies_count")), item.get("reblog") is not None)
-
-
-def _full_handle(account: Mapping[str, Any]) -> str:
-    acct = account.get("acct")
-    if not isinstance(acct, str) or not acct:
-        raise MalformedPayloadError(f"account without acct: {acct!r}")
-    acct = acct.lstrip("@")
-    if "@" in acct:
-        return acct
-    # A local account's acct has no domain: take it from its profile URL.
-    profile = account.get("url")
-    try:
-        host = urlsplit(profile).hostname if isinstance(profile, str) else None
-    except ValueError:  # "http://[x": urlsplit refuses a malformed IPv6 host
-        host = None
-    return f"{acct}@{host}" if host else acct
-
-
-def _plain(value: Any) -> Any:
-    """A Mastodon.py object (dict subclasses, datetimes) as plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return _parse_time(value).isoformat()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def mention_from_status(status: _Status, brand: str, *, fetched_at: datetime | None = None,
-                        conversation_id: str | None = None, parent_id: str | None = None,
-                        thread_context: bool = False) -> Mention:
-    """One (checked) status as a Mention; see the module docstring for the mapping."""
-    item = status.raw
-    content, spoiler = item.get("content"), item.get("spoiler_text")
-    if not isinstance(content, str):
-        raise MalformedPayloadError(f"status {status.id}: content must be a string, got {type(content).__name__}")
-    account = item.get("account")
-    if not isinstance(account, Mapping):
-        raise MalformedPayloadError(f"status {status.id}: account must be an object")
-    text = html_to_text(content)
-    if isinstance(spoiler, str) and spoiler.strip():
-        text = f"{spoiler.strip()}\n\n{text}" if text else spoiler.strip()
-    url, lang = item.get("url"), item.get("language")
-    if conversation_id is None and status.in_reply_to_id is None:
-        conversation_id = status.uri  # not a reply: the root of its own thread
-    return Mention(
-        source="mastodon",
-        id=status.uri,
-        brand=brand,
-        created_at=status.created_at,
-        text=text,
-        author=_full_handle(account),
-        url=url if isinstance(url, str) and url else status.uri,
-        conversation_id=conversation_id,
-        parent_id=parent_id if parent_id is not None else status.in_reply_to_id,
-        lang=lang if isinstance(lang, str) and lang else None,
-        metrics={
-            "likes": _count(item.get("favourites_count")),
-            "reposts": _count(item.get("reblogs_count")),
-            "replies": status.replies,
-        },
-        fetched_at=fetched_at,
-        raw=_plain(item),
-        thread_context=thread_context,
-    )
-
-
-# -- ids ----------------------------------------------------------------------------------------
-
-
-def _id_key(status_id: str) -> tuple[int, str]:
-    """Mastodon ids are strings that sort by length, then lexically (snowflakes, ULIDs)."""
-    return (len(status_id), status_id)
-
-
-def _newer(a: str | None, b: str | None) -> str | None:
-    if a is None or b is None:
-        return a if b is None else b
-    return max(a, b, key=_id_key)
-
-
-def _below_by_margin(status_id: str) -> str:
-    """An id ``LATE_ARRIVAL_MARGIN`` earlier (Mastodon snowflakes: milliseconds << 16)."""
-    if not status_id.isdigit():
-        return status_id
-    margin = int(LATE_ARRIVAL_MARGIN.total_seconds() * 1000) << 16
-    return str(max(int(status_id) - margin, 0))
-
-
-# -- cursor -------------------------------------------------------------------------------------
-
-
-def _empty_instance_state() -> dict[str, Any]:
-    return {"tags": {}, "search": None, "threads": {}}
-
-
-def _parse_cursor(since: Cursor | None, brand: str) -> dict[str, Any]:
-    """A deep copy of the saved cursor, checked; FatalError when it cannot be read."""
-    if since is None:
-        return {"instances": {}}
-
-    def bad(why: str) -> FatalError:
-        return FatalError(f"mastodon: the saved cursor of brand {brand!r} is unreadable ({why}); "
-                          "delete it to start over with a first run")
-
-    if not isinstance(since, Mapping) or not isinstance(since.get("instances"), Mapping):
-        raise bad("no 'instances' object")
-    state: dict[str, Any] = {"instances": {}}
-    for url, entry in since["instances"].items():
-        if not isinstance(entry, Mapping):
-            raise bad(f"the entry of {url} is not an object")
-        tags, search, threads = entry.get("tags", {}), entry.get("search"), entry.get("threads", {})
-        if not isinstance(tags, Mapping) or not all(_id(v) for v in tags.values()):
-            raise bad(f"the tags of {url} are not ids")
-        if search is not None and _id(search) is None:
-            raise bad(f"the search id of {url} is not an id")
-        if not isinstance(threads, Mapping) or not all(
-                isinstance(t, Mapping) and isinstance(t.get("uri"), str) and isinstance(t.get("posted"), str)
-                for t in threads.values()):
-            raise bad(f"the threads of {url} are not readable")
-        state["instances"][url] = {
-            "tags": {str(k): _id(v) for k, v in tags.items()},
-            "search": _id(search),
-            "threads": copy.deepcopy({str(k): dict(v) for k, v in threads.items()}),
-        }
-    return state
-
-
-def normalize_instance_url(url: str) -> str:
-    """``mastodon.social`` or ``https://Mastodon.social/`` -> ``https://mastodon.social``."""
-    url = url.strip()
-    if "://" in url and not url.lower().startswith(("http://", "https://")):
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if not url.lower().startswith(("http://", "https://")):
-        url = "https://" + url
-    parts = urlsplit(url)
-    if not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"not an instance URL: {url!r}")
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
-
-
 # -- the connector --------------------------------------------------------------------------------
 
 
 @dataclass
-class Instance:
-    """One Mastodon instance: its normalized base URL and the client that talks to it."""
-
-    url: str
-    client: Mastodon
-    authenticated: bool = False
 
 
-class _NotFound(FatalError):
-    """404: a hashtag with no posts, or a status deleted since."""
-
-
-MASTODON_STATUS_ERRORS = status_table({401: AuthError, 403: AuthError, 404: _NotFound, 425: RetryableError})
-"""Mastodon.py's statuses: 401/403 the token's (or an anonymous reader's) refusal, 404 a
-missing hashtag or status (the caller reads on), 425 Too Early worth another attempt."""
-_CLASS_STATUS = ((MastodonNotFoundError, 404), (MastodonUnauthorizedError, 401), (MastodonServerError, 500))
-
-
-@dataclass
 class _Run:
     """What one fetch() has seen so far, across instances."""
 
@@ -455,6 +151,8 @@ class _Run:
 
 
 @dataclass
+
+
 class _InstanceRun:
     """One instance within a run: its working cursor entry and its thread budget."""
 
@@ -891,21 +589,6 @@ class MastodonConnector:
             instance.client.session.close()
 
 
-class _Unsupported(FatalError):
-    """The instance's version lacks what was asked (search parameters)."""
-
-
-def _thread_due(entry: Mapping[str, Any], now: datetime) -> bool:
-    """Whether a watched thread is checked again now: never checked, or it has waited as
-    long as the post was old when last checked (at least ``THREAD_RECHECK_MIN``), so the
-    checks thin out as the thread ages (about 7 in its first 24 hours)."""
-    checked = entry.get("checked")
-    if not checked:
-        return True
-    checked_at = _parse_time(checked)
-    return now - checked_at >= max(THREAD_RECHECK_MIN, checked_at - _parse_time(entry["posted"]))
-
-
 def _readable(items: Sequence[Any]) -> list[_Status]:
     found = []
     for item in items:
@@ -914,46 +597,6 @@ def _readable(items: Sequence[Any]) -> list[_Status]:
         except MalformedPayloadError:
             continue
     return found
-
-
-def _rate_limit_wait(client: Mastodon) -> float | None:
-    """Seconds until the rate-limit window resets (Mastodon.py keeps the reset on the
-    local clock, corrected with the server's Date header), if it is known and ahead."""
-    reset = client.ratelimit_reset
-    if reset is None:
-        return None
-    wait = float(reset) - time.time()
-    return wait + 1.0 if wait > 0 else None
-
-
-def _status(exc: MastodonAPIError) -> int | None:
-    return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-
-
-def _message(exc: MastodonAPIError) -> str:
-    if len(exc.args) > 3 and exc.args[3]:
-        return excerpt(exc.args[3], 300)
-    if len(exc.args) > 2 and exc.args[2]:
-        return excerpt(exc.args[2], 300)
-    return excerpt(exc, 300)
-
-
-ASSUMED_VERSION = "4.0.0"
-"""Told to Mastodon.py so that it never looks the version up itself: when that lookup
-fails (an instance endpoint answering 401 or 5xx), Mastodon.py 2.3.3's ``search_v2``
-recurses through ``retrieve_mastodon_version`` until RecursionError, sending about a
-thousand requests on the way. Every endpoint used here predates 4.0 (search with
-``min_id``/``offset``: 2.8), and the instance itself refuses what it does not support."""
-
-
-def build_client(url: str, token: str | None = None, timeout: float = 30.0) -> Mastodon:
-    """A Mastodon.py client that throws on rate limits (we back off ourselves), never
-    looks up the instance's version, and gives up on a request after ``timeout`` seconds."""
-    client = Mastodon(api_base_url=url, ratelimit_method="throw", request_timeout=timeout,
-                      mastodon_version=ASSUMED_VERSION, version_check_mode="created", user_agent=USER_AGENT)
-    # Set after construction: Mastodon.py reads a token argument that names a file as that file.
-    client.access_token = token
-    return client
 
 
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,

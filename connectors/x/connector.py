@@ -1,110 +1,39 @@
-"""The ``x`` connector: X (Twitter) API v2 recent search through tweepy.
-
-Reads ``GET /2/tweets/search/recent`` (the last 7 days, newest first) with the brand
-query from ``connectors.query.compile_x``, and ``GET /2/tweets/counts/recent`` for the
-cheap hourly volume signal (``hourly_counts``). Reads are billed per post, so every run
-is bounded by a page cap, a per-run post budget and a monthly post budget per brand.
-
-Talking to X
-------------
-``tweepy.Client`` is built with ``wait_on_rate_limit=False`` (its own 429 loop has no
-cap) and ``return_type=requests.Response`` (to read the ``x-rate-limit-*`` headers and
-the raw JSON). Its host is fixed, so ``base_url`` is honoured by an ``HTTPAdapter``
-mounted on ``client.session`` that rewrites the ``https://api.twitter.com`` prefix and
-sets a request timeout. Every request goes through ``connectors.retry.with_retries``;
-tweepy and requests errors are translated here, once:
-
-    429                        RateLimitedError(retry_after = x-rate-limit-reset - now + 1 s, or None)
-    5xx, timeout, connection   RetryableError
-    200 with a body that is not a JSON object of the v2 shape
-                               RetryableError (the page is asked for again: a truncated
-                               body or a gateway's HTML page is transient)
-    401, 403                   AuthError naming the bearer-token variable
-    400                        QueryError (the query was refused) / FatalError, with X's message
-    other 4xx                  FatalError
-
-When a response says ``x-rate-limit-remaining: 0`` the run stops before the next page
-(as if the page cap were reached) instead of running into a 429.
-
-Cursor
-------
-Search is newest first, so a cursor can only say "everything above this id is read" once
-a window has been read down to its bottom. The cursor (one per brand) is a JSON dict:
-
-``None``
-    First run: read from ``start_time = run start - history_days`` (at most the 7-day
-    window) up to now.
-``{"since_id": S}`` or ``{"start_time": T}``
-    Steady state: every post up to S (or created before T) is stored; the run reads
-    ``since_id=S`` (or ``start_time=T``) up to now, and when it completes the cursor
-    becomes ``{"since_id": <newest id seen>}``. A complete run that found nothing keeps
-    the bound, unless it is more than a day old: then it becomes ``start_time = run start
-    - 1 h``, so a quiet brand's cursor never ages out of the 7-day window.
-``{..., "until_id": U, "newest_id": N}``
-    Gap: an earlier run read the newest posts down to U (inclusive) and then stopped
-    early (page cap, per-run or monthly budget, rate limit spent). Posts between the
-    lower bound (S or T) and U are still unread; posts in [U, N] are stored. The next
-    run first fills the gap (``since_id=S, until_id=U``, newest first); if it stops
-    early again only U moves down. Once the gap is read down to S the lower bound
-    becomes ``since_id=N`` and the same run goes on reading newer posts. X refuses
-    ``until_id`` together with ``start_time``, so a T lower bound is sent as the
-    smallest post id of that millisecond (post ids are snowflakes that carry their time).
-
-Every cursor also carries ``{"month": "YYYY-MM", "posts_read": n}``: the posts billed
-this UTC month for the brand (every post X returned: retweets and unreadable items
-included). Only the last batch of a run carries a checkpoint; the batches of each page
-carry none. A run that fails keeps the old cursor, so its pages are read (and billed)
-again on the next run, and their posts are not counted towards the month.
-
-Downtime: recent search only reaches 7 days back. A lower bound (or a gap) older than
-the window is moved up to the window's start, and the lost stretch is logged as a
-warning: those posts cannot be fetched any more.
+"""The ``x`` connector: its settings, ``XConnector`` (recent search and counts under page,
+per-run and monthly budgets) and the entry-point factory ``create`` (the overview is in
+``connectors.x``).
 """
-
-from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 import tweepy
-from requests.adapters import HTTPAdapter
 
-from connectors.base import MAX_COUNT, Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.base import Batch, BrandQuery, Clock, Cursor, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
     FatalError,
-    MalformedPayloadError,
     QueryError,
     RateLimitedError,
     RetryableError,
     error_for_status,
     excerpt,
-    status_table,
 )
 from connectors.paging import Pager
 from connectors.query import compile_x
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
+from connectors.x.client import X_STATUS_ERRORS, _Page, _api_message, _names_query, _spent_until, build_client
+from connectors.x.mapping import _is_id, _iso, id_time, map_page, parse_time, since_id_for
+from connectors.x.cursor import _State, _parse_cursor
 
-X_STATUS_ERRORS = status_table({400: QueryError, 401: AuthError, 403: AuthError})
-"""tweepy's statuses: 400 is the query's fault when X says so (else fatal); 401/403 the
-bearer token's or the plan's."""
 
 log = logging.getLogger("listener.connectors.x")
-
-# tweepy logs every request's headers at DEBUG, the bearer token included: a debug run
-# of the listener must not write the secret to its log.
-logging.getLogger("tweepy.client").setLevel(logging.INFO)
-
-"""Optional settings of the X source: name -> (type, default, one-line doc)."""
-
-TWEEPY_HOST = "https://api.twitter.com"
 SEARCH_WINDOW = timedelta(days=7)
 WINDOW_MARGIN = timedelta(minutes=5)
 """Start times are kept this far inside the 7-day window so that X, whose clock has moved
@@ -125,8 +54,6 @@ TWEET_FIELDS = [
 ]
 EXPANSIONS = ["author_id"]
 USER_FIELDS = ["username", "public_metrics"]
-SNOWFLAKE_EPOCH_MS = 1288834974657
-"""X post ids are snowflakes: (milliseconds since this epoch) << 22 | worker | sequence."""
 
 SETTINGS = settings_table(
     Setting("bearer_token_env", str, "X_BEARER_TOKEN", "Environment variable holding the App's bearer token.",
@@ -148,299 +75,12 @@ SETTINGS = settings_table(
 )
 
 
-# -- snowflake ids --------------------------------------------------------------------
-
-
-def id_time(post_id: str | int) -> datetime:
-    """When a post with this id was created (to the millisecond)."""
-    ms = (int(post_id) >> 22) + SNOWFLAKE_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-
-
-def since_id_for(moment: datetime) -> str:
-    """A ``since_id`` that admits exactly the posts created at or after ``moment``."""
-    ms = int(ensure_utc(moment).timestamp() * 1000) - SNOWFLAKE_EPOCH_MS
-    return str(max((ms << 22) - 1, 0))
-
-
-def _is_id(value: Any) -> bool:
-    # Snowflakes are 64-bit: at most 20 digits (a longer string is no id, and int() of
-    # thousands of digits raises).
-    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20
-
-
-def _iso(moment: datetime) -> str:
-    return ensure_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(value: Any) -> datetime:
-    """An X timestamp (``2026-11-01T09:30:00.000Z``) as a tz-aware UTC datetime."""
-    if not isinstance(value, str):
-        raise ValueError(f"not a timestamp: {value!r}")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    return ensure_utc(moment, "timestamp")
-
-
-# -- mapping ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MappedPage:
-    mentions: list[Mention]
-    skipped: int
-    """Items that could not be read (malformed)."""
-    retweets: int
-    """Retweets left out: they add no speech, and the original's metrics count them."""
-
-
-def _users_by_id(page: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    includes = page.get("includes")
-    users = includes.get("users") if isinstance(includes, Mapping) else None
-    if not isinstance(users, list):
-        return {}
-    return {u["id"]: u for u in users if isinstance(u, Mapping) and isinstance(u.get("id"), str)}
-
-
-def _int_metric(metrics: Mapping[str, Any], key: str) -> int | None:
-    value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
-
-
-def _referenced(tweet: Mapping[str, Any], kind: str) -> str | None:
-    refs = tweet.get("referenced_tweets")
-    if not isinstance(refs, list):
-        return None
-    for ref in refs:
-        if isinstance(ref, Mapping) and ref.get("type") == kind and _is_id(ref.get("id")):
-            return ref["id"]
-    return None
-
-
-def is_retweet(tweet: Mapping[str, Any]) -> bool:
-    return _referenced(tweet, "retweeted") is not None
-
-
-def mention_from_tweet(tweet: Any, users: Mapping[str, Mapping[str, Any]], brand: str,
-                       fetched_at: datetime | None) -> Mention:
-    """One v2 tweet object (with the page's ``includes.users`` by id) as a Mention.
-
-    Raises MalformedPayloadError when id, text or created_at is missing or of the wrong
-    type; optional fields of the wrong type are ignored.
-    """
-    if not isinstance(tweet, Mapping):
-        raise MalformedPayloadError(f"a tweet must be an object, got {type(tweet).__name__}")
-    post_id, text = tweet.get("id"), tweet.get("text")
-    if not _is_id(post_id):
-        raise MalformedPayloadError(f"tweet id must be a string of digits, got {post_id!r}")
-    if not isinstance(text, str):
-        raise MalformedPayloadError(f"tweet {post_id}: text must be a string, got {type(text).__name__}")
-    try:
-        created_at = parse_time(tweet.get("created_at"))
-    except ValueError as exc:
-        raise MalformedPayloadError(f"tweet {post_id}: bad created_at: {exc}") from exc
-
-    author_id = tweet.get("author_id")
-    user = users.get(author_id) if isinstance(author_id, str) else None
-    username = user.get("username") if user is not None else None
-    username = username if isinstance(username, str) and username else None
-
-    public = tweet.get("public_metrics")
-    public = public if isinstance(public, Mapping) else {}
-    likes, retweets, quotes, replies = (_int_metric(public, k) for k in
-                                        ("like_count", "retweet_count", "quote_count", "reply_count"))
-    metrics: dict[str, int] = {
-        "likes": likes or 0,
-        "reposts": (retweets or 0) + (quotes or 0),
-        "replies": replies or 0,
-    }
-    for name, key in (("quotes", "quote_count"), ("impressions", "impression_count"),
-                      ("bookmarks", "bookmark_count")):
-        value = _int_metric(public, key)
-        if value is not None:
-            metrics[name] = value
-    user_metrics = user.get("public_metrics") if user is not None else None
-    if isinstance(user_metrics, Mapping) and _int_metric(user_metrics, "followers_count") is not None:
-        metrics["author_followers"] = user_metrics["followers_count"]
-
-    lang = tweet.get("lang")
-    conversation_id = tweet.get("conversation_id")
-    return Mention(
-        source="x",
-        id=post_id,
-        brand=brand,
-        created_at=created_at,
-        text=text,
-        author=username,
-        url=f"https://x.com/{username}/status/{post_id}" if username else f"https://x.com/i/web/status/{post_id}",
-        conversation_id=conversation_id if _is_id(conversation_id) else None,
-        parent_id=_referenced(tweet, "replied_to"),
-        lang=lang if isinstance(lang, str) and lang else None,
-        metrics=metrics,
-        fetched_at=fetched_at,
-        raw=dict(tweet),
-    )
-
-
-def map_page(page: Mapping[str, Any], brand: str, fetched_at: datetime | None) -> MappedPage:
-    """Every readable, non-retweet post of one v2 search response page as a Mention."""
-    data = page.get("data")
-    if data is None:
-        return MappedPage([], 0, 0)
-    if not isinstance(data, list):
-        raise MalformedPayloadError(f"'data' must be a list, got {type(data).__name__}")
-    users = _users_by_id(page)
-    mentions: list[Mention] = []
-    skipped = retweets = 0
-    for item in data:
-        if isinstance(item, Mapping) and is_retweet(item):
-            retweets += 1
-            continue
-        try:
-            mentions.append(mention_from_tweet(item, users, brand, fetched_at))
-        except (MalformedPayloadError, ValueError) as exc:
-            skipped += 1
-            log.warning("x: skipped an unreadable post: %s", exc)
-    return MappedPage(mentions, skipped, retweets)
-
-
-def mentions_from_page(page_json: Mapping[str, Any], brand: str,
-                       fetched_at: datetime | None = None) -> tuple[list[Mention], int]:
-    """Map one X API v2 search response page (``data``, ``includes.users``), as served by
-    the API or stored one per line by ``twarc2``, to ``(mentions, skipped)``.
-
-    Retweets are left out (not counted as skipped); malformed items are skipped and
-    counted. Raises MalformedPayloadError when the page itself is not of that shape.
-    """
-    if not isinstance(page_json, Mapping):
-        raise MalformedPayloadError(f"a page must be a JSON object, got {type(page_json).__name__}")
-    mapped = map_page(page_json, brand, fetched_at)
-    return mapped.mentions, mapped.skipped
-
-
-# -- HTTP edge --------------------------------------------------------------------------
-
-
-class BaseUrlAdapter(HTTPAdapter):
-    """Sends tweepy's ``https://api.twitter.com`` requests to ``base_url`` instead, with a
-    timeout (tweepy sets none, so a hung server would hang the run)."""
-
-    def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__()
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        url = request.url or ""
-        if url.startswith(TWEEPY_HOST) and self.base_url != TWEEPY_HOST:
-            request.url = self.base_url + url[len(TWEEPY_HOST):]
-            # The session chose proxies for api.twitter.com; choose again for the new host.
-            kwargs["proxies"] = requests.utils.get_environ_proxies(request.url)
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
-
-
-def build_client(bearer_token: str, base_url: str = TWEEPY_HOST, timeout: float = 30.0) -> tweepy.Client:
-    """A tweepy Client that never sleeps or retries on its own, returns raw responses, and
-    talks to ``base_url`` with a request timeout."""
-    client = tweepy.Client(bearer_token=bearer_token, wait_on_rate_limit=False,
-                           return_type=requests.Response)
-    client.session.mount(TWEEPY_HOST, BaseUrlAdapter(base_url, timeout))
-    return client
-
-
-def _api_message(response: Any) -> str:
-    """X's own words from an error response (v2 ``errors[]`` or problem JSON)."""
-    try:
-        body = response.json()
-    except (ValueError, AttributeError):
-        return excerpt(getattr(response, "text", "") or "", 200)
-    if not isinstance(body, Mapping):
-        return excerpt(body, 200)
-    messages = []
-    errors = body.get("errors")
-    for error in errors if isinstance(errors, list) else []:
-        if isinstance(error, Mapping):
-            text = error.get("message") or error.get("detail") or error.get("title")
-            if text:
-                messages.append(str(text))
-    if not messages:
-        messages = [str(body[k]) for k in ("detail", "title", "error") if body.get(k)][:1]
-    return excerpt("; ".join(messages), 500)
-
-
-def _names_query(response: Any) -> bool:
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        return False
-    return any(isinstance(e, Mapping) and isinstance(e.get("parameters"), Mapping) and "query" in e["parameters"]
-               for e in errors)
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-
-
 # -- the connector ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _State:
-    """The cursor, parsed. Exactly one of since_id / start_time is the lower bound."""
-
-    since_id: str | None
-    start_time: datetime | None
-    until_id: str | None
-    newest_id: str | None
-    month: str
-    posts_read: int
-
-    def lower_time(self) -> datetime:
-        return self.start_time if self.start_time is not None else id_time(self.since_id)  # type: ignore[arg-type]
-
-    def to_cursor(self) -> Cursor:
-        cursor: Cursor = {"month": self.month, "posts_read": self.posts_read}
-        if self.since_id is not None:
-            cursor["since_id"] = self.since_id
-        else:
-            cursor["start_time"] = _iso(self.start_time)  # type: ignore[arg-type]
-        if self.until_id is not None:
-            cursor["until_id"] = self.until_id
-            cursor["newest_id"] = self.newest_id
-        return cursor
-
-
-def _parse_cursor(since: Cursor, month: str, brand: str) -> _State:
-    def bad(why: str) -> FatalError:
-        return FatalError(f"x: the saved cursor of brand {brand!r} is unreadable ({why}): {since!r}; "
-                          "delete it to start over with a first run")
-
-    if not isinstance(since, Mapping):
-        raise bad("not an object")
-    since_id, start_time = since.get("since_id"), since.get("start_time")
-    until_id, newest_id = since.get("until_id"), since.get("newest_id")
-    if (since_id is None) == (start_time is None):
-        raise bad("needs exactly one of since_id and start_time")
-    if since_id is not None and not _is_id(since_id):
-        raise bad("since_id is not an id")
-    try:
-        start = parse_time(start_time) if start_time is not None else None
-    except ValueError as exc:
-        raise bad("start_time is not a timestamp") from exc
-    if (until_id is None) != (newest_id is None) or (until_id is not None and not (_is_id(until_id) and _is_id(newest_id))):
-        raise bad("until_id and newest_id must come together, as ids")
-    posts_read = since.get("posts_read", 0)
-    if isinstance(posts_read, bool) or not isinstance(posts_read, int) or posts_read < 0:
-        raise bad("posts_read is not a count")
-    if since.get("month") != month:
-        posts_read = 0  # a new month, a new budget
-    return _State(since_id, start, until_id, newest_id, month, posts_read)
-
-
 @dataclass
+
+
 class _Run:
     """What one fetch() has used so far, and why it stopped (None: it has not)."""
 
@@ -479,6 +119,8 @@ class _Run:
 
 
 @dataclass(frozen=True, slots=True)
+
+
 class _Outcome:
     complete: bool
     newest_id: str | None
@@ -720,16 +362,6 @@ def _page_bounds(meta: Mapping[str, Any], data: list[Any]) -> tuple[int | None, 
     newest = int(meta["newest_id"]) if _is_id(meta.get("newest_id")) else max(ids, default=None)
     oldest = int(meta["oldest_id"]) if _is_id(meta.get("oldest_id")) else min(ids, default=None)
     return newest, oldest
-
-
-def _spent_until(headers: Mapping[str, str]) -> datetime | None:
-    """When the rate-limit window resets, if the response says no request is left in it."""
-    try:
-        if int(headers.get("x-rate-limit-remaining", "1")) > 0:
-            return None
-        return datetime.fromtimestamp(int(headers["x-rate-limit-reset"]), tz=timezone.utc)
-    except (KeyError, ValueError):
-        return None
 
 
 def _report_loss(brand: str, start: datetime, end: datetime) -> None:

@@ -73,7 +73,7 @@ from websockets.exceptions import (
 from websockets.sync.client import connect as ws_connect
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
-from connectors.bluesky_records import (
+from connectors.bluesky.records import (
     POST_COLLECTION,
     _bad_cursor,
     _parse_query_state,

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.campaign_plan import MAX_WASHOUT_DAYS, CampaignPlan, Lineage, plan_problems
-from connectors.spend import InputFileError, Problem, normalize_header, unknown_brand
+from inputs.spend import InputFileError, Problem, normalize_header, unknown_brand
 
 __all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "PlanError", "read_plan"]
 

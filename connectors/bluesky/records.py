@@ -1,6 +1,7 @@
 """What both modes of the ``bluesky`` connector share: times, post records as Mentions,
-and a search query's cursor state. Its own module so that connectors.bluesky (search,
-and the factory) and connectors.bluesky_jetstream both import it and not each other."""
+and a search query's cursor state. Its own module so that search mode
+(connectors.bluesky.search) and jetstream mode (connectors.bluesky.jetstream) both
+import it and not each other."""
 
 from __future__ import annotations
 

@@ -1,0 +1,302 @@
+"""The ``reddit`` connector: its settings, ``RedditConnector`` and the entry-point factory
+``create`` (the overview is in ``connectors.reddit``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import praw
+import requests
+
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
+from connectors.errors import AuthError, FatalError, MalformedPayloadError
+from connectors.query import compile_reddit, matches
+from connectors.retry import RetryPolicy, with_retries
+from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, Setting, settings_table, validated
+from connectors.reddit.client import (
+    DEFAULT_USER_AGENT,
+    _PAYLOAD_ERRORS,
+    _adopt_prawcore_waits,
+    _translate,
+    build_reddit,
+)
+from connectors.reddit.mapping import SOURCE, _thing_data, _tree_comment_data, comment_mention, submission_mention
+from connectors.reddit.cursor import (
+    CURSOR_VERSION,
+    PAGE_SIZE,
+    _ListingWalk,
+    _Page,
+    _Stream,
+    _listing_children,
+    _load_cursor,
+    _time_filter,
+)
+
+log = logging.getLogger("listener.connectors.reddit")
+T = TypeVar("T")
+
+
+BATCH_SIZE = 100
+_SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9_]{2,21}")
+
+
+def _subreddit_name(name: str) -> str:
+    """``r/Coffee`` or ``/r/Coffee`` -> ``Coffee``."""
+    return re.sub(r"^/?r/", "", name.strip())
+
+
+def _subreddits_problem(names: Sequence[str]) -> str | None:
+    bad = [name for name in map(_subreddit_name, names) if not _SUBREDDIT_NAME.fullmatch(name)]
+    return f"not subreddit names: {bad}" if bad else None
+
+
+def _host_problem(url: str) -> str | None:
+    return None if re.match(r"https?://[^/\s]+", url) else f"must be an http(s) URL, got {url!r}"
+
+
+SETTINGS = settings_table(
+    Setting("client_id_env", str, "REDDIT_CLIENT_ID", "Environment variable holding the OAuth app's client id.",
+            required=True),
+    Setting("client_secret_env", str, "REDDIT_CLIENT_SECRET", "Environment variable holding the OAuth app's secret.",
+            required=True),
+    Setting("user_agent", str, DEFAULT_USER_AGENT,
+            "The User-Agent Reddit sees, which Reddit asks to be 'platform:app:version (by "
+            "/u/you)': name your account in it.",
+            example="python:brandmood-listener:0.1 (by /u/your_username)",
+            shown_default="names this project and its version",
+            check=lambda agent: None if len(agent.strip()) >= 10
+            else "must describe the app (Reddit blocks generic agents)"),
+    Setting("base_url", str, "https://oauth.reddit.com", "API host (praw's oauth_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("auth_url", str, "https://www.reddit.com", "Host the OAuth token comes from (praw's reddit_url).",
+            schemes=HTTP_SCHEMES, check=_host_problem),
+    Setting("subreddits", list, [], "Subreddits whose new comments are polled and matched, names without 'r/'.",
+            check=_subreddits_problem, example=["coffee"]),
+    Setting("history_days", int, 7,
+            "How far back the first run of a brand reads (and the most any run reads back, "
+            "after long downtime).",
+            min=1, max=CENTURY_DAYS),
+    Setting("max_submissions_per_run", int, 250,
+            "New submissions one run of one brand reads; the rest waits for the next run.", min=1),
+    Setting("comment_tree_limit", int, 8, "'load more comments' expansions per matched submission (one request each).",
+            min=0),
+    Setting("max_comments_per_run", int, 1000,
+            "Polled subreddit comments one run of one brand reads; the rest waits for the "
+            "next run.", min=1),
+    Setting("request_timeout", float, 16.0,
+            "How long (seconds) to wait for Reddit to answer one request.", above=0, max=300),
+)
+
+
+# -- the connector -----------------------------------------------------------------------
+
+
+class RedditConnector:
+    """Brand mentions from Reddit: submission search, matched threads, polled subreddits."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        reddit: praw.Reddit,
+        clock: Clock,
+        *,
+        subreddits: Sequence[str] = (),
+        history_days: int = 7,
+        max_submissions_per_run: int = 250,
+        comment_tree_limit: int = 8,
+        max_comments_per_run: int = 1000,
+        retry: RetryPolicy | None = None,
+        env_vars: Sequence[str] = ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET"),
+    ) -> None:
+        self.reddit = reddit
+        self._clock = clock
+        self.subreddits = tuple(subreddits)
+        self.history_days = history_days
+        self.max_submissions_per_run = max_submissions_per_run
+        self.comment_tree_limit = comment_tree_limit
+        self.max_comments_per_run = max_comments_per_run
+        self.retry = retry or RetryPolicy()
+        self.env_vars = tuple(env_vars)
+        _adopt_prawcore_waits(reddit, self.retry.sleep, self.retry.max_delay)
+
+    # -- API calls, each under the retry cap and translated at the edge --
+
+    def _api(self, what: str, call: Callable[[], T], *, payload_is_parsed: bool = False) -> T:
+        def attempt() -> T:
+            try:
+                return call()
+            except Exception as exc:
+                translated = _translate(exc, what, self.env_vars, payload_is_parsed=payload_is_parsed)
+                if translated is exc:
+                    raise
+                raise translated from exc
+
+        return with_retries(attempt, self.retry)
+
+    def _listing(self, what: str, path: str, params: Mapping[str, Any]) -> _Page:
+        """One listing page (raw JSON: praw's objects would refuse a whole page over one bad
+        child, and fetch missing fields lazily, one request each)."""
+        return self._api(what, lambda: _listing_children(
+            self.reddit.request(method="GET", path=path, params=dict(params)), what))
+
+    def _comment_tree(self, submission_id: str) -> list[Any]:
+        """The matched submission's comments, with up to comment_tree_limit 'more' expanded."""
+
+        def read() -> list[Any]:
+            submission = self.reddit.submission(id=submission_id)
+            forest = submission.comments
+            forest.replace_more(limit=self.comment_tree_limit)
+            return forest.list()
+
+        # A retry starts over with a fresh Submission: praw's forest is half-updated after
+        # a failure inside replace_more.
+        return self._api(f"reading the comments of {submission_id}", read, payload_is_parsed=True)
+
+    # -- fetch --
+
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        """Yield batches of mentions newer than the cursor; only the last one carries it."""
+        run_start = ensure_utc(self._clock(), "clock()")
+        now = run_start.timestamp()
+        floor = now - self.history_days * 86400
+        compiled = compile_reddit(query)  # a QueryError is fatal for this brand
+        subreddit_key = "+".join(self.subreddits)
+        submissions_state, comments_state = _load_cursor(since, subreddit_key)
+
+        search = self.reddit.subreddit("all")
+
+        def search_page(after: str | None, stop_utc: float) -> _Page:
+            # praw builds the request (path, parameters); the page is read as JSON.
+            listing = search.search(compiled, sort="new", time_filter=_time_filter(now - stop_utc), limit=PAGE_SIZE)
+            params = {**listing.params, **({"after": after} if after else {})}
+            return self._listing(f"searching r/all for {query.brand!r}", listing.url, params)
+
+        walk = _ListingWalk(submissions_state, read_page=search_page, budget=self.max_submissions_per_run,
+                            floor_utc=floor, now_utc=now, label=f"search for {query.brand!r}")
+        buffer: list[Mention] = []
+        skipped = 0
+        for child in walk.items():
+            try:
+                submission = submission_mention(_thing_data(child, "t3"), query.brand, run_start)
+            except MalformedPayloadError as exc:
+                skipped += 1
+                log.warning("reddit: skipped an unreadable submission in the search for %r: %s", query.brand, exc)
+                continue
+            buffer.append(submission)
+            if not matches(query, submission.text, submission.author, submission.lang):
+                # Search is fuzzy; the pipeline rejects this one, and its thread is not read.
+                if len(buffer) >= BATCH_SIZE:
+                    yield Batch(tuple(buffer), None, skipped)
+                    buffer, skipped = [], 0
+                continue
+            tree_mentions, tree_skipped = self._thread(submission, query.brand, run_start)
+            buffer.extend(tree_mentions)
+            skipped += tree_skipped
+            yield Batch(tuple(buffer), None, skipped)
+            buffer, skipped = [], 0
+        assert walk.state is not None
+        new_submissions = walk.state
+
+        new_comments: _Stream | None = None
+        if self.subreddits:
+            stream = self.reddit.subreddit(subreddit_key)
+
+            def comments_page(after: str | None, stop_utc: float) -> _Page:
+                listing = stream.comments(limit=PAGE_SIZE)
+                params = {**listing.params, **({"after": after} if after else {})}
+                return self._listing(f"reading new comments of r/{subreddit_key}", listing.url, params)
+
+            walk = _ListingWalk(comments_state, read_page=comments_page, budget=self.max_comments_per_run,
+                                floor_utc=floor, now_utc=now, label=f"comments of r/{subreddit_key}")
+            for child in walk.items():
+                try:
+                    mention = comment_mention(_thing_data(child, "t1"), query.brand, run_start, thread_context=False)
+                except MalformedPayloadError as exc:
+                    skipped += 1
+                    log.warning("reddit: skipped an unreadable comment in r/%s: %s", subreddit_key, exc)
+                    continue
+                if mention is not None:
+                    buffer.append(mention)
+                if len(buffer) >= BATCH_SIZE:
+                    yield Batch(tuple(buffer), None, skipped)
+                    buffer, skipped = [], 0
+            assert walk.state is not None
+            new_comments = walk.state
+
+        checkpoint: Cursor = {
+            "v": CURSOR_VERSION,
+            "submissions": new_submissions.to_json(),
+            "comments": new_comments.to_json() if new_comments is not None else None,
+            "subreddits": subreddit_key,
+        }
+        yield Batch(tuple(buffer), checkpoint, skipped)
+
+    def _thread(self, submission: Mention, brand: str, fetched_at: datetime) -> tuple[list[Mention], int]:
+        """The comment tree of a matched submission, as thread context."""
+        try:
+            comments = self._comment_tree(submission.id)
+        except MalformedPayloadError as exc:
+            log.warning("reddit: skipped the unreadable comment tree of %s: %s", submission.id, exc)
+            return [], 1
+        mentions: list[Mention] = []
+        skipped = 0
+        for comment in comments:
+            try:
+                data, replies = _tree_comment_data(comment)
+                mention = comment_mention(data, brand, fetched_at, thread_context=True, replies=replies,
+                                          submission_id=submission.id)
+            except (MalformedPayloadError, *_PAYLOAD_ERRORS) as exc:
+                skipped += 1
+                log.warning("reddit: skipped an unreadable comment in thread %s: %s", submission.id, exc)
+                continue
+            if mention is not None:
+                mentions.append(mention)
+        return mentions, skipped
+
+    def close(self) -> None:
+        """Close the HTTP session (praw has no public close)."""
+        core = getattr(self.reddit, "_core", None)
+        if core is not None:
+            try:
+                core.close()
+            except Exception:  # closing must not fail a shutdown
+                log.debug("reddit: closing the session failed", exc_info=True)
+
+
+# -- factory -----------------------------------------------------------------------------
+
+
+def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,
+           retry: RetryPolicy | None = None, session: requests.Session | None = None) -> RedditConnector:
+    """Entry-point factory. Credentials come from the environment variables the settings
+    name; a missing one raises AuthError naming it. No request is sent here."""
+    options = validated("reddit", SETTINGS, settings)
+    options["subreddits"] = tuple(map(_subreddit_name, options["subreddits"]))
+    env_vars = (options["client_id_env"], options["client_secret_env"])
+    missing = [name for name in env_vars if not env.get(name, "").strip()]
+    if missing:
+        raise AuthError("Reddit credentials are not set: create an app at https://www.reddit.com/prefs/apps "
+                        "and export its client id and secret", missing)
+    try:
+        reddit = build_reddit(
+            client_id=env[env_vars[0]].strip(), client_secret=env[env_vars[1]].strip(),
+            user_agent=options["user_agent"], base_url=options["base_url"], auth_url=options["auth_url"],
+            timeout=float(options["request_timeout"]), session=session,
+        )
+    except Exception as exc:  # praw/prawcore/configparser refusing the settings
+        raise FatalError(f"could not set up the Reddit client: {exc}") from exc
+    return RedditConnector(
+        reddit, clock,
+        subreddits=options["subreddits"], history_days=options["history_days"],
+        max_submissions_per_run=options["max_submissions_per_run"],
+        comment_tree_limit=options["comment_tree_limit"],
+        max_comments_per_run=options["max_comments_per_run"],
+        retry=retry or RetryPolicy(), env_vars=env_vars,
+    )
