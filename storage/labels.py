@@ -312,21 +312,28 @@ def apply_inbox(store: Store, now: datetime) -> InboxResult:
 # -- agreement of VADER with the users' labels ------------------------------------------
 
 
-def label_confusion(store: Store, brand: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
-    """How many mentions carry a manual label, and ``confusion[manual][vader]`` counts
-    over those VADER scored (analysis.agreement turns them into figures)."""
+def label_confusion(store: Store, brand: str | None = None, *, in_effect: bool = False,
+                    origin: str | None = None) -> tuple[int, dict[str, dict[str, int]]]:
+    """How many mentions carry a manual label (of ``origin`` only, when given), and
+    ``confusion[manual][scored]`` over those scored: against VADER's own score, or with
+    ``in_effect`` against the score in effect (a brand's model). analysis.agreement turns
+    them into figures."""
+    scores, which = ("scores_in_effect", "true") if in_effect else ("scores", "s.scorer = 'vader'")
+    params = {"brand": brand, "origin": origin}
     with store.native() as db:
         labelled = db.execute(
-            "SELECT count(*) FROM labels WHERE $brand IS NULL OR lower(brand) = lower($brand)", {"brand": brand}
+            "SELECT count(*) FROM labels WHERE ($brand IS NULL OR lower(brand) = lower($brand)) "
+            "AND ($origin IS NULL OR origin = $origin)", params
         ).fetchone()[0]
         rows = db.execute(
-            "SELECT l.label, s.label, count(*) FROM labels l "
-            "JOIN scores s ON s.source = l.source AND s.id = l.id AND s.brand = l.brand AND s.created_at = l.created_at "
-            "AND s.scorer = 'vader' "
-            "WHERE $brand IS NULL OR lower(l.brand) = lower($brand) GROUP BY ALL",
-            {"brand": brand},
+            f"SELECT l.label, s.label, count(*) FROM labels l "
+            f"JOIN {scores} s ON s.source = l.source AND s.id = l.id AND s.brand = l.brand "
+            f"AND s.created_at = l.created_at AND {which} "
+            f"WHERE ($brand IS NULL OR lower(l.brand) = lower($brand)) AND ($origin IS NULL OR l.origin = $origin) "
+            f"GROUP BY ALL",
+            params,
         ).fetchall()
-    confusion = {manual: {vader: 0 for vader in LABELS} for manual in LABELS}
-    for manual, vader, count in rows:
-        confusion[manual][vader] = count
+    confusion = {manual: {scored: 0 for scored in LABELS} for manual in LABELS}
+    for manual, scored, count in rows:
+        confusion[manual][scored] = count
     return labelled, confusion

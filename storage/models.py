@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from analysis.sentiment import LABELS, Score
 from storage.inbox import Inbox
+from storage.labels import label_confusion
 from storage.store import Store, from_db_time, to_db_time
 
 
@@ -107,21 +108,7 @@ def labelled_brands(store: Store) -> list[str]:
 def random_sample_confusion(store: Store, brand: str | None) -> tuple[int, dict[str, dict[str, int]]]:
     """Over the labels given as the honest random sample (origin 'next:random'): how
     many, and ``confusion[manual][in effect]`` against the score in effect."""
-    with store.native() as db:
-        total = db.execute(
-            "SELECT count(*) FROM labels WHERE origin = 'next:random' AND ($brand IS NULL OR brand = $brand)",
-            {"brand": brand},
-        ).fetchall()[0][0]
-        rows = db.execute(
-            "SELECT l.label, s.label, count(*) FROM labels l JOIN scores_in_effect s ON s.source = l.source "
-            "AND s.id = l.id AND s.brand = l.brand AND s.created_at = l.created_at "
-            "WHERE l.origin = 'next:random' AND ($brand IS NULL OR l.brand = $brand) GROUP BY ALL",
-            {"brand": brand},
-        ).fetchall()
-    confusion = {manual: {scored: 0 for scored in LABELS} for manual in LABELS}
-    for manual, scored, count in rows:
-        confusion[manual][scored] = count
-    return total, confusion
+    return label_confusion(store, brand, in_effect=True, origin="next:random")
 
 
 # -- stored models ---------------------------------------------------------------------------
