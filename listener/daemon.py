@@ -215,11 +215,10 @@ class Daemon:
     def _model_requests(self) -> None:
         if self.stop_requested.is_set() or not has_requests(self.store.path):
             return
-        with self._cycle():
-            requests, errors = take_requests(self.store.path)
-            for error in errors:
+        with self._cycle(), take_requests(self.store.path) as taken:
+            for error in taken.errors:
                 log.warning("model request not applied: %s", error)
-            for request in requests:
+            for request in taken.values:
                 self._apply_model_request(request)
 
     def _apply_model_request(self, request: ModelRequest) -> None:

@@ -18,9 +18,6 @@ number and dropped, and never stops the others or the hourly stage.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ import pyarrow as pa
 
 from analysis.sentiment import LABELS
 from storage.errors import StorageError
+from storage.inbox import Inbox, json_object
 from storage.store import Store, from_db_time, to_db_time
 
 CLEAR = "clear"
@@ -194,27 +192,17 @@ def apply_resolved(store: Store, resolved: Sequence[tuple[LabelRequest, Sequence
 # -- the inbox, for labels given while the daemon holds the database ----------------------
 
 
+def _inbox(database: Path) -> Inbox:
+    return Inbox(database, "labels", "label")
+
+
 def inbox_path(database: Path) -> Path:
-    return database.with_name(database.stem + ".labels-inbox.jsonl")
-
-
-def _taken_path(database: Path) -> Path:
-    inbox = inbox_path(database)
-    return inbox.with_name(inbox.name + ".applying")
+    return _inbox(database).path
 
 
 def has_queued(database: Path) -> bool:
     """Whether labels wait to be applied (a new inbox, or one a crash left half applied)."""
-    return inbox_path(database).is_file() or _taken_path(database).is_file()
-
-
-def _not_a_file(path: Path) -> str | None:
-    """Why ``path`` cannot be the label inbox (something else has its name), or None."""
-    if path.exists() and not path.is_file():
-        kind = "a directory" if path.is_dir() else "not a regular file"
-        return (f"{path} is {kind}, not the label inbox: move it away so that labels given while the "
-                f"daemon runs can be queued and applied")
-    return None
+    return _inbox(database).waiting()
 
 
 def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
@@ -223,23 +211,10 @@ def queue_label(database: Path, request: LabelRequest, now: datetime) -> Path:
 
 
 def queue_labels(database: Path, requests: Sequence[LabelRequest], now: datetime) -> Path:
-    """Append the requests to the database's label inbox in one locked append, so a
-    concurrent writer cannot interleave and the daemon takes all of them or none."""
-    path = inbox_path(database)
-    problem = _not_a_file(path)
-    if problem:
-        raise StorageError(f"cannot queue the label: {problem}")
+    """Append the requests to the database's label inbox in one locked append, so the
+    daemon takes all of them or none (storage.inbox)."""
     at = now.isoformat()
-    lines = "".join(json.dumps({**r.to_json(), "at": at}, ensure_ascii=False) + "\n" for r in requests)
-    try:
-        with open(path, "a", encoding="utf-8") as inbox:
-            fcntl.flock(inbox, fcntl.LOCK_EX)  # whole lines, even from two writers at once
-            inbox.write(lines)
-            inbox.flush()
-            os.fsync(inbox.fileno())
-    except OSError as exc:
-        raise StorageError(f"cannot queue the label in {path}: {exc.strerror or exc}") from exc
-    return path
+    return _inbox(database).append([{**r.to_json(), "at": at} for r in requests])
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +226,7 @@ class InboxResult:
 def _request_from_line(line: str) -> LabelRequest:
     """The label request one inbox line holds; ValueError naming what is wrong. Anyone
     who can write beside the database can write here, so nothing is taken on trust."""
-    try:
-        fields = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg})") from None
-    if not isinstance(fields, dict):
-        raise ValueError(f"not a JSON object but {type(fields).__name__}")
+    fields = json_object(line)
     for name in ("id", "label"):
         if not isinstance(fields.get(name), str):
             raise ValueError(f"{name!r} must be a string, not {fields.get(name)!r}")
@@ -271,42 +241,18 @@ def apply_inbox(store: Store, now: datetime) -> InboxResult:
     """Apply every queued label, oldest first; a line that names no stored mention or
     cannot be read is reported in ``errors`` (by number, with its start) and dropped.
     Something other than a file at the inbox's name is reported and left alone."""
-    inbox = inbox_path(store.path)
-    taken = _taken_path(store.path)
-    errors = [p for p in map(_not_a_file, (taken, inbox)) if p]
-    if _not_a_file(taken):
-        return InboxResult(0, errors)
-    if not taken.exists():
-        if not inbox.is_file():
-            return InboxResult(0, errors)
-        os.replace(inbox, taken)
-        # A writer that opened the old inbox before the rename may still be appending
-        # to it; taking its lock waits for that line to be complete.
-        with open(taken, "a", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-    requests: list[tuple[int, str, LabelRequest]] = []
-    bad: list[tuple[int, str]] = []
-    with open(taken, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                requests.append((number, line, _request_from_line(line)))
-            except ValueError as exc:
-                bad.append((number, f"{inbox.name} line {number} {line.strip()[:120]!r}: {exc}"))
-    # All lines in one lookup and one transaction, in their order (a later line for
-    # the same mention wins): an import of 100k labels queued while the daemon ran is
-    # applied in seconds, not one scan of the mentions per line.
-    resolved = []
-    for (number, line, request), found in zip(requests, resolve_requests(store, [r for _, _, r in requests])):
-        if isinstance(found, UnknownMentionError):
-            bad.append((number, f"{inbox.name} line {number} {line.strip()[:120]!r}: {found}"))
-        else:
-            resolved.append((request, found))
-    apply_resolved(store, resolved, now)
-    errors += [message for _, message in sorted(bad)]
-    taken.unlink()
-    return InboxResult(len(resolved), errors)
+    with _inbox(store.path).take(_request_from_line) as taken:
+        # All lines in one lookup and one transaction, in their order (a later line for
+        # the same mention wins): an import of 100k labels queued while the daemon ran is
+        # applied in seconds, not one scan of the mentions per line.
+        resolved = []
+        for line, found in zip(taken.lines, resolve_requests(store, taken.values)):
+            if isinstance(found, UnknownMentionError):
+                taken.refuse(line.number, line.text, found)
+            else:
+                resolved.append((line.value, found))
+        apply_resolved(store, resolved, now)
+    return InboxResult(len(resolved), taken.errors)
 
 
 # -- agreement of VADER with the users' labels ------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from analysis.sentiment import LABELS, Score
-from storage.inbox import Inbox
+from storage.inbox import Inbox, Taken, json_object
 from storage.labels import label_confusion
 from storage.store import Store, from_db_time, to_db_time
 
@@ -403,7 +404,7 @@ class ModelRequest:
 
 
 def _inbox(database: Path) -> Inbox:
-    return Inbox(database, "models")
+    return Inbox(database, "models", "model request")
 
 
 def requests_path(database: Path) -> Path:
@@ -416,19 +417,14 @@ def has_requests(database: Path) -> bool:
 
 def queue_request(database: Path, request: ModelRequest, now: datetime) -> Path:
     """Append the request to the database's model inbox; the daemon applies it."""
-    return _inbox(database).append({"action": request.action, "brand": request.brand, "model": request.model,
-                                    "promote": request.promote, "at": now.isoformat()})
+    return _inbox(database).append([{"action": request.action, "brand": request.brand, "model": request.model,
+                                     "promote": request.promote, "at": now.isoformat()}])
 
 
 def _request_from_line(line: str) -> ModelRequest:
     """The request one inbox line holds; ValueError naming what is wrong. Anyone who
     can write beside the database can write here, so nothing is taken on trust."""
-    try:
-        fields = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg})") from None
-    if not isinstance(fields, dict):
-        raise ValueError(f"not a JSON object but {type(fields).__name__}")
+    fields = json_object(line)
     if not isinstance(fields.get("action"), str):
         raise ValueError(f"'action' must be a string, not {fields.get('action')!r}")
     for name in ("brand", "model"):
@@ -439,7 +435,8 @@ def _request_from_line(line: str) -> ModelRequest:
     return ModelRequest(fields["action"], fields.get("brand"), fields.get("model"), fields.get("promote", False))
 
 
-def take_requests(database: Path) -> tuple[list[ModelRequest], list[str]]:
+def take_requests(database: Path) -> AbstractContextManager[Taken[ModelRequest]]:
     """Every queued request, oldest first, and the lines that could not be read (by
-    number, with their start), which are dropped (storage.inbox)."""
+    number, with their start), which are dropped; the inbox is cleared when the block
+    that applies them ends (storage.inbox)."""
     return _inbox(database).take(_request_from_line)

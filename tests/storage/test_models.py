@@ -18,13 +18,16 @@ def test_queued_requests_are_checked_line_by_line(store):
         inbox.write('not json\n{"action": "delete", "brand": "Acme"}\n{"action": "rollback"}\n'
                     '{"action": "train", "brand": null, "promote": "yes"}\n[1]\n\n')
     queue_request(store.path, ModelRequest("train", None, promote=True), T0)
-    requests, errors = take_requests(store.path)
+    with take_requests(store.path) as taken:
+        requests, errors = taken.values, taken.errors
+        assert requests_path(store.path).with_name(requests_path(store.path).name + ".applying").exists()
     assert requests == [ModelRequest("promote", "Acme", "1-abc"), ModelRequest("train", None, promote=True)]
     assert [e.split(": ", 1)[0].split(" line ")[1].split()[0] for e in errors] == ["2", "3", "4", "5", "6"]
     assert "not JSON" in errors[0] and "action must be one of" in errors[1] and "needs a brand" in errors[2]
     assert "'promote' must be true or false" in errors[3] and "not a JSON object" in errors[4]
     assert not requests_path(store.path).exists()
-    assert take_requests(store.path) == ([], [])
+    with take_requests(store.path) as taken:
+        assert (taken.values, taken.errors) == ([], [])
 
 
 def test_a_chunk_for_a_job_restarted_meanwhile_writes_nothing(store):
