@@ -53,6 +53,23 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def worker_vader() -> VaderScorer:
+    """This process's VADER: a pool worker's own, loaded once (any other process gets one
+    made on first use)."""
+    global _worker_scorer
+    if _worker_scorer is None:
+        _worker_scorer = VaderScorer()
+    return _worker_scorer
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes that load VADER once and exit with this process.
+    forkserver: workers start from a clean interpreter, not a copy of a process holding a
+    DuckDB connection and its threads."""
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
 def _score_slice(texts: list[str]) -> list[tuple[float, float, float, float]]:
     polarity = _worker_scorer._analyzer.polarity_scores  # noqa: SLF001 - our own scorer's analyser
     out = []
@@ -77,10 +94,7 @@ class ParallelScorer:
         self.version = self._local.version
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1:
-            # forkserver: workers start from a clean interpreter, not a copy of a process
-            # holding a DuckDB connection and its threads.
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+            self._pool = worker_pool(workers)
 
     def score(self, texts: Sequence[str]) -> list[Score]:
         if self._pool is None or len(texts) < MIN_PARALLEL:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from connectors.base import BrandQuery
+from connectors.base import BrandQuery, Mention
 from connectors.errors import QueryError
 
 X_QUERY_LIMIT = 512
@@ -74,6 +74,14 @@ def passes_exclusions(query: BrandQuery, text: str, author: str | None = None, l
     if languages and lang and lang.split("-")[0].casefold() not in languages:
         return False
     return True
+
+
+def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
+    """The local re-check of a fetched post: search hits must match the query, thread
+    context must pass its exclusions."""
+    if mention.thread_context:
+        return passes_exclusions(query, mention.text, mention.author, mention.lang)
+    return matches(query, mention.text, mention.author, mention.lang)
 
 
 def _quoted(phrase: str) -> str:

@@ -26,7 +26,8 @@ import csv
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -128,8 +129,80 @@ def detect_format(path: Path) -> str:
     raise ImportFormatError(f"{path}: the file is empty")
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Up to BATCH_SIZE items of a file, in file order, not yet parsed: JSON lines as
+    text, CSV rows as dicts (the csv module must read a file in order: a quoted field may
+    span lines). ``unreadable`` are CSV rows the csv module could not read, with why.
+    ``bytes_read`` is how far into the file the chunk ends."""
+
+    items: tuple[tuple[int, Any], ...]
+    unreadable: tuple[tuple[int, str], ...]
+    bytes_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A chunk's mentions (of no brand yet: ``brand`` is empty) and its bad lines."""
+
+    mentions: tuple[Mention, ...]
+    bad: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileFormat:
+    """How to turn a chunk's items into mentions: everything ``parse_chunk`` needs, and
+    small enough to send to a worker process with every chunk."""
+
+    format: str
+    source: str
+    columns: tuple[tuple[str, str], ...]
+
+
+def parse_chunk(chunk: Chunk, how: FileFormat, fetched_at: datetime) -> Parsed:
+    """The mentions of one chunk, parsed once for every brand; runs in worker processes."""
+    mentions: list[Mention] = []
+    bad = list(chunk.unreadable)
+    for line_number, item in chunk.items:
+        try:
+            if how.format == "csv":
+                mentions.append(_csv_mention(item, how, fetched_at))
+            elif how.format == "twarc2":
+                page, bad_items = _twarc2_mentions(item, how.source, fetched_at)
+                if bad_items:
+                    bad.append((line_number, f"{bad_items} unreadable post(s) in this page"))
+                mentions.extend(page)
+            else:
+                record = json.loads(item)
+                if not isinstance(record, Mapping):
+                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                mentions.append(mention_from_record(record, how.source, "", fetched_at))
+        except (ValueError, TypeError, UnicodeError) as exc:
+            bad.append((line_number, str(exc)))
+        except Exception as exc:  # a malformed twarc2 page: the X mapper's own error
+            bad.append((line_number, f"{type(exc).__name__}: {exc}"))
+    bad.sort()
+    return Parsed(tuple(mentions), tuple(bad))
+
+
+def _twarc2_mentions(line: str, source: str, fetched_at: datetime) -> tuple[list[Mention], int]:
+    from connectors.x import mentions_from_page  # noqa: PLC0415 - only twarc2 files need the X mapper
+
+    mentions, bad_items = mentions_from_page(json.loads(line), "", fetched_at)
+    return [m.replace(source=source) for m in mentions], bad_items
+
+
+def _csv_mention(row: dict[str | None, Any], how: FileFormat, fetched_at: datetime) -> Mention:
+    if None in row:
+        raise ValueError(f"{len(row[None])} more value(s) than the header has columns")
+    record = {field: row.get(col) for field, col in how.columns if col in row}
+    return mention_from_record(record, how.source, "", fetched_at)
+
+
 class FileSource:
-    """A Connector over one file: ``fetch`` streams it as batches of one brand's mentions."""
+    """One file of mentions: ``chunks()`` reads it in order, ``parse_chunk`` turns each
+    chunk into mentions of no brand yet (listener.ingest matches them to every brand at
+    once). ``fetch`` makes it a Connector for one brand (connectors.base)."""
 
     def __init__(self, path: Path, source: str, fmt: str, column_map: Mapping[str, str], clock: Any) -> None:
         if fmt not in FORMATS:
@@ -146,63 +219,59 @@ class FileSource:
         self.clock = clock
         if self.format == "csv":
             self._check_csv_header()
+        self.how = FileFormat(self.format, source, tuple((name, self.column_map.get(name, name)) for name in FIELDS))
         self.bytes_read = 0
         self.bad_lines: list[int] = []
-        self._passes = 0  # the file is read once per brand; bad lines are reported once
 
     def close(self) -> None:
         pass
 
-    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
-        self._passes += 1
-        self.bad_lines = []
-        fetched_at = self.clock()
-        rows = self._csv_rows if self.format == "csv" else self._json_rows
-        pending: list[Mention] = []
-        skipped = 0
+    def chunks(self) -> Iterator[Chunk]:
+        """The file in chunks of up to BATCH_SIZE items, in order; the last may be empty."""
+        self.bytes_read = 0
         with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            for line_number, mentions in rows(handle, query.brand, fetched_at):
-                if mentions is None:
-                    skipped += 1
+            items = self._csv_items(handle) if self.format == "csv" else self._json_items(handle)
+            pending: list[tuple[int, Any]] = []
+            unreadable: list[tuple[int, str]] = []
+            for line_number, item, why in items:
+                if why is not None:
+                    unreadable.append((line_number, why))
                     continue
-                pending.extend(mentions)
+                pending.append((line_number, item))
                 if len(pending) >= BATCH_SIZE:
                     self.bytes_read = handle.buffer.tell()
-                    yield Batch(tuple(pending), skipped=skipped)
-                    pending, skipped = [], 0
+                    yield Chunk(tuple(pending), tuple(unreadable), self.bytes_read)
+                    pending, unreadable = [], []
             self.bytes_read = self.path.stat().st_size
-        yield Batch(tuple(pending), skipped=skipped)
-        if self._passes == 1 and len(self.bad_lines) > MAX_REPORTED_LINES:
+        yield Chunk(tuple(pending), tuple(unreadable), self.bytes_read)
+
+    def report_bad(self, bad: Sequence[tuple[int, str]]) -> None:
+        """Count bad lines, logging each up to MAX_REPORTED_LINES (in file order)."""
+        for line_number, reason in bad:
+            self.bad_lines.append(line_number)
+            if len(self.bad_lines) <= MAX_REPORTED_LINES:
+                log.warning("%s line %d skipped: %s", self.path, line_number, reason)
+
+    def finish(self) -> None:
+        """Say how many bad lines there were, when more than were logged one by one."""
+        if len(self.bad_lines) > MAX_REPORTED_LINES:
             log.warning("%s: %d bad lines in all were skipped", self.path, len(self.bad_lines))
 
-    def _bad(self, line_number: int, reason: str) -> None:
-        self.bad_lines.append(line_number)
-        if self._passes == 1 and len(self.bad_lines) <= MAX_REPORTED_LINES:
-            log.warning("%s line %d skipped: %s", self.path, line_number, reason)
+    def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
+        """One brand's pass over the file (a Connector's fetch); bad lines are counted again."""
+        self.bad_lines = []
+        fetched_at = self.clock()
+        for chunk in self.chunks():
+            parsed = parse_chunk(chunk, self.how, fetched_at)
+            self.report_bad(parsed.bad)
+            yield Batch(tuple(m.replace(brand=query.brand) for m in parsed.mentions), skipped=len(parsed.bad))
+        self.finish()
 
-    def _json_rows(self, handle: TextIO, brand: str, fetched_at: datetime) -> Iterator[tuple[int, list[Mention] | None]]:
-        from connectors.x import mentions_from_page
-
+    @staticmethod
+    def _json_items(handle: TextIO) -> Iterator[tuple[int, str, str | None]]:
         for line_number, line in enumerate(iter(handle.readline, ""), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if self.format == "twarc2":
-                    mentions, bad_items = mentions_from_page(record, brand, fetched_at)
-                    if bad_items:
-                        self._bad(line_number, f"{bad_items} unreadable post(s) in this page")
-                    yield line_number, [m.replace(source=self.name) for m in mentions]
-                else:
-                    if not isinstance(record, Mapping):
-                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                    yield line_number, [mention_from_record(record, self.name, brand, fetched_at)]
-            except (ValueError, TypeError, UnicodeError) as exc:
-                self._bad(line_number, str(exc))
-                yield line_number, None
-            except Exception as exc:  # a malformed twarc2 page: the X mapper's own error
-                self._bad(line_number, f"{type(exc).__name__}: {exc}")
-                yield line_number, None
+            if line.strip():
+                yield line_number, line, None
 
     def _check_csv_header(self) -> None:
         csv.field_size_limit(MAX_CSV_FIELD_CHARS)  # the limit is process-wide in the csv module
@@ -220,11 +289,11 @@ class FileSource:
                 "Name them with --map field=column"
             )
 
-    def _csv_rows(self, handle: TextIO, brand: str, fetched_at: datetime) -> Iterator[tuple[int, list[Mention] | None]]:
+    @staticmethod
+    def _csv_items(handle: TextIO) -> Iterator[tuple[int, dict | None, str | None]]:
         csv.field_size_limit(MAX_CSV_FIELD_CHARS)
         reader = csv.DictReader(handle)
         _ = reader.fieldnames  # reads the header (checked readable by _check_csv_header)
-        columns = {name: self.column_map.get(name, name) for name in FIELDS}
         rows = iter(reader)
         while True:
             first_line = reader.reader.line_num + 1
@@ -237,15 +306,6 @@ class FileSource:
                 # the broken row still spans are then read as rows and checked like any.
                 last_line = reader.reader.line_num
                 span = f" (lines {first_line}-{last_line} were read as this one row)" if last_line > first_line else ""
-                self._bad(first_line, f"not readable as CSV: {exc}{span}")
-                yield first_line, None
+                yield first_line, None, f"not readable as CSV: {exc}{span}"
                 continue
-            line_number = reader.line_num
-            try:
-                if None in row:
-                    raise ValueError(f"{len(row[None])} more value(s) than the header has columns")
-                record = {field: row.get(col) for field, col in columns.items() if col in row}
-                yield line_number, [mention_from_record(record, self.name, brand, fetched_at)]
-            except (ValueError, TypeError) as exc:
-                self._bad(line_number, str(exc))
-                yield line_number, None
+            yield reader.line_num, row, None

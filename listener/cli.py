@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from analysis.parallel_scoring import ParallelScorer
 from analysis.sentiment import VaderScorer
 from listener import formatting
 from listener.config import DEFAULT_CONFIG_NAME, Settings
@@ -28,6 +27,7 @@ from inputs.mentions import FORMATS as FILE_FORMATS
 from inputs.plan import read_plan
 from inputs.spend import InputFileError, read_spend
 from inputs.mentions import FileSource, ImportFormatError
+from listener import ingest
 from listener.pipeline import Pipeline
 from listener.scoring import build_scoring
 from storage import queries, report_data
@@ -348,7 +348,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
 @click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
               help="CSV: read FIELD (id, created_at, text, author, url, ...) from COLUMN. Repeatable.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
-              help="Score on N processes (VADER is single-threaded; about N times faster on N free cores).")
+              help="Parse, match, detect language and score on N processes while storing (about N times faster on N free cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @common_options
 @click.pass_context
@@ -379,18 +379,13 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     except ImportFormatError as exc:
         raise CliError(str(exc), 2) from exc
     size = max(file.stat().st_size, 1)
-    results = []
-    with Store.open(settings.database) as store, ParallelScorer(workers) as scorer:
-        pipeline = Pipeline(store, build_scoring(settings, store, vader=scorer), clock)
-        with click.progressbar(length=size * len(brands), label=f"Importing {file.name}", file=sys.stderr) as bar:
-            for index, entry in enumerate(brands):
-                done = index * size
-                try:
-                    results.append(pipeline.pull(reader, entry.query,
-                                                 progress=lambda _n: bar.update(done + reader.bytes_read - bar.pos)))
-                except ImportFormatError as exc:
-                    raise CliError(str(exc), 2) from exc
-                bar.update(done + size - bar.pos)
+    vader = ingest.ReadyVader()
+    with Store.open(settings.database) as store:
+        pipeline = Pipeline(store, build_scoring(settings, store, vader=vader), clock)
+        with click.progressbar(length=size, label=f"Importing {file.name}", file=sys.stderr) as bar:
+            results = ingest.import_file(pipeline, reader, [entry.query for entry in brands], vader, workers,
+                                  progress=lambda done: bar.update(done - bar.pos))
+            bar.update(size - bar.pos)
     report = {"file": str(file), "format": reader.format, "bad_lines": len(reader.bad_lines),
               "runs": [asdict(r) for r in results]}
     if as_json:

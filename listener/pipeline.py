@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from analysis.duplicates import WINDOW as DUPLICATE_WINDOW
 from analysis.duplicates import fingerprint
-from analysis.language import detect_language
 from analysis.scorers import Scoring
 from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Scorer
-from connectors.base import BrandQuery, Clock, Connector, Mention
-from connectors.query import matches, passes_exclusions
+from connectors.base import BrandQuery, Clock, Connector, Cursor, Mention
+from inputs.prepare import relevant_mentions
 from listener.config import Settings, SourceSettings
 from listener.sources import OpenSources, open_sources
 from storage.labels import apply_inbox
 from storage.queries import label_counts
 from storage.rollup import ProgressCallback, RollupProgress, RollupResult, rollup_pending, rollup_rebuild
-from storage.store import Store
+from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
 run_log = logging.getLogger("listener.runs")
@@ -77,19 +76,46 @@ def _shifted(moment: datetime, delta: timedelta) -> datetime:
         return edge.replace(tzinfo=moment.tzinfo)
 
 
-def _with_language(mention: Mention) -> Mention:
-    if mention.lang is not None:
-        return mention
-    detected = detect_language(mention.text)
-    return mention if detected is None else mention.replace(lang=detected)
+class PullRun:
+    """One (source, brand) collection run: its row in ``runs``, its counts as batches are
+    stored, and how it ended (logged on ``listener.runs``)."""
 
+    def __init__(self, pipeline: Pipeline, source: str, brand: str) -> None:
+        self.store, self.clock = pipeline.store, pipeline.clock
+        self.source, self.brand = source, brand
+        self.started = time.perf_counter()
+        self.run_id = self.store.start_run("pull", now=self.clock(), source=source, brand=brand)
+        self.fetched = self.new = self.rejected = self.skipped = 0
 
-def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
-    """The local re-check: search hits must match the query, thread context must pass
-    its exclusions (connectors.query)."""
-    if mention.thread_context:
-        return passes_exclusions(query, mention.text, mention.author, mention.lang)
-    return matches(query, mention.text, mention.author, mention.lang)
+    def add(self, fetched: int, relevant: int, skipped: int, new: int) -> None:
+        self.fetched += fetched
+        self.rejected += fetched - relevant
+        self.skipped += skipped
+        self.new += new
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self.store.finish_run(
+            self.run_id, now=self.clock(), status=status, fetched=self.fetched, new=self.new,
+            duplicates=self.fetched - self.rejected - self.new, skipped=self.skipped, rejected=self.rejected,
+            error=error,
+        )
+
+    def fail(self, exc: BaseException) -> None:
+        self._finish("failed", f"{type(exc).__name__}: {exc}")
+        run_log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s",
+                      self.source, self.brand, self.fetched, self.new, exc)
+
+    def finish(self, status: str = "ok") -> PullResult:
+        self._finish(status)
+        seconds = time.perf_counter() - self.started
+        result = PullResult(self.source, self.brand, self.fetched, self.new, self.fetched - self.rejected - self.new,
+                            self.rejected, self.skipped, seconds, status)
+        run_log.info(
+            "pull source=%s brand=%s status=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
+            result.source, result.brand, status, result.fetched, result.new, result.duplicates, result.rejected,
+            result.skipped, seconds,
+        )
+        return result
 
 
 class Pipeline:
@@ -128,9 +154,7 @@ class Pipeline:
         run then ends early, recorded as "stopped", and the next run resumes.
         """
         source, brand = connector.name, query.brand
-        started = time.perf_counter()
-        run_id = self.store.start_run("pull", now=self.clock(), source=source, brand=brand)
-        fetched = new = rejected = skipped = 0
+        run = PullRun(self, source, brand)
         status = "ok"
         try:
             since = self.store.get_cursor(source, brand)
@@ -141,57 +165,36 @@ class Pipeline:
                             f"connector {source!r} returned mention {mention.id!r} for "
                             f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
                         )
-                # Language first: the query's language filter applies to detected ones too.
-                mentions = [_with_language(m) for m in batch.mentions]
                 # Platform search is fuzzy: the local check of the same query decides.
-                relevant = [m for m in mentions if is_mention_of(query, m)]
-                # Overlapping polls re-fetch stored posts: skip scoring them again.
-                known = self.store.known_ids(relevant)
-                fresh = [m for m in relevant if m.id not in known]
-                hashes, copies = self._near_duplicates(brand, fresh)
-                # Near-duplicates count in volume only: no scorer reads them.
-                to_score = [i for i in range(len(fresh)) if not copies[i]]
-                chain = self.scoring.for_brand(brand)
-                score_sets = [s.spread(to_score, len(fresh)) for s in chain.score(
-                    [fresh[i].text for i in to_score], [fresh[i].lang for i in to_score])]
-                saved = self.store.save_batch(
-                    fresh,
-                    score_sets,
-                    source=source,
-                    brand=brand,
-                    checkpoint=batch.checkpoint,
-                    now=self.clock(),
-                    text_hashes=hashes,
-                    duplicates=copies,
-                )
-                fetched += len(batch.mentions)
-                rejected += len(batch.mentions) - len(relevant)
-                skipped += batch.skipped
-                new += saved.new
+                relevant = relevant_mentions(batch.mentions, (query,))[brand]
+                saved = self.store_relevant(source, brand, relevant, batch.checkpoint)
+                run.add(len(batch.mentions), len(relevant), batch.skipped, saved.new)
                 if progress is not None:
                     progress(len(batch.mentions))
                 if should_stop is not None and should_stop():
                     status = "stopped"
                     break
         except BaseException as exc:
-            self.store.finish_run(
-                run_id, now=self.clock(), status="failed", fetched=fetched, new=new,
-                duplicates=fetched - rejected - new, skipped=skipped, rejected=rejected,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            run_log.error("pull source=%s brand=%s failed after fetched=%d new=%d: %s", source, brand, fetched, new, exc)
+            run.fail(exc)
             raise
-        seconds = time.perf_counter() - started
-        duplicates = fetched - rejected - new
-        self.store.finish_run(
-            run_id, now=self.clock(), status=status, fetched=fetched, new=new,
-            duplicates=duplicates, skipped=skipped, rejected=rejected,
+        return run.finish(status)
+
+    def store_relevant(self, source: str, brand: str, relevant: Sequence[Mention], checkpoint: Cursor | None) -> SaveResult:
+        """Store one batch of a brand's relevant mentions with its checkpoint: those not
+        stored yet, with their near-duplicate verdicts and every scorer's scores."""
+        # Overlapping polls re-fetch stored posts: skip scoring them again.
+        known = self.store.known_ids(relevant)
+        fresh = [m for m in relevant if m.id not in known]
+        hashes, copies = self._near_duplicates(brand, fresh)
+        # Near-duplicates count in volume only: no scorer reads them.
+        to_score = [i for i in range(len(fresh)) if not copies[i]]
+        chain = self.scoring.for_brand(brand)
+        score_sets = [s.spread(to_score, len(fresh)) for s in chain.score(
+            [fresh[i].text for i in to_score], [fresh[i].lang for i in to_score])]
+        return self.store.save_batch(
+            fresh, score_sets, source=source, brand=brand, checkpoint=checkpoint, now=self.clock(),
+            text_hashes=hashes, duplicates=copies,
         )
-        run_log.info(
-            "pull source=%s brand=%s status=%s fetched=%d new=%d duplicates=%d rejected=%d skipped=%d duration=%.2fs",
-            source, brand, status, fetched, new, duplicates, rejected, skipped, seconds,
-        )
-        return PullResult(source, brand, fetched, new, duplicates, rejected, skipped, seconds, status)
 
     def _near_duplicates(self, brand: str, fresh: list[Mention]) -> tuple[list[int | None], list[bool]]:
         """Fingerprints of ``fresh`` and which are copies: another mention of the brand with

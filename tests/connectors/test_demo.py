@@ -441,7 +441,7 @@ def test_every_demo_post_passes_the_starter_config_queries():
 
     from listener.config import parse_settings
     from listener.demo import starter_config_text
-    from listener.pipeline import is_mention_of
+    from connectors.query import is_mention_of
 
     settings = parse_settings(tomllib.loads(starter_config_text()), base_dir=Path("."), origin="starter")
     world = default_world(END)

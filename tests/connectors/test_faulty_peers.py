@@ -47,7 +47,8 @@ from connectors.errors import (
     RetryableError,
 )
 from connectors.retry import RetryPolicy
-from listener.pipeline import Pipeline, PullResult, is_mention_of
+from connectors.query import is_mention_of
+from listener.pipeline import Pipeline, PullResult
 from storage.store import Store
 from tests.conftest import FixedClock
 from tests.fakes.http import FakeServer, Reply, Request

@@ -1,0 +1,74 @@
+"""What an import does to each chunk of a file before it is stored, once for every brand.
+
+A chunk is parsed once (inputs.mentions.parse_chunk); each mention is matched against
+every brand's query with the language it came with; only a mention some brand wants,
+and whose language is unknown, goes through language detection, once, and is checked
+again with the detected language (a query's language filter applies to detected
+languages too). Matching first matters: detection costs more than VADER (about 100 us a
+post), and most rows of a large export name no tracked brand.
+
+VADER's scores of the relevant texts it covers are computed here too, so that with
+``--workers N`` all of this runs in worker processes (analysis.parallel_scoring's pool)
+while the writer stores the previous chunk; the writer's scoring chain then finds them
+ready (listener.ingest.ReadyVader).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from analysis.language import detect_language
+from analysis.parallel_scoring import worker_vader
+from analysis.sentiment import Score, VaderScorer, covers
+from connectors.base import BrandQuery, Mention
+from connectors.query import is_mention_of
+from inputs.mentions import Chunk, FileFormat, parse_chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One chunk, ready for the writer: each brand's relevant mentions in file order,
+    VADER's score of each of their texts it covers, and the chunk's bad lines."""
+
+    fetched: int
+    relevant: dict[str, tuple[Mention, ...]]
+    vader: dict[str, Score]
+    bad: tuple[tuple[int, str], ...]
+    bytes_read: int
+
+
+def relevant_mentions(mentions: Sequence[Mention], queries: Sequence[BrandQuery]) -> dict[str, list[Mention]]:
+    """Each query's brand -> the mentions it wants, as that brand's mentions, in order.
+    Language detection runs at most once per mention, and only for wanted ones."""
+    wanted: dict[str, list[Mention]] = {query.brand: [] for query in queries}
+    for mention in mentions:
+        hits = [query for query in queries if is_mention_of(query, mention)]
+        if not hits:
+            continue
+        if mention.lang is None:
+            detected = detect_language(mention.text)
+            if detected is not None:
+                mention = mention.replace(lang=detected)
+                hits = [query for query in hits if is_mention_of(query, mention)]
+        for query in hits:
+            wanted[query.brand].append(mention if mention.brand == query.brand else mention.replace(brand=query.brand))
+    return wanted
+
+
+def prepare_chunk(chunk: Chunk, how: FileFormat, fetched_at: datetime, queries: Sequence[BrandQuery],
+                  vader: VaderScorer | None = None) -> Prepared:
+    """Parse, match, detect and VADER-score one chunk (in this process, or a worker's)."""
+    parsed = parse_chunk(chunk, how, fetched_at)
+    relevant = relevant_mentions(parsed.mentions, queries)
+    vader = vader or worker_vader()
+    texts = list(dict.fromkeys(m.text for found in relevant.values() for m in found
+                               if covers(vader.languages, m.lang)))
+    return Prepared(
+        fetched=len(parsed.mentions),
+        relevant={brand: tuple(found) for brand, found in relevant.items()},
+        vader=dict(zip(texts, vader.score(texts))),
+        bad=parsed.bad,
+        bytes_read=chunk.bytes_read,
+    )
