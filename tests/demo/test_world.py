@@ -1,11 +1,10 @@
-"""The simulated demo source: determinism, realism, a recoverable campaign lift, and the
-connector's cursor contract. Fixed seeds throughout, so nothing here is flaky."""
+"""The simulated demo world: determinism, realism, a recoverable campaign lift (its
+connector is tested in tests/connectors/test_demo.py, its files in test_exports.py).
+Fixed seeds throughout, so nothing here is flaky."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import random
 import statistics
 import string
@@ -18,9 +17,7 @@ import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from demo import texts as demo_texts, world as demo_world
-from connectors.base import BrandQuery, Connector, Mention
-from connectors.demo import SETTINGS, DemoConnector, create
-from demo.exports import GOOGLE_ADS_HEADER, write_google_ads_export, write_truth
+from connectors.base import Mention
 from demo.world import (
     AUTHORS,
     REPLY_HORIZON_HOURS,
@@ -291,147 +288,6 @@ def test_any_brand_gets_a_stable_derived_profile():
     mentions = list(world.mentions_between("Acme Tea", END - timedelta(days=1), END))
     assert mentions and all(m.brand == "Acme Tea" and m.id.startswith("acme-tea-") for m in mentions)
     assert world.profile("brewly") is world.profile("Brewly")
-
-
-# --- the connector -----------------------------------------------------------------
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def until(batch) -> datetime:
-    return datetime.fromisoformat(batch.checkpoint["until"])
-
-
-def test_connector_first_run_back_fills_history_with_safe_checkpoints():
-    clock = FixedClock(END)
-    world = default_world(END, days=10)
-    connector = DemoConnector(world, clock, history_days=10)
-    assert isinstance(connector, Connector) and connector.name == "demo"
-    batches = list(connector.fetch(BrandQuery("Kettle & Co"), None))
-    marks = [until(b) for b in batches]
-    assert marks == sorted(marks) and len(set(marks)) == len(marks)
-    assert all(mark <= END for mark in marks) and marks[-1] == END
-    mentions = [m for b in batches for m in b.mentions]
-    expected = world.mentions_between("Kettle & Co", END - timedelta(days=10), END, fetched_at=END)
-    assert mentions == list(expected)
-    previous = END - timedelta(days=10)
-    for batch, mark in zip(batches, marks):  # a checkpoint covers exactly what came before it
-        assert all(previous <= m.created_at < mark for m in batch.mentions)
-        previous = mark
-    assert all(m.fetched_at == END for m in mentions)
-    connector.close()
-
-
-def test_connector_resumes_after_a_crash_without_losing_or_doubling():
-    world = default_world(END, days=5)
-    first = DemoConnector(world, FixedClock(END - timedelta(hours=30)), history_days=5, batch_hours=7)
-    crashed = []
-    for i, batch in enumerate(first.fetch(BrandQuery("Beanhaus"), None)):
-        crashed.append(batch)
-        if i == 4:
-            break  # the process dies here; the cursor saved with batch 4 survives
-    cursor = crashed[-1].checkpoint
-    second = DemoConnector(world, FixedClock(END), history_days=5, batch_hours=7)
-    resumed = list(second.fetch(BrandQuery("Beanhaus"), cursor))
-    ids = [m.id for b in crashed + resumed for m in b.mentions]
-    expected = [m.id for m in world.mentions_between(
-        "Beanhaus", END - timedelta(hours=30) - timedelta(days=5), END)]
-    assert ids == expected
-    assert until(resumed[-1]) == END
-
-
-def test_connector_next_run_fetches_only_what_is_new():
-    world = default_world(END, days=3)
-    clock = FixedClock(END - timedelta(hours=5))
-    connector = DemoConnector(world, clock, history_days=3)
-    first = list(connector.fetch(BrandQuery("Brewly"), None))
-    clock.now = END
-    second = list(connector.fetch(BrandQuery("Brewly"), first[-1].checkpoint))
-    assert len(second) == 1 and until(second[0]) == END
-    assert second[0].mentions == tuple(
-        world.mentions_between("Brewly", END - timedelta(hours=5), END, fetched_at=END))
-    third = list(connector.fetch(BrandQuery("Brewly"), second[-1].checkpoint))
-    assert [(b.mentions, until(b)) for b in third] == [((), END)]
-
-
-def test_connector_never_checkpoints_past_the_run_start():
-    world = default_world(END, days=3)
-    connector = DemoConnector(world, FixedClock(END), history_days=3)
-    future = {"until": (END + timedelta(days=1)).isoformat()}
-    batches = list(connector.fetch(BrandQuery("Brewly"), future))
-    assert all(until(b) <= END for b in batches)
-    with pytest.raises(ValueError):
-        list(connector.fetch(BrandQuery("Brewly"), {"until": "2026-11-01T00:00:00"}))  # naive
-
-
-def test_connector_honours_language_and_exclusions():
-    world = default_world(END, days=2)
-    connector = DemoConnector(world, FixedClock(END), history_days=1)
-    french = list(connector.fetch(BrandQuery("Brewly", languages=("fr",)), None))
-    assert [b.mentions for b in french] == [()]
-    all_ = [m for b in connector.fetch(BrandQuery("Brewly"), None) for m in b.mentions]
-    author = Counter(m.author for m in all_).most_common(1)[0][0]
-    query = BrandQuery("Brewly", exclude=("latte",), exclude_authors=(author,))
-    kept = [m for b in connector.fetch(query, None) for m in b.mentions]
-    assert kept and len(kept) < len(all_)
-    assert all("latte" not in m.text.lower() and m.author != author for m in kept)
-
-
-def test_factory_reads_and_validates_settings():
-    clock = FixedClock(END)
-    connector = create({}, clock)
-    assert connector.history_days == SETTINGS["history_days"].default == 60
-    assert connector.world.seed == SETTINGS["seed"].default == 7
-    assert connector.world.campaigns == default_world(END).campaigns
-    other = create({"seed": 3, "history_days": 14}, clock)
-    assert (other.world.seed, other.history_days, other.world.start) == (3, 14, END - timedelta(days=14))
-    for bad in ({"seed": "7"}, {"history_days": True}, {"history_days": 0}):
-        with pytest.raises(ValueError):
-            create(bad, clock)
-    assert all(isinstance(spec.doc, str) and spec.doc for spec in SETTINGS.values())
-
-
-# --- spend export and truth ----------------------------------------------------------
-
-
-def test_google_ads_export_parses_back(tmp_path):
-    world = default_world(END)
-    campaign = world.campaigns[0]
-    path = write_google_ads_export(tmp_path / "ads.csv", world)
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    assert rows[0] == ["Campaign report"]
-    assert rows[1][0].startswith(campaign.flight_start.strftime("%B"))
-    assert tuple(rows[2]) == GOOGLE_ADS_HEADER
-    body, totals = rows[3:-2], rows[-2:]
-    assert [r[0] for r in totals] == ["Total: Account", "Total: Campaigns"]
-    spend = world.daily_spend(campaign)
-    assert [date.fromisoformat(r[0]) for r in body] == list(spend)
-    for row in body:
-        assert row[1:4] == [campaign.name, campaign.campaign_id, "USD"]
-        assert float(row[4].replace(",", "")) == spend[date.fromisoformat(row[0])]
-        assert int(row[5].replace(",", "")) > 10_000 and int(row[6].replace(",", "")) > 0
-        assert row[7] == "--" or int(row[7].replace(",", "")) >= 0
-    assert any("," in row[4] for row in body)
-    assert float(totals[0][4].replace(",", "")) == pytest.approx(sum(spend.values()))
-    assert '"1,' in path.read_text(encoding="utf-8")  # figures quoted with separators
-
-
-def test_truth_file_records_the_campaign(tmp_path):
-    world = default_world(END)
-    truth = json.loads(write_truth(tmp_path / "truth.json", world).read_text(encoding="utf-8"))
-    (campaign,) = truth["campaigns"]
-    assert truth["seed"] == 7
-    assert [b["name"] for b in truth["brands"]] == ["Brewly", "Beanhaus", "Kettle & Co"]
-    assert campaign["nss_lift"] == 12.0 and campaign["account_timezone"] == "America/New_York"
-    assert len(campaign["daily_spend"]) == 14
-    assert campaign["flight_start"] == world.campaigns[0].flight_start.isoformat()
 
 
 def test_every_demo_post_passes_the_starter_config_queries():
