@@ -13,7 +13,7 @@ VADER lexicon on purpose:
   score (VADER reads "🔥" as "fire", negative, so it appears nowhere);
 * slot fillers (drinks, stores, times) are lexicon-free, so any filler fits any template.
 
-``tests/connectors/test_demo.py`` measures the agreement over thousands of samples.
+``tests/demo/test_world.py`` measures the agreement over thousands of samples.
 Brand names are inserted verbatim: a configured brand whose name holds a sentiment word
 ("Happy Beans") shifts VADER scores, which is a property of that name, not of the pools.
 """

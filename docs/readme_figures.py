@@ -11,7 +11,7 @@ written between marker comments:
 * ``demo-figures``, in README.md ("What the demo shows"): mentions per brand, Brewly's mood, each campaign's measured lift with
   its CI against the simulator's truth, the verdict and the alerts raised, from the run's
   JSON summary, ``report.json``, ``demo-truth.json`` and ``listener alerts --json``.
-  ``tests/listener/test_readme_claims.py`` renders it from the test suite's demo run (the
+  ``tests/system/test_readme_claims.py`` renders it from the test suite's demo run (the
   ``demo_run`` fixture, which calls ``run_demo`` below) and fails when the README differs;
   after a change in behaviour, run this script and commit the README.
 * ``demo-timing``, in docs/performance.md: how long that run took, when and on what

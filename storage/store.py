@@ -542,7 +542,7 @@ class Store:
 
 # DuckDB starts a new file with three 4 KiB headers (the main one carries "DUCK" at byte
 # 8). A process killed while creating the database leaves a shorter file (0, 4096 or 8192
-# bytes, seen in tests/listener/test_crash_safety.py) that DuckDB refuses to open ever
+# bytes, seen in tests/system/test_crash_safety.py) that DuckDB refuses to open ever
 # after ("not a valid DuckDB database file"), so the daemon could never start again.
 _HEADERS_SIZE = 3 * 4096
 

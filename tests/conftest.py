@@ -17,8 +17,10 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -55,24 +57,28 @@ pytest_plugins = ["tests.progress"]
 # at once on their own workers and the many short files fill in around them, instead of a
 # long file starting last and running on alone.
 SLOW_FILES = (
-    "tests/listener/test_secrets.py",
-    "tests/listener/test_crash_safety.py",
-    "tests/listener/test_daemon.py",
-    "tests/listener/test_concurrent_readers.py",
+    "tests/system/test_secrets.py",
+    "tests/system/test_crash_safety.py",
+    "tests/system/test_daemon.py",
+    "tests/system/test_concurrent_readers.py",
     "tests/listener/test_cli.py",
-    "tests/listener/test_readme_claims.py",
+    "tests/system/test_readme_claims.py",
     "tests/analysis/test_alerts.py",
     "tests/listener/test_serve.py",
-    "tests/listener/test_serve_browser.py",
-    "tests/analysis/test_report_browser.py",
-    "tests/analysis/test_parallel_scoring.py",
-    "tests/listener/test_secret_encodings.py",
-    "tests/listener/test_hourly_backlog.py",
-    "tests/listener/test_models_daemon.py",
+    "tests/system/test_serve_browser.py",
+    "tests/system/test_report_browser.py",
+    "tests/system/test_parallel_scoring.py",
+    "tests/system/test_secret_encodings.py",
+    "tests/system/test_hourly_backlog.py",
+    "tests/system/test_models_daemon.py",
 )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A moved or renamed file would silently lose its mark and its place: say so instead.
+    missing = [path for path in SLOW_FILES if not (config.rootpath / path).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py SLOW_FILES names no such file: {', '.join(missing)}")
     rank = {path: n for n, path in enumerate(SLOW_FILES)}
     for item in items:
         if item.nodeid.split("::")[0] in rank:
@@ -114,6 +120,21 @@ class FixedClock:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
+
+
+@contextmanager
+def daemon_holding(path: Path) -> Iterator[None]:
+    """Another process holding the database read-write, as the daemon does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+                               "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
 
 
 def readme_figures() -> ModuleType:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from storage.migrations import MIGRATIONS
 from storage.rollup import rollup_pending
 from storage.snapshot import snapshot_path
 from storage.store import Store
-from tests.conftest import mention
+from tests.conftest import daemon_holding, mention
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEND = ROOT / "tests" / "fixtures" / "spend"
@@ -208,21 +207,6 @@ def test_campaign_daily_days_run_through_the_washout(db):
 
 
 # -- nothing a reader runs can write, and a path it cannot use is a usage error ------------
-
-
-@contextmanager
-def daemon_holding(path: Path):
-    """Another process holding the database read-write, as the daemon does."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-                               "sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "ready\n"
-        yield
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=120)
 
 
 def fingerprint(path: Path) -> tuple[bytes, int]:

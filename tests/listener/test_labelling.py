@@ -18,8 +18,7 @@ from storage.labels import apply_inbox, inbox_path
 from storage.rollup import rollup_pending
 from storage.snapshot import snapshot_path
 from storage.store import Store
-from tests.conftest import T0, FixedClock, mention
-from tests.listener.test_analyst_commands import daemon_holding
+from tests.conftest import T0, FixedClock, daemon_holding, mention
 
 NOW = T0 + timedelta(days=2)
 SCORER = VaderScorer()

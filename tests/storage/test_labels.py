@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from analysis.agreement import agreement_report, cohen_kappa, wilson_interval
+from analysis.agreement import agreement_report
 from analysis.sentiment import VaderScorer
 from storage.labels import (
     LabelRequest, UnknownMentionError, apply_inbox, apply_label, find_mentions, inbox_path, label_confusion,
@@ -173,45 +173,6 @@ def test_confusion_and_agreement_figures(labelled):
     assert report.precision["positive"] == 0.5 and report.recall["negative"] == 0.5
     assert report.nss_vader == pytest.approx(25.0) and report.nss_manual == pytest.approx(0.0)
     assert not report.enough
-
-
-def test_wilson_interval_and_kappa_against_known_values():
-    low, high = wilson_interval(8, 10)
-    assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)  # the textbook example
-    perfect = {t: {v: (5 if t == v else 0) for v in ("positive", "neutral", "negative")}
-               for t in ("positive", "neutral", "negative")}
-    assert cohen_kappa(perfect) == pytest.approx(1.0)
-    # Agreement no better than chance: both sides split 50/50 independently.
-    chance = {"positive": {"positive": 25, "neutral": 0, "negative": 25},
-              "neutral": {"positive": 0, "neutral": 0, "negative": 0},
-              "negative": {"positive": 25, "neutral": 0, "negative": 25}}
-    assert cohen_kappa(chance) == pytest.approx(0.0)
-
-
-def test_mood_windows_from_hourly_rows_equal_counts_over_mentions(store):
-    """label_counts takes whole hours from hourly_mood: with hours pending, labels
-    changed, unaligned windows, it must equal the count over the mentions exactly."""
-    import random
-
-    from storage.queries import count_from_mentions
-
-    rng = random.Random(4)
-    texts = [POS, NEG, NEU, "Acme est vraiment génial"]
-    ms = [mention(f"m{i}", rng.choice(texts), T0 + timedelta(minutes=rng.randrange(0, 60 * 30)),
-                  conversation=f"c{i % 40}") for i in range(600)]
-    save(store, ms)
-    rollup_pending(store)
-    # Later: new mentions in some hours and a few labels, not rolled up yet (pending).
-    save(store, [mention(f"late{i}", POS, T0 + timedelta(hours=3, minutes=i)) for i in range(5)])
-    for i in range(0, 600, 97):
-        apply_label(store, LabelRequest(id=f"m{i}", label="negative"), now=T0)
-    for _ in range(40):
-        a = T0 + timedelta(minutes=rng.randrange(-60, 60 * 31))
-        b = a + timedelta(minutes=rng.randrange(1, 60 * 20))
-        assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b), (a, b)
-    rollup_pending(store)
-    a, b = T0 - timedelta(hours=1), T0 + timedelta(hours=40)
-    assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b)
 
 
 def test_a_malformed_inbox_line_is_reported_by_number_and_the_others_applied(labelled, caplog):

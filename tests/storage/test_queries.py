@@ -1,12 +1,10 @@
 """The read path's mood counts, and the transactions they run in (issue 11, item 1)."""
 
-import threading
+import random
 from datetime import timedelta
 
-import pytest
-
 from analysis.sentiment import VaderScorer
-from storage.errors import StorageError
+from storage.labels import LabelRequest, apply_label
 from storage.queries import MAX_PENDING_SPANS, count_from_mentions, label_counts
 from storage.rollup import rollup_pending
 from tests.conftest import T0, mention
@@ -19,52 +17,6 @@ def save(store, mentions, duplicates=None):
     store.save_batch(mentions, SCORER.score([m.text for m in mentions]), source="test", brand="Acme",
                      checkpoint=None, scorer=SCORER.name, scorer_version=SCORER.version, now=T0,
                      duplicates=duplicates)
-
-
-def test_a_transaction_opened_inside_another_on_the_same_thread_joins_it(store):
-    with store.native() as outer:
-        outer.execute("INSERT INTO meta VALUES ('a', '1')")
-        with store.native() as inner, store.transaction() as conn:
-            assert inner is outer and conn.connection.driver_connection is outer
-            inner.execute("INSERT INTO meta VALUES ('b', '2')")
-        assert store.in_transaction()
-    assert not store.in_transaction()
-    assert (store.get_meta("a"), store.get_meta("b")) == ("1", "2")
-    # What the inner block wrote rolls back with the outer one.
-    with pytest.raises(RuntimeError):
-        with store.native():
-            store.set_meta("c", "3")
-            raise RuntimeError("the caller fails after the inner write")
-    assert store.get_meta("c") is None
-    # A database error inside the inner block is ours, named with the file, and the
-    # outer transaction is rolled back.
-    with pytest.raises(StorageError, match=str(store.path.name)):
-        with store.native() as outer:
-            outer.execute("INSERT INTO meta VALUES ('d', '4')")
-            with store.native() as inner:
-                inner.execute("SELECT * FROM no_such_table")
-    assert store.get_meta("d") is None
-
-
-def test_another_thread_waits_for_the_open_transaction_instead_of_joining_it(store):
-    entered, finished = threading.Event(), threading.Event()
-    seen = []
-
-    def other():
-        entered.set()
-        seen.append(store.in_transaction())  # waits for the main thread's transaction
-        with store.native() as db:
-            seen.append(db.execute("SELECT value FROM meta WHERE key = 'x'").fetchone())
-        finished.set()
-
-    with store.native() as db:
-        db.execute("INSERT INTO meta VALUES ('x', 'committed first')")
-        worker = threading.Thread(target=other)
-        worker.start()
-        assert entered.wait(30)
-        assert not finished.is_set()
-    worker.join(30)
-    assert seen == [False, ("committed first",)]
 
 
 def test_mood_counts_with_more_pending_hours_than_spans_equal_the_count_over_mentions(store):
@@ -93,3 +45,25 @@ def test_mood_counts_with_more_pending_hours_than_spans_equal_the_count_over_men
     rollup_pending(store)
     check()  # nothing pending
     assert label_counts(store, "Acme", T0, end) == first
+
+
+def test_mood_windows_from_hourly_rows_equal_counts_over_mentions(store):
+    """label_counts takes whole hours from hourly_mood: with hours pending, labels
+    changed, unaligned windows, it must equal the count over the mentions exactly."""
+    rng = random.Random(4)
+    texts = [*TEXTS[:3], "Acme est vraiment génial"]
+    ms = [mention(f"m{i}", rng.choice(texts), T0 + timedelta(minutes=rng.randrange(0, 60 * 30)),
+                  conversation=f"c{i % 40}") for i in range(600)]
+    save(store, ms)
+    rollup_pending(store)
+    # Later: new mentions in some hours and a few labels, not rolled up yet (pending).
+    save(store, [mention(f"late{i}", TEXTS[0], T0 + timedelta(hours=3, minutes=i)) for i in range(5)])
+    for i in range(0, 600, 97):
+        apply_label(store, LabelRequest(id=f"m{i}", label="negative"), now=T0)
+    for _ in range(40):
+        a = T0 + timedelta(minutes=rng.randrange(-60, 60 * 31))
+        b = a + timedelta(minutes=rng.randrange(1, 60 * 20))
+        assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b), (a, b)
+    rollup_pending(store)
+    a, b = T0 - timedelta(hours=1), T0 + timedelta(hours=40)
+    assert label_counts(store, "Acme", a, b) == count_from_mentions(store, "Acme", a, b)

@@ -1,14 +1,12 @@
-import subprocess
-import sys
+import threading
 from datetime import timedelta
 
 import pytest
 
 from analysis.sentiment import Score, VaderScorer
-from storage.errors import DatabaseLockedError
-from storage.migrations import LATEST_VERSION
+from storage.errors import DatabaseLockedError, StorageError
 from storage.store import Store
-from tests.conftest import T0, mention
+from tests.conftest import T0, daemon_holding, mention
 
 SCORER = VaderScorer()
 
@@ -97,30 +95,12 @@ def test_uniqueness_holds_across_many_batches_and_time_ranges(store):
     assert dupes == score_dupes == 0
 
 
-def test_migrations_are_recorded_and_reopening_is_harmless(tmp_path):
-    path = tmp_path / "m.duckdb"
-    Store.open(path).close()
-    with Store.open(path) as store:
-        with store.native() as db:
-            versions = db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert [v[0] for v in versions] == list(range(1, LATEST_VERSION + 1))
-
-
 def test_a_database_held_by_another_process_gives_a_clear_error(tmp_path):
     path = tmp_path / "held.duckdb"
     Store.open(path).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with daemon_holding(path):
         with pytest.raises(DatabaseLockedError, match="in use by another process"):
             Store.open(path)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
 
 
 def test_runs_left_running_by_a_killed_process_are_marked_interrupted(tmp_path):
@@ -135,15 +115,47 @@ def test_runs_left_running_by_a_killed_process_are_marked_interrupted(tmp_path):
             "interrupted", "the process ended before this run finished (killed or crashed)")
 
 
-def test_a_snapshot_copy_left_by_a_dead_writer_is_removed_and_never_reused(tmp_path):
-    from storage.snapshot import publish_snapshot, snapshot_path
+def test_a_transaction_opened_inside_another_on_the_same_thread_joins_it(store):
+    with store.native() as outer:
+        outer.execute("INSERT INTO meta VALUES ('a', '1')")
+        with store.native() as inner, store.transaction() as conn:
+            assert inner is outer and conn.connection.driver_connection is outer
+            inner.execute("INSERT INTO meta VALUES ('b', '2')")
+        assert store.in_transaction()
+    assert not store.in_transaction()
+    assert (store.get_meta("a"), store.get_meta("b")) == ("1", "2")
+    # What the inner block wrote rolls back with the outer one.
+    with pytest.raises(RuntimeError):
+        with store.native():
+            store.set_meta("c", "3")
+            raise RuntimeError("the caller fails after the inner write")
+    assert store.get_meta("c") is None
+    # A database error inside the inner block is ours, named with the file, and the
+    # outer transaction is rolled back.
+    with pytest.raises(StorageError, match=str(store.path.name)):
+        with store.native() as outer:
+            outer.execute("INSERT INTO meta VALUES ('d', '4')")
+            with store.native() as inner:
+                inner.execute("SELECT * FROM no_such_table")
+    assert store.get_meta("d") is None
 
-    path = tmp_path / "db.duckdb"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = snapshot_path(path).with_name(f"{snapshot_path(path).name}.{int(dead.stdout)}.partial")
-    stale.write_bytes(b"half a copy")
-    with Store.open(path) as store:
-        target = publish_snapshot(store)
-    assert not stale.exists() and not list(tmp_path.glob("*.partial"))
-    with Store.open(target, read_only=True):
-        pass
+
+def test_another_thread_waits_for_the_open_transaction_instead_of_joining_it(store):
+    entered, finished = threading.Event(), threading.Event()
+    seen = []
+
+    def other():
+        entered.set()
+        seen.append(store.in_transaction())  # waits for the main thread's transaction
+        with store.native() as db:
+            seen.append(db.execute("SELECT value FROM meta WHERE key = 'x'").fetchone())
+        finished.set()
+
+    with store.native() as db:
+        db.execute("INSERT INTO meta VALUES ('x', 'committed first')")
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert entered.wait(30)
+        assert not finished.is_set()
+    worker.join(30)
+    assert seen == [False, ("committed first",)]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from tests.listener.test_daemon import Daemon
+from tests.system.daemon import Daemon
 from tests.timing import HANG_GUARD, wait_until
 
 LOOP_SECONDS = HANG_GUARD

@@ -22,28 +22,11 @@ from pathlib import Path
 import pytest
 
 from storage.labels import inbox_path
-from tests.listener.test_serve import AS_OF, HOSTILE, Server, build_database
+from tests.system.chromium import CHROMIUM, FLAGS, need_chromium, run_chromium
+from tests.system.live_site import AS_OF, HOSTILE, Server, build_database
 from tests.timing import HANG_GUARD
 
-CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--mute-audio"]
 FIELDS = ("nss", "nss_se", "mentions", "scored", "positive", "neutral", "negative", "duplicates", "unscored")
-
-
-def _need_chromium() -> None:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} not found: the browser test needs Debian's Chromium. Install it with "
-                    f"`apt-get update && apt-get install -y chromium` (or set REPORT_TEST_CHROMIUM).",
-                    pytrace=False)
-
-
-def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    env = {**os.environ, "HOME": str(tmp)}
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], check=False, capture_output=True,
-                          text=True, timeout=HANG_GUARD, env=env, stdin=subprocess.DEVNULL)
 
 
 class DataParser(HTMLParser):
@@ -70,7 +53,7 @@ class DataParser(HTMLParser):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    _need_chromium()
+    need_chromium()
     tmp = tmp_path_factory.mktemp("serve-browser")
     world = build_database(tmp / "db")
     server = Server(world["config"])
@@ -80,14 +63,14 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dom(site) -> str:
-    proc = _run(site["tmp"], "--dump-dom", site["url"])
+    proc = run_chromium(site["tmp"], "--dump-dom", site["url"])
     assert "<main>" in proc.stdout, f"no DOM dumped (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return proc.stdout
 
 
 def test_the_page_is_drawn(site):
     shot = site["tmp"] / "live.png"
-    proc = _run(site["tmp"], f"--screenshot={shot}", "--window-size=1280,2400", site["url"] + "brand/Acme")
+    proc = run_chromium(site["tmp"], f"--screenshot={shot}", "--window-size=1280,2400", site["url"] + "brand/Acme")
     assert shot.exists(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
     from PIL import Image  # Pillow comes with matplotlib
 
@@ -144,10 +127,10 @@ def test_no_console_errors(site, tmp_path):
     canary = tmp_path / "canary.html"
     canary.write_text("<!DOCTYPE html><html><body><p>canary</p><script>console.error('canary-console-error');"
                       "notDefinedAnywhere();</script></body></html>", encoding="utf-8")
-    found = _run(site["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", canary.as_uri())
+    found = run_chromium(site["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", canary.as_uri())
     assert "canary-console-error" in found.stderr and "Uncaught" in found.stderr, found.stderr[-2000:]
     for path in ("", "brand/Acme", "brand/Globex%20%26%20Co"):
-        proc = _run(site["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", site["url"] + path)
+        proc = run_chromium(site["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", site["url"] + path)
         assert "<main>" in proc.stdout
         lines = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
         assert lines == [], path

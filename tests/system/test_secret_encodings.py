@@ -14,7 +14,7 @@ OAuth access token, Bluesky's JWTs) count as secrets too.
 The live view logs each request's path: a token typed into the address must not be
 logged, in any encoding.
 
-Unlike tests/listener/test_secrets.py this module runs no demo: only the pulls.
+Unlike tests/system/test_secrets.py this module runs no demo: only the pulls.
 """
 
 from __future__ import annotations

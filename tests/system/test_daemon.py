@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 
 from demo.world import default_world
 from storage.store import Store
+from tests.system.daemon import Daemon, wait_for_snapshot
 from tests.timing import HANG_GUARD, wait_until
 
 CONFIG = """
@@ -39,74 +35,6 @@ history_days = {days}
 [hourly]
 minute = 5
 """
-
-
-STARTED: list[Daemon] = []
-"""Every daemon started through this class, for _no_daemon_left (the tests of this module)."""
-
-
-@pytest.fixture(autouse=True)
-def _no_daemon_left():
-    """A test that failed before stopping its daemon leaves none running: on a loaded
-    machine it would idle on for the rest of the suite, holding memory and waking up."""
-    yield
-    while STARTED:
-        daemon = STARTED.pop()
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-
-
-class Daemon:
-    """`listener run` in a subprocess, its stderr read line by line."""
-
-    def __init__(self, directory: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "listener.cli", "--config", str(directory / "listener.toml"), "run"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=directory,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        STARTED.append(self)
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = HANG_GUARD) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while sum(text in line for line in self.log) < count:
-            try:
-                self.log.append(self.lines.get(timeout=max(0.01, deadline - time.monotonic())))
-            except queue.Empty:
-                raise AssertionError(f"daemon did not log {text!r} x{count} in {timeout}s:\n{''.join(self.log)}")
-        return [line for line in self.log if text in line]
-
-    def stop(self, timeout: float = HANG_GUARD) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout)  # it ends at the end of stderr: every line is queued
-        while not self.lines.empty():
-            self.log.append(self.lines.get())
-        return code
-
-
-def logged_at(line: str) -> float:
-    """The epoch time of a daemon log line (logging's local-time stamp)."""
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def wait_for_snapshot(folder: Path, lines: list[str]) -> None:
-    """Until the daemon in ``folder`` has published a snapshot after the last of
-    ``lines`` was logged (it copies the file after a job's line, when no other job is in
-    flight), however long that takes on a loaded machine."""
-    last = max(logged_at(line) for line in lines)
-    snapshot = folder / "listener.snapshot.duckdb"
-    wait_until(lambda: snapshot.exists() and snapshot.stat().st_mtime >= last
-               and not list(folder.glob(snapshot.name + ".*.partial")), "a snapshot published after the cycle")
 
 
 def stored(directory: Path) -> tuple[dict[str, list[tuple[str, datetime]]], dict[str, str]]:

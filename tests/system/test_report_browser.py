@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from analysis.report_render import render_html
-from tests.timing import HANG_GUARD
+from tests.system.chromium import need_chromium, run_chromium
 
-CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "report" / "sample_report.json"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--mute-audio"]
-
-
-def _need_chromium() -> None:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} not found: the browser test needs Debian's Chromium. Install it with "
-                    f"`apt-get update && apt-get install -y chromium` (or set REPORT_TEST_CHROMIUM).",
-                    pytrace=False)
-
-
-def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    env = {**os.environ, "HOME": str(tmp)}
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], check=False, capture_output=True,
-                          text=True, timeout=HANG_GUARD, env=env, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +28,7 @@ def report() -> dict:
 
 @pytest.fixture(scope="module")
 def pages(report, tmp_path_factory) -> dict:
-    _need_chromium()
+    need_chromium()
     tmp = tmp_path_factory.mktemp("report-browser")
     page = tmp / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
@@ -63,7 +43,7 @@ def pages(report, tmp_path_factory) -> dict:
 
 def _screenshot(pages: dict, which: str) -> Path:
     out = pages["tmp"] / f"{which}.png"
-    proc = _run(pages["tmp"], f"--screenshot={out}", "--window-size=1280,2400", pages[which].as_uri())
+    proc = run_chromium(pages["tmp"], f"--screenshot={out}", "--window-size=1280,2400", pages[which].as_uri())
     assert out.exists(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return out
 
@@ -99,7 +79,7 @@ def test_screenshot_is_not_blank(pages):
 
 
 def test_dom_has_verdict_and_escaped_text_and_no_script(pages, report):
-    proc = _run(pages["tmp"], "--dump-dom", pages["page"].as_uri())
+    proc = run_chromium(pages["tmp"], "--dump-dom", pages["page"].as_uri())
     dom = proc.stdout
     assert "<main>" in dom, f"no DOM dumped (exit {proc.returncode}): {proc.stderr[-2000:]}"
     c = report["campaigns"][0]
@@ -115,12 +95,12 @@ def test_dom_has_verdict_and_escaped_text_and_no_script(pages, report):
 
 def test_no_console_errors(pages):
     # the detector works: a page with a console.error and an uncaught error is caught
-    canary = _run(pages["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", pages["canary"].as_uri())
+    canary = run_chromium(pages["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", pages["canary"].as_uri())
     found = _console_lines(canary.stderr, pages["canary"].as_uri())
     assert any("canary-console-error" in x for x in found), canary.stderr[-2000:]
     assert any("Uncaught" in x for x in found)
 
-    proc = _run(pages["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", pages["page"].as_uri())
+    proc = run_chromium(pages["tmp"], "--enable-logging=stderr", "--v=0", "--dump-dom", pages["page"].as_uri())
     assert "<main>" in proc.stdout
     assert _console_lines(proc.stderr, pages["page"].as_uri()) == []
     assert "Content Security Policy" not in proc.stderr

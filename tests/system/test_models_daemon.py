@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from storage.models import requests_path
-from tests.listener.test_daemon import Daemon, _no_daemon_left, wait_for_snapshot  # noqa: F401 - the fixture too
-from tests.listener.test_models import db_rows, expected_hourly, make_db, stored_hourly
+from tests.system.daemon import Daemon, wait_for_snapshot
+from tests.listener.model_db import db_rows, expected_hourly, make_db, stored_hourly
 
 
 def listener(directory: Path, *args: str) -> subprocess.CompletedProcess:

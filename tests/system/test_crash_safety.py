@@ -56,7 +56,7 @@ from tests.fakes.hn_api import PATH as HN_PATH
 from tests.fakes.hn_api import FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply, Request
 from tests.fakes.x_api import COUNTS, SEARCH, FakeXApi, id_time, tweet
-from tests.listener.test_daemon import wait_for_snapshot
+from tests.system.daemon import wait_for_snapshot
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 DB = "listener.duckdb"
