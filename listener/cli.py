@@ -494,7 +494,7 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     minimum detectable effect, diagnostics, and a verdict with its caveats.
     """
     from listener.report import build_report  # lazily: statsmodels and scipy
-    from analysis.report_render import render_html, render_markdown
+    from analysis.report_render import render
 
     if timezone_name is not None:
         try:
@@ -506,9 +506,8 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     with open_existing(settings) as store:
         brand = resolve_brand(brand, settings, queries.stored_brands(store))
         campaign = resolve_campaign(campaign, [plan.campaign_id for plan in report_data.plans(store)])
-        data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name).to_json()
-    text = {"json": lambda: json.dumps(data, indent=2, ensure_ascii=False), "md": lambda: render_markdown(data),
-            "html": lambda: render_html(data)}[fmt]()
+        built = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
+    text = render(built, fmt)
     if out is None:
         click.echo(text)
     else:

@@ -1,7 +1,9 @@
 """The campaign report's statistics: one ``CampaignResult`` per pre-registered campaign.
 
 ``analyse_campaign`` runs docs/roi-method.md end to end on daily counts (account-local days)
-and returns values only; the report renders ``CampaignResult.to_dict()``.
+and returns values only; the report (``analysis.roi.report``) holds the typed
+``CampaignResult`` the renderers read, and ``CampaignResult.to_dict()`` is its part of
+report.json.
 
 Order of work:
 
@@ -156,7 +158,7 @@ class DailyView:
 
 @dataclass(frozen=True, eq=False)
 class CampaignResult:
-    """Everything the campaign report prints for one campaign (see ``to_dict``)."""
+    """Everything the campaign report prints for one campaign (report.json: ``to_dict``)."""
 
     campaign_id: str
     name: str
