@@ -36,7 +36,7 @@ def sample_report() -> Report:
                                                                  np.round(sim.spend.spend * 0.9), 0.0))
     result = analyse_campaign(sim.plan, sim.brand, sim.competitors, spend, coverage=sim.coverage,
                               timezone=sc.timezone, engine="exact")
-    hourly = simulate(scenario("effect", start=date(2026, 8, 24)), 7, hourly=True).hourly["Brewly"]
+    hourly = simulate(scenario("effect", start=date(2026, 8, 24)), 7).hourly["Brewly"]
     n = 24 * 7
     hours = hourly.hour_starts[-n:]
     monitor = ewma_monitor(hours, hourly.total[-n:], hourly.positive[-n:], hourly.negative[-n:],
