@@ -1,9 +1,10 @@
 """Spend files for the demo: the campaign's cost as the marketer would download it.
 
 The report's spend importer must cope with real exports, so the demo (and the ROI
-simulator, whose worlds are demo worlds) writes one: a Google Ads UI "Campaign report" CSV, with its title and date-range lines above the
-header, quoted figures with thousands separators, "--" for metrics that do not apply,
-and the ``Total: ...`` rows at the bottom. ``write_truth`` records what the world
+simulator, whose worlds are demo worlds) writes one: a Google Ads UI "Campaign report"
+CSV, with its title and date-range lines above the header, quoted figures with
+thousands separators, "--" for metrics that do not apply, and the ``Total: ...`` rows at
+the bottom. ``write_truth`` records what the world
 really did, for tests and for the demo's "did the report find it?" check.
 """
 
@@ -59,8 +60,8 @@ class AdsDay:
 
 
 def google_ads_csv(days: Iterable[AdsDay]) -> str:
-    """The Google Ads UI "Campaign report" CSV of ``days``: a title line, a date-range line, the header
-    ``GOOGLE_ADS_HEADER``, one row per campaign and day (by day, then campaign id) with
+    """The Google Ads UI "Campaign report" CSV of ``days``: a title line, a date-range
+    line, the header ``GOOGLE_ADS_HEADER``, one row per campaign and day (by day, then campaign id) with
     quoted figures with thousands separators and "--" for an unknown metric, and the
     ``Total:`` rows at the bottom. Lines end in CRLF, as csv writes them."""
     rows = sorted(days, key=lambda row: (row.day, row.campaign_id))

@@ -133,12 +133,12 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
     click.echo(formatting.mood_text(summary.mood, summary.mood_provenance))
-    for result in summary.report["campaigns"]:
-        effect = result["headline_effect"] or {}
-        ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"
-              if effect.get("ci_low") is not None else "")
-        lift = f"{effect['delta']:+.1f} NSS points{ci}, " if effect.get("delta") is not None else ""
-        click.echo(f"Campaign {result['name'] or result['campaign_id']}: {lift}{result['verdict']}")
+    from analysis.report_render import effect_text  # loaded by the demo's report already
+
+    for result in summary.report.campaigns:
+        effect = result.headline_effect
+        lift = f"{effect_text(effect)}, " if effect is not None else ""
+        click.echo(f"Campaign {result.name or result.campaign_id}: {lift}{result.verdict}")
     click.echo(f"Report: {', '.join(str(p) for p in summary.report_files)}")
     click.echo(f"Alerts: {summary.alerts} (see '{command_name()} --db {database} alerts')")
     click.echo(next_step, err=True)
