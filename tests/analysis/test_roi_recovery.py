@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from analysis.roi.simulate import (
     simulate,
 )
 from demo.exports import GOOGLE_ADS_HEADER, write_google_ads_export
+from demo.world import Campaign, DemoWorld, default_world, sample_counts
 from analysis.roi.verdict import (
     CONFLICTING,
     EFFECT_DETECTED,
@@ -269,3 +272,55 @@ def test_simulator_is_deterministic_and_returns_the_truth():
     c = simulate("shock", 5)
     assert np.array_equal(a.truth.market, c.truth.market)  # knobs leave other draws alone
     assert isinstance(a.plan, CampaignPlan) and a.plan.flight_days == 14
+
+
+# --- one engine: the simulator is the demo world at count level -----------------------------
+
+def test_the_simulators_market_is_a_demo_world_and_its_truth_the_worlds():
+    """The simulated market is a ``DemoWorld`` (its brands, campaign, shock and mood
+    terms): the truth's lift is the world's, the daily series are the hourly counts
+    summed by local day, and those counts are the world's expected volume drawn."""
+    sim = simulate(scenario("carry_over", shock=3.0), 2)
+    world = sim.world
+    assert isinstance(world, DemoWorld)
+    (campaign,) = world.campaigns
+    assert (campaign.campaign_id, campaign.carry_over, campaign.account_timezone) == \
+        (sim.plan.campaign_id, 0.6, sim.scenario.timezone)
+    flight_day = datetime.combine(sim.plan.flight_start, time(12), ZoneInfo(sim.scenario.timezone))
+    assert world.hourly_nss("Brewly", flight_day) == pytest.approx(
+        world.baseline_nss("Brewly", flight_day.astimezone(timezone.utc).date()) + 3.0 + 10 * 0.4)
+    assert list(sim.truth.lift) == [campaign.nss_lift * campaign.lift_share(d) for d in sim.brand.dates]
+    hourly = sim.hourly["Brewly"]
+    assert hourly.total.sum() == sim.brand.organic.total.sum()
+    expected, _ = world.expected_hours("Brewly", hourly.hour_starts)
+    assert abs(hourly.total.sum() - expected.sum()) < 4 * math.sqrt(expected.sum())
+    # The report's spend file is the world's: the demo's writer, read back, is sim.spend.
+    assert sim.spend.total() == pytest.approx(sum(world.daily_spend(campaign).values()))
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.3, 0.6, 0.9])
+def test_the_worlds_carry_over_is_the_adstock_the_report_fits(theta):
+    """``Campaign.lift_share`` (the world's closed form) is ``analysis.roi.adstock.adstock``
+    of the flight's days: the truth is what the carry-over model estimates."""
+    from analysis.roi.adstock import adstock
+
+    campaign = Campaign("c", "c", "Brewly", date(2026, 5, 4), date(2026, 5, 17), 10.0, 100.0, carry_over=theta)
+    days = [date(2026, 5, 1) + timedelta(days=i) for i in range(40)]
+    flight = [campaign.flight_start <= d <= campaign.flight_end for d in days]
+    assert [campaign.lift_share(d) for d in days] == pytest.approx(list(adstock(flight, theta)), abs=1e-12)
+
+
+def test_the_worlds_counts_and_its_mentions_agree():
+    """Count level and mention level are one model: over two days of the demo's own
+    world, the mentions generated one by one number and feel as the counts expect."""
+    end = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+    world = default_world(end, seed=7)
+    hours = [end - timedelta(hours=48 - h) for h in range(48)]
+    expected, nss = world.expected_hours("Brewly", hours)
+    mentions = list(world.mentions_between("Brewly", hours[0], end))
+    assert abs(len(mentions) - expected.sum()) < 4 * math.sqrt(expected.sum())
+    tones = [m.raw["tone"] for m in mentions]
+    measured = 100 * (tones.count("positive") - tones.count("negative")) / len(tones)
+    assert measured == pytest.approx(float((expected * nss).sum() / expected.sum()), abs=8.0)
+    counts = sample_counts(np.random.default_rng(0), expected, nss, world.profile("Brewly").opinion_rate)
+    assert abs(counts[0].sum() - len(mentions)) < 6 * math.sqrt(expected.sum())
