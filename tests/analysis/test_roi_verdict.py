@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.roi.monitor import ewma_limit, ewma_monitor
+from analysis.roi.report import Monitor
 from analysis.roi.verdict import (
     CONFLICTING,
     EFFECT_DETECTED,
@@ -99,4 +100,4 @@ def test_ewma_carries_over_hours_without_mentions():
     t[4] = p[4] = n[4] = 0.0
     mon = ewma_monitor(h, t, p, n)
     assert math.isnan(mon.z[4]) and mon.ewma[4] == mon.ewma[3]
-    assert mon.to_dict()["z"][4] is None
+    assert Monitor(tuple(h), np.ones(10, dtype=bool), mon).to_json()["z"][4] is None  # report.json: null
