@@ -4,8 +4,8 @@ change) and returned as ``data:image/svg+xml;base64,...`` URIs for ``<img src>``
 An SVG inside ``<img>`` is inert (no script runs, nothing is fetched, its ids cannot
 clash with the page's), and matplotlib's SVG writer escapes the text it embeds. User
 strings (brand names) are still passed through ``_label`` so a ``$`` cannot start
-mathtext. Each function takes one campaign dict (``CampaignResult.to_dict()``) and
-returns None when it has nothing to draw.
+mathtext. Each function takes one ``CampaignResult`` (its ``daily`` view, windows and
+carry-over) and returns None when it has nothing to draw.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from datetime import date
 
 import matplotlib
 from matplotlib.figure import Figure
+
+from analysis.roi.campaign import CampaignResult
 
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 _COMMENTS = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -35,20 +37,14 @@ def _label(s) -> str:
 
 
 def _floats(values, n: int) -> list[float]:
-    out = []
-    for v in (values or [])[:n]:
-        out.append(float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else math.nan)
+    """The first ``n`` values as floats, NaN where missing or not finite, padded to ``n``."""
+    out = [float(v) if math.isfinite(v) else math.nan for v in (values if values is not None else [])[:n]]
     return out + [math.nan] * (n - len(out))
 
 
-def _dates(daily: dict) -> list[date]:
-    out = []
-    for d in daily.get("dates") or []:
-        try:
-            out.append(date.fromisoformat(str(d)[:10]))
-        except ValueError:
-            return []
-    return out
+def _has(values) -> bool:
+    """An optional daily series that is there and not empty."""
+    return values is not None and len(values) > 0
 
 
 def _to_uri(fig: Figure) -> str:
@@ -64,7 +60,7 @@ def _shade(ax, days: list[date], flags, color: str, alpha: float, label: str) ->
     import matplotlib.dates as mdates
     labelled = False
     start = None
-    flags = list(flags or [])
+    flags = list(flags) if flags is not None else []
     for i, d in enumerate(days):
         on = bool(flags[i]) if i < len(flags) else False
         if on and start is None:
@@ -92,30 +88,30 @@ def _finish_dates(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
-def mood_chart(campaign: dict) -> str | None:
+def mood_chart(campaign: CampaignResult) -> str | None:
     """Daily organic NSS of the brand with its +-1.96 SE band, the counterfactual on
     flight and washout days, pooled competitors' NSS, flight/washout shading and spend
     bars on a second axis."""
-    daily = campaign.get("daily") or {}
-    days = _dates(daily)
+    daily = campaign.daily
+    days = list(daily.dates)
     n = len(days)
     if n == 0:
         return None
-    nss = _floats(daily.get("nss"), n)
-    se = _floats(daily.get("nss_se"), n)
+    nss = _floats(daily.nss, n)
+    se = _floats(daily.nss_se, n)
     lo = [y - 1.96 * s for y, s in zip(nss, se)]
     hi = [y + 1.96 * s for y, s in zip(nss, se)]
-    flight = list(daily.get("flight") or [False] * n)
-    washout = list(daily.get("washout") or [False] * n)
+    flight = [bool(f) for f in daily.flight] if _has(daily.flight) else [False] * n
+    washout = [bool(w) for w in daily.washout] if _has(daily.washout) else [False] * n
     fig = _new_fig()
     ax = fig.add_subplot()
-    spend = _floats(daily.get("spend"), n)
+    spend = _floats(daily.spend, n)
     ax2 = None
     if any(math.isfinite(s) and s > 0 for s in spend):
         ax2 = ax.twinx()
         ax2.bar(days, [s if math.isfinite(s) else 0 for s in spend], width=0.8, color=SPEND, alpha=0.35,
                 label="spend (right axis)", zorder=1)
-        cur = (campaign.get("efficiency") or {}).get("currency") or ""
+        cur = campaign.efficiency.currency or ""
         ax2.set_ylabel(_label(f"daily spend {cur}".strip()))
         ax2.set_ylim(0, max(s for s in spend if math.isfinite(s)) * 3.0)  # bars in the lower third
         ax2.spines["top"].set_visible(False)
@@ -123,17 +119,17 @@ def mood_chart(campaign: dict) -> str | None:
         ax.patch.set_visible(False)
     _shade(ax, days, flight, FLIGHT, 0.45, "flight")
     _shade(ax, days, washout, FLIGHT, 0.18, "washout")
-    brand = _label(campaign.get("brand") or "brand")
+    brand = _label(campaign.brand or "brand")
     ax.fill_between(days, lo, hi, color=BRAND, alpha=0.18, lw=0, label=f"{brand} ±1.96 SE")
     ax.plot(days, nss, color=BRAND, lw=1.6, label=f"{brand} NSS")
-    cf = _floats(daily.get("counterfactual_nss"), n)
+    cf = _floats(daily.counterfactual_nss, n)
     active = [bool(f) or bool(w) for f, w in zip(flight + [False] * n, washout + [False] * n)][:n]
     if any(active) and any(math.isfinite(v) for v in cf):
         shown = [cf[i] if active[i] or (i + 1 < n and active[i + 1]) else math.nan for i in range(n)]
         ax.plot(days, shown, color=COUNTERFACTUAL, lw=1.6, ls="--", label="counterfactual (no campaign)")
-    comp = daily.get("competitor_nss")
-    if comp:
-        names = ", ".join(_label(c) for c in campaign.get("competitors") or []) or "competitors"
+    comp = daily.competitor_nss
+    if _has(comp):
+        names = ", ".join(_label(c) for c in campaign.competitors) or "competitors"
         ax.plot(days, _floats(comp, n), color=COMPETITOR, lw=1.2, label=f"competitors pooled ({names})")
     ax.set_ylabel("net sentiment score (NSS points)")
     ax.set_title("Daily organic NSS", loc="left", fontsize=11)
@@ -146,22 +142,22 @@ def mood_chart(campaign: dict) -> str | None:
     return _to_uri(fig)
 
 
-def volume_chart(campaign: dict) -> str | None:
+def volume_chart(campaign: CampaignResult) -> str | None:
     """Daily organic mentions (and campaign-tagged ones), with the brand's share of voice
     per window (baseline, flight, washout, post) as steps on a second axis."""
-    daily = campaign.get("daily") or {}
-    days = _dates(daily)
+    daily = campaign.daily
+    days = list(daily.dates)
     n = len(days)
     if n == 0:
         return None
     fig = _new_fig(3.6)
     ax = fig.add_subplot()
-    _shade(ax, days, daily.get("flight"), FLIGHT, 0.45, "flight")
-    _shade(ax, days, daily.get("washout"), FLIGHT, 0.18, "washout")
-    brand = _label(campaign.get("brand") or "brand")
-    ax.plot(days, _floats(daily.get("mentions"), n), color=BRAND, lw=1.5, label=f"{brand} organic mentions")
-    if daily.get("tagged_mentions"):
-        ax.plot(days, _floats(daily.get("tagged_mentions"), n), color=COUNTERFACTUAL, lw=1.2,
+    _shade(ax, days, daily.flight, FLIGHT, 0.45, "flight")
+    _shade(ax, days, daily.washout, FLIGHT, 0.18, "washout")
+    brand = _label(campaign.brand or "brand")
+    ax.plot(days, _floats(daily.mentions, n), color=BRAND, lw=1.5, label=f"{brand} organic mentions")
+    if _has(daily.tagged_mentions):
+        ax.plot(days, _floats(daily.tagged_mentions, n), color=COUNTERFACTUAL, lw=1.2,
                 label="campaign-tagged mentions")
     ax.set_ylim(bottom=0)
     ax.set_ylabel("mentions per day")
@@ -170,14 +166,10 @@ def volume_chart(campaign: dict) -> str | None:
     handles, labels = ax.get_legend_handles_labels()
     segs = []
     for key in ("baseline", "flight", "washout", "post"):
-        w = (campaign.get("windows") or {}).get(key) or {}
-        sov = w.get("share_of_voice")
-        if sov is None or not w.get("start") or not w.get("end"):
+        w = campaign.windows.get(key)
+        if w is None or w.share_of_voice is None or w.start is None or w.end is None:
             continue
-        try:
-            segs.append((date.fromisoformat(w["start"]), date.fromisoformat(w["end"]), 100 * float(sov)))
-        except (TypeError, ValueError):
-            continue
+        segs.append((w.start, w.end, 100 * float(w.share_of_voice)))
     if segs:
         import matplotlib.dates as mdates
         ax2 = ax.twinx()
@@ -193,12 +185,13 @@ def volume_chart(campaign: dict) -> str | None:
     return _to_uri(fig)
 
 
-def carryover_chart(campaign: dict) -> str | None:
+def carryover_chart(campaign: CampaignResult) -> str | None:
     """The adstock theta profile: log-likelihood drop from the maximum against theta,
     with the estimate and its CI marked."""
-    co = campaign.get("carry_over") or {}
-    prof = [(p[0], p[1]) for p in co.get("profile") or []
-            if isinstance(p, (list, tuple)) and len(p) == 2 and p[0] is not None and p[1] is not None]
+    co = campaign.carry_over
+    if co is None:
+        return None
+    prof = [(theta, ll) for theta, ll in co.profile if math.isfinite(theta) and math.isfinite(ll)]
     if len(prof) < 2:
         return None
     th = [float(p[0]) for p in prof]
@@ -207,12 +200,12 @@ def carryover_chart(campaign: dict) -> str | None:
     fig = _new_fig(3.0)
     fig.set_size_inches(7, 3.0)
     ax = fig.add_subplot()
-    ci = co.get("theta_ci")
-    if ci and None not in ci:
+    ci = co.theta_ci
+    if all(math.isfinite(v) for v in ci):
         ax.axvspan(ci[0], ci[1], color=BRAND, alpha=0.12, lw=0, label="95 % CI of theta")
     ax.plot(th, drop, "o-", color=BRAND, lw=1.5, ms=4, label="profile log-likelihood")
-    if co.get("theta") is not None:
-        ax.axvline(co["theta"], color=COUNTERFACTUAL, lw=1.2, ls="--", label=f"theta = {co['theta']:.2f}")
+    if math.isfinite(co.theta):
+        ax.axvline(co.theta, color=COUNTERFACTUAL, lw=1.2, ls="--", label=f"theta = {co.theta:.2f}")
     ax.axhline(-1.92, color=COMPETITOR, lw=0.8, ls=":", label="-1.92 (95 % cut-off)")
     ax.set_xlabel("theta (share of the effect carried to the next day)")
     ax.set_ylabel("log-likelihood − max")

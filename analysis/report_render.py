@@ -1,13 +1,17 @@
-"""Render the campaign report dict (see docs/roi-method.md, "Report") as Markdown or as one
-self-contained HTML page.
+"""Render the campaign report (``analysis.roi.report.Report``, see docs/roi-method.md,
+"Report") as Markdown, as one self-contained HTML page, or as report.json.
 
     render_markdown(report) -> str
     render_html(report) -> str
+    render(report, "json" | "md" | "html") -> str
 
-Both are built from the same list of sections (``build_sections``): plain-text titles,
-paragraphs, lists and tables, escaped only when written out (Markdown: ``md_escape``;
-HTML: ``html.escape``), so every string from the report (campaign and brand names,
-sources, notes, caveats) is escaped exactly once and no markup is ever built from it.
+The renderers read the typed report (``Report``, ``CampaignResult`` and the estimates
+it holds), never a dict copy of it; JSON comes from ``Report.to_json()`` alone. Markdown
+and HTML are built from the same list of sections (``build_sections``): plain-text
+titles, paragraphs, lists and tables, escaped only when written out (Markdown:
+``md_escape``; HTML: ``html.escape``), so every string from the report (campaign and
+brand names, sources, notes, caveats) is escaped exactly once and no markup is ever
+built from it.
 
 The HTML page needs no network: CSS is inline, charts are matplotlib SVGs inside
 ``<img src="data:...">`` (``analysis.report_charts``), there is no JavaScript, and a
@@ -20,21 +24,25 @@ carry-over not identified, no monitor) are said in words, never raised.
 from __future__ import annotations
 
 import html
+import json
 import math
+import numbers
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timezone
 
-__all__ = ["build_sections", "md_escape", "render_html", "render_markdown"]
+from analysis.roi.campaign import KPI_LABELS, CampaignResult, Efficiency
+from analysis.roi.effects import EffectEstimate
+from analysis.roi.report import Monitor, Report, ScoredBy
+
+__all__ = ["FORMATS", "build_sections", "md_escape", "render", "render_html", "render_markdown"]
 
 METHOD_NAMES = {
     "naive": "Naive before/after",
     "its": "Interrupted time series (ITS)",
     "did": "Difference-in-differences (DiD)",
     "adstock": "Adstock (carry-over model)",
-}
-KPI_LABELS = {
-    "nss": "organic NSS", "mentions": "organic mentions", "positive_mentions": "positive mentions",
-    "sov": "share of voice", "net_positive": "incremental net-positive conversations",
 }
 WINDOW_LABELS = {"baseline": "Baseline", "flight": "Flight", "washout": "Washout", "post": "After washout",
                  "flight_all_mentions": "Flight, tagged included"}
@@ -70,7 +78,8 @@ class Section:
 
 
 def _ok(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite number (numpy's included; a bool is not a number here)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _num(x, digits: int = 1, sign: bool = False) -> str:
@@ -100,64 +109,55 @@ def _p(x) -> str:
     return "< 0.001" if x < 0.001 else f"{x:.3f}"
 
 
-def _is_log(e: dict) -> bool:
-    return e.get("lift") is not None or e.get("unit") in ("log volume", "log positive mentions")
+def _is_log(e: EffectEstimate) -> bool:
+    return e.lift is not None or e.unit in ("log volume", "log positive mentions")
 
 
-def _digits(e: dict) -> int:
-    return 0 if e.get("unit") == "net-positive conversations" else 1
+def _digits(e: EffectEstimate) -> int:
+    return 0 if e.unit == "net-positive conversations" else 1
 
 
-def effect_value(e: dict | None) -> str:
+def _expm1(x) -> float | None:
+    return math.expm1(x) if _ok(x) else None
+
+
+def effect_value(e: EffectEstimate | None) -> str:
     """"+8.3 NSS points" (or "+12.0 %" for log-scale models)."""
-    if not e:
+    if e is None:
         return "not estimated"
     if _is_log(e):
-        lift = e.get("lift")
-        if lift is None and _ok(e.get("delta")):
-            lift = math.expm1(e["delta"])
-        return _pct(lift, 1, True)
-    return f"{_num(e.get('delta'), _digits(e), True)} {e.get('unit') or ''}".strip()
+        return _pct(e.lift if e.lift is not None else _expm1(e.delta), 1, True)
+    return f"{_num(e.delta, _digits(e), True)} {e.unit or ''}".strip()
 
 
-def effect_ci(e: dict | None) -> str:
-    if not e:
+def effect_ci(e: EffectEstimate | None) -> str:
+    if e is None:
         return "n/a"
     if _is_log(e):
-        lo, hi = e.get("lift_ci_low"), e.get("lift_ci_high")
-        if lo is None and _ok(e.get("ci_low")):
-            lo = math.expm1(e["ci_low"])
-        if hi is None and _ok(e.get("ci_high")):
-            hi = math.expm1(e["ci_high"])
+        lo = e.lift_ci_low if e.lift_ci_low is not None else _expm1(e.ci_low)
+        hi = e.lift_ci_high if e.lift_ci_high is not None else _expm1(e.ci_high)
         return f"{_pct(lo, 1, True)} to {_pct(hi, 1, True)}"
     d = _digits(e)
-    return f"{_num(e.get('ci_low'), d, True)} to {_num(e.get('ci_high'), d, True)}"
+    return f"{_num(e.ci_low, d, True)} to {_num(e.ci_high, d, True)}"
 
 
-def effect_text(e: dict | None) -> str:
+def effect_text(e: EffectEstimate | None) -> str:
     """"+8.3 NSS points (95 % CI +5.7 to +10.9)"."""
-    if not e:
+    if e is None:
         return "not estimated"
     return f"{effect_value(e)} (95 % CI {effect_ci(e)})"
 
 
-def _washout(e: dict | None) -> str:
-    if not e or not _ok(e.get("washout_delta")):
+def _washout(e: EffectEstimate | None) -> str:
+    if e is None or not _ok(e.washout_delta):
         return "n/a"
     if _is_log(e):
-        return _pct(math.expm1(e["washout_delta"]), 1, True)
-    return _num(e["washout_delta"], _digits(e), True)
-
-
-def _excludes_zero(e: dict) -> bool:
-    if "excludes_zero" in e:
-        return bool(e["excludes_zero"])
-    lo, hi = e.get("ci_low"), e.get("ci_high")
-    return _ok(lo) and _ok(hi) and (lo > 0 or hi < 0)
+        return _pct(math.expm1(e.washout_delta), 1, True)
+    return _num(e.washout_delta, _digits(e), True)
 
 
 def _s(x, default: str = "") -> str:
-    """Any value as a plain string (escaping happens at output)."""
+    """Any value as a plain string (escaping happens at output); a date as ISO 8601."""
     return default if x is None else str(x)
 
 
@@ -172,54 +172,43 @@ def _method_name(m: str | None) -> str:
 # ----------------------------------------------------------------------------------
 
 
-def build_sections(report: dict) -> tuple[str, list[Section]]:
+def build_sections(report: Report) -> tuple[str, list[Section]]:
     """The report's title and its sections, in order, as plain text."""
-    report = report or {}
-    title = _s(report.get("title")) or f"{_s(report.get('brand'), 'Brand')}: campaign mood report"
+    title = report.title or f"{report.brand or 'Brand'}: campaign mood report"
     sections = [_header(report)]
-    campaigns = report.get("campaigns") or []
-    if not campaigns:
+    if not report.campaigns:
         sections.append(Section("Campaigns", 2, [Block(
             "p", "No campaign in this report: no pre-registered campaign overlaps the window, so there is no "
                  "scorecard, effect estimate or efficiency figure.", cls="missing")], anchor="campaigns"))
-    for i, c in enumerate(campaigns, 1):
-        sections.extend(_campaign_sections(c or {}, i))
-    sections.append(_monitor(report.get("monitor")))
+    for i, c in enumerate(report.campaigns, 1):
+        sections.extend(_campaign_sections(c, i))
+    sections.append(_monitor(report.monitor))
     sections.append(_notes(report))
     return title, sections
 
 
-def _header(r: dict) -> Section:
-    comps = r.get("competitors") or []
-    win = r.get("window") or {}
-    left_out = {name for c in r.get("campaigns") or [] for name in (c or {}).get("excluded_competitors") or {}}
+def _header(r: Report) -> Section:
+    comps = r.competitors
+    left_out = {name for c in r.campaigns for name in c.excluded_competitors}
     rows = [
-        ["Brand", _s(r.get("brand"), "not given")],
+        ["Brand", r.brand or "not given"],
         ["Competitors", ", ".join(_s(c) + (" (no data in the window: left out)" if c in left_out else "")
                                   for c in comps) if comps else
          "none configured (no difference-in-differences or share of voice against competitors)"],
-        ["Window", f"{_s(win.get('start'), '?')} to {_s(win.get('end'), '?')}" if win else "not given"],
-        ["Time zone (account-local days)", _s(r.get("timezone"), "not given (UTC days)")],
-        ["Generated", _s(r.get("generated_at"), "not given")],
-        ["Unscored mentions (in volume, not in mood)", _int(r.get("unscored")) if r.get("unscored") is not None
-         else "not given"],
-        ["Duplicates (in volume, not in mood)", _int(r.get("duplicates")) if r.get("duplicates") is not None
-         else "not given"],
-        ["Mood scored by", _scored_by(r.get("scored_by"))],
+        ["Window", f"{r.window[0]} to {r.window[1]}" if r.window else "not given"],
+        ["Time zone (account-local days)", r.timezone or "not given (UTC days)"],
+        ["Generated", r.generated_at.astimezone(timezone.utc).isoformat()],
+        ["Unscored mentions (in volume, not in mood)", _int(r.unscored)],
+        ["Duplicates (in volume, not in mood)", _int(r.duplicates)],
+        ["Mood scored by", _scored_by(r.scored_by)],
     ]
-    gaps = []
-    for c in r.get("campaigns") or []:
-        g = ((c or {}).get("diagnostics") or {}).get("gaps") or {}
-        for item in g.get("gaps") or []:
-            if isinstance(item, (list, tuple)) and len(item) >= 2:
-                gaps.append((_s(item[0]), _s(item[1])))
-    gaps = sorted(set(gaps))
+    gaps = sorted({(_s(day), _s(source)) for c in r.campaigns if c.diagnostics.gaps is not None
+                   for day, source, _, _ in c.diagnostics.gaps.gaps})
     rows.append(["Connector gaps", "none" if not gaps else
                  f"{len(gaps)} source-day(s): " + ", ".join(f"{d} ({s})" for d, s in gaps[:10])
                  + (" ..." if len(gaps) > 10 else "")])
     blocks = [Block("kv", rows=rows)]
-    fresh = r.get("freshness") or {}
-    counts = r.get("source_counts") or {}
+    fresh, counts = r.freshness, r.source_counts
     sources = list(dict.fromkeys([*fresh.keys(), *counts.keys()]))
     if sources:
         blocks.append(Block("table", headers=["Source", "Latest mention (UTC)", "Mentions"],
@@ -230,15 +219,15 @@ def _header(r: dict) -> Section:
     return Section("Data", 2, blocks, anchor="data")
 
 
-def _scored_by(scored_by: dict | None) -> str:
-    """Which scorer(s) produced each brand's mood figures (report["scored_by"])."""
+def _scored_by(scored_by: Mapping[str, ScoredBy]) -> str:
+    """Which scorer(s) produced each brand's mood figures."""
     if not scored_by:
         return "not given"
-    return "; ".join(f"{_s(brand)}: {_s((p or {}).get('text'), '?')}" for brand, p in scored_by.items())
+    return "; ".join(f"{_s(brand)}: {p.text or '?'}" for brand, p in scored_by.items())
 
 
-def _campaign_sections(c: dict, i: int) -> list[Section]:
-    name = _s(c.get("name")) or _s(c.get("campaign_id"), f"campaign {i}")
+def _campaign_sections(c: CampaignResult, i: int) -> list[Section]:
+    name = c.name or c.campaign_id or f"campaign {i}"
     a = f"c{i}"
     return [
         Section(f"Campaign: {name}", 2, [_scorecard(c)], anchor=f"{a}-scorecard"),
@@ -252,77 +241,74 @@ def _campaign_sections(c: dict, i: int) -> list[Section]:
     ]
 
 
-def verdict_sentence(c: dict) -> str:
-    v = _s(c.get("verdict"), "no verdict")
-    rule = c.get("verdict_rule")
-    h = c.get("headline_effect")
-    kpi = KPI_LABELS.get(c.get("kpi") or "nss", _s(c.get("kpi")))
+def verdict_sentence(c: CampaignResult) -> str:
+    v = c.verdict or "no verdict"
+    rule = c.verdict_rule
+    h = c.headline_effect
+    kpi = KPI_LABELS.get(c.kpi or "nss", c.kpi)
     lift = f" Estimated effect on {kpi}: {effect_text(h)}." if h else f" No estimate of the effect on {kpi}."
     return f"Verdict: {v}" + (f" ({rule})." if rule else ".") + lift
 
 
-def _verdict(c: dict) -> Block:
-    v = _s(c.get("verdict"))
+def _verdict(c: CampaignResult) -> Block:
     cls = {"effect detected": "v-effect", "no detectable effect": "v-none", "conflicting": "v-conflict"}.get(
-        v, "v-underpowered")
+        c.verdict, "v-underpowered")
     return Block("verdict", verdict_sentence(c), cls=cls)
 
 
-def _scorecard(c: dict) -> Block:
-    eff = c.get("efficiency") or {}
-    h = c.get("headline_effect")
-    head = c.get("headline") or {}
-    kpi = c.get("kpi") or "nss"
-    goal = c.get("goal_value")
-    direction = _s(c.get("goal_direction"), "increase")
-    mde = c.get("mde")
-    flight_days = ""
-    daily = c.get("daily") or {}
-    if daily.get("flight"):
-        flight_days = f", {sum(1 for f in daily['flight'] if f)} days"
+def _scorecard(c: CampaignResult) -> Block:
+    eff = c.efficiency
+    h = c.headline_effect
+    head = c.headline
+    kpi = c.kpi or "nss"
+    goal = c.goal_value
+    mde = c.mde
+    flight = c.daily.flight
+    flight_days = f", {int(sum(1 for f in flight if f))} days" if len(flight) else ""
     rows = [
-        ["Campaign ID", _s(c.get("campaign_id"), "n/a")],
-        ["Brand", _s(c.get("brand"), "n/a")],
-        ["Flight", (f"{_s(c.get('flight_start'), '?')} to {_s(c.get('flight_end'), '?')}{flight_days}; "
-                   f"washout {_s(c.get('washout_days'), '?')} days")],
-        ["Data analysed", f"{_s(c.get('data_start'), '?')} to {_s(c.get('data_end'), '?')}"
-         + "".join(f"; {_s(d[0])} left out (partial day)" for d in c.get("dropped_days") or [] if d)
-         + "".join(f"; competitor {_s(name)} left out (no data)" for name in c.get("excluded_competitors") or {})],
-        ["Spend", _money(eff.get("spend"), eff.get("currency")) if eff.get("currency") or eff.get("spend")
-         else "no spend data"],
-        ["Goal", f"{direction} {KPI_LABELS.get(kpi, kpi)}" + (f" by {_num(abs(goal), 1)}" if _ok(goal) else
-                                                                 " (no goal value in the plan)")],
+        ["Campaign ID", c.campaign_id or "n/a"],
+        ["Brand", c.brand or "n/a"],
+        ["Flight", f"{c.flight_start} to {c.flight_end}{flight_days}; washout {c.washout_days} days"],
+        ["Data analysed", f"{c.data_start} to {c.data_end}"
+         + "".join(f"; {_s(day)} left out (partial day)" for day, _ in c.dropped_days)
+         + "".join(f"; competitor {_s(name)} left out (no data)" for name in c.excluded_competitors)],
+        ["Spend", _money(eff.spend, eff.currency) if eff.currency or eff.spend else "no spend data"],
+        ["Goal", f"{c.goal_direction or 'increase'} {KPI_LABELS.get(kpi, kpi)}"
+         + (f" by {_num(abs(goal), 1)}" if _ok(goal) else " (no goal value in the plan)")],
         ["Lift (95 % CI)", effect_text(h) if h else "not estimated (too little data)"],
-        ["Method", _method_name(c.get("kpi_method") or head.get("method"))
-         + (f": {head['reason']}" if head.get("reason") else "")],
-        ["Minimum detectable effect", f"{_num(mde.get('mde_display'), 1)} {_s(mde.get('unit'))}".strip()
+        ["Method", _method_name(c.kpi_method or head.method) + (f": {head.reason}" if head.reason else "")],
+        ["Minimum detectable effect", f"{_num(mde.mde_display, 1)} {mde.unit}".strip()
          if mde else "not computed (baseline too short)"],
-        ["Verdict", _s(c.get("verdict"), "none") + (f" ({c['verdict_rule']})" if c.get("verdict_rule") else "")],
+        ["Verdict", (c.verdict or "none") + (f" ({c.verdict_rule})" if c.verdict_rule else "")],
         ["Cost per incremental net-positive conversation (CPINC)", _cpinc(eff)],
     ]
     return Block("kv", rows=rows, cls="scorecard")
 
 
-def _cpinc(eff: dict) -> str:
-    cur = eff.get("currency")
-    if _ok(eff.get("cpinc")):
-        ci = eff.get("cpinc_ci")
-        ci_txt = f" (95 % CI {_money(ci[0], cur)} to {_money(ci[1], cur)})" if ci and len(ci) == 2 else ""
-        return _money(eff["cpinc"], cur) + ci_txt
-    status = _s(eff.get("cpinc_status"), "not estimable")
+def _cpinc(eff: Efficiency) -> str:
+    cur = eff.currency
+    if _ok(eff.cpinc):
+        ci = eff.cpinc_ci
+        ci_txt = f" (95 % CI {_money(ci[0], cur)} to {_money(ci[1], cur)})" if ci else ""
+        return _money(eff.cpinc, cur) + ci_txt
+    status = eff.cpinc_status or "not estimable"
     return status if status.startswith("not estimable") else f"not estimable: {status}"
 
 
-def _effects(c: dict) -> list[Block]:
-    eff = c.get("effects") or {}
-    has_comp = bool(c.get("competitors"))
-    head = c.get("headline") or {}
+def _estimate_rows(effects: Mapping[str, EffectEstimate | None]) -> list[list[str]]:
+    """Estimator, effect, CI and p of each estimate (the volume and KPI tables)."""
+    return [[_method_name(k), effect_value(e), effect_ci(e), _p(e.p_value)] for k, e in effects.items() if e]
+
+
+def _effects(c: CampaignResult) -> list[Block]:
+    eff = c.effects
+    head = c.headline
     why_missing = {
         "naive": "no data before or during the flight",
         "its": "the model could not be fitted (see diagnostics)",
         # The analysis says why there is no DiD (which competitor had no data, what failed).
-        "did": _s(head.get("reason")) if head.get("method") == "its" and head.get("reason") else
-        "no competitor data" if not has_comp else "the model could not be fitted (see diagnostics)",
+        "did": head.reason if head.method == "its" and head.reason else
+        "no competitor data" if not c.competitors else "the model could not be fitted (see diagnostics)",
         "adstock": "no spend data, or the carry-over model could not be fitted",
     }
     rows = []
@@ -332,17 +318,15 @@ def _effects(c: dict) -> list[Block]:
         if e is None:
             rows.append([name, "not estimated: " + why_missing[k], "", "", "", ""])
             continue
-        rows.append([name, effect_value(e), effect_ci(e), _p(e.get("p_value")), _int(e.get("n_days")),
-                     _washout(e)])
+        rows.append([name, effect_value(e), effect_ci(e), _p(e.p_value), _int(e.n_days), _washout(e)])
     blocks = [Block("chart", chart="mood",
                     caption="Daily organic NSS with ±1.96 SE band, counterfactual, competitors, flight (dark) "
                             "and washout (light) shading, spend bars"),
               Block("table", headers=["Estimator", "Effect (flight mean)", "95 % CI", "p", "Days", "Washout"],
                     rows=rows, caption="Effect on organic NSS (NSS points) by estimator")]
-    kpi = c.get("kpi") or "nss"
+    kpi = c.kpi or "nss"
     if kpi != "nss":
-        ke = c.get("kpi_effects") or {}
-        krows = [[_method_name(k), effect_value(e), effect_ci(e), _p(e.get("p_value"))] for k, e in ke.items() if e]
+        krows = _estimate_rows(c.kpi_effects)
         blocks.append(Block("table", headers=["Estimator", "Effect", "95 % CI", "p"], rows=krows,
                             caption=f"Effect on the primary KPI: {KPI_LABELS.get(kpi, kpi)}")
                       if krows else Block("p", f"No estimate for the primary KPI ({KPI_LABELS.get(kpi, kpi)}).",
@@ -350,107 +334,97 @@ def _effects(c: dict) -> list[Block]:
     return blocks
 
 
-def _volume(c: dict) -> list[Block]:
+def _volume(c: CampaignResult) -> list[Block]:
     blocks = [Block("chart", chart="volume", caption="Daily organic mentions and share of voice by window")]
-    wins = c.get("windows") or {}
     rows = []
-    for k, w in wins.items():
-        if not w:
-            continue
-        nss = f"{_num(w.get('nss'), 1)} ± {_num(w.get('nss_se'), 1)}" if _ok(w.get("nss")) else "n/a"
-        rows.append([WINDOW_LABELS.get(k, k), f"{_s(w.get('start'), '?')} to {_s(w.get('end'), '?')}",
-                     _int(w.get("days")), _int(w.get("mentions")), nss, _pct(w.get("opinion_rate")),
-                     _pct(w.get("share_of_voice"))])
+    for k, w in c.windows.items():
+        nss = f"{_num(w.nss, 1)} ± {_num(w.nss_se, 1)}" if _ok(w.nss) else "n/a"
+        rows.append([WINDOW_LABELS.get(k, k), f"{_s(w.start, '?')} to {_s(w.end, '?')}",
+                     _int(w.days), _int(w.mentions), nss, _pct(w.opinion_rate), _pct(w.share_of_voice)])
     if rows:
         blocks.append(Block("table", headers=["Window", "Dates", "Days", "Mentions", "NSS ± SE", "Opinion rate",
                                               "Share of voice"], rows=rows,
-                            caption=f"{_s(c.get('brand'), 'Brand')}: organic mentions by window"))
+                            caption=f"{c.brand or 'Brand'}: organic mentions by window"))
     else:
         blocks.append(Block("p", "No window metrics.", cls="missing"))
-    cw = c.get("competitor_windows") or {}
-    if cw:
+    if c.competitor_windows:
         crows = []
-        for comp, ws in cw.items():
-            b, f = (ws or {}).get("baseline") or {}, (ws or {}).get("flight") or {}
-            crows.append([_s(comp), _num(b.get("nss"), 1), _num(f.get("nss"), 1), _pct(b.get("share_of_voice")),
-                          _pct(f.get("share_of_voice"))])
+        for comp, ws in c.competitor_windows.items():
+            b, f = ws.get("baseline"), ws.get("flight")
+            crows.append([_s(comp), _num(b and b.nss, 1), _num(f and f.nss, 1),
+                          _pct(b and b.share_of_voice), _pct(f and f.share_of_voice)])
         blocks.append(Block("table", headers=["Competitor", "Baseline NSS", "Flight NSS", "Baseline share of voice",
                                               "Flight share of voice"], rows=crows, caption="Competitors"))
     else:
         blocks.append(Block("p", "No competitors: share of voice against competitors is not available.",
                             cls="missing"))
-    vol = c.get("volume") or {}
-    vrows = [[_method_name(k), effect_value(e), effect_ci(e), _p(e.get("p_value"))] for k, e in vol.items() if e]
+    vrows = _estimate_rows(c.volume)
     if vrows:
         blocks.append(Block("table", headers=["Estimator", "Volume lift", "95 % CI", "p"], rows=vrows,
                             caption="Effect on organic mention volume"))
     else:
         blocks.append(Block("p", "The volume effect could not be estimated.", cls="missing"))
-    t = c.get("tagged")
-    if t:
+    t = c.tagged
+    if t is not None:
         blocks.append(Block("p", f"Campaign-tagged mentions during the flight (counted apart, not in the headline): "
-                                 f"{_int(t.get('mentions'))}, NSS {_num(t.get('nss'), 1)}."))
+                                 f"{_int(t.mentions)}, NSS {_num(t.nss, 1)}."))
     return blocks
 
 
-def _carry_over(c: dict) -> list[Block]:
-    co = c.get("carry_over")
-    if not co:
-        why = "no spend data" if not (c.get("efficiency") or {}).get("currency") else \
+def _carry_over(c: CampaignResult) -> list[Block]:
+    co = c.carry_over
+    if co is None:
+        why = "no spend data" if not c.efficiency.currency else \
             "the carry-over model was not run or could not be fitted"
         return [Block("p", f"Carry-over not estimated: {why}.", cls="missing")]
     blocks = []
-    if not co.get("identified"):
+    if not co.identified:
         blocks.append(Block("p", "Carry-over not identified: the data cannot tell how long the effect lasts"
-                                 + (f" ({co['note']})" if co.get("note") else "") + ". The theta profile below is "
+                                 + (f" ({co.note})" if co.note else "") + ". The theta profile below is "
                                  "flat over its range.", cls="missing"))
     else:
-        th_ci = co.get("theta_ci") or [None, None]
-        hl_ci = co.get("half_life_ci") or [None, None]
-        dnp = co.get("dnp")
+        th_ci, hl_ci = co.theta_ci, co.half_life_ci
         rows = [
-            ["Theta (share carried to the next day)", (f"{_num(co.get('theta'), 2)} (95 % CI {_num(th_ci[0], 2)} "
+            ["Theta (share carried to the next day)", (f"{_num(co.theta, 2)} (95 % CI {_num(th_ci[0], 2)} "
                                                       f"to {_num(th_ci[1], 2)})")],
-            ["Half-life", (f"{_num(co.get('half_life'), 1)} days (95 % CI {_num(hl_ci[0], 1)} to "
+            ["Half-life", (f"{_num(co.half_life, 1)} days (95 % CI {_num(hl_ci[0], 1)} to "
                           f"{_num(hl_ci[1], 1)})")],
-            ["Effect per unit of adstock (beta)", f"{_num(co.get('beta'), 1)} ± {_num(co.get('beta_se'), 1)}"],
-            ["Adstock effect (flight mean)", effect_text(co.get("effect"))],
-            ["Incremental net-positive conversations incl. carry-over (dNP)", effect_text(dnp)],
+            ["Effect per unit of adstock (beta)", f"{_num(co.beta, 1)} ± {_num(co.beta_se, 1)}"],
+            ["Adstock effect (flight mean)", effect_text(co.effect)],
+            ["Incremental net-positive conversations incl. carry-over (dNP)", effect_text(co.dnp)],
         ]
-        if co.get("note"):
-            rows.append(["Note", _s(co["note"])])
+        if co.note:
+            rows.append(["Note", co.note])
         blocks.append(Block("kv", rows=rows))
     blocks.append(Block("chart", chart="carryover", caption="Theta profile likelihood"))
     return blocks
 
 
-def _efficiency(c: dict) -> list[Block]:
-    eff = c.get("efficiency") or {}
-    cur = eff.get("currency")
-    if not cur and not eff.get("spend"):
-        return [Block("p", "No spend data: efficiency cannot be computed. "
-                           + _cpinc(eff) if eff else "No spend data: efficiency cannot be computed.",
-                      cls="missing")]
-    missing = eff.get("engagement_days_missing") or []
-    days = eff.get("engagement_days")
+def _efficiency(c: CampaignResult) -> list[Block]:
+    eff = c.efficiency
+    cur = eff.currency
+    if not cur and not eff.spend:
+        return [Block("p", "No spend data: efficiency cannot be computed. " + _cpinc(eff), cls="missing")]
+    missing = eff.engagement_days_missing
+    days = eff.engagement_days
     partial = ""
     if missing and days:
         shown = ", ".join(_s(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         partial = f" on {_int(days)} of {_int(days + len(missing))} days with spend (not reported on {shown})"
-    if eff.get("engagements") is None:
+    if eff.engagements is None:
         engagements, cpe = "not reported", "n/a (no engagements reported)"
     else:
-        engagements = _int(eff.get("engagements")) + partial
-        cpe = ("n/a (0 engagements reported)" if eff.get("cost_per_engagement") is None else
-               _money(eff.get("cost_per_engagement"), cur)
-               + (f" (the {_money(eff.get('engagement_spend'), cur)} spent on the {_int(days)} days that "
+        engagements = _int(eff.engagements) + partial
+        cpe = ("n/a (0 engagements reported)" if eff.cost_per_engagement is None else
+               _money(eff.cost_per_engagement, cur)
+               + (f" (the {_money(eff.engagement_spend, cur)} spent on the {_int(days)} days that "
                   "reported engagements, over their engagements)" if partial else ""))
     reported = [
-        ["Spend", _money(eff.get("spend"), cur)],
+        ["Spend", _money(eff.spend, cur)],
         ["Engagements (platform-reported)", engagements],
         ["Cost per engagement", cpe],
     ]
-    dnp = eff.get("dnp") or c.get("dnp")
+    dnp = eff.dnp or c.dnp
     incremental = [
         ["Incremental net-positive conversations (dNP)", effect_text(dnp) if dnp else "not estimated"],
         ["Cost per incremental net-positive conversation (CPINC)", _cpinc(eff)],
@@ -469,98 +443,89 @@ def _yes(b) -> str:
     return "yes" if b else "no"
 
 
-def _diagnostics(c: dict) -> list[Block]:
-    d = c.get("diagnostics") or {}
+def _diagnostics(c: CampaignResult) -> list[Block]:
+    d = c.diagnostics
     rows = []
-    pl = d.get("placebo")
-    if not pl:
+    pl = d.placebo
+    if pl is None:
         rows.append(["Placebo windows", "not run", ""])
-    elif not pl.get("possible"):
-        rows.append(["Placebo windows", (f"not possible: only {_int(pl.get('n_windows'))} baseline windows "
+    elif not pl.possible:
+        rows.append(["Placebo windows", (f"not possible: only {_int(pl.n_windows)} baseline windows "
                                         f"(19 needed for a 5 % rank)"), ""])
     else:
-        rows.append(["Placebo windows", (f"rank {_pct(pl.get('rank'))} ({_int(pl.get('exceeding'))} of "
-                                        f"{_int(pl.get('n_windows'))} baseline windows moved as much)"),
-                     _yes(pl.get("fired"))])
-    lb = d.get("ljung_box_p")
+        rows.append(["Placebo windows", (f"rank {_pct(pl.rank)} ({_int(pl.exceeding)} of "
+                                        f"{_int(pl.n_windows)} baseline windows moved as much)"),
+                     _yes(pl.fired)])
+    lb = d.ljung_box_p
     rows.append(["Ljung-Box (residual autocorrelation)", f"p = {_p(lb)}" if _ok(lb) else "n/a",
-                 _yes(_ok(lb) and lb < 0.05) if _ok(lb) else ""])
-    pt = d.get("pretrend")
-    if pt:
-        res = (f"slope {_num(pt.get('slope_per_week'), 2, True)} per week, p = {_p(pt.get('p_value'))}, "
-               f"{_int(pt.get('n_weeks'))} weeks") if pt.get("p_value") is not None else \
-            f"could not run: {_s(pt.get('reason'), 'unknown')}"
-        rows.append(["Pre-trend (brand minus competitors)", res, _yes(not pt.get("passed"))])
+                 _yes(lb < 0.05) if _ok(lb) else ""])
+    pt = d.pretrend
+    if pt is not None:
+        res = (f"slope {_num(pt.slope_per_week, 2, True)} per week, p = {_p(pt.p_value)}, "
+               f"{_int(pt.n_weeks)} weeks") if pt.p_value is not None else \
+            f"could not run: {pt.reason or 'unknown'}"
+        rows.append(["Pre-trend (brand minus competitors)", res, _yes(not pt.passed)])
     else:
         rows.append(["Pre-trend (brand minus competitors)", "not run (no competitors)", ""])
-    dis = d.get("disagreement")
-    if dis:
-        shift = dis.get("competitor_shift")
-        rows.append(["ITS vs DiD", (f"ITS {_num(dis.get('its'), 1, True)}, DiD {_num(dis.get('did'), 1, True)}; "
-                                   f"conclusions differ: {_yes(dis.get('conclusions_differ'))}; competitors "
-                                   f"moved {effect_text(shift) if shift else 'n/a'}"), _yes(dis.get("fired"))])
+    dis = d.disagreement
+    if dis is not None:
+        shift = dis.competitor_shift
+        rows.append(["ITS vs DiD", (f"ITS {_num(dis.its, 1, True)}, DiD {_num(dis.did, 1, True)}; "
+                                   f"conclusions differ: {_yes(dis.conclusions_differ)}; competitors "
+                                   f"moved {effect_text(shift) if shift else 'n/a'}"), _yes(dis.fired)])
     else:
         rows.append(["ITS vs DiD", "not compared (needs both models)", ""])
-    mix = d.get("source_mix")
-    if mix:
-        rows.append(["Source mix", (f"total variation {_pct(mix.get('tvd'))}; NSS shift from mix alone "
-                                   f"{_num(mix.get('mix_nss_shift'), 1, True)} points"), _yes(mix.get("fired"))])
+    mix = d.source_mix
+    if mix is not None:
+        rows.append(["Source mix", (f"total variation {_pct(mix.tvd)}; NSS shift from mix alone "
+                                   f"{_num(mix.mix_nss_shift, 1, True)} points"), _yes(mix.fired)])
     else:
         rows.append(["Source mix", "no per-source data", ""])
-    g = d.get("gaps")
-    if g:
-        n = len(g.get("gaps") or [])
-        rows.append(["Connector gaps", (f"{n} source-day(s) short; {_int(g.get('in_baseline'))} in baseline, "
-                                       f"{_int(g.get('in_flight'))} in flight, {_int(g.get('in_washout'))} in "
-                                       f"washout"), _yes(g.get("fired"))])
+    g = d.gaps
+    if g is not None:
+        rows.append(["Connector gaps", (f"{len(g.gaps)} source-day(s) short; {_int(g.in_baseline)} in baseline, "
+                                       f"{_int(g.in_flight)} in flight, {_int(g.in_washout)} in "
+                                       f"washout"), _yes(g.fired)])
     else:
         rows.append(["Connector gaps", "no coverage data", ""])
     blocks = [Block("table", headers=["Check", "Result", "Fired"], rows=rows)]
-    if mix and mix.get("baseline_shares"):
-        srcs = list(dict.fromkeys([*mix.get("baseline_shares", {}), *mix.get("flight_shares", {})]))
+    if mix is not None and mix.baseline_shares:
+        srcs = list(dict.fromkeys([*mix.baseline_shares, *mix.flight_shares]))
         blocks.append(Block("table", headers=["Source", "Baseline share", "Flight share", "Baseline NSS"],
-                            rows=[[_s(s), _pct((mix.get("baseline_shares") or {}).get(s)),
-                                   _pct((mix.get("flight_shares") or {}).get(s)),
-                                   _num((mix.get("baseline_nss") or {}).get(s), 1)] for s in srcs],
+                            rows=[[_s(s), _pct(mix.baseline_shares.get(s)), _pct(mix.flight_shares.get(s)),
+                                   _num(mix.baseline_nss.get(s), 1)] for s in srcs],
                             caption="Source mix"))
-    gl = (g or {}).get("gaps") or []
-    if gl:
+    if g is not None and g.gaps:
         blocks.append(Block("table", headers=["Day", "Source", "Expected hours", "Delivered hours"],
-                            rows=[[_s(x[0]), _s(x[1]), _num(x[2], 0), _num(x[3], 0)] for x in gl
-                                  if isinstance(x, (list, tuple)) and len(x) >= 4], caption="Connector gaps"))
-    notes = d.get("fit_notes") or []
-    if notes:
-        blocks.append(Block("list", items=[_s(n) for n in notes], caption="Model fitting notes"))
+                            rows=[[_s(day), _s(source), _num(expected, 0), _num(observed, 0)]
+                                  for day, source, expected, observed in g.gaps], caption="Connector gaps"))
+    if d.fit_notes:
+        blocks.append(Block("list", items=[_s(n) for n in d.fit_notes], caption="Model fitting notes"))
     return blocks
 
 
-def _caveats(c: dict) -> list[Block]:
-    cav = [_s(x) for x in c.get("caveats") or [] if x]
+def _caveats(c: CampaignResult) -> list[Block]:
+    cav = [_s(x) for x in c.caveats if x]
     if not cav:
         return [Block("p", "No check fired: no caveat.")]
     return [Block("list", items=cav)]
 
 
-def _monitor(m: dict | None) -> Section:
-    if not m or not m.get("hours"):
+def _monitor(m: Monitor | None) -> Section:
+    hours = [h.isoformat() for h in m.shown_hours] if m is not None else []
+    if not hours:
         return Section("Last 48 hours: mood monitor", 2, [Block(
             "p", "No monitor data: the hourly EWMA monitor was not run for this report.", cls="missing")],
             anchor="monitor")
-    hours = list(m.get("hours") or [])
-    ewma = list(m.get("ewma") or [])
-    nss = list(m.get("nss") or [])
-    limit = m.get("limit")
-    alarms = m.get("alarms")
-    if alarms is None and m.get("alarm") is not None:
-        alarms = [h for h, a in zip(hours, m["alarm"]) if a]
-    alarms = [_s(a) for a in alarms or []]
+    ewma = [float(v) for v in m.ewma]
+    alarms = [h.isoformat() for h in m.alarm_hours]
     last_e = next((v for v in reversed(ewma) if _ok(v)), None)
-    last_n = next((v for v in reversed(nss) if _ok(v)), None)
+    last_n = next((float(v) for v in reversed(m.nss) if _ok(v)), None)
     finite_e = [v for v in ewma if _ok(v)]
     rows = [
-        ["Hours covered", f"{len(hours)} ({_s(hours[0])} to {_s(hours[-1])})"],
+        ["Hours covered", f"{len(hours)} ({hours[0]} to {hours[-1]})"],
         ["Latest hourly NSS", _num(last_n, 1)],
-        ["Latest EWMA of standardised NSS", f"{_num(last_e, 2, True)} (control limits ±{_num(limit, 2)})"],
+        ["Latest EWMA of standardised NSS", f"{_num(last_e, 2, True)} (control limits ±{_num(m.result.limit, 2)})"],
         ["EWMA range", f"{_num(min(finite_e), 2, True)} to {_num(max(finite_e), 2, True)}" if finite_e else "n/a"],
         ["Alarm hours", str(len(alarms)) if alarms else "none"],
     ]
@@ -572,8 +537,8 @@ def _monitor(m: dict | None) -> Section:
     return Section("Last 48 hours: mood monitor", 2, blocks, anchor="monitor")
 
 
-def _notes(r: dict) -> Section:
-    notes = [_s(n) for n in r.get("notes") or [] if n]
+def _notes(r: Report) -> Section:
+    notes = [_s(n) for n in r.notes if n]
     blocks = [Block("list", items=notes)] if notes else [Block("p", "No method notes.")]
     return Section("Method notes", 2, blocks, anchor="notes")
 
@@ -607,7 +572,7 @@ def _md_table(headers: list, rows: list) -> list[str]:
     return out
 
 
-def render_markdown(report: dict) -> str:
+def render_markdown(report: Report) -> str:
     title, sections = build_sections(report)
     out = [f"# {md_escape(title)}", ""]
     for sec in sections:
@@ -698,7 +663,7 @@ def _html_kv(rows: list, cls: str = "", caption: str = "") -> str:
 _DATA_URI = re.compile(r"^data:image/(svg\+xml|png);base64,[A-Za-z0-9+/=]+$")
 
 
-def _chart(kind: str, campaign: dict, caption: str) -> str:
+def _chart(kind: str, campaign: CampaignResult, caption: str) -> str:
     try:
         from analysis import report_charts
         fn = {"mood": report_charts.mood_chart, "volume": report_charts.volume_chart,
@@ -713,11 +678,10 @@ def _chart(kind: str, campaign: dict, caption: str) -> str:
     return f'<figure><img src="{uri}" alt="{_h(caption)}"><figcaption>{_h(caption)}</figcaption></figure>'
 
 
-def render_html(report: dict, *, charts: bool = True) -> str:
+def render_html(report: Report, *, charts: bool = True) -> str:
     """One self-contained HTML page (no script, no external resource)."""
-    report = report or {}
     title, sections = build_sections(report)
-    campaigns = report.get("campaigns") or []
+    campaigns = report.campaigns
     body = [f"<h1>{_h(title)}</h1>"]
     body.append("<nav><ul>" + "".join(f'<li><a href="#{_h(s.anchor)}">{_h(s.title)}</a></li>'
                                       for s in sections if s.level == 2 and s.anchor) + "</ul></nav>")
@@ -725,7 +689,6 @@ def render_html(report: dict, *, charts: bool = True) -> str:
     for sec in sections:
         if sec.anchor.endswith("-scorecard"):
             ci += 1
-        camp = campaigns[ci - 1] if 0 < ci <= len(campaigns) else {}
         tag = f"h{min(max(sec.level, 1), 6)}"
         body.append(f'<section id="{_h(sec.anchor)}"><{tag}>{_h(sec.title)}</{tag}>' if sec.anchor else
                     f"<section><{tag}>{_h(sec.title)}</{tag}>")
@@ -745,7 +708,8 @@ def render_html(report: dict, *, charts: bool = True) -> str:
                 body.append(_html_table(b.headers, b.rows, b.cls, b.caption) if b.rows else
                             '<p class="missing">(none)</p>')
             elif b.kind == "chart" and charts:
-                body.append(_chart(b.chart, camp or {}, b.caption))
+                # Charts sit in a campaign's sections: the ci-th campaign's.
+                body.append(_chart(b.chart, campaigns[ci - 1], b.caption))
         body.append("</section>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -755,3 +719,18 @@ def render_html(report: dict, *, charts: bool = True) -> str:
         f"<title>{_h(title)}</title><style>{_CSS}</style></head>\n"
         "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
     )
+
+
+FORMATS = ("html", "md", "json")
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``): the HTML page, the Markdown, or
+    report.json's text (``Report.to_json()``)."""
+    if fmt == "json":
+        return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+    if fmt == "md":
+        return render_markdown(report)
+    if fmt == "html":
+        return render_html(report)
+    raise ValueError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -73,7 +73,7 @@ def main() -> int:
             mentions = db.execute("SELECT count(*) FROM mentions").fetchone()[0]
         log("timing the report ...")
         started = time.perf_counter()
-        report = build_report(store, END).to_json()
+        report = build_report(store, END)
         built = time.perf_counter() - started
         store.close()
     from analysis.report_render import render_html
@@ -83,10 +83,10 @@ def main() -> int:
     rendered = time.perf_counter() - started
     total = built + rendered
     result = {
-        "mentions": mentions, "campaigns": len(report["campaigns"]),
+        "mentions": mentions, "campaigns": len(report.campaigns),
         "build_seconds": round(built, 2), "render_seconds": round(rendered, 2), "total_seconds": round(total, 2),
         "target_seconds": TARGET_SECONDS, "ok": total < TARGET_SECONDS, "html_bytes": len(html),
-        "verdicts": [c["verdict"] for c in report["campaigns"]],
+        "verdicts": [c.verdict for c in report.campaigns],
     }
     if args.json:
         print(json.dumps(result, indent=2))

@@ -7,8 +7,9 @@ the gates of docs/roi-method.md, over fixed seeds (so never flaky).
     python bench/roi_calibration.py --workers 1     # no multiprocessing
 
 Each seed runs the whole ``analyse_campaign`` (statsmodels ARIMA fits, placebos, adstock)
-on a simulated 90-day market (1,000 brand mentions/day, competitors 700 + 500/day,
-14-day flight after 56 baseline days, 7-day washout), seeds 0..N-1.
+on a simulated 90-day market (``analysis.roi.simulate``: the demo world drawn at count
+level; 1,000 brand mentions/day, competitors 700 + 500/day, 14-day flight after 56
+baseline days, 7-day washout), seeds 0..N-1.
 
 Gates (the headline estimator, which is DiD in these scenarios unless the pre-trend check
 failed, in which case the run falls back to ITS as the report would):

@@ -1,9 +1,10 @@
 """Spend files for the demo: the campaign's cost as the marketer would download it.
 
-The report's spend importer must cope with real exports, so the demo writes one: a
-Google Ads UI "Campaign report" CSV, with its title and date-range lines above the
-header, quoted figures with thousands separators, "--" for metrics that do not apply,
-and the ``Total: ...`` rows at the bottom. ``write_truth`` records what the world
+The report's spend importer must cope with real exports, so the demo (and the ROI
+simulator, whose worlds are demo worlds) writes one: a Google Ads UI "Campaign report"
+CSV, with its title and date-range lines above the header, quoted figures with
+thousands separators, "--" for metrics that do not apply, and the ``Total: ...`` rows at
+the bottom. ``write_truth`` records what the world
 really did, for tests and for the demo's "did the report find it?" check.
 """
 
@@ -59,9 +60,8 @@ class AdsDay:
 
 
 def google_ads_csv(days: Iterable[AdsDay]) -> str:
-    """The Google Ads UI "Campaign report" CSV of ``days``, the one writer of it (the demo
-    and the ROI simulator both use it): a title line, a date-range line, the header
-    ``GOOGLE_ADS_HEADER``, one row per campaign and day (by day, then campaign id) with
+    """The Google Ads UI "Campaign report" CSV of ``days``: a title line, a date-range
+    line, the header ``GOOGLE_ADS_HEADER``, one row per campaign and day (by day, then campaign id) with
     quoted figures with thousands separators and "--" for an unknown metric, and the
     ``Total:`` rows at the bottom. Lines end in CRLF, as csv writes them."""
     rows = sorted(days, key=lambda row: (row.day, row.campaign_id))
@@ -86,25 +86,30 @@ def google_ads_csv(days: Iterable[AdsDay]) -> str:
     return buffer.getvalue()
 
 
-def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
-    """Write every campaign's daily cost as a Google Ads UI campaign report CSV.
-
-    Days are the account's own dates (the flight dates); impressions, clicks and
-    engagements are plausible figures derived from the cost, seeded per day.
-    """
-    path = Path(path)
+def ads_days(world: DemoWorld) -> list[AdsDay]:
+    """Every campaign's days as the ad platform reports them: the world's paced spend
+    (``DemoWorld.daily_spend``, account-local flight dates) with plausible impressions
+    (CPM of $7.50-11), clicks (CTR 0.9-1.6 %) and engagements (0.2-0.5 % of
+    impressions, left blank on about one day in five), seeded per campaign and day."""
     rows = []
     for campaign in world.campaigns:
         for day, cost in world.daily_spend(campaign).items():
             rng = random.Random(stable_seed(world.seed, "ads", campaign.campaign_id, day.isoformat()))
-            impressions = int(cost / rng.uniform(7.5, 11.0) * 1000)  # CPM of $7.50-11
+            impressions = int(cost / rng.uniform(7.5, 11.0) * 1000)
             clicks = int(impressions * rng.uniform(0.009, 0.016))
             engagements = int(impressions * rng.uniform(0.002, 0.005)) if rng.random() < 0.8 else None
             rows.append(AdsDay(day, campaign.name, campaign.campaign_id, campaign.currency, cost, impressions,
                                clicks, engagements))
+    return rows
+
+
+def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
+    """Write every campaign's days (``ads_days``) as a Google Ads UI campaign report CSV:
+    the one writer of the demo's, the ROI simulator's and the tests' spend files."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        handle.write(google_ads_csv(rows))
+        handle.write(google_ads_csv(ads_days(world)))
     return path
 
 

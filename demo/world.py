@@ -1,22 +1,32 @@
-"""A seeded, simulated social world with a known campaign effect: the demo's ground truth.
+"""A seeded, simulated social world with a known campaign effect: the demo's ground truth,
+and the one simulation engine.
 
 ``listener demo`` runs the real pipeline on this world, and the campaign report must
-recover the lift injected here, so every modelling choice is written down.
+recover the lift injected here, so every modelling choice is written down. The ROI
+simulator (``analysis.roi.simulate``, the calibration bench's and the report tests')
+is a configuration of this world drawn at count level (``expected_hours`` and
+``sample_counts``: Poisson volume and binomial labels per hour, no texts or threads).
 
 Mood model (all in Net Sentiment Score points, NSS = 100 (P - N) / T)
 ----------------------------------------------------------------------
 For brand b and the UTC day d of an hour h, the target mood is::
 
-    n(b, h) = base_nss(b) + market(d) + brand_noise(b, d) + lift(b, h)
+    n(b, h) = base_nss(b) + market(d) + brand_noise(b, d) + lift(b, h) + shock(h)
 
 * ``market(d)``: AR(1) shared by every brand (phi 0.7, stationary sd 4), the part a
   difference-in-differences against competitors removes;
-* ``brand_noise(b, d)``: AR(1) per brand (phi 0.5, stationary sd 2.5);
+* ``brand_noise(b, d)``: AR(1) per brand (phi 0.5, stationary sd 2.5); both
+  ``MoodDynamics``, the demo's by default;
 * ``lift(b, h)``: ``Campaign.nss_lift`` when the hour's date *in the campaign's account
   time zone* lies in ``[flight_start, flight_end]``. The ad platform starts and stops a
   flight at local midnight, and the report aggregates days in that time zone, so a
   flight day is lifted whole and its neighbours are not (but for the few late replies
-  that copy a lifted parent's tone just after the flight ends).
+  that copy a lifted parent's tone just after the flight ends). A campaign with
+  ``carry_over`` (adstock theta) > 0 instead builds its lift up and lets it decay
+  (``Campaign.lift_share``), and one with ``volume_lift`` raises its brand's volume too;
+  the demo's campaign has neither;
+* ``shock(h)``: the world's ``MarketShock``s, news that moves every brand on some
+  account-local days (none in the demo).
 
 Both AR(1) series are iterated from the fixed ``EPOCH`` with their own seeded
 ``random.Random``, so a day's mood never depends on which window is asked for.
@@ -71,11 +81,13 @@ import math
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from connectors.base import Mention, ensure_utc
 from demo.texts import text_bank
@@ -150,7 +162,12 @@ class DemoBrand:
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
-    """One paid flight and the true effect it has on its brand's mood."""
+    """One paid flight and the true effect it has on its brand's mood (and volume).
+
+    ``carry_over`` is the adstock theta: 0 (the demo's) lifts flight days by exactly
+    ``nss_lift`` and no other day; theta > 0 builds the lift up during the flight and
+    lets it decay after, ``lift_share``. ``volume_lift`` multiplies the brand's volume by
+    ``1 + volume_lift * lift_share``."""
 
     campaign_id: str
     name: str
@@ -161,15 +178,65 @@ class Campaign:
     daily_spend: float
     currency: str = "USD"
     account_timezone: str = "America/New_York"
+    carry_over: float = 0.0
+    volume_lift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.carry_over < 1:
+            raise ValueError("carry_over (theta) must be in [0, 1)")
+
+    def local_day(self, moment: datetime) -> date:
+        """The account-local date of ``moment``."""
+        return moment.astimezone(ZoneInfo(self.account_timezone)).date()
 
     def in_flight(self, moment: datetime) -> bool:
         """Whether ``moment`` falls on a flight date in the account's time zone."""
-        local_day = moment.astimezone(ZoneInfo(self.account_timezone)).date()
-        return self.flight_start <= local_day <= self.flight_end
+        return self.flight_start <= self.local_day(moment) <= self.flight_end
+
+    def lift_share(self, day: date) -> float:
+        """The share of the full effect on account-local ``day``: the normalised geometric
+        adstock of the flight, ``a(t) = (1 - theta) sum_k theta^k f(t - k)`` (f = 1 on
+        flight days), in closed form: 1 on flight days and 0 elsewhere for theta = 0."""
+        i = (day - self.flight_start).days
+        length = (self.flight_end - self.flight_start).days + 1
+        theta = self.carry_over
+        if i < 0:
+            return 0.0
+        if theta == 0:
+            return 1.0 if i < length else 0.0
+        if i < length:
+            return 1.0 - theta ** (i + 1)
+        return (1.0 - theta ** length) * theta ** (i - length + 1)
 
     def flight_days(self) -> list[date]:
         count = (self.flight_end - self.flight_start).days + 1
         return [self.flight_start + timedelta(days=i) for i in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class MoodDynamics:
+    """The AR(1) terms of the mood model: the market's, shared by every brand, and each
+    brand's own (phi, stationary sd); the demo's by default."""
+
+    market_phi: float = MARKET_PHI
+    market_sd: float = MARKET_SD
+    brand_phi: float = BRAND_PHI
+    brand_sd: float = BRAND_SD
+
+
+@dataclass(frozen=True, slots=True)
+class MarketShock:
+    """News that moves every brand's mood by ``nss`` points on ``days`` account-local
+    days from ``first_day`` (in ``timezone``)."""
+
+    first_day: date
+    days: int
+    nss: float
+    timezone: str = "America/New_York"
+
+    def on(self, moment: datetime) -> float:
+        local_day = moment.astimezone(ZoneInfo(self.timezone)).date()
+        return self.nss if 0 <= (local_day - self.first_day).days < self.days else 0.0
 
 
 BUILTIN_BRANDS: dict[str, DemoBrand] = {
@@ -208,10 +275,32 @@ def _poisson(rng: random.Random, lam: float) -> int:
     return total
 
 
-def _tone_probs(nss: float, opinion_rate: float) -> tuple[float, float]:
-    p_pos = min(1.0, max(0.0, (opinion_rate + nss / 100) / 2))
-    p_neg = min(1.0, max(0.0, (opinion_rate - nss / 100) / 2))
+def tone_probs(nss, opinion_rate):
+    """(p_pos, p_neg) of a mention at mood target ``nss`` (NSS points) for a brand whose
+    opinion rate is ``opinion_rate``: ``(o +- n/100) / 2``, each clipped to [0, 1] and
+    p_neg to at most 1 - p_pos. Takes floats or numpy arrays (the count sampler's)."""
+    if isinstance(nss, (int, float)):
+        p_pos = min(1.0, max(0.0, (opinion_rate + nss / 100) / 2))
+        p_neg = min(1.0 - p_pos, max(0.0, (opinion_rate - nss / 100) / 2))
+        return p_pos, p_neg
+    p_pos = np.clip((opinion_rate + nss / 100) / 2, 0.0, 1.0)
+    p_neg = np.clip((opinion_rate - nss / 100) / 2, 0.0, 1.0 - p_pos)
     return p_pos, p_neg
+
+
+def sample_counts(rng: np.random.Generator, expected: np.ndarray, nss: np.ndarray,
+                  opinion_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mention counts without the mentions: per period, total ~ Poisson(``expected``),
+    positive ~ Binomial(total, p_pos), negative ~ Binomial(rest, p_neg / (1 - p_pos)) at
+    the mood target ``nss`` (``tone_probs``). The world's model at count level: what the
+    ROI simulator draws, fast enough for hundreds of seeds (no texts, no threads, so no
+    tone copying between a reply and its parent)."""
+    total = rng.poisson(expected)
+    p_pos, p_neg = tone_probs(np.asarray(nss, dtype=float), opinion_rate)
+    pos = rng.binomial(total, p_pos)
+    cond = np.where(p_pos < 1, p_neg / np.maximum(1 - p_pos, 1e-12), 0.0)
+    neg = rng.binomial(total - pos, np.clip(cond, 0.0, 1.0))
+    return total.astype(float), pos.astype(float), neg.astype(float)
 
 
 @dataclass(frozen=True)
@@ -222,6 +311,8 @@ class DemoWorld:
     brands: tuple[DemoBrand, ...]
     campaigns: tuple[Campaign, ...]
     start: datetime
+    dynamics: MoodDynamics = MoodDynamics()
+    shocks: tuple[MarketShock, ...] = ()
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -255,31 +346,53 @@ class DemoWorld:
                 values.append(phi * values[-1] + rng.gauss(0.0, innovation_sd))
             return values[day]
 
+    def market(self, day: date) -> float:
+        """The market's AR(1) term on UTC day ``day``."""
+        d = self.dynamics
+        return self._series(("market",), d.market_phi, d.market_sd, (day - EPOCH.date()).days)
+
     def baseline_nss(self, brand_name: str, day: date) -> float:
         """The mood target for a UTC day without any campaign: base + market + brand noise."""
         profile = self.profile(brand_name)
-        index = (day - EPOCH.date()).days
-        return (profile.base_nss
-                + self._series(("market",), MARKET_PHI, MARKET_SD, index)
-                + self._series(("brand", profile.slug), BRAND_PHI, BRAND_SD, index))
+        d = self.dynamics
+        return (profile.base_nss + self.market(day)
+                + self._series(("brand", profile.slug), d.brand_phi, d.brand_sd, (day - EPOCH.date()).days))
 
     def lift_at(self, brand_name: str, moment: datetime) -> float:
         """NSS points the campaigns add at ``moment`` (see the module docstring)."""
         key = brand_name.casefold()
-        return sum(c.nss_lift for c in self.campaigns
-                   if c.brand.casefold() == key and c.in_flight(moment))
+        return sum(c.nss_lift * c.lift_share(c.local_day(moment)) for c in self.campaigns
+                   if c.brand.casefold() == key)
+
+    def shock_at(self, moment: datetime) -> float:
+        """NSS points the market shocks add to every brand at ``moment``."""
+        return sum(shock.on(moment) for shock in self.shocks)
 
     def hourly_nss(self, brand_name: str, moment: datetime) -> float:
         """The exact mood target for the hour containing ``moment``."""
         moment = ensure_utc(moment, "moment")
-        return self.baseline_nss(brand_name, moment.date()) + self.lift_at(brand_name, moment)
+        nss = self.baseline_nss(brand_name, moment.date()) + self.lift_at(brand_name, moment)
+        return nss + self.shock_at(moment) if self.shocks else nss
 
     def expected_volume(self, brand_name: str, moment: datetime) -> float:
         """Expected number of root posts in the hour containing ``moment``."""
         profile = self.profile(brand_name)
-        local = ensure_utc(moment, "moment") + timedelta(hours=AUDIENCE_UTC_OFFSET)
+        moment = ensure_utc(moment, "moment")
+        local = moment + timedelta(hours=AUDIENCE_UTC_OFFSET)
         per_day = profile.mentions_per_day / (1 + MEAN_REPLIES)
-        return per_day * HOURLY_SHAPE[local.hour] * WEEKDAY_FACTOR[local.weekday()]
+        volume = per_day * HOURLY_SHAPE[local.hour] * WEEKDAY_FACTOR[local.weekday()]
+        key = brand_name.casefold()
+        for c in self.campaigns:
+            if c.volume_lift and c.brand.casefold() == key:
+                volume *= 1.0 + c.volume_lift * c.lift_share(c.local_day(moment))
+        return volume
+
+    def expected_hours(self, brand_name: str, hours: Sequence[datetime]) -> tuple[np.ndarray, np.ndarray]:
+        """Per hour of ``hours``: the expected number of mentions (roots and their replies,
+        ``expected_volume * (1 + MEAN_REPLIES)``) and the mood target (``hourly_nss``):
+        what ``sample_counts`` draws the count-level world from."""
+        expected = np.array([self.expected_volume(brand_name, h) for h in hours]) * (1 + MEAN_REPLIES)
+        return expected, np.array([self.hourly_nss(brand_name, h) for h in hours])
 
     def expected_nss(self, brand_name: str, start: datetime, end: datetime) -> float:
         """Volume-weighted mean of the hourly mood targets over whole hours in
@@ -336,7 +449,7 @@ class DemoWorld:
         cached = self._cache["thresholds"].get(key)
         if cached is None:
             nss = self.hourly_nss(profile.name, EPOCH + timedelta(hours=hour))
-            p_pos, p_neg = _tone_probs(nss, profile.opinion_rate)
+            p_pos, p_neg = tone_probs(nss, profile.opinion_rate)
             cached = self._cache["thresholds"][key] = (p_pos, p_pos + p_neg)
         return cached
 

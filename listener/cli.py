@@ -133,12 +133,12 @@ def demo(ctx: click.Context, directory: Path, as_of: str | None, as_json: bool) 
     for brand, count in summary.mentions.items():
         click.echo(f"  {brand:<14} {count:>8,}")
     click.echo(formatting.mood_text(summary.mood, summary.mood_provenance))
-    for result in summary.report["campaigns"]:
-        effect = result["headline_effect"] or {}
-        ci = (f" (95 % CI {effect['ci_low']:+.1f} to {effect['ci_high']:+.1f})"
-              if effect.get("ci_low") is not None else "")
-        lift = f"{effect['delta']:+.1f} NSS points{ci}, " if effect.get("delta") is not None else ""
-        click.echo(f"Campaign {result['name'] or result['campaign_id']}: {lift}{result['verdict']}")
+    from analysis.report_render import effect_text  # loaded by the demo's report already
+
+    for result in summary.report.campaigns:
+        effect = result.headline_effect
+        lift = f"{effect_text(effect)}, " if effect is not None else ""
+        click.echo(f"Campaign {result.name or result.campaign_id}: {lift}{result.verdict}")
     click.echo(f"Report: {', '.join(str(p) for p in summary.report_files)}")
     click.echo(f"Alerts: {summary.alerts} (see '{command_name()} --db {database} alerts')")
     click.echo(next_step, err=True)
@@ -489,7 +489,7 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     minimum detectable effect, diagnostics, and a verdict with its caveats.
     """
     from listener.report import build_report  # lazily: statsmodels and scipy
-    from analysis.report_render import render_html, render_markdown
+    from analysis.report_render import render
 
     if timezone_name is not None:
         try:
@@ -501,9 +501,8 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     with open_existing(settings) as store:
         brand = resolve_brand(brand, settings, queries.stored_brands(store))
         campaign = resolve_campaign(campaign, [plan.campaign_id for plan in report_data.plans(store)])
-        data = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name).to_json()
-    text = {"json": lambda: json.dumps(data, indent=2, ensure_ascii=False), "md": lambda: render_markdown(data),
-            "html": lambda: render_html(data)}[fmt]()
+        built = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
+    text = render(built, fmt)
     if out is None:
         click.echo(text)
     else:

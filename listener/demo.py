@@ -27,6 +27,7 @@ from listener.alerting import run_alerts
 from listener.pipeline import MoodWindows, Pipeline, Progress
 from listener.scoring import build_scoring
 from listener.report import build_report, write_report_files
+from analysis.roi.report import Report
 from storage.campaigns import save_plans, save_spend
 from storage.queries import MOOD_HISTORY, Provenance, mentions_per_brand, provenance
 from storage.store import Store
@@ -49,7 +50,7 @@ class DemoSummary:
     mentions: dict[str, int]
     new: int
     mood: MoodWindows
-    report: dict  # report.json's form (Report.to_json())
+    report: Report
     report_files: tuple[Path, ...]
     seconds: float
     alerts: int = 0
@@ -130,7 +131,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         mentions=counts,
         new=new,
         mood=mood,
-        report=report.to_json(),
+        report=report,
         report_files=report_files,
         seconds=time.perf_counter() - started,
         alerts=alerts,

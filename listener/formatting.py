@@ -137,6 +137,8 @@ def run_counts(row: dict[str, Any]) -> str:
 
 
 def demo_json(summary: Any) -> dict[str, Any]:
+    from analysis.roi.campaign import to_jsonable  # lazily: the statistics stack; the demo loaded it
+
     return {
         "database": str(summary.database),
         "spend_file": str(summary.spend_file),
@@ -145,8 +147,8 @@ def demo_json(summary: Any) -> dict[str, Any]:
         "new": summary.new,
         "mood": mood_json(summary.mood, summary.mood_provenance),
         "report_files": [str(p) for p in summary.report_files],
-        "campaigns": [{"campaign_id": c["campaign_id"], "verdict": c["verdict"],
-                       "headline_effect": c["headline_effect"]} for c in summary.report["campaigns"]],
+        "campaigns": [{"campaign_id": c.campaign_id, "verdict": c.verdict,
+                       "headline_effect": to_jsonable(c.headline_effect)} for c in summary.report.campaigns],
         "alerts": summary.alerts,
         "seconds": round(summary.seconds, 2),
     }

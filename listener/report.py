@@ -1,8 +1,9 @@
 """``listener report``: the campaign mood-ROI report, from the database.
 
 Wiring only: storage.report_data reads mentions, spend and plans; analysis.roi turns
-account-local daily counts into effects and verdicts (docs/roi-method.md);
-analysis.report_render turns the report dict into Markdown or one offline HTML file.
+account-local daily counts into effects and verdicts (docs/roi-method.md) and the typed
+report (``analysis.roi.report.Report``); analysis.report_render renders that report as
+Markdown, one offline HTML file or report.json.
 
 Days are the ad account's: mention times (UTC) are cut into local days of the plan's
 time zone (else the spend file's, else UTC, and the report says so). Only complete
@@ -13,7 +14,6 @@ of (``analysis.roi.daily.complete_days``) is left out and named in the report.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import date, datetime, time, timedelta, timezone
@@ -33,10 +33,10 @@ from analysis.roi import (
     daily_from_buckets,
     ewma_monitor,
 )
-from analysis.roi.report import Monitor, Report
+from analysis.roi.report import Monitor, Report, ScoredBy
 from listener.errors import ListenerError
 from storage import report_data
-from listener.formatting import provenance_json
+from listener.formatting import provenance_json, provenance_text
 from storage.queries import provenance, stored_brands
 from storage.rollup import hourly_counts
 from storage.store import Store
@@ -101,7 +101,7 @@ def build_report(
     store: Store, now: datetime, *, brand: str | None = None, campaign: str | None = None,
     timezone_name: str | None = None,
 ) -> Report:
-    """The report (``Report.to_json()`` is what report.json holds and the renderers print)."""
+    """The report (``analysis.report_render`` renders it; ``Report.to_json()`` is report.json)."""
     plans: list[CampaignPlan] = report_data.plans(store)
     if campaign is not None:
         plans = [p for p in plans if p.campaign_id == campaign]
@@ -170,9 +170,10 @@ def build_report(
     latest, counts, unscored, duplicates = report_data.freshness(store, names)
     span = report_data.mention_span(store, [headline_brand])
     # Which scorer(s) the mood figures come from, per brand, over the headline brand's data.
-    scored_by = {} if span is None else {
-        name: provenance_json(provenance(store, name, span[0], span[1] + timedelta(microseconds=1)))
-        for name in names}
+    scored_by = {}
+    for name in [] if span is None else names:
+        scorers = provenance(store, name, span[0], span[1] + timedelta(microseconds=1))
+        scored_by[name] = ScoredBy(provenance_text(scorers), provenance_json(scorers))
     return Report(
         title=f"{headline_brand}: campaign mood report", generated_at=now, brand=headline_brand,
         competitors=tuple(n for n in names if n != headline_brand), timezone=zone_used or timezone_name or "UTC",
@@ -184,14 +185,11 @@ def build_report(
 
 def write_report_files(report: Report, stem: Path) -> tuple[Path, ...]:
     """stem.json, stem.md and stem.html."""
-    from analysis.report_render import render_html, render_markdown
+    from analysis.report_render import render
 
-    data = report.to_json()  # the renderers still read report.json's form
-    outputs = {".json": json.dumps(data, indent=2, ensure_ascii=False),
-               ".md": render_markdown(data), ".html": render_html(data)}
     paths = []
-    for suffix, text in outputs.items():
-        path = stem.with_suffix(suffix)
-        path.write_text(text, encoding="utf-8")
+    for fmt in ("json", "md", "html"):
+        path = stem.with_suffix(f".{fmt}")
+        path.write_text(render(report, fmt), encoding="utf-8")
         paths.append(path)
     return tuple(paths)

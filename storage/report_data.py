@@ -1,4 +1,5 @@
-"""Read path of the campaign report: mention rows, spend, plans, hourly mood, freshness.
+"""Read path of the campaign report: mention rows, spend, plans, freshness (the monitor's
+hourly mood is ``storage.rollup.hourly_counts``).
 
 Rows are returned raw (UTC); the account-time-zone day cutting is the analysis's job
 (``analysis.roi.daily``), so a half-hour zone is cut right.

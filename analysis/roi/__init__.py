@@ -1,6 +1,6 @@
 """Campaign mood-ROI statistics: did the spend move how people feel, and what did each
 extra good conversation cost? The method is docs/roi-method.md; everything here is a pure
-function of daily counts (no database, no I/O but the simulator's spend-file writer).
+function of daily counts (no database, no I/O).
 
 Modules:
 
@@ -16,8 +16,10 @@ Modules:
 * ``verdict``: the four verdicts and caveat wording;
 * ``campaign``: ``analyse_campaign`` / ``analyse_campaigns`` -> ``CampaignResult``;
 * ``monitor``: the hourly EWMA alarm;
-* ``simulate``: a seeded market with a known campaign effect, and its spend as a Google
-  Ads export.
+* ``report``: the typed report (``Report``, ``Monitor``, ``ScoredBy``) the renderers read
+  and report.json is made from (``Report.to_json``);
+* ``simulate``: a seeded market with a known campaign effect: the demo world
+  (``demo.world``) drawn at count level; its spend file is the demo's export of it.
 """
 
 from analysis.campaign_plan import CampaignPlan

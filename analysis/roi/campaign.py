@@ -1,7 +1,9 @@
 """The campaign report's statistics: one ``CampaignResult`` per pre-registered campaign.
 
 ``analyse_campaign`` runs docs/roi-method.md end to end on daily counts (account-local days)
-and returns values only; the report renders ``CampaignResult.to_dict()``.
+and returns values only; the report (``analysis.roi.report``) holds the typed
+``CampaignResult`` the renderers read, and ``CampaignResult.to_dict()`` is its part of
+report.json.
 
 Order of work:
 
@@ -156,7 +158,7 @@ class DailyView:
 
 @dataclass(frozen=True, eq=False)
 class CampaignResult:
-    """Everything the campaign report prints for one campaign (see ``to_dict``)."""
+    """Everything the campaign report prints for one campaign (report.json: ``to_dict``)."""
 
     campaign_id: str
     name: str
@@ -198,23 +200,25 @@ class CampaignResult:
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (dates ISO, NaN/inf as None, arrays as lists)."""
-        return _jsonable(self)
+        return to_jsonable(self)
 
 
-def _jsonable(obj):
+def to_jsonable(obj):
+    """``obj`` (a result, an estimate or any part of one) in report.json's form: dataclasses
+    as dicts (with ``excludes_zero``/``fired``), dates ISO, NaN/inf as None, arrays as lists."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         if isinstance(obj, EffectEstimate):
             out["excludes_zero"] = bool(obj.excludes_zero)
         if isinstance(obj, (Placebo, GapCheck)):
             out["fired"] = bool(obj.fired)
         return out
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
+        return [to_jsonable(v) for v in obj.tolist()]
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, date):
         return obj.isoformat()
     if isinstance(obj, (bool, np.bool_)):

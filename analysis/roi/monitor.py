@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 
@@ -47,16 +46,6 @@ class EwmaMonitor:
     baseline_nss: float
     kappa: float
     lam: float
-
-    def to_dict(self) -> dict:
-        def clean(arr):
-            return [None if not math.isfinite(float(v)) else round(float(v), 4) for v in arr]
-        return {
-            "hours": [h.isoformat() if isinstance(h, datetime) else h for h in self.hours],
-            "nss": clean(self.nss), "z": clean(self.z), "ewma": clean(self.ewma),
-            "limit": self.limit, "alarm": [int(a) for a in self.alarm],
-            "baseline_nss": self.baseline_nss, "kappa": self.kappa, "lambda": self.lam,
-        }
 
 
 def ewma_monitor(hours: Sequence, total, positive, negative, *, baseline: slice | np.ndarray | None = None,

@@ -1,8 +1,10 @@
-"""The campaign report as a typed model: what ``listener report`` builds and report.json holds.
+"""The campaign report as a typed model: what ``listener report`` builds, the renderers
+read and report.json holds.
 
-``Report`` -> ``CampaignResult`` (one per analysed campaign, analysis.roi.campaign) and
-``Monitor`` (the last 48 hours' EWMA chart). ``to_json()`` is the report.json dict; its
-keys and rounding are those the renderers (analysis.report_render) read.
+``Report`` -> ``CampaignResult`` (one per analysed campaign, analysis.roi.campaign),
+``Monitor`` (the last 48 hours' EWMA chart) and ``ScoredBy`` (which scorers produced
+each brand's mood figures). The renderers (analysis.report_render, analysis.report_charts)
+read these objects; ``Report.to_json()`` is the one place report.json's dict is made.
 """
 
 from __future__ import annotations
@@ -31,17 +33,46 @@ class Monitor:
     recent: np.ndarray
     result: EwmaMonitor
 
+    @property
+    def shown_hours(self) -> tuple[datetime, ...]:
+        """The recent hours, the ones the report shows."""
+        return tuple(h for h, shown in zip(self.hours, self.recent) if shown)
+
+    @property
+    def nss(self) -> np.ndarray:
+        """Hourly NSS of the shown hours (NaN: no scored mention)."""
+        return self.result.nss[self.recent]
+
+    @property
+    def ewma(self) -> np.ndarray:
+        return self.result.ewma[self.recent]
+
+    @property
+    def alarm_hours(self) -> tuple[datetime, ...]:
+        """Shown hours whose EWMA is outside the control limits."""
+        return tuple(h for h, a, shown in zip(self.hours, self.result.alarm, self.recent) if shown and a != 0)
+
     def to_json(self) -> dict[str, Any]:
         r, keep = self.result, self.recent
         return {
-            "hours": [h.isoformat() for h, shown in zip(self.hours, keep) if shown],
-            "nss": _rounded(r.nss[keep], 2),
+            "hours": [h.isoformat() for h in self.shown_hours],
+            "nss": _rounded(self.nss, 2),
             "z": _rounded(r.z[keep], 3),
-            "ewma": [round(float(v), 3) for v in r.ewma[keep]],
+            "ewma": [round(float(v), 3) for v in self.ewma],
             "limit": round(float(r.limit), 3),
-            "alarms": [h.isoformat() for h, a, shown in zip(self.hours, r.alarm, keep) if shown and a != 0],
+            "alarms": [h.isoformat() for h in self.alarm_hours],
             "baseline_nss": round(float(r.baseline_nss), 2),
         }
+
+
+@dataclass(frozen=True)
+class ScoredBy:
+    """Which scorer(s) produced one brand's mood figures: ``text`` the sentence the
+    report prints, ``figures`` the provenance as report.json holds it (scorers with their
+    shares, manual labels, re-scoring progress; ``listener.formatting.provenance_json``)."""
+
+    text: str
+    figures: Mapping[str, Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +80,8 @@ class Report:
     """One report: the headline brand and its competitors, the data's freshness, one
     ``CampaignResult`` per analysed campaign, the monitor and the notes (campaigns not
     analysed, days left out, assumptions). ``window`` is the headline brand's data span
-    (UTC dates); ``scored_by`` which scorer(s) each brand's mood figures come from."""
+    (UTC dates); ``freshness`` the latest mention per source (ISO 8601, UTC);
+    ``scored_by`` which scorer(s) each brand's mood figures come from."""
 
     title: str
     generated_at: datetime
@@ -61,7 +93,7 @@ class Report:
     source_counts: Mapping[str, int]
     unscored: int
     duplicates: int
-    scored_by: Mapping[str, Mapping[str, Any]]
+    scored_by: Mapping[str, ScoredBy]
     campaigns: tuple[CampaignResult, ...]
     monitor: Monitor | None
     notes: tuple[str, ...]
@@ -80,7 +112,7 @@ class Report:
             "source_counts": dict(self.source_counts),
             "unscored": self.unscored,
             "duplicates": self.duplicates,
-            "scored_by": dict(self.scored_by),
+            "scored_by": {brand: dict(s.figures) for brand, s in self.scored_by.items()},
             "campaigns": [c.to_dict() for c in self.campaigns],
             "monitor": None if self.monitor is None else self.monitor.to_json(),
             "notes": list(self.notes),

@@ -1,36 +1,44 @@
 """The report renderers (analysis/report_render.py): sections, numbers, escaping,
 self-containedness and missing pieces.
 
-The fixture tests/fixtures/report/sample_report.json is the simulator's "carry_over"
-scenario run through ``analyse_campaign``, with a hostile campaign name, source name
-and brand note; ``python tests/analysis/test_report_render.py`` rebuilds it.
+They render the typed report: tests/analysis/report_sample.py builds it (the
+simulator's "carry_over" scenario run through ``analyse_campaign``, with a hostile
+campaign name, source name and brand note); a test that needs a missing piece replaces
+it with ``dataclasses.replace``.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import re
+from dataclasses import replace
+from datetime import datetime, timezone
 from html.parser import HTMLParser
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis.report_render import (
     build_sections,
     md_escape,
+    render,
     render_html,
     render_markdown,
 )
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "report" / "sample_report.json"
-HOSTILE_SCRIPT = "<script>alert(1)</script>"
+from analysis.roi.campaign import Diagnostics, Efficiency, Headline
+from analysis.roi.report import Report
+from tests.analysis.report_sample import HOSTILE_SCRIPT, sample_report
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+def report() -> Report:
+    return sample_report()
+
+
+def with_campaign(report: Report, **changes) -> Report:
+    """``report`` with its one campaign's fields replaced."""
+    return replace(report, campaigns=(replace(report.campaigns[0], **changes),))
 
 
 @pytest.fixture(scope="module")
@@ -100,27 +108,36 @@ def _signed(x, d=1):
     return f"{x:+,.{d}f}"
 
 
-def test_headline_numbers_match_fixture(report, md, page):
-    c = report["campaigns"][0]
-    h = c["headline_effect"]
-    eff = c["efficiency"]
-    headline = f"{_signed(h['delta'])} NSS points (95 % CI {_signed(h['ci_low'])} to {_signed(h['ci_high'])})"
-    cpinc = f"{eff['cpinc']:,.2f} {eff['currency']}"
-    spend = f"{eff['spend']:,.2f} {eff['currency']}"
-    mde = f"{c['mde']['mde_display']:.1f} NSS points"
-    theta = f"{c['carry_over']['theta']:.2f} (95 % CI {c['carry_over']['theta_ci'][0]:.2f}"
-    verdict = f"Verdict: {c['verdict']} ({c['verdict_rule']})."
+def test_headline_numbers_match_the_report(report, md, page):
+    (c,) = report.campaigns
+    h = c.headline_effect
+    eff = c.efficiency
+    headline = f"{_signed(h.delta)} NSS points (95 % CI {_signed(h.ci_low)} to {_signed(h.ci_high)})"
+    cpinc = f"{eff.cpinc:,.2f} {eff.currency}"
+    spend = f"{eff.spend:,.2f} {eff.currency}"
+    mde = f"{c.mde.mde_display:.1f} NSS points"
+    theta = f"{c.carry_over.theta:.2f} (95 % CI {c.carry_over.theta_ci[0]:.2f}"
+    verdict = f"Verdict: {c.verdict} ({c.verdict_rule})."
     text = " ".join(_parse(page).text)
-    for needle in (headline, cpinc, spend, mde, theta, verdict, c["headline"]["reason"]):
+    for needle in (headline, cpinc, spend, mde, theta, verdict, c.headline.reason):
         assert needle in text, needle
     md_plain = md.replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     for needle in (headline, cpinc, spend, mde, theta, verdict):
         assert needle in md_plain, needle
-    assert c["verdict"] == "effect detected"
+    assert c.verdict == "effect detected"
     for k in ("naive", "its", "did", "adstock"):
-        assert _signed(c["effects"][k]["delta"]) + " NSS points" in text
-    for cav in c["caveats"]:
+        assert _signed(c.effects[k].delta) + " NSS points" in text
+    for cav in c.caveats:
         assert cav in text
+
+
+def test_json_is_the_models_own(report):
+    """report.json's text is ``Report.to_json()``, and holds the figures the pages print."""
+    data = json.loads(render(report, "json"))
+    assert data == json.loads(json.dumps(report.to_json()))
+    assert data["campaigns"][0]["headline_effect"]["delta"] == report.campaigns[0].headline_effect.delta
+    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+        render(report, "pdf")
 
 
 def test_efficiency_kinds_are_labelled_apart(page, md):
@@ -136,7 +153,7 @@ def test_header_facts(report, md):
     assert "2,900" in md and "2026-08-24 to 2026-11-21" in md
     assert "Beanhaus, Kettle &amp; Co" in md
     assert "2026-11-22T18:59:00+00:00" in md
-    assert "44,667" in md or f"{report['source_counts']['x']:,}" in md
+    assert f"{report.source_counts['x']:,}" in md
 
 
 # ----------------------------------------------------------------------------------
@@ -144,7 +161,7 @@ def test_header_facts(report, md):
 # ----------------------------------------------------------------------------------
 
 def test_hostile_strings_escaped_in_html(report, page):
-    assert HOSTILE_SCRIPT in report["campaigns"][0]["name"]
+    assert HOSTILE_SCRIPT in report.campaigns[0].name
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     low = page.lower()
     assert "<script" not in low
@@ -219,9 +236,7 @@ def test_no_external_resources(page):
 
 
 def test_charts_are_escaped_user_text(report):
-    r = copy.deepcopy(report)
-    r["campaigns"][0]["brand"] = "</svg><script>alert(3)</script>$x$"
-    r["campaigns"][0]["competitors"] = ["Co <b>&</b>"]
+    r = with_campaign(report, brand="</svg><script>alert(3)</script>$x$", competitors=("Co <b>&</b>",))
     page = render_html(r)
     assert "alert(3)</script>" not in page
     for src in [a["src"] for t, a in _parse(page).tags if t == "img"]:
@@ -234,40 +249,32 @@ def test_charts_are_escaped_user_text(report):
 # Missing pieces
 # ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("empty", [{}, {"campaigns": [], "monitor": None, "notes": []}, None])
-def test_empty_report(empty):
+def test_empty_report():
+    empty = Report(title="", generated_at=datetime(2026, 11, 22, 19, tzinfo=timezone.utc), brand="Brewly",
+                   competitors=(), timezone="UTC", window=None, freshness={}, source_counts={}, unscored=0,
+                   duplicates=0, scored_by={}, campaigns=(), monitor=None, notes=())
     md = render_markdown(empty)
     page = render_html(empty)
     for out in (md, page):
         assert "No campaign in this report" in out
         assert "No monitor data" in out
         assert "No method notes" in out
+        assert "Brewly: campaign mood report" in out
     assert "<script" not in page.lower()
 
 
 def test_no_competitors_no_did_no_spend(report):
-    r = copy.deepcopy(report)
-    r["competitors"] = []
-    c = r["campaigns"][0]
-    c["competitors"] = []
-    c["competitor_windows"] = {}
-    del c["effects"]["did"]
-    c["volume"] = {}
-    c["headline"] = {"method": "its", "reason": "no competitor data, so no difference-in-differences",
-                     "competitor_volume_ratio": None, "pretrend": None}
-    c["kpi_method"] = "its"
-    c["headline_effect"] = None
-    c["carry_over"] = None
-    del c["effects"]["adstock"]
-    c["efficiency"] = {"spend": 0.0, "currency": "", "engagements": None, "cost_per_engagement": None,
-                       "dnp": None, "cpinc": None, "cpinc_ci": None, "cpinc_status": "not estimable: no spend data"}
-    c["dnp"] = None
-    c["mde"] = None
-    c["diagnostics"] = {"placebo": None, "ljung_box_p": None, "disagreement": None, "source_mix": None,
-                        "gaps": None, "pretrend": None, "fit_notes": ["NSS its: model note"]}
-    c["daily"]["competitor_nss"] = None
-    c["daily"]["spend"] = [0.0] * len(c["daily"]["dates"])
-    r["monitor"] = None
+    c = report.campaigns[0]
+    no_competitors = {k: e for k, e in c.effects.items() if k not in ("did", "adstock")}
+    r = replace(report, competitors=(), monitor=None, campaigns=(replace(
+        c, competitors=(), competitor_windows={}, effects=no_competitors, volume={},
+        headline=Headline("its", "no competitor data, so no difference-in-differences", None, None),
+        kpi_method="its", headline_effect=None, carry_over=None,
+        efficiency=Efficiency(spend=0.0, currency="", engagements=None, cost_per_engagement=None, dnp=None,
+                              cpinc=None, cpinc_ci=None, cpinc_status="not estimable: no spend data"),
+        dnp=None, mde=None,
+        diagnostics=Diagnostics(None, None, None, None, None, None, ("NSS its: model note",)),
+        daily=replace(c.daily, competitor_nss=None, spend=np.zeros(len(c.daily.dates)))),))
     md = render_markdown(r)
     page = render_html(r)
     for out in (md.replace("\\", ""), " ".join(_parse(page).text)):
@@ -285,14 +292,12 @@ def test_no_competitors_no_did_no_spend(report):
 
 
 def test_carry_over_not_identified_and_cpinc_not_estimable(report):
-    r = copy.deepcopy(report)
-    c = r["campaigns"][0]
-    c["carry_over"]["identified"] = False
-    c["carry_over"]["note"] = "flat profile"
-    c["efficiency"]["cpinc"] = None
-    c["efficiency"]["cpinc_ci"] = None
-    c["efficiency"]["cpinc_status"] = "not estimable: the CI of dNP includes 0"
-    c["effects"]["its"] = None
+    c = report.campaigns[0]
+    r = with_campaign(
+        report, carry_over=replace(c.carry_over, identified=False, note="flat profile"),
+        efficiency=replace(c.efficiency, cpinc=None, cpinc_ci=None,
+                           cpinc_status="not estimable: the CI of dNP includes 0"),
+        effects={k: e for k, e in c.effects.items() if k != "its"})
     md = render_markdown(r)
     assert "Carry-over not identified" in md and "flat profile" in md
     assert "not estimable: the CI of dNP includes 0" in md
@@ -300,71 +305,19 @@ def test_carry_over_not_identified_and_cpinc_not_estimable(report):
     assert "Carry-over not identified" in render_html(r, charts=False)
 
 
-def test_monitor_alarms_from_alarm_flags(report):
-    r = copy.deepcopy(report)
-    m = r["monitor"]
-    m.pop("alarms", None)
-    m["alarm"] = [0] * (len(m["hours"]) - 2) + [1, -1]
+def test_monitor_alarm_hours_are_the_shown_hours_outside_the_limits(report):
+    m = report.monitor
+    alarm = np.zeros(len(m.hours), dtype=int)
+    alarm[-2:] = (1, -1)
+    alarm[0] = 1  # a baseline hour, not shown: not counted
+    r = replace(report, monitor=replace(m, result=replace(m.result, alarm=alarm)))
     md = render_markdown(r)
     assert "| Alarm hours | 2 |" in md
-    assert md_escape(m["hours"][-1]) in md
+    assert md_escape(m.hours[-1].isoformat()) in md
+    assert r.to_json()["monitor"]["alarms"] == [h.isoformat() for h in m.hours[-2:]]
 
 
 def test_sections_are_plain_text(report):
     title, sections = build_sections(report)
-    assert title == report["title"]
+    assert title == report.title
     assert sections[0].title == "Data" and sections[-1].title == "Method notes"
-
-
-# ----------------------------------------------------------------------------------
-# Rebuilding the fixture
-# ----------------------------------------------------------------------------------
-
-def build_sample_report() -> dict:  # pragma: no cover - run by hand
-    from dataclasses import replace
-    from datetime import date
-
-    import numpy as np
-
-    from analysis.roi import analyse_campaign
-    from analysis.roi.monitor import ewma_monitor
-    from analysis.roi.simulate import scenario, simulate
-
-    hostile = (HOSTILE_SCRIPT + ' "quotes" & <b>tags</b> \u05de\u05d1\u05e6\u05e2 \u0627\u0644\u0642\u0647\u0648\u0629 '
-               "\u2615\U0001F680 | Bright Mornings")
-    sc = scenario("carry_over", campaign_name=hostile, start=date(2026, 8, 24), gap_days=(12,))
-    sim = simulate(sc, 0)
-    spend = replace(sim.spend, engagements=np.where(sim.spend.spend > 0, np.round(sim.spend.spend * 0.9), 0.0))
-    res = analyse_campaign(sim.plan, sim.brand, sim.competitors, spend, coverage=sim.coverage,
-                           timezone=sc.timezone, engine="exact")
-    d = res.to_dict()
-    hc = simulate(scenario("effect", start=date(2026, 8, 24)), 7, hourly=True).hourly["Brewly"]
-    n = 24 * 7
-    mon = ewma_monitor(hc.hour_starts[-n:], hc.total[-n:], hc.positive[-n:], hc.negative[-n:],
-                       baseline=slice(0, n - 48)).to_dict()
-    mon = {k: (v[-48:] if isinstance(v, list) else v) for k, v in mon.items()}
-    mon["alarms"] = [h for h, a in zip(mon["hours"], mon["alarm"]) if a]
-    bad_source = "bluesky <img src=x onerror=alert(2)>"
-    return {
-        "title": "Brewly: campaign mood report",
-        "generated_at": "2026-11-22T19:00:00+00:00",
-        "brand": "Brewly", "competitors": ["Beanhaus", "Kettle & Co"],
-        "timezone": "America/New_York",
-        "window": {"start": d["daily"]["dates"][0], "end": d["daily"]["dates"][-1]},
-        "freshness": {"x": "2026-11-22T18:59:00+00:00", "reddit": "2026-11-22T18:41:00+00:00",
-                      "bluesky": "2026-11-22T18:57:00+00:00", bad_source: "2026-11-22T17:02:00+00:00"},
-        "source_counts": {**d["source_counts"], bad_source: 12},
-        "unscored": 0, "duplicates": 2900,
-        "campaigns": [d],
-        "monitor": mon,
-        "notes": [("NSS = 100 (P - N) / T over scored organic mentions; duplicates and unscored mentions count "
-                  "in volume only."),
-                  ('Brand note: "quotes" & <b>tags</b> <script>alert(1)</script> \u05e2\u05d1\u05e8\u05d9\u05ea '
-                  "\U0001F600")],
-    }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_text(json.dumps(build_sample_report(), indent=1, ensure_ascii=False), encoding="utf-8")
-    print(f"wrote {FIXTURE}")

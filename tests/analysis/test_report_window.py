@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from analysis.report_render import render_markdown
 from analysis.roi import complete_days
 from analysis.sentiment import VaderScorer
 from listener.cli import cli
@@ -81,12 +80,16 @@ def world(tmp_path_factory):
 
 
 def _report(world, campaign: str) -> dict:
-    result = _invoke("--config", str(world["config"]), "--db", str(world["db"]), "report", "--format", "json",
-                     "--campaign", campaign, "--as-of", AS_OF)
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    """report.json of ``campaign``, its campaign as "c" and the Markdown report as "md"."""
+    shown = {}
+    for fmt in ("json", "md"):
+        result = _invoke("--config", str(world["config"]), "--db", str(world["db"]), "report", "--format", fmt,
+                         "--campaign", campaign, "--as-of", AS_OF)
+        assert result.exit_code == 0, result.output
+        shown[fmt] = result.output
+    report = json.loads(shown["json"])
     (c,) = report["campaigns"]
-    return report | {"c": c}
+    return report | {"c": c, "md": shown["md"]}
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,7 @@ def test_the_fallback_to_its_says_exactly_why(its_report):
     assert "Telwick" in reason and "no mentions from 2026-10-01 to 2026-11-13" in reason, reason
     assert any(reason in cav for cav in c["caveats"])
     assert c["competitors"] == [] and "did" not in c["effects"]
-    shown = render_markdown(its_report)
+    shown = its_report["md"]
     assert "Telwick (no data in the window: left out)" in shown
     assert f"Difference-in-differences (DiD) | not estimated: {reason}" in shown
 
@@ -145,7 +148,7 @@ def test_engagements_reported_on_some_days_give_a_cost_over_those_days(did_repor
     assert eff["cost_per_engagement"] == pytest.approx(sum(s for s, _ in reported) / sum(e for _, e in reported))
     assert eff["spend"] == pytest.approx(sum(100 + i + 0.25 for i in range(len(days))))
     assert any("reported engagements on 8 of 10 days" in cav for cav in did_report["c"]["caveats"])
-    shown = render_markdown(did_report)
+    shown = did_report["md"]
     assert "on 8 of 10 days with spend (not reported on 2026-10-29, 2026-11-02)" in shown
     assert "n/a (no engagements reported)" not in shown
 
@@ -198,5 +201,5 @@ def test_the_report_is_a_typed_model_whose_json_is_what_the_command_prints(world
     assert [type(c) for c in report.campaigns] == [CampaignResult]
     assert report.campaigns[0].campaign_id == "c-did"
     assert report.monitor is None or isinstance(report.monitor, Monitor)
-    printed = {k: v for k, v in did_report.items() if k != "c"}
+    printed = {k: v for k, v in did_report.items() if k not in ("c", "md")}
     assert json.loads(json.dumps(report.to_json())) == printed

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.roi.monitor import ewma_limit, ewma_monitor
+from analysis.roi.report import Monitor
 from analysis.roi.verdict import (
     CONFLICTING,
     EFFECT_DETECTED,
@@ -19,6 +20,7 @@ from analysis.roi.verdict import (
     decide_verdict,
     describe_effect,
 )
+from demo.world import sample_counts
 
 
 def verdict(lo, hi, *, rank=0.02, possible=True, mde=4.0, goal=5.0, conflicting=False):
@@ -71,15 +73,12 @@ def test_ewma_limits_are_three_sigma_of_the_asymptotic_ewma():
 
 
 def hourly_counts(hours: int, nss_by_hour, per_hour: int = 42, seed: int = 0):
+    """Hour starts and the simulator's counts (the world's ``sample_counts``) at a flat
+    ``per_hour`` volume and the given mood per hour."""
     rng = np.random.default_rng(seed)
-    t = rng.poisson(per_hour, hours).astype(float)
-    opinion = 0.6
-    p_pos = (opinion + np.asarray(nss_by_hour) / 100) / 2
-    p_neg = (opinion - np.asarray(nss_by_hour) / 100) / 2
-    pos = rng.binomial(t.astype(int), p_pos)
-    neg = rng.binomial((t - pos).astype(int), p_neg / (1 - p_pos))
+    t, pos, neg = sample_counts(rng, np.full(hours, float(per_hour)), np.asarray(nss_by_hour, dtype=float), 0.6)
     start = datetime(2026, 3, 1, tzinfo=timezone.utc)
-    return [start + timedelta(hours=h) for h in range(hours)], t, pos.astype(float), neg.astype(float)
+    return [start + timedelta(hours=h) for h in range(hours)], t, pos, neg
 
 
 def test_ewma_stays_inside_on_a_steady_mood_and_alarms_on_a_drop():
@@ -101,4 +100,4 @@ def test_ewma_carries_over_hours_without_mentions():
     t[4] = p[4] = n[4] = 0.0
     mon = ewma_monitor(h, t, p, n)
     assert math.isnan(mon.z[4]) and mon.ewma[4] == mon.ewma[3]
-    assert mon.to_dict()["z"][4] is None
+    assert Monitor(tuple(h), np.ones(10, dtype=bool), mon).to_json()["z"][4] is None  # report.json: null

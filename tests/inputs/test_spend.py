@@ -371,16 +371,17 @@ def test_all_problems_reported_at_once_and_capped(tmp_path):
 
 
 def test_the_simulators_spend_is_written_by_the_demos_export_writer(tmp_path):
-    """One Google Ads export writer: the ROI simulator's spend file is the demo's format,
-    byte for byte in its layout (CRLF lines, title, range, header, totals), and reads
-    back to the cent with its unknown engagements kept unknown."""
+    """One Google Ads export writer: the ROI simulator's world writes its spend file with
+    the demo's writer, byte for byte in its layout (CRLF lines, title, range, header,
+    totals), and it reads back as the simulator's spend, to the cent, with its unknown
+    engagements kept unknown."""
     import math
 
-    from analysis.roi.simulate import simulate, write_google_ads_export as write_simulated
+    from analysis.roi.simulate import simulate
     from demo.exports import AdsDay, google_ads_csv
 
     sim = simulate("effect", 0)
-    path = write_simulated(tmp_path / "sim.csv", sim)
+    path = write_google_ads_export(tmp_path / "sim.csv", sim.world)
     spend = read_spend(path)
     assert spend.format == "google_ads_ui"
     assert [r.date for r in spend.rows] == list(sim.spend.dates)

@@ -11,12 +11,11 @@
 * The campaign report with hostile names, sources and notes: in HTML every one of them
   is text (the page's tags and attributes are exactly those of the same report with
   plain names), in Markdown none can add a line, a table cell or a tag. (The sample
-  with its charts is tests/analysis/test_report_render.py's.)
+  is tests/analysis/report_sample.py's typed report, the renderer tests' own.)
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
@@ -29,10 +28,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analysis.report_render import render_html, render_markdown
+from analysis.roi.report import Report
 from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Mention, valid_text
 from listener.pipeline import Pipeline
 from storage.store import Store
+from tests.analysis.report_sample import sample_report
+from tests.analysis.report_sample import with_texts as replace_texts
 from tests.property.strategies import (
     BIDI_CONTROLS, CONTROL, CSV_BREAKERS, EMOJI, IMG, LINE_BREAKERS, LONE_SURROGATES, MD_BREAKERS, NUL, RTL,
     SCRIPT, SQL, ZWJ_FAMILY, has_surrogate, hostile_text,
@@ -157,25 +159,19 @@ def test_hostile_text_through_the_pipeline(tmp_path):
 
 # -- the report --------------------------------------------------------------------------
 
-SAMPLE = json.loads((Path(__file__).parents[1] / "fixtures" / "report" / "sample_report.json").read_text())
-_CAMPAIGN = SAMPLE["campaigns"][0]
+SAMPLE = sample_report()
+_CAMPAIGN = SAMPLE.campaigns[0]
 FREE_TEXT = sorted({
-    SAMPLE["title"], SAMPLE["brand"], *SAMPLE["competitors"], *SAMPLE["freshness"], *SAMPLE["source_counts"],
-    _CAMPAIGN["name"], _CAMPAIGN["campaign_id"], *_CAMPAIGN["caveats"], _CAMPAIGN["headline"]["reason"],
-    _CAMPAIGN["verdict_rule"], *SAMPLE["notes"],
+    SAMPLE.title, SAMPLE.brand, *SAMPLE.competitors, *SAMPLE.freshness, *SAMPLE.source_counts,
+    _CAMPAIGN.name, _CAMPAIGN.campaign_id, *_CAMPAIGN.caveats, _CAMPAIGN.headline.reason,
+    _CAMPAIGN.verdict_rule, *SAMPLE.notes,
 })
 """Every string of the sample that is free text (names, sources, ids, notes), not a code."""
 
 
-def with_texts(replacements: dict[str, str]) -> dict:
+def with_texts(replacements: dict[str, str]) -> Report:
     """The sample with each free-text string replaced wherever it occurs, keys included."""
-    def walk(value):
-        if isinstance(value, dict):
-            return {replacements.get(k, k): walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return replacements.get(value, value) if isinstance(value, str) else value
-    return walk(copy.deepcopy(SAMPLE))
+    return replace_texts(SAMPLE, replacements)
 
 
 class _Page(HTMLParser):
@@ -265,6 +261,6 @@ def test_a_note_or_caveat_cannot_open_a_nested_list():
     """Found by the property above: list items were escaped without ``line_start``, so a
     caveat "1. z" rendered as "- 1. z", a list nested in the item."""
     markers = iter(["- y", "1. z", "+ w", "2) v", "* u", "- - t"])
-    lists = {*SAMPLE["notes"], *_CAMPAIGN["caveats"]}
+    lists = {*SAMPLE.notes, *_CAMPAIGN.caveats}
     report = with_texts({text: next(markers) if text in lists else f"name{i}" for i, text in enumerate(FREE_TEXT)})
     assert _md_structure(render_markdown(report)) == PLAIN_MARKDOWN

@@ -9,21 +9,20 @@ and say so. Chromium runs with networking features off and a throwaway profile.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
 import pytest
 
 from analysis.report_render import render_html
+from analysis.roi.report import Report
+from tests.analysis.report_sample import sample_report
 from tests.system.chromium import need_chromium, run_chromium
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "report" / "sample_report.json"
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+def report() -> Report:
+    return sample_report()
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +81,9 @@ def test_dom_has_verdict_and_escaped_text_and_no_script(pages, report):
     proc = run_chromium(pages["tmp"], "--dump-dom", pages["page"].as_uri())
     dom = proc.stdout
     assert "<main>" in dom, f"no DOM dumped (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    c = report["campaigns"][0]
-    assert f"Verdict: {c['verdict']}" in dom
-    assert html.escape(c["headline"]["reason"], quote=False) in dom
+    c = report.campaigns[0]
+    assert f"Verdict: {c.verdict}" in dom
+    assert html.escape(c.headline.reason, quote=False) in dom
     # the hostile name is text: serialised escaped, never as an element
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert not re.search(r"<script\b", dom, re.IGNORECASE)
