@@ -14,7 +14,8 @@ Local matching rules (case-insensitive):
   one of them (a post of unknown language is kept; language detection comes later).
 
 A post fetched as thread context (``Mention.thread_context``) need not contain a term;
-only the exclusions apply to it (``passes_exclusions``).
+only the exclusions apply to it (``passes_exclusions``). Neither need a post by one of
+the brand's own accounts (``is_own``): the brand's replies rarely name it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ def _compiled(query: BrandQuery) -> tuple[re.Pattern[str] | None, re.Pattern[str
 
 def _author_key(author: str) -> str:
     return author.strip().lstrip("@").casefold()
+
+
+def account_key(account: str) -> str:
+    """An account name as every platform compares it: case-insensitive, without the
+    ``@`` of X, Mastodon and Bluesky or the ``u/`` of Reddit."""
+    key = _author_key(account)
+    return key[2:] if key.startswith("u/") else key
+
+
+def is_own(query: BrandQuery, source: str, author: str | None) -> bool:
+    """Whether ``author`` (as ``source``'s mapper stores it) is one of the brand's own
+    accounts on ``source``: the one rule, for posts found by search and by the
+    connectors' own-account collection alike."""
+    if author is None:
+        return False
+    return account_key(author) in _own_keys(query, source)
+
+
+@lru_cache(maxsize=256)
+def _own_keys(query: BrandQuery, source: str) -> frozenset[str]:
+    return frozenset(account_key(a) for a in query.accounts_on(source))
 
 
 def matches(query: BrandQuery, text: str, author: str | None = None, lang: str | None = None) -> bool:
@@ -97,7 +119,10 @@ def compile_x(query: BrandQuery) -> str:
     wanted = [p for p in (*query.terms, *query.hashtags, *query.handles) if p]
     if not wanted:
         raise QueryError(f"brand {query.brand!r}: nothing to search for on X")
-    parts = ["(" + " OR ".join(_quoted(p) for p in wanted) + ")"]
+    # The brand's own accounts' posts (its replies in customers' threads, which rarely
+    # name the brand) come with the same search, cursor and budget (issue 15).
+    own = [f"from:{account_key(a)}" for a in query.accounts_on("x")]
+    parts = ["(" + " OR ".join([*(_quoted(p) for p in wanted), *own]) + ")"]
     parts += [f"-{_quoted(p)}" for p in query.exclude if p]
     parts += [f"-from:{_author_key(a)}" for a in query.exclude_authors]
     if query.languages:

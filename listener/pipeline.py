@@ -26,7 +26,7 @@ from analysis.scorers import Scoring
 from analysis.mood import Mood, mood_from_counts
 from analysis.sentiment import Scorer
 from connectors.base import BrandQuery, Clock, Connector, Mention
-from connectors.query import matches, passes_exclusions
+from connectors.query import is_own, matches, passes_exclusions
 from listener.config import Settings, SourceSettings
 from listener.sources import OpenSources, open_sources
 from storage.labels import apply_inbox
@@ -84,10 +84,19 @@ def _with_language(mention: Mention) -> Mention:
     return mention if detected is None else mention.replace(lang=detected)
 
 
+def with_own_mark(query: BrandQuery, mention: Mention) -> Mention:
+    """``mention`` marked as the brand's own when its author is one of the brand's
+    accounts on its source, however it was found (search included), so a connector that
+    cannot collect the accounts' posts apart still marks them (connectors.query.is_own)."""
+    if mention.own or not is_own(query, mention.source, mention.author):
+        return mention
+    return mention.replace(own=True)
+
+
 def is_mention_of(query: BrandQuery, mention: Mention) -> bool:
-    """The local re-check: search hits must match the query, thread context must pass
-    its exclusions (connectors.query)."""
-    if mention.thread_context:
+    """The local re-check: search hits must match the query, thread context and the
+    brand's own posts must pass its exclusions (connectors.query)."""
+    if mention.thread_context or mention.own:
         return passes_exclusions(query, mention.text, mention.author, mention.lang)
     return matches(query, mention.text, mention.author, mention.lang)
 
@@ -142,7 +151,7 @@ class Pipeline:
                             f"({mention.source!r}, {mention.brand!r}) while fetching ({source!r}, {brand!r})"
                         )
                 # Language first: the query's language filter applies to detected ones too.
-                mentions = [_with_language(m) for m in batch.mentions]
+                mentions = [_with_language(with_own_mark(query, m)) for m in batch.mentions]
                 # Platform search is fuzzy: the local check of the same query decides.
                 relevant = [m for m in mentions if is_mention_of(query, m)]
                 # Overlapping polls re-fetch stored posts: skip scoring them again.
