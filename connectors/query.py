@@ -8,7 +8,8 @@ compiled platform query only needs to be a superset of it.
 Local matching rules (case-insensitive):
 
 * a post is a mention if its text contains any term or phrase, hashtag (``#tag``) or
-  handle (``@name``), each as a whole word: ``brew`` does not match ``brewly``;
+  handle (``@name``), each as a whole word: ``brew`` does not match ``brewly``; the
+  brand's own accounts (``BrandQuery.own_accounts``) count as handles;
 * and it contains none of ``exclude``, and its author is not in ``exclude_authors``;
 * and, when ``languages`` is set and the post's language is known, that language is
   one of them (a post of unknown language is kept; language detection comes later).
@@ -42,13 +43,27 @@ def _phrase_pattern(phrase: str) -> str:
 @lru_cache(maxsize=256)
 def _compiled(query: BrandQuery) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, frozenset[str], frozenset[str]]:
     # An empty phrase would match every post (the config refuses them; the API may not).
-    wanted = [p for p in (*query.terms, *query.hashtags, *query.handles) if p]
+    wanted = [p for p in (*query.terms, *query.hashtags, *query.handles, *_own_handles(query)) if p]
     excluded = [p for p in query.exclude if p]
     include = re.compile("|".join(_phrase_pattern(p) for p in wanted)) if wanted else None
     exclude = re.compile("|".join(_phrase_pattern(p) for p in excluded)) if excluded else None
     authors = frozenset(_author_key(a) for a in query.exclude_authors)
     languages = frozenset(lang.casefold() for lang in query.languages)
     return include, exclude, authors, languages
+
+
+def _own_handles(query: BrandQuery) -> tuple[str, ...]:
+    """The brand's own accounts as @handles: a post that names one (a customer answering
+    the brand's reply) mentions the brand. A Mastodon account is also named by its local
+    part, as the post's text shows it."""
+    handles: list[str] = []
+    for source, accounts in query.own_accounts:
+        for account in accounts:
+            key = account_key(account)
+            handles.append(f"@{key}")
+            if source == "mastodon" and "@" in key:
+                handles.append(f"@{key.split('@')[0]}")
+    return tuple(dict.fromkeys(handles))
 
 
 def _author_key(author: str) -> str:
@@ -120,8 +135,9 @@ def compile_x(query: BrandQuery) -> str:
     if not wanted:
         raise QueryError(f"brand {query.brand!r}: nothing to search for on X")
     # The brand's own accounts' posts (its replies in customers' threads, which rarely
-    # name the brand) come with the same search, cursor and budget (issue 15).
-    own = [f"from:{account_key(a)}" for a in query.accounts_on("x")]
+    # name the brand) and the replies to them (customers answering the brand, which the
+    # local check keeps by their @account) come with the same search, cursor and budget.
+    own = [f"{op}:{account_key(a)}" for a in query.accounts_on("x") for op in ("from", "to")]
     parts = ["(" + " OR ".join([*(_quoted(p) for p in wanted), *own]) + ")"]
     parts += [f"-{_quoted(p)}" for p in query.exclude if p]
     parts += [f"-from:{_author_key(a)}" for a in query.exclude_authors]

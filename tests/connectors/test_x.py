@@ -548,3 +548,30 @@ def test_an_unreadable_cursor_is_fatal(api, clock):
         run(connect(api, clock), {"since_id": "abc"})
     with pytest.raises(FatalError, match="unreadable"):
         run(connect(api, clock), {"since_id": "1", "until_id": "5"})
+
+
+# -- the brand's own voice (issue 15) --------------------------------------------------------
+
+def test_the_brands_own_posts_and_the_replies_to_them_are_collected_and_marked_own(clock, store):
+    """X evaluates the query here (evaluate_queries): only the compiled from:/to: terms
+    bring the brand's reply, which names no term, and the customer's answer to it."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("x", ("@Acme_Care",)),))
+    with FakeXApi(clock, bearer_token=TOKEN, evaluate_queries=True) as api:
+        api.add_user("1", "carol")
+        api.add_user("2", "acme_care")
+        api.add_user("3", "dave")
+        root = tweet(T0 - timedelta(hours=3), "my acme order never came", author_id="1")
+        reply = tweet(T0 - timedelta(hours=2), "@carol So sorry! Could you DM us the order number?", author_id="2",
+                      conversation_id=root["id"], replied_to=root["id"], in_reply_to_user_id="1")
+        answer = tweet(T0 - timedelta(hours=1), "@Acme_Care thanks, it arrived today", author_id="1",
+                       conversation_id=root["id"], replied_to=reply["id"], in_reply_to_user_id="2")
+        api.add(root, reply, answer, tweet(T0 - timedelta(minutes=30), "hello world", author_id="3"))
+        result = Pipeline(store, VaderScorer(), clock).pull(connect(api, clock), query)
+        sent = params(api.requests()[0])["query"]
+    assert sent == "(acme OR from:acme_care OR to:acme_care) -is:retweet"
+    assert (result.fetched, result.new, result.rejected) == (3, 3, 0)
+    with store.native() as db:
+        rows = db.execute("SELECT id, own, conversation_id FROM mentions ORDER BY created_at").fetchall()
+        mood = db.execute("SELECT count(*) FROM mood_mentions('-infinity', 'infinity')").fetchone()[0]
+    assert rows == [(root["id"], False, root["id"]), (reply["id"], True, root["id"]), (answer["id"], False, root["id"])]
+    assert mood == 2  # the brand's reply is kept in its thread, not in the brand's mood
