@@ -28,6 +28,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.agreement import wilson_interval
+from analysis.mood import net_sentiment, net_sentiment_se
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS_FORM = re.compile(r"(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<tz>\S+)")
@@ -176,12 +177,17 @@ def reply_seconds(thread: CareThread, hours: BusinessHours | None) -> float | No
     return hours.seconds_between(thread.opened_at, thread.first_reply_at)
 
 
+def reply_hours(threads: Sequence[CareThread], hours: BusinessHours | None = None) -> list[float]:
+    """Hours to the first reply of each answered thread that needed one."""
+    return [s / 3600 for t in threads if t.needs_reply and (s := reply_seconds(t, hours)) is not None]
+
+
 def summarize(brand: str, start: datetime, end: datetime, threads: Sequence[CareThread],
               hours: BusinessHours | None = None) -> CareSummary:
     """The care figures of ``threads`` (those opened in [start, end)); see the module docstring."""
     needing = [t for t in threads if t.needs_reply]
     answered = [t for t in needing if t.answered]
-    waits = [s / 3600 for s in (reply_seconds(t, hours) for t in answered) if s is not None]
+    waits = reply_hours(threads, hours)
     negative = [t for t in threads if t.started_negative]
     resolved = [t for t in negative if t.resolved]
     return CareSummary(
@@ -195,3 +201,78 @@ def summarize(brand: str, start: datetime, end: datetime, threads: Sequence[Care
         started_negative=len(negative), resolved=len(resolved),
         resolved_share=len(resolved) / len(negative) if negative else None,
     )
+
+
+# -- engagement goals (issue 15 item 4) ------------------------------------------------------
+
+# The goals a brand's config may set (``care_goals``): name -> (what it measures, whether
+# higher is better, the range a target may take).
+GOALS: dict[str, tuple[str, bool, float, float]] = {
+    "response_rate": ("share of threads needing a reply that the brand answered", True, 0.0, 1.0),
+    "reply_hours": ("median time to first reply, hours", False, 0.0, 24.0 * 30),
+    "resolved_share": ("share of threads opened negative that ended positive or neutral", True, 0.0, 1.0),
+    "net_positive_per_1000": ("net-positive conversations (positive - negative mentions) per 1,000 mentions",
+                              True, -1000.0, 1000.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GoalProgress:
+    """A goal against its figure and 95 % interval: ``verdict`` is "met" when the whole
+    interval is on the goal's side, "missed" when the whole interval is on the other
+    side, else "not yet clear" (None: no figure yet)."""
+
+    goal: str
+    target: float
+    value: float | None
+    ci: tuple[float, float] | None
+    verdict: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"goal": self.goal, "target": self.target, "value": self.value,
+                "ci95": list(self.ci) if self.ci else None, "verdict": self.verdict}
+
+
+def median_interval(values: Sequence[float], z: float = 1.959963984540054) -> tuple[float, float] | None:
+    """A distribution-free 95 % interval of the median: the order statistics whose ranks
+    are n/2 -+ z sqrt(n)/2 (the binomial's normal approximation), clamped to the data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    n = len(ordered)
+    half = z * math.sqrt(n) / 2
+    low, high = max(0, math.floor(n / 2 - half)), min(n - 1, math.ceil(n / 2 + half) - 1)
+    return ordered[low], ordered[high]
+
+
+def _verdict(target: float, higher_is_better: bool, ci: tuple[float, float] | None) -> str | None:
+    if ci is None:
+        return None
+    low, high = ci
+    if (low >= target) if higher_is_better else (high <= target):
+        return "met"
+    if (high < target) if higher_is_better else (low > target):
+        return "missed"
+    return "not yet clear"
+
+
+def goal_progress(goals: Sequence[tuple[str, float]], summary: CareSummary, reply_hours: Sequence[float],
+                  positive: int, negative: int, mentions: int) -> list[GoalProgress]:
+    """Each configured goal against the period's figure and its interval: response rate
+    and resolved share with Wilson intervals, the median reply time with a
+    distribution-free one, net-positive conversations per 1,000 mentions with 1.96
+    standard errors (analysis.mood: each mention +1, 0 or -1)."""
+    figures: dict[str, tuple[float | None, tuple[float, float] | None]] = {
+        "response_rate": (summary.response_rate, summary.response_rate_ci),
+        "reply_hours": (summary.reply_hours_median, median_interval(reply_hours)),
+        "resolved_share": (summary.resolved_share, wilson_interval(summary.resolved, summary.started_negative)),
+    }
+    value, se = net_sentiment(positive, negative, mentions), net_sentiment_se(positive, negative, mentions)
+    figures["net_positive_per_1000"] = (
+        None if value is None else 10 * value,
+        None if value is None or se is None else (10 * (value - 1.96 * se), 10 * (value + 1.96 * se)))
+    out = []
+    for name, target in goals:
+        figure, ci = figures[name]
+        out.append(GoalProgress(name, target, figure, ci, _verdict(target, GOALS[name][1], ci)))
+    return out

@@ -10,15 +10,15 @@ import json
 
 import click
 
-from analysis.care import BusinessHours, CareSummary, summarize
+from analysis.care import GOALS, CareSummary, GoalProgress, goal_progress, reply_hours, summarize
 from analysis.reply_effect import MIN_PER_SIDE, ReplyEffect, estimate
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
 from listener.commands_alerts import parse_since
-from listener.config import Settings
+from listener.config import BrandSettings, Settings
 from storage.care import care_threads, negative_threads
-from storage.queries import stored_brands
+from storage.queries import label_counts, stored_brands
 
 DEFAULT_PERIOD = "28d"
 
@@ -51,7 +51,27 @@ def _effect_lines(effect: ReplyEffect) -> list[str]:
     return lines
 
 
-def _text(summary: CareSummary, effect: ReplyEffect) -> str:
+def _goal_value(goal: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if goal in ("response_rate", "resolved_share"):
+        return f"{100 * value:.0f}%"
+    return f"{value:.1f} h" if goal == "reply_hours" else f"{value:+.0f}"
+
+
+def _goal_lines(goals: list[GoalProgress]) -> list[str]:
+    if not goals:
+        return []
+    lines = ["  Goals"]
+    for g in goals:
+        ci = "" if g.ci is None else f" (95% CI {_goal_value(g.goal, g.ci[0])} to {_goal_value(g.goal, g.ci[1])})"
+        verdict = g.verdict or "no figure yet"
+        lines.append(f"    {GOALS[g.goal][0]}: {_goal_value(g.goal, g.value)}{ci} against a goal of "
+                     f"{'at least' if GOALS[g.goal][1] else 'at most'} {_goal_value(g.goal, g.target)}: {verdict}")
+    return lines
+
+
+def _text(summary: CareSummary, effect: ReplyEffect, goals: list[GoalProgress]) -> str:
     ci = summary.response_rate_ci
     rate = _percent(summary.response_rate) + (f" (95% CI {_percent(ci[0])}-{_percent(ci[1])})" if ci else "")
     clock = f"business hours: {summary.business_hours}" if summary.business_hours else "wall-clock hours"
@@ -65,12 +85,11 @@ def _text(summary: CareSummary, effect: ReplyEffect) -> str:
         f"  Resolved                {summary.resolved} of {summary.started_negative} threads that opened negative "
         f"({_percent(summary.resolved_share)}): the last customer post positive or neutral",
     ]
-    return "\n".join(lines + _effect_lines(effect))
+    return "\n".join(lines + _goal_lines(goals) + _effect_lines(effect))
 
 
-def _business_hours(settings: Settings, brand: str) -> BusinessHours | None:
-    configured = {b.name: b for b in settings.brands}.get(brand)
-    return None if configured is None else configured.business_hours
+def _configured(settings: Settings, brand: str) -> BrandSettings | None:
+    return {b.name: b for b in settings.brands}.get(brand)
 
 
 @click.command(name="care", context_settings=CONTEXT_SETTINGS)
@@ -85,7 +104,8 @@ def _business_hours(settings: Settings, brand: str) -> BusinessHours | None:
 @handle_errors
 def care_command(ctx: click.Context, brand: str | None, since: str, until: str | None, as_json: bool) -> None:
     """Customer care per brand: threads needing a reply, response rate, time to first
-    reply, threads resolved, and whether answering turns the thread.
+    reply, threads resolved, progress against the brand's care_goals, and whether
+    answering turns the thread.
 
     A thread needs a reply when its first customer post is negative or asks ('?'); the
     brand's posts are those of its own_accounts. Time to first reply counts the brand's
@@ -103,16 +123,24 @@ def care_command(ctx: click.Context, brand: str | None, since: str, until: str |
         brands = [chosen] if chosen else list(dict.fromkeys([*(b.name for b in settings.brands), *stored]))
         results = []
         for name in brands:
-            hours = _business_hours(settings, name)
-            summary = summarize(name, start, end, care_threads(store, name, start, end), hours)
+            configured = _configured(settings, name)
+            hours = None if configured is None else configured.business_hours
+            threads = care_threads(store, name, start, end)
+            summary = summarize(name, start, end, threads, hours)
             zone = hours.timezone if hours is not None else "UTC"
             effect = estimate(negative_threads(store, name, start, end), zone=zone)
-            results.append((summary, effect))
+            goals: list[GoalProgress] = []
+            if configured is not None and configured.care_goals:
+                counts = label_counts(store, name, start, end)
+                goals = goal_progress(configured.care_goals, summary, reply_hours(threads, hours),
+                                      counts.positive, counts.negative, counts.mentions)
+            results.append((summary, effect, goals))
     if as_json:
-        click.echo(json.dumps({"brands": [{**s.to_json(), "reply_effect": e.to_json()} for s, e in results]},
+        click.echo(json.dumps({"brands": [{**s.to_json(), "goals": [g.to_json() for g in g_],
+                                           "reply_effect": e.to_json()} for s, e, g_ in results]},
                               indent=2, ensure_ascii=False))
         return
     if not results:
         click.echo("No brands configured or stored yet.", err=True)
         return
-    click.echo("\n\n".join(_text(s, e) for s, e in results))
+    click.echo("\n\n".join(_text(s, e, g) for s, e, g in results))

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.alerts import AlertRule
-from analysis.care import BusinessHours, parse_business_hours
+from analysis.care import GOALS, BusinessHours, parse_business_hours
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
 from connectors.settings import Setting, check_values, declared_settings
@@ -74,6 +74,9 @@ class BrandSettings:
     # When the brand's care team answers (analysis.care): time to first reply counts
     # these hours only. None: around the clock.
     business_hours: BusinessHours | None = None
+    # Engagement goals (analysis.care.GOALS) as (name, target): 'listener care' shows
+    # the period's figure against each, with its interval.
+    care_goals: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -262,6 +265,19 @@ def _own_accounts(entry: Mapping[str, Any], where: str, problems: _Problems) -> 
     return tuple(accounts)
 
 
+def _care_goals(entry: Mapping[str, Any], where: str, problems: _Problems) -> tuple[tuple[str, float], ...]:
+    """``care_goals = { response_rate = 0.8, reply_hours = 4, ... }``: targets of the goals
+    analysis.care.GOALS names, each within its range."""
+    where = f"{where}.care_goals"
+    table = _table(entry.get("care_goals"), where, problems)
+    problems.unknown_keys(table, set(GOALS), where)
+    goals = []
+    for name, (_what, _better, low, high) in GOALS.items():
+        if name in table:
+            goals.append((name, _number(table, name, where, low, low, high, problems)))
+    return tuple(goals)
+
+
 def _business_hours(entry: Mapping[str, Any], where: str, problems: _Problems) -> BusinessHours | None:
     value = entry.get("business_hours")
     if value is None:
@@ -288,7 +304,8 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
         if not isinstance(entry, Mapping):
             problems.add(where, "must be a table")
             continue
-        problems.unknown_keys(entry, {"name", "scorer", "own_accounts", "business_hours", *_BRAND_LISTS}, where)
+        problems.unknown_keys(entry, {"name", "scorer", "own_accounts", "business_hours", "care_goals",
+                                      *_BRAND_LISTS}, where)
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             problems.add(f"{where}.name", "is required and must be a non-empty string")
@@ -310,8 +327,9 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
         scorer = _string(entry, "scorer", where, AUTO_SCORER, problems)
         own = _own_accounts(entry, where, problems)
         hours = _business_hours(entry, where, problems)
+        goals = _care_goals(entry, where, problems)
         brands.append(BrandSettings(BrandQuery(brand=name.strip(), own_accounts=own, **lists), competitors, scorer,
-                                    hours))
+                                    hours, goals))
 
     names = [b.name.casefold() for b in brands]
     for brand in brands:

@@ -30,6 +30,7 @@ name = "Acme"
 terms = ["acme"]
 own_accounts = {{ x = ["@Acme_Care"], mastodon = ["@acme@mastodon.social"] }}
 business_hours = "Mon-Fri 09:00-18:00 Europe/Berlin"
+care_goals = {{ response_rate = 0.4, reply_hours = 2 }}
 """
 
 
@@ -56,9 +57,12 @@ def test_own_accounts_and_business_hours_are_read(tmp_path):
     ('business_hours = "Fri-Mon 09:00-18:00 UTC"', r"business_hours: .*runs backwards"),
     ('business_hours = "Mon-Fri 09:00-18:00 Mars/Olympus"', r"business_hours: .*'Mars/Olympus' is not a time zone"),
     ("business_hours = 9", r"business_hours: must be a string"),
+    ("care_goals = { response_rate = 1.5 }", r"care_goals\.response_rate: must be between 0 and 1, got 1.5"),
+    ("care_goals = { speed = 1 }", r"care_goals\.speed: unknown key \(expected one of: net_positive_per_1000, "),
 ])
 def test_bad_own_accounts_or_business_hours_name_the_key(tmp_path, line, expected):
     text = CONFIG.replace('own_accounts = {{ x = ["@Acme_Care"], mastodon = ["@acme@mastodon.social"] }}\n', "")
+    text = text.replace("care_goals = {{ response_rate = 0.4, reply_hours = 2 }}\n", "")
     text = text.replace('business_hours = "Mon-Fri 09:00-18:00 Europe/Berlin"\n', "")
     path = write_config(tmp_path, text + line.replace("{", "{{").replace("}", "}}") + "\n")
     with pytest.raises(ConfigError, match=expected):
@@ -118,11 +122,15 @@ def test_listener_care_prints_the_figures_and_json(database):
     assert (acme["needing_reply"], acme["answered"], acme["resolved"], acme["started_negative"]) == (2, 1, 1, 2)
     assert acme["reply_hours_median"] == pytest.approx(0.5)  # Monday 10:00-10:30 Berlin
     assert acme["reply_effect"]["effect_nss_points"] is None  # two threads: nothing to compare yet
+    assert [(g["goal"], g["target"], g["verdict"]) for g in acme["goals"]] == [
+        ("response_rate", 0.4, "not yet clear"), ("reply_hours", 2.0, "met")]
     text = runner.invoke(cli, ["care", "--config", str(database), "--brand", "acme", "--since", since, "--until", now])
     assert text.exit_code == 0, text.output
     assert "Answered by the brand   1 of 2: 50%" in text.stdout
     assert "business hours: Mon,Tue,Wed,Thu,Fri 09:00-18:00 Europe/Berlin" in text.stdout
     assert "Not enough comparable threads" in text.stdout
+    assert "median time to first reply, hours: 0.5 h (95% CI 0.5 h to 0.5 h) against a goal of at most 2.0 h: met" \
+        in text.stdout
 
 
 def test_listener_care_refuses_an_unknown_brand_and_a_backwards_period(database):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from analysis.care import parse_business_hours, summarize
+from analysis.care import goal_progress, median_interval, parse_business_hours, reply_hours, summarize
 from analysis.sentiment import Score
 from connectors.base import Mention
 from storage.care import care_threads, negative_threads
@@ -122,3 +122,27 @@ def test_a_version_6_file_is_upgraded_and_its_mentions_are_not_own(tmp_path):
         assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST_VERSION == 7
         assert db.execute("SELECT own, counts_for_mood FROM v_mentions").fetchall() == [(False, True)]
         assert db.execute("SELECT count(*) FROM care_threads").fetchone()[0] == 1
+
+
+def test_median_interval_takes_the_binomial_order_statistics():
+    assert median_interval(list(range(1, 10))) == (2, 8)  # n = 9: ranks 4.5 -+ 2.94 -> 2nd and 8th
+    assert median_interval([]) is None
+
+
+def test_goal_progress_hand_computed(threads):
+    rows = care_threads(threads, "Acme", *PERIOD)
+    summary = summarize("Acme", *PERIOD, rows)
+    counts = label_counts(threads, "Acme", *PERIOD)
+    goals = {g.goal: g for g in goal_progress(
+        [("response_rate", 0.5), ("reply_hours", 100.0), ("resolved_share", 0.95), ("net_positive_per_1000", 0.0)],
+        summary, reply_hours(rows), counts.positive, counts.negative, counts.mentions)}
+    # 2 of 3 answered: Wilson (0.21, 0.94) straddles 50 %.
+    assert goals["response_rate"].verdict == "not yet clear"
+    # Replies took 0.5 h and 64 h: the median's interval (0.5, 64) is within 100 h.
+    assert (goals["reply_hours"].ci, goals["reply_hours"].verdict) == ((0.5, 64.0), "met")
+    # 1 of 2 resolved: Wilson (0.09, 0.91) lies below 95 %.
+    assert goals["resolved_share"].verdict == "missed"
+    # 2 positive, 3 negative of 6 mentions: -167 per 1,000, +-718.
+    net = goals["net_positive_per_1000"]
+    assert net.value == pytest.approx(-1000 / 6) and net.ci[1] - net.value == pytest.approx(718.1, abs=0.1)
+    assert net.verdict == "not yet clear"
