@@ -136,7 +136,7 @@ def insert_mentions(db, mentions: int, brands: int, days: int, seed: int) -> Non
                CASE WHEN u3 > 990 THEN 200 + u3 ELSE u3 % 7 END,
                u3 % 3, u3 % 5,
                NULL, created_at + INTERVAL 5 MINUTE, NULL, false,
-               (hash(i // 7) >> 1)::BIGINT, duplicate
+               (hash(i // 7) >> 1)::BIGINT, duplicate, false
         FROM ({gen}) g
         ORDER BY i
     """)

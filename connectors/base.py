@@ -87,6 +87,9 @@ class Mention:
     ``thread_context`` marks a post fetched as part of a matched thread (a reply in the
     comment tree of a matched submission, say) rather than found by search: it need not
     name the brand, but the query's exclusions still apply to it.
+
+    ``own`` marks a post by one of the brand's own accounts (``BrandQuery.own_accounts``):
+    kept in its thread, left out of the brand's mood (storage.schema: mood_mentions).
     """
 
     source: str
@@ -103,6 +106,7 @@ class Mention:
     fetched_at: datetime | None = None
     raw: Mapping[str, Any] | None = None
     thread_context: bool = False
+    own: bool = False
 
     def __post_init__(self) -> None:
         # The text rule (docs/analysts.md, "Text as stored"): surrogates become U+FFFD
@@ -165,6 +169,13 @@ class BrandQuery:
     exclude: tuple[str, ...] = ()
     exclude_authors: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    # The brand's own accounts per platform, as ((source, (account, ...)), ...): a tuple
+    # so that the query stays hashable (connectors.query caches per query).
+    own_accounts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def accounts_on(self, source: str) -> tuple[str, ...]:
+        """The brand's own accounts on ``source`` as configured (none: empty)."""
+        return next((accounts for name, accounts in self.own_accounts if name == source), ())
 
 
 @runtime_checkable

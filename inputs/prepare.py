@@ -23,7 +23,7 @@ from analysis.language import detect_language
 from analysis.parallel_scoring import worker_vader
 from analysis.sentiment import Score, VaderScorer, covers
 from connectors.base import BrandQuery, Mention
-from connectors.query import is_mention_of
+from connectors.query import is_mention_of, with_own_mark
 from inputs.mentions import Chunk, FileFormat, parse_chunk
 
 
@@ -40,20 +40,23 @@ class Prepared:
 
 
 def relevant_mentions(mentions: Sequence[Mention], queries: Sequence[BrandQuery]) -> dict[str, list[Mention]]:
-    """Each query's brand -> the mentions it wants, as that brand's mentions, in order.
-    Language detection runs at most once per mention, and only for wanted ones."""
+    """Each query's brand -> the mentions it wants, as that brand's mentions (marked as its
+    own where one of its accounts wrote them), in order. Language detection runs at most
+    once per mention, and only for wanted ones."""
     wanted: dict[str, list[Mention]] = {query.brand: [] for query in queries}
     for mention in mentions:
-        hits = [query for query in queries if is_mention_of(query, mention)]
+        # Whether a post is the brand's own depends on the brand: marked per query.
+        hits = [(query, marked) for query in queries
+                if is_mention_of(query, marked := with_own_mark(query, mention))]
         if not hits:
             continue
         if mention.lang is None:
             detected = detect_language(mention.text)
             if detected is not None:
-                mention = mention.replace(lang=detected)
-                hits = [query for query in hits if is_mention_of(query, mention)]
-        for query in hits:
-            wanted[query.brand].append(mention if mention.brand == query.brand else mention.replace(brand=query.brand))
+                hits = [(query, with_lang) for query, marked in hits
+                        if is_mention_of(query, with_lang := marked.replace(lang=detected))]
+        for query, found in hits:
+            wanted[query.brand].append(found if found.brand == query.brand else found.replace(brand=query.brand))
     return wanted
 
 

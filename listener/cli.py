@@ -42,6 +42,7 @@ from listener.commands_analyst import accuracy, export_command, label, sql
 from listener.commands_serve import serve
 from listener.commands_alerts import alerts_command
 from listener.commands_model import model
+from listener.commands_care import care_command
 
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
@@ -532,7 +533,7 @@ def run(ctx: click.Context) -> None:
 
 
 # Commands that live in their own modules.
-for _command in (sql, export_command, label, accuracy, serve, alerts_command, model):
+for _command in (sql, export_command, label, accuracy, serve, alerts_command, model, care_command):
     cli.add_command(_command)
 
 

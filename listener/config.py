@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.alerts import AlertRule
+from analysis.care import GOALS, BusinessHours, parse_business_hours
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
 from connectors.settings import Setting, check_values, declared_settings
@@ -70,6 +71,12 @@ class BrandSettings:
     query: BrandQuery
     competitors: tuple[str, ...] = ()
     scorer: str = AUTO_SCORER
+    # When the brand's care team answers (analysis.care): time to first reply counts
+    # these hours only. None: around the clock.
+    business_hours: BusinessHours | None = None
+    # Engagement goals (analysis.care.GOALS) as (name, target): 'listener care' shows
+    # the period's figure against each, with its interval.
+    care_goals: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -227,6 +234,63 @@ def _boolean(table: Mapping[str, Any], name: str, where: str, default: bool, pro
 
 _BRAND_LISTS = ("terms", "hashtags", "handles", "exclude", "exclude_authors", "languages", "competitors")
 
+# How each platform spells an account, for ``own_accounts`` (as its mapper stores the
+# author: X and Reddit user names, Mastodon's full user@instance, Bluesky's handle).
+_ACCOUNT_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "x": (re.compile(r"@?[A-Za-z0-9_]{1,15}"), "an X user name like 'acme' or '@acme'"),
+    "reddit": (re.compile(r"(u/)?[A-Za-z0-9_-]{3,20}"), "a Reddit user name like 'acme' or 'u/acme'"),
+    "mastodon": (re.compile(r"@?[^@\s]+@[^@\s]+\.[^@\s]+"), "a full Mastodon handle like '@acme@mastodon.social'"),
+    "bluesky": (re.compile(r"@?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "a Bluesky handle like 'acme.bsky.social'"),
+}
+
+
+def _own_accounts(entry: Mapping[str, Any], where: str, problems: _Problems) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``own_accounts = { x = ["acme"], ... }``: the brand's accounts per source, each in
+    its platform's form; a source must be an installed connector."""
+    where = f"{where}.own_accounts"
+    table = _table(entry.get("own_accounts"), where, problems)
+    names = installed()
+    accounts: list[tuple[str, tuple[str, ...]]] = []
+    for source in table:
+        if source not in names:
+            problems.add(f"{where}.{source}", f"no connector named {source!r} is installed (installed: {', '.join(names)})")
+            continue
+        values = _string_list(table, source, where, problems)
+        form = _ACCOUNT_FORMS.get(source)
+        for value in values:
+            if form is not None and not form[0].fullmatch(value):
+                problems.add(f"{where}.{source}", f"{value!r} is not {form[1]}")
+        if values:
+            accounts.append((source, values))
+    return tuple(accounts)
+
+
+def _care_goals(entry: Mapping[str, Any], where: str, problems: _Problems) -> tuple[tuple[str, float], ...]:
+    """``care_goals = { response_rate = 0.8, reply_hours = 4, ... }``: targets of the goals
+    analysis.care.GOALS names, each within its range."""
+    where = f"{where}.care_goals"
+    table = _table(entry.get("care_goals"), where, problems)
+    problems.unknown_keys(table, set(GOALS), where)
+    goals = []
+    for name, (_what, _better, low, high) in GOALS.items():
+        if name in table:
+            goals.append((name, _number(table, name, where, low, low, high, problems)))
+    return tuple(goals)
+
+
+def _business_hours(entry: Mapping[str, Any], where: str, problems: _Problems) -> BusinessHours | None:
+    value = entry.get("business_hours")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.business_hours", f"must be a string like 'Mon-Fri 09:00-18:00 Europe/Berlin', got {value!r}")
+        return None
+    try:
+        return parse_business_hours(value)
+    except ValueError as exc:
+        problems.add(f"{where}.business_hours", str(exc))
+        return None
+
 
 def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
     if raw is None:
@@ -240,7 +304,8 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
         if not isinstance(entry, Mapping):
             problems.add(where, "must be a table")
             continue
-        problems.unknown_keys(entry, {"name", "scorer", *_BRAND_LISTS}, where)
+        problems.unknown_keys(entry, {"name", "scorer", "own_accounts", "business_hours", "care_goals",
+                                      *_BRAND_LISTS}, where)
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             problems.add(f"{where}.name", "is required and must be a non-empty string")
@@ -260,7 +325,11 @@ def _brands(raw: Any, problems: _Problems) -> tuple[BrandSettings, ...]:
                 problems.add(f"{where}.languages", f"{lang!r} is not an ISO 639 code like 'en'")
         competitors = lists.pop("competitors")
         scorer = _string(entry, "scorer", where, AUTO_SCORER, problems)
-        brands.append(BrandSettings(BrandQuery(brand=name.strip(), **lists), competitors, scorer))
+        own = _own_accounts(entry, where, problems)
+        hours = _business_hours(entry, where, problems)
+        goals = _care_goals(entry, where, problems)
+        brands.append(BrandSettings(BrandQuery(brand=name.strip(), own_accounts=own, **lists), competitors, scorer,
+                                    hours, goals))
 
     names = [b.name.casefold() for b in brands]
     for brand in brands:

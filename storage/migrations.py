@@ -79,12 +79,23 @@ def _v6_mood_macros(conn: sa.Connection) -> None:
     pass  # the macros mood_mentions, nss and nss_se: made by create_views
 
 
+def _v7_own_posts(conn: sa.Connection) -> None:
+    # Every stored mention so far was collected without own accounts configured: none is
+    # the brand's own. The macros thread_mentions and mood_mentions: made by create_views.
+    # (Kept as a stored column, not a join with the config's accounts at read time: the
+    # config is not in the database the analysts read, and a column costs the hot mood
+    # scan nothing.) IF NOT EXISTS: a file created at this version has it from version 1.
+    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN IF NOT EXISTS own BOOLEAN DEFAULT false")
+
+
 def create_views(conn: sa.Connection) -> None:
     """(Re)make every view and macro, in dependency order: after any migration step ran."""
     conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
+    conn.exec_driver_sql(schema.THREAD_MENTIONS)
     conn.exec_driver_sql(schema.MOOD_MENTIONS)
     for sql in schema.NSS_MACROS:
         conn.exec_driver_sql(sql)
+    conn.exec_driver_sql(views.CARE_THREADS_OPENED)
     for sql in views.VIEWS_SQL.values():
         conn.exec_driver_sql(sql)
 
@@ -112,6 +123,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (4, "conversations scored by people: voices, authors, nss, nss_se", _v4_conversations_by_people),
     (5, "scores of several scorers, the one in effect marked; models; re-score jobs", _v5_scorers),
     (6, "what counts for mood and NSS as macros: mood_mentions, nss, nss_se", _v6_mood_macros),
+    (7, "the brand's own posts: mentions.own, thread_mentions; care_threads", _v7_own_posts),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

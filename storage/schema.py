@@ -60,6 +60,9 @@ mentions = sa.Table(
     # and whether an earlier-stored mention of the brand had it (left out of mood).
     sa.Column("text_hash", sa.BigInteger),
     sa.Column("duplicate", sa.Boolean, nullable=False),
+    # Schema version 7: posted by one of the brand's own accounts (connectors.query.is_own,
+    # decided when collected): kept in its thread, out of the brand's mood and volume.
+    sa.Column("own", sa.Boolean, server_default=sa.false()),
 )
 
 # One row per scored mention and scorer, keyed like mentions plus the scorer (and kept
@@ -298,26 +301,36 @@ SCORES_IN_EFFECT = "CREATE OR REPLACE VIEW scores_in_effect AS SELECT * FROM sco
 
 # --- schema version 6 --------------------------------------------------------------
 
-# What counts for mood, defined once (every reader selects from it): the mentions
-# created in [lo, hi) with the label each counts with, ``label``: the user's manual
-# label if any, else the label of the score in effect; NULL for a near-duplicate copy
-# and for a mention no scorer covers ("unscored"), which count in volume only.
-# ``compound`` (and the rest of the score) is the score in effect's, ``manual_label``
-# and ``label_origin`` the user's. The window is a
-# parameter so that both tables' scans prune row groups by creation time.
-MOOD_MENTIONS = """
-CREATE OR REPLACE MACRO mood_mentions(lo, hi) AS TABLE
+# Every stored mention created in [lo, hi) with the label it is read with: the user's
+# manual label if any, else the label of the score in effect; NULL for a near-duplicate
+# copy and for a mention no scorer covers ("unscored"). ``compound`` (and the rest of the
+# score) is the score in effect's, ``manual_label`` and ``label_origin`` the user's. The
+# brand's own posts (``own``, schema version 7) are here: a thread is read from this
+# (storage.care). The window is a parameter so that both tables' scans prune row groups
+# by creation time.
+THREAD_MENTIONS = """
+CREATE OR REPLACE MACRO thread_mentions(lo, hi) AS TABLE
 SELECT m.source, m.id, m.brand, m.created_at, m.author, m.url, m.text, m.lang, m.text_hash,
        m.conversation_id, m.parent_id, m.likes, m.reposts, m.replies, m.thread_context, m.duplicate,
        CASE WHEN m.duplicate THEN NULL ELSE coalesce(l.label, s.label) END AS label,
        coalesce(l.label, s.label) IS NULL AND NOT m.duplicate AS unscored,
        s.compound, s.pos, s.neu, s.neg, s.scorer, s.scorer_version, s.label AS scorer_label,
-       l.label AS manual_label, l.origin AS label_origin
+       l.label AS manual_label, l.origin AS label_origin, coalesce(m.own, false) AS own
 FROM mentions m
 LEFT JOIN scores_in_effect s
     ON s.source = m.source AND s.id = m.id AND s.brand = m.brand AND s.created_at >= lo AND s.created_at < hi
 LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand
 WHERE m.created_at >= lo AND m.created_at < hi
+"""
+
+# What counts for mood, defined once (every mood reader selects from it): the mentions
+# of thread_mentions but the brand's own posts (a brand praising itself is not mood, and
+# its replies are not people talking about it), so they count neither in mood nor in
+# volume, nor in a thread's people-counted figures (storage.rollup); near-duplicate
+# copies and unscored mentions count in volume only (label NULL).
+MOOD_MENTIONS = """
+CREATE OR REPLACE MACRO mood_mentions(lo, hi) AS TABLE
+SELECT * FROM thread_mentions(lo, hi) WHERE NOT own
 """
 
 # Net Sentiment Score and its standard error from counts (analysis.mood.net_sentiment and

@@ -72,6 +72,7 @@ _MENTION_SCHEMA = pa.schema(
         ("thread_context", pa.bool_()),
         ("text_hash", pa.int64()),
         ("duplicate", pa.bool_()),
+        ("own", pa.bool_()),
     ]
 )
 
@@ -184,6 +185,7 @@ def mentions_table(
             "thread_context": [m.thread_context for m in mentions],
             "text_hash": list(text_hashes) if text_hashes is not None else [None] * n,
             "duplicate": list(duplicates) if duplicates is not None else [False] * n,
+            "own": [m.own for m in mentions],
         },
         schema=_MENTION_SCHEMA,
     )

@@ -16,6 +16,7 @@ from connectors.base import Batch, BrandQuery, Clock, Cursor, ensure_utc
 from connectors.errors import ConnectorError, QueryError, RetryableError, excerpt
 from connectors.bluesky.records import _QueryState, iso
 from connectors.paging import Pager
+from connectors.query import account_key
 from connectors.retry import RetryPolicy, with_retries
 from connectors.bluesky.client import SESSION_ERRORS, _atproto, _said, _xrpc_error, translate_error
 from connectors.bluesky.mapping import map_search_page
@@ -32,7 +33,8 @@ PAGE_SIZE = 100
 
 
 def compile_search_queries(query: BrandQuery) -> list[str]:
-    """One Bluesky search query per term, hashtag and handle (search cannot OR them)."""
+    """One Bluesky search query per term, hashtag and handle (search cannot OR them), and
+    ``from:``/``to:`` per own account."""
     compiled: list[str] = []
     for term in query.terms:
         term = term.strip()
@@ -49,6 +51,10 @@ def compile_search_queries(query: BrandQuery) -> list[str]:
         handle = handle.strip().lstrip("@")
         if handle:
             compiled.append(handle)
+    # The brand's own accounts: their posts and replies, and the replies to them (each
+    # query with its own cursor state, like any other).
+    for account in query.accounts_on("bluesky"):
+        compiled += [f"from:{account_key(account)}", f"to:{account_key(account)}"]
     unique = list(dict.fromkeys(compiled))
     if not unique:
         raise QueryError(f"brand {query.brand!r}: nothing to search for on Bluesky")
@@ -150,6 +156,10 @@ class BlueskySearchConnector:
             pager.page()
             page = map_search_page(body, run.brand, run.run_start)
             fresh = [m for m in page.mentions if m.id not in run.yielded]
+            if q.startswith("to:"):
+                # Replies to the brand's account: part of a thread the brand is in, and
+                # need not name it (a Bluesky reply carries no @handle in its text).
+                fresh = [m.replace(thread_context=True) for m in fresh]
             run.yielded.update(m.id for m in fresh)
             yield Batch(mentions=tuple(fresh), checkpoint=None, skipped=page.skipped)
             if page.oldest is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from mastodon.errors import (
     MastodonAPIError,
@@ -34,7 +35,7 @@ from connectors.errors import (
     error_for_status,
     excerpt,
 )
-from connectors.query import matches
+from connectors.query import account_key, is_own, matches
 from connectors.paging import Pager
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, TIMEOUT, Setting, settings_table, validated
@@ -246,6 +247,8 @@ class MastodonConnector:
             yield from self._read_tag(inst_run, tag, run, commit)
         if self.use_search and inst_run.instance.authenticated:
             yield from self._read_search(inst_run, run, commit)
+        for account in self._accounts_read_on(inst_run.instance, run.query):
+            yield from self._read_account(inst_run, account, run, commit)
         if self.fetch_threads:
             yield from self._revisit_threads(inst_run, run, commit)
         else:
@@ -384,6 +387,60 @@ class MastodonConnector:
         inst_run.work["search"] = newest
         yield Batch(mentions=(), checkpoint=commit())
 
+    # -- the brand's own accounts ------------------------------------------------------------------
+
+    def _accounts_read_on(self, instance: Instance, query: BrandQuery) -> list[str]:
+        """The brand's accounts (``user@domain``) read on ``instance``: each on its home
+        instance when that is configured, else on the first instance."""
+        hosts = [urlsplit(i.url).hostname for i in self.instances]
+        here = urlsplit(instance.url).hostname
+        accounts = []
+        for account in query.accounts_on(self.name):
+            domain = account_key(account).partition("@")[2]
+            if domain == here or (domain not in hosts and instance is self.instances[0]):
+                accounts.append(account_key(account))
+        return accounts
+
+    def _read_account(self, inst_run: _InstanceRun, account: str, run: _Run,
+                      commit: Callable[[], Cursor]) -> Iterator[Batch]:
+        """The brand's own statuses and replies (``account_statuses``), each with its
+        thread (ancestors and replies so far, then watched like a matched post's). A first
+        run reads the newest page; later runs read oldest first from the saved id, every
+        page checkpointed, as a hashtag does."""
+        instance = inst_run.instance
+        client = instance.client
+        try:
+            found = self._call(instance, f"account {account}", client.account_lookup, account)
+        except _NotFound:
+            log.warning("mastodon: brand %s: %s does not know the account %s (own_accounts); its posts are "
+                        "not collected there", run.query.brand, instance.url, account)
+            return
+        account_id = found.get("id") if isinstance(found, Mapping) else None
+        if not isinstance(account_id, str) or not account_id:
+            raise RetryableError(f"mastodon {instance.url}: account {account}: not an account: {excerpt(found)!r}")
+        accounts = inst_run.work.setdefault("accounts", {})
+        saved = accounts.get(account)
+        horizon = run.started - timedelta(days=self.history_days) if saved is None else None
+        min_id = None if saved is None else _below_by_margin(saved)
+        pager = Pager(f"mastodon {instance.url}: statuses of {account}", max_pages=self.max_pages_per_run,
+                      word="min_id", order=_id_key, start=min_id)
+        while not pager.capped:
+            pager.page()
+            page = self._call(instance, f"statuses of {account}", client.account_statuses, account_id,
+                              min_id=min_id, exclude_reblogs=True, limit=PAGE_LIMIT)
+            if not isinstance(page, list):
+                raise RetryableError(f"mastodon {instance.url}: statuses of {account}: not a list: "
+                                     f"{excerpt(page)!r}")
+            if not page:
+                return
+            mentions, skipped, ids = self._map_page(inst_run, page, run, horizon=horizon)
+            newest = max(ids, key=_id_key, default=None)
+            accounts[account] = _newer(accounts.get(account), newest)
+            yield Batch(tuple(mentions), checkpoint=commit(), skipped=skipped)
+            if saved is None or len(page) < PAGE_LIMIT or newest is None:
+                return
+            min_id = pager.advance(newest)
+
     # -- statuses and threads -----------------------------------------------------------------
 
     def _map_page(self, inst_run: _InstanceRun, page: Sequence[Any], run: _Run,
@@ -420,9 +477,10 @@ class MastodonConnector:
         mention = mention_from_status(status, brand, fetched_at=run.started,
                                       parent_id=inst_run.uris.get(status.in_reply_to_id or ""))
         run.seen.add(status.uri)
-        # Only posts that are mentions get thread work: the others are dropped by the
-        # pipeline's re-check, and their replies must not come in as context.
-        if not matches(run.query, mention.text, mention.author, mention.lang):
+        # Only posts that are mentions, or the brand's own, get thread work: the others are
+        # dropped by the pipeline's re-check, and their replies must not come in as context.
+        own = is_own(run.query, self.name, mention.author)
+        if not own and not matches(run.query, mention.text, mention.author, mention.lang):
             return [mention]
         watched = inst_run.work["threads"].get(status.id)
         if watched is not None and watched.get("root"):
@@ -445,6 +503,10 @@ class MastodonConnector:
             root = ancestors[0].uri if ancestors else status.uri
             out = [mention.replace(conversation_id=root,
                                    parent_id=inst_run.uris.get(status.in_reply_to_id or "", mention.parent_id))]
+            if own:
+                # The brand answered: the thread it answered (the customer's opening above
+                # all) is kept, though it may name the brand nowhere the search looks.
+                out.extend(self._thread_posts(inst_run, ancestors, root, run))
             if self.fetch_threads:
                 out.extend(self._descendants(inst_run, context, root, run))
         if self.fetch_threads:
@@ -466,8 +528,11 @@ class MastodonConnector:
 
     def _descendants(self, inst_run: _InstanceRun, context: Mapping[str, Any], root: str,
                      run: _Run) -> list[Mention]:
-        replies = context.get("descendants") or []
-        readable = _readable(replies)
+        return self._thread_posts(inst_run, _readable(context.get("descendants") or []), root, run)
+
+    def _thread_posts(self, inst_run: _InstanceRun, readable: Sequence[_Status], root: str,
+                      run: _Run) -> list[Mention]:
+        """Statuses of a thread as thread-context mentions (those not seen this run)."""
         for reply in readable:
             inst_run.uris[reply.id] = reply.uri
         out: list[Mention] = []

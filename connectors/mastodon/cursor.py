@@ -67,6 +67,9 @@ def _parse_cursor(since: Cursor | None, brand: str) -> dict[str, Any]:
         if not isinstance(entry, Mapping):
             raise bad(f"the entry of {url} is not an object")
         tags, search, threads = entry.get("tags", {}), entry.get("search"), entry.get("threads", {})
+        accounts = entry.get("accounts", {})  # the brand's own accounts: newest status id each
+        if not isinstance(accounts, Mapping) or not all(_id(v) for v in accounts.values()):
+            raise bad(f"the accounts of {url} are not ids")
         if not isinstance(tags, Mapping) or not all(_id(v) for v in tags.values()):
             raise bad(f"the tags of {url} are not ids")
         if search is not None and _id(search) is None:
@@ -80,6 +83,8 @@ def _parse_cursor(since: Cursor | None, brand: str) -> dict[str, Any]:
             "search": _id(search),
             "threads": copy.deepcopy({str(k): dict(v) for k, v in threads.items()}),
         }
+        if accounts:  # only brands with own accounts on Mastodon have the entry
+            state["instances"][url]["accounts"] = {str(k): _id(v) for k, v in accounts.items()}
     return state
 
 

@@ -210,6 +210,10 @@ def _status(exc: BaseException) -> int | None:
     return implied or (status if isinstance(status, int) else None)
 
 
+class NotFoundError(FatalError):
+    """Reddit answered 404: an unknown subreddit, or a user with no comments (or none at all)."""
+
+
 def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
                payload_is_parsed: bool = False) -> ConnectorError:
     """One place mapping praw/prawcore/requests exceptions to ours (connectors.errors).
@@ -247,7 +251,7 @@ def _translate(exc: BaseException, what: str, env_vars: Sequence[str], *,
     if isinstance(exc, prawcore.Redirect):
         return FatalError(f"Reddit redirected {what} to {exc.path}: does the subreddit exist? (check 'subreddits')")
     if isinstance(exc, prawcore.NotFound):
-        return FatalError(f"Reddit answered 404 Not Found to {what}: check the 'subreddits' setting")
+        return NotFoundError(f"Reddit answered 404 Not Found to {what}: check the 'subreddits' setting")
     if isinstance(exc, prawcore.ResponseException):
         return FatalError(f"Reddit answered {status} to {what}; retrying will not help")
     if isinstance(exc, prawcore.PrawcoreException):

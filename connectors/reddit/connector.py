@@ -16,12 +16,13 @@ import requests
 
 from connectors.base import Batch, BrandQuery, Clock, Cursor, Mention, ensure_utc
 from connectors.errors import AuthError, FatalError, MalformedPayloadError
-from connectors.query import compile_reddit, matches
+from connectors.query import account_key, compile_reddit, matches
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import CENTURY_DAYS, HTTP_SCHEMES, Setting, settings_table, validated
 from connectors.reddit.client import (
     DEFAULT_USER_AGENT,
     _PAYLOAD_ERRORS,
+    NotFoundError,
     _adopt_prawcore_waits,
     _translate,
     build_reddit,
@@ -35,6 +36,7 @@ from connectors.reddit.cursor import (
     _Stream,
     _listing_children,
     _load_cursor,
+    _load_own_streams,
     _time_filter,
 )
 
@@ -43,6 +45,8 @@ T = TypeVar("T")
 
 
 BATCH_SIZE = 100
+MAX_OWN_THREADS_PER_RUN = 20
+"""Threads the brand's own comments answered whose comment tree one run reads, per account."""
 _SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9_]{2,21}")
 
 
@@ -207,28 +211,51 @@ class RedditConnector:
         new_comments: _Stream | None = None
         if self.subreddits:
             stream = self.reddit.subreddit(subreddit_key)
-
-            def comments_page(after: str | None, stop_utc: float) -> _Page:
-                listing = stream.comments(limit=PAGE_SIZE)
-                params = {**listing.params, **({"after": after} if after else {})}
-                return self._listing(f"reading new comments of r/{subreddit_key}", listing.url, params)
-
-            walk = _ListingWalk(comments_state, read_page=comments_page, budget=self.max_comments_per_run,
+            read_page = self._page_reader(f"reading new comments of r/{subreddit_key}",
+                                          lambda: stream.comments(limit=PAGE_SIZE))
+            walk = _ListingWalk(comments_state, read_page=read_page, budget=self.max_comments_per_run,
                                 floor_utc=floor, now_utc=now, label=f"comments of r/{subreddit_key}")
-            for child in walk.items():
-                try:
-                    mention = comment_mention(_thing_data(child, "t1"), query.brand, run_start, thread_context=False)
-                except MalformedPayloadError as exc:
-                    skipped += 1
-                    log.warning("reddit: skipped an unreadable comment in r/%s: %s", subreddit_key, exc)
-                    continue
-                if mention is not None:
-                    buffer.append(mention)
+            skips = [0]
+            for mention in _comments(walk, query.brand, run_start, f"in r/{subreddit_key}", skips):
+                buffer.append(mention)
                 if len(buffer) >= BATCH_SIZE:
-                    yield Batch(tuple(buffer), None, skipped)
-                    buffer, skipped = [], 0
+                    yield Batch(tuple(buffer), None, skipped + skips[0])
+                    buffer, skipped, skips[0] = [], 0, 0
+            skipped += skips[0]
             assert walk.state is not None
             new_comments = walk.state
+
+        # The brand's own accounts: their comments, newest first, one stream each (the
+        # pipeline marks them own by their author); the threads they answered are read
+        # as context, so a customer's answer to the brand is there too.
+        own_streams = _load_own_streams(since, [account_key(a) for a in query.accounts_on(self.name)])
+        for account, state in own_streams.items():
+            redditor = self.reddit.redditor(account)
+            read_page = self._page_reader(f"reading the comments of u/{account}",
+                                          lambda redditor=redditor: redditor.comments.new(limit=PAGE_SIZE))
+            walk = _ListingWalk(state, read_page=read_page, budget=self.max_comments_per_run, floor_utc=floor,
+                                now_utc=now, label=f"comments of u/{account}")
+            threads: dict[str, None] = {}
+            skips = [0]
+            try:
+                for mention in _comments(walk, query.brand, run_start, f"of u/{account}", skips):
+                    buffer.append(mention)
+                    threads[mention.conversation_id or mention.id] = None
+            except NotFoundError as exc:
+                log.warning("reddit: brand %s: u/%s has no comments to read (own_accounts): %s",
+                            query.brand, account, exc)
+                continue
+            skipped += skips[0]
+            for submission_id in list(threads)[:MAX_OWN_THREADS_PER_RUN]:
+                tree, tree_skipped = self._thread_of(submission_id, query.brand, run_start)
+                known = {m.id for m in buffer}
+                buffer.extend(m for m in tree if m.id not in known)
+                skipped += tree_skipped
+            if len(buffer) >= BATCH_SIZE:
+                yield Batch(tuple(buffer), None, skipped)
+                buffer, skipped = [], 0
+            assert walk.state is not None
+            own_streams[account] = walk.state
 
         checkpoint: Cursor = {
             "v": CURSOR_VERSION,
@@ -236,14 +263,30 @@ class RedditConnector:
             "comments": new_comments.to_json() if new_comments is not None else None,
             "subreddits": subreddit_key,
         }
+        if own_streams:
+            checkpoint["own"] = {account: state.to_json() for account, state in own_streams.items()}
         yield Batch(tuple(buffer), checkpoint, skipped)
+
+    def _page_reader(self, what: str, listing: Callable[[], Any]) -> Callable[[str | None, float], _Page]:
+        """Pages of a praw listing (it builds the request: path, parameters), read as JSON
+        from ``after``."""
+        def read(after: str | None, stop_utc: float) -> _Page:
+            made = listing()
+            params = {**made.params, **({"after": after} if after else {})}
+            return self._listing(what, made.url, params)
+
+        return read
 
     def _thread(self, submission: Mention, brand: str, fetched_at: datetime) -> tuple[list[Mention], int]:
         """The comment tree of a matched submission, as thread context."""
+        return self._thread_of(submission.id, brand, fetched_at)
+
+    def _thread_of(self, submission_id: str, brand: str, fetched_at: datetime) -> tuple[list[Mention], int]:
+        """The comment tree of submission ``submission_id``, as thread context."""
         try:
-            comments = self._comment_tree(submission.id)
+            comments = self._comment_tree(submission_id)
         except MalformedPayloadError as exc:
-            log.warning("reddit: skipped the unreadable comment tree of %s: %s", submission.id, exc)
+            log.warning("reddit: skipped the unreadable comment tree of %s: %s", submission_id, exc)
             return [], 1
         mentions: list[Mention] = []
         skipped = 0
@@ -251,10 +294,10 @@ class RedditConnector:
             try:
                 data, replies = _tree_comment_data(comment)
                 mention = comment_mention(data, brand, fetched_at, thread_context=True, replies=replies,
-                                          submission_id=submission.id)
+                                          submission_id=submission_id)
             except (MalformedPayloadError, *_PAYLOAD_ERRORS) as exc:
                 skipped += 1
-                log.warning("reddit: skipped an unreadable comment in thread %s: %s", submission.id, exc)
+                log.warning("reddit: skipped an unreadable comment in thread %s: %s", submission_id, exc)
                 continue
             if mention is not None:
                 mentions.append(mention)
@@ -271,6 +314,20 @@ class RedditConnector:
 
 
 # -- factory -----------------------------------------------------------------------------
+
+
+def _comments(walk: _ListingWalk, brand: str, fetched_at: datetime, where: str, skips: list[int]) -> Iterator[Mention]:
+    """The comments of a listing walk as mentions; an unreadable one is counted in
+    ``skips[0]`` and logged, a deleted one left out."""
+    for child in walk.items():
+        try:
+            mention = comment_mention(_thing_data(child, "t1"), brand, fetched_at, thread_context=False)
+        except MalformedPayloadError as exc:
+            skips[0] += 1
+            log.warning("reddit: skipped an unreadable comment %s: %s", where, exc)
+            continue
+        if mention is not None:
+            yield mention
 
 
 def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = os.environ, *,

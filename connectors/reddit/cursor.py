@@ -125,6 +125,21 @@ def _load_cursor(since: Cursor | None, subreddit_key: str) -> tuple[_Stream, _St
     return submissions, comments
 
 
+def _load_own_streams(since: Cursor | None, accounts: list[str]) -> dict[str, _Stream]:
+    """The comment stream of each of the brand's own accounts (``"own": {name: STREAM}``);
+    an account new to the cursor, or an unreadable entry, starts from history_days."""
+    saved = since.get("own") if isinstance(since, Mapping) else None
+    saved = saved if isinstance(saved, Mapping) else {}
+    streams: dict[str, _Stream] = {}
+    for account in dict.fromkeys(accounts):
+        try:
+            streams[account] = _Stream.from_json(saved.get(account))
+        except ValueError as exc:
+            log.warning("reddit: unreadable cursor of u/%s (%s); starting over from history_days", account, exc)
+            streams[account] = _Stream()
+    return streams
+
+
 # -- reading a newest-first listing ------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ per-run and monthly budgets) and the entry-point factory ``create`` (the overvie
 import logging
 import os
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from connectors.errors import (
     excerpt,
 )
 from connectors.paging import Pager
-from connectors.query import compile_x
+from connectors.query import X_QUERY_LIMIT, compile_x, is_own
 from connectors.retry import RetryPolicy, with_retries
 from connectors.settings import HTTP_SCHEMES, TIMEOUT, Setting, settings_table, validated
 from connectors.x.client import X_STATUS_ERRORS, _Page, _api_message, _names_query, _spent_until, build_client
@@ -48,6 +48,9 @@ COUNTS_END_LAG = timedelta(seconds=30)
 MIN_PAGE, MAX_PAGE = 10, 100
 """``max_results`` bounds of recent search."""
 MAX_COUNT_PAGES = 20
+MAX_THREADS_PER_RUN = 50
+"""Conversations the brand posted in whose posts one run reads as thread context."""
+THREAD_SUFFIX = " -is:retweet"
 TWEET_FIELDS = [
     "created_at", "lang", "conversation_id", "public_metrics", "author_id",
     "referenced_tweets", "in_reply_to_user_id",
@@ -95,6 +98,9 @@ class _Run:
     skipped: int = 0
     rate_limit_spent_until: datetime | None = None
     stopped: str | None = None
+    query: BrandQuery | None = None
+    own_threads: dict[str, None] = field(default_factory=dict)
+    """Conversations the brand's own accounts posted in during this run, in order."""
 
     def page_size(self, now: datetime) -> int:
         """Posts the next page may hold, or 0 (with ``stopped`` set) when the run must stop."""
@@ -163,7 +169,7 @@ class XConnector:
             state = _parse_cursor(since, month, query.brand)
         state = self._clamp_to_window(state, window_start, query.brand)
         run = _Run(query.brand, self.max_pages_per_run, self.max_posts_per_run,
-                   self.monthly_post_budget, state.posts_read)
+                   self.monthly_post_budget, state.posts_read, query=query)
 
         if state.until_id is not None:
             # Fill the gap left by an earlier run before reading anything newer.
@@ -184,9 +190,54 @@ class XConnector:
             elif outcome.oldest_id is not None:
                 state = replace(state, until_id=outcome.oldest_id, newest_id=outcome.newest_id)
 
+        if run.own_threads and run.stopped is None:
+            yield from self._read_threads(run, run_start, window_start)
         state = replace(state, posts_read=run.posts_read_this_month)
         self._report(run, state)
         yield Batch(mentions=(), checkpoint=state.to_cursor())
+
+    def _read_threads(self, run: _Run, run_start: datetime, window_start: datetime) -> Iterator[Batch]:
+        """The conversations the brand posted in this run, as thread context (the
+        customer's opening and the replies so far need not name the brand): one search of
+        ``conversation_id:`` terms per 512 characters, within the run's budgets. A failure
+        here is logged and the run's cursor still saved: the search itself was complete."""
+        ids = list(run.own_threads)[:MAX_THREADS_PER_RUN]
+        queries: list[str] = []
+        for conversation in ids:
+            term = f"conversation_id:{conversation}"
+            if queries and len(queries[-1]) + len(term) + 4 + len(THREAD_SUFFIX) + 2 <= X_QUERY_LIMIT:
+                queries[-1] += f" OR {term}"
+            else:
+                queries.append(term)
+        params: dict[str, Any] = {"tweet_fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user_fields": USER_FIELDS,
+                                  "start_time": window_start}
+        try:
+            for terms in queries:
+                pager = Pager("x threads")
+                token: str | None = None
+                while True:
+                    size = run.page_size(ensure_utc(self._clock()))
+                    if not size:
+                        return
+                    page_params = {**params, "max_results": size, **({"next_token": token} if token else {})}
+                    page = self._call("x threads", self.client.search_recent_tweets, f"({terms}){THREAD_SUFFIX}",
+                                      **page_params)
+                    data = page.body.get("data") or []
+                    run.pages += 1
+                    run.posts += len(data)
+                    run.posts_read_this_month += len(data)
+                    run.rate_limit_spent_until = _spent_until(page.headers)
+                    mapped = map_page(page.body, run.brand, run_start)
+                    run.skipped += mapped.skipped
+                    yield Batch(tuple(m.replace(thread_context=True) for m in mapped.mentions), None, mapped.skipped)
+                    token = pager.follow((page.body.get("meta") or {}).get("next_token"))
+                    if token is None:
+                        break
+        except AuthError:
+            raise
+        except ConnectorError as exc:
+            log.warning("x: brand %s: reading the threads the brand posted in stopped: %s; the next run's "
+                        "replies to the brand still come with its search", run.brand, exc)
 
     def _clamp_to_window(self, state: _State, window_start: datetime, brand: str) -> _State:
         """Move a lower bound (or a whole gap) older than the 7-day window into it, and
@@ -237,6 +288,9 @@ class XConnector:
             mapped = map_page(body, brand, run_start)
             run.retweets += mapped.retweets
             run.skipped += mapped.skipped
+            if run.query is not None and run.query.own_accounts:
+                run.own_threads.update((m.conversation_id, None) for m in mapped.mentions
+                                       if m.conversation_id and is_own(run.query, self.name, m.author))
             page_newest, page_oldest = _page_bounds(meta, data)
             if page_newest is not None:
                 newest = page_newest if newest is None else max(newest, page_newest)

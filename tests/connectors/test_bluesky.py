@@ -579,3 +579,28 @@ def test_the_two_modes_share_a_module_and_do_not_import_each_other():
              "'connectors.bluesky.client', 'atproto') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+# -- the brand's own voice (issue 15) --------------------------------------------------------
+
+
+def test_the_brands_own_posts_and_the_replies_to_them_are_searched_and_marked_own(server, clock, sleeps, store):
+    """The brand's reply and the customer's answer to it name no term: only the from:/to:
+    searches of the brand's account bring them."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("bluesky", ("@Acme.bsky.social",)),))
+    opening = post_view("o1", "my acme order never came", minutes_ago(90), handle="carol.bsky.social",
+                        did="did:plc:carol")
+    reply = post_view("r1", "So sorry! Could you DM us?", minutes_ago(60), handle="acme.bsky.social",
+                      did="did:plc:acme", reply_root=opening["uri"], reply_parent=opening["uri"])
+    answer = post_view("a1", "thanks, it came today", minutes_ago(30), handle="carol.bsky.social",
+                       did="did:plc:carol", reply_root=opening["uri"], reply_parent=reply["uri"])
+    other = post_view("x1", "thanks, lovely day", minutes_ago(20), handle="dave.bsky.social", did="did:plc:dave")
+    api = FakeBluesky(server, [opening, reply, answer, other])
+    assert compile_search_queries(query) == ["acme", "from:acme.bsky.social", "to:acme.bsky.social"]
+    result = Pipeline(store, VaderScorer(), clock).pull(search_connector(api, clock, sleeps), query)
+    assert {s["q"] for s in api.searches} == {"acme", "from:acme.bsky.social", "to:acme.bsky.social"}
+    assert (result.new, result.rejected) == (3, 0)
+    with store.native() as db:
+        rows = dict(db.execute("SELECT id, (own, thread_context, conversation_id) FROM mentions").fetchall())
+    assert rows == {opening["uri"]: (False, False, opening["uri"]), reply["uri"]: (True, False, opening["uri"]),
+                    answer["uri"]: (False, True, opening["uri"])}  # a reply to the brand: thread context

@@ -576,3 +576,47 @@ def test_two_runs_through_the_pipeline_store_each_status_once(one, two, store, c
     cursor = store.get_cursor("mastodon", "Acme")
     assert set(cursor["instances"]) == {normalize_instance_url(one.url), normalize_instance_url(two.url)}
     connector.close()
+
+
+# -- the brand's own voice (issue 15) --------------------------------------------------------
+
+
+def test_the_brands_own_statuses_come_with_the_threads_they_answer(one, clock, store):
+    """The customer's post has no hashtag (no search without a token): only the brand's
+    account brings its reply, the thread it answers and the customer's answer to it."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("mastodon", ("@acme@one.example",)),))
+    one.post(T0 - timedelta(hours=5), TAGGED, tags=["acme"], author="alice")
+    opening = one.post(T0 - timedelta(hours=3), "<p>my order never came, awful</p>", author="carol", replies=1)
+    reply = one.post(T0 - timedelta(hours=2), "<p>@carol So sorry! DM us?</p>", author="acme", reply_to=opening,
+                     replies=1)
+    answer = one.post(T0 - timedelta(hours=1), "<p>thanks, it came today</p>", author="carol", reply_to=reply)
+    connector = make(clock, one)
+    result = Pipeline(store, VaderScorer(), clock).pull(connector, query)
+    assert (result.new, result.rejected) == (4, 0)
+    with store.native() as db:
+        rows = {r[0]: r[1:] for r in db.execute(
+            "SELECT id, own, thread_context, conversation_id, author FROM mentions").fetchall()}
+        cursor = store.get_cursor("mastodon", "Acme")
+    assert rows[reply["uri"]] == (True, False, opening["uri"], "acme@one.example")
+    assert rows[opening["uri"]][:3] == (False, True, opening["uri"])
+    assert rows[answer["uri"]][:3] == (False, True, opening["uri"])
+    saved = cursor["instances"][normalize_instance_url(one.url)]["accounts"]
+    assert saved == {"acme@one.example": reply["id"]}
+
+    # The next run asks for the account's statuses above the saved id (less the margin
+    # for late federation) and stores the brand's new post once.
+    clock.advance(hours=1)
+    one.post(T0 + timedelta(minutes=30), "<p>New beans are in!</p>", author="acme")
+    again = Pipeline(store, VaderScorer(), clock).pull(connector, query)
+    assert again.new == 1
+    asked = one.requests_to(f"/api/v1/accounts/{reply['account']['id']}/statuses")[-1].query
+    assert "min_id" in asked and asked["exclude_reblogs"] == ["1"]  # as Mastodon.py sends true
+
+
+def test_an_own_account_the_instance_does_not_know_is_skipped_with_a_warning(one, clock, caplog):
+    one.post(T0 - timedelta(hours=5), TAGGED, tags=["acme"], author="alice")
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("mastodon", ("@nobody@one.example",)),))
+    with caplog.at_level(logging.WARNING, logger="listener.connectors.mastodon"):
+        result = run(make(clock, one), query=query)
+    assert result.error is None and len(result.mentions) == 1
+    assert "does not know the account nobody@one.example" in caplog.text

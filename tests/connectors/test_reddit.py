@@ -719,3 +719,39 @@ def test_a_pull_against_a_failing_server_fails_and_keeps_the_cursor(store, clock
     with store.native() as db:
         status, error = db.execute("SELECT status, error FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
     assert status == "failed" and "RetryableError" in error
+
+
+# -- the brand's own voice (issue 15) --------------------------------------------------------
+
+
+def test_the_brands_own_comments_come_with_the_threads_they_answer(api, clock, sleeps, store):
+    """The thread names no brand term: only the brand's account's comments bring the
+    brand's reply and the customer's answer to it (its thread's comment tree)."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("u/Acme_Team",)),))
+    api.add_submission("s1", "My order never came", at=ago(hours=5), author="carol")
+    api.add_comment("s1", "c1", "So sorry! Please DM us the order number.", at=ago(hours=4), author="acme_team")
+    api.add_comment("s1", "c2", "thanks, it came today", at=ago(hours=3), parent="c1", author="carol")
+    api.add_submission("s2", "Unrelated", at=ago(hours=2), author="dave")
+    connector = make(api, clock, sleeps)
+    result = Pipeline(store, VaderScorer(), clock).pull(connector, query)
+    assert (result.new, result.rejected) == (2, 0)
+    with store.native() as db:
+        rows = dict(db.execute("SELECT id, (own, thread_context, conversation_id) FROM mentions").fetchall())
+        cursor = store.get_cursor("reddit", "Acme")
+    assert rows == {"c1": (True, False, "s1"), "c2": (False, True, "s1")}
+    assert set(cursor["own"]) == {"acme_team"}
+
+    # The next run reads only the account's newer comments.
+    api.add_comment("s1", "c3", "Glad to hear it!", at=ago(minutes=10), parent="c2", author="acme_team")
+    again = Pipeline(store, VaderScorer(), clock).pull(connector, query)
+    assert again.new == 1
+    assert api.requests_to("/user/acme_team/comments/")[-1].query["sort"] == ["new"]
+
+
+def test_an_own_account_without_comments_is_skipped_with_a_warning(api, clock, sleeps, caplog):
+    api.add_submission("s1", "acme rocks", at=ago(hours=1))
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("nobody_here",)),))
+    with caplog.at_level(logging.WARNING, logger="listener.connectors.reddit"):
+        batches = run(make(api, clock, sleeps), query=query)
+    assert ids(batches) == ["s1"] and checkpoint(batches)["own"]["nobody_here"]["newest_utc"] is None
+    assert "u/nobody_here has no comments to read" in caplog.text

@@ -548,3 +548,47 @@ def test_an_unreadable_cursor_is_fatal(api, clock):
         run(connect(api, clock), {"since_id": "abc"})
     with pytest.raises(FatalError, match="unreadable"):
         run(connect(api, clock), {"since_id": "1", "until_id": "5"})
+
+
+# -- the brand's own voice (issue 15) --------------------------------------------------------
+
+def test_the_brands_own_posts_the_replies_to_them_and_their_threads_are_collected(clock, store):
+    """X evaluates the query here (evaluate_queries): only the compiled from:/to: terms
+    bring the brand's reply, which names no term, and the customer's answer to it; the
+    conversation_id: search after them brings the rest of the thread (eve's reply)."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("x", ("@Acme_Care",)),))
+    with FakeXApi(clock, bearer_token=TOKEN, evaluate_queries=True) as api:
+        for user_id, name in (("1", "carol"), ("2", "acme_care"), ("3", "dave"), ("4", "eve")):
+            api.add_user(user_id, name)
+        root = tweet(T0 - timedelta(hours=3), "my acme order never came", author_id="1")
+        same = tweet(T0 - timedelta(hours=2, minutes=30), "@carol same here, two weeks now", author_id="4",
+                     conversation_id=root["id"], replied_to=root["id"], in_reply_to_user_id="1")
+        reply = tweet(T0 - timedelta(hours=2), "@carol So sorry! Could you DM us the order number?", author_id="2",
+                      conversation_id=root["id"], replied_to=root["id"], in_reply_to_user_id="1")
+        answer = tweet(T0 - timedelta(hours=1), "@Acme_Care thanks, it arrived today", author_id="1",
+                       conversation_id=root["id"], replied_to=reply["id"], in_reply_to_user_id="2")
+        api.add(root, same, reply, answer, tweet(T0 - timedelta(minutes=30), "hello world", author_id="3"))
+        result = Pipeline(store, VaderScorer(), clock).pull(connect(api, clock), query)
+        sent = [params(r)["query"] for r in api.requests()]
+    assert sent == ["(acme OR from:acme_care OR to:acme_care) -is:retweet",
+                    f"(conversation_id:{root['id']}) -is:retweet"]
+    assert (result.new, result.rejected) == (4, 0)
+    with store.native() as db:
+        rows = db.execute("SELECT id, own, thread_context, conversation_id FROM mentions ORDER BY created_at").fetchall()
+        mood = db.execute("SELECT count(*) FROM mood_mentions('-infinity', 'infinity')").fetchone()[0]
+    assert rows == [(root["id"], False, False, root["id"]), (same["id"], False, True, root["id"]),
+                    (reply["id"], True, False, root["id"]), (answer["id"], False, False, root["id"])]
+    assert mood == 3  # the brand's reply is kept in its thread, not in the brand's mood
+
+
+def test_a_failing_thread_read_keeps_the_runs_cursor(clock, sleeps):
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("x", ("acme_care",)),))
+    with FakeXApi(clock, bearer_token=TOKEN, evaluate_queries=True) as api:
+        api.add_user("2", "acme_care")
+        reply = tweet(T0 - timedelta(hours=2), "@carol So sorry!", author_id="2", conversation_id="123",
+                      replied_to="123")
+        api.add(reply)
+        api.script(Reply(200, api.page([reply])), *[Reply(500, problem(500, "Internal", "boom"))] * 4)
+        batches = run(connect(api, clock, sleeps), query=query)
+    assert batches[-1].checkpoint["since_id"] == reply["id"]
+    assert len(sleeps) == 3  # the thread read was retried, then given up

@@ -12,7 +12,7 @@ Serves:
   ``AuthenticationRequired``, as the entryway answers.
 * ``GET /xrpc/app.bsky.feed.searchPosts``: needs the session's bearer token; filters
   the posts by ``q`` (a word, a ``"phrase"`` or a ``#tag``, case-insensitive
-  substring), ``lang``, ``since`` (inclusive) and ``until`` (exclusive) on sortAt (the
+  substring; ``from:handle``, the author; ``to:handle``, replies to that author's posts), ``lang``, ``since`` (inclusive) and ``until`` (exclusive) on sortAt (the
   earlier of indexedAt and createdAt), newest first, ``limit`` per page and an offset
   ``cursor``, like the AppView.
 
@@ -140,6 +140,16 @@ class FakeBluesky:
             "did": self.did, "email": "listener@example.com", "emailConfirmed": True, "active": True,
         })
 
+    def _matches(self, q: str, post: dict[str, Any], text: str) -> bool:
+        operator, _, value = q.partition(":")
+        if operator == "from" and value:
+            return post["author"]["handle"].casefold() == value.casefold()
+        if operator == "to" and value:
+            parent = (((post.get("record") or {}).get("reply") or {}).get("parent") or {}).get("uri")
+            authors = {p["uri"]: p["author"]["handle"].casefold() for p in self.posts}
+            return authors.get(parent) == value.casefold()
+        return _q_matches(q, text)
+
     def _search(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.access_jwt}":
             return Reply(401, {"error": "AuthenticationRequired", "message": "Authentication Required"})
@@ -154,7 +164,7 @@ class FakeBluesky:
         for post in self.posts:
             record = post.get("record") or {}
             text = record.get("text") if isinstance(record.get("text"), str) else ""
-            if not _q_matches(q, text):
+            if not self._matches(q, post, text):
                 continue
             if "lang" in params and params["lang"] not in (record.get("langs") or []):
                 continue

@@ -18,6 +18,11 @@ Routes (shapes from docs.joinmastodon.org):
   first; without a valid token no statuses (and 401 for ``offset``/``resolve``), as
   Mastodon does.
 * ``/api/v1/statuses/{id}/context``: ancestors (root first) and descendants.
+* ``/api/v1/accounts/lookup?acct=``: the account of a local (``name`` or
+  ``name@this.domain``) or known remote (``name@home``) author, 404 otherwise; and
+  ``/api/v1/accounts/{id}/statuses``: that account's statuses, newest first, with
+  ``exclude_reblogs``, ``limit``, ``max_id`` / ``min_id`` and ``Link`` headers as tag
+  timelines have them.
 
 Every live answer carries ``X-RateLimit-Limit/Remaining/Reset`` (reset as ISO 8601 on
 the wall clock, as Mastodon sends it) and exactly one ``Date`` header (FakeServer). A
@@ -90,6 +95,7 @@ class FakeMastodon:
             for variant in (path, path + "/"):
                 self.server.route("GET", variant, self._live(lambda request, body=body: Reply(200, body)))
         self.server.route("GET", "/api/v2/search", self._live(self._search))
+        self.server.route("GET", "/api/v1/accounts/lookup", self._live(self._lookup))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,6 +172,9 @@ class FakeMastodon:
 
     def _store(self, status: dict[str, Any], tags: Iterable[str]) -> None:
         self.statuses[status["id"]] = status
+        account_id = status["account"]["id"]
+        self.server.route("GET", f"/api/v1/accounts/{account_id}/statuses",
+                          self._live(lambda request, aid=account_id: self._account_statuses(request, aid)))
         self.server.route("GET", f"/api/v1/statuses/{status['id']}/context",
                           *self.scripted.get(f"/api/v1/statuses/{status['id']}/context", []),
                           self._live(lambda request, sid=status["id"]: self._context(sid)))
@@ -228,10 +237,29 @@ class FakeMastodon:
         status = self.statuses[status_id]
         return status["__raw__"] if "__raw__" in status else status
 
+    def _lookup(self, request: Request) -> Reply:
+        acct = request.query.get("acct", [""])[0].lstrip("@").casefold()
+        if acct.endswith(f"@{self.domain}"):
+            acct = acct.rsplit("@", 1)[0]
+        for status in self.statuses.values():
+            account = status.get("account") if "__raw__" not in status else None
+            if account is not None and account["acct"].casefold() == acct:
+                return Reply(200, account)
+        return Reply(404, {"error": "Record not found"})
+
+    def _account_statuses(self, request: Request, account_id: str) -> Reply:
+        exclude_reblogs = request.query.get("exclude_reblogs", ["false"])[0] in ("true", "1")
+        ids = [i for i, s in self.statuses.items() if "__raw__" not in s and s["account"]["id"] == account_id
+               and not (exclude_reblogs and s.get("reblog"))]
+        return self._paged(request, ids, f"{self.url}/api/v1/accounts/{account_id}/statuses")
+
     def _timeline(self, request: Request, tag: str) -> Reply:
+        return self._paged(request, self.tagged.get(tag, []), f"{self.url}/api/v1/timelines/tag/{tag}")
+
+    def _paged(self, request: Request, status_ids: list[str], base: str) -> Reply:
         q = request.query
         limit = min(int(q.get("limit", [DEFAULT_LIMIT])[0]), MAX_LIMIT)
-        ids = sorted(self.tagged.get(tag, []), key=_id_key, reverse=True)
+        ids = sorted(status_ids, key=_id_key, reverse=True)
         if "min_id" in q:
             bound = _id_key(q["min_id"][0])
             above = sorted((i for i in ids if _id_key(i) > bound), key=_id_key)[:limit]
@@ -243,7 +271,6 @@ class FakeMastodon:
                 ids = [i for i in ids if _id_key(i) > _id_key(q["since_id"][0])]
             page = ids[:limit]
         headers = {}
-        base = f"{self.url}/api/v1/timelines/tag/{tag}"
         links = []
         if len(page) == limit:
             links.append(f'<{base}?max_id={page[-1]}>; rel="next"')

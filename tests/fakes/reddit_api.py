@@ -25,6 +25,8 @@ optional here):
 * ``POST /api/morechildren/``: ``{"json": {"errors": [], "data": {"things": [...]}}}``, flat,
   parents before children.
 * ``GET /r/{a+b}/comments/``: a ``Listing`` of ``t1`` things of those subreddits, newest first.
+* ``GET /user/{name}/comments/``: a ``Listing`` of the ``t1`` things that user wrote
+  (``sort=new``), newest first; 404 for a user with none, as for an unknown user.
 
 Every API (OAuth) response carries ``x-ratelimit-remaining/used/reset``; a request
 without a valid bearer token gets 401 with ``www-authenticate`` (as Reddit does), and
@@ -198,6 +200,12 @@ class FakeReddit(FakeServer):
             return Reply(200, {"json": {"errors": [], "data": {"things": self._more_children(form)}}})
         if request.method == "GET" and (m := re.fullmatch(r"/r/([^/]+)/comments", path)):
             return Reply(200, self._stream(m.group(1), params))
+        if request.method == "GET" and (m := re.fullmatch(r"/user/([^/]+)/comments", path)):
+            entries = [_Entry(self.times[d["id"]], d["name"], {"kind": "t1", "data": {**d, "replies": ""}})
+                       for d in self.comments.values() if d["author"].lower() == m.group(1).lower()]
+            if not entries:
+                return Reply(404, {"message": "Not Found", "error": 404})
+            return Reply(200, self._page(entries, params))
         return Reply(404, {"message": "Not Found", "error": 404})
 
     def _token(self, request: Request) -> Reply:

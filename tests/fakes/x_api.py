@@ -10,7 +10,10 @@ It serves a scripted corpus of posts the way the documented API does:
   plus the requested ``tweet.fields``, ``includes.users[]`` when ``expansions=author_id``
   (id, name, username plus the requested ``user.fields``), and ``meta`` {newest_id,
   oldest_id, result_count, next_token}. The query string is recorded, not evaluated:
-  every post of the corpus matches, retweets included (as if ``-is:retweet`` slipped).
+  every post of the corpus matches, retweets included (as if ``-is:retweet`` slipped);
+  with ``evaluate_queries=True`` the fake evaluates the operators the connector sends
+  (``match_query``): words and quoted phrases, ``from:``, ``to:``, ``conversation_id:``,
+  ``lang:``, ``is:retweet``, OR inside one parenthesised group, ``-`` negation.
 * ``GET /2/tweets/counts/recent``: buckets per hour of the same corpus, paged by
   ``counts_page_size``.
 * 400 with ``errors[]`` for the parameter mistakes X refuses (ids mixed with times,
@@ -25,6 +28,7 @@ corpus answers, for faults: 500s, 429s, malformed pages, repeated tokens.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -70,7 +74,7 @@ def user(user_id: str, username: str, followers: int = 10) -> dict[str, Any]:
 def tweet(moment: datetime, text: str, *, author_id: str, sequence: int = 0, lang: str = "en",
           conversation_id: str | None = None, replied_to: str | None = None, quoted: str | None = None,
           retweeted: str | None = None, likes: int = 0, retweets: int = 0, replies: int = 0,
-          quotes: int = 0, impressions: int = 0) -> dict[str, Any]:
+          quotes: int = 0, impressions: int = 0, in_reply_to_user_id: str = "999") -> dict[str, Any]:
     """A post in the documented v2 shape, with every field the connector may ask for."""
     post_id = snowflake(moment, sequence)
     refs = [{"type": kind, "id": ref} for kind, ref in
@@ -89,7 +93,7 @@ def tweet(moment: datetime, text: str, *, author_id: str, sequence: int = 0, lan
     if refs:
         body["referenced_tweets"] = refs
     if replied_to:
-        body["in_reply_to_user_id"] = "999"
+        body["in_reply_to_user_id"] = in_reply_to_user_id
     return body
 
 
@@ -108,8 +112,10 @@ def invalid_request(message: str, parameter: str, value: str) -> dict[str, Any]:
 
 class FakeXApi:
     def __init__(self, clock: Callable[[], datetime], *, bearer_token: str = "test-token",
-                 rate_limit: int = 60, counts_page_size: int = 24, prefix: str = "") -> None:
+                 rate_limit: int = 60, counts_page_size: int = 24, prefix: str = "",
+                 evaluate_queries: bool = False) -> None:
         self.clock = clock
+        self.evaluate_queries = evaluate_queries
         self.bearer_token = bearer_token
         self.rate_limit = rate_limit
         self.counts_page_size = counts_page_size
@@ -235,6 +241,8 @@ class FakeXApi:
 
     def _select(self, q: dict[str, str]) -> list[dict[str, Any]]:
         chosen = self.visible()
+        if self.evaluate_queries:
+            chosen = [t for t in chosen if match_query(q.get("query", ""), t, self.users)]
         if "since_id" in q:
             chosen = [t for t in chosen if int(t["id"]) > int(q["since_id"])]
         if "until_id" in q:
@@ -299,6 +307,53 @@ class FakeXApi:
         if offset + self.counts_page_size < len(buckets):
             meta["next_token"] = _token(offset + self.counts_page_size)
         return Reply(200, {"data": page, "meta": meta})
+
+
+_TERM = re.compile(r'-?"[^"]*"|-?\(|\)|-?[^\s()]+')
+
+
+def match_query(query: str, post: dict[str, Any], users: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``post`` matches an X search ``query``: terms are ANDed, a parenthesised
+    group is ORed, ``-`` negates; operators from:, to:, conversation_id:, lang:,
+    is:retweet; other terms match whole words of the text, case-insensitively."""
+
+    def name(user_id: Any) -> str:
+        return str(users.get(user_id, {}).get("username", "")).casefold()
+
+    def atom(term: str) -> bool:
+        key, _, value = term.partition(":")
+        value = value.casefold()
+        if key == "from" and value:
+            return name(post.get("author_id")) == value
+        if key == "to" and value:
+            return name(post.get("in_reply_to_user_id")) == value
+        if key == "conversation_id" and value:
+            return post.get("conversation_id") == value
+        if key == "lang" and value:
+            return post.get("lang") == value
+        if term == "is:retweet":
+            return any(r.get("type") == "retweeted" for r in post.get("referenced_tweets", []))
+        phrase = term.strip('"').casefold()
+        return re.search(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])", post.get("text", "").casefold()) is not None
+
+    tokens = _TERM.findall(query)
+    result, index = True, 0
+    while index < len(tokens):
+        token = tokens[index]
+        negate = token.startswith("-")
+        token = token[1:] if negate else token
+        if token == "(":
+            group, index = [], index + 1
+            while tokens[index] != ")":
+                if tokens[index] != "OR":
+                    group.append(tokens[index])
+                index += 1
+            value = any(atom(t) for t in group)
+        else:
+            value = atom(token)
+        result = result and (value != negate)
+        index += 1
+    return result
 
 
 def _token(offset: int) -> str:

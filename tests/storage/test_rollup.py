@@ -358,7 +358,7 @@ def test_a_backlog_one_transaction_cannot_hold_under_the_memory_limit_completes_
             INSERT INTO mentions
             SELECT 'test', 'm' || i, 'Acme', TIMESTAMP '2026-01-01' + to_microseconds(i * 6000000),
                    'Acme ' || repeat(md5(i::VARCHAR), 8), 'u', 'https://example.org/' || md5(i::VARCHAR),
-                   'c' || i, NULL, 'en', 1, 0, 0, NULL, NULL, NULL, false, NULL, false
+                   'c' || i, NULL, 'en', 1, 0, 0, NULL, NULL, NULL, false, NULL, false, false
             FROM range(50000) r(i)
         """)
         db.execute("INSERT INTO scores SELECT source, id, brand, created_at, 'vader', '1', 0.5, 0.5, 0.5, 0, "

@@ -1,0 +1,159 @@
+"""The brand's own posts in storage (schema 7: mentions.own, the macros thread_mentions and
+mood_mentions) and the care figures from hand-made threads on a DuckDB file: the view
+care_threads (storage.views), storage.care and analysis.care."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from analysis.care import goal_progress, median_interval, parse_business_hours, reply_hours, summarize
+from analysis.sentiment import Score
+from connectors.base import Mention
+from storage.care import care_threads, negative_threads
+from storage.migrations import LATEST_VERSION
+from storage.queries import label_counts
+from storage.rollup import rollup_pending
+from storage.store import Store
+
+MON = datetime(2026, 11, 2, 8, tzinfo=timezone.utc)  # Monday 09:00 in Berlin
+FRI = MON + timedelta(days=4)
+SCORE = {"positive": Score(0.6, 0.5, 0.5, 0.0, "positive"), "neutral": Score(0.0, 0.0, 1.0, 0.0, "neutral"),
+         "negative": Score(-0.6, 0.0, 0.5, 0.5, "negative")}
+
+
+def post(i: str, at: datetime, label: str, thread: str, *, own: bool = False, text: str | None = None) -> tuple:
+    mention = Mention(source="x", id=i, brand="Acme", created_at=at, text=text or f"Acme {label} {i}",
+                      author="acme_care" if own else f"user{i}", conversation_id=thread, own=own,
+                      url=f"https://x.example/{i}")
+    return mention, SCORE[label]
+
+
+def save(store: Store, posts: list[tuple]) -> None:
+    store.save_batch([m for m, _ in posts], [s for _, s in posts], source="x", brand="Acme", checkpoint=None,
+                     now=MON, scorer="vader", scorer_version="3.3.2")
+
+
+@pytest.fixture
+def threads(store):
+    """t1 opens negative Monday 09:00 UTC, answered after 30 min, ends positive;
+    t2 asks on Friday 16:00 UTC (17:00 Berlin), answered Monday 08:00 UTC (09:00 Berlin);
+    t3 opens negative, never answered, stays negative; t4 is praise the brand answers;
+    t5 is the brand's own post nobody answered; t6 opened before the period."""
+    save(store, [
+        post("t1a", MON + timedelta(hours=1), "negative", "t1"),
+        post("t1b", MON + timedelta(hours=1, minutes=30), "positive", "t1", own=True),
+        post("t1c", MON + timedelta(hours=2), "positive", "t1"),
+        post("t2a", FRI + timedelta(hours=8), "neutral", "t2", text="Does Acme ship to Spain?"),
+        post("t2b", FRI + timedelta(days=3), "neutral", "t2", own=True),
+        post("t3a", MON + timedelta(hours=3), "negative", "t3"),
+        post("t3b", MON + timedelta(hours=4), "negative", "t3"),
+        post("t4a", MON + timedelta(hours=5), "positive", "t4"),
+        post("t4b", MON + timedelta(hours=6), "positive", "t4", own=True),
+        post("t5a", MON + timedelta(hours=7), "positive", "t5", own=True),
+        post("t6a", MON - timedelta(days=1), "negative", "t6"),
+        post("t6b", MON + timedelta(hours=1), "positive", "t6", own=True),
+    ])
+    return store
+
+
+PERIOD = (MON, MON + timedelta(days=7))
+
+
+def test_care_threads_give_each_threads_opening_first_reply_and_ending(threads):
+    rows = {t.conversation_id: t for t in care_threads(threads, "Acme", *PERIOD)}
+    assert set(rows) == {"t1", "t2", "t3", "t4"}  # t5 has no customer post, t6 opened before
+    t1, t2, t3, t4 = rows["t1"], rows["t2"], rows["t3"], rows["t4"]
+    assert (t1.opening_label, t1.needs_reply, t1.first_reply_at, t1.resolved) == (
+        "negative", True, MON + timedelta(hours=1, minutes=30), True)
+    assert (t2.opening_label, t2.opening_question, t2.needs_reply, t2.brand_posts) == ("neutral", True, True, 1)
+    assert (t3.needs_reply, t3.answered, t3.resolved, t3.customer_posts) == (True, False, False, 2)
+    assert (t4.needs_reply, t4.answered) == (False, True)
+
+
+def test_care_summary_hand_computed_in_wall_clock_and_business_hours(threads):
+    rows = care_threads(threads, "Acme", *PERIOD)
+    wall = summarize("Acme", *PERIOD, rows)
+    # Needing a reply: t1, t2, t3; answered t1 (0.5 h) and t2 (64 h wall clock).
+    assert (wall.needing_reply, wall.answered, wall.response_rate) == (3, 2, pytest.approx(2 / 3))
+    assert (wall.reply_hours_median, wall.reply_hours_p90) == (pytest.approx(32.25), pytest.approx(64.0))
+    assert (wall.started_negative, wall.resolved, wall.resolved_share) == (2, 1, 0.5)
+    low, high = wall.response_rate_ci
+    assert low < 2 / 3 < high
+    text = "Mon-Fri 09:00-18:00 Europe/Berlin"
+    business = summarize("Acme", *PERIOD, rows, parse_business_hours(text))
+    # t2: Friday 17:00-18:00 and Monday 09:00 (the reply): 1 business hour, not 64.
+    assert (business.reply_hours_median, business.reply_hours_p90) == (pytest.approx(0.75), pytest.approx(1.0))
+    assert business.business_hours == "Mon,Tue,Wed,Thu,Fri 09:00-18:00 Europe/Berlin"
+
+
+def test_own_posts_stay_in_the_thread_but_out_of_mood_and_volume(threads):
+    rollup_pending(threads)
+    counts = label_counts(threads, "Acme", *PERIOD)
+    # Customer posts in the period: t1a t1c t2a t3a t3b t4a (the brand's five are left out).
+    assert (counts.mentions, counts.positive, counts.neutral, counts.negative) == (6, 2, 1, 3)
+    with threads.native() as db:
+        own = dict(db.execute("SELECT id, (own, counts_for_mood) FROM v_mentions WHERE own").fetchall())
+        thread = db.execute("SELECT mentions FROM conversations WHERE conversation_id = 't1'").fetchone()
+    assert own == {i: (True, False) for i in ("t1b", "t2b", "t4b", "t5a", "t6b")}
+    assert thread == (2,)  # the thread's people-counted figures: the customer's two posts
+
+
+def test_negative_threads_carry_later_customer_posts(threads):
+    rows = {t.opened_at: t for t in negative_threads(threads, "Acme", *PERIOD)}
+    t1, t3 = rows[MON + timedelta(hours=1)], rows[MON + timedelta(hours=3)]
+    assert t1.first_reply_at == MON + timedelta(hours=1, minutes=30) and t1.posts == ((MON + timedelta(hours=2), 1),)
+    assert t3.first_reply_at is None and t3.posts == ((MON + timedelta(hours=4), -1),)
+    assert t1.opening_compound == -0.6
+
+
+def test_a_version_6_file_is_upgraded_and_its_mentions_are_not_own(tmp_path):
+    path = tmp_path / "v6.duckdb"
+    with Store.open(path) as store:
+        m, s = post("old", MON, "negative", "old")
+        save(store, [(dataclasses.replace(m), s)])
+        with store.native() as db:
+            db.execute("DROP VIEW care_threads")
+            db.execute("ALTER TABLE mentions DROP COLUMN own")
+            db.execute("DELETE FROM schema_version WHERE version > 6")
+    with Store.open(path) as store, store.native() as db:
+        assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST_VERSION == 7
+        assert db.execute("SELECT own, counts_for_mood FROM v_mentions").fetchall() == [(False, True)]
+        assert db.execute("SELECT count(*) FROM care_threads").fetchone()[0] == 1
+
+
+def test_median_interval_takes_the_binomial_order_statistics():
+    assert median_interval(list(range(1, 10))) == (2, 8)  # n = 9: ranks 4.5 -+ 2.94 -> 2nd and 8th
+    assert median_interval([]) is None
+
+
+def test_goal_progress_hand_computed(threads):
+    rows = care_threads(threads, "Acme", *PERIOD)
+    summary = summarize("Acme", *PERIOD, rows)
+    counts = label_counts(threads, "Acme", *PERIOD)
+    goals = {g.goal: g for g in goal_progress(
+        [("response_rate", 0.5), ("reply_hours", 100.0), ("resolved_share", 0.95), ("net_positive_per_1000", 0.0)],
+        summary, reply_hours(rows), counts.positive, counts.negative, counts.mentions)}
+    # 2 of 3 answered: Wilson (0.21, 0.94) straddles 50 %.
+    assert goals["response_rate"].verdict == "not yet clear"
+    # Replies took 0.5 h and 64 h: the median's interval (0.5, 64) is within 100 h.
+    assert (goals["reply_hours"].ci, goals["reply_hours"].verdict) == ((0.5, 64.0), "met")
+    # 1 of 2 resolved: Wilson (0.09, 0.91) lies below 95 %.
+    assert goals["resolved_share"].verdict == "missed"
+    # 2 positive, 3 negative of 6 mentions: -167 per 1,000, +-718.
+    net = goals["net_positive_per_1000"]
+    assert net.value == pytest.approx(-1000 / 6) and net.ci[1] - net.value == pytest.approx(718.1, abs=0.1)
+    assert net.verdict == "not yet clear"
+
+
+def test_a_thread_opened_before_the_period_is_not_counted_in_it(store):
+    save(store, [post("o1", MON - timedelta(days=2), "negative", "old"),
+                 post("o2", MON + timedelta(hours=1), "positive", "old", own=True),
+                 post("o3", MON + timedelta(hours=2), "positive", "old")])
+    assert care_threads(store, "Acme", *PERIOD) == []
+    [thread] = care_threads(store, "Acme", MON - timedelta(days=3), PERIOD[1])
+    assert (thread.opened_at, thread.first_reply_at, thread.resolved) == (
+        MON - timedelta(days=2), MON + timedelta(hours=1), True)
+    assert negative_threads(store, "Acme", *PERIOD) == []
