@@ -1,11 +1,12 @@
-"""What every ``listener`` command shares: error translation, --config/--db, settings,
-the clock, opening the database for reading, and resolving the brand or campaign a
-command is given. Command modules import from here (not from listener.cli, which
-imports them)."""
+"""What every ``listener`` command shares: error translation (by listener.policy),
+--config/--db, settings, the clock, the run log's filter, opening the database for
+reading, parsing times, and resolving the brand or campaign a command is given. Command
+modules import from here (not from listener.cli, which imports them)."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shlex
 import shutil
@@ -27,6 +28,16 @@ from storage.store import Store
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _WithoutRunLog(logging.Filter):
+    """Drops the run log (``listener.runs``: each pull's and hourly stage's outcome)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("listener.runs")
+
+
+WITHOUT_RUN_LOG = _WithoutRunLog()
 
 
 class CliError(click.ClickException):
@@ -80,7 +91,7 @@ def command_name() -> str:
     (``.venv/bin/listener`` after the quick start, which puts nothing on PATH), else
     ``python -m listener.cli``."""
     ran = sys.argv[0]
-    if not ran or os.path.basename(ran) in ("cli.py", "__main__.py"):  # python -m listener.cli
+    if not ran or os.path.basename(ran) == "__main__.py":  # python -m listener.cli
         return f"{shlex.quote(sys.executable)} -m listener.cli"
     found = shutil.which(os.path.basename(ran))
     if found and os.path.realpath(found) == os.path.realpath(ran):
@@ -152,4 +163,16 @@ def parse_as_of(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(f"--as-of: {value!r} is not an ISO-8601 time like 2026-11-22T18:00Z", 2) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: {value!r} is not an ISO-8601 date or time like 2026-11-01 or "
+                       f"2026-11-01T08:00Z", 2) from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

@@ -1,6 +1,6 @@
 """``listener alerts``: the alert history, with what drove each alert.
 
-Registered in listener/cli.py with ``cli.add_command(alerts_command)``.
+Registered on the root group in listener/cli/__init__.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from analysis.alerts import describe
-from listener.cli_support import (
+from listener.cli.support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
 from storage.alerts import list_alerts
