@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from inputs.plan import read_plan
-from inputs.spend import InputFileError, read_spend
+from inputs.spend import read_spend
 from listener import formatting
 from listener.cli.support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, parse_as_of,
@@ -53,12 +53,9 @@ def campaigns_import(ctx: click.Context, file: Path, plan: Path | None, currency
         with Store.open(settings.database) as store:
             stored = queries.stored_brands(store)
     known = known_brands(settings, stored)
-    try:
-        spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name,
-                                brands=known)
-        plans = read_plan(plan, brands=known) if plan else []
-    except InputFileError as exc:
-        raise CliError(str(exc), 2) from exc
+    spend_file = read_spend(file, currency=currency, platform=platform, account_timezone=timezone_name,
+                            brands=known)
+    plans = read_plan(plan, brands=known) if plan else []
     now = clock_from(ctx)()
     with Store.open(settings.database) as store:
         stored = save_spend(store, spend_file.rows, now)

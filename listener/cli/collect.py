@@ -16,13 +16,14 @@ import click
 
 from analysis.parallel_scoring import ParallelScorer
 from analysis.sentiment import VaderScorer
-from connectors.errors import AuthError, ConnectorError
+from connectors.errors import ConnectorError
 from inputs.mentions import FORMATS as FILE_FORMATS
-from inputs.mentions import FileSource, ImportFormatError
+from inputs.mentions import FileSource
 from listener.cli.support import (
     WITHOUT_RUN_LOG, CliError, clock_from, common_options, handle_errors, settings_from,
 )
 from listener.pipeline import Pipeline
+from listener.policy import PARKED_EXIT_CODE, Action, exit_code, treatment
 from listener.scoring import build_scoring
 from storage.rollup import RollupProgress
 from storage.store import Store
@@ -94,7 +95,8 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     """Run one collection cycle by hand: each brand from each source, from its cursor.
 
     A source whose credentials are missing or rejected is reported and skipped; the
-    others go on. Exit 1 if any pull failed.
+    others go on. Exit 1 if any pull failed, 2 if a brand's query cannot be expressed
+    on a source (fix the brand in the config; the daemon stops that pull too).
     """
     settings = settings_from(ctx)
     brands = [settings.brand(brand)] if brand else list(settings.brands)
@@ -106,6 +108,7 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
     clock = clock_from(ctx)
     interactive, show = _progress_shown(ctx)
     results, failures = [], []
+    codes: list[int] = []
     with Store.open(settings.database) as store:
         pipeline = Pipeline(store, build_scoring(settings, store), clock)
         opened = pipeline.start_sources(settings, only)
@@ -126,15 +129,18 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
                     ended = "\r\x1b[K" if interactive else ""  # over the running count
                     try:
                         result = pipeline.collect(connector, entry.query, progress=on_batch if interactive else None)
-                    except AuthError as exc:
-                        if show:
-                            click.echo(f"{ended}{what}: credentials refused, skipping {name}", err=True)
-                        opened.park(name, str(exc))
-                        break
                     except ConnectorError as exc:
+                        # What a failed pull means is the policy's, as in the daemon.
+                        treated = treatment(exc)
+                        if treated.action is Action.PARK_SOURCE:
+                            if show:
+                                click.echo(f"{ended}{what}: credentials refused, skipping {name}", err=True)
+                            opened.park(name, str(exc))
+                            break
                         if show:
                             click.echo(f"{ended}{what}: failed", err=True)
                         failures.append({"source": name, "brand": entry.name, "error": str(exc)})
+                        codes.append(exit_code(exc))
                         continue
                     if show:
                         click.echo(f"{ended}{what}: {result.fetched:,} fetched, {result.new:,} new, "
@@ -153,7 +159,8 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
             where = " ".join(filter(None, [f["source"], f["brand"]]))
             click.echo(f"Error: {where}: {f['error']}", err=True)
     if failures:
-        ctx.exit(1)
+        # The worst failure decides: 2 when the config must change (listener.policy).
+        ctx.exit(max(codes + [PARKED_EXIT_CODE] * len(opened.parked)))
 
 
 @click.command(name="import")
@@ -192,10 +199,7 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     if not brands:
         raise CliError("no brands configured: imports are matched against the brands' queries", 2)
     clock = clock_from(ctx)
-    try:
-        reader = FileSource(file, source, fmt, column_map, clock)
-    except ImportFormatError as exc:
-        raise CliError(str(exc), 2) from exc
+    reader = FileSource(file, source, fmt, column_map, clock)
     size = max(file.stat().st_size, 1)
     results = []
     with Store.open(settings.database) as store, ParallelScorer(workers) as scorer:
@@ -203,11 +207,8 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
         with click.progressbar(length=size * len(brands), label=f"Importing {file.name}", file=sys.stderr) as bar:
             for index, entry in enumerate(brands):
                 done = index * size
-                try:
-                    results.append(pipeline.pull(reader, entry.query,
-                                                 progress=lambda _n: bar.update(done + reader.bytes_read - bar.pos)))
-                except ImportFormatError as exc:
-                    raise CliError(str(exc), 2) from exc
+                results.append(pipeline.pull(reader, entry.query,
+                                             progress=lambda _n: bar.update(done + reader.bytes_read - bar.pos)))
                 bar.update(done + size - bar.pos)
     report = {"file": str(file), "format": reader.format, "bad_lines": len(reader.bad_lines),
               "runs": [asdict(r) for r in results]}

@@ -19,7 +19,7 @@ import click
 
 from connectors.base import Clock, utc_now
 from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings, resolve_name
-from listener.errors import ListenerError
+from listener.policy import HANDLED, exit_code
 from storage.errors import StorageError
 from storage.analyst import ReadSource, reading_path
 from storage.migrations import require_current
@@ -72,15 +72,17 @@ def common_options(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Translate our exceptions into exit codes: the exception's own ``exit_code`` (2 for
-    config and usage errors, unknown names included), else 1."""
+    """Translate our exceptions into ``Error: ...`` and the exit code listener.policy
+    gives them (2 for config and usage errors, unknown names and bad input files
+    included, else 1); an error the policy does not know is a bug and keeps its
+    traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), exc.exit_code) from exc
+        except HANDLED as exc:
+            raise CliError(str(exc), exit_code(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
