@@ -18,6 +18,7 @@ from listener.cli.support import (
     CONTEXT_SETTINGS, CliError, common_options, handle_errors, parse_time, resolve_brand, say_reading, settings_from,
 )
 from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query, writable_directory
+from storage.queries import brands_in
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -97,8 +98,7 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
     # The connection may write into DIRECTORY only: export's own COPY statements.
     with read_only(source.path, write_dir=Path(os.path.abspath(directory))) as db:
         if brand is not None:
-            stored = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
-            brand = resolve_brand(brand, settings, stored)
+            brand = resolve_brand(brand, settings, brands_in(db))
         files = export(db, directory, fmt, brand=brand, since=start, until=end)
     if as_json:
         click.echo(json.dumps({"directory": str(directory), "format": fmt,
