@@ -16,7 +16,7 @@ from types import FrameType
 import click
 
 from analysis.sentiment import VaderScorer
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS,
     CliError,
     clock_from,

@@ -70,7 +70,7 @@ def reading_path(database: Path) -> ReadSource:
                 f"({snapshot.name} appears after its first cycle)"
             ) from None
         # Not opened here: the daemon made it from the database, and whoever opens it
-        # (read_only, listener.cli.support.open_existing) checks its version then.
+        # (read_only, cli_support.open_existing) checks its version then.
         published = datetime.fromtimestamp(snapshot.stat().st_mtime, timezone.utc)
         return ReadSource(snapshot, True, published)
     return ReadSource(database, False)

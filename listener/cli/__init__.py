@@ -6,7 +6,7 @@ stderr. Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error
 ``--config`` and ``--db``, before or after its name.
 
 This module is the root group and nothing else: each command group lives in a module
-of its own (what it shares is in ``listener.cli.support``):
+of its own (what it shares is in ``listener.cli_support``):
 
     demo       init, demo                     collect    pull, import, score, run
     mood       mood, status                   campaigns  campaigns import|list, report
@@ -23,7 +23,7 @@ import sys
 import click
 
 from listener.cli import alerts, analyst, campaigns, collect, demo, labels, model, mood
-from listener.cli.support import CONTEXT_SETTINGS, WITHOUT_RUN_LOG, _store_in_root
+from listener.cli_support import CONTEXT_SETTINGS, WITHOUT_RUN_LOG, _store_in_root
 from listener.commands_serve import serve
 from listener.config import DEFAULT_CONFIG_NAME
 

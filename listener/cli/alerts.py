@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from analysis.alerts import describe
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
 from storage.alerts import list_alerts

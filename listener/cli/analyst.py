@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from listener.cli.shell import MODES, render, run_shell
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, common_options, handle_errors, parse_time, resolve_brand, say_reading, settings_from,
 )
 from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query, writable_directory

@@ -12,7 +12,7 @@ import click
 from inputs.plan import read_plan
 from inputs.spend import read_spend
 from listener import formatting
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, parse_as_of,
     resolve_brand, resolve_campaign, settings_from,
 )

@@ -19,7 +19,7 @@ from analysis.sentiment import VaderScorer
 from connectors.errors import ConnectorError
 from inputs.mentions import FORMATS as FILE_FORMATS
 from inputs.mentions import FileSource
-from listener.cli.support import (
+from listener.cli_support import (
     WITHOUT_RUN_LOG, CliError, clock_from, common_options, handle_errors, settings_from,
 )
 from listener.pipeline import Pipeline

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from listener import formatting
-from listener.cli.support import CliError, clock_from, command_name, handle_errors, parse_as_of
+from listener.cli_support import CliError, clock_from, command_name, handle_errors, parse_as_of
 from listener.config import DEFAULT_CONFIG_NAME
 
 

@@ -21,7 +21,7 @@ from analysis.sentiment import LABELS, VaderScorer
 from connectors.base import Clock
 from inputs.spend import InputFileError
 from listener import formatting
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, parse_time,
     resolve_brand, settings_from,
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from listener.cli.support import (
+from listener.cli_support import (
     CONTEXT_SETTINGS, clock_from, command_name, common_options, handle_errors, known_brands, open_existing,
     resolve_brand, settings_from,
 )

@@ -9,7 +9,7 @@ import click
 
 from analysis.sentiment import VaderScorer
 from listener import formatting
-from listener.cli.support import (
+from listener.cli_support import (
     clock_from, common_options, handle_errors, open_existing, parse_as_of, resolve_brand, settings_from,
 )
 from listener.pipeline import Pipeline

@@ -121,7 +121,7 @@ def test_without_configured_brands_the_stored_ones_are_known(tmp_path, monkeypat
 
 
 def test_a_brand_with_stored_mentions_is_known_to_the_import_as_to_every_command(tmp_path):
-    """One rule (listener.cli.support.known_brands): configured brands and those with
+    """One rule (listener.cli_support.known_brands): configured brands and those with
     stored mentions, for 'campaigns import' as for every --brand."""
     db = tmp_path / "c.duckdb"
     with Store.open(db) as store:

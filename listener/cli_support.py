@@ -1,7 +1,10 @@
 """What every ``listener`` command shares: error translation (by listener.policy),
 --config/--db, settings, the clock, the run log's filter, opening the database for
 reading, parsing times, and resolving the brand or campaign a command is given. Command
-modules import from here (not from listener.cli, which imports them)."""
+modules import from here (not from listener.cli, which imports them). It stays outside
+the listener.cli package: a command module outside it (listener.commands_serve) imports
+it, and importing anything inside the package first runs the package's __init__, which
+imports that command module back."""
 
 from __future__ import annotations
 
