@@ -1,7 +1,7 @@
 """Alerts: dips and spikes in a brand's hourly mood and volume, and what drove them.
 
 Pure functions: arrays of hourly counts in, readings, decisions and explanations out.
-No database, no I/O (storage.alerts reads, listener.alerting wires).
+No database, no I/O (storage.alerts reads, analysis.alert_evaluation decides a run, listener.alerting wires).
 
 The rule, per brand, metric and hour ``j`` (defaults in ``AlertRule``)
 -----------------------------------------------------------------------

@@ -1,17 +1,14 @@
-"""The alerting stage: detect dips and spikes over the hours not yet evaluated, store
-new alerts with their explanation, close those that are over, deliver new ones.
+"""The alerting stage: wiring only. Per brand it reads what a run needs (storage.alerts),
+lets analysis decide (analysis.alert_evaluation: which hours, the series, what the
+detector's events mean for stored alerts, each alert's explanation; analysis.alerts: the
+rule), and stores the outcome in one transaction with the brand's "evaluated through"
+mark; then it delivers (listener.notify).
 
     run_alerts(store, settings, clock) -> AlertRunResult
 
-Called after the hourly rollup (by the daemon's hourly job and ``listener score``). Per
-brand it reads the hours from where the last run stopped, back far enough for a whole
-baseline, EWMA and scale window (``AlertRule.history_hours``), so an hour's reading is
-the same whichever run computes it; marks each hour ready, waiting or incomplete
-(``analysis.alerts.hour_states``); evaluates the ready hours in order up to the first
-one still waiting; and stores what it found in one transaction with the brand's
-"evaluated through" mark. A crash before that commit means the next run evaluates the
-same hours again, and the (brand, metric, direction, hour) key keeps an alert from
-being stored twice.
+Called after the hourly rollup (by the daemon's hourly job and ``listener score``). A
+crash before the commit means the next run evaluates the same hours again, and the
+(brand, metric, direction, hour) key keeps an alert from being stored twice.
 
 Delivery follows, per configured channel: every alert of the last
 ``deliver_max_age_hours`` without a successful delivery on it is sent, each attempt
@@ -27,31 +24,23 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
+from analysis.alert_evaluation import (
+    NewAlert, complete_hours, evaluation_span, explanation, floor_hour, hourly_series, new_alert, ready_span, resolve,
+    text_label, tracks_from,
+)
 from analysis.alerts import (
-    HOUR,
-    AlertRule,
-    Event,
-    HourlySeries,
-    Reading,
-    Track,
-    detect,
-    distinctive_terms,
-    hour_states,
-    source_breakdown,
-    summarize,
-    term_exclusions,
+    HOUR, AlertRule, Event, HourlySeries, detect, distinctive_terms, hour_states, source_breakdown, term_exclusions,
 )
 from connectors.base import Clock
 from listener.config import AlertSettings, Settings
 from listener.notify import EmailNotifier, WebhookNotifier, deliver
 from storage import alerts as db
 from storage.queries import stored_brands
+from storage.rollup import hourly_counts
 from storage.store import Store
 
 log = logging.getLogger("listener")
@@ -61,7 +50,6 @@ log = logging.getLogger("listener")
 WINDOW_TEXTS = 2000
 BASELINE_TEXTS = 5000
 TOP_CONVERSATIONS = 5
-_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -79,10 +67,6 @@ class AlertRunResult:
     problems: tuple[str, ...] = field(default=())
 
 
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-
-
 @dataclass
 class _BrandOutcome:
     evaluated: int = 0
@@ -92,143 +76,58 @@ class _BrandOutcome:
     closed: list[int] = field(default_factory=list)
 
 
-class _Explainer:
-    """Builds an alert's explanation from the database (analysis does the thinking)."""
-
-    def __init__(self, store: Store, brand: str, series: HourlySeries, rule: AlertRule,
-                 hour_of_day: Callable[[datetime], int], exclude: frozenset[str]) -> None:
-        self.store, self.brand, self.series, self.rule = store, brand, series, rule
-        self.hour_of_day, self.exclude = hour_of_day, exclude
-
-    def _complete_hours(self, start: datetime, end: datetime) -> list[datetime]:
-        lo, hi = max(0, self.series.index(start)), min(len(self.series), self.series.index(end))
-        return [self.series.hour(j) for j in range(lo, hi) if self.series.complete[j]]
-
-    def explain(self, reading: Reading, direction: str) -> tuple[dict[str, Any], list[dict]]:
-        start, end = reading.window_start, reading.hour + HOUR
-        base_start = reading.hour - timedelta(hours=self.rule.baseline_hours)
-        label = None if reading.metric == "volume" else ("negative" if direction == "dip" else "positive")
-        terms = distinctive_terms(
-            db.texts(self.store, self.brand, start, end, label=label, limit=WINDOW_TEXTS),
-            db.texts(self.store, self.brand, base_start, start, label=label, limit=BASELINE_TEXTS),
-            self.exclude,
-        )
-        sources = source_breakdown(
-            db.source_hours(self.store, self.brand, base_start, end),
-            self._complete_hours(start, end), self._complete_hours(base_start, start),
-            self.hour_of_day, reading.metric,
-        )
-        conversations = db.top_conversations(self.store, self.brand, start, end,
-                                             rank=label or "mentions", limit=TOP_CONVERSATIONS)
-        hours = int((end - start) / HOUR)
-        explanation = {
-            "rule": {
-                "metric": reading.metric, "direction": direction,
-                "statistic": round(reading.statistic, 4),
-                "control_limit": round(reading.limit if direction == "spike" else -reading.limit, 4),
-                "lambda": self.rule.ewma_lambda, "limit_sigmas": self.rule.limit_sigmas,
-                "baseline_days": self.rule.baseline_days,
-                "value": round(reading.value, 2), "baseline": round(reading.baseline, 2),
-                "effect": round(reading.effect, 3),
-                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in reading.detail.items()},
-            },
-            "window": {"start": start.isoformat(), "end": end.isoformat(), "hours": hours,
-                       "texts_compared": "negative mentions" if label == "negative" else
-                       "positive mentions" if label == "positive" else "all mentions"},
-            "terms": terms,
-            "sources": sources,
-            "conversations": conversations,
-        }
-        return explanation, terms
-
-
-def _tracks(store: Store, brand: str) -> tuple[dict[tuple[str, str], Track], dict[tuple[str, str], int]]:
-    tracks: dict[tuple[str, str], Track] = {}
-    open_ids: dict[tuple[str, str], int] = {}
-    stored = db.alert_tracks(store, brand)
-    for metric in ("mood", "volume"):
-        for direction in ("dip", "spike"):
-            open_id, last = stored.get((metric, direction), (None, None))
-            tracks[(metric, direction)] = Track(open=open_id is not None, last_hour=last)
-            if open_id is not None:
-                open_ids[(metric, direction)] = open_id
-    return tracks, open_ids
+def _explained(store: Store, brand: str, series: HourlySeries, rule: AlertRule, zone: ZoneInfo,
+               exclude: frozenset[str], event: Event, now: datetime) -> NewAlert:
+    """The alert ``event`` opens, with its explanation: the texts, sources and threads it
+    needs read from the database, the thinking done by analysis."""
+    reading, direction = event.reading, event.direction
+    start, end = reading.window_start, reading.hour + HOUR
+    base_start = reading.hour - timedelta(hours=rule.baseline_hours)
+    label = text_label(reading, direction)
+    terms = distinctive_terms(
+        db.texts(store, brand, start, end, label=label, limit=WINDOW_TEXTS),
+        db.texts(store, brand, base_start, start, label=label, limit=BASELINE_TEXTS),
+        exclude,
+    )
+    sources = source_breakdown(
+        db.source_hours(store, brand, base_start, end),
+        complete_hours(series, start, end), complete_hours(series, base_start, start),
+        lambda hour: hour.astimezone(zone).hour, reading.metric,
+    )
+    conversations = db.top_conversations(store, brand, start, end, rank=label or "mentions",
+                                         limit=TOP_CONVERSATIONS)
+    return new_alert(brand, event, now, explanation(reading, direction, rule, terms, sources, conversations), terms)
 
 
 def _evaluate_brand(store: Store, brand: str, config: AlertSettings, sources: Iterable[str] | None,
                     names: Iterable[str], now: datetime) -> _BrandOutcome:
     rule = config.rule
     outcome = _BrandOutcome()
-    first = db.first_hour(store, brand)
-    if first is None:
+    span = evaluation_span(db.first_hour(store, brand), db.evaluated_through(store, brand), now, rule)
+    if span is None:
         return outcome
-    through = db.evaluated_through(store, brand)
-    begin = first if through is None else through + HOUR
-    last = _floor_hour(now) - HOUR  # the latest hour that has ended
-    if begin > last:
-        return outcome
-    start = max(first, begin - timedelta(hours=rule.history_hours))
-    hours = [start + i * HOUR for i in range(int((last - start) / HOUR) + 1)]
-    end = last + HOUR
-    low = db.low_coverage_hours(store, brand, start, end, min_coverage=rule.min_coverage,
+    hours = span.hours
+    low = db.low_coverage_hours(store, brand, span.start, span.end, min_coverage=rule.min_coverage,
                                 min_posts=rule.min_mentions)
     states = hour_states(
-        hours, db.pull_runs(store, brand, start - timedelta(hours=24)), now=now, rule=rule, sources=sources,
-        pending=db.pending_hours(store, brand, start, end), low_coverage=low,
+        hours, db.pull_runs(store, brand, span.start - timedelta(hours=24)), now=now, rule=rule, sources=sources,
+        pending=db.pending_hours(store, brand, span.start, span.end), low_coverage=low,
     )
-    counts = {row.hour: row for row in db.hourly_counts(store, brand, start, end)}
     zone = ZoneInfo(config.timezone)
-
-    def hour_of_day(hour: datetime) -> int:
-        return hour.astimezone(zone).hour
-
-    def column(name: str) -> np.ndarray:
-        return np.array([getattr(counts[h], name) if h in counts else 0 for h in hours], dtype=np.int64)
-
-    series = HourlySeries(
-        start=start, mentions=column("mentions"), scored=column("scored"), positive=column("positive"),
-        negative=column("negative"), complete=np.array([s == "ready" for s in states]),
-        hour_of_day=np.array([hour_of_day(h) for h in hours], dtype=np.int64),
-        day=np.array([h.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL for h in hours], dtype=np.int64),
-    )
-    first_index = series.index(begin)
-    stop = next((j for j in range(first_index, len(hours)) if states[j] == "waiting"), len(hours))
-    outcome.evaluated = sum(1 for j in range(first_index, stop) if states[j] == "ready")
-    outcome.incomplete = sum(1 for j in range(first_index, stop) if states[j] == "incomplete")
-    outcome.waiting = len(hours) - stop
-    if stop == first_index:
+    series = hourly_series(hours, {row.hour: row for row in hourly_counts(store, brand, span.start, span.end)},
+                           states, zone)
+    ready = ready_span(states, series.index(span.begin))
+    outcome.evaluated, outcome.incomplete, outcome.waiting = ready.evaluated, ready.incomplete, ready.waiting
+    if ready.stop == ready.first:
         return outcome
-    tracks, open_ids = _tracks(store, brand)
-    events = detect(series, range(first_index, stop), rule, tracks)
-    explainer = _Explainer(store, brand, series, rule, hour_of_day, term_exclusions(names))
-    new: dict[tuple[str, str], db.NewAlert] = {}
-    found: list[db.NewAlert] = []
-    closings: list[tuple[int, datetime]] = []
-    for event in events:
-        key = (event.metric, event.direction)
-        if event.kind == "open":
-            new[key] = _new_alert(brand, event, explainer, now)
-            found.append(new[key])
-        elif key in new:
-            new.pop(key).closed_at = event.reading.hour + HOUR
-        elif key in open_ids:
-            closings.append((open_ids.pop(key), event.reading.hour + HOUR))
-    outcome.opened = db.save_evaluation(store, brand, found, closings, series.hour(stop - 1))
+    tracks, open_ids = tracks_from(db.alert_tracks(store, brand))
+    events = detect(series, range(ready.first, ready.stop), rule, tracks)
+    exclude = term_exclusions(names)
+    found, closings = resolve(events, open_ids,
+                              lambda event: _explained(store, brand, series, rule, zone, exclude, event, now))
+    outcome.opened = db.save_evaluation(store, brand, found, closings, series.hour(ready.stop - 1))
     outcome.closed = [alert_id for alert_id, _ in closings]
     return outcome
-
-
-def _new_alert(brand: str, event: Event, explainer: _Explainer, now: datetime) -> db.NewAlert:
-    reading = event.reading
-    explanation, terms = explainer.explain(reading, event.direction)
-    return db.NewAlert(
-        brand=brand, metric=event.metric, direction=event.direction, hour=reading.hour, detected_at=now,
-        value=reading.value, baseline=reading.baseline, statistic=reading.statistic,
-        # Signed like the statistic: a dip's limit is the lower one.
-        control_limit=reading.limit if event.direction == "spike" else -reading.limit,
-        mentions=reading.mentions, summary=summarize(brand, reading, event.direction, terms),
-        explanation=explanation,
-    )
 
 
 def _notifiers(config: AlertSettings, environ: Mapping[str, str], clock: Clock,
@@ -261,7 +160,7 @@ def deliver_pending(store: Store, config: AlertSettings, clock: Clock, *, sleep:
     """Send every recent alert not yet sent on each configured channel; returns (alerts
     sent, alerts that failed, problems)."""
     environ = os.environ if environ is None else environ
-    since = _floor_hour(clock()) - timedelta(hours=config.deliver_max_age_hours)
+    since = floor_hour(clock()) - timedelta(hours=config.deliver_max_age_hours)
     sent = failed = 0
     problems: list[str] = []
     for channel, notifier in _notifiers(config, environ, clock, sleep):

@@ -1,11 +1,15 @@
-"""What every ``listener`` command shares: error translation, --config/--db, settings,
-the clock, opening the database for reading, and resolving the brand or campaign a
-command is given. Command modules import from here (not from listener.cli, which
-imports them)."""
+"""What every ``listener`` command shares: error translation (by listener.policy),
+--config/--db, settings, the clock, the run log's filter, opening the database for
+reading, parsing times, and resolving the brand or campaign a command is given. Command
+modules import from here (not from listener.cli, which imports them). It stays outside
+the listener.cli package: a command module outside it (listener.commands_serve) imports
+it, and importing anything inside the package first runs the package's __init__, which
+imports that command module back."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shlex
 import shutil
@@ -18,7 +22,7 @@ import click
 
 from connectors.base import Clock, utc_now
 from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings, resolve_name
-from listener.errors import ListenerError
+from listener.policy import HANDLED, exit_code
 from storage.errors import StorageError
 from storage.analyst import ReadSource, reading_path
 from storage.migrations import require_current
@@ -27,6 +31,16 @@ from storage.store import Store
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _WithoutRunLog(logging.Filter):
+    """Drops the run log (``listener.runs``: each pull's and hourly stage's outcome)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("listener.runs")
+
+
+WITHOUT_RUN_LOG = _WithoutRunLog()
 
 
 class CliError(click.ClickException):
@@ -61,15 +75,17 @@ def common_options(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Translate our exceptions into exit codes: the exception's own ``exit_code`` (2 for
-    config and usage errors, unknown names included), else 1."""
+    """Translate our exceptions into ``Error: ...`` and the exit code listener.policy
+    gives them (2 for config and usage errors, unknown names and bad input files
+    included, else 1); an error the policy does not know is a bug and keeps its
+    traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (ListenerError, StorageError) as exc:
-            raise CliError(str(exc), exc.exit_code) from exc
+        except HANDLED as exc:
+            raise CliError(str(exc), exit_code(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -80,7 +96,7 @@ def command_name() -> str:
     (``.venv/bin/listener`` after the quick start, which puts nothing on PATH), else
     ``python -m listener.cli``."""
     ran = sys.argv[0]
-    if not ran or os.path.basename(ran) in ("cli.py", "__main__.py"):  # python -m listener.cli
+    if not ran or os.path.basename(ran) == "__main__.py":  # python -m listener.cli
         return f"{shlex.quote(sys.executable)} -m listener.cli"
     found = shutil.which(os.path.basename(ran))
     if found and os.path.realpath(found) == os.path.realpath(ran):
@@ -152,4 +168,16 @@ def parse_as_of(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(f"--as-of: {value!r} is not an ISO-8601 time like 2026-11-22T18:00Z", 2) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: {value!r} is not an ISO-8601 date or time like 2026-11-01 or "
+                       f"2026-11-01T08:00Z", 2) from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

@@ -39,10 +39,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Clock, Connector, utc_now
-from connectors.errors import AuthError, ConnectorError, QueryError
 from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
+from listener.policy import HANDLED, Action, treatment
 from listener.rescoring import RefusedError, promote, rescore_chunk, rollback, train_brand
 from listener.scoring import build_scoring
 from listener.sources import OpenSources
@@ -167,17 +167,21 @@ class Daemon:
         try:
             self.pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set,
                                   progress=lambda _: self._publish_if_stale())
-        except AuthError as exc:
-            self.sources.park(source, str(exc))
-            for job in self.scheduler.get_jobs():
-                if job.id.startswith(f"pull:{source}:"):
-                    job.remove()
-        except QueryError as exc:
-            # Only this brand's query is at fault: its other sources and brands go on.
-            log.error("pull %s %s stopped until the config is fixed: %s", source, brand.name, exc)
-            self.scheduler.remove_job(f"pull:{source}:{brand.name}")
-        except ConnectorError:
-            pass  # logged and recorded by the pipeline; the next run resumes from the cursor
+        except HANDLED as exc:
+            # What a failed pull means is the policy's, as in ``listener pull``.
+            action = treatment(exc).action
+            if action is Action.PARK_SOURCE:
+                self.sources.park(source, str(exc))
+                for job in self.scheduler.get_jobs():
+                    if job.id.startswith(f"pull:{source}:"):
+                        job.remove()
+            elif action is Action.PARK_QUERY:
+                # Only this brand's query is at fault: its other sources and brands go on.
+                log.error("pull %s %s stopped until the config is fixed: %s", source, brand.name, exc)
+                self.scheduler.remove_job(f"pull:{source}:{brand.name}")
+            elif action is Action.FAIL:
+                log.error("pull %s %s failed: %s; the next run tries again", source, brand.name, exc)
+            # RETRY: logged and recorded by the pipeline; the next run resumes from the cursor.
         except Exception:
             log.exception("pull %s %s failed unexpectedly", source, brand.name)
 

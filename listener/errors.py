@@ -4,6 +4,9 @@
     └── ConfigError          the configuration or the command line is wrong (exit 2);
         │                    carries every problem found, each naming its key
         └── UnknownNameError a --brand, --campaign, --source... that names nothing known
+
+What the CLI and the daemon do with these and with connectors', storage's and inputs'
+errors (retry, park, fail, which exit code) is decided in one place: listener.policy.
 """
 
 from __future__ import annotations

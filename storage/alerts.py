@@ -13,36 +13,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from analysis.alert_evaluation import NewAlert
 from analysis.alerts import PullRun, SourceHour
 from storage.queries import LABELLED_MENTIONS_OF_BRAND  # what counts for mood: storage.schema's mood_mentions
-from storage.rollup import hourly_counts  # noqa: F401 - listener.alerting reads it as storage.alerts.hourly_counts
 from storage.store import Store, from_db_time, to_db_time
 
 _EVALUATED_KEY = "alerts.evaluated_through:"
-
-
-@dataclass
-class NewAlert:
-    """An alert found by a run, before it is stored (``closed_at`` is set when the same
-    run also saw it end)."""
-
-    brand: str
-    metric: str
-    direction: str
-    hour: datetime
-    detected_at: datetime
-    value: float | None
-    baseline: float | None
-    statistic: float
-    control_limit: float
-    mentions: int
-    summary: str
-    explanation: dict[str, Any] = field(default_factory=dict)
-    closed_at: datetime | None = None
 
 
 def _finite(value: float | None) -> float | None:

@@ -127,10 +127,11 @@ class QueryResult:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def run_query(db: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None) -> QueryResult:
+def run_query(db: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None,
+              parameters: Sequence[Any] | None = None) -> QueryResult:
     """Run one or more statements; the result is the last statement's rows."""
     try:
-        cursor = db.execute(sql)
+        cursor = db.execute(sql) if parameters is None else db.execute(sql, parameters)
         if cursor.description is None:
             return QueryResult([], [])
         columns = [d[0] for d in cursor.description]
@@ -146,6 +147,19 @@ def run_query(db: duckdb.DuckDBPyConnection, sql: str, limit: int | None = None)
                         "use --format csv or json, 'listener export DIR', or --allow-write-dir DIR)")
         raise QueryError(message) from exc
     return QueryResult(columns, types, rows)
+
+
+def list_tables(db: duckdb.DuckDBPyConnection, limit: int | None = None) -> QueryResult:
+    """The database's tables and views, views first (the shell's ``.tables``)."""
+    return run_query(db, "SELECT table_name AS name, lower(table_type) AS type FROM information_schema.tables "
+                         "WHERE table_schema = 'main' ORDER BY table_type DESC, table_name", limit)
+
+
+def table_columns(db: duckdb.DuckDBPyConnection, name: str, limit: int | None = None) -> QueryResult:
+    """The columns of table or view ``name`` and their types (the shell's ``.schema NAME``);
+    no rows for a name that is neither."""
+    return run_query(db, "SELECT column_name AS column, data_type AS type FROM information_schema.columns "
+                         "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", limit, [name])
 
 
 def plain(value: Any) -> Any:

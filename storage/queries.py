@@ -196,7 +196,13 @@ def provenance(store: Store, brand: str, start: datetime, end: datetime) -> Prov
 
 def stored_brands(store: Store) -> list[str]:
     with store.native() as db:
-        return [row[0] for row in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY brand").fetchall()]
+        return brands_in(db)
+
+
+def brands_in(db: duckdb.DuckDBPyConnection) -> list[str]:
+    """The brands with stored mentions, on a connection of its own (``listener export``'s
+    read-only one, storage.analyst.read_only)."""
+    return [row[0] for row in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY brand").fetchall()]
 
 
 def mentions_per_brand(store: Store) -> dict[str, int]:

@@ -24,7 +24,7 @@ from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Cursor, Mention
 from listener.alerting import run_alerts
 from listener.cli import cli  # noqa: F401  (registers every command)
-from listener.commands_alerts import alerts_command
+from listener.cli.alerts import alerts_command
 from listener.config import parse_settings
 from listener.errors import ConfigError
 from listener.notify import EmailNotifier, Message, WebhookNotifier

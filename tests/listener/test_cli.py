@@ -282,3 +282,15 @@ def test_a_retried_x_search_names_itself_once(tmp_path):
     assert len(retries) == 3, proc.stderr
     assert all("x search: 429 rate limited by X; retry" in entry for entry in retries), retries
     assert "x search: x search" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", sorted(
+    ["listener.cli", "listener.cli_support", "listener.commands_serve"]
+    + [f"listener.cli.{path.stem}" for path in (ROOT / "listener" / "cli").glob("*.py")
+       if path.stem not in ("__init__", "__main__")]))
+def test_every_command_module_imports_first_in_a_fresh_interpreter(module):
+    # listener.cli's __init__ imports every command module: one that imported the package
+    # back (listener.commands_serve once did, through listener.cli's support module) loads
+    # when listener.cli comes first and fails when it comes first itself.
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from storage import schema
-from storage.analyst import QueryError, read_only, reading_path, run_query, writable_directory
+from storage.analyst import (
+    QueryError, list_tables, read_only, reading_path, run_query, table_columns, writable_directory,
+)
 from storage.errors import DatabaseFileError
 from storage.labels import inbox_path
 from storage.migrations import LATEST_VERSION, MARKER_KEY, MIGRATIONS
@@ -198,3 +200,16 @@ def test_an_empty_duckdb_file_is_created_by_a_writer_and_refused_by_a_reader(tmp
         reading_path(path)
     Store.open(path).close()
     assert reading_path(path).path == path
+
+
+def test_the_shells_catalog_lists_views_first_and_a_tables_columns(database: Path) -> None:
+    # The SQL behind the shell's .tables and .schema NAME lives here, not in the shell.
+    with read_only(database) as db:
+        listed = list_tables(db)
+        mentions = table_columns(db, "v_mentions")
+        odd = table_columns(db, "no such ' view")  # a name is a value, never spliced into the SQL
+    assert listed.columns == ["name", "type"]
+    kinds = [kind for _, kind in listed.rows]
+    assert kinds == sorted(kinds, key=lambda kind: kind != "view") and ("v_mentions", "view") in listed.rows
+    assert mentions.columns == ["column", "type"] and ("brand", "VARCHAR") in mentions.rows
+    assert odd.rows == []

@@ -28,7 +28,7 @@ class Daemon:
             [sys.executable, "-m", "listener.cli", "--config", str(directory / "listener.toml"), "run"],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=directory,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: stderr ended, the daemon is gone
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -37,14 +37,20 @@ class Daemon:
     def _read(self) -> None:
         for line in self.proc.stderr:
             self.lines.put(line)
+        self.lines.put(None)
 
     def wait_for(self, text: str, count: int = 1, timeout: float = HANG_GUARD) -> list[str]:
         deadline = time.monotonic() + timeout
         while sum(text in line for line in self.log) < count:
             try:
-                self.log.append(self.lines.get(timeout=max(0.01, deadline - time.monotonic())))
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"daemon did not log {text!r} x{count} in {timeout}s:\n{''.join(self.log)}")
+            if line is None:  # a daemon that died at start-up fails the test now, not after the hang guard
+                self.lines.put(None)
+                raise AssertionError(f"daemon exited ({self.proc.wait()}) before logging {text!r} x{count}:\n"
+                                     f"{''.join(self.log)}")
+            self.log.append(line)
         return [line for line in self.log if text in line]
 
     def stop(self, timeout: float = HANG_GUARD) -> int:
@@ -52,7 +58,9 @@ class Daemon:
         code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout)  # it ends at the end of stderr: every line is queued
         while not self.lines.empty():
-            self.log.append(self.lines.get())
+            line = self.lines.get()
+            if line is not None:
+                self.log.append(line)
         return code
 
 

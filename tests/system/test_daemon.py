@@ -224,3 +224,27 @@ def test_readers_use_the_published_snapshot_while_the_daemon_runs(tmp_path):
     # The snapshot is a database file of its own that opens read-only.
     with Store.open(tmp_path / "listener.snapshot.duckdb", read_only=True) as snapshot, snapshot.native() as db:
         assert db.execute("SELECT count(*) FROM mentions").fetchone()[0] > 200
+
+
+def test_a_query_the_platform_cannot_express_stops_that_pull_only_as_in_the_pull_command(tmp_path, monkeypatch):
+    # listener.policy: a connectors QueryError parks this (source, brand) until the config
+    # is fixed; the brand's other pulls and the other brands go on (tests/listener/
+    # test_policy.py shows `listener pull` doing the same, with exit 2).
+    from connectors.base import utc_now
+    from tests.fakes.x_api import FakeXApi
+
+    monkeypatch.setenv("FAKE_X_TOKEN", "token-for-the-fake")
+    with FakeXApi(utc_now, bearer_token="token-for-the-fake") as api:
+        (tmp_path / "listener.toml").write_text(
+            '[database]\npath = "listener.duckdb"\n[[brands]]\nname = "Brewly"\nterms = ["brewly"]\n'
+            '[[brands]]\nname = "Quoted"\nterms = [\'say "hi"\']\n'
+            f'[sources.x]\nbase_url = "{api.url}"\nbearer_token_env = "FAKE_X_TOKEN"\nevery_minutes = 60\n'
+            "[hourly]\nenabled = false\n")
+        daemon = Daemon(tmp_path)
+        try:
+            (stopped,) = daemon.wait_for("pull x Quoted stopped until the config is fixed")
+            daemon.wait_for("pull source=x brand=Brewly status=ok")
+        finally:
+            assert daemon.stop() == 0
+    assert "double quotes cannot be searched for" in stopped
+    assert not any("parked" in line for line in daemon.log), "".join(daemon.log)

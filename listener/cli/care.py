@@ -1,7 +1,7 @@
 """``listener care``: how each brand answers its customers, and whether answering turns
 the thread (analysis.care, analysis.reply_effect; docs/care.md).
 
-Registered in the CLI with ``cli.add_command(care_command)``.
+Registered in the CLI by listener/cli/__init__.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from analysis.reply_effect import MIN_PER_SIDE, ReplyEffect, estimate
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
-from listener.commands_alerts import parse_since
+from listener.cli.alerts import parse_since
 from listener.config import BrandSettings, Settings
 from storage.care import care_threads, negative_threads
 from storage.queries import label_counts, stored_brands

@@ -15,7 +15,7 @@ from typing import TextIO
 import duckdb
 
 from listener import formatting
-from storage.analyst import QueryError, run_query
+from storage.analyst import QueryError, QueryResult, list_tables, run_query, table_columns
 from storage.views import DESCRIPTIONS
 
 MODES = ("table", "csv", "json")
@@ -81,8 +81,12 @@ class Shell:
         return 1 if self.failed else 0
 
     def execute(self, sql: str) -> None:
+        self.show(lambda limit: run_query(self.db, sql, limit=limit))
+
+    def show(self, query: Callable[[int], QueryResult]) -> None:
+        """Print what ``query`` (given the row limit) returns, or its error."""
         try:
-            result = run_query(self.db, sql, limit=self.max_rows + 1)
+            result = query(self.max_rows + 1)
         except QueryError as exc:
             self.failed = True
             self.err.write(f"Error: {exc}\n")
@@ -104,15 +108,12 @@ class Shell:
             views = "\n".join(f"  {view:<18}{text}" for view, text in DESCRIPTIONS.items())
             self.err.write(HELP.format(views=views, mode=self.mode) + "\n")
         elif name == ".tables":
-            self.execute("SELECT table_name AS name, lower(table_type) AS type FROM information_schema.tables "
-                         "WHERE table_schema = 'main' ORDER BY table_type DESC, table_name;")
+            self.show(lambda limit: list_tables(self.db, limit))
         elif name == ".schema":
             if not argument:
                 self.err.write("Usage: .schema NAME\n")
             else:
-                quoted = argument.replace("'", "''")
-                self.execute("SELECT column_name AS column, data_type AS type FROM information_schema.columns "
-                             f"WHERE table_schema = 'main' AND table_name = '{quoted}' ORDER BY ordinal_position;")
+                self.show(lambda limit: table_columns(self.db, argument, limit))
         elif name == ".mode":
             if argument in MODES:
                 self.mode = argument

@@ -1,6 +1,6 @@
 """``listener alerts``: the alert history, with what drove each alert.
 
-Registered in listener/cli.py with ``cli.add_command(alerts_command)``.
+Registered on the root group in listener/cli/__init__.py.
 """
 
 from __future__ import annotations

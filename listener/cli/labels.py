@@ -1,20 +1,16 @@
-"""Commands for analysts and for correcting the scorer: sql, export, label, accuracy.
+"""Correcting the scorer: ``listener label set|import|next`` and ``listener accuracy``.
 
-``sql`` and ``export`` open the database read-only, or the daemon's snapshot while the
-daemon holds it, with no access to other files (storage.analyst), so nothing an analyst
-types can change the data or write beside it. ``label`` writes a
-correction, or queues it for the daemon when the daemon holds the database.
+``label`` writes a correction, or queues it for the daemon when the daemon holds the
+database (checked against its snapshot first).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +22,10 @@ from connectors.base import Clock
 from inputs.spend import InputFileError
 from listener import formatting
 from listener.cli_support import (
-    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, resolve_brand,
-    say_reading, settings_from,
+    CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, parse_time,
+    resolve_brand, settings_from,
 )
 from listener.pipeline import Pipeline
-from listener.shell import MODES, render, run_shell
-from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query, writable_directory
 from storage.errors import DatabaseLockedError
 from storage.labelling import check_import, read_label_file, suggestions
 from storage.labels import (
@@ -40,107 +34,6 @@ from storage.labels import (
 from storage.queries import stored_brands
 from storage.snapshot import snapshot_path
 from storage.store import Store
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO date or time; without a zone it is UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"{option}: {value!r} is not an ISO-8601 date or time like 2026-11-01 or "
-                       f"2026-11-01T08:00Z", 2) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-@click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("query", required=False)
-@click.option("--format", "fmt", type=click.Choice(MODES), default="table", show_default=True,
-              help="Output format.")
-@click.option("--limit", type=click.IntRange(1), default=None, metavar="N",
-              help="At most N rows (default: all for csv/json, 1000 for table).")
-@click.option("--allow-write-dir", "write_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Let COPY ... TO write files in DIR (not the database's directory); no other file is reachable.")
-@common_options
-@click.pass_context
-@handle_errors
-def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, write_dir: Path | None) -> None:
-    """Run read-only SQL on the database; without QUERY, an interactive shell.
-
-    Reads the daemon's snapshot while the daemon runs. The views v_mentions,
-    v_hourly_mood, v_conversations and v_campaign_daily are documented in docs/analysts.md.
-    No other file can be read or written (COPY, ATTACH, read_csv), except files in
-    the directory --allow-write-dir names.
-
-    \b
-    listener sql "SELECT brand, avg(nss) FROM v_hourly_mood GROUP BY brand"
-    listener sql --format csv "SELECT * FROM v_campaign_daily" > daily.csv
-    listener sql            (then .help)
-    """
-    settings = settings_from(ctx)
-    allowed = None if write_dir is None else writable_directory(write_dir, settings.database)
-    if allowed is not None:
-        allowed.mkdir(parents=True, exist_ok=True)
-    source = reading_path(settings.database)
-    say_reading(source)
-    with read_only(source.path, write_dir=allowed) as db:
-        if query is None:
-            ctx.exit(run_shell(db, fmt))
-        if limit is None and fmt == "table":
-            limit = 1000
-        try:
-            result = run_query(db, query, limit=None if limit is None else limit + 1)
-        except QueryError as exc:
-            raise CliError(f"SQL: {exc}", 2) from exc
-    if not result.columns:
-        return
-    rows = result.rows if limit is None else result.rows[:limit]
-    # color=True: click would otherwise strip escape sequences from the data itself
-    # (tables have them escaped already; CSV and JSON must stay faithful).
-    click.echo(render(fmt, result.columns, rows), color=True)
-    if limit is not None and len(result.rows) > limit:
-        click.echo(f"(first {limit:,} rows shown; --limit N or --format csv for more)", err=True)
-
-
-@click.command(name="export", context_settings=CONTEXT_SETTINGS)
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True,
-              help="File format.")
-@click.option("--brand", metavar="NAME", help="Only this brand.")
-@click.option("--since", metavar="TIME", help="From this UTC date or time (ISO 8601), inclusive.")
-@click.option("--until", metavar="TIME", help="Up to this UTC date or time (ISO 8601), exclusive.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-@common_options
-@click.pass_context
-@handle_errors
-def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | None, since: str | None,
-                   until: str | None, as_json: bool) -> None:
-    """Write the analysts' views to DIRECTORY as Parquet or CSV files.
-
-    One file per view (mentions, hourly_mood, conversations, campaign_daily) plus
-    manifest.json with the filters and row counts. Times filter each view's own time
-    column (created_at, hour, last_at, date).
-    """
-    settings = settings_from(ctx)
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    if start and end and start >= end:
-        raise CliError(f"--since {since} is not before --until {until}", 2)
-    source = reading_path(settings.database)
-    say_reading(source)
-    # The connection may write into DIRECTORY only: export's own COPY statements.
-    with read_only(source.path, write_dir=Path(os.path.abspath(directory))) as db:
-        if brand is not None:
-            stored = [r[0] for r in db.execute("SELECT DISTINCT brand FROM mentions ORDER BY 1").fetchall()]
-            brand = resolve_brand(brand, settings, stored)
-        files = export(db, directory, fmt, brand=brand, since=start, until=end)
-    if as_json:
-        click.echo(json.dumps({"directory": str(directory), "format": fmt,
-                               "files": [{"name": f.name, "path": str(f.path), "rows": f.rows} for f in files]},
-                              indent=2))
-        return
-    for f in files:
-        click.echo(f"{f.path}  {f.rows:,} rows")
 
 
 class _LabelGroup(click.Group):
@@ -372,7 +265,7 @@ def accuracy(ctx: click.Context, brand: str | None, as_json: bool) -> None:
     from the random sample ('listener label next') also give the scorer in
     effect's agreement on an unbiased sample.
     """
-    from listener.commands_model import accuracy_extra, accuracy_extra_lines  # noqa: PLC0415
+    from listener.cli.model import accuracy_extra, accuracy_extra_lines  # noqa: PLC0415
 
     settings = settings_from(ctx)
     with open_existing(settings) as store:
