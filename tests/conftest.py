@@ -88,6 +88,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
 
+TWO_BRANDS = """
+[database]
+path = "listener.duckdb"
+
+[[brands]]
+name = "Brewly"
+terms = ["brewly"]
+
+[[brands]]
+name = "Beanhaus"
+terms = ["beanhaus"]
+"""
+"""The start of a config: the database beside it and two brands (add sources after it)."""
+
 
 def mention(i: int | str, text: str, at: datetime, *, brand: str = "Acme", source: str = "test",
             conversation: str | None = None, likes: int = 0, reposts: int = 0, replies: int = 0) -> Mention:

@@ -52,6 +52,7 @@ from storage.errors import DatabaseLockedError, StorageError
 from storage.migrations import LATEST_VERSION, current_version
 from storage.rollup import rollup_pending, rollup_rebuild
 from storage.store import STORAGE_COMPATIBILITY, Store
+from tests.conftest import TWO_BRANDS
 from tests.fakes.hn_api import PATH as HN_PATH
 from tests.fakes.hn_api import FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply, Request
@@ -66,18 +67,7 @@ PARTIAL = SNAPSHOT + ".*.partial"  # NAME.snapshot.duckdb.PID.partial
 APPLYING = "listener.labels-inbox.jsonl.applying"
 BRANDS = {"Brewly": "brewly", "Beanhaus": "beanhaus"}
 
-CONFIG = """
-[database]
-path = "listener.duckdb"
-
-[[brands]]
-name = "Brewly"
-terms = ["brewly"]
-
-[[brands]]
-name = "Beanhaus"
-terms = ["beanhaus"]
-
+CONFIG = TWO_BRANDS + """
 [sources.x]
 base_url = "{x_url}"
 every_minutes = 60

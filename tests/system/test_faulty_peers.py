@@ -50,7 +50,7 @@ from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline, PullResult, is_mention_of
 from storage.store import Store
 from tests.conftest import FixedClock
-from tests.fakes.http import FakeServer, Reply, Request
+from tests.fakes.http import FakeServer, Reply, Request, Sleeps
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 ATTEMPTS = 3
@@ -71,13 +71,6 @@ PHRASES = ("made my morning so much better", "is far too expensive for what it i
 def text(i: int) -> str:
     """A distinct English sentence naming the brand (no near-duplicates: each is scored)."""
     return f"Brewly {PHRASES[i % len(PHRASES)]}, post {i}"
-
-
-class Sleeps(list):
-    """The injected sleep: records instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- faults -----------------------------------------------------------------------------
