@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import queue
@@ -58,6 +57,7 @@ from tests.fakes.http import FakeServer, Reply, Request
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.reddit_api import FakeReddit
 from tests.fakes.x_api import FakeXApi, tweet
+from tests.system.live_site import http_request
 from tests.timing import HANG_GUARD
 
 # -- the planted secrets ------------------------------------------------------------------
@@ -676,22 +676,9 @@ def _request(world: World, port: int, what: str, method: str, path: str, headers
     """One request over its own connection to 127.0.0.1 (the server is bound to every
     address; traffic stays on loopback). The Host names another address, as a browser
     elsewhere on the network would."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", f"192.0.2.2:{port}")
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        data = response.read()
-        head = f"HTTP/1.1 {response.status} {response.reason}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in response.getheaders())
-        exchange = Exchange(what, response.status, head, data)
-    finally:
-        conn.close()
+    response = http_request(port, method, path, headers, body, host=f"192.0.2.2:{port}", timeout=30)
+    head = f"HTTP/1.1 {response.status} {response.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in response.headers)
+    exchange = Exchange(what, response.status, head, response.body)
     with world.lock:
         world.exchanges.append(exchange)
     return exchange
