@@ -49,7 +49,7 @@ from connectors.errors import (
 from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline, PullResult, is_mention_of
 from storage.store import Store
-from tests.conftest import FixedClock
+from tests.conftest import FixedClock, fresh_database
 from tests.fakes.http import FakeServer, Reply, Request, Sleeps
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
@@ -744,10 +744,12 @@ def install(peer: Peer, fault: Fault) -> FaultState:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_NAMES)
 @pytest.mark.parametrize("connector", sorted(PEERS))
-def test_a_faulty_peer_ends_the_run_cleanly(connector: str, fault: Fault, tmp_path, caplog) -> None:
+def test_a_faulty_peer_ends_the_run_cleanly(connector: str, fault: Fault, tmp_path, empty_database,
+                                            caplog) -> None:
     outcome = expected_outcome(connector, fault.name)
     caplog.set_level(logging.INFO)
-    with PEERS[connector]() as peer, Store.open(tmp_path / "faulty.duckdb") as store:
+    database = fresh_database(empty_database, tmp_path / "faulty.duckdb")
+    with PEERS[connector]() as peer, Store.open(database) as store:
         pipeline = Pipeline(store, VaderScorer(), peer.clock)
         state = install(peer, fault)
 
@@ -859,7 +861,7 @@ def _frames(at_us: int, kind: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("fault", STREAM_FAULTS, ids=[f.name for f in STREAM_FAULTS])
-def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, caplog) -> None:
+def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, empty_database, caplog) -> None:
     from connectors.bluesky import create
     from tests.fakes.jetstream import FakeJetstream, SilentServer, post_event, time_us
 
@@ -880,7 +882,7 @@ def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, c
     if fault.name == "silent-stream":
         arguments["events"] = []
     with FakeJetstream(**arguments) as faulty, SilentServer() as silent, \
-            Store.open(tmp_path / "faulty.duckdb") as store:
+            Store.open(fresh_database(empty_database, tmp_path / "faulty.duckdb")) as store:
         pipeline = Pipeline(store, VaderScorer(), clock)
         run = guarded_pull(pipeline, connector(silent.url if fault.silent else faulty.url, fault.max_seconds))
         if run.error is not None:

@@ -166,6 +166,12 @@ NEEDLES: list[tuple[str, str, bytes]] = [
 ]
 
 
+ANY_NEEDLE = "|".join(re.escape(needle) for needle in sorted({needle.decode() for _, _, needle in NEEDLES}))
+"""One regular expression matching any needle: DuckDB's RE2 reads each value once
+for all of them, where a contains() per needle read it 113 times (37 s against 0.5 s on
+the demo's database)."""
+
+
 def find_secrets(data: str | bytes) -> list[str]:
     """'secret (form)' for every planted secret found in ``data``, in any case."""
     blob = (data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data).lower()
@@ -888,10 +894,9 @@ def _tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]:
 def _values_with_secrets(conn: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> list[str]:
     """Rows of ``relation`` (all columns as text, lower-cased) holding any needle."""
     joined = ", ".join(f'coalesce(CAST("{c}" AS VARCHAR), \'\')' for c in columns)
-    unique = sorted({needle.decode() for _, _, needle in NEEDLES})
-    condition = " OR ".join("contains(_row, ?)" for _ in unique)
-    query = f"SELECT _row FROM (SELECT lower(concat_ws(chr(31), {joined})) AS _row FROM {relation}) WHERE {condition}"
-    return [row[0] for row in conn.execute(query, unique).fetchall()]
+    query = (f"SELECT _row FROM (SELECT lower(concat_ws(chr(31), {joined})) AS _row FROM {relation}) "
+             "WHERE regexp_matches(_row, ?)")
+    return [row[0] for row in conn.execute(query, [ANY_NEEDLE]).fetchall()]
 
 
 def scan_database(path: Path) -> list[str]:
@@ -935,7 +940,16 @@ def test_the_scan_finds_a_secret_in_every_form_it_looks_for():
     for name, text in samples.items():
         assert find_secrets(text), f"the scan misses a secret written {name}"
         assert find_secrets(text.encode()), f"the scan misses a secret written {name} (bytes)"
-    assert find_secrets("nothing to see, SECRET- alone is not a secret, 0123456789ab neither") == []
+    clean = "nothing to see, SECRET- alone is not a secret, 0123456789ab neither"
+    assert find_secrets(clean) == []
+    # The same through DuckDB, as stored values are scanned: each sample, and every needle
+    # in upper case between other text, is found; the clean text is not.
+    stored = [*samples.values(), *(f"x{needle.decode().upper()}y" for _, _, needle in NEEDLES)]
+    with duckdb.connect() as conn:
+        conn.execute("CREATE TABLE t (n INTEGER, v VARCHAR)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate([clean, *stored])))
+        found = _values_with_secrets(conn, "t", ["n", "v"])
+    assert len(found) == len(stored) and not any(clean in row for row in found)
 
 
 def test_every_command_ran_and_ended_as_expected(world):
