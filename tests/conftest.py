@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -52,41 +53,72 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 pytest_plugins = ["tests.progress"]
 
 # System suites: they start the daemon, the demo, a browser or dozens of processes. They
-# are marked ``slow``, so ``pytest -m "not slow"`` is the quick subset (README), and run
-# first, slowest first: under ``--dist loadfile`` (.ci/run) the two longest start
-# at once on their own workers and the many short files fill in around them, instead of a
-# long file starting last and running on alone.
+# are marked ``slow``, so ``pytest -m "not slow"`` is the quick subset (README): every file
+# under tests/system/, and the files named here. A new system test file goes under
+# tests/system/ (it is then marked) and into this list at the place its cost gives it.
 SLOW_FILES = (
     "tests/system/test_secrets.py",
     "tests/system/test_crash_safety.py",
-    "tests/system/test_daemon.py",
-    "tests/system/test_concurrent_readers.py",
     "tests/listener/test_cli.py",
+    "tests/system/test_daemon.py",
+    "tests/system/test_faulty_peers.py",
+    "tests/system/test_concurrent_readers.py",
     "tests/system/test_readme_claims.py",
-    "tests/analysis/test_alerts.py",
     "tests/listener/test_serve.py",
+    "tests/analysis/test_alerts.py",
     "tests/system/test_serve_browser.py",
-    "tests/system/test_report_browser.py",
     "tests/system/test_parallel_scoring.py",
+    "tests/system/test_models_daemon.py",
     "tests/system/test_secret_encodings.py",
     "tests/system/test_hourly_backlog.py",
-    "tests/system/test_models_daemon.py",
+    "tests/system/test_report_browser.py",
 )
+# Unit test files long enough (tens of CPU seconds) that starting one late would leave
+# a worker running it alone at the end.
+LONG_FILES = (
+    "tests/listener/test_analyst_commands.py",
+    "tests/analysis/test_roi_recovery.py",
+    "tests/storage/test_rollup.py",
+    "tests/listener/test_alerting.py",
+    "tests/listener/test_models.py",
+    "tests/listener/test_labelling.py",
+    "tests/connectors/test_contract.py",
+)
+# The order files run in: under ``--dist loadfile`` (.ci/run) each worker takes the next
+# whole file as it frees up, so the costliest go first, roughly by their CPU time in a
+# whole run (with 2 cores and 3 workers the suite is CPU-bound), and the many short files
+# fill in around them, instead of a long file starting last and running on alone.
+ORDER = SLOW_FILES + LONG_FILES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A moved or renamed file would silently lose its mark and its place: say so instead.
-    missing = [path for path in SLOW_FILES if not (config.rootpath / path).is_file()]
+    missing = [path for path in ORDER if not (config.rootpath / path).is_file()]
     if missing:
-        raise pytest.UsageError(f"tests/conftest.py SLOW_FILES names no such file: {', '.join(missing)}")
-    rank = {path: n for n, path in enumerate(SLOW_FILES)}
+        raise pytest.UsageError(f"tests/conftest.py SLOW_FILES or LONG_FILES names no such file: {', '.join(missing)}")
+    rank = {path: n for n, path in enumerate(ORDER)}
     for item in items:
-        if item.nodeid.split("::")[0] in rank:
+        path = item.nodeid.split("::")[0]
+        if path in SLOW_FILES or path.startswith("tests/system/"):
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
+
+TWO_BRANDS = """
+[database]
+path = "listener.duckdb"
+
+[[brands]]
+name = "Brewly"
+terms = ["brewly"]
+
+[[brands]]
+name = "Beanhaus"
+terms = ["beanhaus"]
+"""
+"""The start of a config: the database beside it and two brands (add sources after it)."""
 
 
 def mention(i: int | str, text: str, at: datetime, *, brand: str = "Acme", source: str = "test",
@@ -97,9 +129,26 @@ def mention(i: int | str, text: str, at: datetime, *, brand: str = "Acme", sourc
     )
 
 
+@pytest.fixture(scope="session")
+def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed database file with the current schema and nothing in it, made once per
+    process. Copy it (``fresh_database``) rather than creating a new file: creating one
+    runs every migration, several times the cost of the copy, and dozens of tests need
+    an empty database (creating and migrating are tests of their own, in tests/storage)."""
+    path = tmp_path_factory.mktemp("empty") / "empty.duckdb"
+    Store.open(path).close()
+    return path
+
+
+def fresh_database(empty_database: Path, path: Path) -> Path:
+    """A new, empty database file at ``path``: a copy of ``empty_database``."""
+    shutil.copyfile(empty_database, path)
+    return path
+
+
 @pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "test.duckdb")
+def store(tmp_path: Path, empty_database: Path) -> Iterator[Store]:
+    s = Store.open(fresh_database(empty_database, tmp_path / "test.duckdb"))
     yield s
     s.close()
 

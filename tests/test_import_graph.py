@@ -14,6 +14,7 @@ disk is in pyproject.toml's list, so the wheel ships it.
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
+@functools.cache  # the tests below only read it: parsing every module once is enough
 def import_graph() -> dict[str, set[str]]:
     """Module -> the modules of ours it imports. ``from pkg import sub`` points at
     ``pkg.sub`` when that is a module, else at ``pkg``; a parent package's ``__init__``

@@ -23,7 +23,7 @@ from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
 from tests.fakes.bluesky_api import FakeBluesky, fake_jwt, iso, post_view
-from tests.fakes.http import FakeServer, Reply
+from tests.fakes.http import Reply, Sleeps
 from tests.fakes.jetstream import FakeJetstream, RawEvent, identity_event, like_event, post_event, time_us
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
@@ -37,22 +37,6 @@ def minutes_ago(minutes: float) -> datetime:
 
 def us(minutes_before_t0: float) -> int:
     return time_us(minutes_ago(minutes_before_t0))
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as fake:
-        yield fake
 
 
 def search_connector(api: FakeBluesky, clock, sleeps, **settings) -> BlueskySearchConnector:

@@ -23,7 +23,7 @@ from storage.store import Store
 from connectors.errors import AuthError
 from connectors.registry import available
 from connectors.settings import Setting
-from tests.conftest import FixedClock
+from tests.conftest import FixedClock, fresh_database
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,9 +315,9 @@ def test_every_connector_has_a_behaviour_harness(name):
 
 
 @pytest.mark.parametrize("case", sorted(HARNESSES))
-def test_two_runs_store_exactly_what_was_served_once(case, tmp_path):
+def test_two_runs_store_exactly_what_was_served_once(case, tmp_path, empty_database):
     name, make_harness = HARNESSES[case]
-    with make_harness() as (make, query, served, later), Store.open(tmp_path / "c.duckdb") as store:
+    with make_harness() as (make, query, served, later), Store.open(fresh_database(empty_database, tmp_path / "c.duckdb")) as store:
         pipeline = Pipeline(store, VaderScorer(), utc_now)
         for round_ in range(2):
             connector = make()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -18,7 +17,7 @@ from connectors.feeds import FeedsConnector, create
 from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
-from tests.fakes.http import FakeServer, Reply, Request
+from tests.fakes.http import FakeServer, Reply, Request, Sleeps
 from tests.timing import PEER_TIMEOUT
 
 QUERY = BrandQuery("Brewly", terms=("brewly",), exclude=("giveaway",))
@@ -87,17 +86,6 @@ class Feed:
         if request.headers.get("if-none-match") == self.etag:
             return Reply(304, b"", headers=validators)
         return Reply(200, self.body.encode(), headers={**self.headers, **validators})
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as s:
-        yield s
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def connector(server: FakeServer, clock: FixedClock, *paths: str, sleeps: Sleeps | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -16,28 +15,12 @@ from connectors.retry import RetryPolicy
 from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
 from tests.fakes.hn_api import PATH, FakeAlgolia, comment, story
-from tests.fakes.http import FakeServer, Reply
+from tests.fakes.http import FakeServer, Reply, Sleeps
 from tests.timing import PEER_TIMEOUT
 
 NOW = int(T0.timestamp())
 HOUR = 3600
 QUERY = BrandQuery("Brewly", terms=("brewly",))
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with FakeServer() as s:
-        yield s
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 def connector(server: FakeServer, clock: FixedClock, sleeps: Sleeps, **settings) -> HackerNewsConnector:

@@ -39,11 +39,6 @@ def api() -> Iterator[FakeReddit]:
         yield fake
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
 def make(api: FakeReddit, clock: FixedClock, sleeps: list[float], attempts: int = 4, **settings) -> reddit.RedditConnector:
     policy = RetryPolicy(attempts=attempts, base_delay=1.0, max_delay=60.0, sleep=sleeps.append, rng=random.Random(3))
     return reddit.create(api.settings(**settings), clock, env=api.env, retry=policy)

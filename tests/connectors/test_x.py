@@ -30,7 +30,7 @@ from connectors.retry import RetryPolicy
 from connectors.x import SETTINGS, XConnector, create, id_time, mentions_from_page, since_id_for
 from listener.pipeline import Pipeline
 from tests.conftest import T0, FixedClock
-from tests.fakes.http import Reply
+from tests.fakes.http import Reply, Sleeps
 from tests.fakes.x_api import COUNTS, FakeXApi, invalid_request, problem, snowflake, tweet
 from tests.timing import PEER_TIMEOUT
 
@@ -40,24 +40,12 @@ ACME = BrandQuery("Acme", terms=("acme",))
 ENV = {"X_BEARER_TOKEN": TOKEN}
 
 
-class Sleeps(list):
-    """The injected sleep: records what the retry loop would have waited."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
 def api(clock):
     with FakeXApi(clock, bearer_token=TOKEN) as fake:
         fake.add_user("1", "alice", 1200)
         fake.add_user("2", "bob", 7)
         yield fake
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 def connect(api: FakeXApi, clock, sleeps: Sleeps | None = None, *, attempts: int = 4,

@@ -155,3 +155,10 @@ class FakeServer:
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         return Handler
+
+
+class Sleeps(list):
+    """The retry loop's injected sleep: records what it would have waited, waits not at all."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)

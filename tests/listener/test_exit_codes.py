@@ -17,20 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from listener.cli import cli
+from tests.conftest import TWO_BRANDS
 
 SPEND = Path(__file__).resolve().parents[1] / "fixtures" / "spend"
-CONFIG = """
-[database]
-path = "listener.duckdb"
-
-[[brands]]
-name = "Brewly"
-terms = ["brewly"]
-
-[[brands]]
-name = "Beanhaus"
-terms = ["beanhaus"]
-
+CONFIG = TWO_BRANDS + """
 [[brands]]
 name = "Kettle & Co"
 terms = ["kettle"]

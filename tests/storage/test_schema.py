@@ -4,8 +4,11 @@ mood_mentions, nss, nss_se) and once in Python (analysis.mood): the two must agr
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import duckdb
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,11 +21,17 @@ from storage.store import Store
 T0 = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
 
 
+@pytest.fixture(scope="module")
+def macros(tmp_path_factory) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One database for every example: the macros are what is compared, not opening it."""
+    with Store.open(tmp_path_factory.mktemp("nss") / "nss.duckdb") as store, store.native() as db:
+        yield db
+
+
 @given(positive=st.integers(0, 10**6), negative=st.integers(0, 10**6), neutral=st.integers(0, 10**6))
-def test_the_sql_nss_macros_equal_the_python_functions(tmp_path_factory, positive, negative, neutral):
+def test_the_sql_nss_macros_equal_the_python_functions(macros, positive, negative, neutral):
     scored = positive + negative + neutral
-    with Store.open(tmp_path_factory.getbasetemp() / "nss.duckdb") as store, store.native() as db:
-        got = db.execute("SELECT nss($p, $n, $t), nss_se($p, $n, $t)",
+    got = macros.execute("SELECT nss($p, $n, $t), nss_se($p, $n, $t)",
                          {"p": positive, "n": negative, "t": scored}).fetchone()
     want = (net_sentiment(positive, negative, scored), net_sentiment_se(positive, negative, scored))
     for sql, python in zip(got, want):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -131,6 +132,33 @@ def listener_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=HANG_GUARD, check=False)
 
 
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def http_request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+                 host: str | None = None, timeout: float = HANG_GUARD) -> Response:
+    """One request over its own connection to 127.0.0.1:``port``, every header under the
+    caller's control (``host``: the Host header, this address by default)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", f"127.0.0.1:{port}" if host is None else host)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return Response(response.status, response.reason, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
 class Server:
     """`listener serve` in a child process on a free port; its stderr is collected."""
 
@@ -158,20 +186,8 @@ class Server:
 
     def request(self, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
                 host: str | None = None) -> tuple[int, dict, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HANG_GUARD)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", f"127.0.0.1:{self.port}" if host is None else host)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            if body is not None:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, \
-                response.read().decode("utf-8", "replace")
-        finally:
-            conn.close()
+        response = http_request(self.port, method, path, headers, body, host)
+        return response.status, {k.lower(): v for k, v in response.headers}, response.body.decode("utf-8", "replace")
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

@@ -52,6 +52,7 @@ from storage.errors import DatabaseLockedError, StorageError
 from storage.migrations import LATEST_VERSION, current_version
 from storage.rollup import rollup_pending, rollup_rebuild
 from storage.store import STORAGE_COMPATIBILITY, Store
+from tests.conftest import TWO_BRANDS
 from tests.fakes.hn_api import PATH as HN_PATH
 from tests.fakes.hn_api import FakeAlgolia, comment, story
 from tests.fakes.http import FakeServer, Reply, Request
@@ -66,18 +67,7 @@ PARTIAL = SNAPSHOT + ".*.partial"  # NAME.snapshot.duckdb.PID.partial
 APPLYING = "listener.labels-inbox.jsonl.applying"
 BRANDS = {"Brewly": "brewly", "Beanhaus": "beanhaus"}
 
-CONFIG = """
-[database]
-path = "listener.duckdb"
-
-[[brands]]
-name = "Brewly"
-terms = ["brewly"]
-
-[[brands]]
-name = "Beanhaus"
-terms = ["beanhaus"]
-
+CONFIG = TWO_BRANDS + """
 [sources.x]
 base_url = "{x_url}"
 every_minutes = 60
@@ -802,11 +792,13 @@ def test_sigkill_at_25_points_then_restart_loses_nothing_and_doubles_nothing(tmp
             (OnFile("snapshot", "first write to the main file (checkpoint at start-up)", DB, IN_MODIFY), None),
             # the hourly stage, alone on the database
             (InRollup("rollup", "hourly stage: at its start_run commit"), more_data),
+            # New posts before each: a kill that lands only after the rollup committed (a
+            # loaded machine) must not leave the next life an hourly stage with nothing to do.
             (InRollup("rollup", "hourly stage: a third of the rollup in",
-                      delay=lambda: state["rollup_seconds"] / 3), None),
+                      delay=lambda: state["rollup_seconds"] / 3), more_data),
             (InRollup("rollup", "hourly stage: two thirds of the rollup in",
-                      delay=lambda: state["rollup_seconds"] * 2 / 3), None),
-            (InRollup("rollup", "hourly stage: its commit being written to the WAL", commit=True), None),
+                      delay=lambda: state["rollup_seconds"] * 2 / 3), more_data),
+            (InRollup("rollup", "hourly stage: its commit being written to the WAL", commit=True), more_data),
             (AfterLine("rollup", "right after the 'hourly hours=' line", "hourly hours=", hold=_rollup_alone), None),
             # labels queued while the daemon runs; snapshots between batches and after the cycle
             (LabelInbox("labels", "label inbox renamed for applying (hourly stage start)", labels_to_queue), None),

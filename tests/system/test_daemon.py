@@ -12,21 +12,11 @@ from pathlib import Path
 
 from demo.world import default_world
 from storage.store import Store
+from tests.conftest import TWO_BRANDS
 from tests.system.daemon import Daemon, wait_for_snapshot
 from tests.timing import HANG_GUARD, wait_until
 
-CONFIG = """
-[database]
-path = "listener.duckdb"
-
-[[brands]]
-name = "Brewly"
-terms = ["brewly"]
-
-[[brands]]
-name = "Beanhaus"
-terms = ["beanhaus"]
-
+CONFIG = TWO_BRANDS + """
 [sources.demo]
 every_minutes = 60
 seed = 3

@@ -50,8 +50,8 @@ from connectors.retry import RetryPolicy
 from connectors.query import is_mention_of
 from listener.pipeline import Pipeline, PullResult
 from storage.store import Store
-from tests.conftest import FixedClock
-from tests.fakes.http import FakeServer, Reply, Request
+from tests.conftest import FixedClock, fresh_database
+from tests.fakes.http import FakeServer, Reply, Request, Sleeps
 from tests.timing import HANG_GUARD, PEER_TIMEOUT
 
 ATTEMPTS = 3
@@ -72,13 +72,6 @@ PHRASES = ("made my morning so much better", "is far too expensive for what it i
 def text(i: int) -> str:
     """A distinct English sentence naming the brand (no near-duplicates: each is scored)."""
     return f"Brewly {PHRASES[i % len(PHRASES)]}, post {i}"
-
-
-class Sleeps(list):
-    """The injected sleep: records instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- faults -----------------------------------------------------------------------------
@@ -752,10 +745,12 @@ def install(peer: Peer, fault: Fault) -> FaultState:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_NAMES)
 @pytest.mark.parametrize("connector", sorted(PEERS))
-def test_a_faulty_peer_ends_the_run_cleanly(connector: str, fault: Fault, tmp_path, caplog) -> None:
+def test_a_faulty_peer_ends_the_run_cleanly(connector: str, fault: Fault, tmp_path, empty_database,
+                                            caplog) -> None:
     outcome = expected_outcome(connector, fault.name)
     caplog.set_level(logging.INFO)
-    with PEERS[connector]() as peer, Store.open(tmp_path / "faulty.duckdb") as store:
+    database = fresh_database(empty_database, tmp_path / "faulty.duckdb")
+    with PEERS[connector]() as peer, Store.open(database) as store:
         pipeline = Pipeline(store, VaderScorer(), peer.clock)
         state = install(peer, fault)
 
@@ -867,7 +862,7 @@ def _frames(at_us: int, kind: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("fault", STREAM_FAULTS, ids=[f.name for f in STREAM_FAULTS])
-def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, caplog) -> None:
+def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, empty_database, caplog) -> None:
     from connectors.bluesky import create
     from tests.fakes.jetstream import FakeJetstream, SilentServer, post_event, time_us
 
@@ -888,7 +883,7 @@ def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, c
     if fault.name == "silent-stream":
         arguments["events"] = []
     with FakeJetstream(**arguments) as faulty, SilentServer() as silent, \
-            Store.open(tmp_path / "faulty.duckdb") as store:
+            Store.open(fresh_database(empty_database, tmp_path / "faulty.duckdb")) as store:
         pipeline = Pipeline(store, VaderScorer(), clock)
         run = guarded_pull(pipeline, connector(silent.url if fault.silent else faulty.url, fault.max_seconds))
         if run.error is not None:
