@@ -7,8 +7,6 @@ Real DuckDB files, a real writer thread; the ``between`` seam of publish_snapsho
 only says when the writer thread is asked to write, and the waits on that thread are
 hang guards, never timings."""
 
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from analysis.sentiment import VaderScorer
+from bench.snapshot import cloning_filesystem
 from storage.snapshot import publish_snapshot, snapshot_path
 from storage.store import Store
 from tests.conftest import T0, mention
@@ -187,41 +186,12 @@ def test_a_snapshot_copy_left_by_a_dead_writer_is_removed_and_never_reused(tmp_p
         pass
 
 
-def _cloning_filesystem(image: Path, mountpoint: Path) -> str:
-    """Make and mount a loop XFS (else btrfs) image; the reason to skip if it cannot be."""
-    if os.geteuid() != 0:
-        return "mounting a loop image needs root"
-    tools = [(fs, tool, size) for fs, tool, size in (("xfs", "mkfs.xfs", "512M"), ("btrfs", "mkfs.btrfs", "256M"))
-             if shutil.which(tool)]
-    if not tools:
-        return "neither mkfs.xfs (xfsprogs) nor mkfs.btrfs (btrfs-progs) is installed"
-    reasons = []
-    for fs, tool, size in tools:
-        image.unlink(missing_ok=True)
-        subprocess.run(["truncate", "-s", size, str(image)], check=True)
-        made = subprocess.run([tool, "-q", str(image)], capture_output=True, text=True)
-        if made.returncode != 0:
-            reasons.append(f"{tool}: {made.stderr.strip()}")
-            continue
-        mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], capture_output=True, text=True)
-        if mounted.returncode == 0:
-            return ""
-        reasons.append(f"mount {fs}: {mounted.stderr.strip()}")
-    return "could not make a loop filesystem: " + "; ".join(reasons)
-
-
 @pytest.fixture
 def cloning_dir(tmp_path):
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    reason = _cloning_filesystem(tmp_path / "fs.img", mountpoint)
-    if reason:
-        pytest.skip(reason)
-    try:
+    with cloning_filesystem(tmp_path, 512 * 1_000_000) as (mountpoint, reason):
+        if mountpoint is None:
+            pytest.skip(reason)
         yield mountpoint
-    finally:
-        if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
 
 
 def test_on_a_filesystem_that_clones_the_snapshot_is_a_reflink_and_writes_almost_nothing(cloning_dir):
