@@ -32,8 +32,8 @@ while the writer goes on. Why that copy is whole:
 How the copy is made, picked by measurement (bench/snapshot.py, python bench/run.py;
 docs/performance.md has the figures): ``cp --reflink=always`` (FICLONE) where the
 filesystem shares extents (XFS, btrfs): milliseconds and almost no bytes written,
-whatever the size; elsewhere (ext4) a full copy, ``cp --reflink=never``, whose cost grows
-with the file but which the writer no longer waits for. Whether a directory's filesystem
+whatever the size; elsewhere (ext4) a full copy (``cp``, in the kernel), whose cost
+grows with the file but which the writer no longer waits for. Whether a directory's filesystem
 can reflink is learnt by the first publish and remembered for the process. Exporting
 only what changed (Parquet per cycle) would make the readers' side a union of files
 with its own consistency rules; with the copy off the writer's path it is not needed.
@@ -153,7 +153,10 @@ def _copy(source: Path, partial: Path, method: str | None) -> tuple[str, int]:
             raise StorageError(f"could not clone {source} to {partial} (reflink): {err.decode().strip()}")
         _reflink_works[directory] = False
         log.debug("no reflink in %s (%s): full copies", directory, err.decode().strip())
-    code, _, err, written = _run(["cp", "--reflink=never", str(source), str(partial)])
+    # Where cloning failed, cp's default (auto) lets the kernel copy (copy_file_range);
+    # --reflink=never only forces a real copy where the filesystem could clone.
+    never = method == "copy" and _reflink_works.get(directory, True)
+    code, _, err, written = _run(["cp", "--reflink=never" if never else "--reflink=auto", str(source), str(partial)])
     if code != 0:
         raise StorageError(f"could not copy {source} to {partial}: {err.decode().strip()}")
     return "copy", written
