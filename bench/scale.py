@@ -43,7 +43,7 @@ def figure(name: str, unit: str, value: float, target: str, ok: bool, reference:
             "target": target, "ok": ok, "n": n}
 
 
-def _new_hour(hour_start, brands: list[str], count: int, tag: str) -> dict[str, list[Mention]]:
+def new_hour(hour_start, brands: list[str], count: int, tag: str) -> dict[str, list[Mention]]:
     by_brand: dict[str, list[Mention]] = {b: [] for b in brands}
     for i in range(count):
         brand = brands[i % len(brands)]
@@ -64,7 +64,7 @@ def rollup_after_new_hours(source_db: Path, workdir: Path, brands: list[str], re
     with Store.open(copy) as store:
         for r in range(repeats):
             hour = bigdb.END + timedelta(hours=r)
-            for brand, mentions in _new_hour(hour, brands, NEW_HOUR_MENTIONS, f"new{r}").items():
+            for brand, mentions in new_hour(hour, brands, NEW_HOUR_MENTIONS, f"new{r}").items():
                 store.save_batch(mentions, scorer.score([m.text for m in mentions]), source="x", brand=brand,
                                  checkpoint=None, scorer=scorer.name, scorer_version=scorer.version, now=hour)
             started = time.perf_counter()
