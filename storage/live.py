@@ -345,7 +345,7 @@ def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dic
 
 
 _ALERT_COLUMNS = ("alert_id", "brand", "metric", "direction", "hour", "detected_at", "value", "baseline",
-                  "statistic", "control_limit", "mentions", "summary")
+                  "statistic", "control_limit", "mentions", "summary", "explanation", "acknowledged_at")
 
 
 def open_alerts(store: Store, now: datetime, days: int = 7, limit: int = 200) -> list[dict[str, Any]]:
