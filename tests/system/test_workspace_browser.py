@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from analysis.sentiment import VaderScorer
+from connectors.base import Mention
 from storage.labels import inbox_path
-from tests.listener.test_serve import HOSTILE, HOSTILE_ID, Server, build_database
+from storage.store import Store
+from tests.listener.test_serve import AS_OF, HOSTILE, HOSTILE_ID, Server, build_database
 from tests.timing import HANG_GUARD
 
 CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -208,3 +212,26 @@ def test_desktop_screenshots(site, tab):
         tab.open(path)
         tab.page.screenshot(path=site["shots"] / f"{name}.png", full_page=False)
     assert (site["shots"] / "stream.png").stat().st_size > 10_000
+
+
+def test_new_mentions_appear_without_a_reload(site, tab):
+    """Stored while the page is open (here by this test, as the daemon would), a mention
+    appears on top at the next live update (every 30 s, or when the tab is back in view:
+    the test brings it back instead of waiting), and the page was not reloaded."""
+    tab.open("/stream?brand=Acme")
+    tab.page.evaluate("window.__sameDocument = true")
+    before = [c["id"] for c in _cards(tab)]
+    with Store.open(site["world"]["database"]) as store:
+        fresh = Mention(source="mastodon", id="live-1", brand="Acme", created_at=AS_OF - timedelta(minutes=1),
+                        text="just in: Acme live update", author="newcomer", conversation_id="live-1")
+        store.save_batch([fresh], VaderScorer().score([fresh.text]), source="mastodon", brand="Acme",
+                         checkpoint=None, scorer="vader", scorer_version="test", now=AS_OF)
+    tab.page.evaluate("window.dispatchEvent(new Event('focus'))")
+    tab.page.wait_for_selector("li.mention.new[data-id='live-1']")
+    assert [c["id"] for c in _cards(tab)] == ["live-1", *before]
+    assert tab.page.evaluate("window.__sameDocument") is True  # no reload
+    assert "1 new" in tab.page.inner_text(".live-status")
+    # its label buttons work like the others'
+    tab.page.click("li.mention[data-id='live-1'] form.label button[value=neutral]")
+    tab.page.wait_for_url("**queued=neutral**")
+    inbox_path(site["world"]["database"]).unlink()
