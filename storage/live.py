@@ -41,7 +41,7 @@ from typing import Any
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labels import inbox_path
 from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND, HourCounts
-from storage.snapshot import snapshot_path
+from storage.snapshot import _alive, snapshot_path
 from storage.store import Store, from_db_time, to_db_time
 
 # The view's queries are short scans; on the 10M-mention bench a 7-day window took
@@ -89,11 +89,7 @@ class LiveReader:
         return store
 
     def _identity_of(self, path: Path) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        return _identity(path)
 
     def _wal(self, path: Path) -> Path:
         return path.with_name(path.name + ".wal")
@@ -177,6 +173,15 @@ class LiveReader:
                 path.unlink(missing_ok=True)
 
 
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is replaced or written: device, inode, mtime, size."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def _copy_files(database: Path, copy: Path) -> tuple:
     """Copy the database and its WAL (when there is one: a read-only open replays it) to
     ``copy`` with ``cp`` (sparse files stay sparse), each through a partial name renamed
@@ -184,14 +189,7 @@ def _copy_files(database: Path, copy: Path) -> tuple:
     OSError when the copy cannot be written."""
     wal, copy_wal = database.with_name(database.name + ".wal"), copy.with_name(copy.name + ".wal")
 
-    def identity(path: Path) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-    before = (identity(database), identity(wal))
+    before = (_identity(database), _identity(wal))
     for original, target in ((database, copy), (wal, copy_wal)):
         if not original.exists():
             target.unlink(missing_ok=True)
@@ -212,16 +210,6 @@ def _remove_stale_copies(database: Path) -> None:
         pid = path.name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # struct flock on Linux: l_type, l_whence (short), l_start, l_len (off_t), l_pid (pid_t), padded.
