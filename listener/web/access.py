@@ -146,9 +146,17 @@ class AccessMiddleware:
             return
         status = [0]
 
+        def log_request(code: int | str) -> None:
+            client = scope.get("client") or ("-", 0)
+            log.info("%s %s %s %s", client[0], scope.get("method") or "-", self._loggable(self._path(scope), 200),
+                     code)
+
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                # Logged before the answer goes out (not after): whoever reads the log once
+                # the client has its answer finds the line there.
+                log_request(status[0])
                 headers = [(k, v) for k, v in message.get("headers", [])]
                 names = {k.lower() for k, _ in headers}
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS if k.encode() not in names]
@@ -167,9 +175,8 @@ class AccessMiddleware:
                 await self._refuse(scope, send_secured, Refused(HTTPStatus.INTERNAL_SERVER_ERROR, "Error",
                                                                 "The page could not be built; see the log."))
         finally:
-            client = scope.get("client") or ("-", 0)
-            log.info("%s %s %s %s", client[0], scope.get("method") or "-", self._loggable(self._path(scope), 200),
-                     status[0] or "-")
+            if not status[0]:
+                log_request("-")  # the client went away before an answer
 
     async def _refuse(self, scope: Scope, send: Send, refused: Refused) -> None:
         body = b"" if scope.get("method") == "HEAD" else \
