@@ -70,6 +70,7 @@ SLOW_FILES = (
     "tests/listener/test_hourly_backlog.py",
     "tests/listener/test_models_daemon.py",
     "tests/system/test_workspace_browser.py",
+    "tests/system/test_serve_while_daemon_starts.py",
 )
 
 
