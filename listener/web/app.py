@@ -228,7 +228,8 @@ def stream(request: Request) -> Response:
         {**query, **({"since": found.top.encode()} if found.top else {})})
     return page(request, "stream.html", title="Mentions", now=now, query=query, choices=choices,
                 label_choices=LABEL_CHOICES, mentions=[m.to_json() for m in found.mentions], next_url=next_url,
-                first_page=after is None, back=here, live_url=live_url, interval=min(app.refresh, LIVE_INTERVAL), alerts=workspace_alerts(alerts, app.database), error=None,
+                first_page=after is None, back=here,
+                searched_to=found.next.created_at if found.next and found.next.id == "" else None, live_url=live_url, interval=min(app.refresh, LIVE_INTERVAL), alerts=workspace_alerts(alerts, app.database), error=None,
                 notice=_notice(request),
                 labels_queued=queued_label_count(app.database))
 

@@ -33,6 +33,9 @@ def store(tmp_path_factory):
         *[Mention(source=s, id=f"tie-{i}", brand="Acme", created_at=AS_OF - timedelta(hours=7),
                   text="tie Acme", author="tie", conversation_id=f"tie-{i}") for s in ("mastodon", "reddit")
           for i in range(3)],
+        # far older than one page's read budget (21 days)
+        Mention(source="mastodon", id="old-1", brand="Acme", created_at=AS_OF - timedelta(days=60),
+                text="Acme in ancient times", author="elder", conversation_id="old-1"),
     ]
     with Store.open(world["database"]) as opened:
         for source in ("mastodon", "reddit"):
@@ -89,7 +92,8 @@ def walk(store: Store, f: StreamFilter, limit: int) -> list[tuple]:
         assert len(page.mentions) <= limit
         if page.next is None:
             return out
-        assert len(page.mentions) == limit  # a page is only cut short at the end
+        # a page is only cut short at the end, or where its read budget ran out
+        assert len(page.mentions) == limit or page.next.id == ""
         after = Cursor.decode(page.next.encode())
         assert pages < 10_000
 
@@ -112,6 +116,7 @@ FILTERS = [
     StreamFilter(q="<script>"),
     StreamFilter(brand="Acme", start=AS_OF - timedelta(days=2), end=AS_OF - timedelta(hours=6)),
     StreamFilter(q="love", start=AS_OF - timedelta(days=8, hours=20)),
+    StreamFilter(q="ancient"),
 ]
 
 
@@ -119,8 +124,9 @@ FILTERS = [
 def test_each_filter_gives_what_the_plain_query_gives(store, f):
     expected = oracle(store, f)
     first = stream_page(store, f, now=NOW)
-    assert [(m.source, m.id, m.brand, m.label, m.vader_label) for m in first.mentions] == expected[:50]
-    assert (first.next is None) == (len(expected) <= 50)
+    recent = [e for e in expected if e[1] != "old-1"]  # within the first page's read budget
+    assert [(m.source, m.id, m.brand, m.label, m.vader_label) for m in first.mentions] == recent[:50]
+    assert walk(store, f, 50) == expected
 
 
 def test_the_filters_really_filter(store):
@@ -159,6 +165,19 @@ def test_a_filter_survives_its_url_and_bad_ones_name_their_field():
     for bad in ("", "x", "!!!", Cursor(datetime(2026, 1, 1), "s", "i", "b").encode()):  # naive time: not ours
         with pytest.raises(ValueError, match="^after:"):
             Cursor.decode(bad)
+
+
+def test_a_rare_word_s_search_reads_on_page_by_page(store):
+    """A page reads at most 21 days back; one cut short there says where to go on."""
+    first = stream_page(store, StreamFilter(q="ancient"), now=NOW)
+    assert first.mentions == [] and first.next is not None and first.next.id == ""
+    assert first.next.created_at == first.scanned_from
+    assert first.next.created_at == NOW + timedelta(microseconds=1) - timedelta(days=21, hours=6)  # end: now, inclusive
+    pages, after = [first], first.next
+    while after is not None:  # each page reads 21 more days: 60 days back is the third
+        pages.append(stream_page(store, StreamFilter(q="ancient"), now=NOW, after=after))
+        after = pages[-1].next
+    assert [[m.id for m in p.mentions] for p in pages] == [[], [], ["old-1"]]
 
 
 def test_an_empty_database_has_an_empty_stream(tmp_path: Path):
