@@ -6,6 +6,11 @@
     POST /label            queue a correction of a mention's label for the daemon, with how it
                            was asked for (labels.origin: web, or next:uncertain / next:random
                            from the "label these" panel)
+    GET  /stream           the mention stream: filters in the URL (storage.stream), keyset pages,
+                           open alerts on top, label buttons
+    GET  /stream/new       the stream's live update: mentions newer than ?since=, as HTML items
+    GET  /api/stream.json  a stream page as JSON
+    POST /alert            queue acknowledging or resolving an alert (storage.alert_actions)
     GET  /static/...       the package's CSS and scripts (listener/web/static)
 
 Access (host, token, CSRF, security headers, request log) is listener.web.access's one

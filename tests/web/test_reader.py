@@ -15,7 +15,7 @@ import pytest
 from connectors.base import Mention
 from storage.errors import DatabaseLockedError
 from storage.live import LiveReader, writer_holds
-from storage.snapshot import publish_snapshot, snapshot_path
+from storage.snapshot import publish_snapshot
 from storage.store import Store
 from tests.timing import HANG_GUARD
 
