@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.live_render import render_page
+from listener.web.render import render_page
 from analysis.sentiment import VaderScorer
 from bench import bigdb
 from listener.live_view import BrandView, build_view
@@ -140,10 +140,10 @@ def main() -> int:
         server.server_close()
     reader.close()
     whole = [
-        {"step": "open the database read-only (first request)", "ms": round(open_ms, 1)},
+        {"step": "first request: copy the database and open the copy read-only", "ms": round(open_ms, 1)},
         {"step": f"build the view, {len(brands)} brands (every query above)", "ms": round(view_ms, 1)},
         {"step": "render the HTML page", "ms": round(render_ms, 1)},
-        {"step": "GET / through the HTTP server (opens per request: no snapshot beside it)", "ms": round(get_ms, 1)},
+        {"step": "GET / through the HTTP server (its private copy: no snapshot beside it)", "ms": round(get_ms, 1)},
     ]
     for w in whole:
         log(f"  {w['step']:<72} {w['ms']:8.1f} ms")

@@ -1,4 +1,4 @@
-"""``listener serve``: the live mood view (listener.web), as a click command.
+"""``listener serve``: the live view (listener.web, a Starlette app under uvicorn), as a click command.
 
 Registered on the ``listener`` group by listener.cli (``cli.add_command(serve)``); it
 can also run alone: ``python -m listener.commands_serve --db PATH``.
@@ -49,9 +49,12 @@ DEFAULT_TOKEN_ENV = "LISTENER_SERVE_TOKEN"
 @click.pass_context
 @handle_errors
 def serve(ctx: click.Context, host: str, port: int, token_env: str, refresh: int, as_of: str | None) -> None:
-    """The live mood view: a read-only web page that refreshes itself.
+    """The workspace: the mention stream, open alerts and the live mood per brand.
 
-    Per brand: the last hour and last 24 h against the 7-day baseline (NSS with
+    /stream: every mention, newest first, filtered by brand, source, sentiment,
+    language, near-duplicates, author, words and time (the filters are in the address),
+    with label buttons; new mentions appear by themselves. Open alerts on top, with
+    their explanation, their posts and buttons to acknowledge or resolve them. Per brand: the last hour and last 24 h against the 7-day baseline (NSS with
     error bands, the numbers of 'listener mood'), the last 48 hours of hourly NSS
     and volume, share of voice against competitors, the most negative and most
     positive active conversations (with buttons to correct a label), open alerts,
@@ -61,7 +64,7 @@ def serve(ctx: click.Context, host: str, port: int, token_env: str, refresh: int
     in the environment variable --token-env names; then open the page once as
     http://HOST:PORT/?token=TOKEN, or send 'Authorization: Bearer TOKEN'. It reads
     the daemon's snapshot while the daemon runs and never writes to the database:
-    a label given on the page is queued for the daemon to apply.
+    a label or an alert action given on the page is queued for the daemon to apply.
     """
     token = os.environ.get(token_env) or None
     refusal = bind_refusal(host, token, token_env)

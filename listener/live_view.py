@@ -1,6 +1,6 @@
 """What the live mood view shows, as one JSON-able dict (``build_view``).
 
-The page (analysis.live_render) and ``/api/live.json`` are both drawn from it. The mood
+The page (listener.web.render) and ``/api/live.json`` are both drawn from it. The mood
 windows are ``Pipeline.mood`` formatted by ``formatting.mood_json``, exactly what
 ``listener mood --json`` prints; everything else comes from storage.live.
 """

@@ -15,6 +15,9 @@ CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--mute-audio"]
+PLAYWRIGHT_ARGS = [flag for flag in FLAGS if flag != "--headless"]
+"""The same flags for Playwright's launch(executable_path=CHROMIUM, args=...), which sets
+headless mode itself."""
 
 
 def need_chromium() -> None:
