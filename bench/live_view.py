@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.live_render import render_page
+from listener.web.render import render_page
 from analysis.sentiment import VaderScorer
 from bench import bigdb
 from listener.live_view import BrandView, build_view

@@ -1,4 +1,4 @@
-"""``listener serve``: the live mood view (listener.web), as a click command.
+"""``listener serve``: the live view (listener.web, a Starlette app under uvicorn), as a click command.
 
 Registered on the ``listener`` group by listener.cli (``cli.add_command(serve)``); it
 can also run alone: ``python -m listener.commands_serve --db PATH``.

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from analysis.live_render import render_page
+from listener.web.render import render_page
 from analysis.sentiment import VaderScorer
 from listener.cli import cli
 from listener.live_view import BrandView, build_view

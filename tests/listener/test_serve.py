@@ -403,7 +403,11 @@ def test_the_page_shows_hostile_text_as_text(open_server):
     assert "default-src 'none'" in head["content-security-policy"]
     assert "frame-ancestors 'none'" in head["content-security-policy"]
     assert head["x-content-type-options"] == "nosniff"
-    assert not re.search(r"<script", page, re.IGNORECASE)
+    # scripts only from the server's own static files, none inline (the CSP allows 'self' only)
+    assert "script-src 'self'" in head["content-security-policy"]
+    scripts = re.findall(r"<script\b[^>]*>", page, re.IGNORECASE)
+    assert scripts and all(re.fullmatch(r'<script src="/static/[\w./-]+\.js" defer>', s) for s in scripts), scripts
+    assert not re.search(r"<script\b[^>]*>[^<]", page, re.IGNORECASE)
     assert not re.search(r"<img\b", page, re.IGNORECASE)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
     assert "&lt;script&gt;alert(4)&lt;/script&gt;" in page and "&lt;b&gt;RetryableError" in page
@@ -457,7 +461,7 @@ def test_a_label_from_the_page_is_queued_for_the_daemon(world, open_server, clea
     assert lines == [{"id": HOSTILE_ID, "label": "positive", "source": "mastodon", "brand": "Acme",
                       "by": "live view", "origin": "web", "at": lines[0]["at"]}]
     status, _, page = open_server.request("GET", head["location"])
-    assert "Label &#x27;positive&#x27; queued" in page and "1 label(s) queued" in page
+    assert "Label &#39;positive&#39; queued" in page and "1 label(s) queued" in page
 
 
 def test_label_posts_without_the_page_s_token_or_from_elsewhere_are_refused(world, open_server, clean_inbox):
@@ -610,7 +614,7 @@ def _empty_window() -> dict:
 
 
 def test_a_brand_without_data_renders_and_says_so():
-    from analysis.live_render import render_page
+    from listener.web.render import render_page
 
     hours = [{"hour": (AS_OF - timedelta(hours=47 - i)).replace(minute=0).isoformat(), "partial": i == 47,
               "mentions": 0, "scored": 0, "positive": 0, "neutral": 0, "negative": 0, "nss": None, "nss_se": None}
@@ -635,13 +639,14 @@ def test_a_brand_without_data_renders_and_says_so():
 
 
 def test_links_are_only_http_and_text_is_made_visible():
-    from analysis.live_render import _link, visible_text
+    from listener.web.render import ENV, visible_text
 
-    assert _link("https://x.example/a?b=1&c=2", "t") == \
+    link = ENV.from_string('{% from "macros.html" import link %}{% call link(url) %}t{% endcall %}')
+    assert link.render(url="https://x.example/a?b=1&c=2") == \
         '<a href="https://x.example/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" target="_blank">t</a>'
     for url in ("javascript:alert(1)", "JAVASCRIPT:alert(1)", " javascript:alert(1)", "data:text/html,x",
                 "vbscript:x", "//evil.example", "http://", "https://a.example/\x00", "http://a b", None, 5):
-        assert _link(url, "t") == "t", url
+        assert link.render(url=url) == "t", url
     assert visible_text("a\x00b\x1bc\x7fd\x85e\tf\ng") == "a\u2400b\u241bc\u2421d\ufffde f g"
     assert visible_text("é" * 300, 10) == "é" * 10 + "…"
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from analysis.alerts import describe
-from analysis.live_render import render_page
+from listener.web.render import render_page
 from analysis.mood import net_sentiment_se
 from analysis.sentiment import VaderScorer
 from listener.live_view import BrandView, build_view

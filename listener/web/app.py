@@ -1,0 +1,250 @@
+"""The live view's Starlette app: its state (LiveApp), its routes, and ``create_app``.
+
+    GET  /                 every brand: overview, alerts, freshness, each brand's details
+    GET  /brand/NAME       one brand
+    GET  /api/live.json    the numbers of the page as JSON (mood windows as `listener mood --json`)
+    POST /label            queue a correction of a mention's label for the daemon, with how it
+                           was asked for (labels.origin: web, or next:uncertain / next:random
+                           from the "label these" panel)
+    GET  /static/...       the package's CSS and scripts (listener/web/static)
+
+Access (host, token, CSRF, security headers, request log) is listener.web.access's one
+middleware around all of it. The routes never write to the database: it is only ever
+opened read-only (storage.live.LiveReader); a write is a line queued in an inbox the
+daemon applies (storage.inbox).
+
+Adding routes from another module (``register``): ``create_app`` imports
+``listener.web.routes_charts`` when it exists and calls its ``register(app)``, which may
+
+* add routes: ``app.router.routes.append(Route(...))`` (or ``app.add_route``); they sit
+  behind the same middleware, and a POST route gets its checked form as
+  ``request.state.form``;
+* add scripts every page loads: ``app.state.scripts.append("/static/charts.js")``;
+* read the data: ``live(request)`` is the LiveApp; ``with live(request).reader.reading()
+  as reading:`` gives a read-only storage.store.Store as ``reading.store``;
+* render a page: ``page(request, "charts/x.html", **context)``, a template that
+  ``{% extends "base.html" %}``; the overview and brand pages include
+  ``charts/area.html`` (when it exists) in their ``{% block charts %}``.
+Sync endpoints run in Starlette's thread pool, so a slow query blocks no other request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from analysis.sentiment import Scorer
+from connectors.base import Clock
+from connectors.errors import register_secret
+from listener.live_view import BrandView, build_view
+from listener.web.access import AccessMiddleware, Refused
+from listener.web.render import HERE, render, render_message, render_page
+from storage.errors import DatabaseLockedError, StorageError
+from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
+from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
+from storage.live import LiveReader, known_brands, queued_label_count
+
+NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next cycle, and the figures "
+                  f"change once the hourly stage has recomputed that hour." for label in (*LABELS, CLEAR)}
+# How a label from the view was given (labels.origin): a thread's form, or the panel of
+# mentions to label next (uncertain ones, or the random sample).
+ORIGIN_WEB = "web"
+WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
+EXTENSIONS = ("listener.web.routes_charts",)
+# Where a label form may send the browser back to: "/" or a brand page as brand_path writes it.
+BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?")
+
+
+@dataclass
+class LiveApp:
+    """Everything a request needs; shared by the server's threads (read-only after start)."""
+
+    database: Path
+    brands: tuple[BrandView, ...]  # empty: the brands stored in the database
+    scorer: Scorer
+    clock: Clock
+    token: str | None = None
+    refresh: int = 60
+    as_of: datetime | None = None
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    reader: LiveReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = LiveReader(self.database)
+        if self.token:
+            # Whatever a client types (the token in a path, URL-encoded or not) is logged
+            # through connectors.errors.excerpt, which redacts every form of it.
+            register_secret(self.token)
+
+    def now(self) -> datetime:
+        return self.as_of or self.clock()
+
+    def view(self, only: str | None = None) -> dict[str, Any]:
+        """The view of every brand, or of brand ``only`` (UnknownBrand when unknown)."""
+        now = self.now()
+        with self.reader.reading() as reading:
+            brands = self.brands or tuple(BrandView(n) for n in known_brands(reading.store, now))
+            shown = brands if only is None else tuple(b for b in brands if b.name == only)
+            if not shown and only is not None:
+                raise UnknownBrand(only)
+            return build_view(reading, shown, self.scorer, now, generated_at=self.clock(),
+                              labels_queued=queued_label_count(self.database), tracked=[b.name for b in brands])
+
+    def check_label(self, request: LabelRequest) -> None:
+        """Raises UnknownMentionError when what the view reads has no such mention."""
+        with self.reader.reading() as reading:
+            find_mentions(reading.store, request)
+
+
+class UnknownBrand(LookupError):
+    """The address names a brand the view does not show."""
+
+
+def live(request: Request) -> LiveApp:
+    """The LiveApp behind ``request``'s app."""
+    return request.app.state.live
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` rendered as this app's page (its scripts, its CSRF token as ``csrf``)."""
+    context.setdefault("csrf", live(request).csrf)
+    return HTMLResponse(render(template, scripts=request.app.state.scripts, **context), status)
+
+
+def message(status: int, title: str, text: str, headers: dict[str, str] | None = None,
+            refresh: int | None = None) -> HTMLResponse:
+    return HTMLResponse(render_message(title, text, refresh=refresh), status, headers=headers)
+
+
+def _back(form: dict[str, str], allowed: Callable[[str], bool]) -> str:
+    back = form.get("back") or "/"
+    return back if allowed(back) else "/"  # only the view's own pages: no open redirect, no header injection
+
+
+def _own_page(path: str) -> bool:
+    """"/" or a brand page as brand_path writes it."""
+    return BACK_PATH.fullmatch(path) is not None
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def overview(request: Request) -> Response:
+    return _page(request, None, "/")
+
+
+def brand(request: Request) -> Response:
+    # The raw path, decoded strictly: the server's own decoding replaces bad UTF-8.
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    try:
+        name = unquote(raw.decode("latin-1")[len("/brand/"):], errors="strict")
+    except UnicodeDecodeError:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad request", "The address is not valid UTF-8.") from None
+    return _page(request, name, "/brand/" + quote(name, safe=""))
+
+
+def _page(request: Request, only: str | None, self_path: str) -> Response:
+    app = live(request)
+    try:
+        view = app.view(only)
+    except UnknownBrand:
+        raise Refused(HTTPStatus.NOT_FOUND, "Unknown brand", f"No brand named {only!r} in this view.") from None
+    notice = NOTICES.get(request.query_params.get("queued", ""))
+    html = render_page(view, csrf=app.csrf, refresh=app.refresh, notice=notice, self_path=self_path, only=only,
+                       scripts=request.app.state.scripts)
+    return HTMLResponse(html)
+
+
+def live_json(request: Request) -> Response:
+    body = json.dumps(live(request).view(), indent=2, ensure_ascii=False).encode("utf-8", "replace")
+    return Response(body, media_type="application/json; charset=utf-8")
+
+
+def label(request: Request) -> Response:
+    """Queue a label for the daemon; the form was checked by the middleware (CSRF, origin)."""
+    app = live(request)
+    form: dict[str, str] = request.state.form
+    value = form.get("label", "")
+    if value not in LABELS and value != CLEAR:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad label", "The label must be positive, neutral or negative.")
+    mention_id, source, brand_name = form.get("id", ""), form.get("source") or None, form.get("brand") or None
+    if not mention_id or len(mention_id) > 2048 or len(source or "") > 200 or len(brand_name or "") > 500:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad mention", "The form does not name a mention.")
+    origin = form.get("origin") or ORIGIN_WEB
+    if origin not in WEB_ORIGINS:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad form", "The form's origin is not one of this view's.")
+    labelled = LabelRequest(id=mention_id, label=value, source=source, brand=brand_name, by="live view", origin=origin)
+    try:
+        app.check_label(labelled)
+    except UnknownMentionError as exc:
+        raise Refused(HTTPStatus.NOT_FOUND, "Unknown mention", str(exc)) from None
+    queue_label(app.database, labelled, app.clock())
+    back = _back(form, request.app.state.back_allowed)
+    return RedirectResponse(f"{back}{'&' if '?' in back else '?'}queued={value}", status_code=303)
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: ("Not found", "No such page in the live view."),
+              405: ("Method not allowed", "This address does not take that method.")}
+    title, text = titles.get(exc.status_code, (HTTPStatus(exc.status_code).phrase, str(exc.detail)))
+    return message(exc.status_code, title, text, dict(exc.headers or {}))
+
+
+def _locked(request: Request, exc: Exception) -> Response:
+    return message(503, "Waiting for the daemon",
+                   "The daemon holds the database and has not published its snapshot yet; this page retries in 10 s.",
+                   {"Retry-After": "10"}, refresh=10)
+
+
+def _storage_error(request: Request, exc: Exception) -> Response:
+    logging.getLogger("listener.web").error("live view: %s", exc)
+    return message(500, "Cannot read the database", str(exc))
+
+
+def create_app(state: LiveApp) -> Starlette:
+    """The app: routes, static files, the access middleware, and what the modules in
+    EXTENSIONS ``register`` (see the module docstring)."""
+    routes = [
+        Route("/", overview, methods=["GET"]),
+        Route("/brand/{name:path}", brand, methods=["GET"]),
+        Route("/api/live.json", live_json, methods=["GET"]),
+        Route("/label", label, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={
+        HTTPException: _http_error, DatabaseLockedError: _locked, StorageError: _storage_error})
+    app.state.live = state
+    app.state.scripts = []
+    # Where a form may send the browser back to; a route module may widen it.
+    app.state.back_allowed = _own_page
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+    app.add_middleware(AccessMiddleware, token=state.token, csrf=state.csrf, routes=app.router.routes)
+    return app
