@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from analysis.alerts import term_exclusions
-from analysis.trends import ChartRange, MoodPoint, RangeError, chart_range
+from analysis.trends import DEFAULT_PRESET, PRESETS, ChartRange, MoodPoint, RangeError, chart_range
 from listener.web.app import live
 from storage.live import known_brands
 from storage.workspace import conversations, rising_terms, top_authors, trends
@@ -166,11 +166,12 @@ def _trends(request: Request, store: Any, now: datetime) -> dict[str, Any]:
 
 
 def _window(request: Request, now: datetime) -> tuple[str, datetime, datetime]:
-    span = _range(request, now)
-    # The talk sections read exactly the range asked for (a chart's buckets widen it).
+    _range(request, now)  # the same checks as a chart's
+    # The talk sections read exactly the range asked for, not widened to whole buckets.
     since, until = _time(request, "since"), _time(request, "until")
-    start = since if since is not None else span.start
-    end = until if until is not None else (now if since is None else span.end)
+    end = (until or now).astimezone(timezone.utc)
+    start = since.astimezone(timezone.utc) if since is not None else end - PRESETS[
+        request.query_params.get("range") or DEFAULT_PRESET][0]
     return request.query_params.get("brand", ""), start, end
 
 
