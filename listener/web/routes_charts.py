@@ -21,6 +21,8 @@ resolution, 404 for a brand the view does not show.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -40,6 +42,7 @@ from storage.workspace import conversations, rising_terms, top_authors, trends
 SCRIPTS = ("/static/vendor/uPlot.iife.min.js", "/static/charts.js")
 MAX_COMPARED = 8  # brands on one chart, the first included
 TOP = 10
+CACHE_ANSWERS = 256  # answers kept per app (AnswerCache); a 90-day chart of 3 brands is ~60 kB
 
 
 class BadQuery(ValueError):
@@ -50,10 +53,12 @@ class BadQuery(ValueError):
         self.status = status
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"),
-                    status, media_type="application/json; charset=utf-8",
-                    headers={"Cache-Control": "no-store"})
+def _body(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _answer(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, media_type="application/json; charset=utf-8")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -103,17 +108,59 @@ def _brands(request: Request, shown: dict[str, tuple[str, ...]], compare: bool) 
     return chosen
 
 
+class AnswerCache:
+    """Answers computed from one published snapshot, by request: a snapshot never changes
+    once published (the daemon renames a new one into place), so the same question asked
+    again before the next publication (a dashboard reloaded, a colleague on the same
+    brand) gets the same bytes without a query. Keyed by the snapshot's publication time,
+    the endpoint, the query string and the view's time to the minute (what a chart's
+    filling bucket and a preset's window depend on). Answers read from the database
+    itself (no daemon) are never kept: it may change under them."""
+
+    def __init__(self, size: int = CACHE_ANSWERS) -> None:
+        self.size = size
+        self._answers: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+                self.hits += 1
+            return found
+
+    def put(self, key: tuple, body: bytes) -> None:
+        with self._lock:
+            self._answers[key] = body
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+
+
 def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Request], Response]:
     """A sync endpoint (Starlette runs it in its thread pool) reading the view's data."""
 
     def endpoint(request: Request) -> Response:
         app = live(request)
+        cache: AnswerCache = request.app.state.chart_answers
         now = app.now()
         try:
             with app.reader.reading() as reading:
-                return _json(handler(request, reading.store, now))
+                key = None
+                if reading.kind == "snapshot":
+                    key = (reading.published_at, handler.__name__, str(request.query_params),
+                           now.replace(second=0, microsecond=0))
+                    body = cache.get(key)
+                    if body is not None:
+                        return _answer(body)
+                body = _body(handler(request, reading.store, now))
         except BadQuery as exc:
-            return _json({"error": str(exc)}, exc.status)
+            return _answer(_body({"error": str(exc)}), exc.status)
+        if key is not None:
+            cache.put(key, body)
+        return _answer(body)
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -204,7 +251,8 @@ def _authors(request: Request, store: Any, now: datetime) -> dict[str, Any]:
     found = top_authors(store, brand, start, end, now, limit=TOP)
     return {"brand": brand, "start": _iso(start), "end": _iso(end), "authors": [
         {"author": a.author, "sources": list(a.sources), "engagement": a.engagement, "mentions": a.mood.mentions,
-         "scored": a.mood.scored, "nss": _round(a.mood.nss), "sparse": a.mood.sparse} for a in found]}
+         "scored": a.mood.scored, "nss": _round(a.mood.nss), "low": _round(a.mood.low), "high": _round(a.mood.high),
+         "sparse": a.mood.sparse} for a in found]}
 
 
 def register(app: Starlette) -> None:
@@ -213,4 +261,5 @@ def register(app: Starlette) -> None:
                           ("authors", _authors)):
         app.router.routes.append(Route(f"/api/charts/{path}", _endpoint(handler), methods=["GET"]))
     app.state.scripts.extend(SCRIPTS)
+    app.state.chart_answers = AnswerCache()
 

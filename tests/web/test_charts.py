@@ -14,6 +14,7 @@ from connectors.base import Mention
 from listener.live_view import BrandView
 from listener.web import LiveApp, create_app
 from storage.rollup import rollup_pending
+from storage.snapshot import publish_snapshot
 from storage.store import Store
 
 NOW = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
@@ -121,3 +122,24 @@ def test_the_pages_carry_the_chart_area_and_its_scripts_without_inline_script(cl
                   "/static/vendor/uPlot.min.css"):
         assert c.get(asset).status_code == 200, asset
 
+
+
+def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(tmp_path):
+    database = tmp_path / "snap.duckdb"
+    _fill(database)
+    with Store.open(database) as store:
+        publish_snapshot(store)
+    state = LiveApp(database=database, brands=(BrandView("Acme"),), scorer=VaderScorer(), clock=lambda: NOW)
+    params = {"brand": "Acme", "range": "7d", "resolution": "day"}
+    with TestClient(create_app(state), base_url=LOCAL) as c:
+        cache = c.app.state.chart_answers
+        first = c.get("/api/charts/trends", params=params).json()
+        assert c.get("/api/charts/trends", params=params).json() == first and cache.hits == 1
+        assert sum(first["series"][0]["mentions"]) == 105
+        with Store.open(database) as store:  # the daemon stores more and publishes again
+            store.save_batch([Mention(source="x", id="late", brand="Acme", created_at=NOW - timedelta(hours=2),
+                                      text="late", conversation_id="late")], [POS], source="x", brand="Acme",
+                             checkpoint=None, now=NOW, scorer="vader", scorer_version="3.3.2")
+            publish_snapshot(store)
+        again = c.get("/api/charts/trends", params=params).json()
+        assert sum(again["series"][0]["mentions"]) == 106 and cache.hits == 1

@@ -43,9 +43,11 @@
     return x > 0 ? "+" + v : v;
   }
 
-  function moodColour(nss) {
-    if (nss === null || nss === undefined) return NEUTRAL;
-    return nss > 0 ? GOOD : nss < 0 ? BAD : NEUTRAL;
+  // Green or red only where the 95 % interval lies on one side of 0: a figure that could
+  // be either is grey, whatever its sign.
+  function moodColour(low, high) {
+    if (low === null || low === undefined || high === null || high === undefined) return NEUTRAL;
+    return low > 0 ? GOOD : high < 0 ? BAD : NEUTRAL;
   }
 
   // The stream's URL for a filter; the stream reads the same names from its URL.
@@ -277,7 +279,8 @@
       series: nssSeries, bands: [{series: [2, 3], fill: BAND}],
       scales: {x: base.scales.x, y: {range: [-100, 100]}},
       axes: [{}, {label: "NSS", size: 60, values: function (u, vals) { return vals.map(function (v) { return signed(v, 0); }); }}],
-      hooks: {drawClear: [shade(main)], draw: [zeroLine], setCursor: [function (u) { self.readoutAt(u.cursor.idx); }]}
+      hooks: {drawClear: [shade(main)], draw: [zeroLine, whiskers(main)],
+              setCursor: [function (u) { self.readoutAt(u.cursor.idx); }]}
     });
     var nss = new uPlot(nssOpts, nssData, this.nss);
     nss.hooks.setSelect = [this.leadsToStream(nss, ctx)];
@@ -288,7 +291,7 @@
     if (data.brands.length > 1) {
       var sovSeries = [{}], sovData = [data.share_of_voice.t];
       data.brands.forEach(function (b, k) {
-        sovSeries.push({label: b, stroke: PALETTE[k % PALETTE.length], width: k ? 1.25 : 2,
+        sovSeries.push({label: b, stroke: PALETTE[k % PALETTE.length], width: k ? 1.25 : 2, points: {show: true, size: 4},
           value: function (u, v) { return v === null ? "–" : v.toFixed(1) + " %"; }});
         sovData.push(data.share_of_voice.shares[b].map(function (v) { return v === null ? null : 100 * v; }));
       });
@@ -321,6 +324,23 @@
     return g;
   }
 
+  // Each bucket's interval as a vertical whisker too: the band alone vanishes around a
+  // bucket whose neighbours are empty, and a sparse bucket has only its interval to show.
+  function whiskers(series) {
+    return function (u) {
+      var c = u.ctx;
+      c.save(); c.lineWidth = 1.5;
+      for (var i = 0; i < series.t.length; i++) {
+        if (series.low[i] === null || series.high[i] === null) continue;
+        var x = u.valToPos(series.t[i], "x", true);
+        c.strokeStyle = series.sparse[i] ? "rgba(110,119,129,0.55)" : "rgba(87,96,106,0.45)";
+        c.beginPath(); c.moveTo(x, u.valToPos(series.low[i], "y", true)); c.lineTo(x, u.valToPos(series.high[i], "y", true));
+        c.stroke();
+      }
+      c.restore();
+    };
+  }
+
   function zeroLine(u) {
     var y = u.valToPos(0, "y", true), c = u.ctx;
     c.save(); c.strokeStyle = NEUTRAL; c.lineWidth = 1; c.setLineDash([4, 4]);
@@ -347,7 +367,7 @@
       (1.96 * s.nss_se[i]).toFixed(1) + " (95 %: " + signed(s.low[i]) + " to " + signed(s.high[i]) + ") · " +
       s.positive[i] + " positive, " + s.neutral[i] + " neutral, " + s.negative[i] + " negative";
     var value = el("strong", {text: line});
-    if (s.scored[i] && !s.sparse[i]) value.style.color = moodColour(s.nss[i]);
+    if (s.scored[i] && !s.sparse[i]) value.style.color = moodColour(s.low[i], s.high[i]);
     var link = el("a", {href: streamUrl(this.stream, {brand: this.brand, since: iso(since), until: iso(until)}),
       className: "open-posts", text: "Read these posts →"});
     this.readout.appendChild(el("p", {}, [el("span", {text: head + ": "}), value, document.createTextNode(" "), link]));
@@ -363,7 +383,7 @@
       var bar = el("span", {className: "bar"});
       bar.style.width = Math.round(100 * (s.share || 0)) + "%";
       var mood = el("td", {className: "num", text: s.sparse ? "too few" : signed(s.nss) + " ± " + (1.96 * s.nss_se).toFixed(1)});
-      if (!s.sparse) mood.style.color = moodColour(s.nss);
+      if (!s.sparse) mood.style.color = moodColour(s.low, s.high);
       var link = el("a", {href: streamUrl(self.stream, {brand: self.brand, source: s.source, since: r.start, until: r.end}),
         text: s.source});
       body.appendChild(el("tr", {}, [el("th", {scope: "row"}, [link]),
@@ -430,7 +450,7 @@
     var self = this;
     return this.linkList(body.authors, function (a) {
       var mood = el("span", {className: "nss", text: a.sparse ? "" : " · NSS " + signed(a.nss)});
-      mood.style.color = moodColour(a.nss);
+      mood.style.color = moodColour(a.low, a.high);
       return [el("a", {href: streamUrl(self.stream, {brand: self.brand, author: a.author, since: r.start, until: r.end}), text: a.author}),
         document.createTextNode(" (" + a.sources.join(", ") + ") " + a.engagement.toLocaleString("en") + " engagements on " +
           a.mentions + " mentions"), mood];
