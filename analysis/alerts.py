@@ -696,6 +696,8 @@ def distinctive_terms(window: Sequence[str], baseline: Sequence[str], exclude: f
         if w < min_count:
             continue
         b = b_counts.get(term, 0)
+        if w + b == total:  # the samples' only word: nothing to set it against (and a 0 denominator)
+            continue
         alpha = prior * (w + b) / total
         delta = (math.log((w + alpha) / (n_w + prior - w - alpha))
                  - math.log((b + alpha) / (n_b + prior - b - alpha)))

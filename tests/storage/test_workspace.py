@@ -162,6 +162,14 @@ def test_rising_terms_and_hashtags_against_the_baseline(store):
     assert found.hashtags[0].mentions == 40 and found.hashtags[0].baseline_share == 0
 
 
+def test_rising_terms_when_the_texts_share_one_word(store):
+    """Posts whose only countable word is the same everywhere: nothing rose (the
+    log-odds used to divide by zero on such a word)."""
+    save(store, [(make(i, T0 - timedelta(hours=i), text=f"Acme post {i}"), NEU, False) for i in range(30)])
+    found = rising_terms(store, "Acme", T0 - timedelta(hours=10), T0, exclude=term_exclusions(["Acme"]))
+    assert found.terms == () and found.hashtags == ()
+
+
 def test_conversations_rank_a_large_negative_thread_above_a_single_angry_post(store):
     rows = [(make(0, T0, conversation="one"), NEG, False)]
     rows += [(make(10 + k, T0 + timedelta(minutes=k), conversation="big"), NEG if k < 7 else POS, False)

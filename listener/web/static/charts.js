@@ -254,6 +254,7 @@
       volData.push(s.mentions);
     });
     var volOpts = Object.assign({}, base, {series: volSeries, axes: [{}, {label: "mentions", size: 60}],
+      scales: {x: base.scales.x, y: {range: function (u, min, max) { return [0, Math.max(1, max) * 1.08]; }}},
       hooks: {drawClear: [shade(main)], setCursor: [function (u) { self.readoutAt(u.cursor.idx); }]}});
     var vol = new uPlot(volOpts, volData, this.volume);
     vol.hooks.setSelect = [this.leadsToStream(vol, ctx)];  // uPlot reads its hooks object when firing

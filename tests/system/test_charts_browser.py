@@ -1,0 +1,154 @@
+"""The workspace's charts in a real browser: Debian's headless Chromium, driven by
+Playwright, loads a brand page from the real server (listener.web.server.LiveServer on
+127.0.0.1), draws the charts from /api/charts, and a click on a day of the volume chart,
+or a range brushed across the NSS chart, lands on the mention stream filtered to that
+period. The console stays clean (no error, no CSP violation). A screenshot of the charts
+is written for review.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the Playwright package
+(the test extra); without either the test fails and says so.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from analysis.sentiment import Score, VaderScorer
+from connectors.base import Mention
+from listener.live_view import BrandView
+from listener.web import LiveApp
+from listener.web.server import LiveServer, start_in_thread
+from storage.rollup import rollup_pending
+from storage.store import Store
+from tests.timing import HANG_GUARD
+
+CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
+NOW = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+# Where the screenshots go for review: $LISTENER_SCREENSHOTS, else the test's temporary directory.
+SCREENSHOTS = os.environ.get("LISTENER_SCREENSHOTS")
+LABELS = [Score(0.6, 0.5, 0.5, 0, "positive"), Score(0.0, 0, 1, 0, "neutral"), Score(-0.6, 0, 0.5, 0.5, "negative")]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _database(path: Path) -> None:
+    """Acme over 10 days, every hour, with a quiet night (sparse hours) and a bad day."""
+    with Store.open(path) as store:
+        for day in range(10, 0, -1):
+            start = (NOW - day * DAY).replace(hour=0, minute=0)
+            mentions, scores = [], []
+            for hour in range(24):
+                count = 2 if hour < 5 else 6
+                for k in range(count):
+                    at = start + timedelta(hours=hour, minutes=5 * k)
+                    mentions.append(Mention(source="x", id=f"{day}-{hour}-{k}", brand="Acme", created_at=at,
+                                            text=f"Acme post {day}/{hour}/{k}", author=f"u{k}",
+                                            conversation_id=f"t{day}-{hour}"))
+                    bad = day == 3
+                    scores.append(LABELS[2] if bad and k % 3 else LABELS[(k + hour) % 3])
+            store.save_batch(mentions, scores, source="x", brand="Acme", checkpoint=None, now=NOW,
+                             scorer="vader", scorer_version="3.3.2")
+        rollup_pending(store)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"{CHROMIUM} not found: install it with `apt-get install -y chromium`", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    except ModuleNotFoundError:
+        pytest.fail("the Playwright package is missing: pip install -e '.[test]'", pytrace=False)
+    tmp = tmp_path_factory.mktemp("charts-browser")
+    _database(tmp / "charts.duckdb")
+    state = LiveApp(database=tmp / "charts.duckdb", brands=(BrandView("Acme"),), scorer=VaderScorer(),
+                    clock=lambda: NOW, refresh=0)
+    server = LiveServer(state, "127.0.0.1", 0)
+    start_in_thread(server)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"],
+                                             timeout=HANG_GUARD * 1000)
+        try:
+            yield {"browser": browser, "url": server.url.rstrip("/"), "shots": Path(SCREENSHOTS or tmp)}
+        finally:
+            browser.close()
+            server.shutdown()
+            server.server_close()
+
+
+def _open_charts(site, query: str):
+    page = site["browser"].new_page(viewport={"width": 1200, "height": 1400})
+    page.set_default_timeout(HANG_GUARD * 1000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
+            else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(f"{site['url']}/brand/Acme?{query}")
+    page.wait_for_selector("[data-chart=nss] canvas")
+    page.wait_for_selector(".talk-part[data-part=authors] ol")
+    return page, problems
+
+
+def _screenshot(site, page, name: str) -> None:
+    site["shots"].mkdir(parents=True, exist_ok=True)
+    shot = site["shots"] / name
+    page.locator("section[data-charts]").screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000  # the charts drew something
+
+
+def _x_of(page, chart: str, moment: datetime, start: datetime, end: datetime) -> tuple[float, float]:
+    """The page coordinates of ``moment`` on ``chart``'s time axis, half-way down."""
+    box = page.locator(f"[data-chart={chart}] .u-over").bounding_box()
+    x = box["x"] + box["width"] * (moment - start) / (end - start)
+    return x, box["y"] + box["height"] / 2
+
+
+def test_clicking_a_day_or_brushing_a_range_opens_the_stream_filtered_to_it(site):
+    page, problems = _open_charts(site, "range=7d&resolution=day")
+    status = page.locator(".chart-status").inner_text()
+    assert "per day" in status
+    start = (NOW - 7 * DAY).replace(hour=0, minute=0)
+    end = start + 8 * DAY
+    _screenshot(site, page, "charts-7d-per-day.png")
+    # Hover shows the bucket's numbers and the link to its posts.
+    bad_day = (NOW - 3 * DAY).replace(hour=0, minute=0)
+    page.mouse.move(*_x_of(page, "nss", bad_day + DAY / 4, start, end))
+    readout = page.locator(".chart-readout")
+    assert bad_day.strftime("%Y-%m-%d") in readout.inner_text() and "NSS -" in readout.inner_text()
+    assert problems == []
+    # A click on that day in the volume chart opens its posts.
+    page.mouse.click(*_x_of(page, "volume", bad_day + DAY / 4, start, end))
+    page.wait_for_url("**/stream?**")
+    query = parse_qs(urlsplit(page.url).query)
+    assert query == {"brand": ["Acme"], "since": [_iso(bad_day)], "until": [_iso(bad_day + DAY)]}
+
+    # A brushed range across the NSS chart opens the posts of the whole days it covers.
+    page, problems = _open_charts(site, "range=7d&resolution=day")
+    a = page.mouse
+    assert problems == []
+    a.move(*_x_of(page, "nss", start + 2 * DAY + DAY / 3, start, end))
+    a.down()
+    a.move(*_x_of(page, "nss", start + 4 * DAY + DAY / 2, start, end), steps=8)
+    a.up()
+    page.wait_for_url("**/stream?**")
+    query = parse_qs(urlsplit(page.url).query)
+    assert query == {"brand": ["Acme"], "since": [_iso(start + 2 * DAY)], "until": [_iso(start + 5 * DAY)]}
+
+
+def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site):
+    start, end = (NOW - 2 * DAY).replace(hour=0, minute=0), (NOW - DAY).replace(hour=0, minute=0)
+    page, problems = _open_charts(site, f"since={_iso(start)}&until={_iso(end)}&resolution=hour")
+    night = start + timedelta(hours=2)
+    page.mouse.move(*_x_of(page, "nss", night + timedelta(minutes=10), start, end))
+    text = page.locator(".chart-readout").inner_text()
+    assert "too few to tell the mood" in text and "2 mentions" in text
+    _screenshot(site, page, "charts-night-per-hour.png")
+    assert problems == []
