@@ -35,13 +35,12 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -59,7 +58,8 @@ from listener.web.render import HERE, render, render_message, render_page
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
-from storage.live import LiveReader, known_brands, queued_label_count
+from storage.live import LiveReader, known_brands, open_alerts, queued_label_count
+from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page
 
 NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next cycle, and the figures "
                   f"change once the hourly stage has recomputed that hour." for label in (*LABELS, CLEAR)}
@@ -68,8 +68,9 @@ NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next
 ORIGIN_WEB = "web"
 WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
 EXTENSIONS = ("listener.web.routes_charts",)
-# Where a label form may send the browser back to: "/" or a brand page as brand_path writes it.
-BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?")
+# Where a form may send the browser back to: "/", a brand page as brand_path writes it, or
+# the stream with a query as urlencode writes it.
+BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?|/stream(\?[A-Za-z0-9._~%=&+-]*)?")
 
 
 @dataclass
@@ -133,9 +134,15 @@ def message(status: int, title: str, text: str, headers: dict[str, str] | None =
     return HTMLResponse(render_message(title, text, refresh=refresh), status, headers=headers)
 
 
-def _back(form: dict[str, str], allowed: Callable[[str], bool]) -> str:
+def _back_with(form: dict[str, str], request: Request, **notice: str) -> str:
+    """Where the form sends the browser back to, with ``notice`` in its query: only the
+    view's own pages (no open redirect, no header injection), an older notice dropped."""
     back = form.get("back") or "/"
-    return back if allowed(back) else "/"  # only the view's own pages: no open redirect, no header injection
+    if not request.app.state.back_allowed(back):
+        back = "/"
+    path, _, query = back.partition("?")
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in notice]
+    return path + "?" + "&".join(kept + [urlencode(notice)])
 
 
 def _own_page(path: str) -> bool:
@@ -172,6 +179,60 @@ def _page(request: Request, only: str | None, self_path: str) -> Response:
     return HTMLResponse(html)
 
 
+def _stream_query(request: Request) -> tuple[StreamFilter, Cursor | None]:
+    """The stream's filter and page cursor from the URL; Refused (400) naming a bad field."""
+    params = request.query_params
+    if any(len(params.getlist(k)) > 1 for k in params.keys()):
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad filter", "Each filter may appear once in the address.")
+    try:
+        after = Cursor.decode(params["after"]) if params.get("after") else None
+        return StreamFilter.from_query(params), after
+    except ValueError as exc:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad filter", str(exc)) from None
+
+
+def stream(request: Request) -> Response:
+    """The mention stream: filters in the URL, newest first, keyset pages ("after")."""
+    app = live(request)
+    chosen, after = _stream_query(request)
+    now = app.now()
+    query = chosen.to_query()
+    with app.reader.reading() as reading:
+        found = stream_page(reading.store, chosen, now=now, after=after)
+        choices = stream_choices(reading.store, now)
+        alerts = open_alerts(reading.store, now)
+    here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
+                        else "")
+    next_url = "/stream?" + urlencode({**query, "after": found.next.encode()}) if found.next else None
+    for alert in alerts:
+        alert["stream_url"] = alert_stream_url(alert)
+    return page(request, "stream.html", title="Mentions", now=now, query=query, choices=choices,
+                label_choices=LABEL_CHOICES, mentions=[m.to_json() for m in found.mentions], next_url=next_url,
+                first_page=after is None, back=here, alerts=alerts, error=None,
+                notice=NOTICES.get(request.query_params.get("queued", "")),
+                labels_queued=queued_label_count(app.database))
+
+
+def alert_stream_url(alert: dict[str, Any]) -> str:
+    """The stream filtered to an alert's posts: its brand, in its hour."""
+    hour = datetime.fromisoformat(alert["hour"]) if isinstance(alert["hour"], str) else alert["hour"]
+    chosen = StreamFilter(brand=alert["brand"], start=hour, end=hour + timedelta(hours=1),
+                          label="negative" if alert.get("metric") == "mood" and alert.get("direction") == "dip"
+                          else None)
+    return "/stream?" + urlencode(chosen.to_query())
+
+
+def stream_json(request: Request) -> Response:
+    """The stream's page as JSON (the same filter and cursor as /stream)."""
+    app = live(request)
+    chosen, after = _stream_query(request)
+    with app.reader.reading() as reading:
+        found = stream_page(reading.store, chosen, now=app.now(), after=after)
+    body = {"filter": chosen.to_query(), "mentions": [m.to_json() for m in found.mentions],
+            "next": found.next.encode() if found.next else None}
+    return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), media_type="application/json; charset=utf-8")
+
+
 def live_json(request: Request) -> Response:
     body = json.dumps(live(request).view(), indent=2, ensure_ascii=False).encode("utf-8", "replace")
     return Response(body, media_type="application/json; charset=utf-8")
@@ -196,8 +257,7 @@ def label(request: Request) -> Response:
     except UnknownMentionError as exc:
         raise Refused(HTTPStatus.NOT_FOUND, "Unknown mention", str(exc)) from None
     queue_label(app.database, labelled, app.clock())
-    back = _back(form, request.app.state.back_allowed)
-    return RedirectResponse(f"{back}{'&' if '?' in back else '?'}queued={value}", status_code=303)
+    return RedirectResponse(_back_with(form, request, queued=value), status_code=303)
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -229,6 +289,8 @@ def create_app(state: LiveApp) -> Starlette:
         Route("/", overview, methods=["GET"]),
         Route("/brand/{name:path}", brand, methods=["GET"]),
         Route("/api/live.json", live_json, methods=["GET"]),
+        Route("/stream", stream, methods=["GET"]),
+        Route("/api/stream.json", stream_json, methods=["GET"]),
         Route("/label", label, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
