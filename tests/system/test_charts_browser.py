@@ -104,6 +104,14 @@ def _screenshot(site, page, name: str) -> None:
     assert shot.stat().st_size > 10_000  # the charts drew something
 
 
+def _assert_stream_within(page, start: datetime, end: datetime) -> None:
+    """The stream page lists posts, all of them created in [start, end)."""
+    page.wait_for_selector("ol.stream li.mention")
+    times = [datetime.fromisoformat(t) for t in page.locator("ol.stream li.mention time").evaluate_all(
+        "nodes => nodes.map(n => n.getAttribute('datetime'))")]
+    assert times and all(start <= t < end for t in times), (start, end, times[:3], times[-3:])
+
+
 def _x_of(page, chart: str, moment: datetime, start: datetime, end: datetime) -> tuple[float, float]:
     """The page coordinates of ``moment`` on ``chart``'s time axis, half-way down."""
     box = page.locator(f"[data-chart={chart}] .u-over").bounding_box()
@@ -128,7 +136,9 @@ def test_clicking_a_day_or_brushing_a_range_opens_the_stream_filtered_to_it(site
     page.mouse.click(*_x_of(page, "volume", bad_day + DAY / 4, start, end))
     page.wait_for_url("**/stream?**")
     query = parse_qs(urlsplit(page.url).query)
-    assert query == {"brand": ["Acme"], "since": [_iso(bad_day)], "until": [_iso(bad_day + DAY)]}
+    assert query == {"brand": ["Acme"], "start": [_iso(bad_day)], "end": [_iso(bad_day + DAY)]}
+    _assert_stream_within(page, bad_day, bad_day + DAY)
+    assert problems == []
 
     # A brushed range across the NSS chart opens the posts of the whole days it covers.
     page, problems = _open_charts(site, "range=7d&resolution=day")
@@ -140,7 +150,9 @@ def test_clicking_a_day_or_brushing_a_range_opens_the_stream_filtered_to_it(site
     a.up()
     page.wait_for_url("**/stream?**")
     query = parse_qs(urlsplit(page.url).query)
-    assert query == {"brand": ["Acme"], "since": [_iso(start + 2 * DAY)], "until": [_iso(start + 5 * DAY)]}
+    assert query == {"brand": ["Acme"], "start": [_iso(start + 2 * DAY)], "end": [_iso(start + 5 * DAY)]}
+    _assert_stream_within(page, start + 2 * DAY, start + 5 * DAY)
+    assert problems == []
 
 
 def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site):

@@ -7,8 +7,9 @@
 // innerHTML), so hostile text in a term, a title or an author stays text.
 //
 // Every point leads to its posts: a click opens the stream filtered to that bucket
-// (/stream?brand=..&since=..&until=..), a dragged (brushed) range to that range; terms,
-// conversations and authors open the stream with q=, conversation= or author=.
+// (/stream?brand=..&start=..&end=..: the names are the section's data-stream-start and
+// data-stream-end, as the stream reads them), a dragged (brushed) range to that range;
+// terms, conversations and authors open the stream with q=, conversation= or author=.
 (function () {
   "use strict";
 
@@ -64,6 +65,8 @@
     this.api = root.getAttribute("data-api") || "/api/charts";
     this.stream = root.getAttribute("data-stream") || "/stream";
     this.brand = root.getAttribute("data-brand");
+    this.startName = root.getAttribute("data-stream-start") || "start";
+    this.endName = root.getAttribute("data-stream-end") || "end";
     this.competitors = JSON.parse(root.getAttribute("data-competitors") || "[]");
     var url = new URLSearchParams(window.location.search);
     this.state = {
@@ -199,10 +202,18 @@
     };
   };
 
-  Workspace.prototype.open = function (since, until, extra) {
-    var params = {brand: this.brand, since: iso(since), until: iso(until)};
+  // The stream's URL for the brand's posts in [since, until) (ISO strings or epoch
+  // seconds), with ``extra`` filters.
+  Workspace.prototype.posts = function (since, until, extra) {
+    var params = {brand: this.brand};
+    params[this.startName] = typeof since === "number" ? iso(since) : since;
+    params[this.endName] = typeof until === "number" ? iso(until) : until;
     Object.keys(extra || {}).forEach(function (k) { params[k] = extra[k]; });
-    window.location.assign(streamUrl(this.stream, params));
+    return streamUrl(this.stream, params);
+  };
+
+  Workspace.prototype.open = function (since, until) {
+    window.location.assign(this.posts(since, until));
   };
 
   Workspace.prototype.draw = function (data) {
@@ -369,7 +380,7 @@
       s.positive[i] + " positive, " + s.neutral[i] + " neutral, " + s.negative[i] + " negative";
     var value = el("strong", {text: line});
     if (s.scored[i] && !s.sparse[i]) value.style.color = moodColour(s.low[i], s.high[i]);
-    var link = el("a", {href: streamUrl(this.stream, {brand: this.brand, since: iso(since), until: iso(until)}),
+    var link = el("a", {href: this.posts(since, until),
       className: "open-posts", text: "Read these posts →"});
     this.readout.appendChild(el("p", {}, [el("span", {text: head + ": "}), value, document.createTextNode(" "), link]));
   };
@@ -385,7 +396,7 @@
       bar.style.width = Math.round(100 * (s.share || 0)) + "%";
       var mood = el("td", {className: "num", text: s.sparse ? "too few" : signed(s.nss) + " ± " + (1.96 * s.nss_se).toFixed(1)});
       if (!s.sparse) mood.style.color = moodColour(s.low, s.high);
-      var link = el("a", {href: streamUrl(self.stream, {brand: self.brand, source: s.source, since: r.start, until: r.end}),
+      var link = el("a", {href: self.posts(r.start, r.end, {source: s.source}),
         text: s.source});
       body.appendChild(el("tr", {}, [el("th", {scope: "row"}, [link]),
         el("td", {className: "num", text: s.mentions.toLocaleString("en")}),
@@ -423,7 +434,7 @@
   Workspace.prototype.render_terms = function (body, r) {
     var self = this;
     var term = function (t) {
-      return [el("a", {href: streamUrl(self.stream, {brand: self.brand, q: t.term, since: r.start, until: r.end}), text: t.term}),
+      return [el("a", {href: self.posts(r.start, r.end, {q: t.term}), text: t.term}),
         document.createTextNode(" — in " + t.mentions + " of the sampled posts (" + (100 * t.share).toFixed(0) + " % vs " +
           (100 * t.baseline_share).toFixed(1) + " % before)")];
     };
@@ -438,7 +449,10 @@
       if (title.length > 120) title = title.slice(0, 119) + "…";
       var mood = el("span", {className: "nss", text: c.nss === null ? "" : " NSS " + signed(c.nss) + " over " + c.voices + " voices"});
       mood.style.color = c.label === "positive" ? GOOD : c.label === "negative" ? BAD : NEUTRAL;
-      return [el("a", {href: streamUrl(self.stream, {brand: self.brand, source: c.source, conversation: c.conversation_id}), text: title}),
+      // The thread's posts: its id, and the minutes it spans (what the stream can filter
+      // by even where it does not know conversation=).
+      var first = Math.floor(Date.parse(c.first_at) / 60000) * 60, last = Math.floor(Date.parse(c.last_at) / 60000) * 60 + 60;
+      return [el("a", {href: self.posts(first, last, {source: c.source, conversation: c.conversation_id}), text: title}),
         document.createTextNode(" [" + c.source + "] " + c.mentions + " mentions, " + c.positive + " positive, " + c.negative + " negative ·"),
         mood];
     };
@@ -452,7 +466,7 @@
     return this.linkList(body.authors, function (a) {
       var mood = el("span", {className: "nss", text: a.sparse ? "" : " · NSS " + signed(a.nss)});
       mood.style.color = moodColour(a.low, a.high);
-      return [el("a", {href: streamUrl(self.stream, {brand: self.brand, author: a.author, since: r.start, until: r.end}), text: a.author}),
+      return [el("a", {href: self.posts(r.start, r.end, {author: a.author}), text: a.author}),
         document.createTextNode(" (" + a.sources.join(", ") + ") " + a.engagement.toLocaleString("en") + " engagements on " +
           a.mentions + " mentions"), mood];
     });
