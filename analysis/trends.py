@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from analysis.mood import net_sentiment, net_sentiment_se
+from analysis.mood import Mood, mood_from_counts, net_sentiment, net_sentiment_se
 
 RESOLUTIONS: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
 # The preset ranges a chart offers, and the resolution each opens at.
@@ -135,47 +135,31 @@ def nss_interval(positive: int, negative: int, scored: int, z: float = INTERVAL_
 
 @dataclass(frozen=True, slots=True)
 class MoodPoint:
-    """One bucket of one brand: volume and mood, with what the chart needs to be honest.
-
-    ``nss``/``nss_se`` are the plain figures (None when nothing was scored); ``shown``
-    is what the line may draw (None for a sparse bucket); ``low``/``high`` the interval
-    (module docstring); ``filling`` a bucket that has not ended yet at ``now``."""
+    """One bucket of one brand: its volume and mood (``mood``: counts, plain NSS and SE,
+    None when nothing was scored), and what the chart needs to be honest: ``low``/``high``,
+    the interval (module docstring); ``sparse``, too few scored to draw on the line
+    (``shown`` is then None); ``filling``, a bucket that has not ended yet at ``now``."""
 
     start: datetime
     end: datetime
-    mentions: int
-    duplicates: int
-    unscored: int
-    positive: int
-    neutral: int
-    negative: int
-    nss: float | None
-    nss_se: float | None
+    mood: Mood
     low: float | None
     high: float | None
     sparse: bool
     filling: bool
 
     @property
-    def scored(self) -> int:
-        return self.positive + self.neutral + self.negative
-
-    @property
     def shown(self) -> float | None:
-        return None if self.sparse else self.nss
+        return None if self.sparse else self.mood.nss
 
 
 def mood_point(start: datetime, end: datetime, now: datetime, *, mentions: int, duplicates: int, unscored: int,
                positive: int, neutral: int, negative: int) -> MoodPoint:
-    scored = positive + neutral + negative
-    interval = nss_interval(positive, negative, scored)
-    return MoodPoint(
-        start=start, end=end, mentions=mentions, duplicates=duplicates, unscored=unscored,
-        positive=positive, neutral=neutral, negative=negative,
-        nss=net_sentiment(positive, negative, scored), nss_se=net_sentiment_se(positive, negative, scored),
-        low=None if interval is None else interval[0], high=None if interval is None else interval[1],
-        sparse=scored < SPARSE_SCORED, filling=end > now,
-    )
+    mood = mood_from_counts(mentions, positive, neutral, negative, duplicates=duplicates, unscored=unscored)
+    interval = nss_interval(positive, negative, mood.scored)
+    return MoodPoint(start=start, end=end, mood=mood, low=None if interval is None else interval[0],
+                     high=None if interval is None else interval[1], sparse=mood.scored < SPARSE_SCORED,
+                     filling=end > now)
 
 
 def shares(volumes: dict[str, int]) -> dict[str, float | None]:

@@ -68,7 +68,7 @@ class SourceMood:
     brand: str
     source: str
     share: float | None
-    mood: MoodPoint
+    point: MoodPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def trends(store: Store, brands: Sequence[str], span: ChartRange, now: datetime)
     )
     voice = []
     for i, start in enumerate(starts):
-        volumes = {s.brand: s.points[i].mentions for s in series}
+        volumes = {s.brand: s.points[i].mood.mentions for s in series}
         voice.append(SharePoint(start, start + span.step, volumes, shares(volumes)))
     sources = []
     for brand in brands:
@@ -306,7 +306,7 @@ class Author:
     author: str
     sources: tuple[str, ...]
     engagement: int
-    mood: MoodPoint
+    point: MoodPoint
 
 
 def top_authors(store: Store, brand: str, start: datetime, end: datetime, now: datetime,

@@ -171,14 +171,14 @@ def _points(points: tuple[MoodPoint, ...]) -> dict[str, list]:
     show (None when sparse), the plain NSS and SE, the interval and the flags."""
     return {
         "t": [int(p.start.timestamp()) for p in points],
-        "mentions": [p.mentions for p in points],
-        "scored": [p.scored for p in points],
-        "positive": [p.positive for p in points],
-        "neutral": [p.neutral for p in points],
-        "negative": [p.negative for p in points],
+        "mentions": [p.mood.mentions for p in points],
+        "scored": [p.mood.scored for p in points],
+        "positive": [p.mood.positive for p in points],
+        "neutral": [p.mood.neutral for p in points],
+        "negative": [p.mood.negative for p in points],
         "nss": [_round(p.shown) for p in points],
-        "raw_nss": [_round(p.nss) for p in points],
-        "nss_se": [_round(p.nss_se) for p in points],
+        "raw_nss": [_round(p.mood.nss) for p in points],
+        "nss_se": [_round(p.mood.nss_se) for p in points],
         "low": [_round(p.low) for p in points],
         "high": [_round(p.high) for p in points],
         "sparse": [p.sparse for p in points],
@@ -205,9 +205,10 @@ def _trends(request: Request, store: Any, now: datetime) -> dict[str, Any]:
             "volumes": {b: [p.volumes[b] for p in found.share_of_voice] for b in brands},
             "shares": {b: [_round(p.shares[b], 4) for p in found.share_of_voice] for b in brands},
         },
-        "sources": [{"brand": s.brand, "source": s.source, "mentions": s.mood.mentions, "share": _round(s.share, 4),
-                     "scored": s.mood.scored, "nss": _round(s.mood.nss), "nss_se": _round(s.mood.nss_se),
-                     "low": _round(s.mood.low), "high": _round(s.mood.high), "sparse": s.mood.sparse}
+        "sources": [{"brand": s.brand, "source": s.source, "mentions": s.point.mood.mentions, "share": _round(s.share, 4),
+                     "scored": s.point.mood.scored, "nss": _round(s.point.mood.nss),
+                     "nss_se": _round(s.point.mood.nss_se), "low": _round(s.point.low), "high": _round(s.point.high),
+                     "sparse": s.point.sparse}
                     for s in found.sources],
     }
 
@@ -250,9 +251,9 @@ def _authors(request: Request, store: Any, now: datetime) -> dict[str, Any]:
     brand, start, end = _window(request, now)
     found = top_authors(store, brand, start, end, now, limit=TOP)
     return {"brand": brand, "start": _iso(start), "end": _iso(end), "authors": [
-        {"author": a.author, "sources": list(a.sources), "engagement": a.engagement, "mentions": a.mood.mentions,
-         "scored": a.mood.scored, "nss": _round(a.mood.nss), "low": _round(a.mood.low), "high": _round(a.mood.high),
-         "sparse": a.mood.sparse} for a in found]}
+        {"author": a.author, "sources": list(a.sources), "engagement": a.engagement, "mentions": a.point.mood.mentions,
+         "scored": a.point.mood.scored, "nss": _round(a.point.mood.nss), "low": _round(a.point.low),
+         "high": _round(a.point.high), "sparse": a.point.sparse} for a in found]}
 
 
 def register(app: Starlette) -> None:

@@ -71,7 +71,7 @@ def test_a_point_is_sparse_below_ten_scored_and_filling_until_its_end():
     start = NOW.replace(minute=0)
     point = mood_point(start, start + timedelta(hours=1), NOW, mentions=12, duplicates=2, unscored=1,
                        positive=9, neutral=0, negative=0)
-    assert point.sparse and point.shown is None and point.nss == 100 and point.filling
+    assert point.sparse and point.shown is None and point.mood.nss == 100 and point.filling
     point = mood_point(start - timedelta(hours=1), start, NOW, mentions=10, duplicates=0, unscored=0,
                        positive=5, neutral=3, negative=2)
     assert not point.sparse and point.shown == 30 and not point.filling

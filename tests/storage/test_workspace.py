@@ -99,12 +99,13 @@ def test_chart_points_equal_counting_the_mentions_with_the_python_nss(filled, re
         assert [p.start for p in series.points] == span.buckets()
         for point in series.points:
             c = want.get((series.brand, point.start), Counter())
-            assert (point.mentions, point.duplicates, point.unscored, point.positive, point.neutral, point.negative) \
+            mood = point.mood
+            assert (mood.mentions, mood.duplicates, mood.unscored, mood.positive, mood.neutral, mood.negative) \
                 == (c["mentions"], c["duplicates"], c["unscored"], c["positive"], c["neutral"], c["negative"])
             scored = c["positive"] + c["neutral"] + c["negative"]
-            assert point.nss == net_sentiment(c["positive"], c["negative"], scored)
-            assert point.nss_se == net_sentiment_se(c["positive"], c["negative"], scored)
-            seen += point.mentions
+            assert mood.nss == net_sentiment(c["positive"], c["negative"], scored)
+            assert mood.nss_se == net_sentiment_se(c["positive"], c["negative"], scored)
+            seen += mood.mentions
     assert seen == sum(c["mentions"] for c in want.values())
     # Only the bucket holding NOW is still filling.
     filling = [p.start for p in got.series[0].points if p.filling]
@@ -120,7 +121,7 @@ def test_share_of_voice_and_sources(filled):
     assert got.share_of_voice[-1].shares["Acme"] == 1.0  # only Acme's three in the current day
     acme = {s.source: s for s in got.sources if s.brand == "Acme"}
     assert set(acme) == {"x", "reddit"}
-    assert acme["x"].mood.mentions == 3 * 3 * 6 + 5 + 3 and acme["reddit"].mood.mentions == 3 * 3 * 6
+    assert acme["x"].point.mood.mentions == 3 * 3 * 6 + 5 + 3 and acme["reddit"].point.mood.mentions == 3 * 3 * 6
     assert acme["x"].share + acme["reddit"].share == pytest.approx(1.0)
 
 
@@ -129,12 +130,12 @@ def test_a_sparse_bucket_is_flagged_not_drawn_at_100_and_no_band_vanishes(store)
          + [(make(10 + k, T0 + timedelta(hours=1, minutes=k)), POS, False) for k in range(30)])
     span = chart_range(NOW, since=T0, until=T0 + timedelta(hours=3), resolution="hour")
     few, many, none = trends(store, ["Acme"], span, NOW).series[0].points
-    assert few.nss == 100 and few.nss_se == 0  # what the plain figures say of two posts
+    assert few.mood.nss == 100 and few.mood.nss_se == 0  # what the plain figures say of two posts
     assert few.sparse and few.shown is None
     assert few.low < 0 and few.high == 100  # the interval stays wide instead of vanishing
-    assert many.nss == 100 and not many.sparse and many.shown == 100
+    assert many.mood.nss == 100 and not many.sparse and many.shown == 100
     assert 80 < many.low < many.high <= 100  # all 30 positive: still an interval, not a point
-    assert none.mentions == 0 and none.nss is None and none.low is None and none.sparse
+    assert none.mood.mentions == 0 and none.mood.nss is None and none.low is None and none.sparse
 
 
 def test_a_stale_hourly_row_is_not_counted_beside_its_pending_recount(filled):
@@ -143,7 +144,7 @@ def test_a_stale_hourly_row_is_not_counted_beside_its_pending_recount(filled):
     hour = T0 + timedelta(days=1, hours=10)
     span = chart_range(NOW, since=hour, until=hour + timedelta(hours=1), resolution="hour")
     (point,) = trends(filled, ["Acme"], span, NOW).series[0].points
-    assert point.mentions == 12 + 5 and point.negative == 2 + 5
+    assert point.mood.mentions == 12 + 5 and point.mood.negative == 2 + 5
 
 
 def test_rising_terms_and_hashtags_against_the_baseline(store):
@@ -196,6 +197,7 @@ def test_top_authors_by_engagement_with_their_sources_and_mood(store):
     found = top_authors(store, "Acme", T0, T0 + timedelta(hours=1), NOW)
     assert [a.author for a in found] == ["loud", "quiet"]
     loud = found[0]
-    assert (loud.sources, loud.engagement, loud.mood.mentions, loud.mood.negative, loud.mood.unscored) == \
+    assert (loud.sources, loud.engagement, loud.point.mood.mentions, loud.point.mood.negative,
+            loud.point.mood.unscored) == \
         (("reddit", "x"), 520, 3, 2, 1)
     assert top_authors(store, "Nobody", T0, NOW, NOW) == []
