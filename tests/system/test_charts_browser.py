@@ -84,8 +84,8 @@ def site(tmp_path_factory):
             server.server_close()
 
 
-def _open_charts(site, query: str):
-    page = site["browser"].new_page(viewport={"width": 1200, "height": 1400})
+def _open_charts(site, query: str, width: int = 1200):
+    page = site["browser"].new_page(viewport={"width": width, "height": 1400})
     page.set_default_timeout(HANG_GUARD * 1000)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
@@ -163,4 +163,15 @@ def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site):
     text = page.locator(".chart-readout").inner_text()
     assert "too few to tell the mood" in text and "2 mentions" in text
     _screenshot(site, page, "charts-night-per-hour.png")
+    assert problems == []
+
+
+def test_the_charts_fit_a_phone(site):
+    page, problems = _open_charts(site, "range=7d&resolution=day", width=390)
+    # Nothing drawn or written past the screen's right edge.
+    past = page.locator("section[data-charts]").evaluate("""s => Array.from(s.querySelectorAll('*'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+    assert past == [], past[:5]
+    _screenshot(site, page, "charts-phone.png")
     assert problems == []

@@ -60,6 +60,19 @@
     return base + "?" + q.toString();
   }
 
+  // JSON from the view; an error names what the server said (its JSON "error", or the
+  // status of a page that is not JSON, such as "database busy").
+  function getJson(url) {
+    return fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"}).then(function (r) {
+      var type = r.headers.get("Content-Type") || "";
+      if (type.indexOf("application/json") !== 0) throw new Error("HTTP " + r.status + " " + r.statusText);
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
+        return body;
+      });
+    });
+  }
+
   function Workspace(root) {
     this.root = root;
     this.api = root.getAttribute("data-api") || "/api/charts";
@@ -158,13 +171,7 @@
     });
     this.status.textContent = "Loading…";
     this.root.setAttribute("aria-busy", "true");
-    fetch(streamUrl(this.api + "/trends", q), {headers: {Accept: "application/json"}, credentials: "same-origin"})
-      .then(function (r) {
-        return r.json().then(function (body) {
-          if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
-          return body;
-        });
-      })
+    getJson(streamUrl(this.api + "/trends", q))
       .then(function (data) { self.draw(data); self.loadTalk(data); })
       .catch(function (err) { self.status.textContent = "Could not load the charts: " + err.message; })
       .then(function () { self.root.removeAttribute("aria-busy"); });
@@ -417,8 +424,7 @@
     parts.forEach(function (p) {
       var box = el("div", {className: "talk-part", "data-part": p[0]}, [el("h4", {text: p[1]}), el("p", {text: "Loading…"})]);
       self.talk.appendChild(box);
-      fetch(streamUrl(self.api + "/" + p[0], q), {headers: {Accept: "application/json"}, credentials: "same-origin"})
-        .then(function (res) { return res.json().then(function (b) { if (!res.ok) throw new Error(b.error || res.status); return b; }); })
+      getJson(streamUrl(self.api + "/" + p[0], q))
         .then(function (body) { box.replaceChild(self["render_" + p[0]](body, r), box.lastChild); })
         .catch(function (err) { box.lastChild.textContent = "Could not load: " + err.message; });
     });
