@@ -29,6 +29,7 @@ from connectors.base import BrandQuery, Clock, Connector, Mention
 from connectors.query import matches, passes_exclusions
 from listener.config import Settings, SourceSettings
 from listener.sources import OpenSources, open_sources
+from storage.alert_actions import apply_alert_inbox
 from storage.labels import apply_inbox
 from storage.queries import label_counts
 from storage.rollup import ProgressCallback, RollupProgress, RollupResult, rollup_pending, rollup_rebuild
@@ -261,6 +262,10 @@ class Pipeline:
             log.warning("label not applied: %s", error)
         if queued.applied:
             log.info("labels applied=%d", queued.applied)
+        # Alerts acknowledged or resolved on the live view (storage.alert_actions).
+        actions = apply_alert_inbox(self.store, self.clock())
+        for error in actions.errors:
+            log.warning("alert action not applied: %s", error)
         started = time.perf_counter()
         run_id = self.store.start_run("rebuild" if rebuild else "hourly", now=self.clock())
         last: list[RollupProgress] = []

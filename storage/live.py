@@ -1,13 +1,20 @@
 """Read path of the live mood view (``listener serve``): where it reads, and its queries.
 
 Where: while the daemon runs, nothing else may open the database (docs/design.md), and a
-process holding it, even read-only, would stop the daemon from starting. So the view
-reads the daemon's snapshot when there is one, kept open and re-opened when a new one
-is published (its file identity changes), and otherwise opens the database read-only
-for the length of one request. A snapshot older than the database's last write is used
-only while the database is locked (the daemon mid-cycle); once the daemon has stopped
-and something else wrote (``listener pull``), the database itself is read. It never
-opens anything read-write.
+process holding it, even read-only and only for one request, stops the daemon from
+starting ("in use by another process"). So the view never opens the database itself:
+
+* while a writer (the daemon) holds it, the view reads the daemon's snapshot
+  (storage.snapshot), kept open and re-opened when a new one is published (its file
+  identity changes); with no snapshot yet, requests wait (DatabaseLockedError);
+* otherwise it reads the snapshot when the database has not been written since, and
+  else a private copy of the database (and its WAL) it makes itself, beside it, with
+  ``cp``: the copy is kept when the database's size and mtime (and its WAL's) are the
+  same before and after, so no write landed in between, and re-made only when the
+  database changes. Whether a writer holds the file is asked with fcntl(F_GETLK), which
+  takes no lock.
+Only where the copy cannot be written (a read-only directory) does the view open the
+database read-only, for one request, as before. It never opens anything read-write.
 
 The mood windows are not here: the view calls ``Pipeline.mood`` (storage.queries.
 label_counts), the code path of ``listener mood``, so the numbers are the same.
@@ -19,7 +26,10 @@ let DuckDB skip the rest of a 10M-mention table (bench/live_view.py measures the
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
+import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from storage.errors import DatabaseLockedError
+from storage.errors import DatabaseLockedError, StorageError
 from storage.labels import inbox_path
 from storage.queries import LABEL_COUNT_COLUMNS, LABELLED_MENTIONS_OF_BRAND, HourCounts
 from storage.snapshot import snapshot_path
@@ -54,20 +64,24 @@ class Reading:
 class LiveReader:
     """Opens what the live view reads, read-only; see the module docstring.
 
-    DuckDB keeps one database instance per path in a process, so a snapshot replaced
-    on disk would keep being read from the old instance until that is closed: the reader
-    therefore closes the old snapshot before opening the new one, under one lock that
-    also serialises requests' database work (the Store serialises its queries anyway).
-    """
+    DuckDB keeps one database instance per path in a process, so a file replaced on
+    disk would keep being read from the old instance until that is closed: the reader
+    therefore closes the old snapshot (or copy) before opening the new one, under one
+    lock that also serialises requests' database work (the Store serialises its queries
+    anyway)."""
 
     def __init__(self, database: Path, threads: int = READER_THREADS) -> None:
         self.database = Path(database)
         self.snapshot = snapshot_path(self.database)
+        self.copy = self.database.with_name(f"{self.database.stem}.view-{os.getpid()}{self.database.suffix}")
         self.threads = threads
         self._lock = threading.Lock()
         self._store: Store | None = None
-        self._identity: tuple[int, int, int, int] | None = None
-        self.opened = 0  # how many times a snapshot was (re)opened, for tests and logs
+        self._identity: tuple | None = None  # of the file (or files) self._store was opened from
+        self._kind = "snapshot"
+        self.opened = 0  # how many times a snapshot or copy was (re)opened, for tests and logs
+        self.copies = 0  # how many copies of the database were made
+        _remove_stale_copies(self.database)
 
     def _tune(self, store: Store) -> Store:
         with store.native() as db:
@@ -81,51 +95,155 @@ class LiveReader:
             return None
         return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def _wal(self, path: Path) -> Path:
+        return path.with_name(path.name + ".wal")
+
+    def _database_identity(self) -> tuple:
+        return (self._identity_of(self.database), self._identity_of(self._wal(self.database)))
+
     def _database_written_after(self, snapshot: tuple[int, int, int, int]) -> bool:
         """Whether the database (or its WAL) changed after the snapshot was published:
         the daemon mid-cycle, or a writer such as 'listener pull' after the daemon
         stopped, when the snapshot would show old data for good."""
-        written = [self._identity_of(p) for p in (self.database, self.database.with_name(self.database.name + ".wal"))]
+        written = self._database_identity()
         return any(w is not None and w[2] > snapshot[2] for w in written)
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
-        """What to read for one request, read-only: the snapshot, unless the database
-        was written after it and is free (no daemon), or there is no snapshot. Raises
+        """What to read for one request, read-only (the module docstring). Raises
         storage.errors.DatabaseLockedError when the daemon holds the database and has not
         published a snapshot yet, StorageError when there is no database."""
         with self._lock:
-            identity = self._identity_of(self.snapshot)
-            database: Store | None = None
-            if identity is None or self._database_written_after(identity):
-                try:
-                    database = self._tune(Store.open(self.database, read_only=True))
-                except DatabaseLockedError:
-                    if identity is None:
-                        raise
-            if database is not None:
-                try:
-                    yield Reading(database, "database", None)
-                finally:
-                    database.close()
+            snapshot = self._identity_of(self.snapshot)
+            writer = writer_holds(self.database)
+            if snapshot is not None and (writer or not self._database_written_after(snapshot)):
+                yield self._open(self.snapshot, ("snapshot", snapshot), "snapshot",
+                                 datetime.fromtimestamp(snapshot[2] / 1e9, timezone.utc))
                 return
-            assert identity is not None
-            if identity != self._identity or self._store is None:
-                self._close_snapshot()
-                self._store = self._tune(Store.open(self.snapshot, read_only=True))
-                self._identity = identity
-                self.opened += 1
-            published = datetime.fromtimestamp(identity[2] / 1e9, timezone.utc)
-            yield Reading(self._store, "snapshot", published)
+            if writer:
+                raise DatabaseLockedError(f"{self.database} is held by another process (the daemon?) and it has not "
+                                          f"published a snapshot ({self.snapshot.name}) yet")
+            copied = self._copied()
+            if copied is not None:
+                yield self._open(self.copy, copied, "database", None)
+                return
+            # The copy could not be written beside the database: one request's read-only open.
+            database = self._tune(Store.open(self.database, read_only=True))
+            try:
+                yield Reading(database, "database", None)
+            finally:
+                database.close()
 
-    def _close_snapshot(self) -> None:
+    def _open(self, path: Path, identity: tuple, kind: str, published: datetime | None) -> Reading:
+        if identity != self._identity or self._store is None:
+            self._close_store()
+            self._store = self._tune(Store.open(path, read_only=True))
+            self._identity = identity
+            self.opened += 1
+        return Reading(self._store, kind, published)
+
+    def _copied(self) -> tuple | None:
+        """The identity of an up-to-date private copy of the database (made now if the
+        database changed since the last one), or None when none can be written. Raises
+        DatabaseLockedError when writes kept landing while it was copied."""
+        source = self._database_identity()
+        if source[0] is None:
+            raise StorageError(f"no database at {self.database}")
+        identity = ("copy", source)
+        if identity == self._identity and self._store is not None:
+            return identity
+        for _ in range(3):
+            self._close_store()
+            try:
+                done = _copy_files(self.database, self.copy)
+            except OSError:
+                return None
+            after = self._database_identity()
+            if done == source == after:
+                self.copies += 1
+                return ("copy", source)
+            source = after  # a write landed meanwhile: copy again
+        raise DatabaseLockedError(f"{self.database} kept changing while the view copied it; retrying shortly")
+
+    def _close_store(self) -> None:
         if self._store is not None:
             self._store.close()
         self._store, self._identity = None, None
 
     def close(self) -> None:
         with self._lock:
-            self._close_snapshot()
+            self._close_store()
+            for path in (self.copy, self._wal(self.copy)):
+                path.unlink(missing_ok=True)
+
+
+def _copy_files(database: Path, copy: Path) -> tuple:
+    """Copy the database and its WAL (when there is one: a read-only open replays it) to
+    ``copy`` with ``cp`` (sparse files stay sparse), each through a partial name renamed
+    into place; returns the identities of the originals as they were before copying.
+    OSError when the copy cannot be written."""
+    wal, copy_wal = database.with_name(database.name + ".wal"), copy.with_name(copy.name + ".wal")
+
+    def identity(path: Path) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    before = (identity(database), identity(wal))
+    for original, target in ((database, copy), (wal, copy_wal)):
+        if not original.exists():
+            target.unlink(missing_ok=True)
+            continue
+        partial = target.with_name(target.name + ".partial")
+        done = subprocess.run(["cp", "--sparse=auto", str(original), str(partial)], capture_output=True, text=True)
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise OSError(done.stderr.strip() or f"cp {original} failed")
+        os.replace(partial, target)
+    return before
+
+
+def _remove_stale_copies(database: Path) -> None:
+    """Copies left by a view that was killed (its process is gone)."""
+    prefix = f"{database.stem}.view-"
+    for path in database.parent.glob(f"{prefix}*{database.suffix}*"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# struct flock on Linux: l_type, l_whence (short), l_start, l_len (off_t), l_pid (pid_t), padded.
+_FLOCK = "hhqqi4x"
+
+
+def writer_holds(path: Path) -> bool:
+    """Whether another process holds a write lock on ``path`` (DuckDB's read-write open
+    does), asked with fcntl(F_GETLK): a question, not a lock, so it never stands in the
+    way of a daemon starting. False when there is no such file. Locks of this process
+    are not seen, and closing the descriptor drops this process's own POSIX locks on the
+    file: call it only where this process does not have the database open (the view)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+    finally:
+        os.close(fd)
 
 
 # -- queries ------------------------------------------------------------------------------
@@ -227,7 +345,7 @@ def _opening_mentions(db: Any, brand: str, threads: list[dict[str, Any]]) -> dic
 
 
 _ALERT_COLUMNS = ("alert_id", "brand", "metric", "direction", "hour", "detected_at", "value", "baseline",
-                  "statistic", "control_limit", "mentions", "summary")
+                  "statistic", "control_limit", "mentions", "summary", "explanation", "acknowledged_at")
 
 
 def open_alerts(store: Store, now: datetime, days: int = 7, limit: int = 200) -> list[dict[str, Any]]:

@@ -79,6 +79,13 @@ def _v6_mood_macros(conn: sa.Connection) -> None:
     pass  # the macros mood_mentions, nss and nss_se: made by create_views
 
 
+def _v8_alert_acknowledgement(conn: sa.Connection) -> None:
+    # Acknowledged / resolved from the live view (storage.alert_actions). IF NOT EXISTS:
+    # a file created at this version got them from version 2's table.
+    for column in ("acknowledged_at TIMESTAMP", "acknowledged_by VARCHAR", "closed_by VARCHAR"):
+        conn.exec_driver_sql(f"ALTER TABLE alerts ADD COLUMN IF NOT EXISTS {column}")
+
+
 def create_views(conn: sa.Connection) -> None:
     """(Re)make every view and macro, in dependency order: after any migration step ran."""
     conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
@@ -112,6 +119,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (4, "conversations scored by people: voices, authors, nss, nss_se", _v4_conversations_by_people),
     (5, "scores of several scorers, the one in effect marked; models; re-score jobs", _v5_scorers),
     (6, "what counts for mood and NSS as macros: mood_mentions, nss, nss_se", _v6_mood_macros),
+    (8, "alerts acknowledged and resolved from the live view: acknowledged_at, acknowledged_by, closed_by",
+     _v8_alert_acknowledgement),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -274,6 +274,11 @@ alerts = sa.Table(
     sa.Column("summary", sa.String, nullable=False),
     sa.Column("explanation", sa.String),
     sa.Column("closed_at", sa.DateTime),
+    # Schema version 8: who acknowledged it and when, and who closed it (resolved from
+    # the live view: storage.alert_actions; NULL when the detector closed it).
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("acknowledged_by", sa.String),
+    sa.Column("closed_by", sa.String),
     sa.UniqueConstraint("brand", "metric", "direction", "hour"),
 )
 

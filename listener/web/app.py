@@ -36,7 +36,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -49,18 +49,28 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from analysis.alerts import describe
 from analysis.sentiment import Scorer
 from connectors.base import Clock
 from connectors.errors import register_secret
 from listener.live_view import BrandView, build_view
 from listener.web.access import AccessMiddleware, Refused
 from listener.web.render import HERE, render, render_message, render_page
+from storage.alert_actions import (
+    AlertAction,
+    UnknownAlertError,
+    check_alert,
+    queue_alert_action,
+    queued_alert_actions,
+)
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
 from storage.live import LiveReader, known_brands, open_alerts, queued_label_count
 from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page
 
+ALERT_NOTICES = {"acknowledge": "Alert acknowledged: queued for the daemon, which records it after its next cycle.",
+                 "resolve": "Alert resolved: queued for the daemon, which closes it after its next cycle."}
 NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next cycle, and the figures "
                   f"change once the hourly stage has recomputed that hour." for label in (*LABELS, CLEAR)}
 # How a label from the view was given (labels.origin): a thread's form, or the panel of
@@ -134,6 +144,12 @@ def message(status: int, title: str, text: str, headers: dict[str, str] | None =
     return HTMLResponse(render_message(title, text, refresh=refresh), status, headers=headers)
 
 
+def _notice(request: Request) -> str | None:
+    """The message a form's redirect asked for (queued=LABEL or alert=ACTION)."""
+    return NOTICES.get(request.query_params.get("queued", "")) or ALERT_NOTICES.get(
+        request.query_params.get("alert", ""))
+
+
 def _back_with(form: dict[str, str], request: Request, **notice: str) -> str:
     """Where the form sends the browser back to, with ``notice`` in its query: only the
     view's own pages (no open redirect, no header injection), an older notice dropped."""
@@ -173,9 +189,10 @@ def _page(request: Request, only: str | None, self_path: str) -> Response:
         view = app.view(only)
     except UnknownBrand:
         raise Refused(HTTPStatus.NOT_FOUND, "Unknown brand", f"No brand named {only!r} in this view.") from None
-    notice = NOTICES.get(request.query_params.get("queued", ""))
-    html = render_page(view, csrf=app.csrf, refresh=app.refresh, notice=notice, self_path=self_path, only=only,
-                       scripts=request.app.state.scripts)
+    view["workspace_alerts"] = workspace_alerts(
+        [a for a in view.get("alerts") or [] if only is None or a["brand"] == only], app.database)
+    html = render_page(view, csrf=app.csrf, refresh=app.refresh, notice=_notice(request), self_path=self_path,
+                       only=only, scripts=request.app.state.scripts)
     return HTMLResponse(html)
 
 
@@ -204,22 +221,62 @@ def stream(request: Request) -> Response:
     here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
                         else "")
     next_url = "/stream?" + urlencode({**query, "after": found.next.encode()}) if found.next else None
-    for alert in alerts:
-        alert["stream_url"] = alert_stream_url(alert)
     return page(request, "stream.html", title="Mentions", now=now, query=query, choices=choices,
                 label_choices=LABEL_CHOICES, mentions=[m.to_json() for m in found.mentions], next_url=next_url,
-                first_page=after is None, back=here, alerts=alerts, error=None,
-                notice=NOTICES.get(request.query_params.get("queued", "")),
+                first_page=after is None, back=here, alerts=workspace_alerts(alerts, app.database), error=None,
+                notice=_notice(request),
                 labels_queued=queued_label_count(app.database))
 
 
-def alert_stream_url(alert: dict[str, Any]) -> str:
-    """The stream filtered to an alert's posts: its brand, in its hour."""
-    hour = datetime.fromisoformat(alert["hour"]) if isinstance(alert["hour"], str) else alert["hour"]
-    chosen = StreamFilter(brand=alert["brand"], start=hour, end=hour + timedelta(hours=1),
-                          label="negative" if alert.get("metric") == "mood" and alert.get("direction") == "dip"
-                          else None)
-    return "/stream?" + urlencode(chosen.to_query())
+def _moment(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def workspace_alerts(alerts: list[dict[str, Any]], database: Path) -> list[dict[str, Any]]:
+    """Open alerts as the workspace shows them: each with its explanation in words
+    (analysis.alerts.describe, as `listener alerts` prints it), the stream of the posts
+    behind it (its brand in the detector's window; a mood dip's negative ones, a rise's
+    positive ones), and an acknowledgement or resolution still queued for the daemon."""
+    queued = queued_alert_actions(database)
+    out = []
+    for alert in alerts:
+        explanation: dict[str, Any] = {}
+        try:
+            parsed = json.loads(alert.get("explanation") or "{}")
+            explanation = parsed if isinstance(parsed, dict) else {}
+            lines = describe({**alert, "explanation": explanation})[1:]
+        except (ValueError, KeyError, TypeError):
+            lines = []
+        window = explanation.get("window") or {}
+        try:
+            start, end = _moment(window["start"]), _moment(window["end"])
+        except (KeyError, TypeError, ValueError):
+            start = _moment(alert["hour"])
+            end = start + timedelta(hours=1)
+        label = None if alert.get("metric") != "mood" else "negative" if alert.get("direction") == "dip" else "positive"
+        chosen = StreamFilter(brand=alert["brand"], start=start, end=end, label=label)
+        out.append({**alert, "explanation": "\n".join(lines), "stream_url": "/stream?" + urlencode(chosen.to_query()),
+                    "queued": queued.get(alert["alert_id"])})
+    return out
+
+
+def alert_action(request: Request) -> Response:
+    """Queue an acknowledgement or resolution of an alert (storage.alert_actions); the
+    daemon applies it and records it in alerts. The form was checked by the middleware."""
+    app = live(request)
+    form: dict[str, str] = request.state.form
+    try:
+        action = AlertAction(alert_id=int(form.get("alert", "")), action=form.get("action", ""), by="live view")
+    except ValueError as exc:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad form", f"Not an alert action: {exc}") from None
+    with app.reader.reading() as reading:
+        try:
+            check_alert(reading.store, action.alert_id)
+        except UnknownAlertError as exc:
+            raise Refused(HTTPStatus.NOT_FOUND, "Unknown alert", str(exc)) from None
+    queue_alert_action(app.database, action, app.clock())
+    return RedirectResponse(_back_with(form, request, alert=action.action), status_code=303)
 
 
 def stream_json(request: Request) -> Response:
@@ -292,6 +349,7 @@ def create_app(state: LiveApp) -> Starlette:
         Route("/stream", stream, methods=["GET"]),
         Route("/api/stream.json", stream_json, methods=["GET"]),
         Route("/label", label, methods=["POST"]),
+        Route("/alert", alert_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={

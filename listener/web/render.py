@@ -267,6 +267,13 @@ def _hour_label(value: Any) -> str:
     return f"{moment:%Y-%m-%d %H:00}" if moment else "?"
 
 
+def visible_lines(value: Any, limit: int = 2000) -> str:
+    """Like visible_text, keeping the line breaks (an alert's explanation, shown with
+    white-space: pre-line)."""
+    text = "" if value is None else str(value)
+    return "\n".join(visible_text(line, limit) for line in text[:limit].split("\n"))
+
+
 def safe_url(url: Any) -> bool:
     """Whether ``url`` may be a link: an absolute http(s) URL without control characters
     or spaces (no javascript:, data:, protocol-relative or broken ones)."""
@@ -296,7 +303,7 @@ TO_LABEL_KINDS = (
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(visible=visible_text, num=_num, int=_int, when=_when, safe_url=safe_url,
+    env.filters.update(visible=visible_text, visible_lines=visible_lines, num=_num, int=_int, when=_when, safe_url=safe_url,
                        data_value=data_value, brand_path=brand_path, ok=_ok,
                        url_part=lambda v: quote(str(v), safe=""))
     env.globals.update(WINDOWS=WINDOWS, TO_LABEL_KINDS=TO_LABEL_KINDS, TITLE_LIMIT=TITLE_LIMIT, META_CSP=META_CSP,

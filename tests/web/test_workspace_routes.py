@@ -1,0 +1,119 @@
+"""The workspace's routes in-process (Starlette TestClient) on a real database: the
+stream page with its filters in the URL, hostile text as text, a label and an alert
+action queued from it and back to the same filtered view, and bad input refused with
+the field named."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from analysis.sentiment import VaderScorer
+from listener.web import LiveApp, create_app
+from storage.labels import inbox_path
+from tests.listener.test_serve import AS_OF, HOSTILE_ID, build_database
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_database(tmp_path_factory.mktemp("workspace"))
+
+
+@pytest.fixture
+def client(world):
+    state = LiveApp(database=world["database"], brands=(), scorer=VaderScorer(), clock=lambda: AS_OF, as_of=AS_OF)
+    for path in world["database"].parent.glob("*inbox.jsonl"):
+        path.unlink()
+    with TestClient(create_app(state), base_url="http://127.0.0.1:8177", follow_redirects=False) as c:
+        c.state = state
+        yield c
+    state.reader.close()
+
+
+def _ids(page: str) -> list[str]:
+    return re.findall(r'<li class="mention" data-id="([^"]*)"', page)
+
+
+def test_the_stream_shows_what_its_url_asks_for(client):
+    page = client.get("/stream").text
+    assert len(_ids(page)) == 50 and 'rel="next"' in page
+    acme_negative = client.get("/stream", params={"brand": "Acme", "label": "negative", "source": "mastodon"}).text
+    assert _ids(acme_negative) and all(re.search(r'data-label="negative"', li) for li in
+                                       re.findall(r'<li class="mention"[^>]*>', acme_negative))
+    assert '<option value="Acme" selected>' in acme_negative  # the form shows the filter in effect
+    found = client.get("/stream", params={"q": "onerror"}).text
+    assert _ids(found) == [HOSTILE_ID]
+    # the JSON of the same filter, and its next page by cursor
+    data = client.get("/api/stream.json", params={"brand": "Initech"}).json()
+    assert len(data["mentions"]) == 50 and {m["brand"] for m in data["mentions"]} == {"Initech"}
+    older = client.get("/api/stream.json", params={"brand": "Initech", "after": data["next"]}).json()
+    assert older["mentions"][0]["created_at"] <= data["mentions"][-1]["created_at"]
+    assert not {m["id"] for m in older["mentions"]} & {m["id"] for m in data["mentions"]}
+
+
+def test_hostile_text_in_the_stream_stays_text(client):
+    page = client.get("/stream", params={"q": "onerror"}).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in page and "<b>mallory" not in page
+    assert "javascript:" not in page and "<img" not in page
+    assert all(s == '<script src="/static/app.js" defer>' for s in re.findall(r"<script\b[^>]*>", page))
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"label": "ecstatic"}, "label"), ({"start": "yesterday"}, "start"), ({"after": "garbage"}, "after"),
+    ({"duplicates": "sometimes"}, "duplicates"),
+])
+def test_a_bad_filter_is_refused_naming_the_field(client, params, field):
+    answer = client.get("/stream", params=params)
+    assert answer.status_code == 400 and f"{field}:" in answer.text
+    assert client.get("/api/stream.json", params=params).status_code == 400
+
+
+def _form_of(page: str, action: str, marker: str) -> dict[str, str]:
+    form = next(f for f in re.findall(r'<form method="post" action="' + action + r'".*?</form>', page, re.S)
+                if marker in f)
+    return {k: v.replace("&amp;", "&") for k, v in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"',
+                                                                form)}
+
+
+def test_a_label_from_the_stream_is_queued_and_leads_back_to_the_same_view(client, world):
+    page = client.get("/stream", params={"q": "onerror", "brand": "Acme"}).text
+    fields = _form_of(page, "/label", f'value="{HOSTILE_ID}"')
+    answer = client.post("/label", data={**fields, "label": "neutral"}, headers=FORM)
+    assert answer.status_code == 303
+    target = urlsplit(answer.headers["location"])
+    assert target.path == "/stream" and parse_qs(target.query) == {"q": ["onerror"], "brand": ["Acme"],
+                                                                   "queued": ["neutral"]}
+    (line,) = inbox_path(world["database"]).read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["id"] == HOSTILE_ID and json.loads(line)["label"] == "neutral"
+    back = client.get(answer.headers["location"]).text
+    assert "Label &#39;neutral&#39; queued" in back and "1 label(s) queued" in back
+
+
+def test_alerts_sit_on_top_and_are_acknowledged_through_the_inbox(client, world):
+    page = client.get("/stream").text
+    top = page[:page.index('<form method="get" action="/stream"')]
+    assert "Open alerts" in top and "NSS fell &lt;script&gt;alert(4)&lt;/script&gt;" in top
+    posts = re.search(r'<a href="([^"]+)" class="posts">', top).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(posts).query) == {"brand": ["Acme"], "label": ["negative"],
+                                               "start": ["2026-11-10T09:30"], "end": ["2026-11-10T10:30"]}
+    assert client.get(posts).status_code == 200
+    fields = _form_of(top, "/alert", 'name="alert"')
+    answer = client.post("/alert", data={**fields, "action": "acknowledge"}, headers=FORM)
+    assert answer.status_code == 303 and answer.headers["location"] == "/stream?alert=acknowledge"
+    inbox = world["database"].with_name("listener.alerts-inbox.jsonl")
+    assert json.loads(inbox.read_text(encoding="utf-8"))["action"] == "acknowledge"
+    after = client.get("/stream?alert=acknowledge").text
+    assert "Alert acknowledged" in after and "acknowledged, waiting for the daemon" in after
+    assert 'value="acknowledge"' not in after[:after.index('<form method="get"')]
+    for bad, status in (({**fields, "alert": "999"}, 404), ({**fields, "action": "delete"}, 400),
+                        ({**fields, "alert": "x"}, 400)):
+        assert client.post("/alert", data={**bad, "action": bad.get("action", "resolve")},
+                           headers=FORM).status_code == status
+    assert len(inbox.read_text(encoding="utf-8").splitlines()) == 1
