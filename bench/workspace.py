@@ -16,8 +16,10 @@ mentions) compared with two competitors:
   same request repeated unchanged (answered from that cache after the first) is
   printed beside them, for information;
 * ``--clients`` concurrent clients, each sending every request ``--rounds`` times in a
-  shuffled order, uncached likewise: p50 and p95 of all their answers against the
-  300 ms target.
+  shuffled order: p50 and p95 of all their answers against the 300 ms target, twice:
+  uncached (every call a query of its own), and repeated unchanged (as a team's
+  dashboards on one brand ask the same questions: answered from the cache after the
+  first).
 
 The stream page and search are the web app's ``/stream`` (listener/web, by `web`); they
 are reported as missing where that route is not there yet. A request over its target is
@@ -101,10 +103,18 @@ def main() -> int:
 
     path = bigdb.cached(args.mentions, args.brands, args.days, args.seed, log=log)
     snapshot = snapshot_path(path)
-    if not snapshot.exists() or snapshot.stat().st_mtime < path.stat().st_mtime:
-        with Store.open(path) as store:
+    # Opened read-write first, as the daemon would: a database built by older code is
+    # migrated to the current schema; then published unless the snapshot is up to date.
+    with Store.open(path) as store:
+        stale = not snapshot.exists() or snapshot.stat().st_mtime < path.stat().st_mtime
+        if stale:
             publish_snapshot(store)
-        log(f"published the snapshot {snapshot.name}")
+            log(f"published the snapshot {snapshot.name}")
+    # Closing the writer touches the file after the copy; nothing was written since, so
+    # the snapshot is dated after it, as a running daemon's is (the view reads a snapshot
+    # only when the database was not written after it).
+    if stale:
+        os.utime(snapshot)
     now = bigdb.END
     names = bigdb.brand_names(args.brands)
     brand, competitors = names[0], names[1:3]
@@ -163,9 +173,12 @@ def main() -> int:
     except OutOfTime:
         stopped = "single-client timing"
 
-    concurrent: dict = {}
+    concurrent: dict[str, dict] = {}
     present = [(n, u) for (n, u), r in zip(requests(brand, competitors), single) if not r.get("missing")]
-    if stopped is None and present:
+
+    def crowd(fresh: bool) -> dict:
+        """``--clients`` clients at once, each sending every request ``--rounds`` times
+        in its own shuffled order; fresh: every call uncached (a query of its own)."""
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
@@ -175,7 +188,7 @@ def main() -> int:
             random.Random(seed).shuffle(order)
             for url in order:
                 try:
-                    status, ms = get(url)
+                    status, ms = get(url, fresh)
                 except OutOfTime:
                     return
                 except OSError as exc:
@@ -192,22 +205,28 @@ def main() -> int:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
-        if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
-            stopped = "concurrent timing"
-        if latencies:
-            concurrent = {"clients": args.clients, "requests": len(latencies), "failures": failures[:5],
-                          "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(p95(latencies), 1),
-                          "max_ms": round(max(latencies), 1), "wall_s": round(wall, 1),
-                          "throughput_per_s": round(len(latencies) / wall, 1)}
-            if scale != 1:
-                concurrent["p95_ms_10m_extrapolated"] = round(concurrent["p95_ms"] * scale, 1)
-            shown = concurrent.get("p95_ms_10m_extrapolated", concurrent["p95_ms"])
-            concurrent["ok"] = shown < CONCURRENT_TARGET_MS and not failures
-            log(f"  {args.clients} concurrent clients, {len(latencies)} answers in {wall:.1f} s: p50 "
-                f"{concurrent['p50_ms']:.1f} ms  p95 {concurrent['p95_ms']:.1f} ms  max {concurrent['max_ms']:.1f} ms"
-                + (f"  (10M extrapolated p95: {shown:.1f} ms)" if scale != 1 else "")
-                + f"  target {CONCURRENT_TARGET_MS:.0f}: " + ("ok" if concurrent["ok"] else "OVER")
-                + (f"; {len(failures)} failed, e.g. {failures[0]}" if failures else ""))
+        if not latencies:
+            return {}
+        row = {"clients": args.clients, "requests": len(latencies), "failures": failures[:5],
+               "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(p95(latencies), 1),
+               "max_ms": round(max(latencies), 1), "wall_s": round(wall, 1),
+               "throughput_per_s": round(len(latencies) / wall, 1)}
+        if scale != 1:
+            row["p95_ms_10m_extrapolated"] = round(row["p95_ms"] * scale, 1)
+        shown = row.get("p95_ms_10m_extrapolated", row["p95_ms"])
+        row["ok"] = shown < CONCURRENT_TARGET_MS and not failures
+        log(f"  {args.clients} clients at once, {'uncached' if fresh else 'repeated unchanged'}: {len(latencies)} "
+            f"answers in {wall:.1f} s: p50 {row['p50_ms']:.1f} ms  p95 {row['p95_ms']:.1f} ms  max {row['max_ms']:.1f} ms"
+            + (f"  (10M extrapolated p95: {shown:.1f} ms)" if scale != 1 else "")
+            + f"  target {CONCURRENT_TARGET_MS:.0f}: " + ("ok" if row["ok"] else "OVER")
+            + (f"; {len(failures)} failed, e.g. {failures[0]}" if failures else ""))
+        return row
+
+    for kind, fresh in (("uncached", True), ("repeated", False)):
+        if stopped is None and present:
+            concurrent[kind] = crowd(fresh)
+            if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
+                stopped = f"concurrent timing ({kind})"
     server.shutdown()
     server.server_close()
     cpu = time.process_time() - cpu0
@@ -217,13 +236,14 @@ def main() -> int:
                "brand": brand, "competitors": competitors, "single_client": single, "concurrent": concurrent,
                "targets_ms": {"single_p95": SINGLE_TARGET_MS, "concurrent_p95": CONCURRENT_TARGET_MS},
                "cpu_seconds": round(cpu, 1), "stopped": stopped, "load_average": os.getloadavg()}
-    bad = [r["request"] for r in single if not r.get("ok")] + ([] if concurrent.get("ok") else ["concurrent"])
+    bad = [r["request"] for r in single if not r.get("ok")] + [
+        f"concurrent {kind}" for kind in ("uncached", "repeated") if not concurrent.get(kind, {}).get("ok")]
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{len(single) - len([b for b in bad if b != 'concurrent'])} of {len(single)} requests under "
-              f"{SINGLE_TARGET_MS:.0f} ms p95; concurrent p95 "
-              + (f"{concurrent.get('p95_ms')} ms" if concurrent else "not measured")
+        print(f"{sum(1 for r in single if r.get('ok'))} of {len(single)} requests under {SINGLE_TARGET_MS:.0f} ms p95 "
+              "(uncached); 20 clients p95: " + ", ".join(
+                  f"{kind} {concurrent[kind]['p95_ms']} ms" for kind in concurrent if concurrent[kind])
               + (f"; over or missing: {', '.join(bad)}" if bad else "") + f"; {cpu:.0f} s CPU")
     return 1 if bad or stopped else 0
 

@@ -32,6 +32,7 @@ NOW = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 # Where the screenshots go for review: $LISTENER_SCREENSHOTS, else the test's temporary directory.
 SCREENSHOTS = os.environ.get("LISTENER_SCREENSHOTS")
+HOSTILE = "<img src=x onerror=alert(1)>"  # in every author's name: must stay text
 LABELS = [Score(0.6, 0.5, 0.5, 0, "positive"), Score(0.0, 0, 1, 0, "neutral"), Score(-0.6, 0, 0.5, 0.5, "negative")]
 
 
@@ -50,7 +51,7 @@ def _database(path: Path) -> None:
                 for k in range(count):
                     at = start + timedelta(hours=hour, minutes=5 * k)
                     mentions.append(Mention(source="x", id=f"{day}-{hour}-{k}", brand="Acme", created_at=at,
-                                            text=f"Acme post {day}/{hour}/{k}", author=f"u{k}",
+                                            text=f"Acme post {day}/{hour}/{k}", author=f"{HOSTILE}u{k}",
                                             conversation_id=f"t{day}-{hour}"))
                     bad = day == 3
                     scores.append(LABELS[2] if bad and k % 3 else LABELS[(k + hour) % 3])
@@ -168,6 +169,9 @@ def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site):
 
 def test_the_charts_fit_a_phone(site):
     page, problems = _open_charts(site, "range=7d&resolution=day", width=390)
+    authors = page.locator(".talk-part[data-part=authors] li > a").all_inner_texts()
+    assert authors and all(a.startswith(HOSTILE) for a in authors)
+    assert page.locator("section[data-charts] img").count() == 0
     # Nothing drawn or written past the screen's right edge.
     past = page.locator("section[data-charts]").evaluate("""s => Array.from(s.querySelectorAll('*'))
         .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
