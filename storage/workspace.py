@@ -31,6 +31,7 @@ import duckdb
 from analysis.alerts import distinctive_terms, hashtags, tokens
 from analysis.trends import INTERVAL_Z, ChartRange, MoodPoint, mood_point, shares
 from storage.alerts import texts
+from storage.queries import LABEL_COUNT_COLUMNS, LabelCounts
 from storage.store import Store, from_db_time, to_db_time
 
 # Pending hours further apart than this are counted in separate scans of the mentions,
@@ -39,8 +40,8 @@ _PENDING_GAP = timedelta(hours=24)
 # Above this many separate pending spans, one scan over all of them is cheaper.
 _MAX_PENDING_SCANS = 8
 
-# The label counts of a (brand, source, hour) row, in MoodPoint's order.
-_COUNTS = ("mentions", "duplicates", "unscored", "positive", "neutral", "negative")
+# The names of storage.queries.LABEL_COUNT_COLUMNS, in its order (analysis.trends.mood_point's keywords).
+_COUNTS = LabelCounts.__slots__
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +132,7 @@ def _bucket_counts(db: duckdb.DuckDBPyConnection, brands: list[str], span: Chart
     fresh = []
     for n, (a, b) in enumerate(scans):
         fresh.append(
-            f"SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, count(*), "
-            "count(*) FILTER (WHERE m.duplicate), count(*) FILTER (WHERE m.unscored), "
-            "count(*) FILTER (WHERE m.label = 'positive'), count(*) FILTER (WHERE m.label = 'neutral'), "
-            "count(*) FILTER (WHERE m.label = 'negative') "
+            f"SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, {LABEL_COUNT_COLUMNS} "
             f"FROM mood_mentions($a{n}, $b{n}) m SEMI JOIN pending p "
             "ON p.brand = m.brand AND p.hour = date_trunc('hour', m.created_at) "
             "WHERE list_contains($brands, m.brand) GROUP BY ALL"
@@ -328,9 +326,7 @@ def top_authors(store: Store, brand: str, start: datetime, end: datetime, now: d
         # The sources are gathered here, for the winners only: a list aggregate over
         # every author of the range made the ranking 20x slower.
         found = {row[0]: row[1:] for row in db.execute(
-            "SELECT m.author, list_sort(list_distinct(list(m.source))), count(*), count(*) FILTER (WHERE m.duplicate), "
-            "count(*) FILTER (WHERE m.unscored), count(*) FILTER (WHERE m.label = 'positive'), "
-            "count(*) FILTER (WHERE m.label = 'neutral'), count(*) FILTER (WHERE m.label = 'negative') "
+            f"SELECT m.author, list_sort(list_distinct(list(m.source))), {LABEL_COUNT_COLUMNS} "
             "FROM mood_mentions($lo, $hi) m WHERE m.brand = $brand AND list_contains($authors, m.author) GROUP BY 1",
             {"brand": brand, "lo": params["lo"], "hi": params["hi"], "authors": [row[0] for row in ranked]},
         ).fetchall()}
