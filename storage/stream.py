@@ -181,6 +181,12 @@ class StreamPage:
     windows: int = 0  # how many time windows it took (for the bench and the log)
     filter: StreamFilter = field(default_factory=StreamFilter)
 
+    @property
+    def top(self) -> Cursor | None:
+        """The newest mention's place: what a live update asks for mentions newer than."""
+        first = self.mentions[0] if self.mentions else None
+        return Cursor(first.created_at, first.source, first.id, first.brand) if first else None
+
 
 _COLUMNS = ("source", "id", "brand", "created_at", "text", "author", "url", "lang", "likes", "reposts", "replies",
             "duplicate", "label", "scorer", "scorer_label", "vader_label", "manual_label", "conversation_id")
@@ -212,7 +218,8 @@ def _conditions(f: StreamFilter, params: dict[str, Any]) -> list[str]:
     return where
 
 
-def _window(db: Any, f: StreamFilter, lo: datetime, hi: datetime, after: Cursor | None, limit: int) -> list[tuple]:
+def _window(db: Any, f: StreamFilter, lo: datetime, hi: datetime, after: Cursor | None, limit: int,
+            newer_than: Cursor | None = None) -> list[tuple]:
     """The keys of up to ``limit`` matching mentions in [lo, hi), in stream order. Only
     mentions is scanned unless the filter names a label: the scores are joined to the
     page's mentions afterwards (_details), not to the window's."""
@@ -222,6 +229,11 @@ def _window(db: Any, f: StreamFilter, lo: datetime, hi: datetime, after: Cursor 
         where.append("(m.created_at < $at OR (m.created_at = $at AND (m.source < $as OR (m.source = $as AND "
                      "(m.id < $ai OR (m.id = $ai AND m.brand < $ab))))))")
         params.update({"at": to_db_time(after.created_at), "as": after.source, "ai": after.id, "ab": after.brand})
+    if newer_than is not None:
+        where.append("(m.created_at > $nt OR (m.created_at = $nt AND (m.source > $ns OR (m.source = $ns AND "
+                     "(m.id > $ni OR (m.id = $ni AND m.brand > $nb))))))")
+        params.update({"nt": to_db_time(newer_than.created_at), "ns": newer_than.source, "ni": newer_than.id,
+                       "nb": newer_than.brand})
     if f.label:
         source = ("FROM mentions m LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand "
                   "LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
@@ -275,11 +287,16 @@ def stream_page(
     *,
     now: datetime,
     after: Cursor | None = None,
+    newer_than: Cursor | None = None,
     limit: int = PAGE_SIZE,
 ) -> StreamPage:
     """Up to ``limit`` mentions matching ``f``, newest first, strictly after ``after``
-    in the stream's order; ``next`` is the cursor of the following page (None at the end)."""
+    in the stream's order; ``next`` is the cursor of the following page (None at the end).
+    With ``newer_than`` (the newest mention a page shows), only mentions before it in the
+    order: what arrived since (the live update)."""
     limit = max(1, min(int(limit), MAX_PAGE))
+    if newer_than is not None:
+        f = replace(f, start=max(f.start, newer_than.created_at) if f.start else newer_than.created_at)
     end = min(f.end or now, now + timedelta(microseconds=1)) if f.end else now + timedelta(microseconds=1)
     if after is not None:
         end = min(end, after.created_at + timedelta(microseconds=1))
@@ -290,7 +307,7 @@ def stream_page(
     with store.native() as db:
         while floor is not None and hi > floor and len(rows) < limit + 1:
             lo = max(floor, hi - span)
-            rows += _window(db, f, lo, hi, after, limit + 1 - len(rows))
+            rows += _window(db, f, lo, hi, after, limit + 1 - len(rows), newer_than)
             windows += 1
             hi, span = lo, span * WINDOW_GROWTH
         more = len(rows) > limit
@@ -298,8 +315,7 @@ def stream_page(
     mentions = [StreamMention(**{**dict(zip(_COLUMNS, r)), "created_at": from_db_time(r[3])}) for r in details]
     last = mentions[-1] if mentions else None
     cursor = Cursor(last.created_at, last.source, last.id, last.brand) if more and last else None
-    return StreamPage(mentions, cursor, scanned_from=hi if floor is not None else None, windows=windows,
-                      filter=replace(f))
+    return StreamPage(mentions, cursor, scanned_from=hi if floor is not None else None, windows=windows, filter=f)
 
 
 def stream_choices(store: Store, now: datetime, days: int = 7) -> dict[str, list[str]]:

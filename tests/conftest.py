@@ -69,6 +69,7 @@ SLOW_FILES = (
     "tests/listener/test_secret_encodings.py",
     "tests/listener/test_hourly_backlog.py",
     "tests/listener/test_models_daemon.py",
+    "tests/system/test_workspace_browser.py",
     "tests/system/test_charts_browser.py",
 )
 

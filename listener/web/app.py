@@ -78,6 +78,8 @@ NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next
 ORIGIN_WEB = "web"
 WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
 EXTENSIONS = ("listener.web.routes_charts",)
+# Seconds between two live updates of the stream (at most the page's --refresh).
+LIVE_INTERVAL = 30
 # Where a form may send the browser back to: "/", a brand page as brand_path writes it, or
 # the stream with a query as urlencode writes it.
 BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?|/stream(\?[A-Za-z0-9._~%=&+-]*)?")
@@ -221,9 +223,12 @@ def stream(request: Request) -> Response:
     here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
                         else "")
     next_url = "/stream?" + urlencode({**query, "after": found.next.encode()}) if found.next else None
+    # The first page updates itself: newer mentions are asked for every LIVE_INTERVAL s.
+    live_url = None if after is not None else "/stream/new?" + urlencode(
+        {**query, **({"since": found.top.encode()} if found.top else {})})
     return page(request, "stream.html", title="Mentions", now=now, query=query, choices=choices,
                 label_choices=LABEL_CHOICES, mentions=[m.to_json() for m in found.mentions], next_url=next_url,
-                first_page=after is None, back=here, alerts=workspace_alerts(alerts, app.database), error=None,
+                first_page=after is None, back=here, live_url=live_url, interval=min(app.refresh, LIVE_INTERVAL), alerts=workspace_alerts(alerts, app.database), error=None,
                 notice=_notice(request),
                 labels_queued=queued_label_count(app.database))
 
@@ -277,6 +282,27 @@ def alert_action(request: Request) -> Response:
             raise Refused(HTTPStatus.NOT_FOUND, "Unknown alert", str(exc)) from None
     queue_alert_action(app.database, action, app.clock())
     return RedirectResponse(_back_with(form, request, alert=action.action), status_code=303)
+
+
+def stream_new(request: Request) -> Response:
+    """The live update of the stream's first page: the mentions newer than ``since`` (the
+    newest one the page shows) under the same filter, as the page's own <li> items, and
+    the new ``since``. JSON: {"count", "html", "since"}."""
+    app = live(request)
+    chosen, _ = _stream_query(request)
+    try:
+        since = Cursor.decode(request.query_params["since"]) if request.query_params.get("since") else None
+    except ValueError as exc:
+        raise Refused(HTTPStatus.BAD_REQUEST, "Bad filter", str(exc).replace("after:", "since:")) from None
+    now = app.now()
+    with app.reader.reading() as reading:
+        found = stream_page(reading.store, chosen, now=now, newer_than=since)
+    query = chosen.to_query()
+    html = render("stream_items.html", mentions=[m.to_json() for m in found.mentions], now=now, csrf=app.csrf,
+                  back="/stream" + ("?" + urlencode(query) if query else ""))
+    top = found.top or since
+    body = {"count": len(found.mentions), "html": html, "since": top.encode() if top else None}
+    return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), media_type="application/json; charset=utf-8")
 
 
 def stream_json(request: Request) -> Response:
@@ -348,6 +374,7 @@ def create_app(state: LiveApp) -> Starlette:
         Route("/api/live.json", live_json, methods=["GET"]),
         Route("/stream", stream, methods=["GET"]),
         Route("/api/stream.json", stream_json, methods=["GET"]),
+        Route("/stream/new", stream_new, methods=["GET"]),
         Route("/label", label, methods=["POST"]),
         Route("/alert", alert_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

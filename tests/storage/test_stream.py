@@ -165,3 +165,17 @@ def test_an_empty_database_has_an_empty_stream(tmp_path: Path):
     with Store.open(tmp_path / "empty.duckdb") as empty:
         page = stream_page(empty, StreamFilter(q="x"), now=NOW)
     assert page.mentions == [] and page.next is None
+
+
+@pytest.mark.parametrize("f", [StreamFilter(brand="Acme", start=AS_OF - timedelta(hours=8)),
+                               StreamFilter(q="acme", source="mastodon")], ids=["ties", "search"])
+def test_newer_than_gives_what_arrived_since_the_page_s_newest(store, f):
+    page = stream_page(store, f, now=NOW)
+    keys = [(m.source, m.id, m.brand) for m in page.mentions]
+    ties = [n for n, m in enumerate(page.mentions) if m.id.startswith("tie-")]
+    for k in sorted({1, 5, len(keys) - 1, *ties}):
+        newest = page.mentions[k]
+        since = Cursor(newest.created_at, newest.source, newest.id, newest.brand)
+        newer = stream_page(store, f, now=NOW, newer_than=since)
+        assert [(m.source, m.id, m.brand) for m in newer.mentions] == keys[:k], k
+    assert stream_page(store, f, now=NOW, newer_than=page.top).mentions == []

@@ -117,3 +117,30 @@ def test_alerts_sit_on_top_and_are_acknowledged_through_the_inbox(client, world)
         assert client.post("/alert", data={**bad, "action": bad.get("action", "resolve")},
                            headers=FORM).status_code == status
     assert len(inbox.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_the_first_page_updates_itself_with_what_is_newer(client, world):
+    page = client.get("/stream", params={"brand": "Acme"}).text
+    live = re.search(r'data-live="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(live).query)["brand"] == ["Acme"]
+    ids = _ids(page)
+    assert client.get(live).json() == {"count": 0, "html": "", "since": parse_qs(urlsplit(live).query)["since"][0]}
+    # from the third mention's place, the two newer ones come back as the page's own items
+    third = client.get("/api/stream.json", params={"brand": "Acme"}).json()["mentions"][2]
+    older = client.get("/api/stream.json", params={"brand": "Acme", "after": _cursor(third)}).json()
+    assert older["mentions"][0]["id"] == ids[3]
+    update = client.get("/stream/new", params={"brand": "Acme", "since": _cursor(third)}).json()
+    assert update["count"] == 2 and _ids(update["html"]) == ids[:2]
+    assert 'action="/label"' in update["html"] and "/stream?brand=Acme" in update["html"]
+    assert client.get("/stream/new", params={"since": "garbage"}).status_code == 400
+    # a page further down does not update itself (its top is not the newest)
+    assert "data-live" not in client.get("/stream", params={"after": _cursor(third)}).text
+
+
+def _cursor(mention: dict) -> str:
+    from datetime import datetime
+
+    from storage.stream import Cursor
+
+    return Cursor(datetime.fromisoformat(mention["created_at"]), mention["source"], mention["id"],
+                  mention["brand"]).encode()
