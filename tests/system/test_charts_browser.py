@@ -5,8 +5,9 @@ or a range brushed across the NSS chart, lands on the mention stream filtered to
 period. The console stays clean (no error, no CSP violation). A screenshot of the charts
 is written for review.
 
-Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the Playwright package
-(the test extra); without either the test fails and says so.
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the [test] extra's
+playwright, set up as tests/system/test_workspace_browser.py does (whose Tab it uses).
+Screenshots go to $WORKSPACE_SCREENSHOTS, else the test's temporary directory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -25,13 +25,10 @@ from listener.web import LiveApp
 from listener.web.server import LiveServer, start_in_thread
 from storage.rollup import rollup_pending
 from storage.store import Store
-from tests.timing import HANG_GUARD
+from tests.system.test_workspace_browser import CHROMIUM, FLAGS, Tab, sync_api
 
-CHROMIUM = os.environ.get("REPORT_TEST_CHROMIUM", "/usr/bin/chromium")
 NOW = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
-# Where the screenshots go for review: $LISTENER_SCREENSHOTS, else the test's temporary directory.
-SCREENSHOTS = os.environ.get("LISTENER_SCREENSHOTS")
 HOSTILE = "<img src=x onerror=alert(1)>"  # in every author's name: must stay text
 LABELS = [Score(0.6, 0.5, 0.5, 0, "positive"), Score(0.0, 0, 1, 0, "neutral"), Score(-0.6, 0, 0.5, 0.5, "negative")]
 
@@ -64,38 +61,40 @@ def _database(path: Path) -> None:
 def site(tmp_path_factory):
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"{CHROMIUM} not found: install it with `apt-get install -y chromium`", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415
-    except ModuleNotFoundError:
-        pytest.fail("the Playwright package is missing: pip install -e '.[test]'", pytrace=False)
     tmp = tmp_path_factory.mktemp("charts-browser")
     _database(tmp / "charts.duckdb")
     state = LiveApp(database=tmp / "charts.duckdb", brands=(BrandView("Acme"),), scorer=VaderScorer(),
                     clock=lambda: NOW, refresh=0)
     server = LiveServer(state, "127.0.0.1", 0)
     start_in_thread(server)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"],
-                                             timeout=HANG_GUARD * 1000)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
-            yield {"browser": browser, "url": server.url.rstrip("/"), "shots": Path(SCREENSHOTS or tmp)}
+            yield {"browser": browser, "url": server.url.rstrip("/"),
+                   "shots": Path(os.environ.get("WORKSPACE_SCREENSHOTS") or tmp / "screenshots")}
         finally:
             browser.close()
             server.shutdown()
             server.server_close()
 
 
-def _open_charts(site, query: str, width: int = 1200):
-    page = site["browser"].new_page(viewport={"width": width, "height": 1400})
-    page.set_default_timeout(HANG_GUARD * 1000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
-            else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.goto(f"{site['url']}/brand/Acme?{query}")
-    page.wait_for_selector("[data-chart=nss] canvas")
-    page.wait_for_selector(".talk-part[data-part=authors] ol")
-    return page, problems
+@pytest.fixture
+def charts(site):
+    """A tab (tests/system/test_workspace_browser.Tab: console, page errors and alert()
+    calls recorded) opening the brand page's charts; it must end with none of them."""
+    tabs: list[Tab] = []
+
+    def open_charts(query: str, width: int = 1200) -> Tab:
+        tab = Tab(site, width=width, height=1400)
+        tabs.append(tab)
+        tab.open(f"/brand/Acme?{query}")
+        tab.page.wait_for_selector("[data-chart=nss] canvas")
+        tab.page.wait_for_selector(".talk-part[data-part=authors] ol")
+        return tab
+
+    yield open_charts
+    problems = [p for tab in tabs for p in tab.close()]
+    assert problems == [], "console errors, CSP violations or scripts that ran"
 
 
 def _screenshot(site, page, name: str) -> None:
@@ -120,55 +119,47 @@ def _x_of(page, chart: str, moment: datetime, start: datetime, end: datetime) ->
     return x, box["y"] + box["height"] / 2
 
 
-def test_clicking_a_day_or_brushing_a_range_opens_the_stream_filtered_to_it(site):
-    page, problems = _open_charts(site, "range=7d&resolution=day")
-    status = page.locator(".chart-status").inner_text()
-    assert "per day" in status
+def test_clicking_a_day_or_brushing_a_range_opens_the_stream_filtered_to_it(site, charts):
+    tab = charts("range=7d&resolution=day")
+    page = tab.page
+    assert "per day" in page.locator(".chart-status").inner_text()
     start = (NOW - 7 * DAY).replace(hour=0, minute=0)
     end = start + 8 * DAY
     _screenshot(site, page, "charts-7d-per-day.png")
     # Hover shows the bucket's numbers and the link to its posts.
     bad_day = (NOW - 3 * DAY).replace(hour=0, minute=0)
     page.mouse.move(*_x_of(page, "nss", bad_day + DAY / 4, start, end))
-    readout = page.locator(".chart-readout")
-    assert bad_day.strftime("%Y-%m-%d") in readout.inner_text() and "NSS -" in readout.inner_text()
-    assert problems == []
+    readout = page.locator(".chart-readout").inner_text()
+    assert bad_day.strftime("%Y-%m-%d") in readout and "NSS -" in readout
     # A click on that day in the volume chart opens its posts.
     page.mouse.click(*_x_of(page, "volume", bad_day + DAY / 4, start, end))
     page.wait_for_url("**/stream?**")
-    query = parse_qs(urlsplit(page.url).query)
-    assert query == {"brand": ["Acme"], "start": [_iso(bad_day)], "end": [_iso(bad_day + DAY)]}
+    assert tab.query() == {"brand": ["Acme"], "start": [_iso(bad_day)], "end": [_iso(bad_day + DAY)]}
     _assert_stream_within(page, bad_day, bad_day + DAY)
-    assert problems == []
 
-    # A brushed range across the NSS chart opens the posts of the whole days it covers.
-    page, problems = _open_charts(site, "range=7d&resolution=day")
-    a = page.mouse
-    assert problems == []
-    a.move(*_x_of(page, "nss", start + 2 * DAY + DAY / 3, start, end))
-    a.down()
-    a.move(*_x_of(page, "nss", start + 4 * DAY + DAY / 2, start, end), steps=8)
-    a.up()
-    page.wait_for_url("**/stream?**")
-    query = parse_qs(urlsplit(page.url).query)
-    assert query == {"brand": ["Acme"], "start": [_iso(start + 2 * DAY)], "end": [_iso(start + 5 * DAY)]}
-    _assert_stream_within(page, start + 2 * DAY, start + 5 * DAY)
-    assert problems == []
+    # A range brushed across the NSS chart opens the posts of the whole days it covers.
+    tab = charts("range=7d&resolution=day")
+    mouse = tab.page.mouse
+    mouse.move(*_x_of(tab.page, "nss", start + 2 * DAY + DAY / 3, start, end))
+    mouse.down()
+    mouse.move(*_x_of(tab.page, "nss", start + 4 * DAY + DAY / 2, start, end), steps=8)
+    mouse.up()
+    tab.page.wait_for_url("**/stream?**")
+    assert tab.query() == {"brand": ["Acme"], "start": [_iso(start + 2 * DAY)], "end": [_iso(start + 5 * DAY)]}
+    _assert_stream_within(tab.page, start + 2 * DAY, start + 5 * DAY)
 
 
-def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site):
+def test_sparse_night_hours_are_not_drawn_as_full_scale_moods(site, charts):
     start, end = (NOW - 2 * DAY).replace(hour=0, minute=0), (NOW - DAY).replace(hour=0, minute=0)
-    page, problems = _open_charts(site, f"since={_iso(start)}&until={_iso(end)}&resolution=hour")
-    night = start + timedelta(hours=2)
-    page.mouse.move(*_x_of(page, "nss", night + timedelta(minutes=10), start, end))
+    page = charts(f"since={_iso(start)}&until={_iso(end)}&resolution=hour").page
+    page.mouse.move(*_x_of(page, "nss", start + timedelta(hours=2, minutes=10), start, end))
     text = page.locator(".chart-readout").inner_text()
     assert "too few to tell the mood" in text and "2 mentions" in text
     _screenshot(site, page, "charts-night-per-hour.png")
-    assert problems == []
 
 
-def test_the_charts_fit_a_phone(site):
-    page, problems = _open_charts(site, "range=7d&resolution=day", width=390)
+def test_the_charts_fit_a_phone_and_hostile_names_stay_text(site, charts):
+    page = charts("range=7d&resolution=day", width=390).page
     authors = page.locator(".talk-part[data-part=authors] li > a").all_inner_texts()
     assert authors and all(a.startswith(HOSTILE) for a in authors)
     assert page.locator("section[data-charts] img").count() == 0
@@ -178,4 +169,3 @@ def test_the_charts_fit_a_phone(site):
         .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
     assert past == [], past[:5]
     _screenshot(site, page, "charts-phone.png")
-    assert problems == []
