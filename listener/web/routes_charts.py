@@ -39,7 +39,6 @@ from listener.web.app import live
 from storage.live import known_brands
 from storage.workspace import conversations, rising_terms, top_authors, trends
 
-SCRIPTS = ("/static/vendor/uPlot.iife.min.js", "/static/charts.js")
 MAX_COMPARED = 8  # brands on one chart, the first included
 TOP = 10
 CACHE_ANSWERS = 256  # answers kept per app (AnswerCache); a 90-day chart of 3 brands is ~60 kB
@@ -257,10 +256,11 @@ def _authors(request: Request, store: Any, now: datetime) -> dict[str, Any]:
 
 
 def register(app: Starlette) -> None:
-    """Add the endpoints and the chart scripts (listener.web.app's extension hook)."""
+    """Add the endpoints and the answer cache (listener.web.app's extension hook)."""
     for path, handler in (("trends", _trends), ("terms", _terms), ("conversations", _conversations),
                           ("authors", _authors)):
         app.router.routes.append(Route(f"/api/charts/{path}", _endpoint(handler), methods=["GET"]))
-    app.state.scripts.extend(SCRIPTS)
+    # The scripts are not added to app.state.scripts (every page): only the pages with
+    # a chart area load them, from templates/charts/area.html.
     app.state.chart_answers = AnswerCache()
 
