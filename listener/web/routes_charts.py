@@ -21,7 +21,9 @@ resolution, 404 for a brand the view does not show.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -36,12 +38,13 @@ from starlette.routing import Route
 from analysis.alerts import term_exclusions
 from analysis.trends import DEFAULT_PRESET, PRESETS, ChartRange, MoodPoint, RangeError, chart_range
 from listener.web.app import live
-from storage.live import known_brands
+from storage.live import LiveReader, known_brands
 from storage.workspace import conversations, rising_terms, top_authors, trends
 
 MAX_COMPARED = 8  # brands on one chart, the first included
 TOP = 10
-CACHE_ANSWERS = 256  # answers kept per app (AnswerCache); a 90-day chart of 3 brands is ~60 kB
+CACHE_ANSWERS = 512  # answers kept per app (AnswerCache), each up to twice; a 90-day chart of 3 brands is ~60 kB
+QUICK_MAX_AGE = 60.0  # seconds a lock-free hit of AnswerCache may be old (its docstring)
 
 
 class BadQuery(ValueError):
@@ -114,28 +117,51 @@ class AnswerCache:
     brand) gets the same bytes without a query. Keyed by the snapshot's publication time,
     the endpoint, the query string and the view's time to the minute (what a chart's
     filling bucket and a preset's window depend on). Answers read from the database
-    itself (no daemon) are never kept: it may change under them."""
+    itself (no daemon) are kept only under the files' identities (below).
 
-    def __init__(self, size: int = CACHE_ANSWERS) -> None:
+    The reader (storage.live.LiveReader) serialises requests under one lock, so a hit
+    found under it still waits for every query ahead of it. So an answer is also kept
+    under the identities (inode, mtime, size) of the files the reader chooses from (the
+    snapshot, the database, its WAL) as they were before and after it was computed, and
+    looked up before taking the reader: while none of those files changed, the reader
+    would read what it read then. For the one case the files do not show (a writer that
+    stopped without touching them) such a lock-free hit is used for QUICK_MAX_AGE only."""
+
+    def __init__(self, size: int = CACHE_ANSWERS, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
-        self._answers: OrderedDict[tuple, bytes] = OrderedDict()
+        self.clock = clock
+        self._answers: OrderedDict[tuple, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: tuple, max_age: float | None = None) -> bytes | None:
         with self._lock:
             found = self._answers.get(key)
-            if found is not None:
-                self._answers.move_to_end(key)
-                self.hits += 1
-            return found
+            if found is None or (max_age is not None and self.clock() - found[1] > max_age):
+                return None
+            self._answers.move_to_end(key)
+            self.hits += 1
+            return found[0]
 
     def put(self, key: tuple, body: bytes) -> None:
         with self._lock:
-            self._answers[key] = body
+            self._answers[key] = (body, self.clock())
             self._answers.move_to_end(key)
             while len(self._answers) > self.size:
                 self._answers.popitem(last=False)
+
+
+def _files(reader: LiveReader) -> tuple:
+    """The identities of the files the reader chooses what to read from."""
+    out = []
+    for path in (reader.snapshot, reader.database, reader.database.with_name(reader.database.name + ".wal")):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Request], Response]:
@@ -145,20 +171,25 @@ def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Req
         app = live(request)
         cache: AnswerCache = request.app.state.chart_answers
         now = app.now()
+        question = (handler.__name__, str(request.query_params), now.replace(second=0, microsecond=0))
+        files = _files(app.reader)
+        body = cache.get(("files", files, *question), max_age=QUICK_MAX_AGE)
+        if body is not None:
+            return _answer(body)
+        key = None
         try:
             with app.reader.reading() as reading:
-                key = None
                 if reading.kind == "snapshot":
-                    key = (reading.published_at, handler.__name__, str(request.query_params),
-                           now.replace(second=0, microsecond=0))
+                    key = ("snapshot", reading.published_at, *question)
                     body = cache.get(key)
-                    if body is not None:
-                        return _answer(body)
-                body = _body(handler(request, reading.store, now))
+                if body is None:
+                    body = _body(handler(request, reading.store, now))
         except BadQuery as exc:
             return _answer(_body({"error": str(exc)}), exc.status)
         if key is not None:
             cache.put(key, body)
+        if _files(app.reader) == files:  # nothing changed while it was read: what the reader read then
+            cache.put(("files", files, *question), body)
         return _answer(body)
 
     endpoint.__name__ = handler.__name__

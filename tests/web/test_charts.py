@@ -3,6 +3,7 @@ TestClient, on a real DuckDB file read the way the view reads it (read-only)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,7 @@ from listener.web import LiveApp, create_app
 from storage.rollup import rollup_pending
 from storage.snapshot import publish_snapshot
 from storage.store import Store
+from tests.timing import HANG_GUARD
 
 NOW = datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc)
 LOCAL = "http://127.0.0.1:8177"
@@ -143,3 +145,28 @@ def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(tmp_
             publish_snapshot(store)
         again = c.get("/api/charts/trends", params=params).json()
         assert sum(again["series"][0]["mentions"]) == 106 and cache.hits == 1
+
+
+def test_a_repeated_question_is_answered_without_waiting_for_the_reader(tmp_path):
+    """The reader serialises requests; an answer already computed from files that have
+    not changed since is given without waiting for it (listener.web.routes_charts.AnswerCache)."""
+    database = tmp_path / "quick.duckdb"
+    _fill(database)
+    with Store.open(database) as store:
+        publish_snapshot(store)
+    state = LiveApp(database=database, brands=(BrandView("Acme"),), scorer=VaderScorer(), clock=lambda: NOW)
+    params = {"brand": "Acme", "range": "7d", "resolution": "day"}
+    with TestClient(create_app(state), base_url=LOCAL) as c:
+        first = c.get("/api/charts/trends", params=params).json()
+        answered, got = threading.Event(), []
+
+        def ask() -> None:
+            got.append(c.get("/api/charts/trends", params=params).json())
+            answered.set()
+
+        with state.reader.reading():  # another request's queries hold the reader meanwhile
+            asking = threading.Thread(target=ask)
+            asking.start()
+            assert answered.wait(HANG_GUARD), "the repeated question waited for the reader"
+        asking.join(HANG_GUARD)
+        assert got == [first]
