@@ -180,13 +180,14 @@ def main() -> int:
         """``--clients`` clients at once, each sending every request ``--rounds`` times
         in its own shuffled order; fresh: every call uncached (a query of its own)."""
         latencies: list[float] = []
+        by_request: dict[str, list[float]] = {name: [] for name, _ in present}
         failures: list[str] = []
         lock = threading.Lock()
 
         def client(seed: int) -> None:
-            order = [u for _ in range(args.rounds) for _, u in present]
+            order = [(n, u) for _ in range(args.rounds) for n, u in present]
             random.Random(seed).shuffle(order)
-            for url in order:
+            for name, url in order:
                 try:
                     status, ms = get(url, fresh)
                 except OutOfTime:
@@ -196,7 +197,11 @@ def main() -> int:
                         failures.append(f"{url}: {exc}")
                     continue
                 with lock:
-                    (latencies.append(ms) if status == 200 else failures.append(f"{url}: HTTP {status}"))
+                    if status == 200:
+                        latencies.append(ms)
+                        by_request[name].append(ms)
+                    else:
+                        failures.append(f"{url}: HTTP {status}")
 
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
@@ -208,6 +213,7 @@ def main() -> int:
         if not latencies:
             return {}
         row = {"clients": args.clients, "requests": len(latencies), "failures": failures[:5],
+               "p95_ms_by_request": {n: round(p95(v), 1) for n, v in by_request.items() if v},
                "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(p95(latencies), 1),
                "max_ms": round(max(latencies), 1), "wall_s": round(wall, 1),
                "throughput_per_s": round(len(latencies) / wall, 1)}
@@ -220,6 +226,7 @@ def main() -> int:
             + (f"  (10M extrapolated p95: {shown:.1f} ms)" if scale != 1 else "")
             + f"  target {CONCURRENT_TARGET_MS:.0f}: " + ("ok" if row["ok"] else "OVER")
             + (f"; {len(failures)} failed, e.g. {failures[0]}" if failures else ""))
+        log("      p95 by request: " + ", ".join(f"{n} {ms:.0f} ms" for n, ms in row["p95_ms_by_request"].items()))
         return row
 
     for kind, fresh in (("uncached", True), ("repeated", False)):
