@@ -125,48 +125,51 @@ def test_the_pages_carry_the_chart_area_and_its_scripts_without_inline_script(cl
         assert c.get(asset).status_code == 200, asset
 
 
+WEEK = {"brand": "Acme", "range": "7d", "resolution": "day"}
 
-def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(tmp_path):
+
+@pytest.fixture
+def published(tmp_path):
+    """The test database with the daemon's snapshot published beside it, its app's
+    state and a client."""
     database = tmp_path / "snap.duckdb"
     _fill(database)
     with Store.open(database) as store:
         publish_snapshot(store)
     state = LiveApp(database=database, brands=(BrandView("Acme"),), scorer=VaderScorer(), clock=lambda: NOW)
-    params = {"brand": "Acme", "range": "7d", "resolution": "day"}
     with TestClient(create_app(state), base_url=LOCAL) as c:
-        cache = c.app.state.chart_answers
-        first = c.get("/api/charts/trends", params=params).json()
-        assert c.get("/api/charts/trends", params=params).json() == first and cache.hits == 1
-        assert sum(first["series"][0]["mentions"]) == 105
-        with Store.open(database) as store:  # the daemon stores more and publishes again
-            store.save_batch([Mention(source="x", id="late", brand="Acme", created_at=NOW - timedelta(hours=2),
-                                      text="late", conversation_id="late")], [POS], source="x", brand="Acme",
-                             checkpoint=None, now=NOW, scorer="vader", scorer_version="3.3.2")
-            publish_snapshot(store)
-        again = c.get("/api/charts/trends", params=params).json()
-        assert sum(again["series"][0]["mentions"]) == 106 and cache.hits == 1
+        yield database, state, c
 
 
-def test_a_repeated_question_is_answered_without_waiting_for_the_reader(tmp_path):
+def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(published):
+    database, _, c = published
+    cache = c.app.state.chart_answers
+    first = c.get("/api/charts/trends", params=WEEK).json()
+    assert c.get("/api/charts/trends", params=WEEK).json() == first and cache.hits == 1
+    assert sum(first["series"][0]["mentions"]) == 105
+    with Store.open(database) as store:  # the daemon stores more and publishes again
+        store.save_batch([Mention(source="x", id="late", brand="Acme", created_at=NOW - timedelta(hours=2),
+                                  text="late", conversation_id="late")], [POS], source="x", brand="Acme",
+                         checkpoint=None, now=NOW, scorer="vader", scorer_version="3.3.2")
+        publish_snapshot(store)
+    again = c.get("/api/charts/trends", params=WEEK).json()
+    assert sum(again["series"][0]["mentions"]) == 106 and cache.hits == 1
+
+
+def test_a_repeated_question_is_answered_without_waiting_for_the_reader(published):
     """The reader serialises requests; an answer already computed from files that have
     not changed since is given without waiting for it (listener.web.routes_charts.AnswerCache)."""
-    database = tmp_path / "quick.duckdb"
-    _fill(database)
-    with Store.open(database) as store:
-        publish_snapshot(store)
-    state = LiveApp(database=database, brands=(BrandView("Acme"),), scorer=VaderScorer(), clock=lambda: NOW)
-    params = {"brand": "Acme", "range": "7d", "resolution": "day"}
-    with TestClient(create_app(state), base_url=LOCAL) as c:
-        first = c.get("/api/charts/trends", params=params).json()
-        answered, got = threading.Event(), []
+    _, state, c = published
+    first = c.get("/api/charts/trends", params=WEEK).json()
+    answered, got = threading.Event(), []
 
-        def ask() -> None:
-            got.append(c.get("/api/charts/trends", params=params).json())
-            answered.set()
+    def ask() -> None:
+        got.append(c.get("/api/charts/trends", params=WEEK).json())
+        answered.set()
 
-        with state.reader.reading():  # another request's queries hold the reader meanwhile
-            asking = threading.Thread(target=ask)
-            asking.start()
-            assert answered.wait(HANG_GUARD), "the repeated question waited for the reader"
-        asking.join(HANG_GUARD)
-        assert got == [first]
+    with state.reader.reading():  # another request's queries hold the reader meanwhile
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert answered.wait(HANG_GUARD), "the repeated question waited for the reader"
+    asking.join(HANG_GUARD)
+    assert got == [first]
