@@ -655,8 +655,18 @@ def tokens(text: str, exclude: frozenset[str] = frozenset()) -> set[str]:
     return words
 
 
+_HASHTAG = re.compile(r"(?<![\w#])#(\w*[^\W\d_]\w*)")
+
+
+def hashtags(text: str, exclude: frozenset[str] = frozenset()) -> set[str]:
+    """The distinct hashtags of a text, '#' included, lower case; the brand's own (its
+    bare word in ``exclude``) left out. A tokenizer for ``distinctive_terms``."""
+    return {"#" + tag for tag in (t.casefold() for t in _HASHTAG.findall(text)) if tag not in exclude}
+
+
 def distinctive_terms(window: Sequence[str], baseline: Sequence[str], exclude: frozenset[str] = frozenset(),
-                      top: int = 8, prior: float = 1000.0, min_count: int = 3, min_z: float = 3.0) -> list[dict]:
+                      top: int = 8, prior: float = 1000.0, min_count: int = 3, min_z: float = 3.0,
+                      tokenize: Callable[[str, frozenset[str]], set[str]] = tokens) -> list[dict]:
     """Words over-represented in ``window`` texts against ``baseline`` texts.
 
     Smoothed log-odds ratio with an informative Dirichlet prior (Monroe, Colaresi and
@@ -666,16 +676,17 @@ def distinctive_terms(window: Sequence[str], baseline: Sequence[str], exclude: f
     per text (one post repeating a word 20 times is one vote). Words in at least
     ``min_count`` window texts with z >= ``min_z`` are kept, the highest ``top``; z 3
     rather than 1.96 because hundreds of words are tested at once, and at 1.96 a few of
-    them would pass by chance in every alert.
+    them would pass by chance in every alert. ``tokenize`` splits a text into what is
+    counted: words (``tokens``) or ``hashtags``.
     """
     if not window:
         return []
     w_counts: Counter[str] = Counter()
     b_counts: Counter[str] = Counter()
     for text in window:
-        w_counts.update(tokens(text, exclude))
+        w_counts.update(tokenize(text, exclude))
     for text in baseline:
-        b_counts.update(tokens(text, exclude))
+        b_counts.update(tokenize(text, exclude))
     n_w, n_b = sum(w_counts.values()), sum(b_counts.values())
     if n_w == 0:
         return []
@@ -685,6 +696,8 @@ def distinctive_terms(window: Sequence[str], baseline: Sequence[str], exclude: f
         if w < min_count:
             continue
         b = b_counts.get(term, 0)
+        if w + b == total:  # the samples' only word: nothing to set it against (and a 0 denominator)
+            continue
         alpha = prior * (w + b) / total
         delta = (math.log((w + alpha) / (n_w + prior - w - alpha))
                  - math.log((b + alpha) / (n_b + prior - b - alpha)))

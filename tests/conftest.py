@@ -66,6 +66,7 @@ SLOW_FILES = (
     "tests/system/test_readme_claims.py",
     "tests/listener/test_serve.py",
     "tests/system/test_workspace_browser.py",
+    "tests/system/test_charts_browser.py",
     "tests/system/test_serve_while_daemon_starts.py",
     "tests/analysis/test_alerts.py",
     "tests/system/test_serve_browser.py",
