@@ -139,3 +139,25 @@ def test_listener_care_refuses_an_unknown_brand_and_a_backwards_period(database)
     assert unknown.exit_code == 2 and "Nope" in unknown.output
     backwards = runner.invoke(cli, ["care", "--config", str(database), "--since", "1d", "--until", "7d"])
     assert backwards.exit_code == 2 and "--until" in backwards.output
+
+
+def test_the_demo_tells_the_care_story(demo_run):
+    """Issue 15 item 5: the demo's care team answers threads with a known effect
+    (demo-truth.json); ``listener care`` on the demo database recovers it within its
+    interval, and the demo's report shows the care figures for the campaign's window."""
+    truth = json.loads((demo_run.directory / "demo-truth.json").read_text())["care"][0]
+    known = truth["effect"]
+    proc = demo_run.listener("--db", str(demo_run.directory / "listener.duckdb"), "care", "--brand", truth["brand"],
+                             "--since", known["start"], "--until", known["end"], "--json")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)["brands"][0]
+    assert 0.2 < figures["response_rate"] < 0.45  # 60 % of negative, 35 % of questions, in business hours
+    effect = figures["reply_effect"]
+    low, high = effect["ci95"]
+    assert low <= known["effect_nss_points"] <= high and low > 0
+    report = json.loads((demo_run.directory / "report.json").read_text())
+    (campaign,) = report["conversations"]
+    assert campaign["business_hours"] == "Mon,Tue,Wed,Thu,Fri 09:00-18:00 America/New_York"
+    assert campaign["answered"] > 100 and campaign["reply_effect"]["effect_nss_points"] is not None
+    markdown = (demo_run.directory / "report.md").read_text()
+    assert "### Conversations" in markdown and "Does answering turn the thread? +" in markdown
