@@ -80,7 +80,8 @@ def _parse(page: str) -> _Tags:
 # Sections and numbers
 # ----------------------------------------------------------------------------------
 
-SECTIONS = ["Data", "Campaign: ", "Verdict", "Effect on mood", "Volume and share of voice", "Carry-over",
+SECTIONS = ["Data", "Campaign: ", "Verdict", "Effect on mood", "Volume and share of voice", "Conversations",
+            "Carry-over",
             "Efficiency: reported versus incremental", "Diagnostics", "Caveats", "Last 48 hours: mood monitor",
             "Method notes"]
 
@@ -98,7 +99,7 @@ def test_markdown_sections_in_order(md):
 def test_html_sections(page):
     p = _parse(page)
     heads = [t for t, _ in p.tags if t in ("h1", "h2", "h3")]
-    assert heads.count("h3") == 7 and "h1" in heads
+    assert heads.count("h3") == 8 and "h1" in heads
     text = " ".join(p.text)
     for s in SECTIONS:
         assert s in text
