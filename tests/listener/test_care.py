@@ -161,3 +161,34 @@ def test_the_demo_tells_the_care_story(demo_run):
     assert campaign["answered"] > 100 and campaign["reply_effect"]["effect_nss_points"] is not None
     markdown = (demo_run.directory / "report.md").read_text()
     assert "### Conversations" in markdown and "Does answering turn the thread? +" in markdown
+
+
+def test_import_marks_the_brands_own_posts_by_author(tmp_path):
+    """``listener import --own-account``: a help-desk export whose agents' posts are the
+    brand's own (no connector collects that source, so own_accounts cannot name it)."""
+    config = write_config(tmp_path)
+    rows = [
+        {"id": "t1", "created_at": "2026-11-02T10:00:00Z", "text": "acme lost my order again, awful", "author": "ann",
+         "conversation_id": "t1"},
+        {"id": "t2", "created_at": "2026-11-02T10:30:00Z", "text": "@ann so sorry, we are on it", "author": "Agent.Jo",
+         "conversation_id": "t1", "parent_id": "t1"},
+        {"id": "t3", "created_at": "2026-11-02T11:00:00Z", "text": "acme fixed it, thanks!", "author": "ann",
+         "conversation_id": "t1", "parent_id": "t2"},
+    ]
+    export = tmp_path / "helpdesk.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["--config", str(config), "import", str(export), "--source", "helpdesk",
+                                  "--own-account", "agent.jo"])
+    assert refused.exit_code == 2 and "--own-account needs --brand" in refused.output
+    done = runner.invoke(cli, ["--config", str(config), "import", str(export), "--source", "helpdesk", "--brand", "Acme",
+                               "--own-account", "agent.jo", "--json"])
+    assert done.exit_code == 0, done.output
+    with Store.open(tmp_path / "l.duckdb", read_only=True) as store, store.native() as db:
+        own = dict(db.execute("SELECT id, own FROM mentions ORDER BY id").fetchall())
+    # The agent's reply names no brand: kept as the brand's own post in its thread.
+    assert own == {"t1": False, "t2": True, "t3": False}
+    care = runner.invoke(cli, ["--config", str(config), "care", "--brand", "Acme", "--since", "2026-11-01",
+                               "--until", "2026-11-03", "--json"])
+    figures = json.loads(care.output)["brands"][0]
+    assert (figures["needing_reply"], figures["answered"], figures["resolved"]) == (1, 1, 1)
