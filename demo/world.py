@@ -64,6 +64,15 @@ same thread. ``metrics["replies"]`` counts the direct replies a post receives (l
 X's ``reply_count``), including replies posted after the moment of a fetch: the demo
 reports final counts.
 
+The brand's care team
+---------------------
+A world may give a brand a care team (``BrandCare``; ``default_world`` gives Brewly one,
+posting as ``brewly``): it answers some threads that open negative or ask, in business
+hours, and each customer post after its reply turns positive with a known probability.
+Its replies are the brand's own posts (``Mention.own``); ``care_truth`` measures their
+effect on the threads answered. Its draws come from a stream of their own per hour, so
+everything else the world generates is the same with or without it.
+
 Determinism
 -----------
 Hour ``h`` (hours since ``EPOCH``) of a brand is generated from
@@ -83,6 +92,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from zoneinfo import ZoneInfo
@@ -214,6 +224,9 @@ class Campaign:
         return [self.flight_start + timedelta(days=i) for i in range(count)]
 
 
+_parsed_hours = lru_cache(maxsize=16)(parse_business_hours)  # asked once per generated hour
+
+
 @dataclass(frozen=True, slots=True)
 class BrandCare:
     """The brand's care team: it posts as ``account`` and answers threads whose root is
@@ -238,7 +251,7 @@ class BrandCare:
     turn: float = 0.25
 
     def hours(self) -> BusinessHours:
-        return parse_business_hours(self.business_hours)
+        return _parsed_hours(self.business_hours)
 
 
 @dataclass(frozen=True, slots=True)
