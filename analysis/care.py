@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.agreement import wilson_interval
 from analysis.mood import net_sentiment, net_sentiment_se
+from analysis.reply_effect import MIN_PER_SIDE, ReplyEffect
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS_FORM = re.compile(r"(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<tz>\S+)")
@@ -66,6 +67,19 @@ class BusinessHours:
                 total += max(0.0, overlap)
             day += timedelta(days=1)
         return total
+
+    def next_open(self, moment: datetime) -> datetime:
+        """``moment`` when the team is at work then, else when it next opens (tz-aware)."""
+        zone = ZoneInfo(self.timezone)
+        day = moment.astimezone(zone).date()
+        for _ in range(8):  # some weekday is a working day within a week
+            if day.weekday() in self.weekdays:
+                opens = datetime.combine(day, self.start, tzinfo=zone)
+                closes = datetime.combine(day, self.end, tzinfo=zone)
+                if moment < closes:
+                    return max(moment, opens)
+            day += timedelta(days=1)
+        raise ValueError(f"{self} has no working day")
 
 
 def parse_business_hours(text: str) -> BusinessHours:
@@ -276,3 +290,56 @@ def goal_progress(goals: Sequence[tuple[str, float]], summary: CareSummary, repl
         figure, ci = figures[name]
         out.append(GoalProgress(name, target, figure, ci, _verdict(target, GOALS[name][1], ci)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CareFigures:
+    """A brand's care figures for a period: the summary, whether answering turned its
+    threads (analysis.reply_effect) and its progress against the configured goals; what
+    ``listener care`` prints and the campaign report's "Conversations" section shows."""
+
+    summary: CareSummary
+    effect: ReplyEffect
+    goals: tuple[GoalProgress, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.summary.to_json(), "goals": [g.to_json() for g in self.goals],
+                "reply_effect": self.effect.to_json()}
+
+
+# -- wording shared by ``listener care`` and the campaign report ------------------------------
+
+
+def goal_text(goal: str, value: float | None) -> str:
+    """A goal's figure in its unit: a share as a percentage, hours, conversations per 1,000."""
+    if value is None:
+        return "n/a"
+    if goal in ("response_rate", "resolved_share"):
+        return f"{100 * value:.0f}%"
+    return f"{value:.1f} h" if goal == "reply_hours" else f"{value:+.0f}"
+
+
+def goal_sentence(g: GoalProgress) -> str:
+    """'<what>: <figure> (95% CI ..) against a goal of at least/at most <target>: <verdict>'."""
+    what, higher_is_better = GOALS[g.goal][0], GOALS[g.goal][1]
+    ci = "" if g.ci is None else f" (95% CI {goal_text(g.goal, g.ci[0])} to {goal_text(g.goal, g.ci[1])})"
+    return (f"{what}: {goal_text(g.goal, g.value)}{ci} against a goal of "
+            f"{'at least' if higher_is_better else 'at most'} {goal_text(g.goal, g.target)}: "
+            f"{g.verdict or 'no figure yet'}")
+
+
+def effect_sentences(effect: ReplyEffect) -> list[str]:
+    """The reply-effect estimate in words: the figure with its interval and what it means,
+    then what it rests on (its caveats are ``effect.caveats``)."""
+    if effect.effect is None or effect.ci is None:
+        return [f"Not enough comparable threads yet (a stratum needs {MIN_PER_SIDE} answered and "
+                f"{MIN_PER_SIDE} unanswered threads that opened negative and went on)."]
+    low, high = effect.ci
+    verdict = ("customers' later posts were kinder after a reply" if low > 0
+               else "customers' later posts were harsher after a reply" if high < 0
+               else "no difference we can tell from chance")
+    return [f"{effect.effect:+.1f} NSS points in customers' posts after the brand's first reply, against "
+            f"comparable unanswered threads (95% CI {low:+.1f} to {high:+.1f}): {verdict}.",
+            f"From {effect.answered} answered and {effect.unanswered} unanswered threads that opened negative, "
+            f"in {effect.strata} strata (brand, source, starting mood, size, time of day); "
+            f"{effect.unmatched_answered} answered threads had no comparable unanswered ones."]

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timezone
 
+from analysis.care import CareFigures, effect_sentences, goal_sentence, goal_text
 from analysis.roi.campaign import KPI_LABELS, CampaignResult, Efficiency
 from analysis.roi.effects import EffectEstimate
 from analysis.roi.report import Monitor, Report, ScoredBy
@@ -181,7 +182,7 @@ def build_sections(report: Report) -> tuple[str, list[Section]]:
             "p", "No campaign in this report: no pre-registered campaign overlaps the window, so there is no "
                  "scorecard, effect estimate or efficiency figure.", cls="missing")], anchor="campaigns"))
     for i, c in enumerate(report.campaigns, 1):
-        sections.extend(_campaign_sections(c, i))
+        sections.extend(_campaign_sections(c, i, report.care_of(c.campaign_id)))
     sections.append(_monitor(report.monitor))
     sections.append(_notes(report))
     return title, sections
@@ -226,7 +227,7 @@ def _scored_by(scored_by: Mapping[str, ScoredBy]) -> str:
     return "; ".join(f"{_s(brand)}: {p.text or '?'}" for brand, p in scored_by.items())
 
 
-def _campaign_sections(c: CampaignResult, i: int) -> list[Section]:
+def _campaign_sections(c: CampaignResult, i: int, care: CareFigures | None = None) -> list[Section]:
     name = c.name or c.campaign_id or f"campaign {i}"
     a = f"c{i}"
     return [
@@ -234,6 +235,7 @@ def _campaign_sections(c: CampaignResult, i: int) -> list[Section]:
         Section("Verdict", 3, [_verdict(c)], anchor=f"{a}-verdict"),
         Section("Effect on mood", 3, _effects(c), anchor=f"{a}-effects"),
         Section("Volume and share of voice", 3, _volume(c), anchor=f"{a}-volume"),
+        Section("Conversations", 3, _conversations(care), anchor=f"{a}-conversations"),
         Section("Carry-over", 3, _carry_over(c), anchor=f"{a}-carryover"),
         Section("Efficiency: reported versus incremental", 3, _efficiency(c), anchor=f"{a}-efficiency"),
         Section("Diagnostics", 3, _diagnostics(c), anchor=f"{a}-diagnostics"),
@@ -501,6 +503,42 @@ def _diagnostics(c: CampaignResult) -> list[Block]:
                                   for day, source, expected, observed in g.gaps], caption="Connector gaps"))
     if d.fit_notes:
         blocks.append(Block("list", items=[_s(n) for n in d.fit_notes], caption="Model fitting notes"))
+    return blocks
+
+
+def _conversations(care: CareFigures | None) -> list[Block]:
+    """How the brand answered its customers over the campaign's window, its engagement
+    goals and whether answering turned the threads (analysis.care; docs/care.md)."""
+    if care is None:
+        return [Block("p", "No care figures: they need the campaign's brand to have stored threads.", cls="missing")]
+    s = care.summary
+    if not s.threads:
+        return [Block("p", "No threads opened in the campaign's window.", cls="missing")]
+    ci = s.response_rate_ci
+    clock = f"business hours ({s.business_hours})" if s.business_hours else "wall-clock hours"
+    rows = [
+        ["Window (threads opened, UTC)", f"{s.start:%Y-%m-%d %H:%M} to {s.end:%Y-%m-%d %H:%M}"],
+        ["Threads", _int(s.threads)],
+        ["Needing a reply (opened negative or asking)", _int(s.needing_reply)],
+        ["Answered by the brand", f"{_int(s.answered)} of {_int(s.needing_reply)}: "
+                                  f"{goal_text('response_rate', s.response_rate)}"
+                                  + (f" (95% CI {goal_text('response_rate', ci[0])} to "
+                                     f"{goal_text('response_rate', ci[1])})" if ci else "")],
+        ["Time to first reply", f"median {goal_text('reply_hours', s.reply_hours_median)}, 90th percentile "
+                                f"{goal_text('reply_hours', s.reply_hours_p90)}, in {clock}"],
+        ["Resolved (opened negative, last customer post positive or neutral)",
+         f"{_int(s.resolved)} of {_int(s.started_negative)} ({goal_text('resolved_share', s.resolved_share)})"],
+    ]
+    blocks = [Block("kv", rows=rows, caption="Customer care over the campaign's window")]
+    if care.goals:
+        blocks.append(Block("list", items=[goal_sentence(g) for g in care.goals],
+                            caption="Engagement goals (met: the whole 95% interval is on the goal's side)"))
+    else:
+        blocks.append(Block("p", "No engagement goal is set: give the brand care_goals in the config "
+                                 "(docs/care.md) to see progress against one.", cls="missing"))
+    blocks.append(Block("p", "Does answering turn the thread? " + " ".join(effect_sentences(care.effect))))
+    if care.effect.effect is not None:
+        blocks.append(Block("list", items=list(care.effect.caveats), caption="What this estimate cannot rule out"))
     return blocks
 
 

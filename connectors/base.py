@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -176,6 +176,13 @@ class BrandQuery:
     def accounts_on(self, source: str) -> tuple[str, ...]:
         """The brand's own accounts on ``source`` as configured (none: empty)."""
         return next((accounts for name, accounts in self.own_accounts if name == source), ())
+
+    def with_accounts_on(self, source: str, accounts: Sequence[str]) -> BrandQuery:
+        """This query with ``accounts`` added to the brand's own accounts on ``source``
+        (``listener import --own-account``: a source no connector collects)."""
+        merged = tuple(dict.fromkeys((*self.accounts_on(source), *accounts)))
+        others = tuple((name, values) for name, values in self.own_accounts if name != source)
+        return dataclasses.replace(self, own_accounts=(*others, (source, merged)))
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from demo.world import (
@@ -113,9 +113,12 @@ def write_google_ads_export(path: str | Path, world: DemoWorld) -> Path:
     return path
 
 
-def write_truth(path: str | Path, world: DemoWorld) -> Path:
-    """Write the world's ground truth as JSON: seed, brand profiles and each campaign
-    with its flight, true NSS lift and daily spend (what the report should recover)."""
+def write_truth(path: str | Path, world: DemoWorld, end: datetime | None = None) -> Path:
+    """Write the world's ground truth as JSON: seed, brand profiles, each campaign
+    with its flight, true NSS lift and daily spend (what the report should recover), and
+    each care team with how it chooses threads and, with ``end``, what its replies did to
+    the threads it answered from the world's start to ``end`` (``DemoWorld.care_truth``:
+    what ``listener care`` and the report's reply-effect estimate should recover)."""
     path = Path(path)
     truth = {
         "seed": world.seed,
@@ -146,6 +149,14 @@ def write_truth(path: str | Path, world: DemoWorld) -> Path:
                 "total_spend": round(sum(world.daily_spend(c).values()), 2),
             }
             for c in world.campaigns
+        ],
+        "care": [
+            {"brand": team.brand, "account": team.account, "business_hours": team.business_hours,
+             "answer_negative": team.answer_negative, "answer_question": team.answer_question,
+             "reply_minutes_mean": team.reply_minutes, "turn_positive": team.turn,
+             "effect": None if end is None else {"start": world.start.isoformat(), "end": end.isoformat(),
+                                                 **world.care_truth(team.brand, world.start, end)}}
+            for team in world.care
         ],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -381,3 +381,24 @@ class TextBank:
 def text_bank(brand: str) -> TextBank:
     """The shared text source for ``brand``."""
     return TextBank(brand)
+
+
+# The brand's care team answering a thread (demo.world.BrandCare): an opener, an offer
+# and a sign-off, so replies vary as a real team's do.
+_CARE_OPENERS = ("sorry about this", "so sorry to hear that", "thanks for flagging this",
+                 "that's not the experience we want for you", "thanks for letting us know",
+                 "we hear you", "good question")
+_CARE_OFFERS = ("send us a DM with your order number and we'll make it right",
+                "we've passed this to the store team and will follow up today",
+                "could you DM us which location? we'll look into it",
+                "a replacement drink is on us next time, just show this reply",
+                "our team is checking this now, we'll get back to you shortly",
+                "drop us a DM and we'll sort it out")
+_CARE_SIGNOFFS = ("^JL", "^MK", "^AR", "- the {brand} team", "^SP", "")
+
+
+def care_reply(brand: str, customer: str, rng: random.Random) -> str:
+    """A reply from ``brand``'s care team to ``customer``, from the caller's generator."""
+    sign = rng.choice(_CARE_SIGNOFFS).format(brand=brand)
+    text = f"@{customer} {rng.choice(_CARE_OPENERS)}, {rng.choice(_CARE_OFFERS)}."
+    return f"{text} {sign}" if sign else text

@@ -64,6 +64,15 @@ same thread. ``metrics["replies"]`` counts the direct replies a post receives (l
 X's ``reply_count``), including replies posted after the moment of a fetch: the demo
 reports final counts.
 
+The brand's care team
+---------------------
+A world may give a brand a care team (``BrandCare``; ``default_world`` gives Brewly one,
+posting as ``brewly``): it answers some threads that open negative or ask, in business
+hours, and each customer post after its reply turns positive with a known probability.
+Its replies are the brand's own posts (``Mention.own``); ``care_truth`` measures their
+effect on the threads answered. Its draws come from a stream of their own per hour, so
+everything else the world generates is the same with or without it.
+
 Determinism
 -----------
 Hour ``h`` (hours since ``EPOCH``) of a brand is generated from
@@ -83,14 +92,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analysis.care import BusinessHours, parse_business_hours
 from connectors.base import Mention, ensure_utc
-from demo.texts import text_bank
+from demo.texts import care_reply, text_bank
 
 UTC = timezone.utc
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -213,6 +224,36 @@ class Campaign:
         return [self.flight_start + timedelta(days=i) for i in range(count)]
 
 
+_parsed_hours = lru_cache(maxsize=16)(parse_business_hours)  # asked once per generated hour
+
+
+@dataclass(frozen=True, slots=True)
+class BrandCare:
+    """The brand's care team: it posts as ``account`` and answers threads whose root is
+    negative (with probability ``answer_negative``) or asks a question (``answer_question``),
+    choosing, as teams do: a thread that opens while the team is off (``business_hours``)
+    waits for the next opening, and one it could not reach within the thread's life
+    (``REPLY_HORIZON_HOURS``) stays unanswered. The reply lands an exponential delay
+    (mean ``reply_minutes``) after the thread opens, or after the team opens.
+
+    Its known effect: each customer post after the reply in an answered thread turns
+    positive with probability ``turn`` (the same post, drawn afresh from the positive
+    bank); ``DemoWorld.care_truth`` measures what that did to the answered threads. The
+    answers and the turning draw from their own seeded stream, so every other draw of
+    the world is the same with or without a care team."""
+
+    brand: str
+    account: str
+    business_hours: str = "Mon-Fri 09:00-18:00 America/New_York"
+    answer_negative: float = 0.6
+    answer_question: float = 0.35
+    reply_minutes: float = 50.0
+    turn: float = 0.25
+
+    def hours(self) -> BusinessHours:
+        return _parsed_hours(self.business_hours)
+
+
 @dataclass(frozen=True, slots=True)
 class MoodDynamics:
     """The AR(1) terms of the mood model: the market's, shared by every brand, and each
@@ -313,6 +354,7 @@ class DemoWorld:
     start: datetime
     dynamics: MoodDynamics = MoodDynamics()
     shocks: tuple[MarketShock, ...] = ()
+    care: tuple[BrandCare, ...] = ()
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -474,7 +516,8 @@ class DemoWorld:
         p_no_reply, p_more, to_root, copy_tone = _P_NO_REPLY, _P_MORE_REPLIES, REPLY_TO_ROOT, REPLY_COPY_TONE
         slug, known = profile.slug, self._cache["thresholds"]
         prefix = f"{slug}-{hour}-"
-        # A row: [created_at, id, text, author, conversation, parent, likes, reposts, replies, tone]
+        # A row: [created_at, id, text, author, conversation, parent, likes, reposts, replies, tone,
+        # tone had the brand not answered (None: the same; see _answer)]
         rows: list[list] = []
         replies: list[list] = []
         k = n_roots
@@ -486,7 +529,7 @@ class DemoWorld:
                     draw(tone, False, rng),
                     authors[int(n_authors * rand() ** 2)], root_id, None,
                     int((1.0 - rand()) ** root_likes) - 1, int((1.0 - rand()) ** root_reposts) - 1,
-                    0, tone]
+                    0, tone, None]
             rows.append(root)
             if rand() < p_no_reply:
                 continue
@@ -508,13 +551,54 @@ class DemoWorld:
                          draw(tone, True, rng),
                          authors[int(n_authors * rand() ** 2)], root_id, parent[1],
                          int((1.0 - rand()) ** reply_likes) - 1,
-                         int((1.0 - rand()) ** reply_reposts) - 1, 0, tone]
+                         int((1.0 - rand()) ** reply_reposts) - 1, 0, tone, None]
                 k += 1
                 parent[8] += 1
                 thread.append(reply)
                 replies.append(reply)
         rows.extend(replies)
+        team = self.care_of(profile.name)
+        if team is not None:
+            rows.extend(_answer(team, stable_seed(self.seed, "care", slug, hour), rows[:n_roots], replies,
+                                draw, prefix, k))
         return rows
+
+    def care_of(self, brand_name: str) -> BrandCare | None:
+        """The brand's care team, if the world gives it one."""
+        key = brand_name.casefold()
+        return next((c for c in self.care if c.brand.casefold() == key), None)
+
+    def care_truth(self, brand_name: str, start: datetime, end: datetime) -> dict[str, object]:
+        """What the care team did to the threads opened negative in [start, end) it
+        answered, counting their customer posts created before ``end``: per thread the
+        NSS of its customer posts after the reply as they are, minus as they would have
+        been unanswered, averaged over the threads with such posts. This is the effect
+        on the answered threads (ATT) that ``analysis.reply_effect`` estimates."""
+        start, end = ensure_utc(start, "start"), ensure_utc(end, "end")
+        profile = self.profile(brand_name)
+        differences: list[float] = []
+        answered = negative = 0
+        for hour in range(max(_hour_index(start), 0), _hour_index(end - timedelta(microseconds=1)) + 1):
+            threads: dict[str, list[list]] = {}
+            for row in self._hour_items(profile, hour):
+                threads.setdefault(row[4], []).append(row)
+            for posts in threads.values():
+                root = posts[0]
+                if not (start <= root[0] < end) or root[9] != "negative":
+                    continue
+                negative += 1
+                reply = next((p for p in posts if p[9] == OWN_TONE), None)
+                if reply is None:
+                    continue
+                answered += 1
+                later = [p for p in posts if reply[0] < p[0] < end and p[9] != OWN_TONE]
+                if later:
+                    actual = sum(_TONE_VALUE[p[9]] for p in later)
+                    untreated = sum(_TONE_VALUE[p[10] or p[9]] for p in later)
+                    differences.append(100.0 * (actual - untreated) / len(later))
+        return {"threads_opened_negative": negative, "answered": answered,
+                "answered_with_later_posts": len(differences),
+                "effect_nss_points": sum(differences) / len(differences) if differences else None}
 
     def mentions_between(self, brand_name: str, start: datetime, end: datetime,
                          fetched_at: datetime | None = None) -> Iterator[Mention]:
@@ -553,10 +637,51 @@ def _build_mentions(rows: list[list], brand: str, url_prefix: str,
                 author=author, url=url_prefix + mention_id, conversation_id=conversation,
                 parent_id=parent, lang="en",
                 metrics={"likes": likes, "reposts": reposts, "replies": replies},
-                fetched_at=fetched_at, raw={"tone": tone}, thread_context=parent is not None)
+                fetched_at=fetched_at, raw={"tone": tone}, thread_context=parent is not None,
+                own=tone == OWN_TONE)
         for (created, mention_id, text, author, conversation, parent,
-             likes, reposts, replies, tone) in rows
+             likes, reposts, replies, tone, _untreated) in rows
     ]
+
+
+OWN_TONE = "brand"
+"""The ``tone`` of a care team's reply: the brand's own post, no customer's mood."""
+_TONE_VALUE = {"positive": 1, "neutral": 0, "negative": -1}
+
+
+def _answer(team: BrandCare, seed: int, roots: list[list], replies: list[list],
+            draw: Callable, prefix: str, k: int) -> list[list]:
+    """The care team's replies to an hour's threads (``BrandCare``), and their effect on
+    the later customer posts of the threads answered (edited in place: tone and text,
+    the untreated tone kept in the row's last field). Everything random comes from
+    ``random.Random(seed)``, the hour's care stream."""
+    rng = random.Random(seed)
+    hours = team.hours()
+    by_thread: dict[str, list[list]] = {}
+    for reply in replies:
+        by_thread.setdefault(reply[4], []).append(reply)
+    own: list[list] = []
+    for root in roots:
+        # Draw every root's numbers whether it needs an answer or not: a thread's fate
+        # does not depend on its neighbours'.
+        u, wait = rng.random(), rng.expovariate(1.0 / (team.reply_minutes * 60))
+        chance = (team.answer_negative if root[9] == "negative"
+                  else team.answer_question if "?" in root[2] else 0.0)
+        if u >= chance:
+            continue
+        at = hours.next_open(root[0]) + timedelta(seconds=int(wait) + 1)
+        if (at - root[0]).total_seconds() >= _DELAY_LIMIT:
+            continue  # the thread is over by the time the team could answer
+        answer = [at, prefix + str(k), care_reply(team.brand, root[3], rng), team.account, root[1],
+                  root[1], int((1.0 - rng.random()) ** _REPLY_LIKES) - 1, 0, 0, OWN_TONE, None]
+        k += 1
+        root[8] += 1
+        own.append(answer)
+        for post in by_thread.get(root[1], ()):
+            if post[0] > at and rng.random() < team.turn and post[9] != "positive":
+                post[10], post[9] = post[9], "positive"
+                post[2] = draw("positive", True, rng)
+    return own
 
 
 _CREATED_AT = itemgetter(0)
@@ -609,4 +734,9 @@ def default_world(end: datetime, seed: int = 7, days: int = 60) -> DemoWorld:
     )
     brands = tuple(BUILTIN_BRANDS[name] for name in ("brewly", "beanhaus", "kettle & co"))
     return DemoWorld(seed=seed, brands=brands, campaigns=(campaign,),
-                     start=end - timedelta(days=days))
+                     start=end - timedelta(days=days), care=(DEMO_CARE,))
+
+
+DEMO_CARE = BrandCare(brand="Brewly", account="brewly")
+"""Brewly's care team in the demo: its own account on the demo source ('brewly', as the
+starter config's ``own_accounts`` says), weekdays 09:00-18:00 New York time."""

@@ -9,8 +9,9 @@ fresh temporary folder; the simulator's seed is the starter config's. Two blocks
 written between marker comments:
 
 * ``demo-figures``, in README.md ("What the demo shows"): mentions per brand, Brewly's mood, each campaign's measured lift with
-  its CI against the simulator's truth, the verdict and the alerts raised, from the run's
-  JSON summary, ``report.json``, ``demo-truth.json`` and ``listener alerts --json``.
+  its CI against the simulator's truth, the care team's reply effect against its truth,
+  the verdict and the alerts raised, from the run's JSON summary, ``report.json``,
+  ``demo-truth.json``, ``listener care --json`` and ``listener alerts --json``.
   ``tests/system/test_readme_claims.py`` renders it from the test suite's demo run (the
   ``demo_run`` fixture, which calls ``run_demo`` below) and fails when the README differs;
   after a change in behaviour, run this script and commit the README.
@@ -133,6 +134,27 @@ def _campaign_line(campaign: dict[str, Any], truth: dict[str, Any]) -> str:
     return f"{line}. Verdict: {campaign['verdict']}."
 
 
+def _care_line(run: DemoRun, team: dict[str, Any]) -> str:
+    """The care team's story: ``listener care`` over the simulated span against the truth."""
+    known = team["effect"]
+    proc = run.listener("--db", str(Path(DEMO_DIR) / "listener.duckdb"), "care", "--brand", team["brand"],
+                        "--since", known["start"], "--until", known["end"], "--json")
+    if proc.returncode != 0:
+        raise RuntimeError(f"listener care exited {proc.returncode}:\n{proc.stderr}")
+    care = json.loads(proc.stdout)["brands"][0]
+    effect = care["reply_effect"]
+    line = (f"- {md_escape(team['brand'])}'s care team answered {care['answered']:,} of the "
+            f"{care['needing_reply']:,} threads that opened negative or asking ({100 * care['response_rate']:.0f} %), "
+            f"median {care['reply_hours_median']:.1f} h after; the simulator's replies turned customers' later posts "
+            f"by {_points(known['effect_nss_points'])} NSS points (`demo-truth.json`); `listener care` ")
+    if effect["ci95"] is None:
+        return line + "could not estimate it."
+    low, high = effect["ci95"]
+    inside = low <= known["effect_nss_points"] <= high
+    return line + (f"estimates {_points(effect['effect_nss_points'])} (95 % CI {_points(low)} to {_points(high)}): "
+                   f"the truth lies {'inside' if inside else 'outside'} the CI.")
+
+
 def figures(run: DemoRun) -> str:
     """The demo-figures block's text, from one run's files and summary."""
     summary = run.summary
@@ -156,6 +178,7 @@ def figures(run: DemoRun) -> str:
     ]
     truths = {c["campaign_id"]: c for c in truth["campaigns"]}
     items += [_campaign_line(c, truths[c["campaign_id"]]) for c in report["campaigns"]]
+    items += [_care_line(run, team) for team in truth.get("care", ())]
     if alerts:
         items.append(f"- {len(alerts)} alert{'s' * (len(alerts) != 1)} raised:")
         items += [f"  - {md_escape(a['summary'])}" for a in alerts]

@@ -101,7 +101,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
     world = default_world(end=now, seed=int(options["seed"]), days=int(options["history_days"]))
     spend_file = write_google_ads_export(directory / SPEND_NAME, world)
     plan_file = write_plan(directory / PLAN_NAME, world)
-    truth_file = write_truth(directory / TRUTH_NAME, world)
+    truth_file = write_truth(directory / TRUTH_NAME, world, now)
     store = Store.open(settings.database)
     try:
         store.set_meta(DEMO_MARKER, "1")
@@ -116,7 +116,7 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
         # The same path as 'listener campaigns import' and 'listener report'.
         save_spend(store, read_spend(spend_file).rows, now)
         save_plans(store, read_plan(plan_file), now)
-        report = build_report(store, now)
+        report = build_report(store, now, brands=settings.brands)
         counts = mentions_per_brand(store)
         mood = pipeline.mood(settings.brands[0].name, as_of=now)
         scored_by = provenance(store, mood.brand, now - MOOD_HISTORY, now)

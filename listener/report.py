@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,9 +34,11 @@ from analysis.roi import (
     daily_from_buckets,
     ewma_monitor,
 )
-from analysis.roi.report import Monitor, Report, ScoredBy
+from analysis.roi.report import CampaignCare, Monitor, Report, ScoredBy
 from listener.errors import ListenerError
+from listener.config import BrandSettings
 from storage import report_data
+from storage.care import care_figures
 from listener.formatting import provenance_json, provenance_text
 from storage.queries import provenance, stored_brands
 from storage.rollup import hourly_counts
@@ -97,11 +100,25 @@ def _monitor(store: Store, brand: str, now: datetime) -> Monitor | None:
     return Monitor(tuple(hours), ~baseline, result)
 
 
+def _campaign_care(store: Store, plan: CampaignPlan, tz: ZoneInfo, now: datetime,
+                   brands: Sequence[BrandSettings]) -> CampaignCare:
+    """The brand's care figures for threads opened in the campaign's effect window
+    (flight and washout, account-local days, up to ``now``), with the business hours and
+    engagement goals (``care_goals``) its config gives."""
+    lo, hi = _Window(plan.flight_start, plan.washout_end).utc_bounds(tz)
+    configured = next((b for b in brands if b.name.casefold() == plan.brand.casefold()), None)
+    hours = configured.business_hours if configured else None
+    goals = configured.care_goals if configured else ()
+    return CampaignCare(plan.campaign_id, care_figures(store, plan.brand, lo, min(hi, now), hours, goals))
+
+
 def build_report(
     store: Store, now: datetime, *, brand: str | None = None, campaign: str | None = None,
-    timezone_name: str | None = None,
+    timezone_name: str | None = None, brands: Sequence[BrandSettings] = (),
 ) -> Report:
-    """The report (``analysis.report_render`` renders it; ``Report.to_json()`` is report.json)."""
+    """The report (``analysis.report_render`` renders it; ``Report.to_json()`` is report.json).
+    ``brands``, the configured brands, give each campaign's "Conversations" its business
+    hours and engagement goals."""
     plans: list[CampaignPlan] = report_data.plans(store)
     if campaign is not None:
         plans = [p for p in plans if p.campaign_id == campaign]
@@ -116,6 +133,7 @@ def build_report(
         raise ListenerError("the database holds no mentions yet: nothing to report")
     notes: list[str] = []
     campaigns: list[CampaignResult] = []
+    conversations: list[CampaignCare] = []
     zone_used = None
     cache: dict[tuple, BrandDaily] = {}
 
@@ -163,6 +181,7 @@ def build_report(
             notes.append(f"Campaign {plan.campaign_id}: not analysed: {exc}")
             continue
         campaigns.append(result)
+        conversations.append(_campaign_care(store, plan, tz, now, brands))
     if not plans:
         notes.append("No campaign plan is stored: import spend and a plan with "
                      "'listener campaigns import FILE --plan PLAN' to get effects and verdicts.")
@@ -179,7 +198,7 @@ def build_report(
         competitors=tuple(n for n in names if n != headline_brand), timezone=zone_used or timezone_name or "UTC",
         window=None if span is None else (span[0].date(), span[1].date()), freshness=latest, source_counts=counts,
         unscored=unscored, duplicates=duplicates, scored_by=scored_by, campaigns=tuple(campaigns),
-        monitor=_monitor(store, headline_brand, now), notes=tuple(notes),
+        monitor=_monitor(store, headline_brand, now), notes=tuple(notes), conversations=tuple(conversations),
     )
 
 

@@ -4,10 +4,12 @@ that opened negative, for the reply-effect estimate."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from analysis.care import CareThread
-from analysis.reply_effect import ThreadPosts
+from analysis.care import BusinessHours, CareFigures, CareThread, goal_progress, reply_hours, summarize
+from analysis.reply_effect import ThreadPosts, estimate
+from storage.queries import label_counts
 from storage.store import Store, from_db_time, to_db_time
 
 _THREADS_SQL = """
@@ -54,3 +56,19 @@ def negative_threads(store: Store, brand: str, start: datetime, end: datetime) -
                         first_reply_at=from_db_time(reply),
                         posts=tuple((from_db_time(p["at"]), int(p["v"])) for p in posts or ()))
             for source, _conversation, opened, reply, compound, posts in rows]
+
+
+def care_figures(store: Store, brand: str, start: datetime, end: datetime, hours: BusinessHours | None = None,
+                 goals: Sequence[tuple[str, float]] = ()) -> CareFigures:
+    """``brand``'s care figures for threads opened in [start, end): the summary (reply
+    times in ``hours`` when given), the reply effect (time of day read in the hours' zone)
+    and progress against ``goals`` (analysis.care.GOALS names and targets)."""
+    threads = care_threads(store, brand, start, end)
+    summary = summarize(brand, start, end, threads, hours)
+    effect = estimate(negative_threads(store, brand, start, end), zone=hours.timezone if hours else "UTC")
+    progress = ()
+    if goals:
+        counts = label_counts(store, brand, start, end)
+        progress = tuple(goal_progress(goals, summary, reply_hours(threads, hours),
+                                       counts.positive, counts.negative, counts.mentions))
+    return CareFigures(summary, effect, progress)

@@ -207,7 +207,8 @@ def brands_in(db: duckdb.DuckDBPyConnection) -> list[str]:
 
 def mentions_per_brand(store: Store) -> dict[str, int]:
     with store.native() as db:
-        rows = db.execute("SELECT brand, count(*) FROM mentions GROUP BY brand ORDER BY brand").fetchall()
+        # The brand's own posts (own_accounts) are not mentions of it.
+        rows = db.execute("SELECT brand, count(*) FROM mentions WHERE NOT own GROUP BY brand ORDER BY brand").fetchall()
     return {brand: count for brand, count in rows}
 
 

@@ -2,6 +2,7 @@
 read and report.json holds.
 
 ``Report`` -> ``CampaignResult`` (one per analysed campaign, analysis.roi.campaign),
+``CampaignCare`` (its brand's care figures and engagement goals over its window),
 ``Monitor`` (the last 48 hours' EWMA chart) and ``ScoredBy`` (which scorers produced
 each brand's mood figures). The renderers (analysis.report_render, analysis.report_charts)
 read these objects; ``Report.to_json()`` is the one place report.json's dict is made.
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.care import CareFigures
 from analysis.roi.campaign import CampaignResult
 from analysis.roi.monitor import EwmaMonitor
 
@@ -75,6 +77,19 @@ class ScoredBy:
     figures: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class CampaignCare:
+    """The "Conversations" of one campaign: its brand's care figures for threads opened
+    in the campaign's effect window (flight and washout, account-local days), and its
+    progress against the brand's engagement goals (analysis.care)."""
+
+    campaign_id: str
+    figures: CareFigures
+
+    def to_json(self) -> dict[str, Any]:
+        return {"campaign_id": self.campaign_id, **self.figures.to_json()}
+
+
 @dataclass(frozen=True, eq=False)
 class Report:
     """One report: the headline brand and its competitors, the data's freshness, one
@@ -97,6 +112,11 @@ class Report:
     campaigns: tuple[CampaignResult, ...]
     monitor: Monitor | None
     notes: tuple[str, ...]
+    conversations: tuple[CampaignCare, ...] = ()
+
+    def care_of(self, campaign_id: str) -> CareFigures | None:
+        """The care figures of campaign ``campaign_id``'s window, if the report has them."""
+        return next((c.figures for c in self.conversations if c.campaign_id == campaign_id), None)
 
     def to_json(self) -> dict[str, Any]:
         """The report.json dict (ISO dates, NaN as None)."""
@@ -116,4 +136,5 @@ class Report:
             "campaigns": [c.to_dict() for c in self.campaigns],
             "monitor": None if self.monitor is None else self.monitor.to_json(),
             "notes": list(self.notes),
+            "conversations": [c.to_json() for c in self.conversations],
         }

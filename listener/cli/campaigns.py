@@ -122,7 +122,8 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
     with open_existing(settings) as store:
         brand = resolve_brand(brand, settings, queries.stored_brands(store))
         campaign = resolve_campaign(campaign, [plan.campaign_id for plan in report_data.plans(store)])
-        built = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name)
+        built = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name,
+                             brands=settings.brands)
     text = render(built, fmt)
     if out is None:
         click.echo(text)

@@ -10,15 +10,15 @@ import json
 
 import click
 
-from analysis.care import GOALS, CareSummary, GoalProgress, goal_progress, reply_hours, summarize
-from analysis.reply_effect import MIN_PER_SIDE, ReplyEffect, estimate
+from analysis.care import CareSummary, GoalProgress, effect_sentences, goal_sentence
+from analysis.reply_effect import ReplyEffect
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
 from listener.cli.alerts import parse_since
 from listener.config import BrandSettings, Settings
-from storage.care import care_threads, negative_threads
-from storage.queries import label_counts, stored_brands
+from storage.care import care_figures
+from storage.queries import stored_brands
 
 DEFAULT_PERIOD = "28d"
 
@@ -32,43 +32,15 @@ def _hours(value: float | None) -> str:
 
 
 def _effect_lines(effect: ReplyEffect) -> list[str]:
-    if effect.effect is None or effect.ci is None:
-        return [f"  Does answering turn the thread? Not enough comparable threads yet (a stratum needs "
-                f"{MIN_PER_SIDE} answered and {MIN_PER_SIDE} unanswered threads that opened negative and went on)."]
-    low, high = effect.ci
-    verdict = ("customers' later posts were kinder after a reply" if low > 0
-               else "customers' later posts were harsher after a reply" if high < 0
-               else "no difference we can tell from chance")
-    lines = [
-        "  Does answering turn the thread?",
-        f"    {effect.effect:+.1f} NSS points in customers' posts after the brand's first reply, against "
-        f"comparable unanswered threads (95% CI {low:+.1f} to {high:+.1f}): {verdict}.",
-        f"    From {effect.answered} answered and {effect.unanswered} unanswered threads that opened negative, "
-        f"in {effect.strata} strata (brand, source, starting mood, size, time of day); "
-        f"{effect.unmatched_answered} answered threads had no comparable unanswered ones.",
-    ]
-    lines += [f"    Caveat: {caveat}" for caveat in effect.caveats]
-    return lines
-
-
-def _goal_value(goal: str, value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if goal in ("response_rate", "resolved_share"):
-        return f"{100 * value:.0f}%"
-    return f"{value:.1f} h" if goal == "reply_hours" else f"{value:+.0f}"
+    first, *rest = effect_sentences(effect)
+    if not rest:
+        return [f"  Does answering turn the thread? {first}"]
+    lines = ["  Does answering turn the thread?", *(f"    {line}" for line in (first, *rest))]
+    return lines + [f"    Caveat: {caveat}" for caveat in effect.caveats]
 
 
 def _goal_lines(goals: list[GoalProgress]) -> list[str]:
-    if not goals:
-        return []
-    lines = ["  Goals"]
-    for g in goals:
-        ci = "" if g.ci is None else f" (95% CI {_goal_value(g.goal, g.ci[0])} to {_goal_value(g.goal, g.ci[1])})"
-        verdict = g.verdict or "no figure yet"
-        lines.append(f"    {GOALS[g.goal][0]}: {_goal_value(g.goal, g.value)}{ci} against a goal of "
-                     f"{'at least' if GOALS[g.goal][1] else 'at most'} {_goal_value(g.goal, g.target)}: {verdict}")
-    return lines
+    return ["  Goals", *(f"    {goal_sentence(g)}" for g in goals)] if goals else []
 
 
 def _text(summary: CareSummary, effect: ReplyEffect, goals: list[GoalProgress]) -> str:
@@ -124,23 +96,12 @@ def care_command(ctx: click.Context, brand: str | None, since: str, until: str |
         results = []
         for name in brands:
             configured = _configured(settings, name)
-            hours = None if configured is None else configured.business_hours
-            threads = care_threads(store, name, start, end)
-            summary = summarize(name, start, end, threads, hours)
-            zone = hours.timezone if hours is not None else "UTC"
-            effect = estimate(negative_threads(store, name, start, end), zone=zone)
-            goals: list[GoalProgress] = []
-            if configured is not None and configured.care_goals:
-                counts = label_counts(store, name, start, end)
-                goals = goal_progress(configured.care_goals, summary, reply_hours(threads, hours),
-                                      counts.positive, counts.negative, counts.mentions)
-            results.append((summary, effect, goals))
+            results.append(care_figures(store, name, start, end, configured.business_hours if configured else None,
+                                        configured.care_goals if configured else ()))
     if as_json:
-        click.echo(json.dumps({"brands": [{**s.to_json(), "goals": [g.to_json() for g in g_],
-                                           "reply_effect": e.to_json()} for s, e, g_ in results]},
-                              indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"brands": [r.to_json() for r in results]}, indent=2, ensure_ascii=False))
         return
     if not results:
         click.echo("No brands configured or stored yet.", err=True)
         return
-    click.echo("\n\n".join(_text(s, e, g) for s, e, g in results))
+    click.echo("\n\n".join(_text(r.summary, r.effect, list(r.goals)) for r in results))

@@ -174,17 +174,22 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
               help="CSV: read FIELD (id, created_at, text, author, url, ...) from COLUMN. Repeatable.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Parse, match, detect language and score on N processes while storing (about N times faster on N free cores).")
+@click.option("--own-account", "own_accounts", multiple=True, metavar="AUTHOR",
+              help="With --brand: rows by AUTHOR are the brand's own posts (kept in their threads, out of mood), "
+                   "besides its own_accounts for this source. Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @common_options
 @click.pass_context
 @handle_errors
 def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, fmt: str,
-                mapping: tuple[str, ...], workers: int, as_json: bool) -> None:
+                mapping: tuple[str, ...], workers: int, own_accounts: tuple[str, ...], as_json: bool) -> None:
     """Import mentions from a JSONL or CSV file, through the normal pipeline.
 
     Every row is checked against each brand's query (or --brand's), scored and
     stored like a collected mention; re-importing the same file adds nothing. Bad
     rows are reported by line number and skipped. Large files stream in batches.
+    Rows by the brand's own accounts (its own_accounts for --source, and
+    --own-account) are stored as its own posts.
     """
     if not SOURCE_NAME.fullmatch(source):
         raise CliError(f"--source: {source!r} must be lower-case letters, digits, '-' or '_'", 2)
@@ -198,6 +203,10 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     brands = [settings.brand(brand)] if brand else list(settings.brands)
     if not brands:
         raise CliError("no brands configured: imports are matched against the brands' queries", 2)
+    if own_accounts and not brand:
+        raise CliError("--own-account needs --brand: whose own posts they are", 2)
+    queries = [entry.query.with_accounts_on(source, own_accounts) if own_accounts else entry.query
+               for entry in brands]
     clock = clock_from(ctx)
     reader = FileSource(file, source, fmt, column_map, clock)
     size = max(file.stat().st_size, 1)
@@ -205,7 +214,7 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     with Store.open(settings.database) as store:
         pipeline = Pipeline(store, build_scoring(settings, store, vader=vader), clock)
         with click.progressbar(length=size, label=f"Importing {file.name}", file=sys.stderr) as bar:
-            results = ingest.import_file(pipeline, reader, [entry.query for entry in brands], vader, workers,
+            results = ingest.import_file(pipeline, reader, queries, vader, workers,
                                          progress=lambda done: bar.update(done - bar.pos))
             bar.update(size - bar.pos)
     report = {"file": str(file), "format": reader.format, "bad_lines": len(reader.bad_lines),

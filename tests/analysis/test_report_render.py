@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import numpy as np
@@ -80,7 +80,8 @@ def _parse(page: str) -> _Tags:
 # Sections and numbers
 # ----------------------------------------------------------------------------------
 
-SECTIONS = ["Data", "Campaign: ", "Verdict", "Effect on mood", "Volume and share of voice", "Carry-over",
+SECTIONS = ["Data", "Campaign: ", "Verdict", "Effect on mood", "Volume and share of voice", "Conversations",
+            "Carry-over",
             "Efficiency: reported versus incremental", "Diagnostics", "Caveats", "Last 48 hours: mood monitor",
             "Method notes"]
 
@@ -98,7 +99,7 @@ def test_markdown_sections_in_order(md):
 def test_html_sections(page):
     p = _parse(page)
     heads = [t for t, _ in p.tags if t in ("h1", "h2", "h3")]
-    assert heads.count("h3") == 7 and "h1" in heads
+    assert heads.count("h3") == 8 and "h1" in heads
     text = " ".join(p.text)
     for s in SECTIONS:
         assert s in text
@@ -321,3 +322,46 @@ def test_sections_are_plain_text(report):
     title, sections = build_sections(report)
     assert title == report.title
     assert sections[0].title == "Data" and sections[-1].title == "Method notes"
+
+
+# --- Conversations (issue 15 item 4) ---------------------------------------------------------
+
+
+def _care_report(report: Report) -> Report:
+    """``report`` with hand-made care figures for its campaign: 4 threads needing a reply,
+    3 answered after 1, 2 and 6 hours, goals on response rate and reply time."""
+    from analysis.care import CareFigures, CareThread, goal_progress, reply_hours, summarize
+    from analysis.reply_effect import ReplyEffect
+    from analysis.roi.report import CampaignCare
+
+    t0 = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
+    threads = [CareThread("x", f"c{i}", "Brewly", t0, "negative", False, 3, int(wait is not None),
+                          None if wait is None else t0 + timedelta(hours=wait), "neutral")
+               for i, wait in enumerate((1, 2, 6, None))]
+    summary = summarize("Brewly", t0, t0 + timedelta(days=21), threads)
+    goals = goal_progress((("response_rate", 0.5), ("reply_hours", 24)), summary, reply_hours(threads), 10, 5, 40)
+    effect = ReplyEffect(12.5, (4.0, 21.0), 30, 40, 2, 3)
+    care = CampaignCare(report.campaigns[0].campaign_id, CareFigures(summary, effect, tuple(goals)))
+    return replace(report, conversations=(care,))
+
+
+def test_the_conversations_section_shows_care_goals_and_the_reply_effect(report):
+    cared = _care_report(report)
+    md = render_markdown(cared)
+    section = md[md.index("### Conversations"):]
+    section = section[:section.index("\n### ", 5)]
+    assert "| Answered by the brand | 3 of 4: 75% (95% CI 30% to 95%) |" in section
+    assert "median 2.0 h, 90th percentile 6.0 h, in wall-clock hours" in section
+    # Wilson 3/4 is 30%-95%: neither wholly above nor below 50%; the median 2 h is under 24 h.
+    assert ("share of threads needing a reply that the brand answered: 75% (95% CI 30% to 95%) against a goal "
+            "of at least 50%: not yet clear") in section
+    assert "against a goal of at most 24.0 h: met" in section
+    assert "+12.5 NSS points" in section and "(95% CI +4.0 to +21.0): customers' later posts were kinder" in section
+    assert "Brands choose whom to answer" in section
+    assert json.loads(render(cared, "json"))["conversations"][0]["goals"][1]["verdict"] == "met"
+    assert "Conversations" in render_html(cared)
+
+
+def test_a_report_without_care_figures_says_so(md):
+    section = md[md.index("### Conversations"):]
+    assert "No care figures" in section[:section.index("\n### ", 5)]

@@ -21,6 +21,7 @@ from connectors.base import Mention
 from demo.world import (
     AUTHORS,
     REPLY_HORIZON_HOURS,
+    BrandCare,
     DemoWorld,
     default_world,
     derived_profile,
@@ -175,7 +176,8 @@ def test_texts_vary_and_name_the_brand():
 
 @pytest.mark.parametrize("brand,per_day", [("Brewly", 800), ("Beanhaus", 500), ("Kettle & Co", 300)])
 def test_daily_volume_matches_the_profile(brand, per_day):
-    days = local_days(world_mentions(brand), AUDIENCE)
+    # Customers' posts: the brand's own replies (Brewly's care team) are not its volume.
+    days = local_days([m for m in world_mentions(brand) if not m.own], AUDIENCE)
     full = sorted(days)[1:-1]  # the first and last days are partial
     mean = statistics.mean(len(days[d]) for d in full)
     assert abs(mean - per_day) / per_day < 0.05
@@ -307,3 +309,77 @@ def test_every_demo_post_passes_the_starter_config_queries():
         assert all(m.thread_context == (m.parent_id is not None) for m in posts)
         failing = [m.text for m in posts if not is_mention_of(brand.query, m)]
         assert failing == [], failing[:3]
+
+
+# --- the brand's care team (issue 15 item 5) --------------------------------------------------
+
+
+def care_free_mentions(brand: str = "Brewly") -> tuple[Mention, ...]:
+    world = dataclasses.replace(default_world(END), care=())
+    return tuple(world.mentions_between(brand, world.start, END))
+
+
+def test_the_care_team_answers_only_threads_needing_it_in_business_hours():
+    mentions = world_mentions("Brewly")
+    by_id = {m.id: m for m in mentions}
+    own = [m for m in mentions if m.own]
+    assert len(own) > 1000  # ~35 a day
+    hours = demo_world.DEMO_CARE.hours()
+    for reply in own:
+        root = by_id[reply.parent_id]
+        assert reply.author == "brewly" and reply.conversation_id == root.id and root.parent_id is None
+        assert root.raw["tone"] == "negative" or "?" in root.text
+        assert hours.seconds_between(root.created_at, reply.created_at) > 0  # worked on in business hours
+        assert timedelta(0) < reply.created_at - root.created_at < timedelta(hours=REPLY_HORIZON_HOURS - 1)
+        assert reply.text.startswith(f"@{root.author} ")
+    # At most one reply per thread, and it counts among the root's replies.
+    assert len({r.conversation_id for r in own}) == len(own)
+    assert all(by_id[r.parent_id].metrics["replies"] >= 1 for r in own)
+    # Selection: negative openings are answered more often than questions.
+    roots = [m for m in mentions if m.parent_id is None]
+    answered = {r.conversation_id for r in own}
+    negative = [m for m in roots if m.raw["tone"] == "negative"]
+    asking = [m for m in roots if m.raw["tone"] != "negative" and "?" in m.text]
+    rate = lambda threads: sum(m.id in answered for m in threads) / len(threads)  # noqa: E731
+    assert rate(negative) > rate(asking) > 0.1
+
+
+def test_the_care_team_draws_from_its_own_stream():
+    """Every customer post is the same with or without the care team (ids, times,
+    authors, threads), but for the later posts of answered threads it turned positive."""
+    with_team = {m.id: m for m in world_mentions("Brewly") if not m.own}
+    without = {m.id: m for m in care_free_mentions()}
+    assert with_team.keys() == without.keys()
+    replied_at = {m.conversation_id: m.created_at for m in world_mentions("Brewly") if m.own}
+    turned = 0
+    for mention_id, before in without.items():
+        after = with_team[mention_id]
+        assert (after.created_at, after.author, after.parent_id, after.conversation_id) == \
+            (before.created_at, before.author, before.parent_id, before.conversation_id)
+        if after.raw["tone"] != before.raw["tone"]:
+            turned += 1
+            assert after.raw["tone"] == "positive"
+            assert after.created_at > replied_at[after.conversation_id]
+        elif after.text != before.text:
+            pytest.fail(f"{mention_id}: text changed without its tone")
+    assert turned > 50
+    # The other brands have no care team: untouched.
+    assert world_mentions("Beanhaus") == tuple(default_world(END).mentions_between(
+        "Beanhaus", default_world(END).start, END))
+
+
+def test_care_truth_is_the_turned_posts_effect():
+    world = default_world(END)
+    truth = world.care_truth("Brewly", world.start, END)
+    team = demo_world.DEMO_CARE
+    assert truth["answered"] / truth["threads_opened_negative"] == pytest.approx(0.32, abs=0.05)
+    # Each later post turns positive with probability 0.25 from a mean near -0.4: ~ +35.
+    assert 20 < truth["effect_nss_points"] < 50
+    none = dataclasses.replace(world, care=(dataclasses.replace(team, turn=0.0),))
+    assert none.care_truth("Brewly", world.start, END)["effect_nss_points"] == 0.0
+    assert dataclasses.replace(world, care=()).care_truth("Brewly", world.start, END)["answered"] == 0
+
+
+def test_a_brand_care_needs_valid_business_hours():
+    with pytest.raises(ValueError, match="time zone"):
+        BrandCare("Brewly", "brewly", business_hours="Mon-Fri 09:00-18:00 Mars/Olympus").hours()

@@ -139,3 +139,56 @@ def test_listener_care_refuses_an_unknown_brand_and_a_backwards_period(database)
     assert unknown.exit_code == 2 and "Nope" in unknown.output
     backwards = runner.invoke(cli, ["care", "--config", str(database), "--since", "1d", "--until", "7d"])
     assert backwards.exit_code == 2 and "--until" in backwards.output
+
+
+def test_the_demo_tells_the_care_story(demo_run):
+    """Issue 15 item 5: the demo's care team answers threads with a known effect
+    (demo-truth.json); ``listener care`` on the demo database recovers it within its
+    interval, and the demo's report shows the care figures for the campaign's window."""
+    truth = json.loads((demo_run.directory / "demo-truth.json").read_text())["care"][0]
+    known = truth["effect"]
+    proc = demo_run.listener("--db", str(demo_run.directory / "listener.duckdb"), "care", "--brand", truth["brand"],
+                             "--since", known["start"], "--until", known["end"], "--json")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)["brands"][0]
+    assert 0.2 < figures["response_rate"] < 0.45  # 60 % of negative, 35 % of questions, in business hours
+    effect = figures["reply_effect"]
+    low, high = effect["ci95"]
+    assert low <= known["effect_nss_points"] <= high and low > 0
+    report = json.loads((demo_run.directory / "report.json").read_text())
+    (campaign,) = report["conversations"]
+    assert campaign["business_hours"] == "Mon,Tue,Wed,Thu,Fri 09:00-18:00 America/New_York"
+    assert campaign["answered"] > 100 and campaign["reply_effect"]["effect_nss_points"] is not None
+    markdown = (demo_run.directory / "report.md").read_text()
+    assert "### Conversations" in markdown and "Does answering turn the thread? +" in markdown
+
+
+def test_import_marks_the_brands_own_posts_by_author(tmp_path):
+    """``listener import --own-account``: a help-desk export whose agents' posts are the
+    brand's own (no connector collects that source, so own_accounts cannot name it)."""
+    config = write_config(tmp_path)
+    rows = [
+        {"id": "t1", "created_at": "2026-11-02T10:00:00Z", "text": "acme lost my order again, awful", "author": "ann",
+         "conversation_id": "t1"},
+        {"id": "t2", "created_at": "2026-11-02T10:30:00Z", "text": "@ann so sorry, we are on it", "author": "Agent.Jo",
+         "conversation_id": "t1", "parent_id": "t1"},
+        {"id": "t3", "created_at": "2026-11-02T11:00:00Z", "text": "acme fixed it, thanks!", "author": "ann",
+         "conversation_id": "t1", "parent_id": "t2"},
+    ]
+    export = tmp_path / "helpdesk.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["--config", str(config), "import", str(export), "--source", "helpdesk",
+                                  "--own-account", "agent.jo"])
+    assert refused.exit_code == 2 and "--own-account needs --brand" in refused.output
+    done = runner.invoke(cli, ["--config", str(config), "import", str(export), "--source", "helpdesk", "--brand", "Acme",
+                               "--own-account", "agent.jo", "--json"])
+    assert done.exit_code == 0, done.output
+    with Store.open(tmp_path / "l.duckdb", read_only=True) as store, store.native() as db:
+        own = dict(db.execute("SELECT id, own FROM mentions ORDER BY id").fetchall())
+    # The agent's reply names no brand: kept as the brand's own post in its thread.
+    assert own == {"t1": False, "t2": True, "t3": False}
+    care = runner.invoke(cli, ["--config", str(config), "care", "--brand", "Acme", "--since", "2026-11-01",
+                               "--until", "2026-11-03", "--json"])
+    figures = json.loads(care.output)["brands"][0]
+    assert (figures["needing_reply"], figures["answered"], figures["resolved"]) == (1, 1, 1)

@@ -90,7 +90,7 @@ def test_mood_json_reads_the_demo_database(demo_dir):
     with read_only(directory / "listener.duckdb") as con:
         count = con.execute(
             "SELECT count(*) FROM mentions WHERE brand = 'Brewly' AND created_at >= TIMESTAMP '2026-11-19 15:30' "
-            "AND created_at < TIMESTAMP '2026-11-20 15:30'").fetchone()[0]
+            "AND created_at < TIMESTAMP '2026-11-20 15:30' AND NOT own").fetchone()[0]  # the brand's replies are not mood
     assert count == day["mentions"]
     # --db after the command name, and LISTENER_DB, read the same database.
     after = listener("mood", "--brand", "brewly", "--db", db, "--as-of", AS_OF, "--json", check=True)
@@ -117,7 +117,10 @@ def test_a_rerun_replaces_the_demo_and_never_another_database(tmp_path, demo_dir
     directory, summary, _ = demo_dir
     shutil.copytree(directory, tmp_path, dirs_exist_ok=True)  # a demo folder from an earlier run
     again = json.loads(listener("demo", "--dir", str(tmp_path), "--as-of", AS_OF, "--json", check=True).stdout)
-    assert again["mentions"] == summary["mentions"] and again["new"] == sum(summary["mentions"].values())
+    assert again["mentions"] == summary["mentions"] and again["new"] == summary["new"]
+    with read_only(tmp_path / "listener.duckdb") as con:
+        own = con.execute("SELECT count(*) FROM mentions WHERE own").fetchone()[0]
+    assert own > 0 and again["new"] == sum(summary["mentions"].values()) + own  # mentions and Brewly's replies
 
     other = tmp_path / "other"
     other.mkdir()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -87,6 +88,16 @@ def test_care_summary_hand_computed_in_wall_clock_and_business_hours(threads):
     # t2: Friday 17:00-18:00 and Monday 09:00 (the reply): 1 business hour, not 64.
     assert (business.reply_hours_median, business.reply_hours_p90) == (pytest.approx(0.75), pytest.approx(1.0))
     assert business.business_hours == "Mon,Tue,Wed,Thu,Fri 09:00-18:00 Europe/Berlin"
+
+
+def test_next_open_waits_for_the_team():
+    hours = parse_business_hours("Mon-Fri 09:00-18:00 Europe/Berlin")
+    berlin = ZoneInfo("Europe/Berlin")
+    friday_late = datetime(2026, 11, 6, 18, 30, tzinfo=berlin)
+    assert hours.next_open(friday_late) == datetime(2026, 11, 9, 9, 0, tzinfo=berlin)  # Monday morning
+    during = datetime(2026, 11, 9, 11, 15, tzinfo=berlin)
+    assert hours.next_open(during) == during
+    assert hours.next_open(datetime(2026, 11, 10, 6, 0, tzinfo=timezone.utc)) == datetime(2026, 11, 10, 9, 0, tzinfo=berlin)
 
 
 def test_own_posts_stay_in_the_thread_but_out_of_mood_and_volume(threads):

@@ -664,14 +664,15 @@ class Run:
     seconds: float
 
 
-def guarded_pull(pipeline: Pipeline, connector: Connector, seconds: float = HANG_GUARD) -> Run:
+def guarded_pull(pipeline: Pipeline, connector: Connector, seconds: float = HANG_GUARD,
+                 query: BrandQuery = QUERY) -> Run:
     """``pipeline.pull`` in a thread joined with a timeout: a hung run fails the case."""
     recording = Recording(connector)
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["result"] = pipeline.pull(recording, QUERY)
+            box["result"] = pipeline.pull(recording, query)
         except BaseException as exc:  # noqa: BLE001 - the case inspects it
             box["error"] = exc
         finally:
@@ -918,3 +919,60 @@ def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, e
         else:  # the same frame, the same end, and the cursor still before it
             assert isinstance(recovery.error, outcome.error) and final == faulty_ids
             assert store.get_cursor("bluesky", BRAND) == last_checkpoint(run.batches)
+
+
+# -- the brand's own accounts' endpoints (issue 15) ------------------------------------------------
+# Reddit reads the accounts' comments (/user/NAME/comments), Mastodon looks the account up
+# and reads its statuses (/api/v1/accounts/ID/statuses); X and Bluesky find the brand's
+# posts through the search endpoint the matrix above already breaks.
+
+
+def _reddit_own(peer: Peer) -> tuple[str, Callable[[Request], bool]]:
+    peer.server.add_comment("s00", "own1", "So sorry about that, DM us please", at=peer.clock.now - timedelta(hours=19),
+                            author="brewly_team")
+    return "brewly_team", lambda r: r.path.rstrip("/") == "/user/brewly_team/comments"
+
+
+def _mastodon_own(peer: Peer) -> tuple[str, Callable[[Request], bool]]:
+    fake = peer.page.fake  # type: ignore[attr-defined]
+    fake.post(peer.clock.now - timedelta(hours=19), "<p>So sorry about that, DM us please</p>", author="brewly")
+    return f"@brewly@{fake.domain}", lambda r: r.path.startswith("/api/v1/accounts/") and r.path.endswith("/statuses")
+
+
+OWN_ENDPOINTS: dict[str, Callable[[Peer], tuple[str, Callable[[Request], bool]]]] = {
+    "reddit": _reddit_own, "mastodon": _mastodon_own,
+}
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f.name in ("500", "malformed")], ids=["500", "malformed"])
+@pytest.mark.parametrize("connector", sorted(OWN_ENDPOINTS))
+def test_a_faulty_own_account_endpoint_ends_the_run_as_a_search_page_does(connector: str, fault: Fault,
+                                                                         tmp_path) -> None:
+    """The fault on the own-account endpoint's every request: the run ends as it does for
+    that fault on the connector's search pages (failed, naming it), what it yielded is
+    stored whole, the cursor is the last checkpoint, and healed, the next run stores the
+    brand's post, marked as its own."""
+    outcome = expected_outcome(connector, fault.name)
+    with PEERS[connector]() as peer, Store.open(tmp_path / "faulty.duckdb") as store:
+        account, is_own_page = OWN_ENDPOINTS[connector](peer)
+        query = replace(QUERY, own_accounts=((connector, (account,)),))
+        pipeline = Pipeline(store, VaderScorer(), peer.clock)
+        peer = replace(peer, is_page=is_own_page, fault_from=0)
+        state = install(peer, fault)
+        run = guarded_pull(pipeline, peer.make(PEER_TIMEOUT), query=query)
+        assert state.seen >= 1, "the own-account endpoint was not asked"
+        assert isinstance(run.error, outcome.error), f"{run.error!r} is not a {outcome.error.__name__}"
+        [(status, error, _skipped, _new)] = runs(store)
+        assert status == "failed" and re.search(outcome.reason, error), error
+        assert state.seen <= ATTEMPTS * peer.inner_tries, f"{state.seen} requests for the own-account page"
+        check_store(store, run.batches, set())
+        assert store.get_cursor(peer.name, BRAND) == last_checkpoint(run.batches)
+        assert all(0 <= s <= MAX_DELAY for s in peer.sleeps), peer.sleeps
+
+        state.active = False
+        peer.clock.advance(minutes=1)
+        recovery = guarded_pull(pipeline, peer.make(PEER_TIMEOUT), query=query)
+        assert recovery.error is None, f"the healed run failed: {recovery.error!r}"
+        with store.native() as db:
+            own = db.execute("SELECT count(*) FROM mentions WHERE own").fetchone()[0]
+        assert own == 1, "the brand's post was not stored once healed"
