@@ -1,0 +1,105 @@
+"""The daemon's side of cluster mode (``database.url``; docs/cluster.md).
+
+Each scheduled pull first leases its (source, brand) job from PostgreSQL
+(storage.cluster.Leases): when another daemon holds it, or ran it less than an interval
+ago, this daemon skips the tick. Under a lease the pull runs through the ordinary
+Pipeline over a ``FencedStore``: the cursor comes from the job row, and each batch is
+committed to PostgreSQL (mentions and cursor, fenced by the lease's token) before it is
+stored in this daemon's own DuckDB file for its scoring, hourly stage and readers. A
+refused commit (LeaseLostError) ends the run with nothing of that batch stored anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from connectors.base import Cursor, Mention
+from listener.config import ClusterSettings
+from listener.pipeline import Pipeline
+from storage.cluster import Lease, Leases, connect, migrate
+from storage.store import SaveResult, Store
+
+log = logging.getLogger("listener")
+
+
+class FencedStore:
+    """A Store whose cursor and batch commits go through one lease: every other call is
+    the daemon's own Store's."""
+
+    def __init__(self, store: Store, leases: Leases, lease: Lease, lease_seconds: float) -> None:
+        self._store = store
+        self._leases = leases
+        self._lease = lease
+        self._lease_seconds = lease_seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def get_cursor(self, source: str, brand: str) -> Cursor | None:
+        return self._lease.cursor
+
+    def save_batch(self, mentions: Sequence[Mention], scores: Sequence[Any], *, source: str, brand: str,
+                   checkpoint: Cursor | None, **rest: Any) -> SaveResult:
+        # PostgreSQL first: a refused commit raises before anything is stored locally. If
+        # this process dies between the two, the batch is in the cluster (the record of
+        # what was collected) and only this daemon's local copy misses it.
+        self._leases.commit(self._lease, mentions, checkpoint, renew_seconds=self._lease_seconds)
+        return self._store.save_batch(mentions, scores, source=source, brand=brand, checkpoint=checkpoint, **rest)
+
+
+class Coordinator:
+    """Leases for one daemon: a connection per scheduler thread (psycopg connections
+    carry one transaction at a time)."""
+
+    def __init__(self, settings: ClusterSettings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._password = settings.password(os.environ if environ is None else environ)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def start(self, jobs: Iterable[tuple[str, str]]) -> None:
+        """Migrate the cluster tables and register this daemon's jobs."""
+        migrate(self._leases().conn)
+        self._leases().register(jobs)
+
+    def _leases(self) -> Leases:
+        leases = getattr(self._local, "leases", None)
+        if leases is None:
+            conn = connect(self.settings.url, self._password)
+            with self._lock:
+                self._connections.append(conn)
+            leases = self._local.leases = Leases(conn, self.holder)
+        return leases
+
+    @contextmanager
+    def leased(self, source: str, brand: str, pipeline: Pipeline, every_seconds: float) -> Iterator[Pipeline | None]:
+        """A pipeline committing under the job's lease, or None when the job is held or not
+        due; the lease is released at the end, the job due again ``every_seconds`` later."""
+        leases = self._leases()
+        taken = leases.take(self.settings.lease_seconds, job=(source, brand))
+        if not taken:
+            log.debug("pull %s %s: held by another daemon or not due", source, brand)
+            yield None
+            return
+        lease = taken[0]
+        try:
+            yield Pipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
+                           pipeline.scoring, pipeline.clock)
+        finally:
+            if not leases.release(lease, every_seconds):
+                log.warning("pull %s %s: lease token %d was lost before its release", source, brand, lease.token)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
