@@ -100,13 +100,14 @@ class Daemon:
         if not self.settings.brands:
             log.error("no brands configured: nothing to listen for")
             return 2
-        self.store = Store.open(self.settings.database)
-        self.pipeline = Pipeline(self.store, build_scoring(self.settings, self.store), self.clock)
-        self.sources = self.pipeline.start_sources(self.settings)
         if self.settings.cluster is not None:
             from listener.cluster import Coordinator  # noqa: PLC0415 - psycopg: the [cluster] extra only
 
-            self.cluster = Coordinator(self.settings.cluster)
+            self.cluster = Coordinator(self.settings.cluster)  # a missing password fails here, before any write
+        self.store = Store.open(self.settings.database)
+        self.pipeline = Pipeline(self.store, build_scoring(self.settings, self.store), self.clock)
+        self.sources = self.pipeline.start_sources(self.settings)
+        if self.cluster is not None:
             self.cluster.start((name, brand.name) for name in self.sources.connectors for brand in self.settings.brands)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():
@@ -186,7 +187,7 @@ class Daemon:
     def _collect(self, source: str, brand: BrandSettings, connector: Connector, pipeline: Pipeline) -> None:
         try:
             pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set,
-                                  progress=lambda _: self._publish_if_stale())
+                             progress=lambda _: self._publish_if_stale())
         except AuthError as exc:
             self.sources.park(source, str(exc))
             for job in self.scheduler.get_jobs():
