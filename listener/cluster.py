@@ -73,7 +73,9 @@ class Coordinator:
 
     def _leases(self) -> Leases:
         leases = getattr(self._local, "leases", None)
-        if leases is None:
+        # A connection broken by a server restart or a network cut is replaced: pulls
+        # resume on their own once PostgreSQL is back.
+        if leases is None or leases.conn.broken or leases.conn.closed:
             conn = connect(self.settings.url, self._password)
             with self._lock:
                 self._connections.append(conn)

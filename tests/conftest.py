@@ -71,6 +71,8 @@ SLOW_FILES = (
     "tests/system/test_secret_encodings.py",
     "tests/system/test_hourly_backlog.py",
     "tests/system/test_models_daemon.py",
+    "tests/cluster/test_leases.py",
+    "tests/cluster/test_daemons.py",
 )
 
 

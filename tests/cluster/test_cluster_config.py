@@ -3,6 +3,7 @@ from the environment only; every mistake named by its key, exit 2, nothing writt
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,10 @@ def test_run_with_an_unset_password_variable_exits_2_naming_the_key_before_any_w
     assert not (tmp_path / "listener.duckdb").exists()
 
 
-def test_run_against_an_unreachable_server_is_a_runtime_error_exit_1(tmp_path, postgres_server):
-    url = postgres_server.rsplit("/", 1)[0] + "/no_such_database"
+def test_run_against_an_unreachable_server_is_a_runtime_error_exit_1(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"postgresql://listener@127.0.0.1:{s.getsockname()[1]}/listener"
     (tmp_path / "listener.toml").write_text(f'[database]\nurl = "{url}"\n{BRAND}')
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "listener.toml"), "run"])
     assert result.exit_code == 1, result.output

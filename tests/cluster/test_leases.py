@@ -11,6 +11,11 @@ from collections import Counter
 import psycopg
 import pytest
 
+from analysis.sentiment import VaderScorer
+from connectors.base import utc_now
+from listener.cluster import Coordinator
+from listener.config import ClusterSettings
+from listener.pipeline import Pipeline
 from storage.cluster import SCHEMA_VERSION, Budget, LeaseLostError, Leases, connect, migrate
 from storage.cluster.schema import current_version
 from storage.errors import ClusterError
@@ -145,3 +150,20 @@ def test_two_processes_on_one_credential_stay_within_its_budget(cluster_url):
         assert budget.used() == 1000 and budget.reserve(1) == 0
         budget.refund(10)
         assert budget.reserve(50) == 10
+
+
+def test_a_daemon_replaces_a_connection_the_server_dropped(cluster_url, store):
+
+    coordinator = Coordinator(ClusterSettings(cluster_url, lease_seconds=60), environ={})
+    coordinator.start(JOBS[:2])
+    pipeline = Pipeline(store, VaderScorer(), utc_now)
+    with coordinator.leased(*JOBS[0], pipeline, 3600) as leased:
+        assert leased is not None
+    with psycopg.connect(cluster_url, autocommit=True) as admin:  # a server restart, as the daemon sees it
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(ClusterError), coordinator.leased(*JOBS[1], pipeline, 3600):
+        pass  # this tick is lost (logged by the scheduler) ...
+    with coordinator.leased(*JOBS[1], pipeline, 3600) as leased:  # ... the next one reconnects
+        assert leased is not None
+    coordinator.close()
