@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,9 +83,12 @@ class Coordinator:
         return leases
 
     @contextmanager
-    def leased(self, source: str, brand: str, pipeline: Pipeline, every_seconds: float) -> Iterator[Pipeline | None]:
+    def leased(self, source: str, brand: str, pipeline: Pipeline, every_seconds: float,
+               stopping: Callable[[], bool] = lambda: False) -> Iterator[Pipeline | None]:
         """A pipeline committing under the job's lease, or None when the job is held or not
-        due; the lease is released at the end, the job due again ``every_seconds`` later."""
+        due; the lease is released at the end, the job due again ``every_seconds`` later,
+        or at once when this daemon is ``stopping`` (its run may have ended early: another
+        daemon resumes it from the committed cursor at its next tick)."""
         leases = self._leases()
         taken = leases.take(self.settings.lease_seconds, job=(source, brand))
         if not taken:
@@ -97,7 +100,7 @@ class Coordinator:
             yield Pipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
                            pipeline.scoring, pipeline.clock)
         finally:
-            if not leases.release(lease, every_seconds):
+            if not leases.release(lease, 0 if stopping() else every_seconds):
                 log.warning("pull %s %s: lease token %d was lost before its release", source, brand, lease.token)
 
     def close(self) -> None:

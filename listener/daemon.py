@@ -180,7 +180,7 @@ class Daemon:
                 self._collect(source, brand, connector, self.pipeline)
                 return
             every = self.settings.source(source).every_minutes * 60
-            with self.cluster.leased(source, brand.name, self.pipeline, every) as pipeline:
+            with self.cluster.leased(source, brand.name, self.pipeline, every, self.stop_requested.is_set) as pipeline:
                 if pipeline is not None:  # else another daemon holds the job, or ran it lately
                     self._collect(source, brand, connector, pipeline)
 

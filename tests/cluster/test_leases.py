@@ -167,3 +167,16 @@ def test_a_daemon_replaces_a_connection_the_server_dropped(cluster_url, store):
     with coordinator.leased(*JOBS[1], pipeline, 3600) as leased:  # ... the next one reconnects
         assert leased is not None
     coordinator.close()
+
+
+def test_a_daemon_stopping_mid_pull_leaves_its_job_due_at_once_for_another(cluster_url, store):
+    coordinator = Coordinator(ClusterSettings(cluster_url, lease_seconds=60), environ={})
+    coordinator.start(JOBS[:1])
+    other = leases_on(cluster_url, "other")
+    pipeline = Pipeline(store, VaderScorer(), utc_now)
+    with coordinator.leased(*JOBS[0], pipeline, 3600, stopping=lambda: True) as leased:
+        assert leased is not None
+    assert [lease.brand for lease in other.take(ttl_seconds=60)] == [JOBS[0][1]]
+    with coordinator.leased(*JOBS[0], pipeline, 3600) as leased:
+        assert leased is None  # held by the other
+    coordinator.close()
