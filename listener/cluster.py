@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from connectors.base import Cursor, Mention
-from listener.config import ClusterSettings
-from listener.pipeline import Pipeline
-from storage.cluster import Lease, Leases, connect, migrate
+from listener.config import ClusterSettings, SourceSettings
+from listener.pipeline import Pipeline, PullResult
+from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
 from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
@@ -54,13 +54,29 @@ class FencedStore:
         return self._store.save_batch(mentions, scores, source=source, brand=brand, checkpoint=checkpoint, **rest)
 
 
+class _CountingPipeline(Pipeline):
+    """A Pipeline that counts the posts its pulls read (fetched and skipped), for the
+    refund of what a budgeted run reserved but did not read."""
+
+    started = finished = False
+    read = 0
+
+    def pull(self, *args: Any, **kwargs: Any) -> PullResult:
+        self.started = True
+        result = super().pull(*args, **kwargs)
+        self.read += result.fetched + result.skipped
+        self.finished = True
+        return result
+
+
 class Coordinator:
     """Leases for one daemon: a connection per scheduler thread (psycopg connections
     carry one transaction at a time)."""
 
     def __init__(self, settings: ClusterSettings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
-        self._password = settings.password(os.environ if environ is None else environ)
+        self._environ = os.environ if environ is None else environ
+        self._password = settings.password(self._environ)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
         self._connections: list[Any] = []
@@ -83,25 +99,49 @@ class Coordinator:
         return leases
 
     @contextmanager
-    def leased(self, source: str, brand: str, pipeline: Pipeline, every_seconds: float,
+    def leased(self, source: SourceSettings, brand: str, pipeline: Pipeline,
                stopping: Callable[[], bool] = lambda: False) -> Iterator[Pipeline | None]:
-        """A pipeline committing under the job's lease, or None when the job is held or not
-        due; the lease is released at the end, the job due again ``every_seconds`` later,
-        or at once when this daemon is ``stopping`` (its run may have ended early: another
-        daemon resumes it from the committed cursor at its next tick)."""
+        """A pipeline committing under the job's lease, or None when the job is held, not
+        due, or its credential's shared budget (``database.budgets``) cannot cover the
+        run's ``max_posts_per_run``. The lease is released at the end, the job due again an
+        interval later, or at once when this daemon is ``stopping`` (its run may have ended
+        early: another daemon resumes it from the committed cursor at its next tick)."""
         leases = self._leases()
-        taken = leases.take(self.settings.lease_seconds, job=(source, brand))
+        every_seconds = source.every_minutes * 60
+        taken = leases.take(self.settings.lease_seconds, job=(source.name, brand))
         if not taken:
-            log.debug("pull %s %s: held by another daemon or not due", source, brand)
+            log.debug("pull %s %s: held by another daemon or not due", source.name, brand)
             yield None
             return
         lease = taken[0]
+        budget, reserved = self._reserve(leases, source)
+        leased = _CountingPipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
+                                   pipeline.scoring, pipeline.clock)
         try:
-            yield Pipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
-                           pipeline.scoring, pipeline.clock)
+            if budget is not None and reserved < source.options["max_posts_per_run"]:
+                log.warning("pull %s %s skipped: the credential's shared budget (%d posts per %d h) is spent",
+                            source.name, brand, budget.limit, budget.window_seconds // 3600)
+                yield None
+            else:
+                yield leased
         finally:
+            if budget is not None:
+                # A run that failed may have read up to its whole reservation: kept.
+                budget.refund(reserved - leased.read if leased.finished or not leased.started else 0)
             if not leases.release(lease, 0 if stopping() else every_seconds):
-                log.warning("pull %s %s: lease token %d was lost before its release", source, brand, lease.token)
+                log.warning("pull %s %s: lease token %d was lost before its release", source.name, brand, lease.token)
+
+    def _reserve(self, leases: Leases, source: SourceSettings) -> tuple[Budget | None, int]:
+        """The source's shared budget and what this run reserved of it (its whole
+        ``max_posts_per_run``, or what was left)."""
+        if source.name not in self.settings.budgets:
+            return None, 0
+        posts, window_hours = self.settings.budgets[source.name]
+        # The credential is what the source's ``*_env`` settings name; stored as a fingerprint.
+        secret = "\0".join(self._environ.get(str(source.options[key]), "")
+                           for key in sorted(source.options) if key.endswith("_env"))
+        budget = Budget(leases.conn, credential_key(source.name, secret), posts, window_hours * 3600)
+        return budget, budget.reserve(int(source.options["max_posts_per_run"]))
 
     def close(self) -> None:
         with self._lock:

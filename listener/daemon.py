@@ -179,8 +179,8 @@ class Daemon:
             if self.cluster is None:
                 self._collect(source, brand, connector, self.pipeline)
                 return
-            every = self.settings.source(source).every_minutes * 60
-            with self.cluster.leased(source, brand.name, self.pipeline, every, self.stop_requested.is_set) as pipeline:
+            leased = self.cluster.leased(self.settings.source(source), brand.name, self.pipeline, self.stop_requested.is_set)
+            with leased as pipeline:
                 if pipeline is not None:  # else another daemon holds the job, or ran it lately
                     self._collect(source, brand, connector, pipeline)
 

@@ -44,6 +44,10 @@ def test_a_url_switches_cluster_mode_on_with_the_password_from_the_environment()
     ({"url": "postgresql://db/x", "password_env": "not a name"}, "database.password_env: must name an environment"),
     ({"url": "postgresql://db/x", "lease_seconds": 1}, "database.lease_seconds: must be between 5"),
     ({"password_env": "PG_PASS"}, "database.password_env: only applies with database.url"),
+    ({"budgets": {"x": {"posts": 5}}}, "database.budgets: only applies with database.url"),
+    ({"url": "postgresql://db/x", "budgets": {"x": {"posts": 5}}}, "database.budgets.x: no [sources.x] table"),
+    ({"url": "postgresql://db/x", "budgets": {"x": {"posts": 0}}}, "database.budgets.x.posts: must be between 1"),
+    ({"url": "postgresql://db/x", "budgets": {"x": {"post": 5}}}, "database.budgets.x.post: unknown key"),
 ])
 def test_each_mistake_is_named_by_its_key(database, problem):
     with pytest.raises(ConfigError) as raised:
@@ -76,3 +80,15 @@ def test_run_against_an_unreachable_server_is_a_runtime_error_exit_1(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "listener.toml"), "run"])
     assert result.exit_code == 1, result.output
     assert "PostgreSQL: connecting failed" in result.output
+
+
+def test_a_budget_is_per_source_with_a_window():
+    cluster = parse_settings({"database": {"url": "postgresql://db/x", "budgets": {"x": {"posts": 5000}}},
+                              "sources": {"x": {}}}, base_dir=Path("/tmp"), origin="-").cluster
+    assert dict(cluster.budgets) == {"x": (5000, 720)}
+
+
+def test_a_budget_needs_a_source_that_caps_its_runs():
+    with pytest.raises(ConfigError, match="database.budgets.demo: sources.demo has no max_posts_per_run"):
+        parse_settings({"database": {"url": "postgresql://db/x", "budgets": {"demo": {"posts": 50}}},
+                        "sources": {"demo": {}}}, base_dir=Path("/tmp"), origin="-")

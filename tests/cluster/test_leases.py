@@ -14,7 +14,7 @@ import pytest
 from analysis.sentiment import VaderScorer
 from connectors.base import utc_now
 from listener.cluster import Coordinator
-from listener.config import ClusterSettings
+from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import SCHEMA_VERSION, Budget, LeaseLostError, Leases, connect, migrate
 from storage.cluster.schema import current_version
@@ -25,6 +25,10 @@ from tests.timing import HANG_GUARD, wait_until
 pytestmark = pytest.mark.cluster
 
 JOBS = [(source, f"brand{b:02d}") for source in ("x", "hackernews") for b in range(20)]  # 40 jobs
+
+
+def hourly(source: str) -> SourceSettings:
+    return SourceSettings(source, every_minutes=60)
 
 
 def leases_on(url: str, holder: str) -> Leases:
@@ -157,14 +161,14 @@ def test_a_daemon_replaces_a_connection_the_server_dropped(cluster_url, store):
     coordinator = Coordinator(ClusterSettings(cluster_url, lease_seconds=60), environ={})
     coordinator.start(JOBS[:2])
     pipeline = Pipeline(store, VaderScorer(), utc_now)
-    with coordinator.leased(*JOBS[0], pipeline, 3600) as leased:
+    with coordinator.leased(hourly(JOBS[0][0]), JOBS[0][1], pipeline) as leased:
         assert leased is not None
     with psycopg.connect(cluster_url, autocommit=True) as admin:  # a server restart, as the daemon sees it
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    with pytest.raises(ClusterError), coordinator.leased(*JOBS[1], pipeline, 3600):
+    with pytest.raises(ClusterError), coordinator.leased(hourly(JOBS[1][0]), JOBS[1][1], pipeline):
         pass  # this tick is lost (logged by the scheduler) ...
-    with coordinator.leased(*JOBS[1], pipeline, 3600) as leased:  # ... the next one reconnects
+    with coordinator.leased(hourly(JOBS[1][0]), JOBS[1][1], pipeline) as leased:  # ... the next one reconnects
         assert leased is not None
     coordinator.close()
 
@@ -174,9 +178,9 @@ def test_a_daemon_stopping_mid_pull_leaves_its_job_due_at_once_for_another(clust
     coordinator.start(JOBS[:1])
     other = leases_on(cluster_url, "other")
     pipeline = Pipeline(store, VaderScorer(), utc_now)
-    with coordinator.leased(*JOBS[0], pipeline, 3600, stopping=lambda: True) as leased:
+    with coordinator.leased(hourly(JOBS[0][0]), JOBS[0][1], pipeline, stopping=lambda: True) as leased:
         assert leased is not None
     assert [lease.brand for lease in other.take(ttl_seconds=60)] == [JOBS[0][1]]
-    with coordinator.leased(*JOBS[0], pipeline, 3600) as leased:
+    with coordinator.leased(hourly(JOBS[0][0]), JOBS[0][1], pipeline) as leased:
         assert leased is None  # held by the other
     coordinator.close()
