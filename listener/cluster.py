@@ -114,10 +114,11 @@ class Coordinator:
             yield None
             return
         lease = taken[0]
-        budget, reserved = self._reserve(leases, source)
         leased = _CountingPipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
                                    pipeline.scoring, pipeline.clock)
+        budget, reserved = None, 0
         try:
+            budget, reserved = self._reserve(leases, source)
             if budget is not None and reserved < source.options["max_posts_per_run"]:
                 log.warning("pull %s %s skipped: the credential's shared budget (%d posts per %d h) is spent",
                             source.name, brand, budget.limit, budget.window_seconds // 3600)
