@@ -22,6 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+# A test that failed before stopping its daemons leaves none running (the system suites' rule).
+from tests.system.conftest import _no_daemon_left  # noqa: F401
 from tests.timing import HANG_GUARD
 
 
@@ -85,3 +87,4 @@ def cluster_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
