@@ -56,7 +56,7 @@ def test_each_mistake_is_named_by_its_key(database, problem):
 
 
 def test_run_refuses_a_password_in_the_url_with_exit_2_and_writes_nothing(tmp_path):
-    (tmp_path / "listener.toml").write_text(f'[database]\nurl = "postgresql://u:pw@127.0.0.1/x"\n{BRAND}')
+    (tmp_path / "listener.toml").write_text(f'[database]\npath = "listener.duckdb"\nurl = "postgresql://u:pw@127.0.0.1/x"\n{BRAND}')
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "listener.toml"), "run"])
     assert result.exit_code == 2 and "database.url: must not contain the password" in result.output
     assert not (tmp_path / "listener.duckdb").exists()
@@ -65,7 +65,7 @@ def test_run_refuses_a_password_in_the_url_with_exit_2_and_writes_nothing(tmp_pa
 def test_run_with_an_unset_password_variable_exits_2_naming_the_key_before_any_write(tmp_path, monkeypatch):
     monkeypatch.delenv("LISTENER_TEST_PG_PASS", raising=False)
     (tmp_path / "listener.toml").write_text(
-        f'[database]\nurl = "postgresql://u@127.0.0.1/x"\npassword_env = "LISTENER_TEST_PG_PASS"\n{BRAND}')
+        f'[database]\npath = "listener.duckdb"\nurl = "postgresql://u@127.0.0.1/x"\npassword_env = "LISTENER_TEST_PG_PASS"\n{BRAND}')
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "listener.toml"), "run"])
     assert result.exit_code == 2, result.output
     assert "database.password_env: environment variable LISTENER_TEST_PG_PASS is not set" in result.output
@@ -76,7 +76,7 @@ def test_run_against_an_unreachable_server_is_a_runtime_error_exit_1(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         url = f"postgresql://listener@127.0.0.1:{s.getsockname()[1]}/listener"
-    (tmp_path / "listener.toml").write_text(f'[database]\nurl = "{url}"\n{BRAND}')
+    (tmp_path / "listener.toml").write_text(f'[database]\npath = "listener.duckdb"\nurl = "{url}"\n{BRAND}')
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "listener.toml"), "run"])
     assert result.exit_code == 1, result.output
     assert "PostgreSQL: connecting failed" in result.output
