@@ -149,8 +149,33 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """``database.url``: cluster mode (docs/cluster.md). Daemons lease their (source,
+    brand) jobs from this PostgreSQL and commit batches there under the lease; the
+    password is read from the environment variable ``password_env`` when connecting."""
+
+    url: str
+    password_env: str = ""
+    lease_seconds: int = 300
+    # ``database.budgets.SOURCE``: (posts, window hours) per credential of that source,
+    # shared by every daemon using the same credential (storage.cluster.Budget).
+    budgets: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The password from the environment; ConfigError naming the key when unset."""
+        if not self.password_env:
+            return None
+        value = environ.get(self.password_env, "")
+        if not value:
+            raise ConfigError([f"database.password_env: environment variable {self.password_env} is not set"])
+        return value
+
+
+@dataclass(frozen=True)
 class Settings:
     database: Path = DEFAULT_DATABASE
+    # None: the single-machine default (one daemon, one DuckDB file).
+    cluster: ClusterSettings | None = None
     # While the daemon's jobs run long or overlap, readers' snapshot is refreshed between
     # batches once it is this old (listener.daemon); a quiet daemon publishes after each job.
     snapshot_max_age_seconds: int = 15
@@ -579,7 +604,11 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     problems = _Problems()
     problems.unknown_keys(data, {"database", "brands", "sources", "scorers", "hourly", "alerts"}, "")
     database_table = _table(data.get("database"), "database", problems)
-    problems.unknown_keys(database_table, {"path", "snapshot_max_age_seconds"}, "database")
+    _refuse_literal_secrets(database_table, "database", {"password": "password_env"}, problems)
+    problems.unknown_keys({k: v for k, v in database_table.items() if k != "password"},
+                          {"path", "snapshot_max_age_seconds", "url", "password_env", "lease_seconds", "budgets"},
+                          "database")
+    cluster = _cluster(database_table, problems)
     snapshot_max_age = _integer(database_table, "snapshot_max_age_seconds", "database", 15, 1, 3600, problems)
     database = DEFAULT_DATABASE
     raw_path = database_table.get("path")
@@ -595,6 +624,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
                 database = base_dir / database
     brands = _brands(data.get("brands"), problems)
     sources = _sources(data.get("sources"), problems)
+    if cluster is not None:
+        cluster = dataclasses.replace(cluster, budgets=_budgets(database_table.get("budgets"), sources, problems))
     scorers = _scorers(data.get("scorers"), base_dir, problems)
     _check_brand_scorers(brands, scorers, problems)
     hourly_table = _table(data.get("hourly"), "hourly", problems)
@@ -606,8 +637,49 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     alerts = _alerts(data.get("alerts"), problems)
     if problems.items:
         raise ConfigError(problems.items, origin)
-    return Settings(database=database, snapshot_max_age_seconds=snapshot_max_age, brands=brands, sources=sources, scorers=scorers, hourly=hourly, config_path=config_path,
+    return Settings(database=database, cluster=cluster, snapshot_max_age_seconds=snapshot_max_age, brands=brands, sources=sources, scorers=scorers, hourly=hourly, config_path=config_path,
                     alerts=alerts)
+
+
+_POSTGRES_URL = re.compile(r"postgres(?:ql)?://(?P<userinfo>[^@/]*@)?[^/?#]*(?:/[^?#]*)?(?:\?[^#]*)?")
+
+
+def _cluster(table: Mapping[str, Any], problems: _Problems) -> ClusterSettings | None:
+    """``database.url`` and its companions; None (single machine) without a url."""
+    url = table.get("url")
+    if url is None:
+        for key in ("password_env", "lease_seconds", "budgets"):
+            if key in table:
+                problems.add(f"database.{key}", "only applies with database.url (cluster mode)")
+        return None
+    if not isinstance(url, str) or not _POSTGRES_URL.fullmatch(url.strip()):
+        problems.add("database.url", f"must be a PostgreSQL URL (postgresql://user@host:port/dbname), got {url!r}")
+        return None
+    userinfo = _POSTGRES_URL.fullmatch(url.strip()).group("userinfo") or ""
+    if ":" in userinfo or "password=" in url:
+        problems.add("database.url", "must not contain the password: put it in an environment variable and name "
+                                     "it with database.password_env")
+        return None
+    return ClusterSettings(url=url.strip(), password_env=_env_name(table, "password_env", "database", problems),
+                           lease_seconds=_integer(table, "lease_seconds", "database", 300, 5, 86400, problems))
+
+
+def _budgets(raw: Any, sources: Sequence[SourceSettings], problems: _Problems) -> Mapping[str, tuple[int, int]]:
+    """``[database.budgets.SOURCE]``: ``posts`` per ``window_hours``, per credential. Each
+    pull reserves its ``max_posts_per_run``, so the source must declare one."""
+    budgets = {}
+    by_name = {source.name: source for source in sources}
+    for name, entry in _table(raw, "database.budgets", problems).items():
+        where = f"database.budgets.{name}"
+        table = _table(entry, where, problems)
+        problems.unknown_keys(table, {"posts", "window_hours"}, where)
+        if name not in by_name:
+            problems.add(where, f"no [sources.{name}] table to budget")
+        elif "max_posts_per_run" not in by_name[name].options:
+            problems.add(where, f"sources.{name} has no max_posts_per_run, which each pull would reserve")
+        budgets[name] = (_integer(table, "posts", where, 0, 1, 10**12, problems),
+                         _integer(table, "window_hours", where, 720, 1, 24 * 366, problems))
+    return MappingProxyType(budgets)
 
 
 def _database_path(text: str) -> Path:

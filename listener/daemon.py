@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -46,10 +47,14 @@ from listener.policy import HANDLED, Action, treatment
 from listener.rescoring import RefusedError, promote, rescore_chunk, rollback, train_brand
 from listener.scoring import build_scoring
 from listener.sources import OpenSources
+from storage.errors import LeaseLostError
 from storage.labels import has_queued
 from storage.models import ModelRequest, describe, has_requests, labelled_brands, rescore_jobs, take_requests
 from storage.snapshot import publish_snapshot
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from listener.cluster import Coordinator
 
 log = logging.getLogger("listener")
 
@@ -69,6 +74,8 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.store: Store | None = None
         self.sources = OpenSources()
+        # Cluster mode (database.url): pulls are leased from PostgreSQL (listener.cluster).
+        self.cluster: Coordinator | None = None
         # Jobs in flight; the snapshot is published when the last one ends, so a reader
         # sees whole runs (storage.snapshot). Long or overlapping jobs would starve
         # readers, so past settings.snapshot_max_age_seconds (15 by default: a copy of a
@@ -93,9 +100,15 @@ class Daemon:
         if not self.settings.brands:
             log.error("no brands configured: nothing to listen for")
             return 2
+        if self.settings.cluster is not None:
+            from listener.cluster import Coordinator  # noqa: PLC0415 - psycopg: the [cluster] extra only
+
+            self.cluster = Coordinator(self.settings.cluster)  # a missing password fails here, before any write
         self.store = Store.open(self.settings.database)
         self.pipeline = Pipeline(self.store, build_scoring(self.settings, self.store), self.clock)
         self.sources = self.pipeline.start_sources(self.settings)
+        if self.cluster is not None:
+            self.cluster.start((name, brand.name) for name in self.sources.connectors for brand in self.settings.brands)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():
             source = self.settings.source(name)
@@ -127,6 +140,8 @@ class Daemon:
         finally:
             self.scheduler.shutdown(wait=True)
             self.sources.close()
+            if self.cluster is not None:
+                self.cluster.close()
             self.store.close()
             log.info("stopped")
         return 0
@@ -161,12 +176,20 @@ class Daemon:
         if connector is None or self.stop_requested.is_set():
             return
         with self._cycle():
-            self._collect(source, brand, connector)
+            if self.cluster is None:
+                self._collect(source, brand, connector, self.pipeline)
+                return
+            leased = self.cluster.leased(self.settings.source(source), brand.name, self.pipeline, self.stop_requested.is_set)
+            with leased as pipeline:
+                if pipeline is not None:  # else another daemon holds the job, or ran it lately
+                    self._collect(source, brand, connector, pipeline)
 
-    def _collect(self, source: str, brand: BrandSettings, connector: Connector) -> None:
+    def _collect(self, source: str, brand: BrandSettings, connector: Connector, pipeline: Pipeline) -> None:
         try:
-            self.pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set,
-                                  progress=lambda _: self._publish_if_stale())
+            pipeline.collect(connector, brand.query, should_stop=self.stop_requested.is_set,
+                             progress=lambda _: self._publish_if_stale())
+        except LeaseLostError as exc:
+            log.warning("pull %s %s stopped: %s", source, brand.name, exc)  # its new holder resumes it
         except HANDLED as exc:
             # What a failed pull means is the policy's, as in ``listener pull``.
             action = treatment(exc).action

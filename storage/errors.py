@@ -2,6 +2,8 @@
 
     StorageError                 anything the database could not do (exit 1)
     ├── DatabaseLockedError      another process holds the database file
+    ├── ClusterError             cluster mode's PostgreSQL could not do it (storage.cluster)
+    ├── LeaseLostError           a commit under a job lease no longer held (storage.cluster)
     └── DatabaseFileError        the database path names no database this command can
                                  use: missing, a directory, not a DuckDB file, another
                                  application's, or at a schema version it cannot use
@@ -26,3 +28,13 @@ class DatabaseFileError(StorageError):
     nothing was written to it."""
 
     exit_code = 2
+
+
+class ClusterError(StorageError):
+    """Cluster mode's PostgreSQL could not do what was asked (unreachable, refused the
+    login, failed a statement); the message says what was being done."""
+
+
+class LeaseLostError(StorageError):
+    """A commit under a job lease that is no longer this holder's (expired, or retaken with
+    a newer fencing token): the batch was not stored and the run must end."""

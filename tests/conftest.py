@@ -75,6 +75,8 @@ SLOW_FILES = (
     "tests/system/test_secret_encodings.py",
     "tests/system/test_hourly_backlog.py",
     "tests/system/test_report_browser.py",
+    "tests/cluster/test_leases.py",
+    "tests/cluster/test_daemons.py",
 )
 # Unit test files long enough (tens of CPU seconds) that starting one late would leave
 # a worker running it alone at the end.

@@ -1,0 +1,15 @@
+"""Cluster mode's coordinator in PostgreSQL (issue 17, docs/cluster.md): job leases with
+fencing tokens (leases), mentions committed under them, quotas per credential (budget).
+
+psycopg is imported only here, so the single-machine install never needs it (the
+``[cluster]`` extra); its errors become storage.errors at this edge (connection).
+"""
+
+from storage.cluster.budget import Budget, credential_key
+from storage.cluster.connection import connect
+from storage.errors import ClusterError, LeaseLostError
+from storage.cluster.leases import Lease, Leases
+from storage.cluster.schema import SCHEMA_VERSION, migrate
+
+__all__ = ["SCHEMA_VERSION", "Budget", "ClusterError", "Lease", "LeaseLostError", "Leases", "connect",
+           "credential_key", "migrate"]
