@@ -138,9 +138,10 @@ def test_no_console_errors(site, tmp_path):
         assert lines == [], path
         assert "Content Security Policy" not in proc.stderr
         assert "net::ERR" not in proc.stderr
-    # and the server saw no request for anything but the pages and its own static files (no favicon)
+    # and the server saw no request for anything but the pages, its own static files and
+    # the charts' data (no favicon, nothing elsewhere)
     requested = [line for line in site["server"].log if " GET " in line]
-    assert requested and all(re.search(r" GET (/|/brand/\S+|/static/[\w./-]+) (200|304)$", line.strip())
+    assert requested and all(re.search(r" GET (/|/brand/\S+|/static/[\w./-]+|/api/charts/\S+) (200|304)$", line.strip())
                              for line in requested), requested
 
 
@@ -245,8 +246,10 @@ def test_the_panel_of_mentions_to_label_stores_how_each_was_asked(site):
         browser.events.clear()
         browser.evaluate("document.querySelector('table.to-label[data-kind=random] button[value=negative]').click()")
         browser.wait_for("Page.loadEventFired")
-        assert browser.evaluate("location.pathname + location.search") == "/brand/Acme?queued=negative", \
-            browser.evaluate("document.body.innerText")
+        # Back on the brand's page, told what was queued (the charts keep their range and
+        # comparison in the query too: they add range= and compare=).
+        assert browser.evaluate("location.pathname + ' ' + new URLSearchParams(location.search).get('queued')") \
+            == "/brand/Acme negative", browser.evaluate("document.body.innerText")
         assert "queued" in browser.evaluate("document.querySelector('.notice').textContent")
     finally:
         browser.close()
