@@ -25,8 +25,6 @@ from listener.cli_support import (
     parse_as_of,
     settings_from,
 )
-from listener.live_view import BrandView
-from listener.web import LiveApp, LiveServer, bind_refusal, start_in_thread
 from storage.analyst import reading_path
 from storage.errors import DatabaseLockedError
 
@@ -67,6 +65,11 @@ def serve(ctx: click.Context, host: str, port: int, token_env: str, refresh: int
     a label or an alert action given on the page is queued for the daemon to apply.
     """
     token = os.environ.get(token_env) or None
+    # The web stack (Starlette, Jinja2, uvicorn) loads only for this command: every other
+    # command, started hundreds of times a day by scripts and the daemon, skips its import.
+    from listener.live_view import BrandView
+    from listener.web import LiveApp, LiveServer, bind_refusal, start_in_thread
+
     refusal = bind_refusal(host, token, token_env)
     if refusal:
         raise CliError(refusal, 2)

@@ -85,9 +85,16 @@ def _clear_previous_demo(database: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+# A week of a brand's simulated posts per batch: the demo stores the same rows as with
+# daily batches (storage is idempotent and in order), with a seventh of the per-batch
+# work (a transaction, the already-stored and near-duplicate lookups): about a third less
+# time for the whole demo.
+BATCH_HOURS = 7 * 24
+
+
 def estimated_batches(settings: Settings) -> int:
     days = int(settings.source("demo").options["history_days"])
-    return len(settings.brands) * (days + 1)
+    return len(settings.brands) * (-(-days * 24 // BATCH_HOURS) + 1)
 
 
 def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) -> DemoSummary:
@@ -106,7 +113,8 @@ def run_demo(directory: Path, clock: Clock, progress: Progress | None = None) ->
     try:
         store.set_meta(DEMO_MARKER, "1")
         pipeline = Pipeline(store, build_scoring(settings, store), clock)
-        connector = DemoConnector(world, lambda: now, history_days=int(options["history_days"]))
+        connector = DemoConnector(world, lambda: now, history_days=int(options["history_days"]),
+                                  batch_hours=BATCH_HOURS)
         new = 0
         for brand in settings.brands:
             new += pipeline.pull(connector, brand.query, progress).new

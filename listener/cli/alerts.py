@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from analysis.alerts import describe
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, open_existing, resolve_brand, settings_from,
 )
@@ -93,6 +92,8 @@ def alerts_command(ctx: click.Context, brand: str | None, since: str | None, ope
     if not rows:
         click.echo("No alerts" + (" matching the filters." if brand or since or open_only else " yet."), err=True)
         return
+    from analysis.alerts import describe  # numpy and the detector: only when alerts are shown
+
     blocks = []
     for row in rows:
         state = "OPEN" if row["closed_at"] is None else f"closed {row['closed_at']:%Y-%m-%d %H:%M} UTC"
