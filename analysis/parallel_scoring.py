@@ -1,10 +1,8 @@
-"""VADER on several processes, for backfills and imports (``--workers N``).
+"""Worker processes for imports and backfills (``--workers N``; listener.ingest).
 
-VADER is pure Python and holds the GIL, so threads do not help; each worker process
-loads its own lexicon once and scores a contiguous slice of the batch. Small batches are
-scored in this process: below ``MIN_PARALLEL`` texts, shipping them costs more than it
-saves. Results come back as plain tuples (cheaper to pickle than dataclasses) in the
-order given.
+VADER is pure Python and holds the GIL, so threads do not help: each worker process
+loads its own lexicon once (``worker_vader``) and prepares whole chunks of a file
+(inputs.prepare) while the parent stores the ones before.
 
 Workers die with the parent, however it dies. A worker is a child of the fork server, not
 of the parent, and waits on the pool's task pipe, whose write end it holds itself: when
@@ -21,12 +19,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from analysis.sentiment import Score, VaderScorer, label_for
+from analysis.sentiment import VaderScorer
 
-MIN_PARALLEL = 400
 # A worker's exit status when it stops because its parent is gone.
 PARENT_GONE = 3
 
@@ -68,52 +64,3 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     DuckDB connection and its threads."""
     context = multiprocessing.get_context("forkserver")
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
-
-
-def _score_slice(texts: list[str]) -> list[tuple[float, float, float, float]]:
-    polarity = _worker_scorer._analyzer.polarity_scores  # noqa: SLF001 - our own scorer's analyser
-    out = []
-    for text in texts:
-        raw = polarity(text)
-        out.append((raw["compound"], raw["pos"], raw["neu"], raw["neg"]))
-    return out
-
-
-class ParallelScorer:
-    """A Scorer (analysis.sentiment) that spreads large batches over ``workers`` processes.
-    Use as a context manager, or call ``close()``; ``workers=1`` scores in-process."""
-
-    name = VaderScorer.name
-    languages = VaderScorer.languages
-
-    def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, not {workers}")
-        self.workers = workers
-        self._local = VaderScorer()
-        self.version = self._local.version
-        self._pool: ProcessPoolExecutor | None = None
-        if workers > 1:
-            self._pool = worker_pool(workers)
-
-    def score(self, texts: Sequence[str]) -> list[Score]:
-        if self._pool is None or len(texts) < MIN_PARALLEL:
-            return self._local.score(texts)
-        texts = list(texts)
-        size = -(-len(texts) // self.workers)
-        slices = [texts[i:i + size] for i in range(0, len(texts), size)]
-        scores: list[Score] = []
-        for part in self._pool.map(_score_slice, slices):
-            scores.extend(Score(c, p, u, n, label_for(c)) for c, p, u, n in part)
-        return scores
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def __enter__(self) -> ParallelScorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

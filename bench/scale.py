@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.parallel_scoring import ParallelScorer  # noqa: E402
+from analysis.parallel_scoring import worker_pool, worker_vader  # noqa: E402
 from analysis.sentiment import VaderScorer  # noqa: E402
 from bench import bigdb  # noqa: E402
 from connectors.base import Mention  # noqa: E402
@@ -96,13 +96,21 @@ def scoring_with_workers(texts: list[str], workers: int) -> tuple[float, float]:
     started = time.perf_counter()
     single.score(texts)
     single_rate = len(texts) / (time.perf_counter() - started)
-    with ParallelScorer(workers) as scorer:
-        scorer.score(texts[:2_000])  # start the workers and load their lexicons
+    # The import's worker pool (listener.ingest), each worker scoring a slice of a batch.
+    with worker_pool(workers) as pool:
+        list(pool.map(score_slice, [texts[:500]] * workers))  # start the workers and load their lexicons
         started = time.perf_counter()
         for i in range(0, len(texts), 5_000):
-            scorer.score(texts[i:i + 5_000])
+            batch = texts[i:i + 5_000]
+            size = -(-len(batch) // workers)
+            list(pool.map(score_slice, [batch[j:j + size] for j in range(0, len(batch), size)]))
         parallel_rate = len(texts) / (time.perf_counter() - started)
     return single_rate, parallel_rate
+
+
+def score_slice(texts: list[str]) -> int:
+    """A worker's part of a batch (module level: workers import it by name)."""
+    return len(worker_vader().score(texts))
 
 
 def live_view_figures(db_mentions: int) -> list[dict]:

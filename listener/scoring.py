@@ -56,8 +56,8 @@ def create_configured(settings: ScorerSettings, origin: str = "configuration") -
 
 
 def build_scoring(settings: Settings, store: Store, vader: Scorer | None = None) -> Scoring:
-    """Every configured brand's chain; ``vader`` (default: a new VaderScorer) may be a
-    ParallelScorer for large imports."""
+    """Every configured brand's chain; ``vader`` (default: a new VaderScorer) may be one
+    that finds scores computed ahead (listener.ingest.ReadyVader, for imports)."""
     vader = vader or VaderScorer()
     origin = str(settings.config_path) if settings.config_path else "configuration"
     configured = {s.name: create_configured(s, origin) for s in settings.scorers}
