@@ -253,12 +253,12 @@ def hourly_counts(store: Store, brand: str, start: datetime, end: datetime) -> l
 
 
 def mention_volume(store: Store, brands: Sequence[str], start: datetime, end: datetime) -> dict[str, int]:
-    """Mentions (volume, everything stored) of each of ``brands`` in [start, end); 0 for
-    a brand without any."""
+    """Mentions (volume: everything stored but the brand's own posts, which are no
+    mentions of it) of each of ``brands`` in [start, end); 0 for a brand without any."""
     with store.native() as db:
         rows = db.execute(
             "SELECT brand, count(*) FROM mentions WHERE created_at >= $lo AND created_at < $hi "
-            "AND list_contains($brands, brand) GROUP BY brand",
+            "AND list_contains($brands, brand) AND own IS NOT TRUE GROUP BY brand",
             {"lo": to_db_time(start), "hi": to_db_time(end), "brands": list(brands)},
         ).fetchall()
     found = dict(rows)

@@ -208,7 +208,7 @@ def brands_in(db: duckdb.DuckDBPyConnection) -> list[str]:
 def mentions_per_brand(store: Store) -> dict[str, int]:
     with store.native() as db:
         # The brand's own posts (own_accounts) are not mentions of it.
-        rows = db.execute("SELECT brand, count(*) FROM mentions WHERE NOT own GROUP BY brand ORDER BY brand").fetchall()
+        rows = db.execute("SELECT brand, count(*) FROM mentions WHERE own IS NOT TRUE GROUP BY brand ORDER BY brand").fetchall()
     return {brand: count for brand, count in rows}
 
 

@@ -339,7 +339,7 @@ SELECT * FROM thread_mentions(lo, hi) WHERE NOT own
 """
 
 # Net Sentiment Score and its standard error from counts (analysis.mood.net_sentiment and
-# net_sentiment_se, which tests/storage/test_mood_sql.py checks these against): the one
+# net_sentiment_se, which tests/storage/test_schema.py checks these against): the one
 # SQL copy, used by the hourly stage and the views.
 NSS_MACROS = (
     "CREATE OR REPLACE MACRO nss(positive, negative, scored) AS "

@@ -310,7 +310,7 @@ class Author:
 def top_authors(store: Store, brand: str, start: datetime, end: datetime, now: datetime,
                 limit: int = 10) -> list[Author]:
     """The authors of ``brand``'s mentions in [start, end) whose mentions got the most
-    engagement, then the most mentions. Ranked on the mentions alone, then only the
+    engagement, then the most mentions (the brand's own accounts are not among them). Ranked on the mentions alone, then only the
     winners' labels read through mood_mentions (joining every mention of the range to its
     score first took 0.9 s for 7 days on the 10M-mention bench)."""
     params = {"brand": brand, "lo": to_db_time(start), "hi": to_db_time(end), "limit": limit}
@@ -318,6 +318,7 @@ def top_authors(store: Store, brand: str, start: datetime, end: datetime, now: d
         ranked = db.execute(
             "SELECT author, sum(likes + reposts + replies) AS engagement, count(*) AS mentions "
             "FROM mentions WHERE brand = $brand AND created_at >= $lo AND created_at < $hi AND author IS NOT NULL "
+            "AND own IS NOT TRUE "
             "GROUP BY author ORDER BY engagement DESC, mentions DESC, author LIMIT $limit",
             params,
         ).fetchall()

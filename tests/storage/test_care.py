@@ -168,3 +168,20 @@ def test_a_thread_opened_before_the_period_is_not_counted_in_it(store):
     assert (thread.opened_at, thread.first_reply_at, thread.resolved) == (
         MON - timedelta(days=2), MON + timedelta(hours=1), True)
     assert negative_threads(store, "Acme", *PERIOD) == []
+
+
+def test_the_brands_own_posts_are_no_mentions_of_it_for_volume_terms_or_authors(store):
+    """Share of voice, the terms an alert or the workspace explains, and the authors with
+    most reach leave the brand's own posts out, as mood does (the one rule: mentions.own)."""
+    from storage.alerts import texts
+    from storage.live import mention_volume
+    from storage.queries import mentions_per_brand
+    from storage.workspace import top_authors
+
+    loud = dataclasses.replace(post("o1", MON, "positive", "o1", own=True, text="Acme announces shinyword")[0],
+                               metrics={"likes": 500})
+    save(store, [(loud, SCORE["positive"]), post("c1", MON + timedelta(minutes=5), "negative", "c1")])
+    lo, hi = MON - timedelta(hours=1), MON + timedelta(hours=1)
+    assert mention_volume(store, ["Acme"], lo, hi) == {"Acme": 1} == mentions_per_brand(store)
+    assert texts(store, "Acme", lo, hi) == ["Acme negative c1"]
+    assert [a.author for a in top_authors(store, "Acme", lo, hi, hi)] == ["userc1"]
