@@ -251,8 +251,9 @@ def _window(db: Any, f: StreamFilter, lo: datetime, hi: datetime, after: Cursor 
 
 
 def _details(db: Any, keys: list[tuple]) -> list[tuple]:
-    """The page's mentions with their labels, in the keys' order: one join over the few
-    keys, the time range theirs (so the scores' row groups outside it are skipped)."""
+    """The page's mentions (the brand's own posts too: the stream shows whole threads) with
+    their labels, in the keys' order: one join over the few keys, the time range theirs
+    (so the scores' row groups outside it are skipped)."""
     if not keys:
         return []
     name = "stream_page_keys"
@@ -262,7 +263,7 @@ def _details(db: Any, keys: list[tuple]) -> list[tuple]:
             "SELECT m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url, m.lang, m.likes, m.reposts, "
             "m.replies, m.duplicate, coalesce(m.manual_label, m.scorer_label), m.scorer, m.scorer_label, v.label, "
             "m.manual_label, m.conversation_id "
-            f"FROM {name} k JOIN mood_mentions($lo, $hi) m ON m.source = k.source AND m.id = k.id "
+            f"FROM {name} k JOIN thread_mentions($lo, $hi) m ON m.source = k.source AND m.id = k.id "
             "AND m.brand = k.brand AND m.created_at = k.created_at "
             "LEFT JOIN scores v ON v.source = m.source AND v.id = m.id AND v.brand = m.brand "
             "AND v.created_at = m.created_at AND v.scorer = 'vader' AND v.created_at >= $lo AND v.created_at < $hi "

@@ -14,7 +14,7 @@ from analysis.sentiment import VaderScorer
 from connectors.base import Mention
 from storage.stream import Cursor, StreamFilter, stream_page
 from storage.store import Store, to_db_time
-from tests.listener.test_serve import AS_OF, build_database
+from tests.system.live_site import AS_OF, build_database
 
 NOW = AS_OF
 
@@ -198,3 +198,17 @@ def test_newer_than_gives_what_arrived_since_the_page_s_newest(store, f):
         newer = stream_page(store, f, now=NOW, newer_than=since)
         assert [(m.source, m.id, m.brand) for m in newer.mentions] == keys[:k], k
     assert stream_page(store, f, now=NOW, newer_than=page.top).mentions == []
+
+
+def test_the_brands_own_posts_fill_their_place_in_a_page(tmp_path):
+    """A page counts the brand's replies among its mentions and shows them: a page cut
+    to the limit is full, not short by the replies and still offering a next page."""
+    at = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+    posts = [Mention(source="x", id=str(i), brand="Acme", created_at=at + timedelta(minutes=i),
+                     text=f"Acme reply {i}" if i % 2 else f"Acme question {i}?", author="acme" if i % 2 else f"u{i}",
+                     conversation_id="t", own=bool(i % 2)) for i in range(6)]
+    with Store.open(tmp_path / "own.duckdb") as store:
+        store.save_batch(posts, VaderScorer().score([m.text for m in posts]), source="x", brand="Acme",
+                         checkpoint=None, now=at, scorer="vader", scorer_version="3.3.2")
+        page = stream_page(store, StreamFilter(brand="Acme"), now=at + timedelta(hours=1), limit=4)
+    assert [m.id for m in page.mentions] == ["5", "4", "3", "2"] and page.next is not None
