@@ -38,6 +38,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analysis.mood import mean_nss
+
 STRONG_COMPOUND = -0.5
 SMALL_THREAD = 3
 DAY_HOURS = range(8, 20)
@@ -91,7 +93,7 @@ def stratum(thread: ThreadPosts, zone: str = "UTC") -> tuple[object, ...]:
 def later_mood(thread: ThreadPosts, after: datetime) -> float | None:
     """The NSS of the thread's customer posts after ``after`` (None: none)."""
     values = [value for at, value in thread.posts if at > after]
-    return 100.0 * sum(values) / len(values) if values else None
+    return mean_nss(len(values), sum(values))
 
 
 def matched_outcomes(threads: Sequence[ThreadPosts], zone: str = "UTC"
@@ -141,15 +143,3 @@ def estimate(threads: Sequence[ThreadPosts], *, zone: str = "UTC", bootstrap: in
     low, high = np.percentile(replicates, [2.5, 97.5])
     return ReplyEffect(point, (float(low), float(high)), sum(len(t) for t, _ in matched.values()),
                        sum(len(c) for _, c in matched.values()), unmatched, len(matched))
-
-
-def naive_difference(threads: Sequence[ThreadPosts]) -> float | None:
-    """Answered minus unanswered with no matching (every unanswered thread read from its
-    opening): the confounded figure the matched estimate exists to avoid. Tests use it
-    to show the simulator's checks catch a biased estimator."""
-    treated = [y for t in threads if t.first_reply_at is not None
-               and (y := later_mood(t, t.first_reply_at)) is not None]
-    control = [y for t in threads if t.first_reply_at is None and (y := later_mood(t, t.opened_at)) is not None]
-    if not treated or not control:
-        return None
-    return float(np.mean(treated) - np.mean(control))

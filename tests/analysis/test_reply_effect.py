@@ -7,11 +7,14 @@ with the matched estimate shifted by 5 points."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from analysis.reply_effect import ReplyEffect, ThreadPosts, estimate, later_mood, naive_difference, stratum
+import numpy as np
+
+from analysis.reply_effect import ReplyEffect, ThreadPosts, estimate, later_mood, stratum
 from analysis.reply_effect_sim import T0, Calibration, calibrate, matched_estimator, simulate
 
 SEEDS = range(1000, 1040)
@@ -28,6 +31,18 @@ def sound(c: Calibration) -> bool:
 def shifted(threads, seed) -> ReplyEffect:
     result = estimate(threads, seed=seed)
     return dataclasses.replace(result, effect=result.effect + 5, ci=(result.ci[0] + 5, result.ci[1] + 5))
+
+
+def naive_difference(threads: Sequence[ThreadPosts]) -> float | None:
+    """Answered minus unanswered with no matching (every unanswered thread read from its
+    opening): the confounded figure the matched estimate exists to avoid, which shows
+    the simulator's checks catch a biased estimator."""
+    treated = [y for t in threads if t.first_reply_at is not None
+               and (y := later_mood(t, t.first_reply_at)) is not None]
+    control = [y for t in threads if t.first_reply_at is None and (y := later_mood(t, t.opened_at)) is not None]
+    if not treated or not control:
+        return None
+    return float(np.mean(treated) - np.mean(control))
 
 
 def naive(threads, seed) -> ReplyEffect:
