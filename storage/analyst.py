@@ -32,7 +32,7 @@ import duckdb
 from storage.errors import DatabaseFileError, DatabaseLockedError, StorageError
 from storage.migrations import require_current, stored_version
 from storage.snapshot import snapshot_path
-from storage.store import MEMORY_LIMIT, Store, translate_error
+from storage.store import MEMORY_LIMIT, Store, quiet, translate_error
 
 
 class QueryError(StorageError):
@@ -108,6 +108,7 @@ def read_only(path: Path, write_dir: Path | None = None) -> Iterator[duckdb.Duck
         try:
             # allowed_directories can only be set while external access is on, so the
             # order matters; nothing the user typed has run yet.
+            quiet(db)
             if write_dir is not None:
                 db.execute("SET allowed_directories = ?", [[str(write_dir).rstrip(os.sep) + os.sep]])
             db.execute("SET enable_external_access = false")

@@ -281,6 +281,7 @@ class Store:
         else:
             config["storage_compatibility_version"] = STORAGE_COMPATIBILITY
         engine = sa.create_engine(f"duckdb:///{path}", poolclass=StaticPool, connect_args={"config": config})
+        sa.event.listen(engine, "connect", lambda connection, _record: quiet(connection))
         try:
             if read_only:
                 # Opens now, so a locked or unreadable file fails here; refuses a file
@@ -547,6 +548,14 @@ class Store:
 # bytes, seen in tests/system/test_crash_safety.py) that DuckDB refuses to open ever
 # after ("not a valid DuckDB database file"), so the daemon could never start again.
 _HEADERS_SIZE = 3 * 4096
+
+
+def quiet(connection: Any) -> None:
+    """Keep DuckDB off the terminal: it draws a progress bar on stdout for any query that
+    runs over two seconds (a demo's rollup on a loaded machine, say), and stdout is a
+    command's output, one JSON document with ``--json``. A per-connection setting, so
+    every connection we open calls this."""
+    connection.execute("SET enable_progress_bar = false")
 
 
 def _close_interrupted_runs(engine: sa.Engine) -> None:

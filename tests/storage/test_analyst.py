@@ -5,6 +5,8 @@ DuckDB files on disk, checked byte for byte."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from storage.labels import inbox_path
 from storage.migrations import LATEST_VERSION, MARKER_KEY, MIGRATIONS
 from storage.snapshot import snapshot_path
 from storage.store import Store
+from tests.timing import HANG_GUARD
 
 
 def fingerprint(path: Path) -> tuple[bytes, int]:
@@ -213,3 +216,32 @@ def test_the_shells_catalog_lists_views_first_and_a_tables_columns(database: Pat
     assert kinds == sorted(kinds, key=lambda kind: kind != "view") and ("v_mentions", "view") in listed.rows
     assert mentions.columns == ["column", "type"] and ("brand", "VARCHAR") in mentions.rows
     assert odd.rows == []
+
+
+def test_no_connection_draws_duckdb_s_progress_bar_on_stdout(database):
+    # DuckDB prints a progress bar on stdout for a query over two seconds unless told not
+    # to: on a loaded machine the demo's '--json' output began with one. Its default
+    # depends on the process (off under pytest's capture), so a process of its own asks.
+    script = """
+import sys
+from pathlib import Path
+from storage.analyst import read_only
+from storage.store import Store
+
+def progress_bar(db):
+    db.execute("SELECT current_setting('enable_progress_bar')")
+    return db.fetchone()[0]
+
+path = Path(sys.argv[1])
+seen = []
+for read_only_store in (False, True):
+    with Store.open(path, read_only=read_only_store) as store, store.native() as db:
+        seen += [progress_bar(db), progress_bar(db.cursor())]
+with read_only(path) as db:
+    seen.append(progress_bar(db))
+print(seen)
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(database)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=HANG_GUARD)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[False, False, False, False, False]"
