@@ -1,4 +1,4 @@
-"""Progress per test file: a line when each file has finished, with its counts and time.
+"""Progress per test file: a line when each file has finished, with its counts, time and CPU.
 
 With ``-q`` pytest prints only dots, and a suite whose slowest files run for minutes looks
 hung; with ``-v`` it prints a line per test. This prints one line per file as it
@@ -8,6 +8,7 @@ each file's tests from the workers' collections).
 
 from __future__ import annotations
 
+import resource
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -21,6 +22,7 @@ class FileProgress:
         self.finished: Counter[str] = Counter()
         self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
         self.seconds: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()
 
     def expect(self, nodeids: list[str]) -> None:
         if not self.expected:  # every xdist worker collects the same tests
@@ -29,6 +31,7 @@ class FileProgress:
     def report(self, report: pytest.TestReport) -> None:
         path = report.nodeid.split("::")[0]
         self.seconds[path] += report.duration
+        self.cpu[path] += sum(value for name, value in report.user_properties if name == "cpu seconds")
         if report.when == "call":
             self.outcomes[path][report.outcome] += 1
         elif report.when == "setup" and not report.passed:  # the test never ran
@@ -41,7 +44,8 @@ class FileProgress:
                 counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes[path].items()))
                 if getattr(self.reporter._tw, "_current_line", ""):  # after a run of dots
                     self.reporter.write("\n")
-                self.reporter.write_line(f"{path}: {counts} in {self.seconds[path]:.0f} s")
+                self.reporter.write_line(f"{path}: {counts} in {self.seconds[path]:.0f} s "
+                                        f"(CPU {self.cpu[path]:.0f} s)")
 
 
 _progress: FileProgress | None = None
@@ -66,6 +70,36 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
         _progress.expect(list(ids))
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # What to look at first when the suite gets slow.
+    if _progress is not None and len(_progress.cpu) > 1:
+        costly = ", ".join(f"{path} {cpu:.0f} s" for path, cpu in _progress.cpu.most_common(8))
+        terminalreporter.write_line(f"CPU {sum(_progress.cpu.values()):.0f} s in all; the costliest files: {costly}")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if _progress is not None:
         _progress.report(report)
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_cpu_mark = 0.0
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    global _cpu_mark
+    _cpu_mark = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    # Runs where the test runs (an xdist worker); user_properties travel to the controller.
+    global _cpu_mark
+    outcome = yield
+    now = _cpu_seconds()
+    outcome.get_result().user_properties.append(("cpu seconds", now - _cpu_mark))
+    _cpu_mark = now
