@@ -1,4 +1,4 @@
-"""listener sql / export / label / accuracy as users run them: subprocesses on a real
+"""listener sql / export / label / accuracy as users run them: the CLI on a real
 database file; the views checked against hand-computed figures."""
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import subprocess
 import sys
 import tempfile
 from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
 import sqlalchemy
+from click.testing import CliRunner
 
 from analysis.sentiment import VaderScorer
+from listener.cli import cli
 from storage import schema
 from storage.labels import inbox_path
 from storage.migrations import MIGRATIONS
@@ -35,13 +38,26 @@ NY_MIDNIGHT = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)
 HOSTILE = 'Brewly <script>alert(1)</script>, "quoted", line\nbreak \x1b[31mred\x1b[0m \u202eevil'
 
 
-def listener(*args, db, check=True, stdin=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTENER_")}
-    proc = subprocess.run([sys.executable, "-m", "listener.cli", "--db", str(db), *args], capture_output=True,
-                          text=True, env=env, timeout=300, input=stdin)
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def listener(*args, db, check=True, stdin=None) -> Ran:
+    """``listener --db DB ARGS`` in this process, through click's runner: what a user
+    typing it gets (exit code, stdout, stderr) without a Python start and the CLI's imports
+    per command. The tests below that need a process of their own (another user, the
+    console script) start one."""
+    runner = CliRunner(env={name: None for name in os.environ if name.startswith("LISTENER_")})
+    result = runner.invoke(cli, ["--db", str(db), *args], input=stdin)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    ran = Ran(result.exit_code, result.stdout, result.stderr)
     if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+        assert ran.returncode == 0, ran.stderr
+    return ran
 
 
 def save(store, mentions, brand):
@@ -353,13 +369,15 @@ def test_demo_refuses_a_foreign_file_in_its_directory_before_writing_anything(tm
     assert fingerprint(tmp_path / "listener.duckdb") == before
 
 
-def test_a_malformed_queued_label_blocks_neither_score_nor_label(tmp_path, db):
+def test_a_malformed_queued_label_blocks_neither_score_nor_label(tmp_path, db, caplog):
     copy = tmp_path / "copy.duckdb"
     shutil.copy(db, copy)
     inbox_path(copy).write_text('{"id": "p1", "label": "negative", "brand": 5}\n{"id": "n1", "label": "positive"}\n',
                                 encoding="utf-8")
-    proc = listener("score", db=copy)
-    assert "line 1" in proc.stderr and "'brand' must be a string or null" in proc.stderr
+    listener("score", db=copy)
+    # The warning's way to stderr is the CLI's logging (tests/listener/test_cli.py); in
+    # this process pytest's capture holds it.
+    assert "line 1" in caplog.text and "'brand' must be a string or null" in caplog.text
     listener("label", "p2", "negative", db=copy)
     labels = json.loads(listener("sql", "--format", "json", "SELECT id, label FROM labels ORDER BY id",
                                  db=copy).stdout)

@@ -30,6 +30,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -819,9 +820,11 @@ def _faults(world: World, peers: Peers) -> None:
             future.result()
 
 
-def _demo_and_alerts(world: World, peers: Peers) -> None:
-    """The demo, then its alert delivered through channels that fail, then succeed."""
-    world.listener("demo", "demo", "--dir", "demo", "--as-of", AS_OF)
+def _demo_and_alerts(world: World, peers: Peers, earlier_demo: Path) -> None:
+    """The demo, run again over an earlier demo's folder (the suite's shared run, ending
+    on another day), then its alert delivered through channels that fail, then succeed."""
+    shutil.copytree(earlier_demo, world.root / "demo")
+    world.facts["demo"] = world.listener("demo", "demo", "--dir", "demo", "--as-of", AS_OF, "--json")
     database = world.root / "demo" / "listener.duckdb"
     failing = world.write_input("alerts-failing.toml", '[database]\npath = "demo/listener.duckdb"\n'
                                 + alerts_toml(peers, peers.smtp_bad_port, max_age_hours=24 * 30))
@@ -837,7 +840,7 @@ def _demo_and_alerts(world: World, peers: Peers) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, demo_run: Any) -> Iterator[World]:
     root = tmp_path_factory.mktemp("secrets")
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -867,7 +870,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             _serve(w, config, root / "listener.duckdb")
 
         with ThreadPoolExecutor(max_workers=5) as pool:
-            jobs = [pool.submit(main_line), pool.submit(_demo_and_alerts, w, peers), pool.submit(_faults, w, peers),
+            jobs = [pool.submit(main_line), pool.submit(_demo_and_alerts, w, peers, demo_run.directory), pool.submit(_faults, w, peers),
                     pool.submit(_daemon, w, daemon_config, cycles=2, label_config=daemon_config),
                     pool.submit(_daemon, w, faulty_daemon, cycles=1, hourly=False)]
             for job in jobs:
@@ -1136,6 +1139,19 @@ def test_alert_deliveries_failed_then_succeeded_and_were_recorded(world):
     assert outcomes == {("webhook", "failed"), ("webhook", "sent"), ("email", "failed"), ("email", "sent")}, deliveries
     errors = " ".join(d["error"] or "" for d in deliveries)
     assert "HTTP 500" in errors and "refused the login" in errors
+
+
+def test_a_demo_rerun_replaces_the_earlier_demo(world, demo_run):
+    # The demo ran over a copy of the suite's shared demo, which ended on another day:
+    # every mention it reports is new and the database holds exactly those (the earlier
+    # run's file was replaced, not added to). Brewly's own replies are stored beside them.
+    again = json.loads(world.facts["demo"].stdout)
+    assert again["mood"]["as_of"] != demo_run.summary["mood"]["as_of"]
+    with duckdb.connect(str(world.root / "demo" / "listener.duckdb"), read_only=True) as con:
+        stored, own = con.execute("SELECT count(*), count(*) FILTER (WHERE own) FROM mentions").fetchone()
+        per_brand = dict(con.execute("SELECT brand, count(*) FROM mentions WHERE NOT own GROUP BY brand").fetchall())
+    assert own > 0 and again["new"] == stored == sum(again["mentions"].values()) + own
+    assert per_brand == again["mentions"]
 
 
 def test_the_run_took_a_reasonable_time(world):
