@@ -50,6 +50,7 @@ from analysis.roi.diagnostics import (
     GapCheck,
     Placebo,
     SourceMix,
+    comovement,
     connector_gaps,
     its_did_disagreement,
     placebo_test,
@@ -70,6 +71,7 @@ from analysis.roi.effects import (
 )
 from analysis.roi.models import FitInfo
 from analysis.roi.verdict import (
+    CONFLICTING,
     ci_includes_zero_sentence,
     decide_verdict,
     describe_effect,
@@ -212,6 +214,9 @@ def to_jsonable(obj):
             out["excludes_zero"] = bool(obj.excludes_zero)
         if isinstance(obj, (Placebo, GapCheck)):
             out["fired"] = bool(obj.fired)
+        if isinstance(obj, Disagreement):
+            out["moved_together"] = obj.moved_together
+            out["market_wide"] = obj.market_wide
         return out
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -389,18 +394,20 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     kpi_method = method
     kpi_series = nss_series
     competitor_kpi = y_c
+    brand_kpi = y_b  # the brand's own series of the KPI (for the co-movement check)
     if kpi == "nss":
         kpi_effects = {k: v for k, v in effects.items() if k in ("its", "did")}
     elif kpi == "mentions":
         kpi_effects = dict(volume)
         kpi_series = v_did if method == "did" and v_did is not None else v_b
+        brand_kpi = v_b
         competitor_kpi = _log(pooled.mentions, drop_vol) if pooled is not None else None
     elif kpi == "positive_mentions":
         p_b = _log(organic.positive, drop_vol)
         f = _safe_fit(p_b, window, engine, "positive mentions ITS", notes)
         if f is not None:
             kpi_effects["its"] = effect_from_fit(f, method="its", kpi=kpi, unit=unit, log_scale=True)
-        kpi_series = p_b
+        kpi_series = brand_kpi = p_b
         if pooled is not None:
             p_c = _log(pooled.positive, drop_vol)
             competitor_kpi = p_c
@@ -451,10 +458,11 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     disagreement = None
     if kpi in ("nss", "net_positive") and "its" in effects and "did" in effects:
         shift = _competitor_shift(y_c, window)
-        disagreement = its_did_disagreement(effects["its"], effects["did"], shift)
+        disagreement = its_did_disagreement(effects["its"], effects["did"], shift, comovement(y_b, y_c, window))
     elif kpi in ("mentions", "positive_mentions") and "its" in kpi_effects and "did" in kpi_effects:
         shift = _competitor_shift(competitor_kpi, window, kpi=kpi, unit=unit, log_scale=True)
-        disagreement = its_did_disagreement(kpi_effects["its"], kpi_effects["did"], shift)
+        disagreement = its_did_disagreement(kpi_effects["its"], kpi_effects["did"], shift,
+                                            comovement(brand_kpi, competitor_kpi, window))
     mix = source_mix_shift(brand.by_source, window) if brand.by_source else None
     lb = headline_effect.fit.ljung_box_p if headline_effect is not None and headline_effect.fit else None
 
@@ -465,6 +473,8 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
         placebo_possible=placebo.possible if placebo else False,
         mde=mde.mde_display if mde else None, goal=goal,
         conflicting=bool(disagreement and disagreement.fired),
+        # DiD nets a market-wide move out: it decides when it heads the report.
+        market_wide=bool(disagreement and disagreement.market_wide and kpi_method == "did"),
     )
 
     efficiency = _efficiency(spend, plan, dnp)
@@ -643,10 +653,22 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
         shift_txt = (describe_effect(shift.delta, shift.ci_low, shift.ci_high, "NSS points" if r.kpi in
                      ("nss", "net_positive") else shift.unit, log_scale=shift.lift is not None)
                      if shift is not None else "an unknown amount")
-        if dis.fired:
+        together = ("before the flight the brand's and the competitors' daily figures moved together"
+                    if dis.moved_together else
+                    "before the flight the brand's and the competitors' daily figures did not clearly move together")
+        if dis.comovement is not None:
+            together += f" (correlation {dis.comovement:.2f}, p = {dis.comovement_p:.3f})"
+        if dis.fired and r.verdict != CONFLICTING:
+            out.append(f"ITS ({signed(dis.its)}) and DiD ({signed(dis.did)}) reach different conclusions because "
+                       f"competitors moved by {shift_txt} during the flight, and {together}: a market-wide move. "
+                       f"ITS counts it as campaign effect; DiD, which decides the verdict, nets it out.")
+        elif dis.fired:
+            why = (f"DiD does not head the report ({r.headline.reason})" if r.kpi_method != "did" else
+                   f"{together}, so the competitors' shift may be theirs alone and DiD would count it as the "
+                   f"brand's")
             out.append(f"ITS ({signed(dis.its)}) and DiD ({signed(dis.did)}) reach different conclusions, and "
-                       f"competitors moved by {shift_txt} during the flight: the verdict is 'conflicting'. "
-                       f"Something besides the campaign changed how people talk about the whole market.")
+                       f"competitors moved by {shift_txt} during the flight, so ITS counts a market move; {why}. "
+                       f"No method's assumptions can be shown to hold: the verdict is 'conflicting'.")
         elif shift is not None and shift.significant:
             out.append(f"Competitors' {('NSS' if r.kpi in ('nss', 'net_positive') else label)} also moved by "
                        f"{shift_txt} during the flight (a market-wide change): the brand-only ITS "

@@ -23,9 +23,9 @@ from analysis.roi.verdict import (
 from demo.world import sample_counts
 
 
-def verdict(lo, hi, *, rank=0.02, possible=True, mde=4.0, goal=5.0, conflicting=False):
+def verdict(lo, hi, *, rank=0.02, possible=True, mde=4.0, goal=5.0, conflicting=False, market_wide=False):
     return decide_verdict(ci_low=lo, ci_high=hi, placebo_rank=rank, placebo_possible=possible, mde=mde,
-                          goal=goal, conflicting=conflicting).verdict
+                          goal=goal, conflicting=conflicting, market_wide=market_wide).verdict
 
 
 def test_the_four_verdicts_of_the_method():
@@ -37,6 +37,18 @@ def test_the_four_verdicts_of_the_method():
     assert verdict(-1.0, 3.0, mde=5.0, goal=-5.0) == NO_DETECTABLE_EFFECT  # MDE <= |goal|
     assert verdict(6.0, 14.0, conflicting=True) == CONFLICTING
     assert verdict(-1.0, 3.0, conflicting=True) == CONFLICTING
+
+
+def test_a_market_wide_move_lets_did_decide_a_disagreement():
+    """ITS and DiD disagree because the market moved: DiD's CI decides by the usual rules;
+    only when the move cannot be shown market-wide is the answer "conflicting"."""
+    assert verdict(6.0, 14.0, conflicting=True, market_wide=True) == EFFECT_DETECTED
+    assert verdict(-1.0, 3.0, conflicting=True, market_wide=True) == NO_DETECTABLE_EFFECT
+    assert verdict(-1.0, 3.0, mde=6.0, conflicting=True, market_wide=True) == UNDERPOWERED
+    assert verdict(6.0, 14.0, conflicting=True, market_wide=False) == CONFLICTING
+    rule = decide_verdict(ci_low=6.0, ci_high=14.0, placebo_rank=0.02, placebo_possible=True, mde=4.0, goal=5.0,
+                          conflicting=True, market_wide=True).rule
+    assert "whole market moved" in rule and rule.endswith("CI excludes 0 and placebo rank <= 5 %")
 
 
 def test_detection_needs_the_placebo_rank():
