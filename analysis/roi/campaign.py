@@ -75,6 +75,7 @@ from analysis.roi.verdict import (
     ci_includes_zero_sentence,
     decide_verdict,
     describe_effect,
+    human_date,
     mde_sentence,
     signed,
 )
@@ -110,6 +111,8 @@ class Efficiency:
     """Reported versus incremental: ``cost_per_engagement`` uses the platform's
     engagements (not incremental); ``cpinc`` = spend / dNP (incremental), given only
     when dNP's CI excludes 0 and is positive; ``cpinc_status`` says why not otherwise.
+    dNP itself has one home, ``CampaignResult.dnp`` (the report once printed it twice,
+    from two computations).
 
     When the export leaves engagements blank on some days (unknown, not 0),
     ``engagements`` sums the ``engagement_days`` days that reported them and
@@ -120,7 +123,6 @@ class Efficiency:
     currency: str
     engagements: float | None
     cost_per_engagement: float | None
-    dnp: EffectEstimate | None
     cpinc: float | None
     cpinc_ci: tuple[float, float] | None
     cpinc_status: str
@@ -187,6 +189,10 @@ class CampaignResult:
     headline_effect: EffectEstimate | None
     carry_over: CarryOver | None
     dnp: EffectEstimate | None
+    """Incremental net-positive conversations over flight and washout, from the headline
+    model's mood and volume effects: the report's one figure (CPINC divides by it). The
+    carry-over model's count, ``carry_over.dnp`` (mood only, from launch to the end of the
+    data), differs by construction and is shown to analysts only, under that name."""
     efficiency: Efficiency
     mde: Mde | None
     mde_warning: str | None
@@ -306,10 +312,10 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
         # would claim a comparison it did not make (alone, it leaves DiD nothing to
         # difference against). It is left out, by name.
         if c.organic.mentions.sum() <= 0:
-            excluded[c.brand] = f"no mentions from {dates[0].isoformat()} to {dates[-1].isoformat()}"
+            excluded[c.brand] = f"no mentions from {human_date(dates[0])} to {human_date(dates[-1])}"
         elif c.organic.total.sum() <= 0:
             excluded[c.brand] = (f"no mention that counts for mood (scored, not a duplicate) from "
-                                 f"{dates[0].isoformat()} to {dates[-1].isoformat()}")
+                                 f"{human_date(dates[0])} to {human_date(dates[-1])}")
         else:
             comps.append(c)
     organic = brand.organic
@@ -567,7 +573,7 @@ def _competitor_shift(y_c, window, *, kpi="nss", unit="NSS points", log_scale=Fa
 
 def _efficiency(spend: DailySpend | None, plan: CampaignPlan, dnp: EffectEstimate | None) -> Efficiency:
     if spend is None:
-        return Efficiency(0.0, "", None, None, dnp, None, None, "not estimable: no spend data")
+        return Efficiency(0.0, "", None, None, None, None, "not estimable: no spend data")
     total = spend.total()
     reported = spend.reported_engagements()
     if reported is None:
@@ -582,7 +588,7 @@ def _efficiency(spend: DailySpend | None, plan: CampaignPlan, dnp: EffectEstimat
                  "engagement_spend": reported.spend}
 
     def result(cpinc=None, ci=None, status="estimated") -> Efficiency:
-        return Efficiency(total, spend.currency, eng, cpe, dnp, cpinc, ci, status, **days)
+        return Efficiency(total, spend.currency, eng, cpe, cpinc, ci, status, **days)
 
     if dnp is None:
         return result(status="not estimable: no dNP estimate")
@@ -631,7 +637,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     label = KPI_LABELS[r.kpi]
     d = r.diagnostics
     for day, why in r.dropped_days:
-        out.append(f"{day.isoformat()} is left out of the analysis as a partial day: {why}; only complete "
+        out.append(f"{human_date(day)} is left out of the analysis as a partial day: {why}; only complete "
                    f"local days are analysed.")
     for name, why in r.excluded_competitors.items():
         out.append(f"Competitor {name} is left out of the pooled competitors: {why}.")
@@ -697,7 +703,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     if r.data_end < last_planned:
         seen = int(window.flight.sum())
         stage = "flight" if r.data_end < plan.flight_end else "washout"
-        out.append(f"The data end on {r.data_end.isoformat()}, before the {stage} ends: the estimate covers "
+        out.append(f"The data end on {human_date(r.data_end)}, before the {stage} ends: the estimate covers "
                    f"{seen} of {plan.flight_days} flight days, and carry-over after the data is not counted.")
     if d.placebo is not None:
         p = d.placebo
@@ -739,7 +745,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     eff = r.efficiency
     if eff.engagement_days_missing:
         missing = eff.engagement_days_missing
-        shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        shown = ", ".join(human_date(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         out.append(f"The ad platform reported engagements on {eff.engagement_days} of "
                    f"{eff.engagement_days + len(missing)} days with spend (blank, i.e. unknown, on {shown}): "
                    f"the cost per engagement is the spend of the {eff.engagement_days} reporting days over "
