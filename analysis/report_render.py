@@ -277,7 +277,7 @@ def _mood_sentence(c: CampaignResult) -> str:
                  f"{'rose' if shift.delta > 0 else 'fell'} by {_points(shift.delta)} at the same time")
     volume = c.volume.get(method)
     if volume is not None and _ok(volume.delta):
-        than = " more than competitors'" if method == "did" else ""
+        than = " relative to competitors'" if method == "did" else ""
         lift = volume.lift if volume.lift is not None else _expm1(volume.delta)
         if volume.excludes_zero and _ok(lift):
             text += f", and mentions {'rose' if lift > 0 else 'fell'} by about {abs(100 * lift):.0f} %{than}"
