@@ -270,9 +270,8 @@ def _mood_sentence(c: CampaignResult) -> str:
     else:
         text = f"{brand}'s {scale} {way} by {_points(mood.delta)} against what its own history predicted {when}"
     dis = c.diagnostics.disagreement
-    shift = dis.competitor_shift if dis is not None else None
-    if method == "did" and c.verdict != CONFLICTING and shift is not None and shift.significant \
-            and (dis.market_wide or not dis.fired):
+    if method == "did" and c.verdict != CONFLICTING and dis is not None and dis.market_wide:
+        shift = dis.competitor_shift
         text += (f"; part of the raw change was a market-wide move: competitors' mood "
                  f"{'rose' if shift.delta > 0 else 'fell'} by {_points(shift.delta)} at the same time")
     volume = c.volume.get(method)
