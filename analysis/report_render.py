@@ -866,6 +866,7 @@ caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#44
 .v-effect{background:#e8f5e9;border-color:#2e7d32}.v-none{background:#eef2f7;border-color:#546e7a}
 .v-underpowered{background:#fff8e1;border-color:#f9a825}.v-conflict{background:#fdecea;border-color:#c62828}
 .summary{font-size:16px;padding:12px 16px;border-radius:6px;border-left:6px solid}
+#analysts h2{background:#eceff1;padding:8px 12px;border-radius:4px;border-top:none;margin-top:48px}
 h4{font-size:15px;margin:18px 0 6px}
 .missing{color:#8a5a00;background:#fffaf0;padding:6px 10px;border-radius:4px}
 table.reported{border-left:6px solid #9e9e9e}table.reported caption{color:#616161}
