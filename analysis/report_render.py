@@ -36,8 +36,9 @@ from analysis.care import CareFigures, effect_sentences, goal_sentence, goal_tex
 from analysis.roi.campaign import KPI_LABELS, CampaignResult, Efficiency
 from analysis.roi.effects import EffectEstimate
 from analysis.roi.report import Monitor, Report, ScoredBy
+from analysis.roi.verdict import CONFLICTING, EFFECT_DETECTED, NO_DETECTABLE_EFFECT, UNDERPOWERED, human_date, human_time
 
-__all__ = ["FORMATS", "build_sections", "md_escape", "render", "render_html", "render_markdown"]
+__all__ = ["FORMATS", "build_sections", "md_escape", "plain_summary", "render", "render_html", "render_markdown"]
 
 METHOD_NAMES = {
     "naive": "Naive before/after",
@@ -55,7 +56,7 @@ WINDOW_LABELS = {"baseline": "Baseline", "flight": "Flight", "washout": "Washout
 
 @dataclass
 class Block:
-    kind: str                       # "p", "verdict", "list", "table", "chart", "kv"
+    kind: str                       # "p", "summary", "verdict", "list", "table", "chart", "kv"
     text: str = ""
     items: list = field(default_factory=list)
     headers: list = field(default_factory=list)
@@ -63,6 +64,7 @@ class Block:
     cls: str = ""                   # CSS class (HTML), e.g. "reported", "incremental", "missing"
     chart: str = ""                 # "mood", "volume", "carryover" (HTML only)
     caption: str = ""
+    campaign: int = 0               # a chart's campaign (1-based)
 
 
 @dataclass
@@ -108,6 +110,12 @@ def _p(x) -> str:
     if not _ok(x):
         return "n/a"
     return "< 0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def _p_is(x) -> str:
+    """"p = 0.093" or "p < 0.001"."""
+    text = _p(x)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def _is_log(e: EffectEstimate) -> bool:
@@ -158,8 +166,13 @@ def _washout(e: EffectEstimate | None) -> str:
 
 
 def _s(x, default: str = "") -> str:
-    """Any value as a plain string (escaping happens at output); a date as ISO 8601."""
+    """Any value as a plain string (escaping happens at output)."""
     return default if x is None else str(x)
+
+
+def _day(x) -> str:
+    """A date for people ("2 Nov 2026"), "?" when missing."""
+    return "?" if x is None else human_date(x)
 
 
 def _method_name(m: str | None) -> str:
@@ -174,18 +187,216 @@ def _method_name(m: str | None) -> str:
 
 
 def build_sections(report: Report) -> tuple[str, list[Section]]:
-    """The report's title and its sections, in order, as plain text."""
+    """The report's title and its sections, in order, as plain text: first what a
+    marketer reads (per campaign, one plain paragraph and its conversations; the last 48
+    hours' alerts), then, apart and labelled, what an analyst checks (data, method,
+    estimates, diagnostics, caveats, notes)."""
     title = report.title or f"{report.brand or 'Brand'}: campaign mood report"
-    sections = [_header(report)]
+    sections = []
     if not report.campaigns:
         sections.append(Section("Campaigns", 2, [Block(
             "p", "No campaign in this report: no pre-registered campaign overlaps the window, so there is no "
-                 "scorecard, effect estimate or efficiency figure.", cls="missing")], anchor="campaigns"))
+                 "verdict, effect estimate or cost figure.", cls="missing")], anchor="campaigns"))
     for i, c in enumerate(report.campaigns, 1):
-        sections.extend(_campaign_sections(c, i, report.care_of(c.campaign_id)))
+        sections.append(Section(f"Campaign: {_campaign_name(c, i)}", 2, [_summary(c)], anchor=f"c{i}"))
+        sections.append(Section("Conversations", 3, _conversations(report.care_of(c.campaign_id)),
+                                anchor=f"c{i}-conversations"))
     sections.append(_monitor(report.monitor))
+    sections.append(Section(ANALYSTS, 2, [Block(
+        "p", "How the figures above were made and how far to trust them: the data, each estimator's result, the "
+             "diagnostics and the caveats they raise. The paragraphs above are written from these.")],
+        anchor="analysts"))
+    sections.append(_header(report))
+    for i, c in enumerate(report.campaigns, 1):
+        sections.extend(_campaign_sections(c, i))
     sections.append(_notes(report))
     return title, sections
+
+
+ANALYSTS = "For analysts: method, diagnostics and caveats"
+
+
+def _campaign_name(c: CampaignResult, i: int) -> str:
+    return c.name or c.campaign_id or f"campaign {i}"
+
+
+# ----------------------------------------------------------------------------------
+# The plain paragraph
+# ----------------------------------------------------------------------------------
+
+SURE = {EFFECT_DETECTED: "v-effect", NO_DETECTABLE_EFFECT: "v-none", CONFLICTING: "v-conflict"}
+
+
+def _summary(c: CampaignResult) -> Block:
+    return Block("summary", plain_summary(c), cls=SURE.get(c.verdict, "v-underpowered"))
+
+
+def _points(x: float, digits: int = 1) -> str:
+    """"10.2 points" ("1 point" singular), unsigned: the words carry the direction."""
+    v = abs(x)
+    return f"{v:,.{digits}f} point" + ("" if round(v, digits) == 1 else "s")
+
+
+def _range(e: EffectEstimate) -> str:
+    """"+7.1 and +13.3 points" (or percent, or conversations): the 95 % interval in plain numbers."""
+    if _is_log(e):
+        lo = e.lift_ci_low if e.lift_ci_low is not None else _expm1(e.ci_low)
+        hi = e.lift_ci_high if e.lift_ci_high is not None else _expm1(e.ci_high)
+        return f"{_pct(lo, 1, True)} and {_pct(hi, 1, True)}"
+    unit = {"NSS points": "points", "net-positive conversations": "net-positive conversations",
+            "share-of-voice points": "share-of-voice points"}.get(e.unit, e.unit)
+    d = _digits(e)
+    return f"{_num(e.ci_low, d, True)} and {_num(e.ci_high, d, True)} {unit}".strip()
+
+
+def _change(e: EffectEstimate) -> str:
+    """"+10.2 points" / "+12.0 %": the point estimate, signed, in the effect's unit."""
+    if _is_log(e):
+        return _pct(e.lift if e.lift is not None else _expm1(e.delta), 1, True)
+    return f"{_num(e.delta, _digits(e), True)} {'points' if e.unit == 'NSS points' else e.unit}".strip()
+
+
+def _mood_sentence(c: CampaignResult) -> str:
+    brand = c.brand or "The brand"
+    when = f"during the flight ({human_date(c.flight_start)} to {human_date(c.flight_end)})"
+    method = c.headline.method
+    mood = c.effects.get(method)
+    if mood is None or not _ok(mood.delta):
+        return f"We could not estimate how {brand}'s mood changed {when}: too few days had data."
+    way = "rose" if mood.delta > 0 else "fell"
+    scale = "mood (net sentiment, on a scale from -100 to +100)"
+    if method == "did":
+        text = f"{brand}'s {scale} {way} by {_points(mood.delta)} more than its competitors' {when}"
+    else:
+        text = f"{brand}'s {scale} {way} by {_points(mood.delta)} against what its own history predicted {when}"
+    dis = c.diagnostics.disagreement
+    if method == "did" and c.verdict != CONFLICTING and dis is not None and dis.market_wide:
+        shift = dis.competitor_shift
+        text += (f"; part of the raw change was a market-wide move: competitors' mood "
+                 f"{'rose' if shift.delta > 0 else 'fell'} by {_points(shift.delta)} at the same time")
+    volume = c.volume.get(method)
+    if volume is not None and _ok(volume.delta):
+        than = " relative to competitors'" if method == "did" else ""
+        lift = volume.lift if volume.lift is not None else _expm1(volume.delta)
+        if volume.excludes_zero and _ok(lift):
+            text += f", and mentions {'rose' if lift > 0 else 'fell'} by about {abs(100 * lift):.0f} %{than}"
+        else:
+            text += ", and the number of mentions showed no clear change"
+    return text + "."
+
+
+PLAIN_KPI = {"nss": "mood", "mentions": "mentions", "positive_mentions": "positive mentions",
+             "sov": "share of voice", "net_positive": "net-positive conversations"}
+
+
+def _sure_sentence(c: CampaignResult) -> str:
+    h = c.headline_effect
+    kpi = PLAIN_KPI.get(c.kpi or "nss", c.kpi)
+    what = "" if (c.kpi or "nss") == "nss" else f" on the plan's measure ({kpi})"
+    if c.verdict == CONFLICTING:
+        dis = c.diagnostics.disagreement
+        if dis is not None and dis.competitor_shift is not None:
+            return (f"We cannot tell how much of this the campaign did: competitors' mood moved by "
+                    f"{_num(dis.competitor_shift.delta, 1, True)} points during the flight, and the data cannot show "
+                    f"whether the whole market moved (then the campaign's effect is about {_num(dis.did, 1, True)} "
+                    f"points) or only the competitors did (then it is about {_num(dis.its, 1, True)}).")
+        return "We cannot tell how much of this the campaign did: the methods disagree."
+    if h is None or not (_ok(h.ci_low) and _ok(h.ci_high)):
+        return f"We cannot tell yet{what}: there were too few days with data to estimate an effect."
+    rng = f"the true effect{what} most plausibly lies between {_range(h)} (a 95 % range)"
+    pl = c.diagnostics.placebo
+    if c.verdict == EFFECT_DETECTED:
+        if pl is not None and pl.possible:
+            return (f"This is very likely the campaign's doing: {rng}, and no stretch of the weeks before the "
+                    f"campaign moved as much.")
+        return (f"This is likely the campaign's doing: {rng}; there was too little history before the flight to "
+                f"check that ordinary swings never move this much.")
+    if h.excludes_zero:  # the placebo check fired: as large as the series' ordinary swings
+        return (f"We cannot credit the campaign with it: {rng}, but the brand's mood swung as much in ordinary "
+                f"weeks before the campaign.")
+    base = f"{rng}, a range that includes no change at all"
+    mde = c.mde
+    if c.verdict == NO_DETECTABLE_EFFECT:
+        goal = c.goal_value
+        tail = (f"; an effect as large as the plan's goal ({_goal(c)}) would probably have shown"
+                if _ok(goal) else "")
+        return f"We cannot tell this apart from no change: {base}{tail}."
+    smallest = (f"; with this much data only a change of about {_num(mde.mde_display, 1)} "
+                f"{'points' if mde.unit == 'NSS points' else mde.unit} or more shows clearly" if mde else "")
+    return f"We cannot tell yet: {base}{smallest}."
+
+
+def _cost_sentence(c: CampaignResult) -> str:
+    eff = c.efficiency
+    dnp = c.dnp
+    if not eff.currency and not eff.spend:
+        return "No spend was imported for it, so there is no cost per conversation."
+    spent = _money(eff.spend, eff.currency)
+    if _ok(eff.cpinc) and dnp is not None:
+        ci = eff.cpinc_ci
+        each = _money(eff.cpinc, eff.currency) + (
+            f" (between {_money(ci[0], eff.currency)} and {_money(ci[1], eff.currency)})" if ci else "")
+        return (f"It added about {_int(dnp.delta)} net-positive conversations (positive rather than negative "
+                f"mentions beyond what was expected without it; between {_int(dnp.ci_low)} and {_int(dnp.ci_high)}), "
+                f"so with {spent} spent each cost {each}.")
+    if dnp is not None and _ok(dnp.ci_high) and dnp.ci_high < 0:
+        return (f"Net-positive conversations (positive rather than negative mentions) fell, by about "
+                f"{_int(-dnp.delta)}, so the {spent} spent bought no extra ones.")
+    return (f"With {spent} spent, we cannot put a cost on each extra net-positive conversation (a positive rather "
+            f"than negative mention), because we cannot tell whether the campaign added any.")
+
+
+GOAL_UNITS = {"nss": "points", "mentions": "% more mentions", "positive_mentions": "% more positive mentions",
+              "sov": "share-of-voice points", "net_positive": "net-positive conversations"}
+
+
+def _goal(c: CampaignResult) -> str:
+    """"+5.0 points": the plan's goal, signed by its direction, in plain units."""
+    sign = -1 if c.goal_direction == "decrease" else 1
+    return f"{_num(sign * abs(c.goal_value), 1, True)} {GOAL_UNITS.get(c.kpi or 'nss', '')}".strip()
+
+
+def _next_sentence(c: CampaignResult) -> str:
+    h = c.headline_effect
+    kpi = PLAIN_KPI.get(c.kpi or "nss", c.kpi)
+    running = c.data_end < c.flight_end
+    so_far = (f"The data end on {human_date(c.data_end)}, before the flight does, so this is a reading so far. "
+              if running else "")
+    if c.verdict == CONFLICTING:
+        return so_far + ("Next: wait for the market to settle and run the report again, or judge the campaign on a "
+                         "period without the market move, before deciding on more spend.")
+    if c.verdict == EFFECT_DETECTED and h is not None:
+        wanted = -1 if c.goal_direction == "decrease" else 1
+        goal = c.goal_value
+        if math.copysign(1, h.delta) != wanted:
+            return so_far + (f"Next: the campaign moved {kpi} the wrong way; review its message and the replies it "
+                             f"drew before spending more.")
+        if not _ok(goal):
+            return so_far + ("Next: worth repeating; set a goal in the plan so the next report can judge it against "
+                             "one.")
+        if abs(h.delta) >= abs(goal):
+            return so_far + (f"Next: it met the plan's goal ({_goal(c)}); worth repeating, comparing its "
+                             f"cost per conversation with other channels before scaling up.")
+        return so_far + (f"Next: it fell short of the plan's goal ({_goal(c)}); keep what works but test "
+                         f"a stronger message or audience before scaling up.")
+    if c.verdict == NO_DETECTABLE_EFFECT:
+        return so_far + (f"Next: if {kpi} is the aim, change the message or the audience before spending more on "
+                         f"this campaign.")
+    return so_far + ("Next: run it longer or to more people before judging it, or plan the next flight long enough "
+                     "to show the change you aim for.")
+
+
+def plain_summary(c: CampaignResult) -> str:
+    """One paragraph a marketer reads: what happened to mood and volume, how sure we are
+    (in words, with the 95 % range in plain numbers), what each extra net-positive
+    conversation cost, and what to do next. Written from the same figures as the
+    analysts' section; no statistics words (those are the analysts')."""
+    return " ".join((_mood_sentence(c), _sure_sentence(c), _cost_sentence(c), _next_sentence(c)))
+
+
+# ----------------------------------------------------------------------------------
+# For analysts
+# ----------------------------------------------------------------------------------
 
 
 def _header(r: Report) -> Section:
@@ -196,28 +407,28 @@ def _header(r: Report) -> Section:
         ["Competitors", ", ".join(_s(c) + (" (no data in the window: left out)" if c in left_out else "")
                                   for c in comps) if comps else
          "none configured (no difference-in-differences or share of voice against competitors)"],
-        ["Window", f"{r.window[0]} to {r.window[1]}" if r.window else "not given"],
+        ["Window", f"{human_date(r.window[0])} to {human_date(r.window[1])}" if r.window else "not given"],
         ["Time zone (account-local days)", r.timezone or "not given (UTC days)"],
-        ["Generated", r.generated_at.astimezone(timezone.utc).isoformat()],
+        ["Generated", human_time(r.generated_at)],
         ["Unscored mentions (in volume, not in mood)", _int(r.unscored)],
         ["Duplicates (in volume, not in mood)", _int(r.duplicates)],
         ["Mood scored by", _scored_by(r.scored_by)],
     ]
-    gaps = sorted({(_s(day), _s(source)) for c in r.campaigns if c.diagnostics.gaps is not None
+    gaps = sorted({(day, _s(source)) for c in r.campaigns if c.diagnostics.gaps is not None
                    for day, source, _, _ in c.diagnostics.gaps.gaps})
     rows.append(["Connector gaps", "none" if not gaps else
-                 f"{len(gaps)} source-day(s): " + ", ".join(f"{d} ({s})" for d, s in gaps[:10])
+                 f"{len(gaps)} source-day(s): " + ", ".join(f"{human_date(d)} ({s})" for d, s in gaps[:10])
                  + (" ..." if len(gaps) > 10 else "")])
     blocks = [Block("kv", rows=rows)]
     fresh, counts = r.freshness, r.source_counts
     sources = list(dict.fromkeys([*fresh.keys(), *counts.keys()]))
     if sources:
-        blocks.append(Block("table", headers=["Source", "Latest mention (UTC)", "Mentions"],
-                            rows=[[_s(s), _s(fresh.get(s), "unknown"), _int(counts.get(s))] for s in sources],
+        blocks.append(Block("table", headers=["Source", "Latest mention", "Mentions"],
+                            rows=[[_s(s), human_time(fresh.get(s)), _int(counts.get(s))] for s in sources],
                             caption="Data freshness and volume per source"))
     else:
         blocks.append(Block("p", "No per-source freshness or counts were given.", cls="missing"))
-    return Section("Data", 2, blocks, anchor="data")
+    return Section("Data", 3, blocks, anchor="data")
 
 
 def _scored_by(scored_by: Mapping[str, ScoredBy]) -> str:
@@ -227,19 +438,17 @@ def _scored_by(scored_by: Mapping[str, ScoredBy]) -> str:
     return "; ".join(f"{_s(brand)}: {p.text or '?'}" for brand, p in scored_by.items())
 
 
-def _campaign_sections(c: CampaignResult, i: int, care: CareFigures | None = None) -> list[Section]:
-    name = c.name or c.campaign_id or f"campaign {i}"
+def _campaign_sections(c: CampaignResult, i: int) -> list[Section]:
     a = f"c{i}"
     return [
-        Section(f"Campaign: {name}", 2, [_scorecard(c)], anchor=f"{a}-scorecard"),
-        Section("Verdict", 3, [_verdict(c)], anchor=f"{a}-verdict"),
-        Section("Effect on mood", 3, _effects(c), anchor=f"{a}-effects"),
-        Section("Volume and share of voice", 3, _volume(c), anchor=f"{a}-volume"),
-        Section("Conversations", 3, _conversations(care), anchor=f"{a}-conversations"),
-        Section("Carry-over", 3, _carry_over(c), anchor=f"{a}-carryover"),
-        Section("Efficiency: reported versus incremental", 3, _efficiency(c), anchor=f"{a}-efficiency"),
-        Section("Diagnostics", 3, _diagnostics(c), anchor=f"{a}-diagnostics"),
-        Section("Caveats", 3, _caveats(c), anchor=f"{a}-caveats"),
+        Section(f"Campaign {_campaign_name(c, i)}: scorecard", 3, [_scorecard(c)], anchor=f"{a}-scorecard"),
+        Section("Verdict", 4, [_verdict(c)], anchor=f"{a}-verdict"),
+        Section("Effect on mood", 4, _effects(c, i), anchor=f"{a}-effects"),
+        Section("Volume and share of voice", 4, _volume(c, i), anchor=f"{a}-volume"),
+        Section("Carry-over", 4, _carry_over(c, i), anchor=f"{a}-carryover"),
+        Section("Efficiency: reported versus incremental", 4, _efficiency(c), anchor=f"{a}-efficiency"),
+        Section("Diagnostics", 4, _diagnostics(c), anchor=f"{a}-diagnostics"),
+        Section("Caveats", 4, _caveats(c), anchor=f"{a}-caveats"),
     ]
 
 
@@ -253,9 +462,7 @@ def verdict_sentence(c: CampaignResult) -> str:
 
 
 def _verdict(c: CampaignResult) -> Block:
-    cls = {"effect detected": "v-effect", "no detectable effect": "v-none", "conflicting": "v-conflict"}.get(
-        c.verdict, "v-underpowered")
-    return Block("verdict", verdict_sentence(c), cls=cls)
+    return Block("verdict", verdict_sentence(c), cls=SURE.get(c.verdict, "v-underpowered"))
 
 
 def _scorecard(c: CampaignResult) -> Block:
@@ -270,9 +477,10 @@ def _scorecard(c: CampaignResult) -> Block:
     rows = [
         ["Campaign ID", c.campaign_id or "n/a"],
         ["Brand", c.brand or "n/a"],
-        ["Flight", f"{c.flight_start} to {c.flight_end}{flight_days}; washout {c.washout_days} days"],
-        ["Data analysed", f"{c.data_start} to {c.data_end}"
-         + "".join(f"; {_s(day)} left out (partial day)" for day, _ in c.dropped_days)
+        ["Flight", f"{human_date(c.flight_start)} to {human_date(c.flight_end)}{flight_days}; "
+                   f"washout {c.washout_days} days"],
+        ["Data analysed", f"{human_date(c.data_start)} to {human_date(c.data_end)}"
+         + "".join(f"; {human_date(day)} left out (partial day)" for day, _ in c.dropped_days)
          + "".join(f"; competitor {_s(name)} left out (no data)" for name in c.excluded_competitors)],
         ["Spend", _money(eff.spend, eff.currency) if eff.currency or eff.spend else "no spend data"],
         ["Goal", f"{c.goal_direction or 'increase'} {KPI_LABELS.get(kpi, kpi)}"
@@ -302,7 +510,7 @@ def _estimate_rows(effects: Mapping[str, EffectEstimate | None]) -> list[list[st
     return [[_method_name(k), effect_value(e), effect_ci(e), _p(e.p_value)] for k, e in effects.items() if e]
 
 
-def _effects(c: CampaignResult) -> list[Block]:
+def _effects(c: CampaignResult, i: int = 1) -> list[Block]:
     eff = c.effects
     head = c.headline
     why_missing = {
@@ -321,7 +529,7 @@ def _effects(c: CampaignResult) -> list[Block]:
             rows.append([name, "not estimated: " + why_missing[k], "", "", "", ""])
             continue
         rows.append([name, effect_value(e), effect_ci(e), _p(e.p_value), _int(e.n_days), _washout(e)])
-    blocks = [Block("chart", chart="mood",
+    blocks = [Block("chart", chart="mood", campaign=i,
                     caption="Daily organic NSS with ±1.96 SE band, counterfactual, competitors, flight (dark) "
                             "and washout (light) shading, spend bars"),
               Block("table", headers=["Estimator", "Effect (flight mean)", "95 % CI", "p", "Days", "Washout"],
@@ -336,12 +544,12 @@ def _effects(c: CampaignResult) -> list[Block]:
     return blocks
 
 
-def _volume(c: CampaignResult) -> list[Block]:
-    blocks = [Block("chart", chart="volume", caption="Daily organic mentions and share of voice by window")]
+def _volume(c: CampaignResult, i: int = 1) -> list[Block]:
+    blocks = [Block("chart", chart="volume", campaign=i, caption="Daily organic mentions and share of voice by window")]
     rows = []
     for k, w in c.windows.items():
         nss = f"{_num(w.nss, 1)} ± {_num(w.nss_se, 1)}" if _ok(w.nss) else "n/a"
-        rows.append([WINDOW_LABELS.get(k, k), f"{_s(w.start, '?')} to {_s(w.end, '?')}",
+        rows.append([WINDOW_LABELS.get(k, k), f"{_day(w.start)} to {_day(w.end)}",
                      _int(w.days), _int(w.mentions), nss, _pct(w.opinion_rate), _pct(w.share_of_voice)])
     if rows:
         blocks.append(Block("table", headers=["Window", "Dates", "Days", "Mentions", "NSS ± SE", "Opinion rate",
@@ -373,7 +581,7 @@ def _volume(c: CampaignResult) -> list[Block]:
     return blocks
 
 
-def _carry_over(c: CampaignResult) -> list[Block]:
+def _carry_over(c: CampaignResult, i: int = 1) -> list[Block]:
     co = c.carry_over
     if co is None:
         why = "no spend data" if not c.efficiency.currency else \
@@ -393,12 +601,14 @@ def _carry_over(c: CampaignResult) -> list[Block]:
                           f"{_num(hl_ci[1], 1)})")],
             ["Effect per unit of adstock (beta)", f"{_num(co.beta, 1)} ± {_num(co.beta_se, 1)}"],
             ["Adstock effect (flight mean)", effect_text(co.effect)],
-            ["Incremental net-positive conversations incl. carry-over (dNP)", effect_text(co.dnp)],
+            # Not the report's dNP (Efficiency): this model's own count, named by how it differs.
+            ["Net-positive conversations as the carry-over model counts them (mood change only, no volume "
+             "change; from the flight's first day to the end of the data)", effect_text(co.dnp)],
         ]
         if co.note:
             rows.append(["Note", co.note])
         blocks.append(Block("kv", rows=rows))
-    blocks.append(Block("chart", chart="carryover", caption="Theta profile likelihood"))
+    blocks.append(Block("chart", chart="carryover", campaign=i, caption="Theta profile likelihood"))
     return blocks
 
 
@@ -411,7 +621,7 @@ def _efficiency(c: CampaignResult) -> list[Block]:
     days = eff.engagement_days
     partial = ""
     if missing and days:
-        shown = ", ".join(_s(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        shown = ", ".join(human_date(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         partial = f" on {_int(days)} of {_int(days + len(missing))} days with spend (not reported on {shown})"
     if eff.engagements is None:
         engagements, cpe = "not reported", "n/a (no engagements reported)"
@@ -426,9 +636,10 @@ def _efficiency(c: CampaignResult) -> list[Block]:
         ["Engagements (platform-reported)", engagements],
         ["Cost per engagement", cpe],
     ]
-    dnp = eff.dnp or c.dnp
+    dnp = c.dnp
     incremental = [
-        ["Incremental net-positive conversations (dNP)", effect_text(dnp) if dnp else "not estimated"],
+        ["Incremental net-positive conversations (dNP; flight and washout, mood and volume effects)",
+         effect_text(dnp) if dnp else "not estimated"],
         ["Cost per incremental net-positive conversation (CPINC)", _cpinc(eff)],
     ]
     return [
@@ -459,11 +670,11 @@ def _diagnostics(c: CampaignResult) -> list[Block]:
                                         f"{_int(pl.n_windows)} baseline windows moved as much)"),
                      _yes(pl.fired)])
     lb = d.ljung_box_p
-    rows.append(["Ljung-Box (residual autocorrelation)", f"p = {_p(lb)}" if _ok(lb) else "n/a",
+    rows.append(["Ljung-Box (residual autocorrelation)", _p_is(lb) if _ok(lb) else "n/a",
                  _yes(lb < 0.05) if _ok(lb) else ""])
     pt = d.pretrend
     if pt is not None:
-        res = (f"slope {_num(pt.slope_per_week, 2, True)} per week, p = {_p(pt.p_value)}, "
+        res = (f"slope {_num(pt.slope_per_week, 2, True)} per week, {_p_is(pt.p_value)}, "
                f"{_int(pt.n_weeks)} weeks") if pt.p_value is not None else \
             f"could not run: {pt.reason or 'unknown'}"
         rows.append(["Pre-trend (brand minus competitors)", res, _yes(not pt.passed)])
@@ -472,9 +683,13 @@ def _diagnostics(c: CampaignResult) -> list[Block]:
     dis = d.disagreement
     if dis is not None:
         shift = dis.competitor_shift
+        together = ("n/a" if dis.comovement is None else
+                    f"correlation {_num(dis.comovement, 2)} ({_p_is(dis.comovement_p)})")
         rows.append(["ITS vs DiD", (f"ITS {_num(dis.its, 1, True)}, DiD {_num(dis.did, 1, True)}; "
                                    f"conclusions differ: {_yes(dis.conclusions_differ)}; competitors "
-                                   f"moved {effect_text(shift) if shift else 'n/a'}"), _yes(dis.fired)])
+                                   f"moved {effect_text(shift) if shift else 'n/a'}; brand and competitors before "
+                                   f"the flight: {together}; market-wide move: {_yes(dis.market_wide)}"),
+                     _yes(dis.fired)])
     else:
         rows.append(["ITS vs DiD", "not compared (needs both models)", ""])
     mix = d.source_mix
@@ -499,7 +714,7 @@ def _diagnostics(c: CampaignResult) -> list[Block]:
                             caption="Source mix"))
     if g is not None and g.gaps:
         blocks.append(Block("table", headers=["Day", "Source", "Expected hours", "Delivered hours"],
-                            rows=[[_s(day), _s(source), _num(expected, 0), _num(observed, 0)]
+                            rows=[[human_date(day), _s(source), _num(expected, 0), _num(observed, 0)]
                                   for day, source, expected, observed in g.gaps], caption="Connector gaps"))
     if d.fit_notes:
         blocks.append(Block("list", items=[_s(n) for n in d.fit_notes], caption="Model fitting notes"))
@@ -517,7 +732,7 @@ def _conversations(care: CareFigures | None) -> list[Block]:
     ci = s.response_rate_ci
     clock = f"business hours ({s.business_hours})" if s.business_hours else "wall-clock hours"
     rows = [
-        ["Window (threads opened, UTC)", f"{s.start:%Y-%m-%d %H:%M} to {s.end:%Y-%m-%d %H:%M}"],
+        ["Window (threads opened)", f"{human_time(s.start)} to {human_time(s.end)}"],
         ["Threads", _int(s.threads)],
         ["Needing a reply (opened negative or asking)", _int(s.needing_reply)],
         ["Answered by the brand", f"{_int(s.answered)} of {_int(s.needing_reply)}: "
@@ -550,35 +765,33 @@ def _caveats(c: CampaignResult) -> list[Block]:
 
 
 def _monitor(m: Monitor | None) -> Section:
-    hours = [h.isoformat() for h in m.shown_hours] if m is not None else []
-    if not hours:
-        return Section("Last 48 hours: mood monitor", 2, [Block(
-            "p", "No monitor data: the hourly EWMA monitor was not run for this report.", cls="missing")],
-            anchor="monitor")
-    ewma = [float(v) for v in m.ewma]
-    alarms = [h.isoformat() for h in m.alarm_hours]
-    last_e = next((v for v in reversed(ewma) if _ok(v)), None)
-    last_n = next((float(v) for v in reversed(m.nss) if _ok(v)), None)
-    finite_e = [v for v in ewma if _ok(v)]
-    rows = [
-        ["Hours covered", f"{len(hours)} ({hours[0]} to {hours[-1]})"],
-        ["Latest hourly NSS", _num(last_n, 1)],
-        ["Latest EWMA of standardised NSS", f"{_num(last_e, 2, True)} (control limits ±{_num(m.result.limit, 2)})"],
-        ["EWMA range", f"{_num(min(finite_e), 2, True)} to {_num(max(finite_e), 2, True)}" if finite_e else "n/a"],
-        ["Alarm hours", str(len(alarms)) if alarms else "none"],
-    ]
-    blocks = [Block("kv", rows=rows),
-              Block("p", "Monitoring, not causal inference: an alarm says mood moved beyond its usual hourly range, "
-                         "not that a campaign caused it.")]
-    if alarms:
-        blocks.append(Block("list", items=alarms[:48], caption="Hours outside the control limits (UTC)"))
-    return Section("Last 48 hours: mood monitor", 2, blocks, anchor="monitor")
+    """The last 48 hours' alerts: the stored ones, which ``listener alerts`` and the live
+    view show too (one notion of alarm)."""
+    title = "Last 48 hours: alerts"
+    if m is None:
+        return Section(title, 2, [Block("p", "No alert data: alerts were not read for this report.", cls="missing")],
+                       anchor="monitor")
+    span = f"{human_time(m.start)} to {human_time(m.end)}"
+    if m.evaluated_through is None:
+        return Section(title, 2, [Block("p", f"Alerts have not been evaluated for {m.brand} yet: the hourly stage "
+                                             f"finds them (docs/alerts.md), so there is no reading for {span}.",
+                                        cls="missing")], anchor="monitor")
+    checked = f"hours checked up to {human_time(m.evaluated_through)}"
+    if not m.alerts:
+        return Section(title, 2, [Block("p", f"No alert for {m.brand} from {span}: mood and volume stayed within "
+                                             f"their usual hourly range ({checked}).")], anchor="monitor")
+    items = [f"{a.summary} ({'still open' if a.closed_at is None else 'over by ' + human_time(a.closed_at)})"
+             for a in m.alerts]
+    return Section(title, 2, [
+        Block("p", f"{len(m.alerts)} alert{'s' * (len(m.alerts) != 1)} for {m.brand} from {span} ({checked}). "
+                   "An alert says mood or volume left its usual hourly range, not that a campaign caused it."),
+        Block("list", items=items)], anchor="monitor")
 
 
 def _notes(r: Report) -> Section:
     notes = [_s(n) for n in r.notes if n]
     blocks = [Block("list", items=notes)] if notes else [Block("p", "No method notes.")]
-    return Section("Method notes", 2, blocks, anchor="notes")
+    return Section("Method notes", 3, blocks, anchor="notes")
 
 
 # ----------------------------------------------------------------------------------
@@ -620,7 +833,7 @@ def render_markdown(report: Report) -> str:
                 continue  # charts are in the HTML report
             if b.caption:
                 out += [f"*{md_escape(b.caption)}*", ""]
-            if b.kind == "p":
+            if b.kind in ("p", "summary"):
                 out += [md_escape(b.text, line_start=True), ""]
             elif b.kind == "verdict":
                 out += [f"**{md_escape(b.text)}**", ""]
@@ -652,6 +865,9 @@ caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#44
 .verdict{font-size:17px;font-weight:600;padding:10px 14px;border-radius:6px;border-left:6px solid}
 .v-effect{background:#e8f5e9;border-color:#2e7d32}.v-none{background:#eef2f7;border-color:#546e7a}
 .v-underpowered{background:#fff8e1;border-color:#f9a825}.v-conflict{background:#fdecea;border-color:#c62828}
+.summary{font-size:16px;padding:12px 16px;border-radius:6px;border-left:6px solid}
+#analysts h2{background:#eceff1;padding:8px 12px;border-radius:4px;border-top:none;margin-top:48px}
+h4{font-size:15px;margin:18px 0 6px}
 .missing{color:#8a5a00;background:#fffaf0;padding:6px 10px;border-radius:4px}
 table.reported{border-left:6px solid #9e9e9e}table.reported caption{color:#616161}
 table.incremental{border-left:6px solid #1f5fa8}table.incremental caption{color:#1f5fa8}
@@ -723,10 +939,7 @@ def render_html(report: Report, *, charts: bool = True) -> str:
     body = [f"<h1>{_h(title)}</h1>"]
     body.append("<nav><ul>" + "".join(f'<li><a href="#{_h(s.anchor)}">{_h(s.title)}</a></li>'
                                       for s in sections if s.level == 2 and s.anchor) + "</ul></nav>")
-    ci = 0
     for sec in sections:
-        if sec.anchor.endswith("-scorecard"):
-            ci += 1
         tag = f"h{min(max(sec.level, 1), 6)}"
         body.append(f'<section id="{_h(sec.anchor)}"><{tag}>{_h(sec.title)}</{tag}>' if sec.anchor else
                     f"<section><{tag}>{_h(sec.title)}</{tag}>")
@@ -734,6 +947,8 @@ def render_html(report: Report, *, charts: bool = True) -> str:
             if b.kind == "p":
                 cls = f' class="{_h(b.cls)}"' if b.cls else ""
                 body.append(f"<p{cls}>{_h(b.text)}</p>")
+            elif b.kind == "summary":
+                body.append(f'<p class="summary {_h(b.cls)}">{_h(b.text)}</p>')
             elif b.kind == "verdict":
                 body.append(f'<p class="verdict {_h(b.cls)}">{_h(b.text)}</p>')
             elif b.kind == "list":
@@ -746,8 +961,7 @@ def render_html(report: Report, *, charts: bool = True) -> str:
                 body.append(_html_table(b.headers, b.rows, b.cls, b.caption) if b.rows else
                             '<p class="missing">(none)</p>')
             elif b.kind == "chart" and charts:
-                # Charts sit in a campaign's sections: the ci-th campaign's.
-                body.append(_chart(b.chart, campaigns[ci - 1], b.caption))
+                body.append(_chart(b.chart, campaigns[b.campaign - 1], b.caption))
         body.append("</section>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

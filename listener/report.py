@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from analysis.roi import (
     BrandDaily,
     CampaignPlan,
@@ -32,20 +30,19 @@ from analysis.roi import (
     analyse_campaign,
     complete_days,
     daily_from_buckets,
-    ewma_monitor,
 )
-from analysis.roi.report import CampaignCare, Monitor, Report, ScoredBy
+from analysis.roi.report import CampaignCare, Monitor, Report, ReportAlert, ScoredBy
+from analysis.roi.verdict import human_date
 from listener.errors import ListenerError
 from listener.config import BrandSettings
 from storage import report_data
+from storage.alerts import evaluated_through, list_alerts
 from storage.care import care_figures
 from listener.formatting import provenance_json, provenance_text
 from storage.queries import provenance, stored_brands
-from storage.rollup import hourly_counts
 from storage.store import Store
 
 MONITOR_HOURS = 48
-MONITOR_BASELINE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -84,20 +81,15 @@ def _complete_days(store: Store, brand: str, span: tuple[datetime, datetime], no
     return complete_days(((r.bucket, r.count) for r in rows), first, last, now, tz.key)
 
 
-def _monitor(store: Store, brand: str, now: datetime) -> Monitor | None:
-    end = now.replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=MONITOR_HOURS, days=MONITOR_BASELINE_DAYS)
-    counts = {row.hour: row for row in hourly_counts(store, brand, start, end)}
-    hours = [start + timedelta(hours=i) for i in range(int((end - start).total_seconds() // 3600))]
-    rows = [counts.get(h) for h in hours]
-    total, positive, negative = (np.array([0 if row is None else getattr(row, name) for row in rows], dtype=float)
-                                 for name in ("scored", "positive", "negative"))
-    baseline = np.array([h < end - timedelta(hours=MONITOR_HOURS) for h in hours])
-    try:
-        result = ewma_monitor(hours, total, positive, negative, baseline=baseline)
-    except ValueError:
-        return None  # no scored mention in the baseline: nothing to compare with
-    return Monitor(tuple(hours), ~baseline, result)
+def _monitor(store: Store, brand: str, now: datetime) -> Monitor:
+    """The brand's alerts of the last ``MONITOR_HOURS`` hours, as stored by the hourly
+    stage: the rows ``listener alerts --since 48h`` lists and the live view shows, so the
+    three never disagree about what raised an alarm."""
+    start = now - timedelta(hours=MONITOR_HOURS)
+    rows = [r for r in list_alerts(store, brand=brand, since=start) if r["hour"] < now]
+    alerts = tuple(ReportAlert(r["alert_id"], r["metric"], r["direction"], r["hour"], r["closed_at"], r["summary"])
+                   for r in reversed(rows))  # oldest first, as a reader goes through hours
+    return Monitor(brand, start, now, evaluated_through(store, brand), alerts)
 
 
 def _campaign_care(store: Store, plan: CampaignPlan, tz: ZoneInfo, now: datetime,
@@ -160,7 +152,7 @@ def build_report(
             continue
         days = _complete_days(store, plan.brand, span, now, tz)
         for day, why in days.dropped:
-            notes.append(f"Campaign {plan.campaign_id}: {day.isoformat()} ({zone_name}) left out as a partial "
+            notes.append(f"Campaign {plan.campaign_id}: {human_date(day)} ({zone_name}) left out as a partial "
                          f"day: {why}.")
         window = _Window(days.start, days.end)
         if window.end < window.start:

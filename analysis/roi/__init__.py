@@ -13,10 +13,10 @@ Modules:
 * ``effects``: ITS/DiD effects, naive difference, pre-trend check, MDE, dNP;
 * ``adstock``: carry-over (normalised geometric adstock, theta profiled on 0..0.9);
 * ``diagnostics``: placebo windows, ITS-vs-DiD, source mix, connector gaps;
-* ``verdict``: the four verdicts and caveat wording;
+* ``verdict``: the four verdicts, caveat wording and the report's date and time format;
 * ``campaign``: ``analyse_campaign`` / ``analyse_campaigns`` -> ``CampaignResult``;
-* ``monitor``: the hourly EWMA alarm;
-* ``report``: the typed report (``Report``, ``Monitor``, ``ScoredBy``) the renderers read
+* ``report``: the typed report (``Report``, ``Monitor``: the last 48 hours' stored alerts,
+  the alert rule's, not one of its own; ``ScoredBy``) the renderers read
   and report.json is made from (``Report.to_json``);
 * ``simulate``: a seeded market with a known campaign effect: the demo world
   (``demo.world``) drawn at count level; its spend file is the demo's export of it.
@@ -53,15 +53,14 @@ from analysis.roi.daily import (
 from analysis.roi.diagnostics import Disagreement, GapCheck, Placebo, SourceMix
 from analysis.roi.effects import EffectEstimate, Mde, PreTrend, estimate_its, minimum_detectable_effect
 from analysis.roi.models import AR1Fit, FitInfo, fit_ar1
-from analysis.roi.monitor import EwmaMonitor, ewma_limit, ewma_monitor
 from analysis.roi.verdict import VERDICTS, decide_verdict
 
 __all__ = [
     "AR1Fit", "BrandDaily", "CampaignPlan", "CampaignResult", "CampaignWindow", "CarryOver", "CompleteDays", "Coverage",
     "DailySeries", "DailySpend", "DailyView", "Diagnostics", "Disagreement", "Efficiency", "EffectEstimate",
-    "EwmaMonitor", "FitInfo", "GapCheck", "Headline", "Mde", "Placebo", "PreTrend", "SourceMix", "VERDICTS",
+    "FitInfo", "GapCheck", "Headline", "Mde", "Placebo", "PreTrend", "SourceMix", "VERDICTS",
     "WindowMetrics", "adstock", "analyse_campaign", "analyse_campaigns", "carry_over", "complete_days",
     "daily_from_buckets", "daily_from_hourly",
-    "daily_from_mentions", "decide_verdict", "estimate_its", "ewma_limit", "ewma_monitor", "fit_ar1",
+    "daily_from_mentions", "decide_verdict", "estimate_its", "fit_ar1",
     "half_life", "local_date", "minimum_detectable_effect", "pool", "share_of_voice", "window_metrics",
 ]

@@ -50,6 +50,7 @@ from analysis.roi.diagnostics import (
     GapCheck,
     Placebo,
     SourceMix,
+    comovement,
     connector_gaps,
     its_did_disagreement,
     placebo_test,
@@ -70,9 +71,11 @@ from analysis.roi.effects import (
 )
 from analysis.roi.models import FitInfo
 from analysis.roi.verdict import (
+    CONFLICTING,
     ci_includes_zero_sentence,
     decide_verdict,
     describe_effect,
+    human_date,
     mde_sentence,
     signed,
 )
@@ -108,6 +111,8 @@ class Efficiency:
     """Reported versus incremental: ``cost_per_engagement`` uses the platform's
     engagements (not incremental); ``cpinc`` = spend / dNP (incremental), given only
     when dNP's CI excludes 0 and is positive; ``cpinc_status`` says why not otherwise.
+    dNP itself has one home, ``CampaignResult.dnp`` (the report once printed it twice,
+    from two computations).
 
     When the export leaves engagements blank on some days (unknown, not 0),
     ``engagements`` sums the ``engagement_days`` days that reported them and
@@ -118,7 +123,6 @@ class Efficiency:
     currency: str
     engagements: float | None
     cost_per_engagement: float | None
-    dnp: EffectEstimate | None
     cpinc: float | None
     cpinc_ci: tuple[float, float] | None
     cpinc_status: str
@@ -185,6 +189,10 @@ class CampaignResult:
     headline_effect: EffectEstimate | None
     carry_over: CarryOver | None
     dnp: EffectEstimate | None
+    """Incremental net-positive conversations over flight and washout, from the headline
+    model's mood and volume effects: the report's one figure (CPINC divides by it). The
+    carry-over model's count, ``carry_over.dnp`` (mood only, from launch to the end of the
+    data), differs by construction and is shown to analysts only, under that name."""
     efficiency: Efficiency
     mde: Mde | None
     mde_warning: str | None
@@ -212,6 +220,9 @@ def to_jsonable(obj):
             out["excludes_zero"] = bool(obj.excludes_zero)
         if isinstance(obj, (Placebo, GapCheck)):
             out["fired"] = bool(obj.fired)
+        if isinstance(obj, Disagreement):
+            out["moved_together"] = obj.moved_together
+            out["market_wide"] = obj.market_wide
         return out
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -301,10 +312,10 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
         # would claim a comparison it did not make (alone, it leaves DiD nothing to
         # difference against). It is left out, by name.
         if c.organic.mentions.sum() <= 0:
-            excluded[c.brand] = f"no mentions from {dates[0].isoformat()} to {dates[-1].isoformat()}"
+            excluded[c.brand] = f"no mentions from {human_date(dates[0])} to {human_date(dates[-1])}"
         elif c.organic.total.sum() <= 0:
             excluded[c.brand] = (f"no mention that counts for mood (scored, not a duplicate) from "
-                                 f"{dates[0].isoformat()} to {dates[-1].isoformat()}")
+                                 f"{human_date(dates[0])} to {human_date(dates[-1])}")
         else:
             comps.append(c)
     organic = brand.organic
@@ -389,18 +400,20 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     kpi_method = method
     kpi_series = nss_series
     competitor_kpi = y_c
+    brand_kpi = y_b  # the brand's own series of the KPI (for the co-movement check)
     if kpi == "nss":
         kpi_effects = {k: v for k, v in effects.items() if k in ("its", "did")}
     elif kpi == "mentions":
         kpi_effects = dict(volume)
         kpi_series = v_did if method == "did" and v_did is not None else v_b
+        brand_kpi = v_b
         competitor_kpi = _log(pooled.mentions, drop_vol) if pooled is not None else None
     elif kpi == "positive_mentions":
         p_b = _log(organic.positive, drop_vol)
         f = _safe_fit(p_b, window, engine, "positive mentions ITS", notes)
         if f is not None:
             kpi_effects["its"] = effect_from_fit(f, method="its", kpi=kpi, unit=unit, log_scale=True)
-        kpi_series = p_b
+        kpi_series = brand_kpi = p_b
         if pooled is not None:
             p_c = _log(pooled.positive, drop_vol)
             competitor_kpi = p_c
@@ -451,10 +464,11 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
     disagreement = None
     if kpi in ("nss", "net_positive") and "its" in effects and "did" in effects:
         shift = _competitor_shift(y_c, window)
-        disagreement = its_did_disagreement(effects["its"], effects["did"], shift)
+        disagreement = its_did_disagreement(effects["its"], effects["did"], shift, comovement(y_b, y_c, window))
     elif kpi in ("mentions", "positive_mentions") and "its" in kpi_effects and "did" in kpi_effects:
         shift = _competitor_shift(competitor_kpi, window, kpi=kpi, unit=unit, log_scale=True)
-        disagreement = its_did_disagreement(kpi_effects["its"], kpi_effects["did"], shift)
+        disagreement = its_did_disagreement(kpi_effects["its"], kpi_effects["did"], shift,
+                                            comovement(brand_kpi, competitor_kpi, window))
     mix = source_mix_shift(brand.by_source, window) if brand.by_source else None
     lb = headline_effect.fit.ljung_box_p if headline_effect is not None and headline_effect.fit else None
 
@@ -465,6 +479,8 @@ def analyse_campaign(plan: CampaignPlan, brand: BrandDaily, competitors: Sequenc
         placebo_possible=placebo.possible if placebo else False,
         mde=mde.mde_display if mde else None, goal=goal,
         conflicting=bool(disagreement and disagreement.fired),
+        # DiD nets a market-wide move out: it decides when it heads the report.
+        market_wide=bool(disagreement and disagreement.market_wide and kpi_method == "did"),
     )
 
     efficiency = _efficiency(spend, plan, dnp)
@@ -557,7 +573,7 @@ def _competitor_shift(y_c, window, *, kpi="nss", unit="NSS points", log_scale=Fa
 
 def _efficiency(spend: DailySpend | None, plan: CampaignPlan, dnp: EffectEstimate | None) -> Efficiency:
     if spend is None:
-        return Efficiency(0.0, "", None, None, dnp, None, None, "not estimable: no spend data")
+        return Efficiency(0.0, "", None, None, None, None, "not estimable: no spend data")
     total = spend.total()
     reported = spend.reported_engagements()
     if reported is None:
@@ -572,7 +588,7 @@ def _efficiency(spend: DailySpend | None, plan: CampaignPlan, dnp: EffectEstimat
                  "engagement_spend": reported.spend}
 
     def result(cpinc=None, ci=None, status="estimated") -> Efficiency:
-        return Efficiency(total, spend.currency, eng, cpe, dnp, cpinc, ci, status, **days)
+        return Efficiency(total, spend.currency, eng, cpe, cpinc, ci, status, **days)
 
     if dnp is None:
         return result(status="not estimable: no dNP estimate")
@@ -621,7 +637,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     label = KPI_LABELS[r.kpi]
     d = r.diagnostics
     for day, why in r.dropped_days:
-        out.append(f"{day.isoformat()} is left out of the analysis as a partial day: {why}; only complete "
+        out.append(f"{human_date(day)} is left out of the analysis as a partial day: {why}; only complete "
                    f"local days are analysed.")
     for name, why in r.excluded_competitors.items():
         out.append(f"Competitor {name} is left out of the pooled competitors: {why}.")
@@ -643,10 +659,22 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
         shift_txt = (describe_effect(shift.delta, shift.ci_low, shift.ci_high, "NSS points" if r.kpi in
                      ("nss", "net_positive") else shift.unit, log_scale=shift.lift is not None)
                      if shift is not None else "an unknown amount")
-        if dis.fired:
+        together = ("before the flight the brand's and the competitors' daily figures moved together"
+                    if dis.moved_together else
+                    "before the flight the brand's and the competitors' daily figures did not clearly move together")
+        if dis.comovement is not None:
+            together += f" (correlation {dis.comovement:.2f}, p = {dis.comovement_p:.3f})"
+        if dis.fired and r.verdict != CONFLICTING:
+            out.append(f"ITS ({signed(dis.its)}) and DiD ({signed(dis.did)}) reach different conclusions because "
+                       f"competitors moved by {shift_txt} during the flight, and {together}: a market-wide move. "
+                       f"ITS counts it as campaign effect; DiD, which decides the verdict, nets it out.")
+        elif dis.fired:
+            why = (f"DiD does not head the report ({r.headline.reason})" if r.kpi_method != "did" else
+                   f"{together}, so the competitors' shift may be theirs alone and DiD would count it as the "
+                   f"brand's")
             out.append(f"ITS ({signed(dis.its)}) and DiD ({signed(dis.did)}) reach different conclusions, and "
-                       f"competitors moved by {shift_txt} during the flight: the verdict is 'conflicting'. "
-                       f"Something besides the campaign changed how people talk about the whole market.")
+                       f"competitors moved by {shift_txt} during the flight, so ITS counts a market move; {why}. "
+                       f"No method's assumptions can be shown to hold: the verdict is 'conflicting'.")
         elif shift is not None and shift.significant:
             out.append(f"Competitors' {('NSS' if r.kpi in ('nss', 'net_positive') else label)} also moved by "
                        f"{shift_txt} during the flight (a market-wide change): the brand-only ITS "
@@ -675,7 +703,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     if r.data_end < last_planned:
         seen = int(window.flight.sum())
         stage = "flight" if r.data_end < plan.flight_end else "washout"
-        out.append(f"The data end on {r.data_end.isoformat()}, before the {stage} ends: the estimate covers "
+        out.append(f"The data end on {human_date(r.data_end)}, before the {stage} ends: the estimate covers "
                    f"{seen} of {plan.flight_days} flight days, and carry-over after the data is not counted.")
     if d.placebo is not None:
         p = d.placebo
@@ -717,7 +745,7 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
     eff = r.efficiency
     if eff.engagement_days_missing:
         missing = eff.engagement_days_missing
-        shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        shown = ", ".join(human_date(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         out.append(f"The ad platform reported engagements on {eff.engagement_days} of "
                    f"{eff.engagement_days + len(missing)} days with spend (blank, i.e. unknown, on {shown}): "
                    f"the cost per engagement is the spend of the {eff.engagement_days} reporting days over "

@@ -5,11 +5,13 @@ add a caveat."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+from scipy import stats
 
 from analysis.roi.daily import CampaignWindow, Coverage, DailySeries, day_of_week_dummies
 from analysis.roi.effects import EffectEstimate
@@ -109,21 +111,75 @@ class Disagreement:
     is (up to the separately fitted AR(1) terms) exactly that shift. ``fired`` when the
     two lead to different conclusions (one CI excludes 0 and the other not, or both do
     with opposite signs) *and* the competitors' shift is itself significant, so the
-    disagreement is not just two noisy estimates either side of a threshold."""
+    disagreement is not just two noisy estimates either side of a threshold.
+
+    ``comovement`` says why they disagree: the correlation of the brand's and the
+    competitors' daily series over the baseline, ``comovement_p`` its one-sided p-value
+    (Fisher's z on an effective sample size shrunk for both series' lag-1
+    autocorrelation, Bartlett's n (1 - r1 r2) / (1 + r1 r2): neighbouring days are not
+    independent evidence). When the brand and its competitors moved together before the
+    flight (a shared market, p < 0.05), a significant competitors' shift during the
+    flight is most plausibly that market moving, which ITS counts as campaign effect and
+    DiD nets out: ``market_wide``."""
 
     its: float
     did: float
     competitor_shift: EffectEstimate | None
     conclusions_differ: bool
     fired: bool
+    comovement: float | None = None
+    comovement_p: float | None = None
+
+    @property
+    def moved_together(self) -> bool:
+        """The brand and the competitors moved together before the flight."""
+        return self.comovement_p is not None and self.comovement_p < COMOVEMENT_LEVEL
+
+    @property
+    def market_wide(self) -> bool:
+        """The competitors moved significantly and had moved with the brand before."""
+        return self.competitor_shift is not None and bool(self.competitor_shift.significant) and self.moved_together
 
 
-def its_did_disagreement(its: EffectEstimate, did: EffectEstimate,
-                         competitor_shift: EffectEstimate | None) -> Disagreement:
+MIN_COMOVEMENT_DAYS = 14
+COMOVEMENT_LEVEL = 0.05
+
+
+def _lag1(x: np.ndarray) -> float:
+    x = x - x.mean()
+    denom = float((x * x).sum())
+    return float((x[1:] * x[:-1]).sum() / denom) if denom > 0 else 0.0
+
+
+def comovement(y_brand, y_competitors, window: CampaignWindow) -> tuple[float | None, float | None]:
+    """(correlation, one-sided p-value) of the two daily series over the baseline days
+    where both have data (see ``Disagreement``); (None, None) with fewer than
+    ``MIN_COMOVEMENT_DAYS`` such days or a flat series. Days are taken in order with the
+    gaps closed up, which the lag-1 autocorrelation tolerates."""
+    b = np.asarray(y_brand, dtype=float)
+    c = np.asarray(y_competitors, dtype=float)
+    both = window.baseline & np.isfinite(b) & np.isfinite(c)
+    n = int(both.sum())
+    if n < MIN_COMOVEMENT_DAYS:
+        return None, None
+    b, c = b[both], c[both]
+    if np.var(b) <= 0 or np.var(c) <= 0:
+        return None, None
+    r = float(np.corrcoef(b, c)[0, 1])
+    rho = _lag1(b) * _lag1(c)
+    n_eff = max(n * (1 - rho) / (1 + rho), 4.0) if rho < 1 else 4.0
+    z = math.atanh(min(max(r, -0.999999), 0.999999)) * math.sqrt(n_eff - 3)
+    return r, float(stats.norm.sf(z))
+
+
+def its_did_disagreement(its: EffectEstimate, did: EffectEstimate, competitor_shift: EffectEstimate | None,
+                         together: tuple[float | None, float | None] = (None, None)) -> Disagreement:
+    """``together``: ``comovement``'s (correlation, p-value) of the two series."""
     differ = (its.significant != did.significant) or (
         its.significant and did.significant and np.sign(its.delta) != np.sign(did.delta))
     shift_sig = competitor_shift is not None and competitor_shift.significant
-    return Disagreement(its.delta, did.delta, competitor_shift, bool(differ), bool(differ and shift_sig))
+    return Disagreement(its.delta, did.delta, competitor_shift, bool(differ), bool(differ and shift_sig),
+                        together[0], together[1])
 
 
 # ----------------------------------------------------------------------------------

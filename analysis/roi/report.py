@@ -3,7 +3,7 @@ read and report.json holds.
 
 ``Report`` -> ``CampaignResult`` (one per analysed campaign, analysis.roi.campaign),
 ``CampaignCare`` (its brand's care figures and engagement goals over its window),
-``Monitor`` (the last 48 hours' EWMA chart) and ``ScoredBy`` (which scorers produced
+``Monitor`` (the last 48 hours' stored alerts) and ``ScoredBy`` (which scorers produced
 each brand's mood figures). The renderers (analysis.report_render, analysis.report_charts)
 read these objects; ``Report.to_json()`` is the one place report.json's dict is made.
 """
@@ -15,56 +15,45 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from analysis.care import CareFigures
 from analysis.roi.campaign import CampaignResult
-from analysis.roi.monitor import EwmaMonitor
 
 
-def _rounded(values: np.ndarray, digits: int) -> list[float | None]:
-    return [None if np.isnan(v) else round(float(v), digits) for v in values]
+@dataclass(frozen=True)
+class ReportAlert:
+    """One stored alert (storage.alerts): the same record ``listener alerts`` and the live
+    view show. ``hour`` and ``closed_at`` tz-aware UTC; ``closed_at`` None while open."""
 
-
-@dataclass(frozen=True, eq=False)
-class Monitor:
-    """The EWMA monitor over the recent hours (``hours``, tz-aware UTC) of ``result``,
-    which also covers the baseline hours before them (``recent`` marks the shown ones)."""
-
-    hours: tuple[datetime, ...]
-    recent: np.ndarray
-    result: EwmaMonitor
-
-    @property
-    def shown_hours(self) -> tuple[datetime, ...]:
-        """The recent hours, the ones the report shows."""
-        return tuple(h for h, shown in zip(self.hours, self.recent) if shown)
-
-    @property
-    def nss(self) -> np.ndarray:
-        """Hourly NSS of the shown hours (NaN: no scored mention)."""
-        return self.result.nss[self.recent]
-
-    @property
-    def ewma(self) -> np.ndarray:
-        return self.result.ewma[self.recent]
-
-    @property
-    def alarm_hours(self) -> tuple[datetime, ...]:
-        """Shown hours whose EWMA is outside the control limits."""
-        return tuple(h for h, a, shown in zip(self.hours, self.result.alarm, self.recent) if shown and a != 0)
+    alert_id: int
+    metric: str
+    direction: str
+    hour: datetime
+    closed_at: datetime | None
+    summary: str
 
     def to_json(self) -> dict[str, Any]:
-        r, keep = self.result, self.recent
-        return {
-            "hours": [h.isoformat() for h in self.shown_hours],
-            "nss": _rounded(self.nss, 2),
-            "z": _rounded(r.z[keep], 3),
-            "ewma": [round(float(v), 3) for v in self.ewma],
-            "limit": round(float(r.limit), 3),
-            "alarms": [h.isoformat() for h in self.alarm_hours],
-            "baseline_nss": round(float(r.baseline_nss), 2),
-        }
+        return {"alert_id": self.alert_id, "metric": self.metric, "direction": self.direction,
+                "hour": self.hour.isoformat(), "open": self.closed_at is None,
+                "closed_at": None if self.closed_at is None else self.closed_at.isoformat(), "summary": self.summary}
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The last hours of ``brand``: the alerts the hourly stage stored for hours in
+    [``start``, ``end``) (analysis.alerts' rule; one notion of alarm with ``listener
+    alerts`` and the live view), and ``evaluated_through``, the last hour that stage has
+    evaluated (None: never, so "no alert" would mean nothing)."""
+
+    brand: str
+    start: datetime
+    end: datetime
+    evaluated_through: datetime | None
+    alerts: tuple[ReportAlert, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"brand": self.brand, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "evaluated_through": None if self.evaluated_through is None else self.evaluated_through.isoformat(),
+                "alerts": [a.to_json() for a in self.alerts]}
 
 
 @dataclass(frozen=True)

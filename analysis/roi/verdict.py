@@ -2,7 +2,8 @@
 
 Verdicts (docs/roi-method.md), checked in this order:
 
-1. "conflicting": ITS and DiD disagree (``diagnostics.its_did_disagreement`` fired);
+1. "conflicting": ITS and DiD disagree (``diagnostics.its_did_disagreement`` fired)
+   and the diagnostics cannot say which to trust (below);
 2. "effect detected": the headline CI excludes 0 and the placebo rank is <= 5 %;
 3. "no detectable effect": the CI includes 0 and MDE <= goal;
 4. "inconclusive: underpowered": the CI includes 0 and MDE > goal.
@@ -17,6 +18,19 @@ Two cases the method's list does not cover, decided here:
   that includes 0 gives "no detectable effect", with a caveat naming the MDE, and with
   no estimate at all (too little data) the verdict is "inconclusive: underpowered".
 
+When ITS and DiD disagree, the competitors moved significantly during the flight (that
+is what makes them disagree: ITS - DiD is the competitors' shift). If before the flight
+the brand's and the competitors' daily mood moved together (subtracting the competitors
+removed part of the brand's day-to-day swings) and DiD heads the report (its own checks,
+competitor volume and pre-trend, passed), the competitors' shift is a market-wide move:
+ITS counts it as campaign effect, DiD nets it out, so DiD decides (rules 2-4, with a rule
+text saying so). Only when no method's assumptions hold, ITS's because the market moved
+and DiD's because it does not head the report or the competitors did not share the
+brand's market before, is the verdict "conflicting" ("we cannot tell"). On the simulator
+with a market-wide shock at launch (bench/roi_calibration.py) this keeps the false-
+positive rate of the no-effect case at DiD's own and turns "conflicting" into the right
+answer where DiD had one.
+
 A CI that includes 0 is never written up as evidence of no effect: the caveat says what
 sizes of effect the data cannot rule out.
 """
@@ -25,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 EFFECT_DETECTED = "effect detected"
 NO_DETECTABLE_EFFECT = "no detectable effect"
@@ -42,11 +57,23 @@ class Verdict:
 
 def decide_verdict(*, ci_low: float | None, ci_high: float | None, placebo_rank: float | None,
                    placebo_possible: bool, mde: float | None, goal: float | None,
-                   conflicting: bool) -> Verdict:
+                   conflicting: bool, market_wide: bool = False) -> Verdict:
     """Apply the rules above. ``mde`` and ``goal`` in the same (display) unit; the
-    goal's sign is ignored (power is about size)."""
+    goal's sign is ignored (power is about size). ``conflicting``: ITS and DiD disagree
+    (the disagreement check fired); ``market_wide``: the diagnostics show the competitors'
+    move was market-wide and the CI given is DiD's, which nets it out."""
+    if conflicting and not market_wide:
+        return Verdict(CONFLICTING, "ITS and DiD disagree, competitors moved during the flight, and no method's "
+                                    "assumptions can be shown to hold")
+    verdict = _decide(ci_low, ci_high, placebo_rank, placebo_possible, mde, goal)
     if conflicting:
-        return Verdict(CONFLICTING, "ITS and DiD disagree and competitors moved during the flight")
+        return Verdict(verdict.verdict, "ITS and DiD disagree because the whole market moved (competitors moved "
+                                        "with the brand before the flight and shifted during it); DiD nets the "
+                                        "market out: " + verdict.rule)
+    return verdict
+
+
+def _decide(ci_low, ci_high, placebo_rank, placebo_possible, mde, goal) -> Verdict:
     if ci_low is None or ci_high is None or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return Verdict(UNDERPOWERED, "no estimate could be made from the data")
     excludes = ci_low > 0 or ci_high < 0
@@ -70,6 +97,28 @@ def decide_verdict(*, ci_low: float | None, ci_high: float | None, placebo_rank:
 # ----------------------------------------------------------------------------------
 # Sentences
 # ----------------------------------------------------------------------------------
+
+def human_date(day: date) -> str:
+    """"2 Nov 2026": the report's one way of writing a day for people."""
+    return f"{day.day} {day:%b %Y}"
+
+
+def human_time(moment: datetime | str | None) -> str:
+    """"22 Nov 2026, 18:59 UTC": the report's one way of writing a moment for people
+    (seconds and microseconds dropped; an ISO 8601 string is read first; a naive time is
+    taken as UTC, as the database stores them)."""
+    if moment is None:
+        return "unknown"
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment  # not a time: shown as given
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return f"{human_date(moment.date())}, {moment:%H:%M} UTC"
+
 
 def signed(x: float, digits: int = 1) -> str:
     return f"{x:+.{digits}f}"

@@ -2,7 +2,7 @@
 
 The simulator's "carry_over" scenario run through ``analyse_campaign`` (the exact
 likelihood engine, for speed), with a hostile campaign name, source name and brand note,
-and a 48-hour EWMA monitor on the "effect" scenario's hourly counts. ``with_texts``
+and a 48-hour monitor holding one stored alert. ``with_texts``
 swaps its free-text strings for others, wherever they occur.
 """
 
@@ -11,20 +11,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
 from analysis.roi import analyse_campaign
-from analysis.roi.monitor import ewma_monitor
-from analysis.roi.report import Monitor, Report
+from analysis.roi.report import Monitor, Report, ReportAlert
 from analysis.roi.simulate import scenario, simulate
 
 HOSTILE_SCRIPT = "<script>alert(1)</script>"
 HOSTILE_NAME = (HOSTILE_SCRIPT + ' "quotes" & <b>tags</b> \u05de\u05d1\u05e6\u05e2 \u0627\u0644\u0642\u0647\u0648\u0629 '
                 "\u2615\U0001F680 | Bright Mornings")
 BAD_SOURCE = "bluesky <img src=x onerror=alert(2)>"
-MONITOR_HOURS = 48
+GENERATED = datetime(2026, 11, 22, 19, 0, 12, 345678, tzinfo=timezone.utc)  # microseconds, as now() has them
 
 
 @functools.cache
@@ -36,23 +35,22 @@ def sample_report() -> Report:
                                                                  np.round(sim.spend.spend * 0.9), 0.0))
     result = analyse_campaign(sim.plan, sim.brand, sim.competitors, spend, coverage=sim.coverage,
                               timezone=sc.timezone, engine="exact")
-    hourly = simulate(scenario("effect", start=date(2026, 8, 24)), 7).hourly["Brewly"]
-    n = 24 * 7
-    hours = hourly.hour_starts[-n:]
-    monitor = ewma_monitor(hours, hourly.total[-n:], hourly.positive[-n:], hourly.negative[-n:],
-                           baseline=slice(0, n - MONITOR_HOURS))
-    recent = np.arange(n) >= n - MONITOR_HOURS
+    dip = datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
+    alert = ReportAlert(7, "mood", "dip", dip, dip + timedelta(hours=5),
+                        "Brewly: mood dip at 2026-11-21 09:00 UTC: NSS -4.0 over the last 3 h against +15.2 in the "
+                        "baseline (-19.2 points)")
     return Report(
         title="Brewly: campaign mood report",
-        generated_at=datetime(2026, 11, 22, 19, 0, tzinfo=timezone.utc),
+        generated_at=GENERATED,
         brand="Brewly", competitors=("Beanhaus", "Kettle & Co"), timezone="America/New_York",
         window=(result.daily.dates[0], result.daily.dates[-1]),
-        freshness={"x": "2026-11-22T18:59:00+00:00", "reddit": "2026-11-22T18:41:00+00:00",
+        freshness={"x": "2026-11-22T18:59:00.123456+00:00", "reddit": "2026-11-22T18:41:00+00:00",
                    "bluesky": "2026-11-22T18:57:00+00:00", BAD_SOURCE: "2026-11-22T17:02:00+00:00"},
         source_counts={**result.source_counts, BAD_SOURCE: 12},
         unscored=0, duplicates=2900, scored_by={},
         campaigns=(result,),
-        monitor=Monitor(tuple(hours), recent, monitor),
+        monitor=Monitor("Brewly", GENERATED - timedelta(hours=48), GENERATED,
+                        datetime(2026, 11, 22, 17, tzinfo=timezone.utc), (alert,)),
         notes=("NSS = 100 (P - N) / T over scored organic mentions; duplicates and unscored mentions count "
                "in volume only.",
                'Brand note: "quotes" & <b>tags</b> <script>alert(1)</script> \u05e2\u05d1\u05e8\u05d9\u05ea '

@@ -80,10 +80,9 @@ def _parse(page: str) -> _Tags:
 # Sections and numbers
 # ----------------------------------------------------------------------------------
 
-SECTIONS = ["Data", "Campaign: ", "Verdict", "Effect on mood", "Volume and share of voice", "Conversations",
-            "Carry-over",
-            "Efficiency: reported versus incremental", "Diagnostics", "Caveats", "Last 48 hours: mood monitor",
-            "Method notes"]
+SECTIONS = ["Campaign: ", "Conversations", "Last 48 hours: alerts", "For analysts", "Data", "Campaign ",
+            "Verdict", "Effect on mood", "Volume and share of voice", "Carry-over",
+            "Efficiency: reported versus incremental", "Diagnostics", "Caveats", "Method notes"]
 
 
 def test_markdown_sections_in_order(md):
@@ -98,8 +97,8 @@ def test_markdown_sections_in_order(md):
 
 def test_html_sections(page):
     p = _parse(page)
-    heads = [t for t, _ in p.tags if t in ("h1", "h2", "h3")]
-    assert heads.count("h3") == 8 and "h1" in heads
+    heads = [t for t, _ in p.tags if t in ("h1", "h2", "h3", "h4")]
+    assert heads.count("h2") == 3 and heads.count("h4") == 7 and "h1" in heads
     text = " ".join(p.text)
     for s in SECTIONS:
         assert s in text
@@ -151,9 +150,10 @@ def test_efficiency_kinds_are_labelled_apart(page, md):
 
 def test_header_facts(report, md):
     assert "America/New\\_York" in md
-    assert "2,900" in md and "2026-08-24 to 2026-11-21" in md
+    assert "2,900" in md and "24 Aug 2026 to 21 Nov 2026" in md
     assert "Beanhaus, Kettle &amp; Co" in md
-    assert "2026-11-22T18:59:00+00:00" in md
+    assert "| x | 22 Nov 2026, 18:59 UTC |" in md
+    assert "| Generated | 22 Nov 2026, 19:00 UTC |" in md
     assert f"{report.source_counts['x']:,}" in md
 
 
@@ -258,7 +258,7 @@ def test_empty_report():
     page = render_html(empty)
     for out in (md, page):
         assert "No campaign in this report" in out
-        assert "No monitor data" in out
+        assert "No alert data" in out
         assert "No method notes" in out
         assert "Brewly: campaign mood report" in out
     assert "<script" not in page.lower()
@@ -271,7 +271,7 @@ def test_no_competitors_no_did_no_spend(report):
         c, competitors=(), competitor_windows={}, effects=no_competitors, volume={},
         headline=Headline("its", "no competitor data, so no difference-in-differences", None, None),
         kpi_method="its", headline_effect=None, carry_over=None,
-        efficiency=Efficiency(spend=0.0, currency="", engagements=None, cost_per_engagement=None, dnp=None,
+        efficiency=Efficiency(spend=0.0, currency="", engagements=None, cost_per_engagement=None,
                               cpinc=None, cpinc_ci=None, cpinc_status="not estimable: no spend data"),
         dnp=None, mde=None,
         diagnostics=Diagnostics(None, None, None, None, None, None, ("NSS its: model note",)),
@@ -286,7 +286,7 @@ def test_no_competitors_no_did_no_spend(report):
         assert "No spend data: efficiency cannot be computed" in out
         assert "not estimable: no spend data" in out
         assert "not computed (baseline too short)" in out
-        assert "No monitor data" in out
+        assert "No alert data" in out
         assert "No competitors" in out
         assert "model note" in out
     assert page.count("<img ") == 2          # mood and volume charts; no profile without carry-over
@@ -306,22 +306,24 @@ def test_carry_over_not_identified_and_cpinc_not_estimable(report):
     assert "Carry-over not identified" in render_html(r, charts=False)
 
 
-def test_monitor_alarm_hours_are_the_shown_hours_outside_the_limits(report):
+def test_the_monitor_lists_the_stored_alerts_and_says_when_there_are_none(report, md):
+    """The last 48 hours are the stored alerts (the ones `listener alerts` lists), not an
+    alarm notion of the report's own."""
     m = report.monitor
-    alarm = np.zeros(len(m.hours), dtype=int)
-    alarm[-2:] = (1, -1)
-    alarm[0] = 1  # a baseline hour, not shown: not counted
-    r = replace(report, monitor=replace(m, result=replace(m.result, alarm=alarm)))
-    md = render_markdown(r)
-    assert "| Alarm hours | 2 |" in md
-    assert md_escape(m.hours[-1].isoformat()) in md
-    assert r.to_json()["monitor"]["alarms"] == [h.isoformat() for h in m.hours[-2:]]
+    section = md[md.index("## Last 48 hours: alerts"):md.index("## For analysts")]
+    assert "1 alert for Brewly from 20 Nov 2026, 19:00 UTC to 22 Nov 2026, 19:00 UTC" in section
+    assert md_escape(m.alerts[0].summary, line_start=True) in section and "over by 21 Nov 2026, 14:00 UTC" in section
+    assert report.to_json()["monitor"]["alerts"][0]["alert_id"] == 7
+    quiet = render_markdown(replace(report, monitor=replace(m, alerts=())))
+    assert "No alert for Brewly from 20 Nov 2026, 19:00 UTC" in quiet and "hours checked up to 22 Nov 2026, 17:00 UTC" in quiet
+    never = render_markdown(replace(report, monitor=replace(m, alerts=(), evaluated_through=None)))
+    assert "Alerts have not been evaluated for Brewly yet" in never and "No alert for" not in never
 
 
 def test_sections_are_plain_text(report):
     title, sections = build_sections(report)
     assert title == report.title
-    assert sections[0].title == "Data" and sections[-1].title == "Method notes"
+    assert sections[0].title.startswith("Campaign: ") and sections[-1].title == "Method notes"
 
 
 # --- Conversations (issue 15 item 4) ---------------------------------------------------------
@@ -365,3 +367,91 @@ def test_the_conversations_section_shows_care_goals_and_the_reply_effect(report)
 def test_a_report_without_care_figures_says_so(md):
     section = md[md.index("### Conversations"):]
     assert "No care figures" in section[:section.index("\n### ", 5)]
+
+
+# --- What a marketer reads (issue 15 item 6) ---------------------------------------------
+
+JARGON = re.compile(r"\bCI\b|\bITS\b|\bDiD\b|\bdNP\b|\bMDE\b|\bSE\b|EWMA|\bp [=<]|(?i:placebo|theta|ljung|"
+                    r"standard error|difference-in-differences|interrupted time series|counterfactual|confidence)")
+
+
+def _above_analysts(md: str) -> str:
+    """The Markdown a marketer reads: everything before the analysts' section, less the
+    Conversations sections (analysis.care's sentences, shared with `listener care`)."""
+    top = md[:md.index("## For analysts")]
+    return re.sub(r"### Conversations\n.*?(?=\n## )", "", top, flags=re.S)
+
+
+def _analysed(name: str, seed: int, **overrides):
+    from analysis.roi import analyse_campaign
+    from analysis.roi.simulate import scenario, simulate
+
+    sim = simulate(scenario(name, **overrides), seed)
+    return analyse_campaign(sim.plan, sim.brand, sim.competitors, sim.spend, engine="exact", adstock=False)
+
+
+def test_each_campaign_opens_with_one_plain_paragraph_without_statistics_words(report, md, page):
+    (c,) = report.campaigns
+    top = md[:md.index("### Conversations")]
+    paragraphs = [p for p in top.split("\n\n")[2:] if p.strip()]
+    assert len(paragraphs) == 1, paragraphs                       # title, heading, then one paragraph
+    text = paragraphs[0]
+    assert "rose by 4.9 points more than its competitors'" in text
+    assert "very likely the campaign's doing" in text
+    assert f"between {c.headline_effect.ci_low:+.1f} and {c.headline_effect.ci_high:+.1f} points" in text
+    assert f"each cost {c.efficiency.cpinc:,.2f} USD" in text and f"about {c.dnp.delta:,.0f} net-positive" in text
+    assert "Next: it fell short of the plan's goal (+5.0 points)" in text
+    assert not JARGON.search(_above_analysts(md)), JARGON.search(_above_analysts(md))
+    html_top = " ".join(_parse(page[:page.index('id="analysts"')]).text)
+    html_top = re.sub(r"Conversations.*?Last 48 hours", "", html_top, flags=re.S)
+    assert not JARGON.search(html_top)
+    assert 'class="summary v-effect"' in page
+
+
+def test_a_campaign_without_a_detectable_effect_says_so_in_plain_words(report):
+    c = _analysed("no_effect", 0)
+    assert c.verdict == "no detectable effect"
+    text = render_markdown(replace(report, campaigns=(c,)))
+    top = _above_analysts(text)
+    assert "We cannot tell this apart from no change" in top and "includes no change at all" in top
+    assert f"between {c.headline_effect.ci_low:+.1f} and {c.headline_effect.ci_high:+.1f} points" in top
+    assert "we cannot put a cost on each extra net-positive conversation" in top
+    assert "Next: if mood is the aim, change the message" in top
+    assert "very likely" not in top and not JARGON.search(top)
+
+
+def test_methods_that_disagree_say_what_can_still_be_concluded(report):
+    """A market-wide move: the paragraph follows DiD and says part of the raw change was
+    the market's. No shared market: it says we cannot tell, with what each reading gives."""
+    market = _analysed("shock", 0, shock=-8.0)
+    assert market.verdict == "effect detected" and market.diagnostics.disagreement.fired
+    top = _above_analysts(render_markdown(replace(report, campaigns=(market,))))
+    assert "more than its competitors'" in top and "part of the raw change was a market-wide move" in top
+    assert "competitors' mood fell by" in top
+    alone = _analysed("shock_no_effect", 1, market_sd=0.0)
+    assert alone.verdict == "conflicting"
+    dis = alone.diagnostics.disagreement
+    top = _above_analysts(render_markdown(replace(report, campaigns=(alone,))))
+    assert "We cannot tell how much of this the campaign did" in top
+    assert f"about {dis.did:+.1f} points) or only the competitors did (then it is about {dis.its:+.1f})" in top
+    assert not JARGON.search(top)
+
+
+def test_one_incremental_figure(report, md):
+    """dNP has one home (CampaignResult.dnp): the paragraph and the efficiency table show
+    it; the carry-over model's own count only appears to analysts, named by how it differs."""
+    (c,) = report.campaigns
+    headline, carried = f"{c.dnp.delta:,.0f}", f"{c.carry_over.dnp.delta:,.0f}"
+    assert headline != carried
+    assert f"about {headline} net-positive conversations" in md
+    assert f"| Incremental net-positive conversations (dNP; flight and washout, mood and volume effects) | +{headline} " in md
+    lines = [line for line in md.splitlines() if f"+{carried} net-positive" in line]
+    assert len(lines) == 1 and "carry-over model counts them (mood change only, no volume change" in lines[0]
+    assert "dnp" not in json.loads(render(report, "json"))["campaigns"][0]["efficiency"]
+
+
+def test_times_are_written_for_people(md, page):
+    for out in (md, " ".join(_parse(page).text)):
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out), re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out)
+        assert not re.search(r":\d\d\.\d{3,6}", out)
+        assert "22 Nov 2026, 19:00 UTC" in out

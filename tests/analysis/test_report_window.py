@@ -110,8 +110,9 @@ def test_only_complete_local_days_are_analysed_and_the_half_day_is_named(did_rep
     assert c["data_end"] == "2026-11-13"
     assert [d for d, _ in c["dropped_days"]] == ["2026-11-14"]
     assert "12:00" in c["dropped_days"][0][1]
-    assert any("2026-11-14" in n and "partial" in n for n in did_report["notes"])
-    assert any(cav.startswith("2026-11-14 is left out") for cav in c["caveats"])
+    # report.json's fields are ISO 8601; the sentences write dates for people
+    assert any("14 Nov 2026" in n and "partial" in n for n in did_report["notes"])
+    assert any(cav.startswith("14 Nov 2026 is left out") for cav in c["caveats"])
     assert len(c["daily"]["dates"]) == 44
 
 
@@ -129,7 +130,7 @@ def test_the_fallback_to_its_says_exactly_why(its_report):
     c = its_report["c"]
     assert c["headline"]["method"] == "its"
     reason = c["headline"]["reason"]
-    assert "Telwick" in reason and "no mentions from 2026-10-01 to 2026-11-13" in reason, reason
+    assert "Telwick" in reason and "no mentions from 1 Oct 2026 to 13 Nov 2026" in reason, reason
     assert any(reason in cav for cav in c["caveats"])
     assert c["competitors"] == [] and "did" not in c["effects"]
     shown = its_report["md"]
@@ -149,7 +150,7 @@ def test_engagements_reported_on_some_days_give_a_cost_over_those_days(did_repor
     assert eff["spend"] == pytest.approx(sum(100 + i + 0.25 for i in range(len(days))))
     assert any("reported engagements on 8 of 10 days" in cav for cav in did_report["c"]["caveats"])
     shown = did_report["md"]
-    assert "on 8 of 10 days with spend (not reported on 2026-10-29, 2026-11-02)" in shown
+    assert "on 8 of 10 days with spend (not reported on 29 Oct 2026, 2 Nov 2026)" in shown
     assert "n/a (no engagements reported)" not in shown
 
 

@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
+from analysis.report_render import md_escape
 from analysis.sentiment import VaderScorer
 from connectors.base import Batch, BrandQuery, Cursor, Mention
 from listener.alerting import run_alerts
@@ -497,7 +498,8 @@ def test_the_alerts_section_defaults_and_overrides(tmp_path):
 
 def test_listener_alerts_lists_the_history_as_text_and_json(loaded):
     store, path = loaded
-    run_alerts(store, settings_for(path), lambda: EVENT + timedelta(hours=12, minutes=20))
+    now = EVENT + timedelta(hours=12, minutes=20)
+    run_alerts(store, settings_for(path), lambda: now)
     store.close()
     runner = CliRunner()
     result = runner.invoke(alerts_command, ["--db", str(path), "--json"])
@@ -517,3 +519,30 @@ def test_listener_alerts_lists_the_history_as_text_and_json(loaded):
     assert bad.exit_code == 2 and "no brand named 'Globex'" in bad.output
     bad_since = runner.invoke(alerts_command, ["--db", str(path), "--since", "last tuesday"])
     assert bad_since.exit_code == 2 and "--since" in bad_since.output
+    _the_report_names_the_same_alarms(runner, path, now)
+
+
+def _the_report_names_the_same_alarms(runner: CliRunner, path: Path, now: datetime) -> None:
+    """One notion of alarm: the campaign report's "last 48 hours" are the alerts the
+    hourly stage stored, the ones `listener alerts --since 48h` lists at the same time (the
+    report used to show "alarm hours" of an EWMA of its own while `listener alerts` said
+    "No alerts yet"). On the database of the test above, whose fixture it shares."""
+    from listener.cli.campaigns import report as report_command
+
+    listed = runner.invoke(alerts_command, ["--db", str(path), "--json", "--since", "48h"], obj={"clock": lambda: now})
+    assert listed.exit_code == 0, listed.output
+    alerts = json.loads(listed.output)["alerts"]
+    assert {(a["metric"], a["direction"]) for a in alerts} == {("volume", "spike"), ("mood", "dip")}
+    shown = runner.invoke(report_command, ["--db", str(path), "--format", "json", "--as-of", now.isoformat()])
+    assert shown.exit_code == 0, shown.output
+    monitor = json.loads(shown.output)["monitor"]
+    assert sorted((a["alert_id"], a["hour"], a["summary"]) for a in monitor["alerts"]) == \
+        sorted((a["alert_id"], a["hour"], a["summary"]) for a in alerts)
+    page = runner.invoke(report_command, ["--db", str(path), "--format", "md", "--as-of", now.isoformat()]).output
+    assert "2 alerts for Acme" in page and all(md_escape(a["summary"], line_start=True) in page for a in alerts)
+    # Two days on, both agree there is none in the last 48 hours.
+    later = now + timedelta(days=2)
+    quiet = runner.invoke(alerts_command, ["--db", str(path), "--since", "48h"], obj={"clock": lambda: later})
+    assert "No alerts matching the filters" in quiet.output
+    page = runner.invoke(report_command, ["--db", str(path), "--format", "md", "--as-of", later.isoformat()]).output
+    assert "No alert for Acme from" in page
