@@ -5,7 +5,8 @@ by one of the brand's own accounts (``Mention.own``). storage.care reads each th
 facts from the view ``care_threads``; this module turns them into the figures a care lead
 reads (docs/care.md):
 
-* **needs a reply**: the opening is negative or question-like (it asks: a '?');
+* **needs a reply**: the opening is negative or question-like (it asks: a '?'): the
+  view's ``needs_reply``, as is ``resolved`` below (the rules' one home);
 * **response rate**: the share of those threads with a brand post after the opening,
   with its 95 % Wilson interval;
 * **time to first reply**: median and 90th percentile over the answered threads, in
@@ -112,7 +113,9 @@ def parse_business_hours(text: str) -> BusinessHours:
 
 @dataclass(frozen=True, slots=True)
 class CareThread:
-    """One thread's care facts (a row of the view ``care_threads``), times tz-aware UTC."""
+    """One thread's care facts (a row of the view ``care_threads``), times tz-aware UTC.
+    ``needs_reply`` and ``resolved`` are the view's: the care rules live there alone
+    (storage.views), so what an analyst queries and what this module counts agree."""
 
     source: str
     conversation_id: str
@@ -120,15 +123,13 @@ class CareThread:
     opened_at: datetime
     opening_label: str | None
     opening_question: bool
+    needs_reply: bool
     customer_posts: int
     brand_posts: int
     first_reply_at: datetime | None
     last_customer_label: str | None
+    resolved: bool
     url: str | None = None
-
-    @property
-    def needs_reply(self) -> bool:
-        return self.opening_label == "negative" or self.opening_question
 
     @property
     def answered(self) -> bool:
@@ -137,10 +138,6 @@ class CareThread:
     @property
     def started_negative(self) -> bool:
         return self.opening_label == "negative"
-
-    @property
-    def resolved(self) -> bool:
-        return self.started_negative and self.last_customer_label in ("positive", "neutral")
 
 
 @dataclass(frozen=True, slots=True)
