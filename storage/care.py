@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from analysis.care import BusinessHours, CareFigures, CareThread, goal_progress, reply_hours, summarize
+from analysis.care import BusinessHours, CareFigures, CareThread, Goal, goal_progress, reply_hours, summarize
 from analysis.reply_effect import ThreadPosts, estimate
 from storage.queries import label_counts
 from storage.store import Store, from_db_time, to_db_time
@@ -58,10 +58,11 @@ def negative_threads(store: Store, brand: str, start: datetime, end: datetime) -
 
 
 def care_figures(store: Store, brand: str, start: datetime, end: datetime, hours: BusinessHours | None = None,
-                 goals: Sequence[tuple[str, float]] = ()) -> CareFigures:
+                 goals: Sequence[Goal] = ()) -> CareFigures:
     """``brand``'s care figures for threads opened in [start, end): the summary (reply
     times in ``hours`` when given), the reply effect (time of day read in the hours' zone)
-    and progress against ``goals`` (analysis.care_goals names and targets)."""
+    and progress against ``goals`` (analysis.care_goals names and targets; who set them:
+    analysis.care.campaign_goals)."""
     threads, negative = read_threads(store, brand, start, end)
     summary = summarize(brand, start, end, threads, hours)
     effect = estimate(negative, zone=hours.timezone if hours else "UTC")
