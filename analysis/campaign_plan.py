@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -140,6 +140,12 @@ class CampaignPlan:
     def washout_end(self) -> date:
         """Last date of the effect window (flight plus washout)."""
         return self.flight_end + timedelta(days=self.washout_days)
+
+    def effect_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """The effect window (flight and washout) as UTC instants [start, end): whole days in ``tz``."""
+        start = datetime.combine(self.flight_start, time(), tz)
+        end = datetime.combine(self.washout_end + timedelta(days=1), time(), tz)
+        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
     @property
     def signed_goal(self) -> float | None:

@@ -34,12 +34,11 @@ from analysis.roi import (
     daily_from_buckets,
     ewma_monitor,
 )
-from analysis.care import campaign_goals
 from analysis.roi.report import CampaignCare, Monitor, Report, ScoredBy
 from listener.errors import ListenerError
 from listener.config import BrandSettings
 from storage import report_data
-from storage.care import care_figures
+from storage.care import campaign_care
 from listener.formatting import provenance_json, provenance_text
 from storage.queries import provenance, stored_brands
 from storage.rollup import hourly_counts
@@ -106,11 +105,9 @@ def _campaign_care(store: Store, plan: CampaignPlan, tz: ZoneInfo, now: datetime
     """The brand's care figures for threads opened in the campaign's effect window
     (flight and washout, account-local days, up to ``now``), with the business hours and
     engagement goals (``care_goals``) its plan sets, else its config's."""
-    lo, hi = _Window(plan.flight_start, plan.washout_end).utc_bounds(tz)
     configured = next((b for b in brands if b.name.casefold() == plan.brand.casefold()), None)
-    hours = configured.business_hours if configured else None
-    goals = campaign_goals(plan.care_goals, configured.care_goals if configured else ())
-    return CampaignCare(plan.campaign_id, care_figures(store, plan.brand, lo, min(hi, now), hours, goals))
+    return CampaignCare(plan.campaign_id, campaign_care(store, plan, tz, now, configured.business_hours if configured
+                                                        else None, configured.care_goals if configured else ()))
 
 
 def build_report(

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from analysis.care import BusinessHours, CareFigures, CareThread, Goal, goal_progress, reply_hours, summarize
+from analysis.campaign_plan import CampaignPlan
+from analysis.care import (
+    BusinessHours, CareFigures, CareThread, Goal, campaign_goals, goal_progress, reply_hours, summarize,
+)
 from analysis.reply_effect import ThreadPosts, estimate
 from storage.queries import label_counts
 from storage.store import Store, from_db_time, to_db_time
@@ -73,3 +77,14 @@ def care_figures(store: Store, brand: str, start: datetime, end: datetime, hours
         progress = tuple(goal_progress(goals, summary, reply_hours(threads, hours),
                                        counts.positive, counts.negative, counts.mentions))
     return CareFigures(summary, effect, progress)
+
+
+def campaign_care(store: Store, plan: CampaignPlan, tz: ZoneInfo, now: datetime, hours: BusinessHours | None = None,
+                  config_goals: Sequence[tuple[str, float]] = ()) -> CareFigures:
+    """The care figures of ``plan``'s brand for threads opened in the campaign's effect
+    window (flight and washout, whole days in ``tz``, up to ``now``), against the goals
+    the plan sets and, for the others, the brand's ``config_goals``: what the campaign
+    report's Conversations and the live view's care page show."""
+    lo, hi = plan.effect_bounds(tz)
+    return care_figures(store, plan.brand, lo, max(lo, min(hi, now)), hours,
+                        campaign_goals(plan.care_goals, config_goals))
