@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from analysis.campaign_plan import CampaignPlan
 from analysis.care import CareFigures, effect_sentences, goal_sentence, goal_text
 from listener.live_view import BrandView
 from listener.web.access import Refused
@@ -67,7 +68,7 @@ def _figures(care: CareFigures) -> dict[str, Any]:
 
 
 def _brand_care(store: Store, brand: BrandView, days: int, now: datetime,
-                plans: list[Any]) -> dict[str, Any]:
+                plans: list[CampaignPlan]) -> dict[str, Any]:
     start = now - timedelta(days=days)
     campaigns = []
     for plan in plans:
