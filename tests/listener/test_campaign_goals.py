@@ -51,6 +51,12 @@ def test_plan_goals_are_read_stored_and_override_the_brands_in_the_report(tmp_pa
     assert [goals[n].verdict for n in ("response_rate", "resolved_share", "reply_hours")] == [
         "not yet clear", "not yet clear", "met"]
     assert care.to_json()["goals"][0]["set_by"] == "plan"
+    # A file of version 8 gets the column (schema 10); its plans set no goals.
+    with Store.open(settings.database) as store, store.native() as db:
+        db.execute("ALTER TABLE campaign_plans DROP COLUMN care_goals")
+        db.execute("DELETE FROM schema_version WHERE version > 8")
+    with Store.open(settings.database) as store:
+        assert [p.care_goals for p in report_data.plans(store)] == [()]
     assert "against a goal set in the campaign plan of at least 90%" in goal_sentence(goals["response_rate"])
 
 
@@ -84,3 +90,4 @@ def test_a_plan_built_in_code_checks_its_goals_and_a_toml_plan_takes_a_table(tmp
     plan.write_text(plan.read_text().replace("reply_hours = 4", "reply_hours = true"))
     with pytest.raises(PlanError, match=r"plan.toml, row 1, column 'care_goals': reply_hours: must be a number"):
         read_plan(plan)
+
