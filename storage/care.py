@@ -72,10 +72,12 @@ def care_figures(store: Store, brand: str, start: datetime, end: datetime, hours
     effect = estimate(negative, zone=hours.timezone if hours else "UTC")
     progress = ()
     if goals:
-        # Mentions of the period, not its threads: read from the hourly rollup (cheap).
-        counts = label_counts(store, brand, start, end)
-        progress = tuple(goal_progress(goals, summary, reply_hours(threads, hours),
-                                       counts.positive, counts.negative, counts.mentions))
+        # Net-positive conversations count the period's mentions, not its threads: read
+        # (from the hourly rollup, cheap) only when that goal is set.
+        counts = (label_counts(store, brand, start, end) if any(g[0] == "net_positive_per_1000" for g in goals)
+                  else None)
+        progress = tuple(goal_progress(goals, summary, reply_hours(threads, hours), *(
+            (counts.positive, counts.negative, counts.mentions) if counts else (0, 0, 0))))
     return CareFigures(summary, effect, progress)
 
 
