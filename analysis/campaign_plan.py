@@ -15,9 +15,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from analysis.care_goals import goal_problems, goal_targets
 
 __all__ = ["DIRECTIONS", "FIRST_DAY", "KPIS", "LAST_DAY", "MAX_WASHOUT_DAYS", "CampaignPlan", "Lineage",
            "plan_problems"]
@@ -80,6 +82,8 @@ def plan_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     start, end = values.get("flight_start"), values.get("flight_end")
     if start is not None and end is not None and end < start:
         problems.append(("flight_end", f"flight_end {end} is before flight_start {start}"))
+    for goal, message in goal_problems(dict(values.get("care_goals") or {})):
+        problems.append(("care_goals", f"{goal}: {message}"))
     brand = values.get("brand")
     if brand is not None and any(c.casefold() == brand.casefold() for c in values.get("competitors", ())):
         problems.append(("competitors", f"the brand {brand!r} is listed among its own competitors"))
@@ -98,7 +102,10 @@ class CampaignPlan:
     ``goal_direction`` gives its sign (``signed_goal``). A plan file always states a
     goal; None (no goal) is for analyses built in code. ``name`` is the ad platform's
     display name of the campaign, taken from the spend file (not a plan column), ""
-    when unknown. ``lineage`` is the plan file's row, None for a plan built in code."""
+    when unknown. ``care_goals`` are the campaign's engagement goals over its effect
+    window, (goal, target) in analysis.care_goals.GOALS order (a mapping is accepted),
+    overriding the brand's config for the goals it sets. ``lineage`` is the plan file's
+    row, None for a plan built in code."""
 
     campaign_id: str
     brand: str
@@ -113,6 +120,7 @@ class CampaignPlan:
     account_timezone: str | None = None
     name: str = ""
     lineage: Lineage | None = None
+    care_goals: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "competitors", tuple(self.competitors))
@@ -122,6 +130,7 @@ class CampaignPlan:
         if problems:
             raise ValueError(f"campaign {self.campaign_id}: "
                              + "; ".join(f"{field}: {message}" for field, message in problems))
+        object.__setattr__(self, "care_goals", goal_targets(dict(self.care_goals)))
 
     @property
     def flight_days(self) -> int:
@@ -131,6 +140,12 @@ class CampaignPlan:
     def washout_end(self) -> date:
         """Last date of the effect window (flight plus washout)."""
         return self.flight_end + timedelta(days=self.washout_days)
+
+    def effect_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """The effect window (flight and washout) as UTC instants [start, end): whole days in ``tz``."""
+        start = datetime.combine(self.flight_start, time(), tz)
+        end = datetime.combine(self.washout_end + timedelta(days=1), time(), tz)
+        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
     @property
     def signed_goal(self) -> float | None:

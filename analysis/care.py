@@ -5,7 +5,8 @@ by one of the brand's own accounts (``Mention.own``). storage.care reads each th
 facts from the view ``care_threads``; this module turns them into the figures a care lead
 reads (docs/care.md):
 
-* **needs a reply**: the opening is negative or question-like (it asks: a '?');
+* **needs a reply**: the opening is negative or question-like (it asks: a '?'): the
+  view's ``needs_reply``, as is ``resolved`` below (the rules' one home);
 * **response rate**: the share of those threads with a brand post after the opening,
   with its 95 % Wilson interval;
 * **time to first reply**: median and 90th percentile over the answered threads, in
@@ -28,6 +29,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.agreement import wilson_interval
+from analysis.care_goals import GOALS
 from analysis.mood import net_sentiment, net_sentiment_se
 from analysis.reply_effect import MIN_PER_SIDE, ReplyEffect
 
@@ -112,7 +114,9 @@ def parse_business_hours(text: str) -> BusinessHours:
 
 @dataclass(frozen=True, slots=True)
 class CareThread:
-    """One thread's care facts (a row of the view ``care_threads``), times tz-aware UTC."""
+    """One thread's care facts (a row of the view ``care_threads``), times tz-aware UTC.
+    ``needs_reply`` and ``resolved`` are the view's: the care rules live there alone
+    (storage.views), so what an analyst queries and what this module counts agree."""
 
     source: str
     conversation_id: str
@@ -120,15 +124,13 @@ class CareThread:
     opened_at: datetime
     opening_label: str | None
     opening_question: bool
+    needs_reply: bool
     customer_posts: int
     brand_posts: int
     first_reply_at: datetime | None
     last_customer_label: str | None
+    resolved: bool
     url: str | None = None
-
-    @property
-    def needs_reply(self) -> bool:
-        return self.opening_label == "negative" or self.opening_question
 
     @property
     def answered(self) -> bool:
@@ -137,10 +139,6 @@ class CareThread:
     @property
     def started_negative(self) -> bool:
         return self.opening_label == "negative"
-
-    @property
-    def resolved(self) -> bool:
-        return self.started_negative and self.last_customer_label in ("positive", "neutral")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,32 +217,36 @@ def summarize(brand: str, start: datetime, end: datetime, threads: Sequence[Care
 
 # -- engagement goals (issue 15 item 4) ------------------------------------------------------
 
-# The goals a brand's config may set (``care_goals``): name -> (what it measures, whether
-# higher is better, the range a target may take).
-GOALS: dict[str, tuple[str, bool, float, float]] = {
-    "response_rate": ("share of threads needing a reply that the brand answered", True, 0.0, 1.0),
-    "reply_hours": ("median time to first reply, hours", False, 0.0, 24.0 * 30),
-    "resolved_share": ("share of threads opened negative that ended positive or neutral", True, 0.0, 1.0),
-    "net_positive_per_1000": ("net-positive conversations (positive - negative mentions) per 1,000 mentions",
-                              True, -1000.0, 1000.0),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class GoalProgress:
     """A goal against its figure and 95 % interval: ``verdict`` is "met" when the whole
     interval is on the goal's side, "missed" when the whole interval is on the other
-    side, else "not yet clear" (None: no figure yet)."""
+    side, else "not yet clear" (None: no figure yet). ``set_by``: "config" (the brand's
+    care_goals) or "plan" (the campaign plan's, over the campaign's window)."""
 
     goal: str
     target: float
     value: float | None
     ci: tuple[float, float] | None
     verdict: str | None
+    set_by: str = "config"
 
     def to_json(self) -> dict[str, object]:
         return {"goal": self.goal, "target": self.target, "value": self.value,
-                "ci95": list(self.ci) if self.ci else None, "verdict": self.verdict}
+                "ci95": list(self.ci) if self.ci else None, "verdict": self.verdict, "set_by": self.set_by}
+
+
+Goal = tuple[str, float] | tuple[str, float, str]
+"""A goal and its target, optionally who set it ("config" when not said)."""
+
+
+def campaign_goals(plan: Sequence[tuple[str, float]], config: Sequence[tuple[str, float]]
+                   ) -> tuple[tuple[str, float, str], ...]:
+    """A campaign's goals: those its plan sets, and for the others the brand's config's
+    (the plan sets goals for its window; it need not repeat the brand's), in GOALS order."""
+    chosen = {name: (target, "config") for name, target in config}
+    chosen.update({name: (target, "plan") for name, target in plan})
+    return tuple((name, *chosen[name]) for name in GOALS if name in chosen)
 
 
 def median_interval(values: Sequence[float], z: float = 1.959963984540054) -> tuple[float, float] | None:
@@ -270,7 +272,7 @@ def _verdict(target: float, higher_is_better: bool, ci: tuple[float, float] | No
     return "not yet clear"
 
 
-def goal_progress(goals: Sequence[tuple[str, float]], summary: CareSummary, reply_hours: Sequence[float],
+def goal_progress(goals: Sequence[Goal], summary: CareSummary, reply_hours: Sequence[float],
                   positive: int, negative: int, mentions: int) -> list[GoalProgress]:
     """Each configured goal against the period's figure and its interval: response rate
     and resolved share with Wilson intervals, the median reply time with a
@@ -286,9 +288,9 @@ def goal_progress(goals: Sequence[tuple[str, float]], summary: CareSummary, repl
         None if value is None else 10 * value,
         None if value is None or se is None else (10 * (value - 1.96 * se), 10 * (value + 1.96 * se)))
     out = []
-    for name, target in goals:
+    for name, target, *set_by in goals:
         figure, ci = figures[name]
-        out.append(GoalProgress(name, target, figure, ci, _verdict(target, GOALS[name][1], ci)))
+        out.append(GoalProgress(name, target, figure, ci, _verdict(target, GOALS[name][1], ci), *set_by))
     return out
 
 
@@ -323,7 +325,8 @@ def goal_sentence(g: GoalProgress) -> str:
     """'<what>: <figure> (95% CI ..) against a goal of at least/at most <target>: <verdict>'."""
     what, higher_is_better = GOALS[g.goal][0], GOALS[g.goal][1]
     ci = "" if g.ci is None else f" (95% CI {goal_text(g.goal, g.ci[0])} to {goal_text(g.goal, g.ci[1])})"
-    return (f"{what}: {goal_text(g.goal, g.value)}{ci} against a goal of "
+    plan = " set in the campaign plan" if g.set_by == "plan" else ""
+    return (f"{what}: {goal_text(g.goal, g.value)}{ci} against a goal{plan} of "
             f"{'at least' if higher_is_better else 'at most'} {goal_text(g.goal, g.target)}: "
             f"{g.verdict or 'no figure yet'}")
 

@@ -7,8 +7,8 @@ time the brand typically took to answer comparable threads (the median delay of 
 answered threads of its stratum): the same part of a thread's life on both sides.
 
 Comparable means the same stratum: brand, source, starting mood (the opening's compound
-at or below -0.5, "strongly negative", or above), size (customer posts in the thread: at
-most 3, or more) and time of day (opened 08:00-19:59 or not, in the brand's business-hours
+at or below -0.5, "strongly negative", or above), size (every customer post in the
+thread, labelled or not, the opening included: at most 3, or more) and time of day (opened 08:00-19:59 or not, in the brand's business-hours
 zone, else UTC). The estimate is the difference answered minus unanswered within each
 stratum, averaged with the strata's answered threads as weights: the effect on the
 threads the brand answered (ATT). Strata lacking two threads on either side are left out
@@ -57,7 +57,8 @@ CAVEATS = (
 @dataclass(frozen=True, slots=True)
 class ThreadPosts:
     """A thread that opened negative: when, how negative, the brand's first reply (None:
-    unanswered), and its later labelled customer posts as (time, +1/0/-1), oldest first."""
+    unanswered), its later labelled customer posts as (time, +1/0/-1), oldest first, and
+    its size: all its customer posts, the opening and unlabelled ones included."""
 
     brand: str
     source: str
@@ -65,6 +66,7 @@ class ThreadPosts:
     opening_compound: float
     first_reply_at: datetime | None
     posts: tuple[tuple[datetime, int], ...]
+    customer_posts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ def stratum(thread: ThreadPosts, zone: str = "UTC") -> tuple[object, ...]:
     """The stratum of comparable threads (module docstring)."""
     local_hour = thread.opened_at.astimezone(ZoneInfo(zone)).hour
     return (thread.brand, thread.source, thread.opening_compound <= STRONG_COMPOUND,
-            len(thread.posts) + 1 <= SMALL_THREAD, local_hour in DAY_HOURS)
+            thread.customer_posts <= SMALL_THREAD, local_hour in DAY_HOURS)
 
 
 def later_mood(thread: ThreadPosts, after: datetime) -> float | None:

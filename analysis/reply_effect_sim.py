@@ -54,7 +54,7 @@ def simulate(seed: int, effect: float, threads: int = 600, brand: str = "Acme") 
             draw = rng.random()
             value = 1 if draw < 0.4 + mean / 2 else -1 if draw < 0.8 else 0
             posts.append((at, value))
-        out.append(ThreadPosts(brand, source, opened, float(compound), reply, tuple(posts)))
+        out.append(ThreadPosts(brand, source, opened, float(compound), reply, tuple(posts), later + 1))
     return out
 
 

@@ -749,8 +749,9 @@ def _conversations(care: CareFigures | None) -> list[Block]:
         blocks.append(Block("list", items=[goal_sentence(g) for g in care.goals],
                             caption="Engagement goals (met: the whole 95% interval is on the goal's side)"))
     else:
-        blocks.append(Block("p", "No engagement goal is set: give the brand care_goals in the config "
-                                 "(docs/care.md) to see progress against one.", cls="missing"))
+        blocks.append(Block("p", "No engagement goal is set: give the brand care_goals in the config, or the "
+                                 "campaign care_goals in its plan (docs/care.md), to see progress against one.",
+                            cls="missing"))
     blocks.append(Block("p", "Does answering turn the thread? " + " ".join(effect_sentences(care.effect))))
     if care.effect.effect is not None:
         blocks.append(Block("list", items=list(care.effect.caveats), caption="What this estimate cannot rule out"))

@@ -37,6 +37,9 @@ campaign_tags       semicolon-separated #hashtags and @handles that mark campaig
                     mentions (counted apart from organic ones)
 account_timezone    optional: the ad account's IANA time zone (e.g. America/New_York), for
                     spend files that do not say it
+care_goals          optional: engagement goals over the campaign's window, as the config's
+                    care_goals (docs/care.md): ``response_rate=0.6; reply_hours=2`` (TOML:
+                    that text or a table); they override the brand's for the goals set
 notes               optional free text, ignored
 ==================  =========================================================================
 """
@@ -54,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.campaign_plan import MAX_WASHOUT_DAYS, CampaignPlan, Lineage, plan_problems
+from analysis.care_goals import parse_goals
 from inputs.spend import InputFileError, Problem, normalize_header, unknown_brand
 
 __all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "PlanError", "read_plan"]
@@ -61,7 +65,7 @@ __all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "PlanError", "read_plan"]
 COLUMNS = ("campaign_id", "brand", "flight_start", "flight_end", "washout_days", "primary_kpi",
            "goal_direction", "goal_value", "competitors", "campaign_tags")
 """Required columns, in the order a template lists them."""
-OPTIONAL_COLUMNS = ("account_timezone", "notes")
+OPTIONAL_COLUMNS = ("account_timezone", "care_goals", "notes")
 
 
 class PlanError(InputFileError):
@@ -160,6 +164,21 @@ def _timezone(value: Any) -> str | None:
     return _required_text(value)
 
 
+def _care_goals(value: Any) -> dict[str, Any]:
+    """``"response_rate=0.6; reply_hours=2"`` or a TOML table; the targets are checked by
+    plan_problems (analysis.care_goals, as the config's)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise _Bad(f"expected goal=target pairs like 'response_rate=0.6; reply_hours=2', got {value!r}")
+    try:
+        return parse_goals(value)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
+
+
 _PARSERS = {
     "campaign_id": _required_text,
     "brand": _required_text,
@@ -172,6 +191,7 @@ _PARSERS = {
     "competitors": _list,
     "campaign_tags": _list,
     "account_timezone": _timezone,
+    "care_goals": _care_goals,
 }
 
 

@@ -82,7 +82,7 @@ def serve(ctx: click.Context, host: str, port: int, token_env: str, refresh: int
         pass  # the daemon holds it and has not published a snapshot yet: the page waits for it
     app = LiveApp(
         database=database,
-        brands=tuple(BrandView(b.name, tuple(b.competitors)) for b in settings.brands),
+        brands=tuple(BrandView(b.name, tuple(b.competitors), b.business_hours, b.care_goals) for b in settings.brands),
         scorer=VaderScorer(),
         clock=clock_from(ctx),
         token=token,

@@ -30,7 +30,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analysis.alerts import AlertRule
-from analysis.care import GOALS, BusinessHours, parse_business_hours
+from analysis.care import BusinessHours, parse_business_hours
+from analysis.care_goals import goal_problems, goal_targets
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
 from connectors.settings import Setting, check_values, declared_settings
@@ -74,7 +75,7 @@ class BrandSettings:
     # When the brand's care team answers (analysis.care): time to first reply counts
     # these hours only. None: around the clock.
     business_hours: BusinessHours | None = None
-    # Engagement goals (analysis.care.GOALS) as (name, target): 'listener care' shows
+    # Engagement goals (analysis.care_goals.GOALS) as (name, target): 'listener care' shows
     # the period's figure against each, with its interval.
     care_goals: tuple[tuple[str, float], ...] = ()
 
@@ -292,15 +293,12 @@ def _own_accounts(entry: Mapping[str, Any], where: str, problems: _Problems) -> 
 
 def _care_goals(entry: Mapping[str, Any], where: str, problems: _Problems) -> tuple[tuple[str, float], ...]:
     """``care_goals = { response_rate = 0.8, reply_hours = 4, ... }``: targets of the goals
-    analysis.care.GOALS names, each within its range."""
+    analysis.care_goals.GOALS names, each within its range."""
     where = f"{where}.care_goals"
     table = _table(entry.get("care_goals"), where, problems)
-    problems.unknown_keys(table, set(GOALS), where)
-    goals = []
-    for name, (_what, _better, low, high) in GOALS.items():
-        if name in table:
-            goals.append((name, _number(table, name, where, low, low, high, problems)))
-    return tuple(goals)
+    for name, message in goal_problems(table):  # the one check, shared with plan files
+        problems.add(f"{where}.{name}", message)
+    return goal_targets(table)
 
 
 def _business_hours(entry: Mapping[str, Any], where: str, problems: _Problems) -> BusinessHours | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from analysis.care import BusinessHours
 from analysis.mood import mood_from_counts
 from analysis.sentiment import Scorer
 from listener.formatting import jsonable, mood_json
@@ -29,10 +30,13 @@ TEXT_LIMIT = 1000  # characters of a mention's text in that panel's data
 
 @dataclass(frozen=True, slots=True)
 class BrandView:
-    """A brand on the page and whom its share of voice is measured against."""
+    """A brand on the page and whom its share of voice is measured against; its
+    business hours and engagement goals (the config's) for the care page."""
 
     name: str
     competitors: tuple[str, ...] = ()
+    business_hours: BusinessHours | None = None
+    care_goals: tuple[tuple[str, float], ...] = ()
 
 
 def _round(value: float | None) -> float | None:

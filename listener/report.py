@@ -37,7 +37,7 @@ from listener.errors import ListenerError
 from listener.config import BrandSettings
 from storage import report_data
 from storage.alerts import evaluated_through, list_alerts
-from storage.care import care_figures
+from storage.care import campaign_care
 from listener.formatting import provenance_json, provenance_text
 from storage.queries import provenance, stored_brands
 from storage.store import Store
@@ -96,12 +96,10 @@ def _campaign_care(store: Store, plan: CampaignPlan, tz: ZoneInfo, now: datetime
                    brands: Sequence[BrandSettings]) -> CampaignCare:
     """The brand's care figures for threads opened in the campaign's effect window
     (flight and washout, account-local days, up to ``now``), with the business hours and
-    engagement goals (``care_goals``) its config gives."""
-    lo, hi = _Window(plan.flight_start, plan.washout_end).utc_bounds(tz)
+    engagement goals (``care_goals``) its plan sets, else its config's."""
     configured = next((b for b in brands if b.name.casefold() == plan.brand.casefold()), None)
-    hours = configured.business_hours if configured else None
-    goals = configured.care_goals if configured else ()
-    return CampaignCare(plan.campaign_id, care_figures(store, plan.brand, lo, min(hi, now), hours, goals))
+    return CampaignCare(plan.campaign_id, campaign_care(store, plan, tz, now, configured.business_hours if configured
+                                                        else None, configured.care_goals if configured else ()))
 
 
 def build_report(

@@ -69,10 +69,15 @@ def save_plans(store: Store, plans: Sequence[CampaignPlan], now: datetime) -> in
     with store.native() as db:
         for p in plans:
             db.execute(
-                "INSERT OR REPLACE INTO campaign_plans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO campaign_plans (campaign_id, brand, flight_start, flight_end, washout_days, "
+                "primary_kpi, goal_direction, goal_value, competitors, campaign_tags, account_timezone, file, "
+                "file_sha256, file_row, imported_at, care_goals) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [p.campaign_id, p.brand, p.flight_start, p.flight_end, p.washout_days, p.primary_kpi,
                  p.goal_direction, p.goal_value, json.dumps(list(p.competitors)), json.dumps(list(p.campaign_tags)),
-                 p.account_timezone, p.lineage.file, p.lineage.sha256, p.lineage.row, to_db_time(now)],
+                 p.account_timezone, p.lineage.file, p.lineage.sha256, p.lineage.row, to_db_time(now),
+                 # {goal: target} (schema 10); NULL: the plan sets none, the brand's apply
+                 json.dumps(dict(p.care_goals)) if p.care_goals else None],
             )
     return len(plans)
 

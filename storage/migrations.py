@@ -95,11 +95,19 @@ def _v8_alert_acknowledgement(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE alerts ADD COLUMN IF NOT EXISTS {column}")
 
 
+def _v9_campaign_care_goals(conn: sa.Connection) -> None:
+    # A plan's engagement goals (storage.campaigns). Plans stored before set none: NULL,
+    # so the brand's care_goals apply to them. The macro label_value: made by
+    # create_views. IF NOT EXISTS: a file created at this version has it from version 1.
+    conn.exec_driver_sql("ALTER TABLE campaign_plans ADD COLUMN IF NOT EXISTS care_goals VARCHAR")
+
+
 def create_views(conn: sa.Connection) -> None:
     """(Re)make every view and macro, in dependency order: after any migration step ran."""
     conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
     conn.exec_driver_sql(schema.THREAD_MENTIONS)
     conn.exec_driver_sql(schema.MOOD_MENTIONS)
+    conn.exec_driver_sql(schema.LABEL_VALUE)
     for sql in schema.NSS_MACROS:
         conn.exec_driver_sql(sql)
     conn.exec_driver_sql(views.CARE_THREADS_OPENED)
@@ -133,6 +141,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (7, "the brand's own posts: mentions.own, thread_mentions; care_threads", _v7_own_posts),
     (8, "alerts acknowledged and resolved from the live view: acknowledged_at, acknowledged_by, closed_by",
      _v8_alert_acknowledgement),
+    (9, "engagement goals set in a campaign plan: campaign_plans.care_goals; the macro label_value",
+     _v9_campaign_care_goals),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -79,13 +79,14 @@ def plans(store: Store) -> list[CampaignPlan]:
     with store.native() as db:
         rows = db.execute(
             "SELECT campaign_id, brand, flight_start, flight_end, washout_days, primary_kpi, goal_direction, "
-            "goal_value, competitors, campaign_tags, account_timezone, file, file_sha256, file_row "
+            "goal_value, competitors, campaign_tags, account_timezone, file, file_sha256, file_row, care_goals "
             "FROM campaign_plans ORDER BY flight_start, campaign_id"
         ).fetchall()
     return [CampaignPlan(campaign_id=r[0], brand=r[1], flight_start=r[2], flight_end=r[3], washout_days=r[4],
                          primary_kpi=r[5], goal_direction=r[6], goal_value=r[7],
                          competitors=tuple(json.loads(r[8])), campaign_tags=tuple(json.loads(r[9])),
-                         account_timezone=r[10], lineage=Lineage(r[11], r[12], r[13])) for r in rows]
+                         account_timezone=r[10], lineage=Lineage(r[11], r[12], r[13]),
+                         care_goals=tuple(json.loads(r[14]).items()) if r[14] else ()) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

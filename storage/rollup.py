@@ -72,8 +72,8 @@ _CLUSTER_GAP = timedelta(hours=24)
 # The label a mention counts with is mood_mentions' (storage.schema: the manual label,
 # else the score in effect's); a manual label stands in for the compound as +1, 0 or -1.
 _COMPOUND = (
-    "CASE WHEN m.manual_label IS NOT NULL THEN CAST(CASE m.manual_label WHEN 'positive' THEN 1 "
-    "WHEN 'negative' THEN -1 ELSE 0 END AS DECIMAL(18, 4)) ELSE CAST(m.compound AS DECIMAL(18, 4)) END"
+    "CASE WHEN m.manual_label IS NOT NULL THEN CAST(label_value(m.manual_label) AS DECIMAL(18, 4)) "
+    "ELSE CAST(m.compound AS DECIMAL(18, 4)) END"
 )
 
 # Mood counts skip near-duplicates (m.duplicate) and unscored mentions (no score row);
@@ -106,8 +106,7 @@ SELECT
     round(avg(compound), 6)::DOUBLE AS mean_compound,
     sum(engagement) AS engagement,
     CASE WHEN count(label) > 0 THEN
-        round(100.0 * sum(CASE label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 ELSE 0 END
-                         * (1 + engagement)) FILTER (WHERE label IS NOT NULL)
+        round(100.0 * sum(label_value(label) * (1 + engagement)) FILTER (WHERE label IS NOT NULL)
               / sum(1 + engagement) FILTER (WHERE label IS NOT NULL), 6)
     END AS ew_nss,
     count(DISTINCT conversation_id) AS conversations

@@ -232,6 +232,9 @@ campaign_plans = sa.Table(
     sa.Column("file_sha256", sa.String, nullable=False),
     sa.Column("file_row", sa.Integer, nullable=False),
     sa.Column("imported_at", sa.DateTime, nullable=False),
+    # Schema version 9: the campaign's engagement goals (analysis.care_goals), a JSON
+    # object {goal: target}; NULL when the plan sets none (the brand's care_goals apply).
+    sa.Column("care_goals", sa.String),
 )
 
 
@@ -337,6 +340,12 @@ MOOD_MENTIONS = """
 CREATE OR REPLACE MACRO mood_mentions(lo, hi) AS TABLE
 SELECT * FROM thread_mentions(lo, hi) WHERE NOT own
 """
+
+# A label as the +1, 0 or -1 a mention counts in a net figure (positive - negative): the
+# one SQL copy of that mapping (storage.rollup, storage.views' care_threads_opened); NULL
+# for no label. Schema version 9.
+LABEL_VALUE = ("CREATE OR REPLACE MACRO label_value(label) AS "
+               "CASE label WHEN 'positive' THEN 1 WHEN 'negative' THEN -1 WHEN 'neutral' THEN 0 END")
 
 # Net Sentiment Score and its standard error from counts (analysis.mood.net_sentiment and
 # net_sentiment_se, which tests/storage/test_schema.py checks these against): the one

@@ -122,17 +122,23 @@ LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
 # One row per thread with a customer post (storage.care, analysis.care): its opening
 # (the first post not by the brand's own accounts), the brand's first post after it, and
 # the last labelled customer post. Question-like: the opening asks ('?'). Labels are the
-# ones mood counts with (thread_mentions: manual label, else the score in effect).
+# ones mood counts with (thread_mentions: manual label, else the score in effect). The
+# care rules (a thread needs a reply, it was resolved) live here alone: storage.care
+# reads needs_reply and resolved, never recomputes them.
 #
 # The macro care_threads_opened(lo, hi) gives the threads opened in [lo, hi) reading only
 # the mentions created from lo on (a thread opened at or after lo has no customer post
 # before it; a thread with one is left out by the anti-join, which reads only the key
 # columns of the older mentions): on 1M mentions over 90 days a 28-day period took 1.5 s
 # through the whole-history view and 1.0 s this way. The view is the macro over all time.
+# Two columns only the macro has are for the reply-effect estimate (analysis.reply_effect),
+# so that storage.care reads a period's threads in one scan: opening_compound (the
+# opening's compound) and later_customer_labels (each later labelled customer post as
+# {at, v}, v its label_value, oldest first).
 CARE_THREADS_OPENED = """
 CREATE OR REPLACE MACRO care_threads_opened(lo, hi) AS TABLE
 WITH posts AS (
-    SELECT source, conversation_id, brand, id, created_at, text, label, own, url
+    SELECT source, conversation_id, brand, id, created_at, text, label, compound, own, url
     FROM thread_mentions(lo, TIMESTAMP 'infinity')
 ),
 earlier AS (
@@ -145,10 +151,13 @@ openings AS (
            first(id ORDER BY created_at, id) AS opening_id,
            first(label ORDER BY created_at, id) AS opening_label,
            first(text ORDER BY created_at, id) AS opening_text,
+           first(compound ORDER BY created_at, id) AS opening_compound,
            first(url ORDER BY created_at, id) AS url,
            count(*) AS customer_posts,
            arg_max(label, created_at) FILTER (WHERE label IS NOT NULL) AS last_customer_label,
-           max(created_at) AS last_customer_at
+           max(created_at) AS last_customer_at,
+           list(struct_pack(at := created_at, v := label_value(label)) ORDER BY created_at, id)
+               FILTER (WHERE label IS NOT NULL) AS customer_labels
     FROM posts WHERE NOT own
     GROUP BY ALL
     HAVING min(created_at) < hi
@@ -170,7 +179,11 @@ SELECT o.source, o.conversation_id, o.brand, o.opened_at, o.opening_id, o.openin
        date_diff('second', o.opened_at, r.first_reply_at) AS reply_seconds,
        o.last_customer_label, o.last_customer_at,
        o.opening_label = 'negative' AND o.last_customer_label IN ('positive', 'neutral') AS resolved,
-       o.url
+       o.url,
+       o.opening_compound,
+       -- the opening is the first labelled customer post when it has a label
+       CASE WHEN o.opening_label IS NULL THEN o.customer_labels ELSE o.customer_labels[2:] END
+           AS later_customer_labels
 FROM openings o
 LEFT JOIN replies r USING (source, conversation_id, brand)
 ANTI JOIN earlier e USING (source, conversation_id, brand)
@@ -178,7 +191,8 @@ ANTI JOIN earlier e USING (source, conversation_id, brand)
 
 CARE_THREADS = """
 CREATE OR REPLACE VIEW care_threads AS
-SELECT * FROM care_threads_opened(TIMESTAMP '-infinity', TIMESTAMP 'infinity')
+SELECT * EXCLUDE (opening_compound, later_customer_labels)
+FROM care_threads_opened(TIMESTAMP '-infinity', TIMESTAMP 'infinity')
 """
 
 VIEWS_SQL: dict[str, str] = {

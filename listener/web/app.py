@@ -82,7 +82,7 @@ NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next
 # mentions to label next (uncertain ones, or the random sample).
 ORIGIN_WEB = "web"
 WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
-EXTENSIONS = ("listener.web.routes_charts",)
+EXTENSIONS = ("listener.web.routes_charts", "listener.web.routes_care")
 # Seconds between two live updates of the stream (at most the page's --refresh).
 LIVE_INTERVAL = 30
 # Where a form may send the browser back to: "/", a brand page as brand_path writes it, or

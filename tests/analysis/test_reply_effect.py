@@ -75,11 +75,13 @@ def test_the_estimate_is_reproducible_and_states_its_caveats():
 
 
 def thread(opened_hour: int, compound: float, reply_after: float | None, values: list[tuple[float, int]],
-           source: str = "x") -> ThreadPosts:
+           source: str = "x", size: int | None = None) -> ThreadPosts:
+    """``size``: all customer posts (default: the opening and the labelled ``values``)."""
     opened = T0 + timedelta(hours=opened_hour)
     return ThreadPosts("Acme", source, opened, compound,
                        None if reply_after is None else opened + timedelta(hours=reply_after),
-                       tuple((opened + timedelta(hours=h), v) for h, v in values))
+                       tuple((opened + timedelta(hours=h), v) for h, v in values),
+                       len(values) + 1 if size is None else size)
 
 
 def test_hand_computed_strata_and_outcomes():
@@ -96,3 +98,12 @@ def test_hand_computed_strata_and_outcomes():
     # A night-time answered thread has no comparable unanswered one: unmatched.
     result = estimate([*answered, *unanswered, thread(2, -0.8, 1, [(2, 1)])], bootstrap=200)
     assert result.unmatched_answered == 1 and result.effect == pytest.approx(100.0)
+
+
+def test_a_threads_size_counts_all_its_customer_posts_not_only_the_labelled_ones():
+    # Two threads alike but in size: one labelled later post each, but one thread has 5
+    # customer posts (3 unlabelled: unscored or near-duplicates). "The same size"
+    # (issue 15 item 3) is the thread's, so they fall in different strata.
+    small, big = thread(9, -0.8, 1, [(2, 1)]), thread(9, -0.8, 1, [(2, 1)], size=5)
+    assert stratum(small) != stratum(big)
+    assert stratum(big) == stratum(thread(9, -0.8, 1, [(2, 1), (3, 1), (4, 0), (5, -1)]))

@@ -337,8 +337,8 @@ def _care_report(report: Report) -> Report:
     from analysis.roi.report import CampaignCare
 
     t0 = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
-    threads = [CareThread("x", f"c{i}", "Brewly", t0, "negative", False, 3, int(wait is not None),
-                          None if wait is None else t0 + timedelta(hours=wait), "neutral")
+    threads = [CareThread("x", f"c{i}", "Brewly", t0, "negative", False, True, 3, int(wait is not None),
+                          None if wait is None else t0 + timedelta(hours=wait), "neutral", True)
                for i, wait in enumerate((1, 2, 6, None))]
     summary = summarize("Brewly", t0, t0 + timedelta(days=21), threads)
     goals = goal_progress((("response_rate", 0.5), ("reply_hours", 24)), summary, reply_hours(threads), 10, 5, 40)

@@ -232,6 +232,8 @@ _PLAN_CELLS = {
     "competitors": st.sampled_from(["Beanhaus;Kettle & Co", "", "Brewly"]),
     "campaign_tags": st.sampled_from(["#BrightMornings;@brewly", "", "#a b"]),
     "account_timezone": st.sampled_from(["America/New_York", "", "America", "a" * 300]),
+    "care_goals": st.sampled_from(["response_rate=0.6; reply_hours=2", "", "speed=1", "reply_hours=1e400",
+                                   "response_rate", "resolved_share=.5;resolved_share=.5"]),
     "notes": hostile_text,
 }
 

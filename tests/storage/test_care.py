@@ -5,7 +5,9 @@ care_threads (storage.views), storage.care and analysis.care."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from analysis.care import goal_progress, median_interval, parse_business_hours, reply_hours, summarize
 from analysis.sentiment import Score
 from connectors.base import Mention
-from storage.care import care_threads, negative_threads
+from storage.care import care_figures, care_threads, negative_threads
 from storage.migrations import LATEST_VERSION
 from storage.queries import label_counts
 from storage.rollup import rollup_pending
@@ -117,7 +119,7 @@ def test_negative_threads_carry_later_customer_posts(threads):
     t1, t3 = rows[MON + timedelta(hours=1)], rows[MON + timedelta(hours=3)]
     assert t1.first_reply_at == MON + timedelta(hours=1, minutes=30) and t1.posts == ((MON + timedelta(hours=2), 1),)
     assert t3.first_reply_at is None and t3.posts == ((MON + timedelta(hours=4), -1),)
-    assert t1.opening_compound == -0.6
+    assert t1.opening_compound == -0.6 and (t1.customer_posts, t3.customer_posts) == (2, 2)
 
 
 def test_a_version_6_file_is_upgraded_and_its_mentions_are_not_own(tmp_path):
@@ -185,3 +187,44 @@ def test_the_brands_own_posts_are_no_mentions_of_it_for_volume_terms_or_authors(
     assert mention_volume(store, ["Acme"], lo, hi) == {"Acme": 1} == mentions_per_brand(store)
     assert texts(store, "Acme", lo, hi) == ["Acme negative c1"]
     assert [a.author for a in top_authors(store, "Acme", lo, hi, hi)] == ["userc1"]
+
+
+def test_the_care_rules_are_the_views_alone(threads):
+    """needs_reply and resolved come from the view care_threads (one home of the rules):
+    what an analyst queries is what storage.care counts, and CareThread recomputes nothing."""
+    with threads.native() as db:
+        view = {r[0]: (r[1], r[2]) for r in db.execute(
+            "SELECT conversation_id, needs_reply, resolved FROM care_threads WHERE brand = 'Acme' "
+            "AND opened_at >= $lo", {"lo": PERIOD[0].replace(tzinfo=None)}).fetchall()}
+    rows = care_threads(threads, "Acme", *PERIOD)
+    assert view == {t.conversation_id: (t.needs_reply, t.resolved) for t in rows}
+    negative = dataclasses.replace(rows[0], opening_label="negative", needs_reply=False, resolved=False)
+    assert (negative.needs_reply, negative.resolved) == (False, False)
+
+
+def test_care_figures_read_the_periods_threads_in_one_query(threads):
+    """The summary and the reply effect come from one scan of the period's threads (the
+    query log of the database: care_threads_opened is read once per call)."""
+    with threads.native() as db:
+        db.execute("CALL enable_logging('QueryLog')")
+    try:
+        figures = care_figures(threads, "Acme", *PERIOD, goals=[("response_rate", 0.5)])
+        with threads.native() as db:
+            logged = [m for (m,) in db.execute("SELECT message FROM duckdb_logs WHERE type = 'QueryLog'").fetchall()]
+    finally:
+        with threads.native() as db:
+            db.execute("CALL disable_logging()")
+    assert figures.summary.threads == 4 and figures.goals[0].goal == "response_rate"
+    assert sum("care_threads_opened" in m for m in logged) == 1, logged
+
+
+def test_label_value_is_the_one_sql_mapping_of_a_label_to_plus_minus_one(store):
+    """The macro label_value (schema 10) maps labels to +1, 0, -1; no other SQL in
+    storage/ spells that mapping out (the hourly rollup and care_threads_opened use it)."""
+    with store.native() as db:
+        assert db.execute("SELECT label_value('positive'), label_value('neutral'), label_value('negative'), "
+                          "label_value(NULL)").fetchone() == (1, 0, -1, None)
+    spelled = re.compile(r"WHEN\s+'negative'\s+THEN\s+-1", re.IGNORECASE)
+    storage = Path(__file__).resolve().parents[2] / "storage"
+    copies = [p.name for p in sorted(storage.rglob("*.py")) if spelled.search(p.read_text())]
+    assert copies == ["schema.py"], copies
