@@ -322,9 +322,9 @@ def goal_text(goal: str, value: float | None) -> str:
 
 
 def goal_sentence(g: GoalProgress) -> str:
-    """'<what>: <figure> (95% CI ..) against a goal of at least/at most <target>: <verdict>'."""
+    """'<what>: <figure> (95 % range ..) against a goal of at least/at most <target>: <verdict>'."""
     what, higher_is_better = GOALS[g.goal][0], GOALS[g.goal][1]
-    ci = "" if g.ci is None else f" (95% CI {goal_text(g.goal, g.ci[0])} to {goal_text(g.goal, g.ci[1])})"
+    ci = "" if g.ci is None else f" (95 % range {goal_text(g.goal, g.ci[0])} to {goal_text(g.goal, g.ci[1])})"
     plan = " set in the campaign plan" if g.set_by == "plan" else ""
     return (f"{what}: {goal_text(g.goal, g.value)}{ci} against a goal{plan} of "
             f"{'at least' if higher_is_better else 'at most'} {goal_text(g.goal, g.target)}: "
@@ -342,7 +342,7 @@ def effect_sentences(effect: ReplyEffect) -> list[str]:
                else "customers' later posts were harsher after a reply" if high < 0
                else "no difference we can tell from chance")
     return [f"{effect.effect:+.1f} NSS points in customers' posts after the brand's first reply, against "
-            f"comparable unanswered threads (95% CI {low:+.1f} to {high:+.1f}): {verdict}.",
+            f"comparable unanswered threads (95 % range {low:+.1f} to {high:+.1f}): {verdict}.",
             f"From {effect.answered} answered and {effect.unanswered} unanswered threads that opened negative, "
             f"in {effect.strata} strata (brand, source, starting mood, size, time of day); "
             f"{effect.unmatched_answered} answered threads had no comparable unanswered ones."]

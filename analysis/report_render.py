@@ -737,7 +737,7 @@ def _conversations(care: CareFigures | None) -> list[Block]:
         ["Needing a reply (opened negative or asking)", _int(s.needing_reply)],
         ["Answered by the brand", f"{_int(s.answered)} of {_int(s.needing_reply)}: "
                                   f"{goal_text('response_rate', s.response_rate)}"
-                                  + (f" (95% CI {goal_text('response_rate', ci[0])} to "
+                                  + (f" (95 % range {goal_text('response_rate', ci[0])} to "
                                      f"{goal_text('response_rate', ci[1])})" if ci else "")],
         ["Time to first reply", f"median {goal_text('reply_hours', s.reply_hours_median)}, 90th percentile "
                                 f"{goal_text('reply_hours', s.reply_hours_p90)}, in {clock}"],

@@ -45,7 +45,7 @@ def _goal_lines(goals: list[GoalProgress]) -> list[str]:
 
 def _text(summary: CareSummary, effect: ReplyEffect, goals: list[GoalProgress]) -> str:
     ci = summary.response_rate_ci
-    rate = _percent(summary.response_rate) + (f" (95% CI {_percent(ci[0])}-{_percent(ci[1])})" if ci else "")
+    rate = _percent(summary.response_rate) + (f" (95 % range {_percent(ci[0])}-{_percent(ci[1])})" if ci else "")
     clock = f"business hours: {summary.business_hours}" if summary.business_hours else "wall-clock hours"
     lines = [
         f"{summary.brand}  threads opened {summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC",

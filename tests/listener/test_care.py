@@ -129,7 +129,7 @@ def test_listener_care_prints_the_figures_and_json(database):
     assert "Answered by the brand   1 of 2: 50%" in text.stdout
     assert "business hours: Mon,Tue,Wed,Thu,Fri 09:00-18:00 Europe/Berlin" in text.stdout
     assert "Not enough comparable threads" in text.stdout
-    assert "median time to first reply, hours: 0.5 h (95% CI 0.5 h to 0.5 h) against a goal of at most 2.0 h: met" \
+    assert "median time to first reply, hours: 0.5 h (95 % range 0.5 h to 0.5 h) against a goal of at most 2.0 h: met" \
         in text.stdout
 
 

@@ -52,7 +52,7 @@ def test_the_care_page_shows_figures_goals_and_the_campaigns_plan_goals(world):
     answer = client.get("/care")
     assert answer.status_code == 200 and "script-src 'self'" in answer.headers["content-security-policy"]
     html = answer.text
-    assert "1 of 2: 50% (95% CI 9% to 91%)" in html and "business hours (Mon,Tue,Wed,Thu,Fri 09:00-18:00" in html
+    assert "1 of 2: 50% (95 % range 9% to 91%)" in html and "business hours (Mon,Tue,Wed,Thu,Fri 09:00-18:00" in html
     # The brand's goals with their intervals, then the campaign's: its plan's 90 % and the brand's 2 h.
     assert "against a goal of at most 2.0 h: met" in html
     assert "against a goal set in the campaign plan of at least 90%: not yet clear" in html
