@@ -97,11 +97,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--db", type=Path, help="a listener database to time instead of bench/.cache's "
+                        "(e.g. a copy: the run migrates it to the current schema and publishes its snapshot beside it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
-    path = bigdb.cached(args.mentions, args.brands, args.days, args.seed, log=log)
+    path = args.db or bigdb.cached(args.mentions, args.brands, args.days, args.seed, log=log)
     snapshot = snapshot_path(path)
     # Opened read-write first, as the daemon would: a database built by older code is
     # migrated to the current schema; then published unless the snapshot is up to date.
