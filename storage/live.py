@@ -49,6 +49,11 @@ from storage.store import Store, from_db_time, to_db_time, translate_error
 # The view's queries are short scans; on the 10M-mention bench a 7-day window took
 # 133 ms on DuckDB's one writer thread (Store.open's setting) and 85 ms on two.
 READER_THREADS = 2
+# Requests read at the same time on one instance (LiveReader), each sorting and grouping
+# its own window: under the writer's 128 MB (storage.store.MEMORY_LIMIT), 20 clients at
+# once on the 10M-mention bench failed with "out of memory". The view reads a file that
+# is not written, so spilling is all this bounds.
+READER_MEMORY = "1GB"
 # Freshness reads the latest mention per source in this window first (a full scan of
 # 10M rows took 35-65 ms); a source quiet for longer falls back to the hourly table.
 RECENT_DAYS = 7
@@ -135,6 +140,7 @@ class LiveReader:
     def _tune(self, store: Store) -> Store:
         with store.native() as db:
             db.execute(f"SET threads = {int(self.threads)}")
+            db.execute(f"SET memory_limit = '{READER_MEMORY}'")
         return store
 
     def _wal(self, path: Path) -> Path:
