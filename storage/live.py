@@ -66,6 +66,9 @@ class Reading:
     store: Store
     kind: str  # "snapshot" | "database"
     published_at: datetime | None  # the snapshot's publication time (file mtime)
+    # What was opened (the snapshot's or the copy's identity): the same value, the same
+    # content, so answers may be cached under it; None for a one-off open of the database.
+    version: tuple | None = None
 
 
 class RequestStore(Store):
@@ -189,10 +192,10 @@ class LiveReader:
                     database.close()
                 return
             kind, published = chosen
-            own = RequestStore(self._store, self._root.duplicate())
+            own, version = RequestStore(self._store, self._root.duplicate()), self._identity
             self._users += 1
         try:
-            yield Reading(own, kind, published)
+            yield Reading(own, kind, published, version)
         finally:
             own.close()
             with self._lock:

@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -71,8 +72,8 @@ from storage.alert_actions import (
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
-from storage.live import LiveReader, known_brands, open_alerts, queued_label_count
-from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page
+from storage.live import LiveReader, Reading, known_brands, open_alerts, queued_label_count
+from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page, utc_time
 
 ALERT_NOTICES = {"acknowledge": "Alert acknowledged: queued for the daemon, which records it after its next cycle.",
                  "resolve": "Alert resolved: queued for the daemon, which closes it after its next cycle."}
@@ -103,6 +104,9 @@ class LiveApp:
     as_of: datetime | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     reader: LiveReader = field(init=False)
+    choices_computed: int = field(init=False, default=0)  # for tests: how often stream_choices ran
+    _choices: tuple = field(init=False, default=(None, None), repr=False)
+    _choices_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.reader = LiveReader(self.database)
@@ -113,6 +117,19 @@ class LiveApp:
 
     def now(self) -> datetime:
         return self.as_of or self.clock()
+
+    def stream_choices(self, reading: Reading, now: datetime) -> dict[str, list[str]]:
+        """What the stream's menus offer (storage.stream.stream_choices), computed once
+        per thing read (a snapshot, a copy) and minute: every page of the stream asks."""
+        key = (reading.version, now.replace(second=0, microsecond=0))
+        with self._choices_lock:
+            if reading.version is not None and self._choices[0] == key:
+                return self._choices[1]
+        choices = stream_choices(reading.store, now)
+        self.choices_computed += 1
+        with self._choices_lock:
+            self._choices = (key, choices)
+        return choices
 
     def view(self, only: str | None = None) -> dict[str, Any]:
         """The view of every brand, or of brand ``only`` (UnknownBrand when unknown)."""
@@ -223,7 +240,7 @@ def stream(request: Request) -> Response:
     query = chosen.to_query()
     with app.reader.reading() as reading:
         found = stream_page(reading.store, chosen, now=now, after=after)
-        choices = stream_choices(reading.store, now)
+        choices = app.stream_choices(reading, now)
         alerts = open_alerts(reading.store, now)
     here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
                         else "")
@@ -237,11 +254,6 @@ def stream(request: Request) -> Response:
                 searched_to=found.next.created_at if found.next and found.next.id == "" else None, live_url=live_url, interval=min(app.refresh, LIVE_INTERVAL), alerts=workspace_alerts(alerts, app.database), error=None,
                 notice=_notice(request),
                 labels_queued=queued_label_count(app.database))
-
-
-def _moment(value: Any) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def workspace_alerts(alerts: list[dict[str, Any]], database: Path) -> list[dict[str, Any]]:
@@ -261,9 +273,9 @@ def workspace_alerts(alerts: list[dict[str, Any]], database: Path) -> list[dict[
             lines = []
         window = explanation.get("window") or {}
         try:
-            start, end = _moment(window["start"]), _moment(window["end"])
+            start, end = utc_time(window["start"]), utc_time(window["end"])
         except (KeyError, TypeError, ValueError):
-            start = _moment(alert["hour"])
+            start = utc_time(alert["hour"])
             end = start + timedelta(hours=1)
         label = None if alert.get("metric") != "mood" else "negative" if alert.get("direction") == "dip" else "positive"
         chosen = StreamFilter(brand=alert["brand"], start=start, end=end, label=label)

@@ -33,6 +33,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from storage.stream import utc_time
+
 __all__ = ["CSP", "render", "render_message", "render_page", "safe_url", "visible_text"]
 
 HERE = Path(__file__).resolve().parent
@@ -88,11 +90,9 @@ def _int(x: Any) -> str:
 
 
 def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, (datetime, str)):
         try:
-            return datetime.fromisoformat(value)
+            return utc_time(value)
         except ValueError:
             return None
     return None

@@ -38,6 +38,7 @@ from analysis.alerts import term_exclusions
 from analysis.trends import DEFAULT_PRESET, PRESETS, ChartRange, MoodPoint, RangeError, chart_range
 from listener.web.app import live
 from storage.live import known_brands
+from storage.stream import utc_time
 from storage.workspace import conversations, rising_terms, top_authors, trends
 
 MAX_COMPARED = 8  # brands on one chart, the first included
@@ -68,13 +69,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _time(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
-    if not raw:
-        return None
     try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadQuery(HTTPStatus.BAD_REQUEST, f"{name}: {raw[:40]!r} is not an ISO 8601 time "
-                                               "(like 2026-11-01T12:00:00Z)") from None
+        return utc_time(raw, name) if raw else None
+    except ValueError as exc:
+        raise BadQuery(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
 def _range(request: Request, now: datetime) -> ChartRange:

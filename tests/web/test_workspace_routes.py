@@ -57,6 +57,25 @@ def test_the_stream_shows_what_its_url_asks_for(client):
     assert not {m["id"] for m in older["mentions"]} & {m["id"] for m in data["mentions"]}
 
 
+def test_a_conversation_link_lands_on_its_posts_and_the_menus_are_read_once(client):
+    """A chart's conversation link (source and conversation=) opens that thread's posts,
+    and the form keeps the thread; the filter menus are computed once per thing read
+    (here: the view's copy) and minute, not for every page."""
+    opened = client.get("/api/stream.json", params={"brand": "Acme"}).json()["mentions"]
+    thread = next(m for m in opened if sum(o["conversation_id"] == m["conversation_id"] for o in opened) > 1)
+    asked = {"source": thread["source"], "conversation": thread["conversation_id"]}
+    found = client.get("/api/stream.json", params=asked).json()
+    assert found["filter"] == asked
+    assert {(m["source"], m["conversation_id"]) for m in found["mentions"]} == {tuple(asked.values())}
+    assert {m["id"] for m in opened if m["conversation_id"] == thread["conversation_id"]} <= {
+        m["id"] for m in found["mentions"]}
+    page = client.get("/stream", params=asked).text
+    assert f'name="conversation" value="{thread["conversation_id"]}"' in page
+    assert set(_ids(page)) == {m["id"] for m in found["mentions"]}
+    client.get("/stream", params={"brand": "Acme"})
+    assert client.state.choices_computed == 1
+
+
 def test_hostile_text_in_the_stream_stays_text(client):
     page = client.get("/stream", params={"q": "onerror"}).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
