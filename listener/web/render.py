@@ -321,6 +321,7 @@ def render(template: str, **context: Any) -> str:
     context.setdefault("scripts", [])
     context.setdefault("refresh", None)
     context.setdefault("refresh_to", None)
+    context.setdefault("live", False)
     return ENV.get_template(template).render(**context)
 
 
@@ -341,7 +342,7 @@ def render_page(
     brands = view.get("brands") or []
     return render(
         "page.html", view=view, now=now, brands=brands, shown=[b for b in brands if only is None or b["brand"] == only],
-        only=only, csrf=csrf, refresh=refresh, refresh_to=self_path, notice=notice, back=self_path,
+        only=only, csrf=csrf, refresh=refresh, refresh_to=self_path, live=True, notice=notice, back=self_path,
         generated=_time(view.get("generated_at")), names=view.get("tracked_brands") or [b["brand"] for b in brands],
         scripts=scripts or [],
         title="Brand mood, live" if only is None else f"{visible_text(only, 60)}: mood, live",

@@ -76,6 +76,18 @@ def test_a_conversation_link_lands_on_its_posts_and_the_menus_are_read_once(clie
     assert client.state.choices_computed == 1
 
 
+def test_the_overview_and_brand_pages_update_in_place_not_by_reloading(client):
+    """The pages replace their live parts with a fresh copy's (static/app.js) instead of
+    a full reload every 60 s: the reload is left only to browsers without scripts."""
+    for path in ("/", "/brand/Acme"):
+        page = client.get(path).text
+        head, body = page.split("</head>")
+        assert re.fullmatch(r'.*<noscript><meta http-equiv="refresh" content="60; url=[^"]*"></noscript>.*', head, re.S)
+        assert head.count("http-equiv") == 2  # the CSP and the noscript reload
+        assert f'data-live-page="60" data-live-url="{path}"' in body
+        assert body.count("data-live-part=") == 2 and "updates itself every 60 s" in body
+
+
 def test_hostile_text_in_the_stream_stays_text(client):
     page = client.get("/stream", params={"q": "onerror"}).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
