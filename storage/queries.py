@@ -106,19 +106,21 @@ def hour_spans(hours: Sequence[datetime], gap: timedelta = PENDING_GAP) -> list[
 
 
 def counts_by_hour(db: duckdb.DuckDBPyConnection, brands: Sequence[str], start: datetime,
-                   end: datetime) -> list[tuple]:
+                   end: datetime, resolution: str = "hour") -> list[tuple]:
     """(brand, source, hour (naive UTC), *LabelCounts' counts) of every (brand, source,
-    hour) of ``brands`` with mentions in the whole hours [start, end): the rows of
+    hour) of ``brands`` with mentions in the whole hours [start, end), or summed per
+    ``resolution`` bucket ('day', 'week': DuckDB's date_trunc, weeks from Monday, as
+    analysis.trends.bucket_floor) with the bucket's start in place of the hour: the rows of
     ``hourly_mood``, except the hours marked pending (figures changed since the hourly
     stage ran), which are counted from ``mood_mentions`` with the same rules. The one
     home of that rule (label_counts, the workspace's charts). Run it inside one
     transaction (Store.native): the marks and both kinds of rows then come from one
     state, so the hourly stage committing meanwhile cannot count an hour twice."""
     lo, hi = to_db_time(start), to_db_time(end)
-    params: dict[str, Any] = {"brands": list(brands), "lo": lo, "hi": hi}
+    params: dict[str, Any] = {"brands": list(brands), "lo": lo, "hi": hi, "resolution": resolution}
     marks = db.execute(
         "SELECT DISTINCT brand, hour FROM pending_hours WHERE list_contains($brands, brand) "
-        "AND hour >= $lo AND hour < $hi", params).fetchall()
+        "AND hour >= $lo AND hour < $hi", {"brands": params["brands"], "lo": lo, "hi": hi}).fetchall()
     params["pending_brands"] = [brand for brand, _ in marks]
     params["pending_hours"] = [hour for _, hour in marks]
     spans = hour_spans([hour for _, hour in marks])
@@ -136,11 +138,16 @@ def counts_by_hour(db: duckdb.DuckDBPyConnection, brands: Sequence[str], start: 
         f"""
         WITH pending AS (
             SELECT unnest($pending_brands::VARCHAR[]) AS brand, unnest($pending_hours::TIMESTAMP[]) AS hour
+        ), hours AS (
+            SELECT h.brand, h.source, h.hour, h.mentions, h.duplicates, h.unscored, h.positive, h.neutral, h.negative
+            FROM hourly_mood h ANTI JOIN pending p ON p.brand = h.brand AND p.hour = h.hour
+            WHERE list_contains($brands, h.brand) AND h.hour >= $lo AND h.hour < $hi
+            {" ".join(fresh)}
         )
-        SELECT h.brand, h.source, h.hour, h.mentions, h.duplicates, h.unscored, h.positive, h.neutral, h.negative
-        FROM hourly_mood h ANTI JOIN pending p ON p.brand = h.brand AND p.hour = h.hour
-        WHERE list_contains($brands, h.brand) AND h.hour >= $lo AND h.hour < $hi
-        {" ".join(fresh)}
+        SELECT brand, source, date_trunc($resolution, hour) AS bucket, sum(mentions)::BIGINT,
+               sum(duplicates)::BIGINT, sum(unscored)::BIGINT, sum(positive)::BIGINT, sum(neutral)::BIGINT,
+               sum(negative)::BIGINT
+        FROM hours GROUP BY ALL ORDER BY 1, 2, 3
         """,
         params,
     ).fetchall()

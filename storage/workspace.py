@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from analysis.alerts import distinctive_terms, hashtags, tokens
-from analysis.trends import INTERVAL_Z, ChartRange, MoodPoint, bucket_floor, mood_point, shares
+from analysis.trends import INTERVAL_Z, ChartRange, MoodPoint, mood_point, shares
 from storage.alerts import texts
 from storage.queries import LABEL_COUNT_COLUMNS, LabelCounts, counts_by_hour
 from storage.store import Store, from_db_time, to_db_time
@@ -112,15 +112,10 @@ def trends(store: Store, brands: Sequence[str], span: ChartRange, now: datetime)
 
 
 def _bucket_counts(db: duckdb.DuckDBPyConnection, brands: list[str], span: ChartRange) -> list[tuple]:
-    """(brand, source, bucket start (tz-aware), *_COUNTS) for every bucket of ``span`` with
-    mentions, summed from storage.queries.counts_by_hour's rows (the range's buckets are
-    whole hours)."""
-    buckets: dict[tuple[str, str, datetime], list[int]] = {}
-    for brand, source, hour, *counts in counts_by_hour(db, brands, span.start, span.end):
-        acc = buckets.setdefault((brand, source, bucket_floor(from_db_time(hour), span.resolution)), [0] * len(_COUNTS))
-        for i, value in enumerate(counts):
-            acc[i] += int(value)
-    return [(*key, *counts) for key, counts in sorted(buckets.items())]
+    """(brand, source, bucket start (tz-aware), *_COUNTS) for every bucket of ``span``
+    with mentions: storage.queries.counts_by_hour per bucket (a range is whole buckets)."""
+    return [(brand, source, from_db_time(bucket), *counts)
+            for brand, source, bucket, *counts in counts_by_hour(db, brands, span.start, span.end, span.resolution)]
 
 
 # --- what people talk about ----------------------------------------------------------
