@@ -41,11 +41,13 @@ import logging
 import re
 import secrets
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 from starlette.applications import Starlette
@@ -73,7 +75,7 @@ from storage.errors import DatabaseLockedError, StorageError
 from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
 from storage.live import LiveReader, Reading, known_brands, open_alerts, queued_label_count
-from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page, utc_time
+from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, StreamPage, stream_choices, stream_page, utc_time
 
 ALERT_NOTICES = {"acknowledge": "Alert acknowledged: queued for the daemon, which records it after its next cycle.",
                  "resolve": "Alert resolved: queued for the daemon, which closes it after its next cycle."}
@@ -84,11 +86,49 @@ NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next
 ORIGIN_WEB = "web"
 WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
 EXTENSIONS = ("listener.web.routes_charts",)
+# Answers kept by ReadCache (a stream page of 50 mentions is ~50 kB).
+READ_CACHE_SIZE = 256
+T = TypeVar("T")
 # Seconds between two live updates of the stream (at most the page's --refresh).
 LIVE_INTERVAL = 30
 # Where a form may send the browser back to: "/", a brand page as brand_path writes it, or
 # the stream with a query as urlencode writes it.
 BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?|/stream(\?[A-Za-z0-9._~%=&+-]*)?")
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+class ReadCache:
+    """What requests read from one unchanging thing (a published snapshot, or the view's
+    own copy: Reading.version, None for neither, which is never cached), by question: a
+    snapshot never changes once published, so the same question asked again before the
+    next one gets the same answer without a query. Answers that depend on the view's time
+    are asked by the minute (as listener.web.routes_charts.AnswerCache's). Least recently
+    used first out; ``computed`` counts what was read, by kind (for tests and logs)."""
+
+    def __init__(self, size: int = READ_CACHE_SIZE) -> None:
+        self.size = size
+        self.computed: dict[str, int] = {}
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, reading: Reading, question: tuple, compute: Callable[[], T]) -> T:
+        if reading.version is None:
+            return compute()
+        key = (reading.version, *question)
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        answer = compute()
+        with self._lock:
+            self.computed[question[0]] = self.computed.get(question[0], 0) + 1
+            self._answers[key] = answer
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+        return answer
 
 
 @dataclass
@@ -104,9 +144,7 @@ class LiveApp:
     as_of: datetime | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     reader: LiveReader = field(init=False)
-    choices_computed: int = field(init=False, default=0)  # for tests: how often stream_choices ran
-    _choices: tuple = field(init=False, default=(None, None), repr=False)
-    _choices_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    read_cache: ReadCache = field(init=False, default_factory=lambda: ReadCache())
 
     def __post_init__(self) -> None:
         self.reader = LiveReader(self.database)
@@ -119,17 +157,15 @@ class LiveApp:
         return self.as_of or self.clock()
 
     def stream_choices(self, reading: Reading, now: datetime) -> dict[str, list[str]]:
-        """What the stream's menus offer (storage.stream.stream_choices), computed once
-        per thing read (a snapshot, a copy) and minute: every page of the stream asks."""
-        key = (reading.version, now.replace(second=0, microsecond=0))
-        with self._choices_lock:
-            if reading.version is not None and self._choices[0] == key:
-                return self._choices[1]
-        choices = stream_choices(reading.store, now)
-        self.choices_computed += 1
-        with self._choices_lock:
-            self._choices = (key, choices)
-        return choices
+        """What the stream's menus offer (storage.stream.stream_choices), read once per
+        thing read and minute (every page of the stream shows them)."""
+        return self.read_cache.get(reading, ("stream_choices", _minute(now)), lambda: stream_choices(reading.store, now))
+
+    def stream_page(self, reading: Reading, chosen: StreamFilter, now: datetime, **cursors: Cursor | None) -> StreamPage:
+        """storage.stream.stream_page, kept per thing read, filter, cursor and minute: the
+        same page asked again (a reload, a colleague's shared link) is not read again."""
+        key = ("stream_page", chosen, tuple(sorted(cursors.items())), _minute(now))
+        return self.read_cache.get(reading, key, lambda: stream_page(reading.store, chosen, now=now, **cursors))
 
     def view(self, only: str | None = None) -> dict[str, Any]:
         """The view of every brand, or of brand ``only`` (UnknownBrand when unknown)."""
@@ -239,7 +275,7 @@ def stream(request: Request) -> Response:
     now = app.now()
     query = chosen.to_query()
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=now, after=after)
+        found = app.stream_page(reading, chosen, now, after=after)
         choices = app.stream_choices(reading, now)
         alerts = open_alerts(reading.store, now)
     here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
@@ -314,7 +350,7 @@ def stream_new(request: Request) -> Response:
         raise Refused(HTTPStatus.BAD_REQUEST, "Bad filter", str(exc).replace("after:", "since:")) from None
     now = app.now()
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=now, newer_than=since)
+        found = app.stream_page(reading, chosen, now, newer_than=since)
     query = chosen.to_query()
     html = render("stream_items.html", mentions=[m.to_json() for m in found.mentions], now=now, csrf=app.csrf,
                   back="/stream" + ("?" + urlencode(query) if query else ""))
@@ -328,7 +364,7 @@ def stream_json(request: Request) -> Response:
     app = live(request)
     chosen, after = _stream_query(request)
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=app.now(), after=after)
+        found = app.stream_page(reading, chosen, app.now(), after=after)
     body = {"filter": chosen.to_query(), "mentions": [m.to_json() for m in found.mentions],
             "next": found.next.encode() if found.next else None}
     return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), media_type="application/json; charset=utf-8")

@@ -72,8 +72,10 @@ def test_a_conversation_link_lands_on_its_posts_and_the_menus_are_read_once(clie
     page = client.get("/stream", params=asked).text
     assert f'name="conversation" value="{thread["conversation_id"]}"' in page
     assert set(_ids(page)) == {m["id"] for m in found["mentions"]}
-    client.get("/stream", params={"brand": "Acme"})
-    assert client.state.choices_computed == 1
+    computed = dict(client.state.read_cache.computed)
+    assert client.get("/stream", params=asked).text == page  # the same page again: read once
+    client.get("/stream", params={"brand": "Initech"})  # another page: read
+    assert client.state.read_cache.computed == {"stream_choices": 1, "stream_page": computed["stream_page"] + 1}
 
 
 def test_the_overview_and_brand_pages_update_in_place_not_by_reloading(client):
