@@ -12,7 +12,8 @@ mentions) compared with two competitors:
 * one client: each request ``--repeats`` times after one warm-up; p50 and p95 against
   the 150 ms target (issue 14 item 7). Every call carries a query parameter of its own
   (``bench=N``, which the endpoints ignore), so no answer comes from the chart answer
-  cache (listener.web.routes_charts.AnswerCache): these are the uncached figures. The
+  cache (listener.web.routes_charts.AnswerCache), and the stream's page cache
+  (listener.web.app.ReadCache) is turned off meanwhile: these are the uncached figures. The
   same request repeated unchanged (answered from that cache after the first) is
   printed beside them, for information;
 * ``--clients`` concurrent clients, each sending every request ``--rounds`` times in a
@@ -55,6 +56,7 @@ from analysis.sentiment import VaderScorer
 from bench import bigdb
 from listener.live_view import BrandView
 from listener.web import LiveApp
+from listener.web.app import READ_CACHE_SIZE
 from listener.web.server import LiveServer, start_in_thread
 from storage.snapshot import publish_snapshot, snapshot_path
 from storage.store import Store
@@ -129,6 +131,13 @@ def main() -> int:
 
     calls = iter(range(10**9))
 
+    def cached(on: bool) -> None:
+        """The stream's pages are kept per snapshot whatever else the query says
+        (listener.web.app.ReadCache): for the uncached figures nothing is kept."""
+        app.read_cache.size = READ_CACHE_SIZE if on else 0
+
+    cached(False)
+
     def get(path_query: str, fresh: bool = True) -> tuple[int, float]:
         if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
             raise OutOfTime()
@@ -159,8 +168,10 @@ def main() -> int:
             if status != 200:
                 raise SystemExit(f"{url}: HTTP {status}")
             times = [get(url)[1] for _ in range(args.repeats)]
+            cached(True)
             get(url, fresh=False)
             repeated = [get(url, fresh=False)[1] for _ in range(max(3, args.repeats // 4))]
+            cached(False)
             row = {"request": name, "p50_ms": round(statistics.median(times), 1), "p95_ms": round(p95(times), 1),
                    "repeated_p95_ms": round(p95(repeated), 1)}
             if scale != 1:
@@ -232,6 +243,7 @@ def main() -> int:
         return row
 
     for kind, fresh in (("uncached", True), ("repeated", False)):
+        cached(not fresh)
         if stopped is None and present:
             concurrent[kind] = crowd(fresh)
             if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
