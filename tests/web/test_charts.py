@@ -158,8 +158,9 @@ def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(publ
 
 
 def test_a_repeated_question_is_answered_without_waiting_for_the_reader(published):
-    """The reader serialises requests; an answer already computed from files that have
-    not changed since is given without waiting for it (listener.web.routes_charts.AnswerCache)."""
+    """An answer already computed from files that have not changed since is given again
+    without taking the reader (listener.web.routes_charts.AnswerCache), which may make a
+    request wait while it swaps to a new snapshot or copies the database."""
     _, state, c = published
     first = c.get("/api/charts/trends", params=WEEK).json()
     answered, got = threading.Event(), []
