@@ -123,7 +123,8 @@ class LiveReader:
     the old instance until that is closed: the reader therefore waits until the
     requests reading the old one are done (new requests wait meanwhile), closes it, and
     opens the new one. Choosing what to read (a few stat calls) happens under one lock;
-    the queries do not."""
+    the queries do not. A request takes one reading at a time: one taken inside another
+    would wait for itself when a new snapshot is to be opened."""
 
     def __init__(self, database: Path, threads: int = READER_THREADS) -> None:
         self.database = Path(database)

@@ -30,7 +30,10 @@ Adding routes from another module (``register``): ``create_app`` imports
 * render a page: ``page(request, "charts/x.html", **context)``, a template that
   ``{% extends "base.html" %}``; the overview and brand pages include
   ``charts/area.html`` (when it exists) in their ``{% block charts %}``.
-Sync endpoints run in Starlette's thread pool, so a slow query blocks no other request.
+Sync endpoints run in Starlette's thread pool, each request on its own database
+connection (storage.live.RequestStore), so a slow query blocks no other request. What is
+read from a snapshot (or the view's copy) may be kept for the next request that asks the
+same: ``live(request).read_cache`` (ReadCache), keyed by ``reading.version``.
 """
 
 from __future__ import annotations
