@@ -12,7 +12,8 @@ mentions) compared with two competitors:
 * one client: each request ``--repeats`` times after one warm-up; p50 and p95 against
   the 150 ms target (issue 14 item 7). Every call carries a query parameter of its own
   (``bench=N``, which the endpoints ignore), so no answer comes from the chart answer
-  cache (listener.web.routes_charts.AnswerCache): these are the uncached figures. The
+  cache (listener.web.routes_charts.AnswerCache), and the stream's page cache
+  (listener.web.app.ReadCache) is turned off meanwhile: these are the uncached figures. The
   same request repeated unchanged (answered from that cache after the first) is
   printed beside them, for information;
 * ``--clients`` concurrent clients, each sending every request ``--rounds`` times in a
@@ -55,6 +56,7 @@ from analysis.sentiment import VaderScorer
 from bench import bigdb
 from listener.live_view import BrandView
 from listener.web import LiveApp
+from listener.web.app import READ_CACHE_SIZE
 from listener.web.server import LiveServer, start_in_thread
 from storage.snapshot import publish_snapshot, snapshot_path
 from storage.store import Store
@@ -97,11 +99,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--db", type=Path, help="a listener database to time instead of bench/.cache's "
+                        "(e.g. a copy: the run migrates it to the current schema and publishes its snapshot beside it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
-    path = bigdb.cached(args.mentions, args.brands, args.days, args.seed, log=log)
+    path = args.db or bigdb.cached(args.mentions, args.brands, args.days, args.seed, log=log)
     snapshot = snapshot_path(path)
     # Opened read-write first, as the daemon would: a database built by older code is
     # migrated to the current schema; then published unless the snapshot is up to date.
@@ -126,6 +130,13 @@ def main() -> int:
     cpu0 = time.process_time()
 
     calls = iter(range(10**9))
+
+    def cached(on: bool) -> None:
+        """The stream's pages are kept per snapshot whatever else the query says
+        (listener.web.app.ReadCache): for the uncached figures nothing is kept."""
+        app.read_cache.size = READ_CACHE_SIZE if on else 0
+
+    cached(False)
 
     def get(path_query: str, fresh: bool = True) -> tuple[int, float]:
         if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
@@ -157,8 +168,10 @@ def main() -> int:
             if status != 200:
                 raise SystemExit(f"{url}: HTTP {status}")
             times = [get(url)[1] for _ in range(args.repeats)]
+            cached(True)
             get(url, fresh=False)
             repeated = [get(url, fresh=False)[1] for _ in range(max(3, args.repeats // 4))]
+            cached(False)
             row = {"request": name, "p50_ms": round(statistics.median(times), 1), "p95_ms": round(p95(times), 1),
                    "repeated_p95_ms": round(p95(repeated), 1)}
             if scale != 1:
@@ -230,6 +243,7 @@ def main() -> int:
         return row
 
     for kind, fresh in (("uncached", True), ("repeated", False)):
+        cached(not fresh)
         if stopped is None and present:
             concurrent[kind] = crowd(fresh)
             if time.process_time() - cpu0 > TIMING_CPU_SECONDS:

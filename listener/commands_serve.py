@@ -40,7 +40,7 @@ DEFAULT_TOKEN_ENV = "LISTENER_SERVE_TOKEN"
 @click.option("--token-env", "token_env", default=DEFAULT_TOKEN_ENV, show_default=True, metavar="NAME",
               help="Environment variable holding the access token; when it is set, every request needs it.")
 @click.option("--refresh", default=60, show_default=True, type=click.IntRange(5, 86_400), metavar="SECONDS",
-              help="How often the page reloads itself.")
+              help="How often the overview and brand pages update themselves (without reloading).")
 @click.option("--as-of", "as_of", metavar="TIME",
               help="Show the view as of this UTC time instead of now (ISO 8601), e.g. for a demo database.")
 @common_options

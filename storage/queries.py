@@ -8,6 +8,7 @@ everything outside the span; the rest comes from ``hourly_mood`` (see label_coun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -62,12 +63,13 @@ def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> La
     """Mentions of ``brand`` created in [start, end); labels of those that count for mood
     (labelled, not near-duplicates). A user's manual label overrides VADER's.
 
-    Whole hours come from ``hourly_mood``, which the hourly stage keeps with the same
-    rules; the partial hours at both ends, and hours still marked pending, are counted
-    from the mentions. Every write that changes an hour's figures marks it pending in
-    its own transaction (Store.save_batch, storage.labels.apply_label), so the sum is
-    exactly the count over mentions, at a fraction of the cost: a 7-day window on a
-    10M-mention database reads ~170 hourly rows instead of ~1M mentions.
+    Whole hours come from ``counts_by_hour`` (``hourly_mood``, which the hourly stage
+    keeps with the same rules, and the hours still marked pending counted from the
+    mentions); the partial hours at both ends are counted from the mentions. Every write
+    that changes an hour's figures marks it pending in its own transaction
+    (Store.save_batch, storage.labels.apply_label), so the sum is exactly the count over
+    mentions, at a fraction of the cost: a 7-day window on a 10M-mention database reads
+    ~170 hourly rows instead of ~1M mentions.
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     whole_from = _hour_ceil(start)
@@ -78,27 +80,77 @@ def label_counts(store: Store, brand: str, start: datetime, end: datetime) -> La
     with store.native() as db:
         if whole_to <= whole_from:
             return _count_from_mentions(db, brand, start, end)
-        pending = [from_db_time(r[0]) for r in db.execute(
-            "SELECT DISTINCT hour FROM pending_hours WHERE brand = $b AND hour >= $h0 AND hour < $h1 ORDER BY 1",
-            {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to)}).fetchall()]
-        if len(pending) > MAX_PENDING_SPANS:
-            return _count_from_mentions(db, brand, start, end)  # one scan beats many
-        whole = db.execute(
-            "SELECT coalesce(sum(mentions), 0), coalesce(sum(duplicates), 0), coalesce(sum(unscored), 0), "
-            "coalesce(sum(positive), 0), coalesce(sum(neutral), 0), coalesce(sum(negative), 0) "
-            "FROM hourly_mood WHERE brand = $b AND hour >= $h0 AND hour < $h1 "
-            "AND NOT list_contains($pending::TIMESTAMP[], hour)",
-            {"b": brand, "h0": to_db_time(whole_from), "h1": to_db_time(whole_to),
-             "pending": [to_db_time(p) for p in pending]},
-        ).fetchone()
-        parts = [LabelCounts(*whole)]
-        spans = [(start, whole_from), (whole_to, end)] + [(p, p + timedelta(hours=1)) for p in pending]
-        parts += [_count_from_mentions(db, brand, a, b) for a, b in spans if a < b]
+        parts = [LabelCounts(*row[3:]) for row in counts_by_hour(db, [brand], whole_from, whole_to)]
+        parts += [_count_from_mentions(db, brand, a, b) for a, b in ((start, whole_from), (whole_to, end)) if a < b]
     return LabelCounts(*(sum(getattr(p, name) for p in parts) for name in LabelCounts.__slots__))
 
 
-# Above this many pending hours in a window, counting the window from mentions is cheaper.
-MAX_PENDING_SPANS = 24
+# Pending hours further apart than this are counted in separate scans of the mentions,
+# so that one late hour last month does not make the current hour's scan read a month
+# (the hourly stage recomputes them in the same spans: storage.rollup).
+PENDING_GAP = timedelta(hours=24)
+# Above this many separate spans of pending hours, one scan over all of them is cheaper.
+MAX_PENDING_SPANS = 8
+
+
+def hour_spans(hours: Sequence[datetime], gap: timedelta = PENDING_GAP) -> list[tuple[datetime, datetime]]:
+    """Hour starts merged into sorted [start, end) spans, split where they lie more than
+    ``gap`` apart."""
+    spans: list[tuple[datetime, datetime]] = []
+    for hour in sorted(hours):
+        if spans and hour - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], hour + timedelta(hours=1))
+        else:
+            spans.append((hour, hour + timedelta(hours=1)))
+    return spans
+
+
+def counts_by_hour(db: duckdb.DuckDBPyConnection, brands: Sequence[str], start: datetime,
+                   end: datetime, resolution: str = "hour") -> list[tuple]:
+    """(brand, source, hour (naive UTC), *LabelCounts' counts) of every (brand, source,
+    hour) of ``brands`` with mentions in the whole hours [start, end), or summed per
+    ``resolution`` bucket ('day', 'week': DuckDB's date_trunc, weeks from Monday, as
+    analysis.trends.bucket_floor) with the bucket's start in place of the hour: the rows of
+    ``hourly_mood``, except the hours marked pending (figures changed since the hourly
+    stage ran), which are counted from ``mood_mentions`` with the same rules. The one
+    home of that rule (label_counts, the workspace's charts). Run it inside one
+    transaction (Store.native): the marks and both kinds of rows then come from one
+    state, so the hourly stage committing meanwhile cannot count an hour twice."""
+    lo, hi = to_db_time(start), to_db_time(end)
+    params: dict[str, Any] = {"brands": list(brands), "lo": lo, "hi": hi, "resolution": resolution}
+    marks = db.execute(
+        "SELECT DISTINCT brand, hour FROM pending_hours WHERE list_contains($brands, brand) "
+        "AND hour >= $lo AND hour < $hi", {"brands": params["brands"], "lo": lo, "hi": hi}).fetchall()
+    params["pending_brands"] = [brand for brand, _ in marks]
+    params["pending_hours"] = [hour for _, hour in marks]
+    spans = hour_spans([hour for _, hour in marks])
+    if len(spans) > MAX_PENDING_SPANS:
+        spans = [(spans[0][0], spans[-1][1])]
+    fresh = []
+    for n, (a, b) in enumerate(spans):
+        fresh.append(
+            f"UNION ALL SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, {LABEL_COUNT_COLUMNS} "
+            f"FROM mood_mentions($a{n}, $b{n}) m SEMI JOIN pending p "
+            "ON p.brand = m.brand AND p.hour = date_trunc('hour', m.created_at) "
+            "WHERE list_contains($brands, m.brand) GROUP BY ALL")
+        params[f"a{n}"], params[f"b{n}"] = a, b
+    return db.execute(
+        f"""
+        WITH pending AS (
+            SELECT unnest($pending_brands::VARCHAR[]) AS brand, unnest($pending_hours::TIMESTAMP[]) AS hour
+        ), hours AS (
+            SELECT h.brand, h.source, h.hour, h.mentions, h.duplicates, h.unscored, h.positive, h.neutral, h.negative
+            FROM hourly_mood h ANTI JOIN pending p ON p.brand = h.brand AND p.hour = h.hour
+            WHERE list_contains($brands, h.brand) AND h.hour >= $lo AND h.hour < $hi
+            {" ".join(fresh)}
+        )
+        SELECT brand, source, date_trunc($resolution, hour) AS bucket, sum(mentions)::BIGINT,
+               sum(duplicates)::BIGINT, sum(unscored)::BIGINT, sum(positive)::BIGINT, sum(neutral)::BIGINT,
+               sum(negative)::BIGINT
+        FROM hours GROUP BY ALL ORDER BY 1, 2, 3
+        """,
+        params,
+    ).fetchall()
 
 
 def _hour_floor(moment: datetime) -> datetime:

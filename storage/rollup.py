@@ -56,7 +56,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from analysis.mood import THREAD_LABEL_Z
-from storage.queries import HourCounts
+from storage.queries import HourCounts, hour_spans
 from storage.store import Store, from_db_time, to_db_time
 
 # A chunk's default size. 50k mentions (their hourly aggregates, the conversations they
@@ -64,10 +64,6 @@ from storage.store import Store, from_db_time, to_db_time
 # the hour cap keeps chunks short where hours are sparse.
 CHUNK_HOURS = 168
 CHUNK_MENTIONS = 50_000
-
-# Hours further apart than this are recomputed in separate scans, so that one late
-# hour from last month does not make the current hour's rollup scan a month of rows.
-_CLUSTER_GAP = timedelta(hours=24)
 
 # The label a mention counts with is mood_mentions' (storage.schema: the manual label,
 # else the score in effect's); a manual label stands in for the compound as +1, 0 or -1.
@@ -223,17 +219,6 @@ class RollupProgress:
 ProgressCallback = Callable[[RollupProgress], None]
 
 
-def _clusters(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Group sorted hours into [lo, hi) scan ranges split at gaps over _CLUSTER_GAP."""
-    ranges: list[tuple[datetime, datetime]] = []
-    for hour in sorted(hours):
-        if ranges and hour - ranges[-1][1] <= _CLUSTER_GAP:
-            ranges[-1] = (ranges[-1][0], hour + timedelta(hours=1))
-        else:
-            ranges.append((hour, hour + timedelta(hours=1)))
-    return ranges
-
-
 def _recompute(db: duckdb.DuckDBPyConnection) -> RollupResult:
     """Recompute hourly mood and conversations for the hours in temp table ``todo``."""
     hours = [row[0] for row in db.execute("SELECT DISTINCT hour FROM todo").fetchall()]
@@ -244,7 +229,7 @@ def _recompute(db: duckdb.DuckDBPyConnection) -> RollupResult:
         "WHERE h.brand = t.brand AND h.source = t.source AND h.hour = t.hour"
     )
     db.execute("CREATE OR REPLACE TEMP TABLE all_touched (source VARCHAR, conversation_id VARCHAR, brand VARCHAR)")
-    for lo, hi in _clusters(hours):
+    for lo, hi in hour_spans(hours):
         db.execute(_HOURLY_SQL, {"lo": lo, "hi": hi})
         db.execute(_TOUCHED_SQL, {"lo": lo, "hi": hi})
         db.execute("INSERT INTO all_touched SELECT * FROM touched")
@@ -337,7 +322,7 @@ def _next_chunk(
         {"after": after, "n": max_hours},
     ).fetchall()]
     sizes: dict[datetime, int] = {}
-    for lo, hi in _clusters(hours):
+    for lo, hi in hour_spans(hours):
         # Every mention of the hour, not only the pending sources': a bound, and cheap.
         sizes.update(db.execute(
             "SELECT date_trunc('hour', created_at), count(*) FROM mentions "

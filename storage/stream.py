@@ -61,6 +61,7 @@ class StreamFilter:
     lang: str | None = None
     duplicates: bool | None = None  # False: hide near-duplicates, True: only them
     author: str | None = None
+    conversation: str | None = None  # a thread's conversation_id (with source, one thread)
     q: str | None = None
     start: datetime | None = None
     end: datetime | None = None
@@ -88,12 +89,13 @@ class StreamFilter:
         if start is not None and end is not None and start >= end:
             raise ValueError("start: must be before end")
         return cls(brand=text("brand"), source=text("source"), label=label, lang=text("lang"),
-                   duplicates=DUPLICATE_CHOICES[dup], author=text("author"), q=q, start=start, end=end)
+                   duplicates=DUPLICATE_CHOICES[dup], author=text("author"), conversation=text("conversation"), q=q,
+                   start=start, end=end)
 
     def to_query(self) -> dict[str, str]:
         """The URL query naming this filter (fields without a restriction left out)."""
         out: dict[str, str] = {}
-        for name in ("brand", "source", "label", "lang", "author", "q"):
+        for name in ("brand", "source", "label", "lang", "author", "conversation", "q"):
             value = getattr(self, name)
             if value:
                 out[name] = value
@@ -110,15 +112,23 @@ class StreamFilter:
 
 
 def _time(params: Mapping[str, str], name: str) -> datetime | None:
-    """A time in the query: ISO 8601, UTC when it names no offset (the page's inputs
-    send 2026-11-01T12:00)."""
     value = (params.get(name) or "").strip()
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name}: not a time (ISO 8601, e.g. 2026-11-01T12:00): {value[:40]!r}") from None
+    return utc_time(value, name) if value else None
+
+
+def utc_time(value: str | datetime, name: str = "time") -> datetime:
+    """The view's one reading of a time (the stream's filters, the charts' ranges, an
+    alert's window, a time shown): a datetime, or ISO 8601 text; without a time zone it
+    is UTC (the page's datetime-local inputs send none, and the database stores naive
+    UTC). Tz-aware UTC; ValueError naming ``name`` when it is not a time."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except (ValueError, AttributeError):
+            raise ValueError(f"{name}: not a time (ISO 8601, e.g. 2026-11-01T12:00, UTC unless it names a zone): "
+                             f"{str(value)[:40]!r}") from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
@@ -193,13 +203,18 @@ class StreamPage:
         return Cursor(first.created_at, first.source, first.id, first.brand) if first else None
 
 
+# The label the stream shows and filters by: the user's, else the score in effect's, on
+# thread_mentions' columns (a near-duplicate keeps its label here, unlike for mood).
+EFFECTIVE_LABEL = "coalesce(m.manual_label, m.scorer_label)"
+
 _COLUMNS = ("source", "id", "brand", "created_at", "text", "author", "url", "lang", "likes", "reposts", "replies",
             "duplicate", "label", "scorer", "scorer_label", "vader_label", "manual_label", "conversation_id")
 
 
 def _conditions(f: StreamFilter, params: dict[str, Any]) -> list[str]:
-    """SQL conditions over mentions m (and for the label, its manual label l and score
-    in effect s: the effective label) for the filter's restrictions other than time."""
+    """SQL conditions over mentions m (for the label: thread_mentions m, whose manual
+    label, else its score in effect's, is the effective label) for the filter's
+    restrictions other than time."""
     where = []
     for name in ("brand", "source", "lang"):
         if getattr(f, name):
@@ -210,10 +225,13 @@ def _conditions(f: StreamFilter, params: dict[str, Any]) -> list[str]:
     if f.author:
         where.append("lower(m.author) = lower($author)")
         params["author"] = f.author
+    if f.conversation:
+        where.append("m.conversation_id = $conversation")
+        params["conversation"] = f.conversation
     if f.label == "unscored":
-        where.append("coalesce(l.label, s.label) IS NULL")
+        where.append(f"{EFFECTIVE_LABEL} IS NULL")
     elif f.label:
-        where.append("coalesce(l.label, s.label) = $label")
+        where.append(f"{EFFECTIVE_LABEL} = $label")
         params["label"] = f.label
     for n, word in enumerate(f.words()):
         # A literal substring: the LIKE wildcards in the word are escaped.
@@ -239,12 +257,8 @@ def _window(db: Any, f: StreamFilter, lo: datetime, hi: datetime, after: Cursor 
                      "(m.id > $ni OR (m.id = $ni AND m.brand > $nb))))))")
         params.update({"nt": to_db_time(newer_than.created_at), "ns": newer_than.source, "ni": newer_than.id,
                        "nb": newer_than.brand})
-    if f.label:
-        source = ("FROM mentions m LEFT JOIN labels l ON l.source = m.source AND l.id = m.id AND l.brand = m.brand "
-                  "LEFT JOIN scores_in_effect s ON s.source = m.source AND s.id = m.id AND s.brand = m.brand "
-                  "AND s.created_at = m.created_at AND s.created_at >= $lo AND s.created_at < $hi ")
-    else:
-        source = "FROM mentions m "
+    # The label is thread_mentions' (storage.schema): only a filter on it reads the scores.
+    source = "FROM thread_mentions($lo, $hi) m " if f.label else "FROM mentions m "
     sql = (f"SELECT m.source, m.id, m.brand, m.created_at {source} WHERE {' AND '.join(where)} "
            "ORDER BY m.created_at DESC, m.source DESC, m.id DESC, m.brand DESC LIMIT $limit")
     return db.execute(sql, params).fetchall()
@@ -261,7 +275,7 @@ def _details(db: Any, keys: list[tuple]) -> list[tuple]:
     try:
         return db.execute(
             "SELECT m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url, m.lang, m.likes, m.reposts, "
-            "m.replies, m.duplicate, coalesce(m.manual_label, m.scorer_label), m.scorer, m.scorer_label, v.label, "
+            f"m.replies, m.duplicate, {EFFECTIVE_LABEL}, m.scorer, m.scorer_label, v.label, "
             "m.manual_label, m.conversation_id "
             f"FROM {name} k JOIN thread_mentions($lo, $hi) m ON m.source = k.source AND m.id = k.id "
             "AND m.brand = k.brand AND m.created_at = k.created_at "

@@ -4,9 +4,9 @@ Counts. What counts for mood is the macro ``mood_mentions`` (storage.schema); th
 stage keeps ``hourly_mood`` from it per (brand, source, hour), and marks in
 ``pending_hours`` every hour whose figures changed since. So a chart over 90 days reads
 the hourly table (~2,000 rows a brand) for every hour not pending, and counts the
-pending ones (normally the current hour or two) from ``mood_mentions`` itself, exactly
-as ``storage.queries.label_counts`` does for one window; both kinds of rows are then
-summed into the chart's buckets. The NSS, its SE and the interval drawn come from the
+pending ones (normally the current hour or two) from ``mood_mentions`` itself: the rows
+of storage.queries.counts_by_hour, which label_counts sums for one window, summed here
+into the chart's buckets. The NSS, its SE and the interval drawn come from the
 counts by analysis.trends (analysis.mood's functions).
 
 Talk. For one brand and a range: the terms and hashtags that rose most against a
@@ -31,14 +31,8 @@ import duckdb
 from analysis.alerts import distinctive_terms, hashtags, tokens
 from analysis.trends import INTERVAL_Z, ChartRange, MoodPoint, mood_point, shares
 from storage.alerts import texts
-from storage.queries import LABEL_COUNT_COLUMNS, LabelCounts
+from storage.queries import LABEL_COUNT_COLUMNS, LabelCounts, counts_by_hour
 from storage.store import Store, from_db_time, to_db_time
-
-# Pending hours further apart than this are counted in separate scans of the mentions,
-# so one late hour last month does not make the current hour's scan read a month.
-_PENDING_GAP = timedelta(hours=24)
-# Above this many separate pending spans, one scan over all of them is cheaper.
-_MAX_PENDING_SCANS = 8
 
 # The names of storage.queries.LABEL_COUNT_COLUMNS, in its order (analysis.trends.mood_point's keywords).
 _COUNTS = LabelCounts.__slots__
@@ -93,7 +87,6 @@ def trends(store: Store, brands: Sequence[str], span: ChartRange, now: datetime)
     by_bucket: dict[tuple[str, datetime], dict[str, int]] = {}
     by_source: dict[tuple[str, str], dict[str, int]] = {}
     for brand, source, bucket, *counts in rows:
-        bucket = from_db_time(bucket)
         for key, table in (((brand, bucket), by_bucket), ((brand, source), by_source)):
             acc = table.setdefault(key, dict(empty))
             for name, value in zip(_COUNTS, counts):
@@ -119,58 +112,10 @@ def trends(store: Store, brands: Sequence[str], span: ChartRange, now: datetime)
 
 
 def _bucket_counts(db: duckdb.DuckDBPyConnection, brands: list[str], span: ChartRange) -> list[tuple]:
-    """(brand, source, bucket start, *_COUNTS) for every bucket of ``span`` with
-    mentions: hours not pending from hourly_mood, pending hours from mood_mentions."""
-    lo, hi = to_db_time(span.start), to_db_time(span.end)
-    params: dict[str, Any] = {"brands": brands, "lo": lo, "hi": hi, "resolution": span.resolution}
-    pending = [r[0] for r in db.execute(
-        "SELECT DISTINCT hour FROM pending_hours WHERE list_contains($brands, brand) AND hour >= $lo AND hour < $hi "
-        "ORDER BY 1", {"brands": brands, "lo": lo, "hi": hi}).fetchall()]
-    scans = _spans(pending)
-    if len(scans) > _MAX_PENDING_SCANS:
-        scans = [(scans[0][0], scans[-1][1])]
-    fresh = []
-    for n, (a, b) in enumerate(scans):
-        fresh.append(
-            f"SELECT m.brand, m.source, date_trunc('hour', m.created_at) AS hour, {LABEL_COUNT_COLUMNS} "
-            f"FROM mood_mentions($a{n}, $b{n}) m SEMI JOIN pending p "
-            "ON p.brand = m.brand AND p.hour = date_trunc('hour', m.created_at) "
-            "WHERE list_contains($brands, m.brand) GROUP BY ALL"
-        )
-        params[f"a{n}"], params[f"b{n}"] = a, b
-    union = "".join(f" UNION ALL {part}" for part in fresh)
-    # One transaction (store.native): the pending marks and both kinds of rows are read
-    # from one state, so the hourly stage committing meanwhile cannot count an hour twice.
-    return db.execute(
-        f"""
-        WITH pending AS (
-            SELECT DISTINCT brand, hour FROM pending_hours
-            WHERE list_contains($brands, brand) AND hour >= $lo AND hour < $hi
-        ), hours AS (
-            SELECT h.brand, h.source, h.hour, h.mentions, h.duplicates, h.unscored, h.positive, h.neutral, h.negative
-            FROM hourly_mood h ANTI JOIN pending p ON p.brand = h.brand AND p.hour = h.hour
-            WHERE list_contains($brands, h.brand) AND h.hour >= $lo AND h.hour < $hi
-            {union}
-        )
-        SELECT brand, source, date_trunc($resolution, hour) AS bucket,
-               sum(mentions), sum(duplicates), sum(unscored), sum(positive), sum(neutral), sum(negative)
-        FROM hours GROUP BY ALL ORDER BY 1, 2, 3
-        """,
-        params,
-    ).fetchall()
-
-
-def _spans(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hour starts merged into [start, end) spans, split where they lie more
-    than _PENDING_GAP apart."""
-    spans: list[tuple[datetime, datetime]] = []
-    for hour in hours:
-        end = hour + timedelta(hours=1)
-        if spans and hour - spans[-1][1] <= _PENDING_GAP:
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((hour, end))
-    return spans
+    """(brand, source, bucket start (tz-aware), *_COUNTS) for every bucket of ``span``
+    with mentions: storage.queries.counts_by_hour per bucket (a range is whole buckets)."""
+    return [(brand, source, from_db_time(bucket), *counts)
+            for brand, source, bucket, *counts in counts_by_hour(db, brands, span.start, span.end, span.resolution)]
 
 
 # --- what people talk about ----------------------------------------------------------

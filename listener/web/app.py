@@ -30,7 +30,10 @@ Adding routes from another module (``register``): ``create_app`` imports
 * render a page: ``page(request, "charts/x.html", **context)``, a template that
   ``{% extends "base.html" %}``; the overview and brand pages include
   ``charts/area.html`` (when it exists) in their ``{% block charts %}``.
-Sync endpoints run in Starlette's thread pool, so a slow query blocks no other request.
+Sync endpoints run in Starlette's thread pool, each request on its own database
+connection (storage.live.RequestStore), so a slow query blocks no other request. What is
+read from a snapshot (or the view's copy) may be kept for the next request that asks the
+same: ``live(request).read_cache`` (ReadCache), keyed by ``reading.version``.
 """
 
 from __future__ import annotations
@@ -40,11 +43,14 @@ import json
 import logging
 import re
 import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 from starlette.applications import Starlette
@@ -71,8 +77,8 @@ from storage.alert_actions import (
 from storage.errors import DatabaseLockedError, StorageError
 from storage.labelling import ORIGIN_RANDOM, ORIGIN_UNCERTAIN
 from storage.labels import CLEAR, LABELS, LabelRequest, UnknownMentionError, find_mentions, queue_label
-from storage.live import LiveReader, known_brands, open_alerts, queued_label_count
-from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, stream_choices, stream_page
+from storage.live import LiveReader, Reading, known_brands, open_alerts, queued_label_count
+from storage.stream import LABEL_CHOICES, Cursor, StreamFilter, StreamPage, stream_choices, stream_page, utc_time
 
 ALERT_NOTICES = {"acknowledge": "Alert acknowledged: queued for the daemon, which records it after its next cycle.",
                  "resolve": "Alert resolved: queued for the daemon, which closes it after its next cycle."}
@@ -83,11 +89,49 @@ NOTICES = {label: f"Label '{label}' queued: the daemon applies it after its next
 ORIGIN_WEB = "web"
 WEB_ORIGINS = (ORIGIN_WEB, ORIGIN_UNCERTAIN, ORIGIN_RANDOM)
 EXTENSIONS = ("listener.web.routes_charts", "listener.web.routes_care")
+# Answers kept by ReadCache (a stream page of 50 mentions is ~50 kB).
+READ_CACHE_SIZE = 256
+T = TypeVar("T")
 # Seconds between two live updates of the stream (at most the page's --refresh).
 LIVE_INTERVAL = 30
 # Where a form may send the browser back to: "/", a brand page as brand_path writes it, or
 # the stream with a query as urlencode writes it.
 BACK_PATH = re.compile(r"/(brand/[A-Za-z0-9._~%-]+)?|/stream(\?[A-Za-z0-9._~%=&+-]*)?")
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+class ReadCache:
+    """What requests read from one unchanging thing (a published snapshot, or the view's
+    own copy: Reading.version, None for neither, which is never cached), by question: a
+    snapshot never changes once published, so the same question asked again before the
+    next one gets the same answer without a query. Answers that depend on the view's time
+    are asked by the minute (as listener.web.routes_charts.AnswerCache's). Least recently
+    used first out; ``computed`` counts what was read, by kind (for tests and logs)."""
+
+    def __init__(self, size: int = READ_CACHE_SIZE) -> None:
+        self.size = size
+        self.computed: dict[str, int] = {}
+        self._answers: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, reading: Reading, question: tuple, compute: Callable[[], T]) -> T:
+        if reading.version is None:
+            return compute()
+        key = (reading.version, *question)
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        answer = compute()
+        with self._lock:
+            self.computed[question[0]] = self.computed.get(question[0], 0) + 1
+            self._answers[key] = answer
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+        return answer
 
 
 @dataclass
@@ -103,6 +147,7 @@ class LiveApp:
     as_of: datetime | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     reader: LiveReader = field(init=False)
+    read_cache: ReadCache = field(init=False, default_factory=lambda: ReadCache())
 
     def __post_init__(self) -> None:
         self.reader = LiveReader(self.database)
@@ -113,6 +158,17 @@ class LiveApp:
 
     def now(self) -> datetime:
         return self.as_of or self.clock()
+
+    def stream_choices(self, reading: Reading, now: datetime) -> dict[str, list[str]]:
+        """What the stream's menus offer (storage.stream.stream_choices), read once per
+        thing read and minute (every page of the stream shows them)."""
+        return self.read_cache.get(reading, ("stream_choices", _minute(now)), lambda: stream_choices(reading.store, now))
+
+    def stream_page(self, reading: Reading, chosen: StreamFilter, now: datetime, **cursors: Cursor | None) -> StreamPage:
+        """storage.stream.stream_page, kept per thing read, filter, cursor and minute: the
+        same page asked again (a reload, a colleague's shared link) is not read again."""
+        key = ("stream_page", chosen, tuple(sorted(cursors.items())), _minute(now))
+        return self.read_cache.get(reading, key, lambda: stream_page(reading.store, chosen, now=now, **cursors))
 
     def view(self, only: str | None = None) -> dict[str, Any]:
         """The view of every brand, or of brand ``only`` (UnknownBrand when unknown)."""
@@ -222,8 +278,8 @@ def stream(request: Request) -> Response:
     now = app.now()
     query = chosen.to_query()
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=now, after=after)
-        choices = stream_choices(reading.store, now)
+        found = app.stream_page(reading, chosen, now, after=after)
+        choices = app.stream_choices(reading, now)
         alerts = open_alerts(reading.store, now)
     here = "/stream" + ("?" + urlencode({**query, **({"after": after.encode()} if after else {})}) if query or after
                         else "")
@@ -237,11 +293,6 @@ def stream(request: Request) -> Response:
                 searched_to=found.next.created_at if found.next and found.next.id == "" else None, live_url=live_url, interval=min(app.refresh, LIVE_INTERVAL), alerts=workspace_alerts(alerts, app.database), error=None,
                 notice=_notice(request),
                 labels_queued=queued_label_count(app.database))
-
-
-def _moment(value: Any) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def workspace_alerts(alerts: list[dict[str, Any]], database: Path) -> list[dict[str, Any]]:
@@ -261,9 +312,9 @@ def workspace_alerts(alerts: list[dict[str, Any]], database: Path) -> list[dict[
             lines = []
         window = explanation.get("window") or {}
         try:
-            start, end = _moment(window["start"]), _moment(window["end"])
+            start, end = utc_time(window["start"]), utc_time(window["end"])
         except (KeyError, TypeError, ValueError):
-            start = _moment(alert["hour"])
+            start = utc_time(alert["hour"])
             end = start + timedelta(hours=1)
         label = None if alert.get("metric") != "mood" else "negative" if alert.get("direction") == "dip" else "positive"
         chosen = StreamFilter(brand=alert["brand"], start=start, end=end, label=label)
@@ -302,7 +353,7 @@ def stream_new(request: Request) -> Response:
         raise Refused(HTTPStatus.BAD_REQUEST, "Bad filter", str(exc).replace("after:", "since:")) from None
     now = app.now()
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=now, newer_than=since)
+        found = app.stream_page(reading, chosen, now, newer_than=since)
     query = chosen.to_query()
     html = render("stream_items.html", mentions=[m.to_json() for m in found.mentions], now=now, csrf=app.csrf,
                   back="/stream" + ("?" + urlencode(query) if query else ""))
@@ -316,7 +367,7 @@ def stream_json(request: Request) -> Response:
     app = live(request)
     chosen, after = _stream_query(request)
     with app.reader.reading() as reading:
-        found = stream_page(reading.store, chosen, now=app.now(), after=after)
+        found = app.stream_page(reading, chosen, app.now(), after=after)
     body = {"filter": chosen.to_query(), "mentions": [m.to_json() for m in found.mentions],
             "next": found.next.encode() if found.next else None}
     return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), media_type="application/json; charset=utf-8")

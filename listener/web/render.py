@@ -33,6 +33,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from storage.stream import utc_time
+
 __all__ = ["CSP", "render", "render_message", "render_page", "safe_url", "visible_text"]
 
 HERE = Path(__file__).resolve().parent
@@ -88,11 +90,9 @@ def _int(x: Any) -> str:
 
 
 def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, (datetime, str)):
         try:
-            return datetime.fromisoformat(value)
+            return utc_time(value)
         except ValueError:
             return None
     return None
@@ -321,6 +321,7 @@ def render(template: str, **context: Any) -> str:
     context.setdefault("scripts", [])
     context.setdefault("refresh", None)
     context.setdefault("refresh_to", None)
+    context.setdefault("live", False)
     return ENV.get_template(template).render(**context)
 
 
@@ -341,7 +342,7 @@ def render_page(
     brands = view.get("brands") or []
     return render(
         "page.html", view=view, now=now, brands=brands, shown=[b for b in brands if only is None or b["brand"] == only],
-        only=only, csrf=csrf, refresh=refresh, refresh_to=self_path, notice=notice, back=self_path,
+        only=only, csrf=csrf, refresh=refresh, refresh_to=self_path, live=True, notice=notice, back=self_path,
         generated=_time(view.get("generated_at")), names=view.get("tracked_brands") or [b["brand"] for b in brands],
         scripts=scripts or [],
         title="Brand mood, live" if only is None else f"{visible_text(only, 60)}: mood, live",

@@ -21,7 +21,6 @@ resolution, 404 for a brand the view does not show.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -38,7 +37,8 @@ from starlette.routing import Route
 from analysis.alerts import term_exclusions
 from analysis.trends import DEFAULT_PRESET, PRESETS, ChartRange, MoodPoint, RangeError, chart_range
 from listener.web.app import live
-from storage.live import LiveReader, known_brands
+from storage.live import known_brands
+from storage.stream import utc_time
 from storage.workspace import conversations, rising_terms, top_authors, trends
 
 MAX_COMPARED = 8  # brands on one chart, the first included
@@ -69,13 +69,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _time(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
-    if not raw:
-        return None
     try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadQuery(HTTPStatus.BAD_REQUEST, f"{name}: {raw[:40]!r} is not an ISO 8601 time "
-                                               "(like 2026-11-01T12:00:00Z)") from None
+        return utc_time(raw, name) if raw else None
+    except ValueError as exc:
+        raise BadQuery(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
 def _range(request: Request, now: datetime) -> ChartRange:
@@ -119,12 +116,11 @@ class AnswerCache:
     filling bucket and a preset's window depend on). Answers read from the database
     itself (no daemon) are kept only under the files' identities (below).
 
-    The reader (storage.live.LiveReader) serialises requests under one lock, so a hit
-    found under it still waits for every query ahead of it. So an answer is also kept
-    under the identities (inode, mtime, size) of the files the reader chooses from (the
-    snapshot, the database, its WAL) as they were before and after it was computed, and
-    looked up before taking the reader: while none of those files changed, the reader
-    would read what it read then. For the one case the files do not show (a writer that
+    The reader (storage.live.LiveReader) makes a request wait while it swaps to a new
+    snapshot or copies the database, so an answer is also kept under the identities
+    (inode, mtime, size) of the files the reader chooses from (LiveReader.files) as they
+    were before and after it was computed, and looked up before taking the reader: while
+    none of those files changed, the reader would read what it read then. For the one case the files do not show (a writer that
     stopped without touching them) such a lock-free hit is used for QUICK_MAX_AGE only."""
 
     def __init__(self, size: int = CACHE_ANSWERS, clock: Callable[[], float] = time.monotonic) -> None:
@@ -151,19 +147,6 @@ class AnswerCache:
                 self._answers.popitem(last=False)
 
 
-def _files(reader: LiveReader) -> tuple:
-    """The identities of the files the reader chooses what to read from."""
-    out = []
-    for path in (reader.snapshot, reader.database, reader.database.with_name(reader.database.name + ".wal")):
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            out.append(None)
-            continue
-        out.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
 def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Request], Response]:
     """A sync endpoint (Starlette runs it in its thread pool) reading the view's data."""
 
@@ -172,7 +155,7 @@ def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Req
         cache: AnswerCache = request.app.state.chart_answers
         now = app.now()
         question = (handler.__name__, str(request.query_params), now.replace(second=0, microsecond=0))
-        files = _files(app.reader)
+        files = app.reader.files()
         body = cache.get(("files", files, *question), max_age=QUICK_MAX_AGE)
         if body is not None:
             return _answer(body)
@@ -188,7 +171,7 @@ def _endpoint(handler: Callable[[Request, Any, datetime], Any]) -> Callable[[Req
             return _answer(_body({"error": str(exc)}), exc.status)
         if key is not None:
             cache.put(key, body)
-        if _files(app.reader) == files:  # nothing changed while it was read: what the reader read then
+        if app.reader.files() == files:  # nothing changed while it was read: what the reader read then
             cache.put(("files", files, *question), body)
         return _answer(body)
 

@@ -64,6 +64,9 @@ def oracle(store: Store, f: StreamFilter) -> list[tuple]:
     if f.author:
         where.append("lower(author) = lower($author)")
         params["author"] = f.author
+    if f.conversation:
+        where.append("conversation_id = $conversation")
+        params["conversation"] = f.conversation
     if f.label == "unscored":
         where.append("label IS NULL")
     elif f.label:
@@ -109,6 +112,8 @@ FILTERS = [
     StreamFilter(duplicates=True),
     StreamFilter(duplicates=False, brand="Initech"),
     StreamFilter(author="PAT"),
+    StreamFilter(conversation="tie-0"),
+    StreamFilter(conversation="tie-1", source="reddit"),
     StreamFilter(q="terrible"),
     StreamFilter(q="TERRIBLE acme"),
     StreamFilter(q="100%"),
@@ -136,6 +141,8 @@ def test_the_filters_really_filter(store):
     assert [r[1] for r in oracle(store, StreamFilter(q="100%"))] == ["pct-1"]  # % is not a wildcard
     assert [r[1] for r in oracle(store, StreamFilter(q="great_stuff"))] == ["pct-1"]  # nor _
     assert {r[1] for r in oracle(store, StreamFilter(author="PAT"))} == {"pct-1", "pct-2"}
+    assert [r[:2] for r in oracle(store, StreamFilter(conversation="tie-0"))] == [("reddit", "tie-0"),
+                                                                                ("mastodon", "tie-0")]
     assert [r[1] for r in oracle(store, StreamFilter(q="<script>"))] == ["hostile-1"]
     labels = {r[3] for r in oracle(store, StreamFilter(brand="Acme"))}
     assert {"positive", "neutral", "negative"} <= labels
@@ -150,7 +157,7 @@ def test_paging_by_cursor_gives_every_mention_once_in_order(store, limit):
 
 def test_a_filter_survives_its_url_and_bad_ones_name_their_field():
     f = StreamFilter(brand="Globex & Co", source="reddit", label="unscored", lang="de", duplicates=False,
-                     author="Pat", q="great stuff", start=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
+                     author="Pat", conversation="c 1/2", q="great stuff", start=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
                      end=datetime(2026, 11, 2, tzinfo=timezone.utc))
     assert StreamFilter.from_query(f.to_query()) == f
     assert StreamFilter.from_query({}) == StreamFilter()

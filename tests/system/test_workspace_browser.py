@@ -21,7 +21,7 @@ import pytest
 
 from analysis.sentiment import VaderScorer
 from connectors.base import Mention
-from storage.labels import inbox_path
+from storage.labels import LabelRequest, inbox_path, queue_label
 from storage.store import Store
 from tests.system.chromium import CHROMIUM, PLAYWRIGHT_ARGS, need_chromium
 from tests.system.live_site import AS_OF, HOSTILE, HOSTILE_ID, Server, build_database
@@ -230,3 +230,18 @@ def test_new_mentions_appear_without_a_reload(site, tab):
     tab.page.click("li.mention[data-id='live-1'] form.label button[value=neutral]")
     tab.page.wait_for_url("**queued=neutral**")
     inbox_path(site["world"]["database"]).unlink()
+
+
+def test_the_overview_updates_without_a_reload(site, tab, inboxes):
+    """The overview replaces its figures, alerts and tables with a fresh copy's (every
+    --refresh seconds, or when the tab is back in view: the test brings it back instead
+    of waiting) instead of reloading the whole page; the charts stay."""
+    tab.open("/")
+    tab.page.evaluate("window.__sameDocument = true")
+    assert "label(s) queued" not in tab.page.inner_text("main")
+    queue_label(site["world"]["database"], LabelRequest(id=HOSTILE_ID, label="negative", source="mastodon",
+                                                        brand="Acme", by="test"), AS_OF)
+    tab.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    tab.page.wait_for_selector("html[data-live-updates='1']", state="attached")
+    assert "1 label(s) queued for the daemon" in tab.page.inner_text("main")
+    assert tab.page.evaluate("window.__sameDocument") is True  # no reload

@@ -84,7 +84,6 @@ def test_bad_queries_are_refused_naming_the_parameter(client):
              ({"brand": "Acme", "range": "1y"}, 400, "range:"), ({"brand": "Acme", "resolution": "minute"}, 400,
                                                                   "resolution:"),
              ({"brand": "Acme", "since": "yesterday"}, 400, "since:"),
-             ({"brand": "Acme", "since": "2026-11-09T00:00:00"}, 400, "since:"),
              ({"brand": "Acme", "range": "90d", "resolution": "hour", "since": "2025-01-01T00:00:00Z"}, 400,
               "resolution:")]
     for params, status, field in cases:
@@ -101,6 +100,8 @@ def test_talk_endpoints_for_a_range(client):
     since = (NOW - timedelta(days=2)).isoformat().replace("+00:00", "Z")
     terms = c.get("/api/charts/terms", params={"brand": "Acme", "since": since}).json()
     assert terms["start"] == since and terms["end"] == NOW.isoformat().replace("+00:00", "Z")
+    # One rule for times across the view: without a zone, UTC (as the stream reads its filters).
+    assert c.get("/api/charts/terms", params={"brand": "Acme", "since": since[:-1]}).json() == terms
     assert {t["term"] for t in terms["hashtags"]} <= {"#recall1", "#recall2"}
     threads = c.get("/api/charts/conversations", params={"brand": "Acme", "since": since}).json()
     assert threads["most_active"] and all(t["conversation_id"].startswith(("t1-", "t2-")) for t in threads["most_active"])
@@ -157,8 +158,9 @@ def test_answers_from_a_snapshot_are_reused_until_the_next_one_is_published(publ
 
 
 def test_a_repeated_question_is_answered_without_waiting_for_the_reader(published):
-    """The reader serialises requests; an answer already computed from files that have
-    not changed since is given without waiting for it (listener.web.routes_charts.AnswerCache)."""
+    """An answer already computed from files that have not changed since is given again
+    without taking the reader (listener.web.routes_charts.AnswerCache), which may make a
+    request wait while it swaps to a new snapshot or copies the database."""
     _, state, c = published
     first = c.get("/api/charts/trends", params=WEEK).json()
     answered, got = threading.Event(), []

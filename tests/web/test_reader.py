@@ -6,6 +6,7 @@ database's current content, the daemon's snapshot while the daemon holds the fil
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -127,3 +128,42 @@ def test_a_killed_view_s_copy_is_removed_by_the_next(tmp_path):
     stale.write_bytes(b"x")
     LiveReader(database).close()
     assert not stale.exists()
+
+
+def test_requests_read_at_the_same_time_and_a_new_snapshot_waits_for_them(tmp_path):
+    """Each request reads on its own connection: a second request reads while the first
+    is in the middle of its own (once every request waited for one lock). A snapshot
+    published meanwhile is opened once the requests reading the old one are done: the
+    first request keeps reading one state, the next one reads the new snapshot."""
+    database = tmp_path / "listener.duckdb"
+    with Store.open(database) as store:
+        _add(store, 1)
+        publish_snapshot(store)
+    reader = LiveReader(database)
+    second_read, new_count = threading.Event(), []
+
+    def second_request() -> None:
+        assert _count(reader) == ("snapshot", 3)
+        second_read.set()
+
+    def third_request() -> None:
+        new_count.append(_count(reader))
+
+    try:
+        with reader.reading() as first, first.store.native() as db:
+            assert db.execute("SELECT count(*) FROM mentions").fetchone()[0] == 3
+            other = threading.Thread(target=second_request)
+            other.start()
+            assert second_read.wait(HANG_GUARD), "the second request waited for the first to finish"
+            other.join(HANG_GUARD)
+            with Store.open(database) as store:  # the daemon publishes a newer snapshot
+                _add(store, 2)
+                publish_snapshot(store)
+            third = threading.Thread(target=third_request)
+            third.start()
+            assert db.execute("SELECT count(*) FROM mentions").fetchone()[0] == 3  # still its own state
+        third.join(HANG_GUARD)
+        assert new_count == [("snapshot", 6)]
+        assert reader.opened == 2
+    finally:
+        reader.close()

@@ -57,6 +57,39 @@ def test_the_stream_shows_what_its_url_asks_for(client):
     assert not {m["id"] for m in older["mentions"]} & {m["id"] for m in data["mentions"]}
 
 
+def test_a_conversation_link_lands_on_its_posts_and_the_menus_are_read_once(client):
+    """A chart's conversation link (source and conversation=) opens that thread's posts,
+    and the form keeps the thread; the filter menus are computed once per thing read
+    (here: the view's copy) and minute, not for every page."""
+    opened = client.get("/api/stream.json", params={"brand": "Acme"}).json()["mentions"]
+    thread = next(m for m in opened if sum(o["conversation_id"] == m["conversation_id"] for o in opened) > 1)
+    asked = {"source": thread["source"], "conversation": thread["conversation_id"]}
+    found = client.get("/api/stream.json", params=asked).json()
+    assert found["filter"] == asked
+    assert {(m["source"], m["conversation_id"]) for m in found["mentions"]} == {tuple(asked.values())}
+    assert {m["id"] for m in opened if m["conversation_id"] == thread["conversation_id"]} <= {
+        m["id"] for m in found["mentions"]}
+    page = client.get("/stream", params=asked).text
+    assert f'name="conversation" value="{thread["conversation_id"]}"' in page
+    assert set(_ids(page)) == {m["id"] for m in found["mentions"]}
+    computed = dict(client.state.read_cache.computed)
+    assert client.get("/stream", params=asked).text == page  # the same page again: read once
+    client.get("/stream", params={"brand": "Initech"})  # another page: read
+    assert client.state.read_cache.computed == {"stream_choices": 1, "stream_page": computed["stream_page"] + 1}
+
+
+def test_the_overview_and_brand_pages_update_in_place_not_by_reloading(client):
+    """The pages replace their live parts with a fresh copy's (static/app.js) instead of
+    a full reload every 60 s: the reload is left only to browsers without scripts."""
+    for path in ("/", "/brand/Acme"):
+        page = client.get(path).text
+        head, body = page.split("</head>")
+        assert re.fullmatch(r'.*<noscript><meta http-equiv="refresh" content="60; url=[^"]*"></noscript>.*', head, re.S)
+        assert head.count("http-equiv") == 2  # the CSP and the noscript reload
+        assert f'data-live-page="60" data-live-url="{path}"' in body
+        assert body.count("data-live-part=") == 2 and "updates itself every 60 s" in body
+
+
 def test_hostile_text_in_the_stream_stays_text(client):
     page = client.get("/stream", params={"q": "onerror"}).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page

@@ -1,4 +1,10 @@
 // The live view's script (served from /static: the CSP allows no inline script).
+// Live pages: the overview and brand pages fetch themselves again every
+// data-live-page seconds (and when the tab comes back into view) and replace their
+// [data-live-part] parts with the fresh copy's, so the figures, alerts and tables
+// update without reloading the page (the charts, scroll position and open tab stay).
+// The parts are the server's own rendering, parsed by DOMParser (no script runs), and
+// left alone while a form in them has the focus.
 // Live stream: the first page of /stream asks /stream/new for mentions newer than the
 // newest it shows, every data-interval seconds and whenever the tab comes back into
 // view, and puts them on top without reloading the page. The items are the server's own
@@ -57,4 +63,44 @@
   document.addEventListener("visibilitychange", poll);
   window.addEventListener("focus", poll);
   say("Live: new mentions appear here. ");
+})();
+
+(function () {
+  const marker = document.querySelector("[data-live-page]");
+  if (!marker) {
+    return;
+  }
+  const interval = Math.max(5, parseInt(marker.dataset.livePage, 10) || 60) * 1000;
+  const url = new URL(marker.dataset.liveUrl || window.location.pathname, window.location.href);
+  let busy = false;
+
+  async function update() {
+    const parts = Array.from(document.querySelectorAll("[data-live-part]"));
+    const focused = document.activeElement;
+    if (busy || document.hidden || parts.some((part) => part.contains(focused))) {
+      return;
+    }
+    busy = true;
+    try {
+      const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!answer.ok) {
+        return;
+      }
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+      parts.forEach((part) => {
+        const next = fresh.querySelector('[data-live-part="' + part.dataset.livePart + '"]');
+        if (next) {
+          part.replaceWith(document.importNode(next, true));
+        }
+      });
+      document.documentElement.dataset.liveUpdates = String(parseInt(document.documentElement.dataset.liveUpdates || "0", 10) + 1);
+    } catch (error) {
+      // The server did not answer: the next turn tries again.
+    } finally {
+      busy = false;
+    }
+  }
+
+  window.setInterval(update, interval);
+  document.addEventListener("visibilitychange", update);
 })();
