@@ -23,6 +23,7 @@ class FileProgress:
         self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
         self.seconds: Counter[str] = Counter()
         self.cpu: Counter[str] = Counter()
+        self.test_cpu: Counter[str] = Counter()
 
     def expect(self, nodeids: list[str]) -> None:
         if not self.expected:  # every xdist worker collects the same tests
@@ -31,7 +32,9 @@ class FileProgress:
     def report(self, report: pytest.TestReport) -> None:
         path = report.nodeid.split("::")[0]
         self.seconds[path] += report.duration
-        self.cpu[path] += sum(value for name, value in report.user_properties if name == "cpu seconds")
+        cpu = sum(value for name, value in report.user_properties if name == "cpu seconds")
+        self.cpu[path] += cpu
+        self.test_cpu[report.nodeid] += cpu
         if report.when == "call":
             self.outcomes[path][report.outcome] += 1
         elif report.when == "setup" and not report.passed:  # the test never ran
@@ -75,6 +78,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _progress is not None and len(_progress.cpu) > 1:
         costly = ", ".join(f"{path} {cpu:.0f} s" for path, cpu in _progress.cpu.most_common(8))
         terminalreporter.write_line(f"CPU {sum(_progress.cpu.values()):.0f} s in all; the costliest files: {costly}")
+        tests = ", ".join(f"{nodeid} {cpu:.0f} s" for nodeid, cpu in _progress.test_cpu.most_common(8))
+        terminalreporter.write_line(f"The costliest tests (with their module fixtures): {tests}")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
