@@ -25,6 +25,16 @@ from storage.cluster.connection import translated
 from storage.errors import LeaseLostError
 
 
+# What the cluster keeps of a mention (cluster_mentions, besides the committing token and
+# holder): the one mapping for every writer of that table (leases, shards).
+MENTION_COLUMNS = ("source", "id", "brand", "created_at", "text", "author", "url", "lang")
+
+
+def mention_row(m: Mention) -> tuple[Any, ...]:
+    """``m``'s values for MENTION_COLUMNS."""
+    return (m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url, m.lang)
+
+
 @dataclass(frozen=True)
 class Lease:
     source: str
@@ -94,10 +104,9 @@ class Leases:
             new = 0
             if mentions:
                 cur.executemany(
-                    "INSERT INTO cluster_mentions (source, id, brand, created_at, text, author, url, lang, token, holder) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url, m.lang, lease.token,
-                      lease.holder) for m in mentions])
+                    f"INSERT INTO cluster_mentions ({', '.join(MENTION_COLUMNS)}, token, holder) "
+                    f"VALUES ({', '.join(['%s'] * (len(MENTION_COLUMNS) + 2))}) ON CONFLICT DO NOTHING",
+                    [(*mention_row(m), lease.token, lease.holder) for m in mentions])
                 # executemany's rowcount is the sum over the batch (psycopg 3).
                 new = max(cur.rowcount, 0)
             cur.execute("UPDATE cluster_jobs SET cursor = coalesce(%s::jsonb, cursor), committed_at = now(), "
