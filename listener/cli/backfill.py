@@ -60,12 +60,14 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
     worker killed mid-shard leaves nothing of it; its shard is retaken when its lease
     expires (database.lease_seconds). Without FILE or --work: each backfill's progress.
     """
+    settings = settings_from(ctx)
+    if brand:
+        settings.brand(brand)  # an unknown name first, as in every command
     if file is None and (source or shards or brand or own_accounts):
         raise CliError("--source, --shards, --brand and --own-account describe a FILE to split: name the file", 2)
     if file is not None and (not source or not shards):
         raise CliError(f"{file}: --source and --shards are needed to split it "
                        "(e.g. listener backfill FILE --source archive --shards 32)", 2)
-    settings = settings_from(ctx)
     cluster = settings.cluster
     if cluster is None:
         raise CliError("listener backfill needs cluster mode: set database.url in the config (docs/cluster.md)", 2)

@@ -104,12 +104,18 @@ def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(clu
     done: list = []
     start = threading.Barrier(2)
 
+    failed: list[BaseException] = []
+
     def live(name: str) -> None:
         shards = shards_on(cluster_url, name, now=lambda: later)
         start.wait()
-        with Preparer(1, VaderScorer()) as preparer:
-            done.extend(work(shards, preparer, lease_seconds=60))
-        shards.conn.close()
+        try:
+            with Preparer(1, VaderScorer()) as preparer:
+                done.extend(work(shards, preparer, lease_seconds=60))
+        except BaseException as exc:  # shown by the assertion below, not lost in the thread
+            failed.append(exc)
+        finally:
+            shards.conn.close()
 
     with caplog.at_level(logging.WARNING):
         threads = [threading.Thread(target=live, args=(name,)) for name in ("live-1", "live-2")]
@@ -117,6 +123,7 @@ def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(clu
             thread.start()
         for thread in threads:
             thread.join()
+    assert not failed
     assert sorted(r.shard for r in done) == [1, 2, 3, 4, 5, 6]
 
     keys = stored(cluster_url)
@@ -129,7 +136,10 @@ def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(clu
         attempts = dict(conn.execute("SELECT shard, attempts FROM cluster_shards").fetchall())
     assert attempts[killed_lease.shard] == attempts[paused_lease.shard] == 2
 
-    # The paused worker wakes up: its late commit is refused, and nothing of it is stored.
+    # The paused worker wakes up: it can stage no more, its late commit is refused, and
+    # nothing of it is stored.
+    with pytest.raises(LeaseLostError, match="shard abandoned"):
+        paused.stage(paused_lease, staged_rows("later"), [], ttl_seconds=60)
     with pytest.raises(LeaseLostError, match="shard not stored"):
         paused.complete(paused_lease, read=3, bad_lines=0)
     assert sorted(stored(cluster_url)) == sorted(keys)
