@@ -186,7 +186,7 @@ def report(results: list[dict], lines: int, import_seconds: float, as_json: bool
         print(f"  {r['processes']} processes: {r['lines_per_second']:,.0f} lines/s = "
               f"{r['ratio_to_n_times_single']:.2f} x ({r['processes']} x the single rate); shards per process "
               f"{r['shards_per_process']}")
-    print(f"  listener import, 1 process (DuckDB): {figures['import_one_process_lines_per_second']:,.0f} lines/s "
+    print(f"  listener import, 1 process (DuckDB, its start-up included): {figures['import_one_process_lines_per_second']:,.0f} lines/s "
           f"(backfill 1 process / import = {single_rate / figures['import_one_process_lines_per_second']:.2f})")
     print(f"  every mention stored exactly once in every run: {figures['every_mention_once']} "
           f"({results[0]['stored']:,} mentions)")
