@@ -105,6 +105,8 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
         return
     for each in progress:
         click.echo(_progress_line(each))
+    if not progress:
+        click.echo("No backfill registered: 'listener backfill FILE --source NAME --shards N' splits one.", err=True)
 
 
 def _work(table: Shards, workers: int, lease_seconds: float) -> list[dict]:

@@ -139,11 +139,11 @@ class Shards:
         with translated("preparing the staging tables"), self.conn.transaction(), self.conn.cursor() as cur:
             if not self._staging:
                 # Temporary: private to this session, and gone with it when the worker dies.
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS staged_mentions "
-                            "(LIKE cluster_mentions INCLUDING DEFAULTS)")
-                cur.execute("ALTER TABLE staged_mentions ALTER token DROP NOT NULL, ALTER holder DROP NOT NULL")
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS staged_scores (LIKE cluster_scores)")
-                cur.execute("ALTER TABLE staged_scores ALTER token DROP NOT NULL")
+                # Only the columns staged, typed as in the cluster's tables, no constraints.
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_mentions AS "
+                            f"SELECT {', '.join(MENTION_COLUMNS)} FROM cluster_mentions WITH NO DATA")
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_scores AS "
+                            f"SELECT {', '.join(SCORE_COLUMNS)} FROM cluster_scores WITH NO DATA")
                 self._staging = True
             cur.execute("TRUNCATE staged_mentions, staged_scores")
 
