@@ -68,6 +68,8 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
     if file is not None and (not source or not shards):
         raise CliError(f"{file}: --source and --shards are needed to split it "
                        "(e.g. listener backfill FILE --source archive --shards 32)", 2)
+    if workers != 1 and not work:
+        raise CliError("--workers applies to --work: the processes that prepare shards", 2)
     cluster = settings.cluster
     if cluster is None:
         raise CliError("listener backfill needs cluster mode: set database.url in the config (docs/cluster.md)", 2)
@@ -83,13 +85,16 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
     from storage.cluster import connect, migrate
     from storage.cluster.shards import Shards
 
+    spans = backfills.split(reader.path, shards) if reader is not None else []
+    if reader is not None and not spans:
+        raise CliError(f"{file}: the file is empty: nothing to backfill", 2)
+
     conn = connect(cluster.url, cluster.password(os.environ))
     try:
         migrate(conn)
         table = Shards(conn, backfills.holder_name())
         report: dict = {}
         if reader is not None:
-            spans = backfills.split(reader.path, shards)
             report["backfill"] = table.create(str(reader.path.resolve()), reader.path.stat().st_size, reader.name,
                                               reader.format, queries, clock_from(ctx)(), spans)
             report["shards"] = len(spans)

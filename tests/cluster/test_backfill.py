@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from listener.cli import cli
 from listener.ingest import Preparer
 from storage.cluster import LeaseLostError, connect, migrate
 from storage.cluster.shards import Shards
+from tests.timing import HANG_GUARD, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -78,22 +81,42 @@ def server_now(url: str):
 def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(cluster_url, tmp_path, caplog):
     archive = tmp_path / "archive.jsonl"
     expected = write_archive(archive)
-    result = CliRunner().invoke(cli, ["--config", config(tmp_path, cluster_url), "backfill", str(archive),
-                                      "--source", "archive", "--shards", "6"])
+    conf = config(tmp_path, cluster_url)
+    result = CliRunner().invoke(cli, ["--config", conf, "backfill", str(archive), "--source", "archive",
+                                      "--shards", "6"])
     assert result.exit_code == 0, result.output
     assert "split into 6 shard(s)" in result.output
 
+    # Killed mid-shard: a real worker process, held inside its shard's commit (its scores
+    # wait for a lock this test holds, its mentions already inserted), is SIGKILLed.
+    blocker = connect(cluster_url)
+    blocker.execute("LOCK TABLE cluster_scores IN EXCLUSIVE MODE")
+    killed = subprocess.Popen([sys.executable, "-m", "listener.cli", "--config", conf, "backfill", "--work"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def committing() -> tuple[int] | None:
+        assert killed.poll() is None, f"the worker ended before its commit: {killed.stderr.read()}"
+        return blocker.execute("SELECT pid FROM pg_locks "
+                               "WHERE relation = 'cluster_scores'::regclass AND NOT granted").fetchone()
+
+    try:
+        backend = wait_until(committing, "the worker's commit waiting on cluster_scores")[0]
+    finally:
+        killed.kill()
+        killed.wait(timeout=HANG_GUARD)
+    blocker.rollback()
+    blocker.autocommit = True  # pg_stat_activity is read afresh only in a new transaction
+    # Its server session ends once it finds its client gone (the transaction rolled back).
+    wait_until(lambda: not blocker.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)).fetchone(),
+               "the killed worker's session to end")
+    blocker.close()
+    assert stored(cluster_url) == []
+
+    # Paused: it staged its whole shard, then stopped past its lease before completing it.
     def staged_rows(tag: str) -> list[Mention]:
         return [Mention(source="archive", id=f"{tag}{i}", brand="Acme", text="acme", created_at=server_now(cluster_url))
                 for i in range(3)]
 
-    # Killed mid-shard: it took a shard and staged part of it, then died (its session with it).
-    killed = shards_on(cluster_url, "killed")
-    killed_lease = killed.take(ttl_seconds=60)
-    killed.discard_staged()
-    killed.stage(killed_lease, staged_rows("killed"), [], ttl_seconds=60)
-    killed.conn.close()
-    # Paused: it staged its whole shard, then stopped past its lease before completing it.
     paused = shards_on(cluster_url, "paused")
     paused_lease = paused.take(ttl_seconds=60)
     paused.discard_staged()
@@ -102,9 +125,8 @@ def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(clu
     # Two live workers, each on its own connection, with clocks past both leases.
     later = server_now(cluster_url) + timedelta(seconds=61)
     done: list = []
-    start = threading.Barrier(2)
-
     failed: list[BaseException] = []
+    start = threading.Barrier(2)
 
     def live(name: str) -> None:
         shards = shards_on(cluster_url, name, now=lambda: later)
@@ -134,7 +156,8 @@ def test_three_workers_one_killed_mid_shard_store_every_mention_exactly_once(clu
     with connect(cluster_url) as conn:
         assert conn.execute("SELECT count(*) FROM cluster_scores").fetchone()[0] == len(expected)
         attempts = dict(conn.execute("SELECT shard, attempts FROM cluster_shards").fetchall())
-    assert attempts[killed_lease.shard] == attempts[paused_lease.shard] == 2
+    assert attempts == {1: 2, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1}  # the killed worker's and the paused one's retaken
+    assert paused_lease.shard == 2
 
     # The paused worker wakes up: it can stage no more, its late commit is refused, and
     # nothing of it is stored.
@@ -180,6 +203,9 @@ def test_work_on_worker_processes_shows_progress_and_a_differing_file_is_refused
     (["backfill", "{archive}", "--source", "A B", "--shards", "2"], "--source: 'A B' must be"),
     (["backfill", "{csv}", "--source", "a", "--shards", "2"], "a CSV file cannot be split"),
     (["backfill", "{archive}", "--source", "a", "--shards", "2", "--brand", "Nope"], "no brand named 'Nope'"),
+    (["backfill", "{empty}", "--source", "a", "--shards", "2"], "the file is empty"),
+    (["backfill", "{archive}", "--source", "a", "--shards", "2", "--workers", "2"], "--workers applies to --work"),
+    (["backfill", "{empty}", "--source", "a", "--shards", "2", "--format", "jsonl"], "the file is empty"),
 ])
 def test_bad_input_is_a_usage_error(tmp_path, args, message):
     archive = tmp_path / "a.jsonl"
@@ -187,7 +213,8 @@ def test_bad_input_is_a_usage_error(tmp_path, args, message):
     (tmp_path / "a.csv").write_text("id,created_at,text\n1,2025-01-01,acme\n")
     # An unreachable server: every one of these stops before connecting.
     conf = config(tmp_path, "postgresql://listener@127.0.0.1:1/none")
-    values = {"dir": tmp_path, "archive": archive, "csv": tmp_path / "a.csv"}
+    (tmp_path / "empty.jsonl").write_text("")
+    values = {"dir": tmp_path, "archive": archive, "csv": tmp_path / "a.csv", "empty": tmp_path / "empty.jsonl"}
     result = CliRunner().invoke(cli, ["--config", conf, *[a.format(**values) for a in args]])
     assert result.exit_code == 2, result.output
     assert message in result.output
