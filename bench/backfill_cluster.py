@@ -2,15 +2,17 @@
 (each a machine's ``listener backfill --work``, here on one machine) sharing one archive's
 shards through PostgreSQL, against N times the single-process rate.
 
-    python bench/backfill_cluster.py [--lines 30000] [--shards 16] [--url postgresql://...] [--json]
+    python bench/backfill_cluster.py [--lines 60000] [--shards 16] [--url postgresql://...] [--json]
 
 Without ``--url`` a throwaway PostgreSQL server is started (tests/cluster/server.py).
 Each worker process imports and connects first, then all start at once on a signal, so
 the figure is the backfill's own rate (interpreter start-up excluded). Every run goes
 into a fresh database and is checked: each mention stored exactly once.
 
-The single-process rate is measured before and after the others (the mean is the
-reference), since a shared machine's load drifts. On C cores, N > C workers cannot pass
+Each count runs twice, in the order 1, 2, 4, 4, 2, 1, since a shared machine's load
+drifts. The workers' CPU per 1,000 lines (their own, while working), the server's, and the
+cores the workers got on average are printed with each count: a ratio below 1 with flat
+CPU per line is the machine's share running out, not the coordination costing. On C cores, N > C workers cannot pass
 C times the single rate: the ratio printed for them is against N x, as asked, and the
 cores are printed beside it. ``listener import`` of the same file (one process, DuckDB)
 is printed as a reference for what the cluster path costs.
@@ -69,8 +71,9 @@ def worker(url: str) -> None:
     with Preparer(1, VaderScorer()) as preparer:
         print("ready", flush=True)
         sys.stdin.readline()
+        cpu = time.process_time()
         done = work(shards, preparer, lease_seconds=300)
-    print(json.dumps({"shards": len(done)}), flush=True)
+    print(json.dumps({"shards": len(done), "cpu_seconds": time.process_time() - cpu}), flush=True)
 
 
 def fresh_database(server: str) -> str:
@@ -98,22 +101,41 @@ def run(server: str, archive: Path, shards: int, processes: int) -> dict:
                               start_new_session=True) for _ in range(processes)]
     for proc in procs:
         assert proc.stdout.readline().strip() == "ready"
+    server_before = server_cpu(url)
     started = time.perf_counter()
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    per_process = []
+    per_process, cpu = [], 0.0
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0
-        per_process.append(json.loads(out.splitlines()[-1])["shards"])
+        worked = json.loads(out.splitlines()[-1])
+        per_process.append(worked["shards"])
+        cpu += worked["cpu_seconds"]
     seconds = time.perf_counter() - started
+    server_after = server_cpu(url)
     with connect(url) as conn:
         stored, distinct = conn.execute("SELECT count(*), count(DISTINCT (source, id, brand)) "
                                         "FROM cluster_mentions").fetchone()
         undone = conn.execute("SELECT count(*) FROM cluster_shards WHERE done_at IS NULL").fetchone()[0]
-    return {"processes": processes, "seconds": seconds, "stored": stored, "duplicates": stored - distinct,
+    server = None if server_before is None or server_after is None else server_after - server_before
+    return {"processes": processes, "seconds": seconds, "cpu_seconds": cpu, "server_cpu_seconds": server,
+            "stored": stored, "duplicates": stored - distinct,
             "undone_shards": undone, "shards_per_process": per_process}
+
+
+def server_cpu(url: str) -> float | None:
+    """CPU seconds the PostgreSQL server has used (the postmaster and its children that
+    have exited), when it runs on this machine; None otherwise."""
+    try:
+        with connect(url) as conn:
+            pid = int(conn.execute("SELECT pg_read_file('postmaster.pid')").fetchone()[0].split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except Exception:  # another machine's server, or no right to read its file: not measured
+        return None
+    # utime, stime, cutime, cstime (fields 14-17 of stat; 12-15 after the command name)
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _now(conn):
@@ -134,7 +156,7 @@ def import_reference(archive: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=30_000)
+    parser.add_argument("--lines", type=int, default=60_000)
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--processes", default="1,2,4", help="worker process counts (default 1,2,4)")
     parser.add_argument("--url", help="an existing server's URL (a superuser: each run creates a database)")
@@ -158,36 +180,49 @@ def main() -> None:
 
 
 def measure(url: str, archive: Path, shards: int, counts: list[int]) -> list[dict]:
-    # The single process first and last: the reference is their mean (the load drifts).
-    order = [1, *[n for n in counts if n != 1], 1]
-    return [run(url, archive, shards, n) for n in order]
+    # Each count twice, in an order symmetric in time (1, 2, 4, 4, 2, 1): a drift of the
+    # shared machine's load weighs on every count alike.
+    order = [1, *[n for n in counts if n != 1]]
+    return [run(url, archive, shards, n) for n in (*order, *reversed(order))]
 
 
 def report(results: list[dict], lines: int, import_seconds: float, as_json: bool) -> None:
-    singles = [r for r in results if r["processes"] == 1]
-    single_rate = lines / (sum(r["seconds"] for r in singles) / len(singles))
+    by_count: dict[int, list[dict]] = {}
+    for r in results:
+        by_count.setdefault(r["processes"], []).append(r)
+
+    def mean(runs: list[dict], key: str) -> float | None:
+        values = [r[key] for r in runs]
+        return None if None in values else sum(values) / len(values)
+
+    single_rate = lines / mean(by_count[1], "seconds")
     rows = []
-    for r in results[1:-1] if len(results) > 2 else []:
-        rate = lines / r["seconds"]
-        rows.append({**r, "lines_per_second": rate, "ratio_to_n_times_single": rate / (r["processes"] * single_rate)})
-    figures = {"lines": lines, "cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0],
-               "single_process_lines_per_second": single_rate,
-               "single_runs_seconds": [r["seconds"] for r in singles],
-               "import_one_process_lines_per_second": lines / import_seconds, "runs": rows,
+    for n, runs in by_count.items():
+        rate = lines / mean(runs, "seconds")
+        server = mean(runs, "server_cpu_seconds")
+        rows.append({"processes": n, "runs_seconds": [r["seconds"] for r in runs], "lines_per_second": rate,
+                     "ratio_to_n_times_single": rate / (n * single_rate),
+                     "worker_cpu_ms_per_1k_lines": 1000 * 1000 * mean(runs, "cpu_seconds") / lines,
+                     "server_cpu_ms_per_1k_lines": None if server is None else 1000 * 1000 * server / lines,
+                     "cores_used": mean(runs, "cpu_seconds") / mean(runs, "seconds"),
+                     "shards_per_process": [r["shards_per_process"] for r in runs]})
+    figures = {"lines": lines, "cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "runs": rows,
+               "import_one_process_lines_per_second": lines / import_seconds,
                "every_mention_once": all(r["duplicates"] == 0 and r["undone_shards"] == 0 for r in results)
                and len({r["stored"] for r in results}) == 1}
     if as_json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"backfill of {lines:,} lines, {os.cpu_count()} cores, load {figures['load_average_1m']:.1f}")
-    print(f"  1 process:  {single_rate:,.0f} lines/s (runs: "
-          + ", ".join(f"{s:.1f}s" for s in figures["single_runs_seconds"]) + ")")
+    print(f"backfill of {lines:,} lines, {os.cpu_count()} cores, load {figures['load_average_1m']:.1f} "
+          "(each count run twice; worker and server CPU per 1k lines, and the cores the workers got)")
+    print("  processes  lines/s  ratio to N x single  worker ms/1k  server ms/1k  cores got  runs")
     for r in rows:
-        print(f"  {r['processes']} processes: {r['lines_per_second']:,.0f} lines/s = "
-              f"{r['ratio_to_n_times_single']:.2f} x ({r['processes']} x the single rate); shards per process "
-              f"{r['shards_per_process']}")
-    print(f"  listener import, 1 process (DuckDB, its start-up included): {figures['import_one_process_lines_per_second']:,.0f} lines/s "
-          f"(backfill 1 process / import = {single_rate / figures['import_one_process_lines_per_second']:.2f})")
+        server = "-" if r["server_cpu_ms_per_1k_lines"] is None else f"{r['server_cpu_ms_per_1k_lines']:.0f}"
+        print(f"  {r['processes']:>9}  {r['lines_per_second']:>7,.0f}  {r['ratio_to_n_times_single']:>19.2f}  "
+              f"{r['worker_cpu_ms_per_1k_lines']:>12.0f}  {server:>12}  {r['cores_used']:>9.2f}  "
+              + ", ".join(f"{s:.1f}s" for s in r["runs_seconds"]))
+    print(f"  listener import, 1 process (DuckDB, its start-up included): "
+          f"{figures['import_one_process_lines_per_second']:,.0f} lines/s")
     print(f"  every mention stored exactly once in every run: {figures['every_mention_once']} "
           f"({results[0]['stored']:,} mentions)")
 

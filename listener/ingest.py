@@ -6,8 +6,8 @@ while the writer stores what came before.
     brand by brand, one transaction each
 
 With ``workers`` > 1 the preparing runs in that many processes (analysis.parallel_scoring's
-pool, held by a ``Preparer``, which listener.backfill's shards share too) and at most ``workers + 1`` chunks are in flight, so memory stays bounded whatever
-the file's size; the writer takes the prepared chunks in file order, so what is stored is
+pool, held by a ``Preparer``, which listener.backfill's shards share too) and at most
+``workers + 1`` chunks are in flight, so memory stays bounded whatever the file's size; the writer takes the prepared chunks in file order, so what is stored is
 row for row what one process would store (near-duplicates depend on order). Each brand's
 run is recorded in ``runs`` as a pull of the file's source, as before.
 """
