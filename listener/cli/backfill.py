@@ -78,8 +78,9 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
     if file is not None:
         reader = FileSource(file, source, fmt, {}, clock_from(ctx))
         if reader.format not in LINE_FORMATS:
-            raise CliError(f"{file}: a {reader.format.upper()} file cannot be split into shards (a row may span "
-                           "lines): convert it to JSONL, or use listener import", 2)
+            raise CliError(f"{file}: a CSV file cannot be split into shards (a row may span lines): convert it to "
+                           "JSONL, or use listener import (read as CSV because its first line is not JSON; "
+                           "--format jsonl if it is JSON lines)", 2)
     # Lazily: psycopg is the [cluster] extra, never imported by a single-machine install.
     from listener import backfill as backfills
     from storage.cluster import connect, migrate
