@@ -226,13 +226,8 @@ class FileSource:
     def close(self) -> None:
         pass
 
-    def chunks(self, span: tuple[int, int, int] | None = None) -> Iterator[Chunk]:
-        """The file in chunks of up to BATCH_SIZE items, in order; the last may be empty.
-        ``span`` (start byte, end byte, first line number; listener.backfill's shards):
-        only the lines starting in [start, end), ``start`` being the first's line start."""
-        if span is not None:
-            yield from self._span_chunks(*span)
-            return
+    def chunks(self) -> Iterator[Chunk]:
+        """The file in chunks of up to BATCH_SIZE items, in order; the last may be empty."""
         self.bytes_read = 0
         with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
             items = self._csv_items(handle) if self.format == "csv" else self._json_items(handle)
@@ -249,27 +244,6 @@ class FileSource:
                     pending, unreadable = [], []
             self.bytes_read = self.path.stat().st_size
         yield Chunk(tuple(pending), tuple(unreadable), self.bytes_read)
-
-    def _span_chunks(self, start: int, end: int, first_line: int) -> Iterator[Chunk]:
-        # A CSV row may span lines: only formats of one item per line split by bytes.
-        if self.format == "csv":
-            raise ImportFormatError(f"{self.path}: a CSV file cannot be read by byte ranges (a row may span lines)")
-        pending: list[tuple[int, Any]] = []
-        with self.path.open("rb") as handle:
-            handle.seek(start)
-            position = start
-            for line_number, line in enumerate(iter(handle.readline, b""), start=first_line):
-                if position >= end:
-                    break
-                position += len(line)
-                if line.strip():
-                    pending.append((line_number, line.decode("utf-8", "surrogateescape")))
-                if len(pending) >= BATCH_SIZE:
-                    self.bytes_read = position
-                    yield Chunk(tuple(pending), (), position)
-                    pending = []
-        self.bytes_read = min(position, end)
-        yield Chunk(tuple(pending), (), self.bytes_read)
 
     def report_bad(self, bad: Sequence[tuple[int, str]]) -> None:
         """Count bad lines, logging each up to MAX_REPORTED_LINES (in file order)."""
@@ -292,6 +266,29 @@ class FileSource:
             self.report_bad(parsed.bad)
             yield Batch(tuple(m.replace(brand=query.brand) for m in parsed.mentions), skipped=len(parsed.bad))
         self.finish()
+
+    def span_chunks(self, start: int, end: int, first_line: int) -> Iterator[Chunk]:
+        """Like ``chunks``, only the lines starting in bytes [start, end) (``start`` a line
+        start), numbered from ``first_line``: a shard of listener.backfill. A CSV row may
+        span lines: only formats of one item per line are read by byte ranges."""
+        if self.format == "csv":
+            raise ImportFormatError(f"{self.path}: a CSV file cannot be read by byte ranges (a row may span lines)")
+        pending: list[tuple[int, Any]] = []
+        with self.path.open("rb") as handle:
+            handle.seek(start)
+            position = start
+            for line_number, line in enumerate(iter(handle.readline, b""), start=first_line):
+                if position >= end:
+                    break
+                position += len(line)
+                if line.strip():
+                    pending.append((line_number, line.decode("utf-8", "surrogateescape")))
+                if len(pending) >= BATCH_SIZE:
+                    self.bytes_read = position
+                    yield Chunk(tuple(pending), (), position)
+                    pending = []
+        self.bytes_read = min(position, end)
+        yield Chunk(tuple(pending), (), self.bytes_read)
 
     @staticmethod
     def _json_items(handle: TextIO) -> Iterator[tuple[int, str, str | None]]:

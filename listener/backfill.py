@@ -2,7 +2,7 @@
 
     split (one machine)        the file's line-aligned byte ranges, registered as shards
                                with the brand queries (storage.cluster.shards)
-    work (any machine, any N)  take a shard's lease -> FileSource.chunks(span) -> the
+    work (any machine, any N)  take a shard's lease -> FileSource.span_chunks -> the
                                import's Preparer (parse, match every brand, detect
                                language once, VADER; ``--workers`` processes) -> staged
                                -> complete: the shard's mentions and scores into
@@ -97,8 +97,8 @@ def run_shard(shards: Shards, lease: ShardLease, preparer: Preparer, lease_secon
     reader = FileSource(path, backfill.source, backfill.format, {}, clock=None)
     shards.discard_staged()
     read = 0
-    span = (lease.start_byte, lease.end_byte, lease.first_line)
-    with closing(preparer.prepared(reader.chunks(span), reader.how, backfill.fetched_at,
+    chunks = reader.span_chunks(lease.start_byte, lease.end_byte, lease.first_line)
+    with closing(preparer.prepared(chunks, reader.how, backfill.fetched_at,
                                    backfill.queries)) as prepared:
         for chunk in prepared:
             reader.report_bad(chunk.bad)

@@ -32,7 +32,9 @@ import psycopg
 from analysis.sentiment import Score
 from connectors.base import BrandQuery, Mention
 from storage.cluster.connection import translated
-from storage.cluster.leases import MENTION_COLUMNS, mention_row
+# The same row as a collector's batch (leases): whatever cluster_mentions keeps of a mention.
+from storage.cluster.leases import _COLUMNS as MENTION_COLUMNS
+from storage.cluster.leases import mention_row
 from storage.errors import LeaseLostError
 
 SCORE_COLUMNS = ("source", "id", "brand", "scorer", "version", "compound", "pos", "neu", "neg", "label")
@@ -141,7 +143,7 @@ class Shards:
                 # Temporary: private to this session, and gone with it when the worker dies.
                 # Only the columns staged, typed as in the cluster's tables, no constraints.
                 cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_mentions AS "
-                            f"SELECT {', '.join(MENTION_COLUMNS)} FROM cluster_mentions WITH NO DATA")
+                            f"SELECT {MENTION_COLUMNS} FROM cluster_mentions WITH NO DATA")
                 cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_scores AS "
                             f"SELECT {', '.join(SCORE_COLUMNS)} FROM cluster_scores WITH NO DATA")
                 self._staging = True
@@ -160,9 +162,9 @@ class Shards:
             if cur.rowcount != 1:
                 raise LeaseLostError(f"lease on shard {lease.shard} of backfill {lease.backfill.id} with token "
                                      f"{lease.token} is no longer held: shard abandoned")
-            with cur.copy(f"COPY staged_mentions ({', '.join(MENTION_COLUMNS)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY staged_mentions ({MENTION_COLUMNS}) FROM STDIN") as copy:
                 for m in mentions:
-                    copy.write_row(mention_row(m))
+                    copy.write_row(mention_row(m, lease.token, lease.holder))
             with cur.copy(f"COPY staged_scores ({', '.join(SCORE_COLUMNS)}) FROM STDIN") as copy:
                 for m, scorer, version, s in scores:
                     copy.write_row((m.source, m.id, m.brand, scorer, version, s.compound, s.pos, s.neu, s.neg,
@@ -182,12 +184,9 @@ class Shards:
                 raise LeaseLostError(
                     f"lease on shard {lease.shard} of backfill {lease.backfill.id} with token {lease.token} is no "
                     f"longer held (current token {token}, expired: {not live}, done: {done}): shard not stored")
-            columns = ", ".join(MENTION_COLUMNS)
             # In key order: concurrent shards holding the same posts lock them in one order.
-            cur.execute(f"INSERT INTO cluster_mentions ({columns}, token, holder) "
-                        f"SELECT {columns}, %(token)s, %(holder)s FROM staged_mentions "
-                        "ORDER BY source, id, brand ON CONFLICT DO NOTHING",
-                        self._params(token=lease.token))
+            cur.execute(f"INSERT INTO cluster_mentions ({MENTION_COLUMNS}) SELECT {MENTION_COLUMNS} "
+                        "FROM staged_mentions ORDER BY source, id, brand ON CONFLICT DO NOTHING")
             new = max(cur.rowcount, 0)
             cur.execute("SELECT count(*) FROM staged_mentions")
             mentions = cur.fetchone()[0]

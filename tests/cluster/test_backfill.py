@@ -234,7 +234,7 @@ def test_shards_cover_every_line_once_numbered_as_the_whole_file(tmp_path):
     spans = split(archive, 7)
     assert len(spans) == 7 and spans[0][0] == 0 and spans[-1][1] == archive.stat().st_size
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-    assert [item for span in spans for chunk in reader.chunks(span) for item in chunk.items] == whole
+    assert [item for span in spans for chunk in reader.span_chunks(*span) for item in chunk.items] == whole
     # A file of fewer lines than shards asked for: one shard per line, none empty.
     (tmp_path / "two.jsonl").write_text('{"a": 1}\n{"b": 2}\n')
     assert split(tmp_path / "two.jsonl", 5) == [(0, 9, 1), (9, 18, 2)]
