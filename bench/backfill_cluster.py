@@ -2,7 +2,7 @@
 (each a machine's ``listener backfill --work``, here on one machine) sharing one archive's
 shards through PostgreSQL, against N times the single-process rate.
 
-    python bench/backfill_cluster.py [--lines 60000] [--shards 16] [--url postgresql://...] [--json]
+    python bench/backfill_cluster.py [--lines 40000] [--shards 16] [--url postgresql://...] [--json]
 
 Without ``--url`` a throwaway PostgreSQL server is started (tests/cluster/server.py).
 Each worker process imports and connects first, then all start at once on a signal, so
@@ -156,7 +156,7 @@ def import_reference(archive: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=60_000)
+    parser.add_argument("--lines", type=int, default=40_000)
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--processes", default="1,2,4", help="worker process counts (default 1,2,4)")
     parser.add_argument("--url", help="an existing server's URL (a superuser: each run creates a database)")
