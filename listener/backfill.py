@@ -123,7 +123,9 @@ def work(shards: Shards, preparer: Preparer, lease_seconds: float,
         try:
             result = run_shard(shards, lease, preparer, lease_seconds)
         except LeaseLostError as exc:
-            log.warning("%s", exc)
+            # Another worker retook it after its lease expired. Each chunk renews the lease:
+            # a chunk that takes longer than lease_seconds loses it every time.
+            log.warning("%s (if this repeats, raise database.lease_seconds: a chunk of a shard took longer)", exc)
             continue
         except BaseException:
             with suppress(ClusterError):
