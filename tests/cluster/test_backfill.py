@@ -195,6 +195,48 @@ def test_work_on_worker_processes_shows_progress_and_a_differing_file_is_refused
     assert [(p["done"], p["leased"]) for p in json.loads(result.stdout)["progress"]] == [(3, 0), (0, 0)]
 
 
+def test_a_worker_whose_shard_was_retaken_goes_on_with_the_next(cluster_url, tmp_path, caplog):
+    archive = tmp_path / "archive.jsonl"
+    write_archive(archive, lines=60)
+    assert CliRunner().invoke(cli, ["--config", config(tmp_path, cluster_url), "backfill", str(archive),
+                                    "--source", "archive", "--shards", "2"]).exit_code == 0
+    base = server_now(cluster_url)
+    slow = shards_on(cluster_url, "slow", now=lambda: base)
+    # The slow worker takes shard 1, then waits before staging it (its staging table is
+    # made from cluster_mentions, which this test holds), while a worker whose clock is
+    # past the lease retakes the shard.
+    blocker = connect(cluster_url)
+    blocker.execute("LOCK TABLE cluster_mentions IN ACCESS EXCLUSIVE MODE")
+    done: list = []
+    failed: list[BaseException] = []
+
+    def run_slow() -> None:
+        try:
+            with Preparer(1, VaderScorer()) as preparer:
+                done.extend(work(slow, preparer, lease_seconds=60))
+        except BaseException as exc:  # shown by the assertion below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run_slow)
+    thread.start()
+    try:
+        wait_until(lambda: blocker.execute("SELECT 1 FROM pg_locks WHERE relation = 'cluster_mentions'::regclass "
+                                           "AND NOT granted").fetchone(), "the slow worker waiting to stage")
+        other = shards_on(cluster_url, "other", now=lambda: base + timedelta(seconds=61))
+        assert other.take(ttl_seconds=60).shard == 1
+    finally:
+        blocker.rollback()
+        thread.join(timeout=HANG_GUARD)
+    blocker.close()
+    assert not failed
+    assert [r.shard for r in done] == [2]  # shard 1 given up, shard 2 done
+    assert "shard 1 of backfill 1 with token" in caplog.text and "no longer held" in caplog.text
+    progress = other.progress()[0]
+    assert (progress.done, progress.leased) == (1, 1)  # shard 1 is the other worker's now
+    slow.conn.close()
+    other.conn.close()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["backfill", "{dir}/missing.jsonl", "--source", "a", "--shards", "2"], "does not exist"),
     (["backfill", "{archive}", "--source", "a", "--shards", "0"], "--shards"),
