@@ -267,6 +267,29 @@ class FileSource:
             yield Batch(tuple(m.replace(brand=query.brand) for m in parsed.mentions), skipped=len(parsed.bad))
         self.finish()
 
+    def span_chunks(self, start: int, end: int, first_line: int) -> Iterator[Chunk]:
+        """Like ``chunks``, only the lines starting in bytes [start, end) (``start`` a line
+        start), numbered from ``first_line``: a shard of listener.backfill. A CSV row may
+        span lines: only formats of one item per line are read by byte ranges."""
+        if self.format == "csv":
+            raise ImportFormatError(f"{self.path}: a CSV file cannot be read by byte ranges (a row may span lines)")
+        pending: list[tuple[int, Any]] = []
+        with self.path.open("rb") as handle:
+            handle.seek(start)
+            position = start
+            for line_number, line in enumerate(iter(handle.readline, b""), start=first_line):
+                if position >= end:
+                    break
+                position += len(line)
+                if line.strip():
+                    pending.append((line_number, line.decode("utf-8", "surrogateescape")))
+                if len(pending) >= BATCH_SIZE:
+                    self.bytes_read = position
+                    yield Chunk(tuple(pending), (), position)
+                    pending = []
+        self.bytes_read = min(position, end)
+        yield Chunk(tuple(pending), (), self.bytes_read)
+
     @staticmethod
     def _json_items(handle: TextIO) -> Iterator[tuple[int, str, str | None]]:
         for line_number, line in enumerate(iter(handle.readline, ""), start=1):

@@ -6,8 +6,8 @@ while the writer stores what came before.
     brand by brand, one transaction each
 
 With ``workers`` > 1 the preparing runs in that many processes (analysis.parallel_scoring's
-pool) and at most ``workers + 1`` chunks are in flight, so memory stays bounded whatever
-the file's size; the writer takes the prepared chunks in file order, so what is stored is
+pool, held by a ``Preparer``, which listener.backfill's shards share too) and at most
+``workers + 1`` chunks are in flight, so memory stays bounded whatever the file's size; the writer takes the prepared chunks in file order, so what is stored is
 row for row what one process would store (near-duplicates depend on order). Each brand's
 run is recorded in ``runs`` as a pull of the file's source, as before.
 """
@@ -15,13 +15,15 @@ run is recorded in ``runs`` as a pull of the file's source, as before.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
+from datetime import datetime
 
 from analysis.parallel_scoring import worker_pool
 from analysis.sentiment import Score, VaderScorer
 from connectors.base import BrandQuery
-from inputs.mentions import FileSource
+from inputs.mentions import Chunk, FileFormat, FileSource
 from inputs.prepare import Prepared, prepare_chunk
 from listener.pipeline import Pipeline, PullResult, PullRun
 
@@ -45,6 +47,49 @@ class ReadyVader:
         return [self.ready[text] for text in texts]
 
 
+class Preparer:
+    """Chunks prepared (inputs.prepare.prepare_chunk) in file order: in this process, or
+    on ``workers`` processes (one pool, started on first use and kept for every file or
+    shard this preparer is given) with at most ``workers + 1`` chunks in flight."""
+
+    def __init__(self, workers: int, vader: VaderScorer) -> None:
+        self.workers = workers
+        self.vader = vader
+        self._pool: ProcessPoolExecutor | None = None
+
+    def prepared(self, chunks: Iterable[Chunk], how: FileFormat, fetched_at: datetime,
+                 queries: Sequence[BrandQuery]) -> Iterator[Prepared]:
+        if self.workers == 1:
+            for chunk in chunks:
+                yield prepare_chunk(chunk, how, fetched_at, queries, self.vader)
+            return
+        if self._pool is None:
+            self._pool = worker_pool(self.workers)
+        in_flight: deque[Future[Prepared]] = deque()
+        try:
+            for chunk in chunks:
+                in_flight.append(self._pool.submit(prepare_chunk, chunk, how, fetched_at, tuple(queries)))
+                if len(in_flight) > self.workers:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            # Stopped early (the consumer failed): what is still queued is not wanted.
+            for future in in_flight:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def import_file(pipeline: Pipeline, reader: FileSource, queries: Sequence[BrandQuery], vader: ReadyVader,
                 workers: int = 1, progress: Callable[[int], None] | None = None) -> list[PullResult]:
     """Import ``reader``'s file for every query's brand; ``pipeline`` scores with ``vader``
@@ -64,21 +109,10 @@ def import_file(pipeline: Pipeline, reader: FileSource, queries: Sequence[BrandQ
             progress(prepared.bytes_read)
 
     try:
-        if workers == 1:
-            for chunk in reader.chunks():
-                store(prepare_chunk(chunk, reader.how, fetched_at, queries, vader.vader))
-        else:
-            pool = worker_pool(workers)
-            in_flight: deque[Future[Prepared]] = deque()
-            try:
-                for chunk in reader.chunks():
-                    in_flight.append(pool.submit(prepare_chunk, chunk, reader.how, fetched_at, tuple(queries)))
-                    if len(in_flight) > workers:
-                        store(in_flight.popleft().result())
-                while in_flight:
-                    store(in_flight.popleft().result())
-            finally:
-                pool.shutdown(cancel_futures=True)
+        with Preparer(workers, vader.vader) as preparer, \
+                closing(preparer.prepared(reader.chunks(), reader.how, fetched_at, queries)) as prepared:
+            for chunk in prepared:
+                store(chunk)
     except BaseException as exc:
         for run in runs:
             run.fail(exc)

@@ -9,12 +9,14 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from analysis.sentiment import VaderScorer
+from connectors.base import BrandQuery
 from connectors.errors import ConnectorError
 from inputs.mentions import FORMATS as FILE_FORMATS
 from inputs.mentions import FileSource
@@ -22,6 +24,7 @@ from listener.cli_support import (
     WITHOUT_RUN_LOG, CliError, clock_from, common_options, handle_errors, settings_from,
 )
 from listener import ingest
+from listener.config import Settings
 from listener.pipeline import Pipeline
 from listener.policy import PARKED_EXIT_CODE, Action, exit_code, treatment
 from listener.scoring import build_scoring
@@ -163,6 +166,19 @@ def pull(ctx: click.Context, brand: str | None, source: str | None, as_json: boo
         ctx.exit(max(codes + [PARKED_EXIT_CODE] * len(opened.parked)))
 
 
+def brand_queries(settings: Settings, source: str, brand: str | None, own_accounts: Sequence[str]) -> list[BrandQuery]:
+    """What a file of ``source`` is matched against: every brand's query (or ``--brand``'s),
+    with ``--own-account``'s authors as the brand's own; usage errors (exit 2) otherwise."""
+    if not SOURCE_NAME.fullmatch(source):
+        raise CliError(f"--source: {source!r} must be lower-case letters, digits, '-' or '_'", 2)
+    brands = [settings.brand(brand)] if brand else list(settings.brands)
+    if not brands:
+        raise CliError("no brands configured: imports are matched against the brands' queries", 2)
+    if own_accounts and not brand:
+        raise CliError("--own-account needs --brand: whose own posts they are", 2)
+    return [entry.query.with_accounts_on(source, own_accounts) if own_accounts else entry.query for entry in brands]
+
+
 @click.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", "source", required=True, metavar="NAME",
@@ -191,8 +207,6 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
     Rows by the brand's own accounts (its own_accounts for --source, and
     --own-account) are stored as its own posts.
     """
-    if not SOURCE_NAME.fullmatch(source):
-        raise CliError(f"--source: {source!r} must be lower-case letters, digits, '-' or '_'", 2)
     column_map = {}
     for item in mapping:
         field_name, sep, column = item.partition("=")
@@ -200,13 +214,7 @@ def import_file(ctx: click.Context, file: Path, source: str, brand: str | None, 
             raise CliError(f"--map: {item!r} must look like field=column", 2)
         column_map[field_name.strip()] = column.strip()
     settings = settings_from(ctx)
-    brands = [settings.brand(brand)] if brand else list(settings.brands)
-    if not brands:
-        raise CliError("no brands configured: imports are matched against the brands' queries", 2)
-    if own_accounts and not brand:
-        raise CliError("--own-account needs --brand: whose own posts they are", 2)
-    queries = [entry.query.with_accounts_on(source, own_accounts) if own_accounts else entry.query
-               for entry in brands]
+    queries = brand_queries(settings, source, brand, own_accounts)
     clock = clock_from(ctx)
     reader = FileSource(file, source, fmt, column_map, clock)
     size = max(file.stat().st_size, 1)

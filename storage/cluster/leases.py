@@ -49,6 +49,26 @@ _TAKE = """
  RETURNING j.source, j.brand, j.token, j.holder, j.lease_expires_at, j.cursor
 """
 
+# cluster_mentions' columns every writer fills (leases' batches, backfill shards).
+_COLUMNS = "source, id, brand, created_at, text, author, url, lang, token, holder"
+
+
+def mention_row(mention: Mention, token: int, holder: str) -> tuple[Any, ...]:
+    """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``."""
+    return (mention.source, mention.id, mention.brand, mention.created_at, mention.text, mention.author,
+            mention.url, mention.lang, token, holder)
+
+
+def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert cluster_mentions rows (mention_row), those already there left as they are;
+    how many were new."""
+    if not rows:
+        return 0
+    cur.executemany(f"INSERT INTO cluster_mentions ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(rows[0]))}) "
+                    "ON CONFLICT DO NOTHING", rows)
+    # executemany's rowcount is the sum over the batch (psycopg 3).
+    return max(cur.rowcount, 0)
+
 
 class Leases:
     """The job table on one connection (one per thread: psycopg connections are not
@@ -91,15 +111,7 @@ class Leases:
                     f"lease on ({lease.source}, {lease.brand}) with token {lease.token} is no longer held "
                     f"(current token {row[0] if row else None}, expired: {not row[1] if row else True}): "
                     "batch not stored")
-            new = 0
-            if mentions:
-                cur.executemany(
-                    "INSERT INTO cluster_mentions (source, id, brand, created_at, text, author, url, lang, token, holder) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(m.source, m.id, m.brand, m.created_at, m.text, m.author, m.url, m.lang, lease.token,
-                      lease.holder) for m in mentions])
-                # executemany's rowcount is the sum over the batch (psycopg 3).
-                new = max(cur.rowcount, 0)
+            new = insert_mentions(cur, [mention_row(m, lease.token, lease.holder) for m in mentions])
             cur.execute("UPDATE cluster_jobs SET cursor = coalesce(%s::jsonb, cursor), committed_at = now(), "
                         "lease_expires_at = CASE WHEN %s::float8 IS NULL THEN lease_expires_at "
                         "ELSE now() + make_interval(secs => %s::float8) END "

@@ -35,6 +35,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                credential TEXT PRIMARY KEY, window_start TIMESTAMPTZ NOT NULL,
                used BIGINT NOT NULL DEFAULT 0)""",
     ),
+    (  # backfill: an archive file split into shards leased like jobs (storage.cluster.shards)
+        # The file and what to match are stored with the backfill: any machine's worker
+        # reads the same shared file with the same brand queries, whatever its config.
+        """CREATE TABLE cluster_backfills (
+               id BIGSERIAL PRIMARY KEY, path TEXT NOT NULL, size BIGINT NOT NULL, source TEXT NOT NULL,
+               format TEXT NOT NULL, queries JSONB NOT NULL, fetched_at TIMESTAMPTZ NOT NULL,
+               created_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+        # A shard: the lines starting in [start_byte, end_byte), the first being line first_line.
+        """CREATE TABLE cluster_shards (
+               backfill BIGINT NOT NULL REFERENCES cluster_backfills ON DELETE CASCADE, shard INT NOT NULL,
+               start_byte BIGINT NOT NULL, end_byte BIGINT NOT NULL, first_line BIGINT NOT NULL,
+               holder TEXT, token BIGINT, lease_expires_at TIMESTAMPTZ, attempts INT NOT NULL DEFAULT 0,
+               done_at TIMESTAMPTZ, read BIGINT, bad_lines BIGINT, mentions BIGINT, new_mentions BIGINT,
+               PRIMARY KEY (backfill, shard))""",
+        # Scores committed with their mentions (a backfill's VADER scores, computed with them).
+        """CREATE TABLE cluster_scores (
+               source TEXT NOT NULL, id TEXT NOT NULL, brand TEXT NOT NULL, scorer TEXT NOT NULL,
+               version TEXT NOT NULL, compound DOUBLE PRECISION NOT NULL, pos DOUBLE PRECISION NOT NULL,
+               neu DOUBLE PRECISION NOT NULL, neg DOUBLE PRECISION NOT NULL, label TEXT NOT NULL,
+               token BIGINT NOT NULL, PRIMARY KEY (source, id, brand, scorer))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
