@@ -186,3 +186,36 @@ def test_a_daemon_stopping_mid_pull_leaves_its_job_due_at_once_for_another(clust
     with coordinator.leased(hourly(JOBS[0][0]), JOBS[0][1], pipeline) as leased:
         assert leased is None  # held by the other
     coordinator.close()
+
+
+def test_one_daemon_holds_a_stage_per_period_and_a_paused_holders_late_work_is_refused(cluster_url):
+    a, b = (Coordinator(ClusterSettings(cluster_url, lease_seconds=600), environ={}) for _ in range(2))
+    a.start([])
+    b.start([])
+    with a.stage("hourly", 3600) as held, b.stage("hourly", 3600) as other:
+        assert held is not None and other is None  # one holder at a time
+        with b.stage("alerting", 3600) as alerting:
+            assert alerting is not None  # each stage has its own holder
+        held.done({"hour": "first"})
+    for each in (a, b):  # done this period: nobody runs it again before the next one
+        with each.stage("hourly", 3600) as again:
+            assert again is None
+    # A holder paused past its lease (lease_seconds 0: expired at once) loses the stage to
+    # another daemon, and its late work is refused, leaving the new holder's record.
+    paused = Coordinator(ClusterSettings(cluster_url, lease_seconds=0), environ={})
+    with paused.stage("publishing", 60) as late:
+        with b.stage("publishing", 60) as taken:
+            assert taken is not None and taken.lease.token > late.lease.token
+            taken.done({"published": "by b"})
+        with pytest.raises(LeaseLostError, match="no longer held"):
+            late.check()
+        with pytest.raises(LeaseLostError, match="no longer held"):
+            late.done({"published": "late"})
+    with psycopg.connect(cluster_url) as conn:
+        rows = dict(conn.execute("SELECT brand, cursor FROM cluster_jobs WHERE source = 'stage'").fetchall())
+        due = conn.execute("SELECT due_at > now() FROM cluster_jobs WHERE source = 'stage' AND brand = 'hourly'")
+        assert due.fetchone()[0]
+    assert rows == {"hourly": {"hour": "first"}, "alerting": None, "publishing": {"published": "by b"},
+                    "compaction": None}
+    for coordinator in (a, b, paused):
+        coordinator.close()
