@@ -51,20 +51,22 @@ def _postgres_url(url: str) -> str | None:
 
 
 DATABASE_SETTINGS = settings_table(
-    Setting("path", str, str(DEFAULT_DATABASE), "The DuckDB file; relative to the config file's folder.",
-            required=True),
+    Setting("path", str, str(DEFAULT_DATABASE), "The DuckDB file (in cluster mode: this daemon's own); relative "
+            "to the config file's folder.", required=True),
     Setting("snapshot_max_age_seconds", int, 15, "While the daemon's jobs run long, analysts' snapshot is "
             "refreshed between batches once this old (seconds).", min=1, max=3600),
-    Setting("url", str, "", "Cluster mode: the PostgreSQL the daemons lease their jobs from (docs/cluster.md); "
-            "empty: one daemon, one file.", check=lambda url: _postgres_url(url) if url else None),
-    Setting("password_env", str, "", "Environment variable holding PostgreSQL's password (cluster mode)."),
+    Setting("url", str, "", "Cluster mode: the PostgreSQL the daemons lease their jobs from, "
+            "postgresql://user@host:port/dbname, without the password.",
+            check=lambda url: _postgres_url(url) if url else None, shown_default="none (one daemon, one file)"),
+    Setting("password_env", str, "", "Environment variable holding PostgreSQL's password (cluster mode).",
+            shown_default="none"),
     Setting("lease_seconds", int, 300, "How long a daemon that stopped answering keeps a job (cluster mode).",
             min=5, max=86400),
 )
 """``[database]``'s keys (``budgets`` aside: a table of BUDGET_SETTINGS per source)."""
 BUDGET_SETTINGS = settings_table(
     Setting("posts", int, 0, "Posts read per window per credential, for every daemon using it.",
-            min=1, required=True),
+            min=1, required=True, shown_default="none: required"),
     Setting("window_hours", int, 720, "The budget's window (hours).", min=1, max=24 * 366),
 )
 """``[database.budgets.SOURCE]``'s keys: a credential's budget shared by the cluster."""
