@@ -64,7 +64,8 @@ class FencedStore:
         return self._store.save_batch(mentions, scores, source=source, brand=brand, checkpoint=checkpoint, **rest)
 
 
-# Where a daemon's file stands in PostgreSQL's commit order (Leases.committed), in its meta.
+# Where a daemon's file stands in PostgreSQL's commit order (Leases.committed), in its
+# meta: "SERVER:XID", the server's system identifier and the transaction id read up to.
 CAUGHT_UP_KEY = "cluster_caught_up_xid"
 
 
@@ -197,7 +198,11 @@ class Coordinator:
         chunk committed with the new watermark (a crash resumes there). Returns how many
         were new to the file."""
         store, leases = pipeline.store, self._leases()
-        after = int(store.get_meta(CAUGHT_UP_KEY) or 0)
+        # Transaction ids are one server's: a watermark from another (a restore onto a new
+        # server) starts over from 0, what the file has being skipped unscored.
+        server = leases.server_id()
+        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").rpartition(":")
+        after = int(found_after) if found_server == server else 0
         new = 0
         while not should_stop():
             found, after, complete = leases.committed(after)
@@ -207,7 +212,7 @@ class Coordinator:
             with store.transaction():  # the chunk and its watermark commit together
                 for (source, brand), mentions in by_job.items():
                     new += pipeline.store_relevant(source, brand, mentions, None).new
-                store.set_meta(CAUGHT_UP_KEY, str(after))
+                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after}")
             if complete:
                 break
         return new

@@ -185,6 +185,13 @@ class Leases:
                         (period_seconds, period_seconds, lease.source, lease.brand, lease.token))
             return cur.rowcount == 1
 
+    def server_id(self) -> str:
+        """The server's system identifier (one per initdb): transaction ids, and so
+        ``committed``'s watermarks, are only comparable on one server."""
+        with translated("reading the server's identity"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+            return cur.fetchone()[0]
+
     def committed(self, after: int, max_transactions: int = 50) -> tuple[list[Mention], int, bool]:
         """Mentions committed by transactions from watermark ``after`` on (0: from the
         start), at most ``max_transactions`` of them (whole batches), oldest first; with
