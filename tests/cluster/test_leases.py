@@ -17,6 +17,7 @@ from listener.cluster import Coordinator
 from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import SCHEMA_VERSION, Budget, LeaseLostError, Leases, connect, migrate
+from storage.cluster.leases import insert_mentions, mention_row
 from storage.cluster.schema import current_version
 from storage.errors import ClusterError
 from tests.cluster.worker import mentions
@@ -219,3 +220,20 @@ def test_one_daemon_holds_a_stage_per_period_and_a_paused_holders_late_work_is_r
                     "compaction": None}
     for coordinator in (a, b, paused):
         coordinator.close()
+
+
+def test_catching_up_never_skips_a_batch_that_commits_after_a_later_one(cluster_url):
+    a, b = leases_on(cluster_url, "a"), leases_on(cluster_url, "b")
+    a.register(JOBS[:2])
+    (first,) = a.take(ttl_seconds=600, job=JOBS[0])
+    (second,) = b.take(ttl_seconds=600, job=JOBS[1])
+    reader = leases_on(cluster_url, "reader")
+    # a's batch is in flight (its transaction began first) while b's commits.
+    with a.fenced(first) as cur:
+        insert_mentions(cur, [mention_row(m, first.token, "a") for m in mentions(*JOBS[0], 0)])
+        b.commit(second, mentions(*JOBS[1], 0), None)
+        seen, after, complete = reader.committed(0)
+        assert seen == [] and complete  # b's is newer than a transaction still open: not yet
+    seen, after, complete = reader.committed(after)
+    assert complete and sorted(m.id for m in seen) == sorted(m.id for m in mentions(*JOBS[0], 0) + mentions(*JOBS[1], 0))
+    assert reader.committed(after)[0] == []  # read once
