@@ -185,6 +185,20 @@ class BrandQuery:
         return dataclasses.replace(self, own_accounts=(*others, (source, merged)))
 
 
+class Quota(Protocol):
+    """A budget shared beyond one connector (cluster mode: one credential, many daemons;
+    listener.cluster.SharedQuota). A connector billed per item reserves before each
+    request what it may read, and refunds what the answer did not hold."""
+
+    def reserve(self, wanted: int) -> int:
+        """Up to ``wanted`` units; 0 when the budget is spent."""
+        ...
+
+    def refund(self, unused: int) -> None:
+        """Give back units reserved but not read."""
+        ...
+
+
 @runtime_checkable
 class Connector(Protocol):
     """A source of mentions. Built-in and third-party connectors register under the

@@ -9,6 +9,8 @@ Each installed connector's ``SETTINGS`` gives:
 * in its page docs/sources/NAME.md, between ``<!-- settings-NAME:start -->`` and
   ``<!-- settings-NAME:end -->``: a ``[sources.NAME]`` example with every key at its
   default, and a table of key, meaning (the Setting's doc), what it accepts and default;
+* in docs/configuration.md, between ``<!-- settings-database:start -->`` and its end
+  marker: the ``[database]`` keys' table (listener.config's DATABASE_SETTINGS);
 * in config.example.toml, between ``# settings-NAME:start`` and ``# settings-NAME:end``
   (inside its ``[sources.NAME]`` table): every key with its doc as a comment and its
   default (or its ``example`` where the default is no example).
@@ -36,6 +38,8 @@ from connectors.settings import Setting, declared_settings  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_PAGES = ROOT / "docs" / "sources"
 EXAMPLE_CONFIG = ROOT / "config.example.toml"
+CONFIGURATION_PAGE = ROOT / "docs" / "configuration.md"
+DATABASE_BLOCK = "settings-database"
 COMMENT_WIDTH = 88
 
 
@@ -101,6 +105,24 @@ def config_block(declared: Mapping[str, Setting]) -> str:
     return "\n".join(lines)
 
 
+def database_block() -> str:
+    """docs/configuration.md's table of the ``[database]`` keys (listener.config's
+    DATABASE_SETTINGS, and BUDGET_SETTINGS for each ``[database.budgets.SOURCE]``)."""
+    from listener.config import BUDGET_SETTINGS, DATABASE_SETTINGS  # noqa: PLC0415
+
+    lines = ["| key | meaning | accepts | default |", "|---|---|---|---|"]
+    for prefix, declared in (("database", DATABASE_SETTINGS), ("database.budgets.SOURCE", BUDGET_SETTINGS)):
+        for setting in declared.values():
+            lines.append(f"| `{prefix}.{setting.name}` | {_cell(setting.doc)} | {_cell(setting.accepts())} "
+                         f"| {_cell(shown_default(setting))} |")
+    return "\n".join(lines)
+
+
+def database_drift(page: str) -> bool:
+    """Whether docs/configuration.md's ``[database]`` table differs from the declarations."""
+    return read_block(page, DATABASE_BLOCK) != database_block()
+
+
 def generate(pages: Mapping[str, str], config: str) -> tuple[dict[str, str], str]:
     """Each source page's text (by source name) and config.example.toml's, with every
     source's block rewritten."""
@@ -134,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     pages, config = read_pages(), EXAMPLE_CONFIG.read_text(encoding="utf-8")
     if args.check:
         stale = drift(pages, config)
+        if database_drift(CONFIGURATION_PAGE.read_text(encoding="utf-8")):
+            stale.append(f"{CONFIGURATION_PAGE.relative_to(ROOT)}: {DATABASE_BLOCK}")
         for line in stale:
             print(f"{line} differs from the Setting declarations; run 'python docs/settings_tables.py'",
                   file=sys.stderr)
@@ -142,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     for source, text in new_pages.items():
         page_path(source).write_text(text, encoding="utf-8")
     EXAMPLE_CONFIG.write_text(new_config, encoding="utf-8")
+    page = CONFIGURATION_PAGE.read_text(encoding="utf-8")
+    CONFIGURATION_PAGE.write_text(write_block(page, DATABASE_BLOCK, database_block()), encoding="utf-8")
     print(f"Rewrote the settings blocks of {SOURCE_PAGES.relative_to(ROOT)}/*.md and {EXAMPLE_CONFIG.name}",
           file=sys.stderr)
     return 0

@@ -7,6 +7,14 @@ Pipeline over a ``FencedStore``: the cursor comes from the job row, and each bat
 committed to PostgreSQL (mentions and cursor, fenced by the lease's token) before it is
 stored in this daemon's own DuckDB file for its scoring, hourly stage and readers. A
 refused commit (LeaseLostError) ends the run with nothing of that batch stored anywhere.
+
+Stages run in one daemon at a time (``stage``): the hourly stage and alerting take
+their stage job's lease, and the holder first catches its file up (``catch_up``) with
+every batch committed to PostgreSQL that it lacks, so its hourly rows and alerts cover
+every brand, whoever pulled it. A daemon also catches up when it starts: a batch
+committed to PostgreSQL by a daemon that died before its own file's commit is stored
+there then. Shared budgets (``database.budgets``) are reserved per request
+(``SharedQuota``, handed to the source's connector).
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from connectors.base import Cursor, Mention
+from connectors.base import Connector, Cursor, Mention
 from listener.config import ClusterSettings, SourceSettings
-from listener.pipeline import Pipeline, PullResult
+from listener.pipeline import Pipeline
 from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
+from storage.cluster.leases import STAGES, stage_job
 from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
@@ -49,24 +58,55 @@ class FencedStore:
                    checkpoint: Cursor | None, **rest: Any) -> SaveResult:
         # PostgreSQL first: a refused commit raises before anything is stored locally. If
         # this process dies between the two, the batch is in the cluster (the record of
-        # what was collected) and only this daemon's local copy misses it.
+        # what was collected) and this daemon's file gets it when it starts again
+        # (Coordinator.catch_up).
         self._leases.commit(self._lease, mentions, checkpoint, renew_seconds=self._lease_seconds)
         return self._store.save_batch(mentions, scores, source=source, brand=brand, checkpoint=checkpoint, **rest)
 
 
-class _CountingPipeline(Pipeline):
-    """A Pipeline that counts the posts its pulls read (fetched and skipped), for the
-    refund of what a budgeted run reserved but did not read."""
+# Where a daemon's file stands in PostgreSQL's commit order (Leases.committed), in its
+# meta: "SERVER:XID", the server's system identifier and the transaction id read up to.
+CAUGHT_UP_KEY = "cluster_caught_up_xid"
 
-    started = finished = False
-    read = 0
 
-    def pull(self, *args: Any, **kwargs: Any) -> PullResult:
-        self.started = True
-        result = super().pull(*args, **kwargs)
-        self.read += result.fetched + result.skipped
-        self.finished = True
-        return result
+class SharedQuota:
+    """A credential's budget in PostgreSQL (storage.cluster.Budget) as a connector's
+    per-request Quota, on the calling thread's connection."""
+
+    def __init__(self, coordinator: Coordinator, credential: str, posts: int, window_seconds: float) -> None:
+        self._coordinator = coordinator
+        self.credential = credential
+        self.posts = posts
+        self.window_seconds = window_seconds
+
+    def _budget(self) -> Budget:
+        return Budget(self._coordinator._leases().conn, self.credential, self.posts, self.window_seconds)
+
+    def reserve(self, wanted: int) -> int:
+        return self._budget().reserve(wanted)
+
+    def refund(self, unused: int) -> None:
+        self._budget().refund(unused)
+
+
+class StageLease:
+    """A stage held by this daemon: ``done`` records its work under the lease."""
+
+    def __init__(self, leases: Leases, lease: Lease) -> None:
+        self.leases = leases
+        self.lease = lease
+        self.recorded = False
+
+    def check(self) -> None:
+        """LeaseLostError unless the lease is still held (before work others would repeat)."""
+        with self.leases.fenced(self.lease, "checking a stage lease"):
+            pass
+
+    def done(self, progress: dict[str, Any]) -> None:
+        """Record the stage's work (its cursor), fenced: LeaseLostError when a paused
+        holder lost the stage meanwhile, and then nothing is recorded."""
+        self.leases.commit(self.lease, [], progress)
+        self.recorded = True
 
 
 class Coordinator:
@@ -82,10 +122,22 @@ class Coordinator:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
 
-    def start(self, jobs: Iterable[tuple[str, str]]) -> None:
-        """Migrate the cluster tables and register this daemon's jobs."""
+    def start(self, jobs: Iterable[tuple[str, str]], sources: Iterable[tuple[SourceSettings, Connector]] = ()) -> None:
+        """Migrate the cluster tables, register this daemon's jobs and the stages, and
+        hand each budgeted source's connector its credential's shared quota."""
         migrate(self._leases().conn)
-        self._leases().register(jobs)
+        self._leases().register([*jobs, *(stage_job(name) for name in STAGES)])
+        for source, connector in sources:
+            if source.name in self.settings.budgets:
+                connector.quota = self.quota(source)  # type: ignore[attr-defined]
+
+    def quota(self, source: SourceSettings) -> SharedQuota:
+        """The shared budget of the credential ``source`` uses (``database.budgets``)."""
+        posts, window_hours = self.settings.budgets[source.name]
+        # The credential is what the source's ``*_env`` settings name; stored as a fingerprint.
+        secret = "\0".join(self._environ.get(str(source.options[key]), "")
+                           for key in sorted(source.options) if key.endswith("_env"))
+        return SharedQuota(self, credential_key(source.name, secret), posts, window_hours * 3600)
 
     def _leases(self) -> Leases:
         leases = getattr(self._local, "leases", None)
@@ -101,48 +153,69 @@ class Coordinator:
     @contextmanager
     def leased(self, source: SourceSettings, brand: str, pipeline: Pipeline,
                stopping: Callable[[], bool] = lambda: False) -> Iterator[Pipeline | None]:
-        """A pipeline committing under the job's lease, or None when the job is held, not
-        due, or its credential's shared budget (``database.budgets``) cannot cover the
-        run's ``max_posts_per_run``. The lease is released at the end, the job due again an
-        interval later, or at once when this daemon is ``stopping`` (its run may have ended
-        early: another daemon resumes it from the committed cursor at its next tick)."""
+        """A pipeline committing under the job's lease, or None when the job is held or
+        not due. The lease is released at the end, the job due again an interval later,
+        or at once when this daemon is ``stopping`` (its run may have ended early:
+        another daemon resumes it from the committed cursor at its next tick)."""
         leases = self._leases()
-        every_seconds = source.every_minutes * 60
         taken = leases.take(self.settings.lease_seconds, job=(source.name, brand))
         if not taken:
             log.debug("pull %s %s: held by another daemon or not due", source.name, brand)
             yield None
             return
         lease = taken[0]
-        leased = _CountingPipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
-                                   pipeline.scoring, pipeline.clock)
-        budget, reserved = None, 0
         try:
-            budget, reserved = self._reserve(leases, source)
-            if budget is not None and reserved < source.options["max_posts_per_run"]:
-                log.warning("pull %s %s skipped: the credential's shared budget (%d posts per %d h) is spent",
-                            source.name, brand, budget.limit, budget.window_seconds // 3600)
-                yield None
-            else:
-                yield leased
+            yield Pipeline(FencedStore(pipeline.store, leases, lease, self.settings.lease_seconds),  # type: ignore[arg-type]
+                           pipeline.scoring, pipeline.clock)
         finally:
-            if budget is not None:
-                # A run that failed may have read up to its whole reservation: kept.
-                budget.refund(reserved - leased.read if leased.finished or not leased.started else 0)
-            if not leases.release(lease, 0 if stopping() else every_seconds):
+            if not leases.release(lease, 0 if stopping() else source.every_minutes * 60):
                 log.warning("pull %s %s: lease token %d was lost before its release", source.name, brand, lease.token)
 
-    def _reserve(self, leases: Leases, source: SourceSettings) -> tuple[Budget | None, int]:
-        """The source's shared budget and what this run reserved of it (its whole
-        ``max_posts_per_run``, or what was left)."""
-        if source.name not in self.settings.budgets:
-            return None, 0
-        posts, window_hours = self.settings.budgets[source.name]
-        # The credential is what the source's ``*_env`` settings name; stored as a fingerprint.
-        secret = "\0".join(self._environ.get(str(source.options[key]), "")
-                           for key in sorted(source.options) if key.endswith("_env"))
-        budget = Budget(leases.conn, credential_key(source.name, secret), posts, window_hours * 3600)
-        return budget, budget.reserve(int(source.options["max_posts_per_run"]))
+    @contextmanager
+    def stage(self, name: str, period_seconds: float) -> Iterator[StageLease | None]:
+        """The stage ``name`` for this period, or None when another daemon holds it or
+        ran it this period. The holder records its work with ``StageLease.done`` (refused
+        once the lease is lost: a paused holder's late work is not recorded); the stage is
+        due again at the next period's start, or at once when its work was not done."""
+        leases = self._leases()
+        taken = leases.take(self.settings.lease_seconds, job=stage_job(name))
+        if not taken:
+            log.debug("stage %s: held by another daemon or done this period", name)
+            yield None
+            return
+        held = StageLease(leases, taken[0])
+        try:
+            yield held
+        finally:
+            released = (leases.release_for_period(held.lease, period_seconds) if held.recorded
+                        else leases.release(held.lease, 0))
+            if not released:
+                log.warning("stage %s: lease token %d was lost before its release", name, held.lease.token)
+
+    def catch_up(self, pipeline: Pipeline, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Store in this daemon's file every mention committed to PostgreSQL that it lacks,
+        from where it last caught up: scored by its pipeline like its own pulls, each
+        chunk committed with the new watermark (a crash resumes there). Returns how many
+        were new to the file."""
+        store, leases = pipeline.store, self._leases()
+        # Transaction ids are one server's: a watermark from another (a restore onto a new
+        # server) starts over from 0, what the file has being skipped unscored.
+        server = leases.server_id()
+        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").rpartition(":")
+        after = int(found_after) if found_server == server else 0
+        new = 0
+        while not should_stop():
+            found, after, complete = leases.committed(after)
+            by_job: dict[tuple[str, str], list[Mention]] = {}
+            for mention in found:
+                by_job.setdefault((mention.source, mention.brand), []).append(mention)
+            with store.transaction():  # the chunk and its watermark commit together
+                for (source, brand), mentions in by_job.items():
+                    new += pipeline.store_relevant(source, brand, mentions, None).new
+                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after}")
+            if complete:
+                break
+        return new
 
     def close(self) -> None:
         with self._lock:

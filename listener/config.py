@@ -34,10 +34,44 @@ from analysis.care import BusinessHours, parse_business_hours
 from analysis.care_goals import goal_problems, goal_targets
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
-from connectors.settings import Setting, check_values, declared_settings
+from connectors.settings import Setting, check_values, declared_settings, settings_table
 from listener.errors import ConfigError, UnknownNameError
 
 DEFAULT_DATABASE = Path("listener.duckdb")
+_POSTGRES_URL = re.compile(r"postgres(?:ql)?://(?P<userinfo>[^@/]*@)?[^/?#]*(?:/[^?#]*)?(?:\?[^#]*)?")
+
+
+def _postgres_url(url: str) -> str | None:
+    """What is wrong with ``url`` as cluster mode's PostgreSQL URL, or None."""
+    found = _POSTGRES_URL.fullmatch(url.strip())
+    if found is None:
+        return f"must be a PostgreSQL URL (postgresql://user@host:port/dbname), got {url!r}"
+    if ":" in (found.group("userinfo") or "") or "password=" in url:
+        return "must not contain the password: put it in an environment variable and name it with database.password_env"
+    return None
+
+
+DATABASE_SETTINGS = settings_table(
+    Setting("path", str, str(DEFAULT_DATABASE), "The DuckDB file (in cluster mode: this daemon's own); relative "
+            "to the config file's folder.", required=True),
+    Setting("snapshot_max_age_seconds", int, 15, "While the daemon's jobs run long, analysts' snapshot is "
+            "refreshed between batches once this old (seconds).", min=1, max=3600),
+    Setting("url", str, "", "Cluster mode: the PostgreSQL the daemons lease their jobs from, "
+            "postgresql://user@host:port/dbname, without the password.",
+            check=lambda url: _postgres_url(url) if url else None, shown_default="none (one daemon, one file)"),
+    Setting("password_env", str, "", "Environment variable holding PostgreSQL's password (cluster mode).",
+            shown_default="none"),
+    Setting("lease_seconds", int, 300, "How long a daemon that stopped answering keeps a job (cluster mode).",
+            min=5, max=86400),
+)
+"""``[database]``'s keys (``budgets`` aside: a table of BUDGET_SETTINGS per source)."""
+BUDGET_SETTINGS = settings_table(
+    Setting("posts", int, 0, "Posts read per window per credential, for every daemon using it.",
+            min=1, required=True, shown_default="none: required"),
+    Setting("window_hours", int, 720, "The budget's window (hours).", min=1, max=24 * 366),
+)
+"""``[database.budgets.SOURCE]``'s keys: a credential's budget shared by the cluster."""
+_CLUSTER_KEYS = ("url", "password_env", "lease_seconds", "budgets")
 DEFAULT_CONFIG_NAME = "listener.toml"
 DEFAULT_EVERY_MINUTES = 15
 
@@ -604,22 +638,18 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     database_table = _table(data.get("database"), "database", problems)
     _refuse_literal_secrets(database_table, "database", {"password": "password_env"}, problems)
     problems.unknown_keys({k: v for k, v in database_table.items() if k != "password"},
-                          {"path", "snapshot_max_age_seconds", "url", "password_env", "lease_seconds", "budgets"},
-                          "database")
-    cluster = _cluster(database_table, problems)
-    snapshot_max_age = _integer(database_table, "snapshot_max_age_seconds", "database", 15, 1, 3600, problems)
+                          {*DATABASE_SETTINGS, "budgets"}, "database")
+    database_values = _options("database", DATABASE_SETTINGS, database_table, problems)
+    cluster = _cluster(database_table, database_values, problems)
+    snapshot_max_age = database_values["snapshot_max_age_seconds"]
     database = DEFAULT_DATABASE
-    raw_path = database_table.get("path")
-    if raw_path is not None:
-        if not isinstance(raw_path, str) or not raw_path.strip():
-            problems.add("database.path", "must be a non-empty string")
-        else:
-            try:
-                database = _database_path(raw_path)
-            except ValueError as exc:
-                problems.add("database.path", str(exc))
-            if not database.is_absolute():
-                database = base_dir / database
+    if "path" in database_table and database_values["path"] == database_table["path"]:
+        try:
+            database = _database_path(database_values["path"])
+        except ValueError as exc:
+            problems.add("database.path", str(exc))
+        if not database.is_absolute():
+            database = base_dir / database
     brands = _brands(data.get("brands"), problems)
     sources = _sources(data.get("sources"), problems)
     if cluster is not None:
@@ -639,44 +669,39 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
                     alerts=alerts)
 
 
-_POSTGRES_URL = re.compile(r"postgres(?:ql)?://(?P<userinfo>[^@/]*@)?[^/?#]*(?:/[^?#]*)?(?:\?[^#]*)?")
-
-
-def _cluster(table: Mapping[str, Any], problems: _Problems) -> ClusterSettings | None:
-    """``database.url`` and its companions; None (single machine) without a url."""
-    url = table.get("url")
-    if url is None:
-        for key in ("password_env", "lease_seconds", "budgets"):
+def _cluster(table: Mapping[str, Any], values: Mapping[str, Any], problems: _Problems) -> ClusterSettings | None:
+    """``database.url`` and its companions (checked as DATABASE_SETTINGS); None (single
+    machine) without a url."""
+    if not table.get("url"):
+        for key in _CLUSTER_KEYS[1:]:
             if key in table:
                 problems.add(f"database.{key}", "only applies with database.url (cluster mode)")
         return None
-    if not isinstance(url, str) or not _POSTGRES_URL.fullmatch(url.strip()):
-        problems.add("database.url", f"must be a PostgreSQL URL (postgresql://user@host:port/dbname), got {url!r}")
-        return None
-    userinfo = _POSTGRES_URL.fullmatch(url.strip()).group("userinfo") or ""
-    if ":" in userinfo or "password=" in url:
-        problems.add("database.url", "must not contain the password: put it in an environment variable and name "
-                                     "it with database.password_env")
-        return None
-    return ClusterSettings(url=url.strip(), password_env=_env_name(table, "password_env", "database", problems),
-                           lease_seconds=_integer(table, "lease_seconds", "database", 300, 5, 86400, problems))
+    if values["url"] != table["url"]:
+        return None  # refused: named already
+    return ClusterSettings(url=values["url"].strip(), password_env=values["password_env"],
+                           lease_seconds=values["lease_seconds"])
 
 
 def _budgets(raw: Any, sources: Sequence[SourceSettings], problems: _Problems) -> Mapping[str, tuple[int, int]]:
-    """``[database.budgets.SOURCE]``: ``posts`` per ``window_hours``, per credential. Each
-    pull reserves its ``max_posts_per_run``, so the source must declare one."""
+    """``[database.budgets.SOURCE]`` (BUDGET_SETTINGS): ``posts`` per ``window_hours``,
+    per credential, reserved by each request of the source's connector, which must bill
+    per post (declare ``max_posts_per_run``)."""
     budgets = {}
     by_name = {source.name: source for source in sources}
     for name, entry in _table(raw, "database.budgets", problems).items():
         where = f"database.budgets.{name}"
         table = _table(entry, where, problems)
-        problems.unknown_keys(table, {"posts", "window_hours"}, where)
+        problems.unknown_keys(table, set(BUDGET_SETTINGS), where)
         if name not in by_name:
             problems.add(where, f"no [sources.{name}] table to budget")
         elif "max_posts_per_run" not in by_name[name].options:
-            problems.add(where, f"sources.{name} has no max_posts_per_run, which each pull would reserve")
-        budgets[name] = (_integer(table, "posts", where, 0, 1, 10**12, problems),
-                         _integer(table, "window_hours", where, 720, 1, 24 * 366, problems))
+            problems.add(where, f"sources.{name} is not billed per post (no max_posts_per_run): it has no "
+                                "per-request budget to share")
+        if "posts" not in table:
+            problems.add(f"{where}.posts", "is required: the posts per window the credential may read")
+        values = _options(where, BUDGET_SETTINGS, table, problems)
+        budgets[name] = (values["posts"], values["window_hours"])
     return MappingProxyType(budgets)
 
 

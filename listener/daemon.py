@@ -39,6 +39,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from analysis.alert_evaluation import floor_hour
 from connectors.base import Clock, Connector, utc_now
 from listener.alerting import run_alerts
 from listener.config import BrandSettings, Settings
@@ -65,6 +66,8 @@ MAX_JITTER_SECONDS = 60
 # between two chunks of a re-score, in which pulls and the hourly stage get the database.
 REQUESTS_EVERY_SECONDS = 5
 RESCORE_PAUSE_SECONDS = 1
+# The hourly stage's period: in cluster mode one daemon runs it (and alerting) per hour.
+HOUR_SECONDS = 3600
 
 
 class Daemon:
@@ -108,7 +111,11 @@ class Daemon:
         self.pipeline = Pipeline(self.store, build_scoring(self.settings, self.store), self.clock)
         self.sources = self.pipeline.start_sources(self.settings)
         if self.cluster is not None:
-            self.cluster.start((name, brand.name) for name in self.sources.connectors for brand in self.settings.brands)
+            self.cluster.start(((name, brand.name) for name in self.sources.connectors for brand in self.settings.brands),
+                               [(self.settings.source(name), c) for name, c in self.sources.connectors.items()])
+            # Batches this file lacks (a crash between the two commits, others' pulls).
+            caught = self.cluster.catch_up(self.pipeline, self.stop_requested.is_set)
+            log.info("cluster: caught up %d mention(s) committed to PostgreSQL that this file lacked", caught)
         self._publish()  # readers have a snapshot from the start, before the first job ends
         for name, connector in self.sources.connectors.items():
             source = self.settings.source(name)
@@ -212,20 +219,55 @@ class Daemon:
         if self.stop_requested.is_set():
             return
         with self._cycle():
-            try:
-                # Chunk by chunk (storage.rollup): pulls go on between chunks, readers
-                # see the chunks done, and a shutdown leaves the rest pending.
-                self.pipeline.score_hours(should_stop=self.stop_requested.is_set,
-                                          progress=lambda _: self._publish_if_stale())
-            except Exception:
-                log.exception("hourly stage failed; its hours stay pending for the next run")
+            if self.cluster is None:
+                if self._score_hours():
+                    self._alerts()
                 return
-            try:
-                result = run_alerts(self.store, self.settings, self.clock)
-                for problem in result.problems:
-                    log.warning("alerts: %s", problem)
-            except Exception:
-                log.exception("alert detection failed; the hours are evaluated on the next run")
+            self._hourly_in_cluster()
+
+    def _hourly_in_cluster(self) -> None:
+        """The hourly stage and alerting, in one daemon per hour across the cluster (their
+        stage leases): its file first catches up with what the others committed, so its
+        hours and alerts cover every brand. A holder that lost a stage's lease (paused
+        past it) has that work refused: it is not recorded and the next holder redoes it."""
+        assert self.cluster is not None
+        hour = floor_hour(self.clock()).isoformat()
+        try:
+            with self.cluster.stage("hourly", HOUR_SECONDS) as held:
+                if held is None:
+                    return  # another daemon holds it, or ran it this hour
+                self.cluster.catch_up(self.pipeline, self.stop_requested.is_set)
+                if not self._score_hours():
+                    return
+                held.done({"hour": hour})
+                with self.cluster.stage("alerting", HOUR_SECONDS) as alerting:
+                    if alerting is not None:
+                        alerting.check()  # no delivery from a holder that lost the stage
+                        self._alerts()
+                        alerting.done({"hour": hour})
+        except LeaseLostError as exc:
+            log.warning("stage stopped: %s; the stage's next holder redoes it", exc)
+        except Exception:
+            log.exception("hourly stage in the cluster failed; its next holder runs it again")
+
+    def _score_hours(self) -> bool:
+        try:
+            # Chunk by chunk (storage.rollup): pulls go on between chunks, readers
+            # see the chunks done, and a shutdown leaves the rest pending.
+            self.pipeline.score_hours(should_stop=self.stop_requested.is_set,
+                                      progress=lambda _: self._publish_if_stale())
+        except Exception:
+            log.exception("hourly stage failed; its hours stay pending for the next run")
+            return False
+        return True
+
+    def _alerts(self) -> None:
+        try:
+            result = run_alerts(self.store, self.settings, self.clock)
+            for problem in result.problems:
+                log.warning("alerts: %s", problem)
+        except Exception:
+            log.exception("alert detection failed; the hours are evaluated on the next run")
 
     def _apply_labels(self) -> None:
         """Apply labels queued while the daemon held the database (storage.labels) and

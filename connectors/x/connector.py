@@ -13,7 +13,7 @@ from typing import Any
 import requests
 import tweepy
 
-from connectors.base import Batch, BrandQuery, Clock, Cursor, ensure_utc
+from connectors.base import Batch, BrandQuery, Clock, Cursor, Quota, ensure_utc
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -152,6 +152,8 @@ class XConnector:
         self.monthly_post_budget = monthly_post_budget
         self.retry = retry or RetryPolicy()
         self.bearer_token_env = bearer_token_env
+        # Cluster mode: the token's budget shared with other daemons, reserved per request.
+        self.quota: Quota | None = None
 
     # -- fetch --------------------------------------------------------------------------
 
@@ -219,9 +221,10 @@ class XConnector:
                     size = run.page_size(ensure_utc(self._clock()))
                     if not size:
                         return
-                    page_params = {**params, "max_results": size, **({"next_token": token} if token else {})}
-                    page = self._call("x threads", self.client.search_recent_tweets, f"({terms}){THREAD_SUFFIX}",
-                                      **page_params)
+                    page_params = {**params, **({"next_token": token} if token else {})}
+                    page = self._search(run, "x threads", f"({terms}){THREAD_SUFFIX}", size, page_params)
+                    if page is None:
+                        return
                     data = page.body.get("data") or []
                     run.pages += 1
                     run.posts += len(data)
@@ -274,10 +277,12 @@ class XConnector:
             size = run.page_size(ensure_utc(self._clock()))
             if not size:
                 return _Outcome(False, _str(newest), _str(oldest))
-            page_params = {**params, "max_results": size}
+            page_params = dict(params)
             if token is not None:
                 page_params["next_token"] = token
-            page = self._call("x search", self.client.search_recent_tweets, search, **page_params)
+            page = self._search(run, "x search", search, size, page_params)
+            if page is None:
+                return _Outcome(False, _str(newest), _str(oldest))
             body = page.body
             data = body.get("data") or []
             meta = body.get("meta") or {}
@@ -300,6 +305,28 @@ class XConnector:
             token = pager.follow(meta.get("next_token"))
             if token is None:
                 return _Outcome(True, _str(newest), _str(oldest))
+
+    def _search(self, run: _Run, what: str, search: str, size: int, params: Mapping[str, Any]) -> _Page | None:
+        """One search page of up to ``size`` posts. With a shared quota, each request
+        first reserves what it may read (X bills per post read) and gives back what the
+        page did not hold; None, with the run stopped, when the quota cannot cover a page."""
+        quota = self.quota
+        if quota is not None:
+            granted = quota.reserve(size)
+            if granted < MIN_PAGE:  # X serves no smaller page
+                quota.refund(granted)
+                run.stopped = "the credential's shared budget is spent"
+                return None
+            size = granted
+        try:
+            page = self._call(what, self.client.search_recent_tweets, search, **{**params, "max_results": size})
+        except BaseException:
+            if quota is not None:
+                quota.refund(size)  # no answer, nothing read
+            raise
+        if quota is not None:
+            quota.refund(size - len(page.body.get("data") or []))
+        return page
 
     def _report(self, run: _Run, state: _State) -> None:
         if run.retweets:

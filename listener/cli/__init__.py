@@ -13,6 +13,7 @@ of its own (what it shares is in ``listener.cli_support``):
     mood       mood, status                   campaigns  campaigns import|list, report
     analyst    sql, export                    labels     label set|import|next, accuracy
     alerts     alerts                         model      model train|status|promote|rollback|rescore
+    migrate    migrate --to URL (cluster mode)
     serve      (listener.commands_serve)
 """
 
@@ -23,7 +24,7 @@ import sys
 
 import click
 
-from listener.cli import alerts, analyst, backfill, campaigns, care, collect, demo, labels, model, mood
+from listener.cli import alerts, analyst, backfill, campaigns, care, collect, demo, labels, migrate, model, mood
 from listener.cli_support import CONTEXT_SETTINGS, WITHOUT_RUN_LOG, _store_in_root
 from listener.commands_serve import serve
 from listener.config import DEFAULT_CONFIG_NAME
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 for _command in (demo.init, demo.demo, collect.pull, collect.import_file, collect.score, collect.run, mood.mood,
                  mood.status, campaigns.campaigns, campaigns.report, analyst.sql, analyst.export_command,
                  labels.label, labels.accuracy, alerts.alerts_command, model.model, serve, care.care_command,
-                 backfill.backfill_command):
+                 backfill.backfill_command, migrate.migrate):
     cli.add_command(_command)
 
 

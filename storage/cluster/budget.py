@@ -4,7 +4,9 @@ A platform's budget (X: posts read per window per token) belongs to the credenti
 to a daemon: two daemons on one token must together stay within it. One row per
 credential counts what was used in the current window; ``reserve`` grants at most what
 is left, under the row's lock, so concurrent reservations never overspend, and
-``refund`` gives back what a pull reserved but did not read. The credential is stored as
+``refund`` gives back what was reserved but not read. Daemons reserve per request (each
+page asked for), not per run (listener.cluster.SharedQuota), so a budget smaller than a
+run's cap still lets runs read what is left of it. The credential is stored as
 a fingerprint (``credential_key``), never as the secret itself.
 """
 
@@ -53,9 +55,3 @@ class Budget:
         with translated("refunding quota"), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("UPDATE cluster_budgets SET used = greatest(0, used - %s) WHERE credential = %s",
                         (unused, self.credential))
-
-    def used(self) -> int:
-        with translated("reading quota"), self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("SELECT used FROM cluster_budgets WHERE credential = %s", (self.credential,))
-            row = cur.fetchone()
-            return int(row[0]) if row else 0

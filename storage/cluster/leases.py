@@ -8,19 +8,29 @@ one transaction only if the row still carries that token and the lease has not e
 (by the server's clock): a daemon paused or cut off past its lease has its late commit
 refused (LeaseLostError) and stores nothing, while the job's new holder resumes from the
 last cursor committed. Times are the server's ``now()``: daemons' clocks may differ.
+
+Stages (the hourly stage, alerting, publishing, compaction) are jobs too, keyed
+``("stage", NAME)`` (``stage_job``): one holder at a time across the cluster, due again at
+the next period boundary (``release_for_period``), their work recorded under the
+lease's token (``fenced``: any transaction of the holder's own, checked like a batch).
+
+``committed`` reads back every mention committed since a watermark, whole, in commit
+order: what a daemon's own file lacks (its crash between the two commits, or the other
+daemons' batches) is caught up from there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from connectors.base import Mention
+from connectors.base import Mention, ensure_utc
 from storage.cluster.connection import translated
 from storage.errors import LeaseLostError
 
@@ -49,14 +59,27 @@ _TAKE = """
  RETURNING j.source, j.brand, j.token, j.holder, j.lease_expires_at, j.cursor
 """
 
-# cluster_mentions' columns every writer fills (leases' batches, backfill shards).
-_COLUMNS = "source, id, brand, created_at, text, author, url, lang, token, holder"
+STAGE = "stage"
+"""The ``source`` of a stage's job row: ``("stage", "hourly")``, ``("stage", "alerting")``..."""
+STAGES = ("hourly", "alerting", "publishing", "compaction")
+
+# A Mention's fields beyond cluster_mentions' columns, kept in its ``extra`` JSON.
+_EXTRA = ("conversation_id", "parent_id", "metrics", "fetched_at", "thread_context", "own")
+_COLUMNS = "source, id, brand, created_at, text, author, url, lang, token, holder, extra"
+
+
+def stage_job(name: str) -> tuple[str, str]:
+    """The job key of a stage: one holder at a time runs it, cluster-wide."""
+    return (STAGE, name)
 
 
 def mention_row(mention: Mention, token: int, holder: str) -> tuple[Any, ...]:
     """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``."""
+    extra = {name: getattr(mention, name) for name in _EXTRA}
+    extra["metrics"] = dict(mention.metrics)
+    extra["fetched_at"] = mention.fetched_at.isoformat() if mention.fetched_at else None
     return (mention.source, mention.id, mention.brand, mention.created_at, mention.text, mention.author,
-            mention.url, mention.lang, token, holder)
+            mention.url, mention.lang, token, holder, json.dumps(extra, sort_keys=True))
 
 
 def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -64,10 +87,19 @@ def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int
     how many were new."""
     if not rows:
         return 0
-    cur.executemany(f"INSERT INTO cluster_mentions ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(rows[0]))}) "
+    cur.executemany(f"INSERT INTO cluster_mentions ({_COLUMNS}) VALUES ({', '.join(['%s'] * 11)}) "
                     "ON CONFLICT DO NOTHING", rows)
     # executemany's rowcount is the sum over the batch (psycopg 3).
     return max(cur.rowcount, 0)
+
+
+def _mention(row: Sequence[Any]) -> Mention:
+    source, id_, brand, created_at, text, author, url, lang, extra = row
+    extra = dict(extra or {})  # rows committed before the extra column: the columns only
+    if extra.get("fetched_at"):
+        extra["fetched_at"] = datetime.fromisoformat(extra["fetched_at"])
+    return Mention(source=source, id=id_, brand=brand, created_at=ensure_utc(created_at), text=text, author=author,
+                   url=url, lang=lang, **{k: v for k, v in extra.items() if k in _EXTRA and v is not None})
 
 
 class Leases:
@@ -85,23 +117,25 @@ class Leases:
             cur.executemany("INSERT INTO cluster_jobs (source, brand) VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)
 
     def take(self, ttl_seconds: float, limit: int = 1, job: tuple[str, str] | None = None) -> list[Lease]:
-        """Lease up to ``limit`` due jobs (or only ``job``) for ``ttl_seconds``; none when
-        every due job is held by a live lease or is not due."""
-        only = "AND source = %(source)s AND brand = %(brand)s" if job else ""
+        """Lease up to ``limit`` due jobs (or only ``job``, a stage's included) for
+        ``ttl_seconds``; none when every due job is held by a live lease or is not due.
+        Without ``job``, only (source, brand) pulls: stages are never taken by accident."""
+        # Stages are taken by name only: a collector asking for any due job gets pulls.
+        only = "AND source = %(source)s AND brand = %(brand)s" if job else "AND source <> %(stage)s"
         params = {"holder": self.holder, "ttl": ttl_seconds, "limit": limit,
-                  "source": job[0] if job else None, "brand": job[1] if job else None}
+                  "source": job[0] if job else None, "brand": job[1] if job else None, "stage": STAGE}
         with translated("taking a job lease"), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(_TAKE.format(only=only), params)
             return [Lease(*row) for row in cur.fetchall()]
 
-    def commit(self, lease: Lease, mentions: Sequence[Mention], cursor: dict[str, Any] | None,
-               renew_seconds: float | None = None) -> int:
-        """Store ``mentions`` and the job's new ``cursor`` in one transaction, fenced by
-        the lease's token; returns how many mentions were new. LeaseLostError, with
-        nothing stored, when the lease expired or another holder took the job.
-        ``renew_seconds``: the lease then runs that long from this commit, so a long
-        pull keeps its job while its batches keep committing."""
-        with translated("committing a batch"), self.conn.transaction(), self.conn.cursor() as cur:
+    @contextmanager
+    def fenced(self, lease: Lease, what: str = "committing a batch") -> Iterator[psycopg.Cursor]:
+        """A transaction that commits only while ``lease`` is held: the job row is locked
+        and its token and expiry checked first, so what the caller writes with the cursor
+        (a batch, a stage's progress, a publisher's manifest) commits with the check or
+        not at all. LeaseLostError, with nothing written, when the lease expired or
+        another holder took the job."""
+        with translated(what), self.conn.transaction(), self.conn.cursor() as cur:
             # The row lock taken here orders this commit against a concurrent take.
             cur.execute("SELECT token, lease_expires_at > now() FROM cluster_jobs "
                         "WHERE source = %s AND brand = %s FOR UPDATE", (lease.source, lease.brand))
@@ -110,7 +144,17 @@ class Leases:
                 raise LeaseLostError(
                     f"lease on ({lease.source}, {lease.brand}) with token {lease.token} is no longer held "
                     f"(current token {row[0] if row else None}, expired: {not row[1] if row else True}): "
-                    "batch not stored")
+                    "nothing stored")
+            yield cur
+
+    def commit(self, lease: Lease, mentions: Sequence[Mention], cursor: dict[str, Any] | None,
+               renew_seconds: float | None = None) -> int:
+        """Store ``mentions`` and the job's new ``cursor`` in one transaction, fenced by
+        the lease's token; returns how many mentions were new. LeaseLostError, with
+        nothing stored, when the lease expired or another holder took the job.
+        ``renew_seconds``: the lease then runs that long from this commit, so a long
+        pull keeps its job while its batches keep committing."""
+        with self.fenced(lease) as cur:
             new = insert_mentions(cur, [mention_row(m, lease.token, lease.holder) for m in mentions])
             cur.execute("UPDATE cluster_jobs SET cursor = coalesce(%s::jsonb, cursor), committed_at = now(), "
                         "lease_expires_at = CASE WHEN %s::float8 IS NULL THEN lease_expires_at "
@@ -130,9 +174,46 @@ class Leases:
                         (next_due_seconds, lease.source, lease.brand, lease.token))
             return cur.rowcount == 1
 
-    def cursor(self, source: str, brand: str) -> dict[str, Any] | None:
-        """The job's last committed cursor."""
-        with translated("reading a cursor"), self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("SELECT cursor FROM cluster_jobs WHERE source = %s AND brand = %s", (source, brand))
-            row = cur.fetchone()
-            return row[0] if row else None
+    def release_for_period(self, lease: Lease, period_seconds: float) -> bool:
+        """End a stage's lease, the stage due again at the start of the next period (a
+        multiple of ``period_seconds`` since the epoch, by the server's clock), so every
+        daemon's tick in that period finds it, and none before; False as ``release``."""
+        with translated("releasing a stage lease"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("UPDATE cluster_jobs SET holder = NULL, lease_expires_at = NULL, "
+                        "due_at = to_timestamp((floor(extract(epoch FROM now()) / %s) + 1) * %s) "
+                        "WHERE source = %s AND brand = %s AND token = %s",
+                        (period_seconds, period_seconds, lease.source, lease.brand, lease.token))
+            return cur.rowcount == 1
+
+    def server_id(self) -> str:
+        """The server's system identifier (one per initdb): transaction ids, and so
+        ``committed``'s watermarks, are only comparable on one server."""
+        with translated("reading the server's identity"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+            return cur.fetchone()[0]
+
+    def committed(self, after: int, max_transactions: int = 50) -> tuple[list[Mention], int, bool]:
+        """Mentions committed by transactions from watermark ``after`` on (0: from the
+        start), at most ``max_transactions`` of them (whole batches), oldest first; with
+        the watermark to read from next and whether everything committed so far was read.
+
+        Exact under concurrent commits: only transactions below the snapshot's xmin are
+        read, and every one of those has committed or aborted, so none is seen half or
+        skipped; later ones come with the next call."""
+        with translated("reading committed mentions"), self.conn.transaction(), self.conn.cursor() as cur:
+            # One snapshot for the horizon and the rows (pg_current_snapshot is the
+            # transaction's under REPEATABLE READ).
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            horizon = int(cur.fetchone()[0])
+            cur.execute("SELECT DISTINCT xid FROM cluster_mentions WHERE xid >= %s::text::xid8 "
+                        "AND xid < %s::text::xid8 ORDER BY xid LIMIT %s", (str(after), str(horizon), max_transactions))
+            xids = [str(row[0]) for row in cur.fetchall()]
+            if not xids:
+                return [], max(after, horizon), True
+            cur.execute("SELECT source, id, brand, created_at, text, author, url, lang, extra FROM cluster_mentions "
+                        "WHERE xid = ANY(%s::text[]::xid8[]) ORDER BY xid, source, brand, created_at, id", (xids,))
+            found = [_mention(row) for row in cur.fetchall()]
+        if len(xids) < max_transactions:
+            return found, max(after, horizon), True
+        return found, int(xids[-1]) + 1, False

@@ -56,6 +56,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                neu DOUBLE PRECISION NOT NULL, neg DOUBLE PRECISION NOT NULL, label TEXT NOT NULL,
                token BIGINT NOT NULL, PRIMARY KEY (source, id, brand, scorer))""",
     ),
+    (  # clusterops: mentions whole (not only the columns above), in commit order for catching up
+        # What the columns above leave out of a Mention (thread, metrics, own/context flags),
+        # so a daemon's file can be rebuilt from PostgreSQL (storage.cluster.leases.committed).
+        "ALTER TABLE cluster_mentions ADD COLUMN extra JSONB",
+        # The committing transaction's id: rows below pg_snapshot_xmin of a later snapshot
+        # are all committed and visible, which makes "everything since" exact without
+        # locking out the collectors (a sequence's order is not commit order).
+        "ALTER TABLE cluster_mentions ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
+        "CREATE INDEX cluster_mentions_xid ON cluster_mentions (xid)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

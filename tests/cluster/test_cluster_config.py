@@ -39,15 +39,17 @@ def test_a_url_switches_cluster_mode_on_with_the_password_from_the_environment()
     ({"url": "postgresql://listener:s3cret@db/listen"}, "database.url: must not contain the password"),
     ({"url": "postgresql://db/listen?password=s3cret"}, "database.url: must not contain the password"),
     ({"url": "mysql://db/listen"}, "database.url: must be a PostgreSQL URL"),
-    ({"url": 5}, "database.url: must be a PostgreSQL URL"),
+    ({"url": 5}, "database.url: must be a str"),
     ({"url": "postgresql://db/x", "password": "s3cret"}, "database.password: secrets must not be written"),
     ({"url": "postgresql://db/x", "password_env": "not a name"}, "database.password_env: must name an environment"),
-    ({"url": "postgresql://db/x", "lease_seconds": 1}, "database.lease_seconds: must be between 5"),
+    ({"url": "postgresql://db/x", "lease_seconds": 1}, "database.lease_seconds: must be a whole number from 5 to 86400"),
     ({"password_env": "PG_PASS"}, "database.password_env: only applies with database.url"),
     ({"budgets": {"x": {"posts": 5}}}, "database.budgets: only applies with database.url"),
     ({"url": "postgresql://db/x", "budgets": {"x": {"posts": 5}}}, "database.budgets.x: no [sources.x] table"),
-    ({"url": "postgresql://db/x", "budgets": {"x": {"posts": 0}}}, "database.budgets.x.posts: must be between 1"),
+    ({"url": "postgresql://db/x", "budgets": {"x": {"posts": 0}}}, "database.budgets.x.posts: must be a whole number from 1"),
     ({"url": "postgresql://db/x", "budgets": {"x": {"post": 5}}}, "database.budgets.x.post: unknown key"),
+    ({"path": ""}, "database.path: must not be empty"),
+    ({"snapshot_max_age_seconds": 0}, "database.snapshot_max_age_seconds: must be a whole number from 1 to 3600"),
 ])
 def test_each_mistake_is_named_by_its_key(database, problem):
     with pytest.raises(ConfigError) as raised:
@@ -89,6 +91,6 @@ def test_a_budget_is_per_source_with_a_window():
 
 
 def test_a_budget_needs_a_source_that_caps_its_runs():
-    with pytest.raises(ConfigError, match="database.budgets.demo: sources.demo has no max_posts_per_run"):
+    with pytest.raises(ConfigError, match="database.budgets.demo: sources.demo is not billed per post"):
         parse_settings({"database": {"url": "postgresql://db/x", "budgets": {"demo": {"posts": 50}}},
                         "sources": {"demo": {}}}, base_dir=Path("/tmp"), origin="-")

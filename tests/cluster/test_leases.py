@@ -17,6 +17,7 @@ from listener.cluster import Coordinator
 from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import SCHEMA_VERSION, Budget, LeaseLostError, Leases, connect, migrate
+from storage.cluster.leases import insert_mentions, mention_row
 from storage.cluster.schema import current_version
 from storage.errors import ClusterError
 from tests.cluster.worker import mentions
@@ -109,7 +110,8 @@ def test_a_held_job_is_not_taken_and_a_released_one_is_not_due_before_its_interv
     assert a.commit(lease, mentions(*JOBS[0], 0), {"batch": 0}) == 5
     assert a.release(lease, 3600)
     assert b.take(ttl_seconds=600) == []
-    assert b.cursor(*JOBS[0]) == {"batch": 0}
+    with psycopg.connect(cluster_url) as conn:
+        assert conn.execute("SELECT cursor FROM cluster_jobs").fetchone()[0] == {"batch": 0}
 
 
 def test_an_expired_lease_commits_nothing_even_when_nobody_retook_the_job(cluster_url):
@@ -151,7 +153,8 @@ def test_two_processes_on_one_credential_stay_within_its_budget(cluster_url):
     assert sum(granted) == 1000  # the whole budget, never more
     with connect(cluster_url) as conn:
         budget = Budget(conn, "x:token1", 1000, 3600)
-        assert budget.used() == 1000 and budget.reserve(1) == 0
+        assert conn.execute("SELECT used FROM cluster_budgets").fetchone()[0] == 1000
+        assert budget.reserve(1) == 0
         budget.refund(10)
         assert budget.reserve(50) == 10
 
@@ -184,3 +187,53 @@ def test_a_daemon_stopping_mid_pull_leaves_its_job_due_at_once_for_another(clust
     with coordinator.leased(hourly(JOBS[0][0]), JOBS[0][1], pipeline) as leased:
         assert leased is None  # held by the other
     coordinator.close()
+
+
+def test_one_daemon_holds_a_stage_per_period_and_a_paused_holders_late_work_is_refused(cluster_url):
+    a, b = (Coordinator(ClusterSettings(cluster_url, lease_seconds=600), environ={}) for _ in range(2))
+    a.start([])
+    b.start([])
+    with a.stage("hourly", 3600) as held, b.stage("hourly", 3600) as other:
+        assert held is not None and other is None  # one holder at a time
+        with b.stage("alerting", 3600) as alerting:
+            assert alerting is not None  # each stage has its own holder
+        held.done({"hour": "first"})
+    for each in (a, b):  # done this period: nobody runs it again before the next one
+        with each.stage("hourly", 3600) as again:
+            assert again is None
+    # A holder paused past its lease (lease_seconds 0: expired at once) loses the stage to
+    # another daemon, and its late work is refused, leaving the new holder's record.
+    paused = Coordinator(ClusterSettings(cluster_url, lease_seconds=0), environ={})
+    with paused.stage("publishing", 60) as late:
+        with b.stage("publishing", 60) as taken:
+            assert taken is not None and taken.lease.token > late.lease.token
+            taken.done({"published": "by b"})
+        with pytest.raises(LeaseLostError, match="no longer held"):
+            late.check()
+        with pytest.raises(LeaseLostError, match="no longer held"):
+            late.done({"published": "late"})
+    with psycopg.connect(cluster_url) as conn:
+        rows = dict(conn.execute("SELECT brand, cursor FROM cluster_jobs WHERE source = 'stage'").fetchall())
+        due = conn.execute("SELECT due_at > now() FROM cluster_jobs WHERE source = 'stage' AND brand = 'hourly'")
+        assert due.fetchone()[0]
+    assert rows == {"hourly": {"hour": "first"}, "alerting": None, "publishing": {"published": "by b"},
+                    "compaction": None}
+    for coordinator in (a, b, paused):
+        coordinator.close()
+
+
+def test_catching_up_never_skips_a_batch_that_commits_after_a_later_one(cluster_url):
+    a, b = leases_on(cluster_url, "a"), leases_on(cluster_url, "b")
+    a.register(JOBS[:2])
+    (first,) = a.take(ttl_seconds=600, job=JOBS[0])
+    (second,) = b.take(ttl_seconds=600, job=JOBS[1])
+    reader = leases_on(cluster_url, "reader")
+    # a's batch is in flight (its transaction began first) while b's commits.
+    with a.fenced(first) as cur:
+        insert_mentions(cur, [mention_row(m, first.token, "a") for m in mentions(*JOBS[0], 0)])
+        b.commit(second, mentions(*JOBS[1], 0), None)
+        seen, after, complete = reader.committed(0)
+        assert seen == [] and complete  # b's is newer than a transaction still open: not yet
+    seen, after, complete = reader.committed(after)
+    assert complete and sorted(m.id for m in seen) == sorted(m.id for m in mentions(*JOBS[0], 0) + mentions(*JOBS[1], 0))
+    assert reader.committed(after)[0] == []  # read once

@@ -57,3 +57,10 @@ def test_every_key_of_every_source_is_in_its_blocks_with_its_default():
             shown = setting.example if setting.example is not None else setting.default
             assert parsed[name][key] == shown, f"config.example.toml: sources.{name}.{key}"
 
+
+
+def test_the_database_table_of_the_configuration_page_matches_its_declarations():
+    generator = settings_tables()
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert not generator.database_drift(page), "run 'python docs/settings_tables.py' and commit docs/configuration.md"
+    assert generator.database_drift(page.replace("| `database.lease_seconds` |", "| `database.lease_seconds` | x", 1))
