@@ -160,6 +160,9 @@ class ClusterSettings:
     # ``database.budgets.SOURCE``: (posts, window hours) per credential of that source,
     # shared by every daemon using the same credential (storage.cluster.Budget).
     budgets: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))
+    # ``database.lake``: the shared directory the lake publisher writes and analysts read
+    # (storage.lake); None: no lake, analysts read this daemon's file.
+    lake: Path | None = None
 
     def password(self, environ: Mapping[str, str]) -> str | None:
         """The password from the environment; ConfigError naming the key when unset."""
@@ -606,7 +609,7 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     database_table = _table(data.get("database"), "database", problems)
     _refuse_literal_secrets(database_table, "database", {"password": "password_env"}, problems)
     problems.unknown_keys({k: v for k, v in database_table.items() if k != "password"},
-                          {"path", "snapshot_max_age_seconds", "url", "password_env", "lease_seconds", "budgets"},
+                          {"path", "snapshot_max_age_seconds", "url", "password_env", "lease_seconds", "budgets", "lake"},
                           "database")
     cluster = _cluster(database_table, problems)
     snapshot_max_age = _integer(database_table, "snapshot_max_age_seconds", "database", 15, 1, 3600, problems)
@@ -625,7 +628,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     brands = _brands(data.get("brands"), problems)
     sources = _sources(data.get("sources"), problems)
     if cluster is not None:
-        cluster = dataclasses.replace(cluster, budgets=_budgets(database_table.get("budgets"), sources, problems))
+        cluster = dataclasses.replace(cluster, budgets=_budgets(database_table.get("budgets"), sources, problems),
+                                      lake=_lake(database_table.get("lake"), base_dir, problems))
     scorers = _scorers(data.get("scorers"), base_dir, problems)
     _check_brand_scorers(brands, scorers, problems)
     hourly_table = _table(data.get("hourly"), "hourly", problems)
@@ -648,7 +652,7 @@ def _cluster(table: Mapping[str, Any], problems: _Problems) -> ClusterSettings |
     """``database.url`` and its companions; None (single machine) without a url."""
     url = table.get("url")
     if url is None:
-        for key in ("password_env", "lease_seconds", "budgets"):
+        for key in ("password_env", "lease_seconds", "budgets", "lake"):
             if key in table:
                 problems.add(f"database.{key}", "only applies with database.url (cluster mode)")
         return None
@@ -680,6 +684,20 @@ def _budgets(raw: Any, sources: Sequence[SourceSettings], problems: _Problems) -
         budgets[name] = (_integer(table, "posts", where, 0, 1, 10**12, problems),
                          _integer(table, "window_hours", where, 720, 1, 24 * 366, problems))
     return MappingProxyType(budgets)
+
+
+def _lake(raw: Any, base_dir: Path, problems: _Problems) -> Path | None:
+    """``database.lake``: a directory (relative to the config file's folder), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        problems.add("database.lake", "must be a non-empty string: the lake's shared directory")
+        return None
+    path = Path(raw.strip()).expanduser()
+    if path.exists() and not path.is_dir():
+        problems.add("database.lake", f"{raw} is a file, not a directory")
+        return None
+    return path if path.is_absolute() else base_dir / path
 
 
 def _database_path(text: str) -> Path:

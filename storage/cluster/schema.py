@@ -35,6 +35,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                credential TEXT PRIMARY KEY, window_start TIMESTAMPTZ NOT NULL,
                used BIGINT NOT NULL DEFAULT 0)""",
     ),
+    (  # lake (issue 17 item 3, storage.lake): what the publisher moved into Parquet
+        # The committing transaction's id, for the publisher's watermark: ids below the
+        # oldest transaction still running (txid_snapshot_xmin) are all finished, so a
+        # row committed late by a slow transaction is never skipped, as it would be
+        # behind a serial column or a time. txid_current() (not pg_current_xact_id()):
+        # PostgreSQL 12 has it too.
+        "ALTER TABLE cluster_mentions ADD COLUMN commit_txid BIGINT NOT NULL DEFAULT txid_current()",
+        "CREATE INDEX cluster_mentions_commit_txid ON cluster_mentions (commit_txid)",
+        # The committed files: a reader reads these and nothing else in the lake. kind:
+        # mentions | scores; path relative to the lake's root; max_txid: the watermark
+        # the file was published under (rows of transactions below it).
+        """CREATE TABLE lake_files (
+               path TEXT PRIMARY KEY, kind TEXT NOT NULL, brand TEXT NOT NULL, day DATE NOT NULL,
+               rows BIGINT NOT NULL, max_txid BIGINT NOT NULL, token BIGINT NOT NULL,
+               published_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+        "CREATE INDEX lake_files_brand_day ON lake_files (brand, day)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,281 @@
+"""The lake publisher: the cluster's committed mentions, scored, into Parquet files that
+analysts read (issue 17 item 3; docs/cluster.md, "The lake").
+
+One publisher at a time holds the role, through the job ('lake', 'publish') of the
+cluster's lease table (storage.cluster.Leases): a lease with an expiry and a fencing
+token, exactly as a (source, brand) pull takes its job. Its progress is that job's
+cursor, ``{"txid": W}``: every row of ``cluster_mentions`` committed by a transaction
+below W is in the lake.
+
+Each chunk of new rows (those committed by transactions from W up to the oldest one
+still running, ``txid_snapshot_xmin``, so a slow transaction's rows are never skipped)
+goes through the pipeline's own staging (near-duplicates, every scorer's scores: the
+``prepare`` callable, listener.lake), then into one Parquet file per kind (mentions,
+scores), brand and day, written under a temporary name and renamed. Then, in ONE
+PostgreSQL transaction, the fenced cursor update (Leases.commit, refused when the lease
+was lost) and the files' manifest rows (``lake_files``) commit together. Readers read
+the files the manifest lists and nothing else: a publisher killed between its files
+and its commit leaves files nobody reads, which ``clean`` deletes later, and the next
+holder publishes those rows again from the unchanged cursor, so each row is in the
+lake once.
+
+Cost follows the new rows: the chunk is found through the index on ``commit_txid``, and
+the near-duplicate check reads only the brand's files of the days within the
+duplicate window (analysis.duplicates.WINDOW) of the chunk's mentions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.base import Mention, utc_now
+from storage.cluster.connection import translated
+from storage.cluster.leases import Lease, Leases
+from storage.store import SaveResult, mentions_table, scores_table, to_db_time
+
+JOB = ("lake", "publish")
+KINDS = ("mentions", "scores")
+CHUNK_ROWS = 50_000
+
+# Stage one (source, brand) group of new mentions into ``chunk`` (listener.lake: the
+# pipeline's store_relevant over a LakeChunk), as a daemon stages a batch into its file.
+Prepare = Callable[["LakeChunk", str, str, list[Mention]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LakeFile:
+    path: str  # relative to the lake's root
+    kind: str
+    brand: str
+    day: date
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """``held``: False when another publisher holds the role (nothing done).
+    ``rows``: mentions published; ``files``: files committed; ``watermark``: the cursor."""
+
+    held: bool
+    rows: int = 0
+    files: int = 0
+    chunks: int = 0
+    watermark: int = 0
+
+
+def committed_files(conn: psycopg.Connection, kind: str | None = None, brand: str | None = None,
+                    days: tuple[date, date] | None = None) -> list[LakeFile]:
+    """The manifest: files committed to the lake (of ``kind``, ``brand``, days in the
+    inclusive range ``days``), oldest first."""
+    clauses, params = [], []
+    if kind is not None:
+        clauses.append("kind = %s")
+        params.append(kind)
+    if brand is not None:
+        clauses.append("brand = %s")
+        params.append(brand)
+    if days is not None:
+        clauses.append("day BETWEEN %s AND %s")
+        params.extend(days)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    with translated("reading the lake's manifest"), conn.transaction(), conn.cursor() as cur:
+        cur.execute(f"SELECT path, kind, brand, day, rows FROM lake_files{where} ORDER BY max_txid, path", params)
+        return [LakeFile(*row) for row in cur.fetchall()]
+
+
+@dataclass
+class LakeChunk:
+    """The Store calls Pipeline.store_relevant makes, answered for one chunk of the lake:
+    staged tables instead of a transaction, and near-duplicates looked up in the lake's
+    committed files and in what this chunk staged before."""
+
+    publisher: LakePublisher
+    mentions: list[pa.Table] = field(default_factory=list)
+    scores: list[pa.Table] = field(default_factory=list)
+    _staged: dict[tuple[str, int], list[datetime]] = field(default_factory=dict)
+
+    def known_ids(self, mentions: Sequence[Mention]) -> set[str]:
+        # cluster_mentions' primary key already holds each (source, id, brand) once, and
+        # the watermark hands each row to one chunk.
+        return set()
+
+    def fingerprint_times(self, brand: str, hashes: Sequence[int], lo: datetime, hi: datetime
+                          ) -> dict[int, list[datetime]]:
+        found = self.publisher.lake_fingerprints(brand, hashes, lo, hi)
+        wanted = set(hashes)
+        for (staged_brand, text_hash), times in self._staged.items():
+            if staged_brand == brand and text_hash in wanted:
+                found.setdefault(text_hash, []).extend(t for t in times if lo <= t <= hi)
+        return found
+
+    def save_batch(self, mentions: Sequence[Mention], scores: Sequence[Any], *, source: str, brand: str,
+                   checkpoint: Any, now: datetime, text_hashes: Sequence[int | None] | None = None,
+                   duplicates: Sequence[bool] | None = None, **_: Any) -> SaveResult:
+        if mentions:
+            self.mentions.append(mentions_table(mentions, text_hashes, duplicates))
+            self.scores.append(scores_table(mentions, scores, now))
+            for mention, text_hash in zip(mentions, text_hashes or ()):
+                if text_hash is not None:
+                    self._staged.setdefault((mention.brand, text_hash), []).append(mention.created_at)
+        return SaveResult(fetched=len(mentions), new=len(mentions))
+
+
+class LakePublisher:
+    """Publishes from one connection, as ``holder``, into the directory ``lake``."""
+
+    def __init__(self, conn: psycopg.Connection, lake: Path, prepare: Prepare, *, holder: str,
+                 lease_seconds: float = 300, chunk_rows: int = CHUNK_ROWS,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.conn = conn
+        self.lake = Path(lake)
+        self.prepare = prepare
+        self.leases = Leases(conn, holder)
+        self.lease_seconds = lease_seconds
+        self.chunk_rows = chunk_rows
+        self.clock = clock
+        self._duck = duckdb.connect(config={"threads": 1})
+
+    def close(self) -> None:
+        self._duck.close()
+
+    def publish(self, *, should_stop: Callable[[], bool] | None = None,
+                before_commit: Callable[[list[LakeFile]], None] | None = None) -> PublishResult:
+        """Publish every row committed since the cursor, chunk by chunk, if this process
+        can take the role; ``before_commit`` is called with each chunk's files once they
+        are written (the tests' kill point). LeaseLostError when the lease was lost
+        mid-way (that chunk is not committed; the new holder publishes it)."""
+        self.leases.register([JOB])
+        taken = self.leases.take(self.lease_seconds, job=JOB)
+        if not taken:
+            return PublishResult(held=False)
+        lease = taken[0]
+        watermark = int((lease.cursor or {}).get("txid", 0))
+        rows = files = chunks = 0
+        try:
+            while should_stop is None or not should_stop():
+                upper, fresh = self._next_chunk(watermark)
+                # Nothing new: the cursor stays (moving it past transactions without
+                # rows would only commit transactions of its own, forever).
+                if not fresh:
+                    break
+                written = self._write(self._stage(fresh), lease, watermark, upper)
+                if before_commit is not None:
+                    before_commit(written)
+                self._commit(lease, written, upper)
+                watermark = upper
+                rows += len(fresh)
+                files += len(written)
+                chunks += 1
+        finally:
+            self.leases.release(lease, 0)
+        return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark)
+
+    def _next_chunk(self, watermark: int) -> tuple[int, list[Mention]]:
+        """The new rows of whole transactions from ``watermark``, about ``chunk_rows`` of
+        them (a transaction is never split), and the watermark after them."""
+        with translated("reading new mentions"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+            horizon = int(cur.fetchone()[0])
+            # The first transaction past the chunk bounds it: the chunk ends where it starts.
+            cur.execute("SELECT commit_txid FROM cluster_mentions WHERE commit_txid >= %s AND commit_txid < %s "
+                        "ORDER BY commit_txid OFFSET %s LIMIT 1", (watermark, horizon, self.chunk_rows))
+            row = cur.fetchone()
+            upper = horizon if row is None else max(int(row[0]), watermark + 1)
+            cur.execute("SELECT source, id, brand, created_at, text, author, url, lang FROM cluster_mentions "
+                        "WHERE commit_txid >= %s AND commit_txid < %s ORDER BY commit_txid, created_at, source, id, "
+                        "brand", (watermark, upper))
+            fresh = [Mention(source=s, id=i, brand=b, created_at=c.astimezone(timezone.utc), text=t, author=a, url=u, lang=lang)
+                     for s, i, b, c, t, a, u, lang in cur.fetchall()]
+        return upper, fresh
+
+    def _stage(self, fresh: list[Mention]) -> LakeChunk:
+        chunk = LakeChunk(self)
+        groups: dict[tuple[str, str], list[Mention]] = {}
+        for mention in fresh:
+            groups.setdefault((mention.source, mention.brand), []).append(mention)
+        for (source, brand), group in groups.items():
+            self.prepare(chunk, source, brand, group)
+        return chunk
+
+    def _write(self, chunk: LakeChunk, lease: Lease, lo: int, hi: int) -> list[LakeFile]:
+        """One file per kind, brand and day, under its final name once complete."""
+        written: list[LakeFile] = []
+        for kind, tables in (("mentions", chunk.mentions), ("scores", chunk.scores)):
+            if not tables:
+                continue
+            table = pa.concat_tables(tables)
+            days = pc.cast(table["created_at"], pa.date32()).to_pylist()
+            groups: dict[tuple[str, date], list[int]] = {}
+            for i, key in enumerate(zip(table["brand"].to_pylist(), days)):
+                groups.setdefault(key, []).append(i)
+            for (brand, day), at in sorted(groups.items()):
+                relative = (f"{kind}/brand={quote(brand, safe='')}/day={day.isoformat()}/"
+                            f"{kind}-{lo}-{hi}-t{lease.token}-{uuid.uuid4().hex[:8]}.parquet")
+                target = self.lake / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial")
+                pq.write_table(table.take(pa.array(at)).sort_by("created_at"), partial, compression="zstd")
+                os.replace(partial, target)
+                written.append(LakeFile(relative, kind, brand, day, len(at)))
+        return written
+
+    def _commit(self, lease: Lease, files: list[LakeFile], upper: int) -> None:
+        """The chunk's manifest rows and the cursor, in one transaction fenced by the lease."""
+        with translated("committing lake files"), self.conn.transaction(), self.conn.cursor() as cur:
+            # Fenced first: it locks the job row and raises LeaseLostError (rolling all of
+            # this back) unless this lease is still the job's.
+            self.leases.commit(lease, [], {"txid": upper}, renew_seconds=self.lease_seconds)
+            cur.executemany("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            [(f.path, f.kind, f.brand, f.day, f.rows, upper, lease.token) for f in files])
+
+    def lake_fingerprints(self, brand: str, hashes: Sequence[int], lo: datetime, hi: datetime
+                          ) -> dict[int, list[datetime]]:
+        """Creation times of the lake's mentions of ``brand`` in [lo, hi] having each of
+        ``hashes`` (Store.fingerprint_times, for the lake): reads only those days' files."""
+        found: dict[int, list[datetime]] = {}
+        files = committed_files(self.conn, "mentions", brand, (lo.date(), hi.date()))
+        if not hashes or not files:
+            return found
+        rows = self._duck.execute(
+            f"SELECT text_hash, created_at FROM read_parquet({sql_list(self.lake / f.path for f in files)}) "
+            "WHERE list_contains($hashes, text_hash) AND created_at >= $lo AND created_at <= $hi",
+            {"hashes": list(set(hashes)), "lo": to_db_time(lo), "hi": to_db_time(hi)}).fetchall()
+        for text_hash, created in rows:
+            found.setdefault(text_hash, []).append(created.replace(tzinfo=timezone.utc))
+        return found
+
+    def clean(self, older_than: timedelta | None = None) -> list[Path]:
+        """Delete the lake's files the manifest does not list (left by a publisher that
+        died before its commit) once ``older_than`` old (default: two leases, past any
+        holder that could still commit them); returns them."""
+        grace = timedelta(seconds=2 * self.lease_seconds) if older_than is None else older_than
+        limit = time.time() - grace.total_seconds()
+        listed = {f.path for f in committed_files(self.conn)}
+        removed = []
+        for kind in KINDS:
+            for path in sorted((self.lake / kind).rglob("*")):
+                if path.is_file() and path.relative_to(self.lake).as_posix() not in listed \
+                        and path.stat().st_mtime <= limit:
+                    path.unlink()
+                    removed.append(path)
+        return removed
+
+
+def sql_list(paths: Iterable[Path]) -> str:
+    """Paths as a DuckDB list literal of strings."""
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
