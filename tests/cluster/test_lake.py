@@ -240,3 +240,25 @@ def test_a_lake_needs_the_cluster():
     cluster = parse_settings({"database": {"url": "postgresql://db/x", "lake": "lake"}}, base_dir=Path("/srv"),
                              origin="-").cluster
     assert cluster.lake == Path("/srv/lake")
+
+
+def test_a_batch_committed_late_by_an_older_transaction_is_published(cluster_url, tmp_path):
+    """The watermark is the oldest running transaction, not the newest row: a batch whose
+    transaction began first but commits last is not skipped."""
+    conn, slow = connect(cluster_url), connect(cluster_url)
+    migrate(conn)
+    early, late = batches()[:2]
+    cluster = parse_settings({"database": {"url": cluster_url, "lake": str(tmp_path / "lake")}},
+                             base_dir=tmp_path, origin="-").cluster
+    lake = publisher(cluster, VADER, clock, conn)
+    with slow.transaction():
+        # A collector's transaction: it has its id and its rows, and has not committed.
+        slow.execute("SELECT txid_current()")
+        with slow.cursor() as cur:
+            cur.executemany("INSERT INTO cluster_mentions (source, id, brand, created_at, text, token, holder) "
+                            "VALUES (%s, %s, %s, %s, %s, 0, 'slow')",
+                            [(m.source, m.id, m.brand, m.created_at, m.text) for m in early])
+        commit_all(conn, [late])  # a later transaction commits first
+        assert lake.publish().rows == 0  # behind the running one: wait for it
+    assert lake.publish().rows == 50
+    assert sum(f.rows for f in committed_files(conn, "mentions")) == 50
