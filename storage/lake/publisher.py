@@ -47,9 +47,12 @@ from storage.cluster.connection import translated
 from storage.cluster.leases import Lease, Leases
 from storage.store import SaveResult, mentions_table, scores_table, to_db_time
 
-JOB = ("lake", "publish")
+# A stage's job key, as clusterops' storage.cluster.leases.stage_job("publishing") names
+# it: collectors taking any due job never take a stage's.
+JOB = ("stage", "publishing")
 KINDS = ("mentions", "scores")
-CHUNK_ROWS = 50_000
+# Transactions per chunk (each a collector's batch, whole): a chunk's rows are staged in memory.
+CHUNK_TRANSACTIONS = 50
 
 # Stage one (source, brand) group of new mentions into ``chunk`` (listener.lake: the
 # pipeline's store_relevant over a LakeChunk), as a daemon stages a batch into its file.
@@ -75,6 +78,36 @@ class PublishResult:
     files: int = 0
     chunks: int = 0
     watermark: int = 0
+
+
+def committed_since(conn: psycopg.Connection, after: int, max_transactions: int
+                    ) -> tuple[list[Mention], int, bool]:
+    """Mentions committed by transactions from watermark ``after`` on (0: from the
+    start), at most ``max_transactions`` of them (whole batches), oldest first; with the
+    watermark to read from next and whether everything committed so far was read.
+
+    Exact under concurrent commits: only transactions below the snapshot's xmin are read,
+    and each of those has committed or aborted, so none is seen half or skipped (a serial
+    column or a time would skip a batch whose transaction began first and committed
+    last); later ones come with the next call. (clusterops' Leases.committed has this
+    contract, over its ``xid`` column: on merge, one of the two goes.)"""
+    with translated("reading committed mentions"), conn.transaction(), conn.cursor() as cur:
+        # One snapshot for the horizon and the rows.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+        horizon = int(cur.fetchone()[0])
+        cur.execute("SELECT DISTINCT commit_txid FROM cluster_mentions WHERE commit_txid >= %s AND commit_txid < %s "
+                    "ORDER BY commit_txid LIMIT %s", (after, horizon, max_transactions))
+        txids = [int(row[0]) for row in cur.fetchall()]
+        if not txids:
+            return [], max(after, horizon), True
+        cur.execute("SELECT source, id, brand, created_at, text, author, url, lang FROM cluster_mentions "
+                    "WHERE commit_txid = ANY(%s) ORDER BY commit_txid, source, brand, created_at, id", (txids,))
+        found = [Mention(source=s, id=i, brand=b, created_at=c.astimezone(timezone.utc), text=t, author=a, url=u,
+                         lang=lang) for s, i, b, c, t, a, u, lang in cur.fetchall()]
+    if len(txids) < max_transactions:
+        return found, max(after, horizon), True
+    return found, txids[-1] + 1, False
 
 
 def committed_files(conn: psycopg.Connection, kind: str | None = None, brand: str | None = None,
@@ -138,14 +171,14 @@ class LakePublisher:
     """Publishes from one connection, as ``holder``, into the directory ``lake``."""
 
     def __init__(self, conn: psycopg.Connection, lake: Path, prepare: Prepare, *, holder: str,
-                 lease_seconds: float = 300, chunk_rows: int = CHUNK_ROWS,
+                 lease_seconds: float = 300, chunk_transactions: int = CHUNK_TRANSACTIONS,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.conn = conn
         self.lake = Path(lake)
         self.prepare = prepare
         self.leases = Leases(conn, holder)
         self.lease_seconds = lease_seconds
-        self.chunk_rows = chunk_rows
+        self.chunk_transactions = chunk_transactions
         self.clock = clock
         self._duck = duckdb.connect(config={"threads": 1})
 
@@ -166,8 +199,9 @@ class LakePublisher:
         watermark = int((lease.cursor or {}).get("txid", 0))
         rows = files = chunks = 0
         try:
-            while should_stop is None or not should_stop():
-                upper, fresh = self._next_chunk(watermark)
+            done = False
+            while not done and (should_stop is None or not should_stop()):
+                fresh, upper, done = committed_since(self.conn, watermark, self.chunk_transactions)
                 # Nothing new: the cursor stays (moving it past transactions without
                 # rows would only commit transactions of its own, forever).
                 if not fresh:
@@ -183,24 +217,6 @@ class LakePublisher:
         finally:
             self.leases.release(lease, 0)
         return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark)
-
-    def _next_chunk(self, watermark: int) -> tuple[int, list[Mention]]:
-        """The new rows of whole transactions from ``watermark``, about ``chunk_rows`` of
-        them (a transaction is never split), and the watermark after them."""
-        with translated("reading new mentions"), self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
-            horizon = int(cur.fetchone()[0])
-            # The first transaction past the chunk bounds it: the chunk ends where it starts.
-            cur.execute("SELECT commit_txid FROM cluster_mentions WHERE commit_txid >= %s AND commit_txid < %s "
-                        "ORDER BY commit_txid OFFSET %s LIMIT 1", (watermark, horizon, self.chunk_rows))
-            row = cur.fetchone()
-            upper = horizon if row is None else max(int(row[0]), watermark + 1)
-            cur.execute("SELECT source, id, brand, created_at, text, author, url, lang FROM cluster_mentions "
-                        "WHERE commit_txid >= %s AND commit_txid < %s ORDER BY commit_txid, created_at, source, id, "
-                        "brand", (watermark, upper))
-            fresh = [Mention(source=s, id=i, brand=b, created_at=c.astimezone(timezone.utc), text=t, author=a, url=u, lang=lang)
-                     for s, i, b, c, t, a, u, lang in cur.fetchall()]
-        return upper, fresh
 
     def _stage(self, fresh: list[Mention]) -> LakeChunk:
         chunk = LakeChunk(self)

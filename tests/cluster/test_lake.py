@@ -105,8 +105,8 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
     lake = tmp_path / "lake"
     # Small chunks: near-duplicates are found across chunks, in the committed files.
     published = publisher(parse_settings({"database": {"url": cluster_url, "lake": str(lake)}}, base_dir=tmp_path,
-                                         origin="-").cluster, VADER, clock, conn, chunk_rows=60).publish()
-    # A transaction is never split: 60 rows are two batches of 25 and the start of a third.
+                                         origin="-").cluster, VADER, clock, conn, chunk_transactions=2).publish()
+    # Two committed batches (transactions) a chunk.
     assert (published.held, published.rows, published.chunks) == (True, 150, 3)
 
     single = tmp_path / "single.duckdb"
@@ -162,7 +162,7 @@ def die(files):
     os._exit(9)  # killed: no clean-up, no release, no commit
 
 lake = publisher(ClusterSettings(sys.argv[1], lake=Path(sys.argv[2])), VaderScorer(),
-                 lambda: datetime(2026, 3, 10, tzinfo=UTC), chunk_rows=1000)
+                 lambda: datetime(2026, 3, 10, tzinfo=UTC))
 lake.publish(before_commit=die)
 """
 
@@ -186,7 +186,7 @@ def test_a_publisher_killed_before_its_commit_leaves_files_nobody_reads(cluster_
     # Its lease is still held: no one else publishes until it expires.
     cluster = parse_settings({"database": {"url": cluster_url, "lake": str(lake)}}, base_dir=tmp_path,
                              origin="-").cluster
-    retaking = publisher(cluster, VADER, clock, conn, chunk_rows=1000)
+    retaking = publisher(cluster, VADER, clock, conn)
     assert retaking.publish().held is False
     with conn.transaction():
         conn.execute("UPDATE cluster_jobs SET lease_expires_at = now() WHERE source = %s AND brand = %s", JOB)
@@ -206,8 +206,8 @@ def test_one_publisher_holds_the_role_and_a_lost_lease_commits_nothing(cluster_u
     commit_all(conn, batches())
     cluster = parse_settings({"database": {"url": cluster_url, "lake": str(tmp_path / "lake")}},
                              base_dir=tmp_path, origin="-").cluster
-    first = publisher(cluster, VADER, clock, conn, chunk_rows=1000)
-    second = publisher(cluster, VADER, clock, other_conn, chunk_rows=1000)
+    first = publisher(cluster, VADER, clock, conn)
+    second = publisher(cluster, VADER, clock, other_conn)
 
     # The second tries while the first is between its files and its commit.
     seen = []
