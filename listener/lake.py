@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,13 @@ def publisher(cluster: ClusterSettings, scoring: Scoring | Scorer, clock: Clock,
     return LakePublisher(conn, cluster.lake, prepare, holder=holder, clock=clock, **options)
 
 
-def publish(cluster: ClusterSettings, scoring: Scoring | Scorer, clock: Clock) -> PublishResult:
-    """One round of publishing, if no other process holds the role."""
+def publish(cluster: ClusterSettings, scoring: Scoring | Scorer, clock: Clock, *,
+            should_stop: Callable[[], bool] | None = None, clean: bool = False) -> PublishResult:
+    """One round of publishing, if no other process holds the role (and, with ``clean``,
+    the deletion of files dead publishers left)."""
     lake = publisher(cluster, scoring, clock)
     try:
-        return lake.publish()
+        return lake.publish(should_stop=should_stop, clean=clean)
     finally:
         lake.close()
         lake.conn.close()

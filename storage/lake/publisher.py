@@ -186,11 +186,12 @@ class LakePublisher:
         self._duck.close()
 
     def publish(self, *, should_stop: Callable[[], bool] | None = None,
-                before_commit: Callable[[list[LakeFile]], None] | None = None) -> PublishResult:
+                before_commit: Callable[[list[LakeFile]], None] | None = None, clean: bool = False) -> PublishResult:
         """Publish every row committed since the cursor, chunk by chunk, if this process
-        can take the role; ``before_commit`` is called with each chunk's files once they
-        are written (the tests' kill point). LeaseLostError when the lease was lost
-        mid-way (that chunk is not committed; the new holder publishes it)."""
+        can take the role, then, with ``clean``, delete what dead publishers left
+        (``clean``); ``before_commit`` is called with each chunk's files once they are
+        written (the tests' kill point). LeaseLostError when the lease was lost mid-way
+        (that chunk is not committed; the new holder publishes it)."""
         self.leases.register([JOB])
         taken = self.leases.take(self.lease_seconds, job=JOB)
         if not taken:
@@ -214,6 +215,8 @@ class LakePublisher:
                 rows += len(fresh)
                 files += len(written)
                 chunks += 1
+            if clean:
+                self.clean()
         finally:
             self.leases.release(lease, 0)
         return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark)
