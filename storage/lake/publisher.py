@@ -27,6 +27,8 @@ duplicate window (analysis.duplicates.WINDOW) of the chunk's mentions.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -45,12 +47,13 @@ import pyarrow.parquet as pq
 from connectors.base import Mention, utc_now
 from storage.cluster.connection import translated
 from storage.cluster.leases import Lease, Leases
+from storage.lake.catalog import HOURLY_QUERY, as_table, columns_of, new_database, parquet, point_at, sql_list
 from storage.store import SaveResult, mentions_table, scores_table, to_db_time
 
 # A stage's job key, as clusterops' storage.cluster.leases.stage_job("publishing") names
 # it: collectors taking any due job never take a stage's.
 JOB = ("stage", "publishing")
-KINDS = ("mentions", "scores")
+KINDS = ("mentions", "scores", "hourly_mood")
 # Transactions per chunk (each a collector's batch, whole): a chunk's rows are staged in memory.
 CHUNK_TRANSACTIONS = 50
 
@@ -180,10 +183,17 @@ class LakePublisher:
         self.lease_seconds = lease_seconds
         self.chunk_transactions = chunk_transactions
         self.clock = clock
-        self._duck = duckdb.connect(config={"threads": 1})
+        # A scratch database with the listener schema, whose tables become views over the
+        # lake's files: the near-duplicate lookups and the hourly rows are read there.
+        self._scratch = Path(tempfile.mkdtemp(prefix="listener-lake-publisher-"))
+        new_database(self._scratch / "scratch.duckdb")
+        self._duck = duckdb.connect(str(self._scratch / "scratch.duckdb"), config={"threads": 1})
+        self._duck.execute("CREATE TABLE no_scores AS SELECT * FROM scores LIMIT 0")
+        self._hourly_columns = columns_of(self._duck, "hourly_mood")
 
     def close(self) -> None:
         self._duck.close()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def publish(self, *, should_stop: Callable[[], bool] | None = None,
                 before_commit: Callable[[list[LakeFile]], None] | None = None, clean: bool = False) -> PublishResult:
@@ -208,6 +218,7 @@ class LakePublisher:
                 if not fresh:
                     break
                 written = self._write(self._stage(fresh), lease, watermark, upper)
+                written += self._hourly(written, lease, watermark, upper)
                 if before_commit is not None:
                     before_commit(written)
                 self._commit(lease, written, upper)
@@ -237,20 +248,48 @@ class LakePublisher:
             if not tables:
                 continue
             table = pa.concat_tables(tables)
-            days = pc.cast(table["created_at"], pa.date32()).to_pylist()
+            # The day in the file too, as the path has it: tools reading the directory
+            # as a Hive-partitioned dataset see one schema.
+            table = table.append_column("day", pc.cast(table["created_at"], pa.date32()))
+            days = table["day"].to_pylist()
             groups: dict[tuple[str, date], list[int]] = {}
             for i, key in enumerate(zip(table["brand"].to_pylist(), days)):
                 groups.setdefault(key, []).append(i)
             for (brand, day), at in sorted(groups.items()):
-                relative = (f"{kind}/brand={quote(brand, safe='')}/day={day.isoformat()}/"
-                            f"{kind}-{lo}-{hi}-t{lease.token}-{uuid.uuid4().hex[:8]}.parquet")
-                target = self.lake / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
+                relative, partial = self._new_file(kind, brand, day, lease, lo, hi)
                 pq.write_table(table.take(pa.array(at)).sort_by("created_at"), partial, compression="zstd")
-                os.replace(partial, target)
+                os.replace(partial, self.lake / relative)
                 written.append(LakeFile(relative, kind, brand, day, len(at)))
         return written
+
+    def _new_file(self, kind: str, brand: str, day: date, lease: Lease, lo: int, hi: int) -> tuple[str, Path]:
+        """A new file's path in the lake (relative) and the temporary name to write it under."""
+        relative = (f"{kind}/brand={quote(brand, safe='')}/day={day.isoformat()}/"
+                    f"{kind}-{lo}-{hi}-t{lease.token}-{uuid.uuid4().hex[:8]}.parquet")
+        target = self.lake / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return relative, target.with_name(f".{target.name}.partial")
+
+    def _hourly(self, written: list[LakeFile], lease: Lease, lo: int, hi: int) -> list[LakeFile]:
+        """The hourly rows of every brand and day the chunk touched, recomputed from that
+        day's files (committed and new) by the hourly stage's SQL: a day's file replaces
+        the one before it at the commit. An hour's rows depend on its mentions only, so
+        a day is exact, and its cost is the day's mentions, not the archive's."""
+        hourly = []
+        for brand, day in sorted({(f.brand, f.day) for f in written if f.kind == "mentions"}):
+            files = {kind: [self.lake / f.path for f in committed_files(self.conn, kind, brand, (day, day))]
+                     + [self.lake / f.path for f in written if (f.kind, f.brand, f.day) == (kind, brand, day)]
+                     for kind in ("mentions", "scores")}
+            point_at(self._duck, "mentions", parquet(files["mentions"]))
+            point_at(self._duck, "scores", parquet(files["scores"]) if files["scores"] else "SELECT * FROM no_scores")
+            relative, partial = self._new_file("hourly_mood", brand, day, lease, lo, hi)
+            rows = self._duck.execute(
+                f"COPY (SELECT *, CAST(hour AS DATE) AS day FROM ({as_table(self._hourly_columns, HOURLY_QUERY)}) "
+                f"ORDER BY hour, source) TO {sql_list([partial])[1:-1]} (FORMAT parquet, COMPRESSION zstd)"
+            ).fetchone()[0]
+            os.replace(partial, self.lake / relative)
+            hourly.append(LakeFile(relative, "hourly_mood", brand, day, rows))
+        return hourly
 
     def _commit(self, lease: Lease, files: list[LakeFile], upper: int) -> None:
         """The chunk's manifest rows and the cursor, in one transaction fenced by the lease."""
@@ -258,6 +297,9 @@ class LakePublisher:
             # Fenced first: it locks the job row and raises LeaseLostError (rolling all of
             # this back) unless this lease is still the job's.
             self.leases.commit(lease, [], {"txid": upper}, renew_seconds=self.lease_seconds)
+            # A day's new hourly file replaces its old one (left for ``clean``).
+            cur.executemany("DELETE FROM lake_files WHERE kind = 'hourly_mood' AND brand = %s AND day = %s",
+                            [(f.brand, f.day) for f in files if f.kind == "hourly_mood"])
             cur.executemany("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                             [(f.path, f.kind, f.brand, f.day, f.rows, upper, lease.token) for f in files])
@@ -294,7 +336,3 @@ class LakePublisher:
                     removed.append(path)
         return removed
 
-
-def sql_list(paths: Iterable[Path]) -> str:
-    """Paths as a DuckDB list literal of strings."""
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

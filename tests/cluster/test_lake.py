@@ -42,8 +42,9 @@ def clock() -> datetime:
 
 
 def batches() -> list[list[Mention]]:
-    """Six batches over two brands and three days: repeated texts (near-duplicates), a
-    language VADER does not cover (unscored), authors repeating within an hour."""
+    """Six batches over two brands and five days, each batch over all of them (so later
+    chunks replace the days' hourly files): repeated texts (near-duplicates), a language
+    VADER does not cover (unscored), authors repeating within an hour."""
     out = []
     for b in range(6):
         brand = "Brewly" if b % 2 == 0 else "Kettle Co"
@@ -54,7 +55,7 @@ def batches() -> list[list[Mention]]:
                     if n % 5 else f"{brand} copy paste campaign text for everyone here")
             batch.append(Mention(source="x", id=f"p{n}", brand=brand, text=text, author=f"u{n % 7}",
                                  url=f"https://x.example/p{n}", lang="de" if n % 11 == 0 else "en",
-                                 created_at=START + timedelta(minutes=37 * n)))
+                                 created_at=START + timedelta(minutes=37 * (i * 6 + b))))
         out.append(sorted(batch, key=lambda m: m.created_at))
     return out
 
@@ -145,6 +146,9 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
     assert {f.path.split("/")[1] for f in listed} == {"brand=Brewly", "brand=Kettle%20Co"}
     assert sum(f.rows for f in listed) == 150
     assert all(f.path.split("/")[2] == f"day={f.day.isoformat()}" for f in listed)
+    # One hourly file per brand and day: each chunk's replaced the one before.
+    hourly = committed_files(conn, "hourly_mood")
+    assert len(hourly) == len({(f.brand, f.day) for f in listed}) == 10
 
 
 KILLED = """
