@@ -11,17 +11,20 @@ Each chunk of new rows (those committed by transactions from W up to the oldest 
 still running, ``txid_snapshot_xmin``, so a slow transaction's rows are never skipped)
 goes through the pipeline's own staging (near-duplicates, every scorer's scores: the
 ``prepare`` callable, listener.lake), then into one Parquet file per kind (mentions,
-scores), brand and day, written under a temporary name and renamed. Then, in ONE
-PostgreSQL transaction, the fenced cursor update (Leases.commit, refused when the lease
-was lost) and the files' manifest rows (``lake_files``) commit together. Readers read
-the files the manifest lists and nothing else: a publisher killed between its files
-and its commit leaves files nobody reads, which ``clean`` deletes later, and the next
-holder publishes those rows again from the unchanged cursor, so each row is in the
-lake once.
+scores), brand and day; each day the chunk touched gets its hourly rows recomputed from
+that day's files by the hourly stage's SQL (storage.lake.catalog), a new file replacing
+the day's previous one. Every file is written under a temporary name and renamed.
+Then, in ONE PostgreSQL transaction, the fenced cursor update (Leases.commit, refused
+when the lease was lost) and the files' manifest rows (``lake_files``) commit together.
+Readers read the files the manifest lists and nothing else: a publisher killed between
+its files and its commit leaves files nobody reads, which ``clean`` deletes later, and
+the next holder publishes those rows again from the unchanged cursor, so each row is in
+the lake once.
 
-Cost follows the new rows: the chunk is found through the index on ``commit_txid``, and
-the near-duplicate check reads only the brand's files of the days within the
-duplicate window (analysis.duplicates.WINDOW) of the chunk's mentions.
+Cost follows the new rows: the chunk is found through the index on ``commit_txid``; the
+near-duplicate check reads only the brand's files of the days within the duplicate
+window (analysis.duplicates.WINDOW) of the chunk's mentions, and the hourly rows only
+the touched days' files.
 """
 
 from __future__ import annotations
