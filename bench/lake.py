@@ -54,6 +54,10 @@ BATCH = 500
 # The writers yield the CPU to the analyst's query: on a 2-core machine they would
 # otherwise measure CPU sharing, not what writing to the lake does to its readers.
 WRITERS_NICE = 19
+# Publishes of --new rows timed at each scale, and cycles of queries alone then with writers
+# (medians reported): the machine's load varies.
+ROUNDS = 3
+CYCLES = 2
 FIRST_DAY = datetime(2024, 1, 1, tzinfo=UTC)
 
 QUERIES = {
@@ -177,37 +181,44 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-def measure_publish(server: str, scale: int, new: int, pg_archive: int, work: Path) -> dict:
-    url = fresh_database(server)
-    lake = work / f"lake-{scale}"
-    started = time.perf_counter()
-    build_archive(url, lake, scale, pg_archive)
-    built = time.perf_counter() - started
-    conn = connect(url)
-    commit(conn, new_mentions(scale, new), "collector")
-    lake_publisher = publisher(ClusterSettings(url, lake=lake), VaderScorer(), clock, conn)
-    started = time.perf_counter()
-    result = lake_publisher.publish()
-    seconds = time.perf_counter() - started
-    lake_publisher.close()
-    conn.close()
-    assert result.rows == new, result
-    return {"scale": scale, "url": url, "lake": str(lake), "build_seconds": built, "new_rows": new,
-            "publish_seconds": seconds, "us_per_new_row": seconds / new * 1e6, "files": result.files}
+def publish_rounds(server: str, scales: list[int], new: int, pg_archive: int, work: Path) -> list[dict]:
+    """Each scale's archive, then ROUNDS rounds in which each scale in turn has ``new``
+    rows committed and published (interleaved, so the machine's changing load falls on
+    every scale alike); each scale's median publish."""
+    built = []
+    for scale in scales:
+        url, lake = fresh_database(server), work / f"lake-{scale}"
+        started = time.perf_counter()
+        build_archive(url, lake, scale, pg_archive)
+        conn = connect(url)
+        built.append((scale, url, lake, time.perf_counter() - started, conn,
+                      publisher(ClusterSettings(url, lake=lake), VaderScorer(), clock, conn), []))
+    for round_ in range(ROUNDS):
+        for scale, _, _, _, conn, lake_publisher, times in built:
+            commit(conn, new_mentions(scale, new, offset=round_), "collector")
+            started = time.perf_counter()
+            result = lake_publisher.publish()
+            times.append(time.perf_counter() - started)
+            assert result.rows == new, result
+    figures = []
+    for scale, url, lake, seconds, conn, lake_publisher, times in built:
+        lake_publisher.close()
+        conn.close()
+        median = statistics.median(times)
+        figures.append({"scale": scale, "url": url, "lake": str(lake), "build_seconds": seconds, "new_rows": new,
+                        "publish_seconds": median, "us_per_new_row": median / new * 1e6, "files": result.files})
+    return figures
 
 
 def analyst_latency(url: str, lake: Path, since: datetime) -> dict[str, float]:
-    """Median seconds of each query as ``listener sql`` runs it: catalog, then query."""
+    """Seconds of each query as ``listener sql`` runs it: the catalog, then the query."""
     cluster = ClusterSettings(url, lake=lake)
     figures = {}
     for name, query in QUERIES.items():
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            with open_catalog(cluster) as catalog, read_only(catalog.path, read_dir=catalog.lake) as db:
-                run_query(db, query.replace("$since", f"TIMESTAMP '{since.replace(tzinfo=None).isoformat()}'"))
-            times.append(time.perf_counter() - started)
-        figures[name] = statistics.median(times)
+        started = time.perf_counter()
+        with open_catalog(cluster) as catalog, read_only(catalog.path, read_dir=catalog.lake) as db:
+            run_query(db, query.replace("$since", f"TIMESTAMP '{since.replace(tzinfo=None).isoformat()}'"))
+        figures[name] = time.perf_counter() - started
     return figures
 
 
@@ -230,6 +241,7 @@ def _publisher(url: str, lake: str, stop: multiprocessing.synchronize.Event) -> 
 
 def with_writers(url: str, lake: Path, scale: int, since: datetime) -> tuple[dict[str, float], int]:
     """Query latency while 2 collectors commit and the publisher publishes; rows published."""
+    time.sleep(1)  # the previous writers' processes gone
     stop = multiprocessing.Event()
     procs = [multiprocessing.Process(target=_collector, args=(url, scale, n, stop)) for n in (1, 2)]
     procs.append(multiprocessing.Process(target=_publisher, args=(url, str(lake), stop)))
@@ -251,16 +263,23 @@ def with_writers(url: str, lake: Path, scale: int, since: datetime) -> tuple[dic
 
 def run(server: str, scales: list[int], new: int, pg_archive: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="listener-lake-bench-") as work:
-        measure_publish(server, 10_000, 1_000, 10_000, Path(work))  # warm-up: imports, VADER's first call
-        publishes = [measure_publish(server, scale, new, pg_archive, Path(work)) for scale in scales]
+        publish_rounds(server, [100_000], 1_000, 10_000, Path(work) / "warm-up")  # imports, VADER's first call
+        publishes = publish_rounds(server, scales, new, pg_archive, Path(work))
         largest = publishes[-1]
+        url, lake = largest["url"], Path(largest["lake"])
         since = FIRST_DAY + timedelta(days=days_for(largest["scale"]) - 7)
-        analyst_latency(largest["url"], Path(largest["lake"]), since)  # warm-up: the files into the page cache
-        alone = analyst_latency(largest["url"], Path(largest["lake"]), since)
-        busy, appended = with_writers(largest["url"], Path(largest["lake"]), largest["scale"], since)
+        analyst_latency(url, lake, since)  # warm-up: the files into the page cache
+        alone, busy, appended = [], [], 0
+        # Alternated, so the machine's changing load falls on both alike.
+        for _ in range(CYCLES):
+            alone.append(analyst_latency(url, lake, since))
+            figures, published = with_writers(url, lake, largest["scale"], since)
+            busy.append(figures)
+            appended += published
     return {"publish": [{k: v for k, v in p.items() if k not in ("url", "lake")} for p in publishes],
             "queries_at": largest["scale"], "pg_archive": pg_archive,
-            "queries": {name: {"alone_s": alone[name], "two_writers_s": busy[name]} for name in QUERIES},
+            "queries": {name: {"alone_s": statistics.median(a[name] for a in alone),
+                               "two_writers_s": statistics.median(b[name] for b in busy)} for name in QUERIES},
             "published_during_queries": appended}
 
 
@@ -268,14 +287,16 @@ def report(figures: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(figures, indent=2))
         return
-    print("Publish cost per new row (VADER scoring, near-duplicate lookup, Parquet, fenced manifest commit):")
+    print(f"Publish cost per new row (VADER scoring, near-duplicate lookup, Parquet, fenced manifest commit; "
+          f"median of {ROUNDS} publishes):")
     base = figures["publish"][0]["us_per_new_row"]
     for p in figures["publish"]:
         print(f"  archive {p['scale']:>12,} rows: {p['new_rows']:,} new in {p['publish_seconds']:.2f} s = "
               f"{p['us_per_new_row']:.0f} us/row ({p['us_per_new_row'] / base:.2f}x; {p['files']} files; "
               f"archive built in {p['build_seconds']:.0f} s)")
     print(f"  (cluster_mentions holds {figures['pg_archive']:,} archived rows at every scale)")
-    print(f"Analyst queries on the lake at {figures['queries_at']:,} rows, catalog + query, median of 3:")
+    print(f"Analyst queries on the lake at {figures['queries_at']:,} rows, catalog + query, median of {CYCLES} "
+          "alternated cycles:")
     for name, q in figures["queries"].items():
         print(f"  {name:<40} alone {q['alone_s']:6.2f} s   2 collectors + publisher (nice {WRITERS_NICE}) "
               f"{q['two_writers_s']:6.2f} s "

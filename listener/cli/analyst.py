@@ -30,8 +30,9 @@ from storage.store import Store
 @contextmanager
 def reading(settings: Settings, write_dir: Path | None) -> Iterator[duckdb.DuckDBPyConnection]:
     """The analysts' read-only connection (storage.analyst.read_only): to the lake when
-    ``database.lake`` is set (its views over the published files, docs/cluster.md), else
-    to the database or, while the daemon holds it, its snapshot."""
+    ``database.lake`` is set (its views over the published files, docs/cluster.md, with
+    this machine's campaigns), else to the database or, while the daemon holds it, its
+    snapshot."""
     if settings.cluster is None or settings.cluster.lake is None:
         source = reading_path(settings.database)
         say_reading(source)
@@ -40,7 +41,7 @@ def reading(settings: Settings, write_dir: Path | None) -> Iterator[duckdb.DuckD
         return
     from listener.lake import open_catalog  # noqa: PLC0415 - psycopg only in cluster mode
 
-    with open_catalog(settings.cluster) as catalog:
+    with open_catalog(settings.cluster, _local_campaigns(settings)) as catalog:
         click.echo(f"Reading the lake at {catalog.lake}: {catalog.mentions:,} mentions in {catalog.files:,} "
                    "published files.", err=True)
         with read_only(catalog.path, write_dir=write_dir, read_dir=catalog.lake) as db:
@@ -58,10 +59,15 @@ def reading_store(settings: Settings) -> Iterator[Store]:
         return
     from listener.lake import lake_store  # noqa: PLC0415 - psycopg only in cluster mode
 
-    local = reading_path(settings.database).path if settings.database.exists() else None
     click.echo(f"Reading the lake at {settings.cluster.lake}.", err=True)
-    with lake_store(settings.cluster, local) as store:
+    with lake_store(settings.cluster, _local_campaigns(settings)) as store:
         yield store
+
+
+def _local_campaigns(settings: Settings) -> Path | None:
+    """The database whose campaigns (imported on this machine) the lake's readers show
+    beside it: this machine's, or its daemon's snapshot; None when there is none."""
+    return reading_path(settings.database).path if settings.database.exists() else None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -20,17 +20,21 @@ from click.testing import CliRunner
 from analysis.sentiment import VaderScorer
 from connectors.base import Mention
 from listener.cli import cli
+from listener.cli.analyst import reading_store
 from listener.config import ConfigError, load_file, parse_settings
 from listener.lake import open_catalog, publisher
 from listener.pipeline import Pipeline
 from storage.analyst import read_only, run_query
 from storage.cluster import LeaseLostError, Leases, connect, migrate
 from storage.lake import JOB, committed_files
+from storage import queries, report_data
 from storage.rollup import rollup_pending
 from storage.store import Store
 from tests.timing import HANG_GUARD
 
 pytestmark = pytest.mark.cluster
+
+SPEND = Path(__file__).parents[1] / "fixtures" / "spend"
 
 START = datetime(2026, 3, 1, 22, tzinfo=UTC)
 WORDS = ["love", "great", "awful", "slow", "fine", "broken", "fast", "meh"]
@@ -47,7 +51,7 @@ def batches() -> list[list[Mention]]:
     VADER does not cover (unscored), authors repeating within an hour."""
     out = []
     for b in range(6):
-        brand = "Brewly" if b % 2 == 0 else "Kettle Co"
+        brand = "Brewly" if b % 2 == 0 else "Kettle & Co"
         batch = []
         for i in range(25):
             n = b * 25 + i
@@ -76,7 +80,8 @@ def config(tmp_path: Path, name: str, database: Path, url: str | None = None, la
     path = tmp_path / f"{name}.toml"
     path.write_text(f'[database]\npath = "{database}"\n{extra}'
                     '[[brands]]\nname = "Brewly"\nterms = ["brewly"]\n'
-                    '[[brands]]\nname = "Kettle Co"\nterms = ["kettle"]\n')
+                    '[[brands]]\nname = "Kettle & Co"\nterms = ["kettle"]\n'
+                    '[[brands]]\nname = "Beanhaus"\nterms = ["beanhaus"]\n')
     return path
 
 
@@ -85,6 +90,7 @@ QUERIES = {
     "v_hourly_mood": "SELECT * FROM v_hourly_mood ORDER BY brand, hour",
     "v_conversations": "SELECT * FROM v_conversations ORDER BY source, conversation_id, brand",
     "care_threads": "SELECT * FROM care_threads ORDER BY source, conversation_id, brand",
+    "v_campaign_daily": "SELECT * FROM v_campaign_daily ORDER BY campaign_id, date",
 }
 
 
@@ -116,11 +122,15 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
             Pipeline(store, VADER, clock).store_relevant("x", batch[0].brand, batch, None)
         rollup_pending(store)
 
-    lake_config = config(tmp_path, "lake", tmp_path / "analyst.duckdb", cluster_url, lake)
     file_config = config(tmp_path, "file", single)
+    imported = CliRunner().invoke(cli, ["--config", str(file_config), "campaigns", "import",
+                                        str(SPEND / "canonical.csv"), "--plan", str(SPEND / "plan.csv")])
+    assert imported.exit_code == 0, imported.output
+    # An analyst's machine: the lake, and the campaigns imported into its own database.
+    lake_config = config(tmp_path, "lake", single, cluster_url, lake)
     # Through the CLI once; the other views through the same read path directly.
     assert sql(lake_config, QUERIES["v_mentions"]) == sql(file_config, QUERIES["v_mentions"])
-    with open_catalog(lake_settings_of(lake_config)) as catalog, \
+    with open_catalog(lake_settings_of(lake_config), single) as catalog, \
             read_only(catalog.path, read_dir=catalog.lake) as from_lake, read_only(single) as from_file:
         for view, query in QUERIES.items():
             expected = run_query(from_file, query)
@@ -131,6 +141,11 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
         counted = run_query(from_file, "SELECT sum(duplicates), sum(unscored), sum(positive), sum(negative), "
                                        "sum(neutral) FROM v_hourly_mood").rows[0]
     assert all(value > 0 for value in counted), counted
+
+    # The report reads the lake with this machine's campaign plans.
+    with reading_store(load_file(lake_config)) as from_lake, Store.open(single, read_only=True) as from_file:
+        assert report_data.plans(from_lake) == report_data.plans(from_file) != []
+        assert queries.stored_brands(from_lake) == queries.stored_brands(from_file)
 
     exported = {}
     for name, path in (("lake", lake_config), ("file", file_config)):
@@ -143,7 +158,7 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
 
     # The files are partitioned by brand and day, and only the manifest's are read.
     listed = committed_files(conn, "mentions")
-    assert {f.path.split("/")[1] for f in listed} == {"brand=Brewly", "brand=Kettle%20Co"}
+    assert {f.path.split("/")[1] for f in listed} == {"brand=Brewly", "brand=Kettle%20%26%20Co"}
     assert sum(f.rows for f in listed) == 150
     assert all(f.path.split("/")[2] == f"day={f.day.isoformat()}" for f in listed)
     # One hourly file per brand and day: each chunk's replaced the one before.
@@ -266,3 +281,11 @@ def test_a_batch_committed_late_by_an_older_transaction_is_published(cluster_url
         assert lake.publish().rows == 0  # behind the running one: wait for it
     assert lake.publish().rows == 50
     assert sum(f.rows for f in committed_files(conn, "mentions")) == 50
+
+
+def test_reading_a_lake_no_daemon_has_published_says_so(cluster_url, tmp_path):
+    lake_config = config(tmp_path, "lake", tmp_path / "analyst.duckdb", cluster_url, tmp_path / "lake")
+    result = CliRunner().invoke(cli, ["--config", str(lake_config), "sql", "SELECT count(*) FROM v_mentions"])
+    assert result.exit_code == 1
+    assert "are at schema 0, older than this release's" in result.output
+    assert "no lake is published there yet" in result.output
