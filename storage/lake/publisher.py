@@ -29,6 +29,7 @@ the touched days' files.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -236,12 +237,12 @@ class LakePublisher:
         return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark)
 
     def _stage(self, fresh: list[Mention]) -> LakeChunk:
+        """Stage the chunk's mentions in commit order, a run of one (source, brand) at a
+        time (a collector's batch), so "stored earlier" means what it means in a daemon's
+        file: which copy of a near-duplicate counts does not depend on chunking."""
         chunk = LakeChunk(self)
-        groups: dict[tuple[str, str], list[Mention]] = {}
-        for mention in fresh:
-            groups.setdefault((mention.source, mention.brand), []).append(mention)
-        for (source, brand), group in groups.items():
-            self.prepare(chunk, source, brand, group)
+        for (source, brand), run in itertools.groupby(fresh, key=lambda m: (m.source, m.brand)):
+            self.prepare(chunk, source, brand, list(run))
         return chunk
 
     def _write(self, chunk: LakeChunk, lease: Lease, lo: int, hi: int) -> list[LakeFile]:
