@@ -51,6 +51,7 @@ import pyarrow.parquet as pq
 from connectors.base import Mention, utc_now
 from storage.cluster.connection import translated
 from storage.cluster.leases import Lease, Leases
+from storage.errors import LeaseLostError
 from storage.lake.catalog import HOURLY_QUERY, as_table, columns_of, new_database, parquet, point_at, sql_list
 from storage.store import SaveResult, mentions_table, scores_table, to_db_time
 
@@ -60,6 +61,9 @@ JOB = ("stage", "publishing")
 KINDS = ("mentions", "scores", "hourly_mood")
 # Transactions per chunk (each a collector's batch, whole): a chunk's rows are staged in memory.
 CHUNK_TRANSACTIONS = 50
+# A brand's day in more files than this (a publish a minute adds one each) is merged into
+# one: readers open every file they read, and 1,440 a day would make each query slow.
+COMPACT_FILES = 16
 
 # Stage one (source, brand) group of new mentions into ``chunk`` (listener.lake: the
 # pipeline's store_relevant over a LakeChunk), as a daemon stages a batch into its file.
@@ -78,13 +82,15 @@ class LakeFile:
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     """``held``: False when another publisher holds the role (nothing done).
-    ``rows``: mentions published; ``files``: files committed; ``watermark``: the cursor."""
+    ``rows``: mentions published; ``files``: files committed; ``watermark``: the cursor;
+    ``compacted``: brands' days whose files were merged into one."""
 
     held: bool
     rows: int = 0
     files: int = 0
     chunks: int = 0
     watermark: int = 0
+    compacted: int = 0  # brand-days whose files were merged
 
 
 def committed_since(conn: psycopg.Connection, after: int, max_transactions: int
@@ -179,6 +185,7 @@ class LakePublisher:
 
     def __init__(self, conn: psycopg.Connection, lake: Path, prepare: Prepare, *, holder: str,
                  lease_seconds: float = 300, chunk_transactions: int = CHUNK_TRANSACTIONS,
+                 compact_files: int = COMPACT_FILES,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.conn = conn
         self.lake = Path(lake)
@@ -186,6 +193,7 @@ class LakePublisher:
         self.leases = Leases(conn, holder)
         self.lease_seconds = lease_seconds
         self.chunk_transactions = chunk_transactions
+        self.compact_files = compact_files
         self.clock = clock
         # A scratch database with the listener schema, whose tables become views over the
         # lake's files: the near-duplicate lookups and the hourly rows are read there.
@@ -230,11 +238,13 @@ class LakePublisher:
                 rows += len(fresh)
                 files += len(written)
                 chunks += 1
+            compacted = self._compact(lease)
             if clean:
                 self.clean()
         finally:
             self.leases.release(lease, 0)
-        return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark)
+        return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark,
+                             compacted=compacted)
 
     def _stage(self, fresh: list[Mention]) -> LakeChunk:
         """Stage the chunk's mentions in commit order, a run of one (source, brand) at a
@@ -307,6 +317,31 @@ class LakePublisher:
             cur.executemany("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                             [(f.path, f.kind, f.brand, f.day, f.rows, upper, lease.token) for f in files])
+
+    def _compact(self, lease: Lease) -> int:
+        """Merge the files of each brand's day listed more than ``compact_files`` times
+        (mentions, scores) into one; the new file replaces them in one fenced commit, so
+        readers see either the old files or the new one, each row once. Their files stay
+        until ``clean``: a reader that listed them still finds them."""
+        with translated("reading the lake's manifest"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT kind, brand, day, array_agg(path ORDER BY path), min(max_txid), max(max_txid) "
+                        "FROM lake_files WHERE kind IN ('mentions', 'scores') GROUP BY kind, brand, day "
+                        "HAVING count(*) > %s ORDER BY kind, brand, day", (self.compact_files,))
+            crowded = cur.fetchall()
+        for kind, brand, day, paths, lo, hi in crowded:
+            relative, partial = self._new_file(kind, brand, day, lease, lo, hi)
+            rows = self._duck.execute(
+                f"COPY (SELECT * FROM read_parquet({sql_list(self.lake / p for p in paths)}) ORDER BY created_at) "
+                f"TO {sql_list([partial])[1:-1]} (FORMAT parquet, COMPRESSION zstd)").fetchone()[0]
+            os.replace(partial, self.lake / relative)
+            with translated("committing a compaction"), self.conn.transaction(), self.conn.cursor() as cur:
+                self.leases.commit(lease, [], None, renew_seconds=self.lease_seconds)  # fenced; the cursor stays
+                cur.execute("DELETE FROM lake_files WHERE path = ANY(%s)", (paths,))
+                if cur.rowcount != len(paths):
+                    raise LeaseLostError(f"the files of {kind} {brand} {day} changed while they were merged")
+                cur.execute("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
+                            "VALUES (%s, %s, %s, %s, %s, %s, %s)", (relative, kind, brand, day, rows, hi, lease.token))
+        return len(crowded)
 
     def lake_fingerprints(self, brand: str, hashes: Sequence[int], lo: datetime, hi: datetime
                           ) -> dict[int, list[datetime]]:

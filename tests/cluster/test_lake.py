@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,9 +113,11 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
     lake = tmp_path / "lake"
     # Small chunks: near-duplicates are found across chunks, in the committed files.
     published = publisher(parse_settings({"database": {"url": cluster_url, "lake": str(lake)}}, base_dir=tmp_path,
-                                         origin="-").cluster, VADER, clock, conn, chunk_transactions=2).publish()
-    # Two committed batches (transactions) a chunk.
-    assert (published.held, published.rows, published.chunks) == (True, 150, 3)
+                                         origin="-").cluster, VADER, clock, conn, chunk_transactions=1,
+                          compact_files=2).publish()
+    # A committed batch (transaction) a chunk; a brand's day in 3 files is merged into one.
+    assert (published.held, published.rows, published.chunks) == (True, 150, 6)
+    assert published.compacted > 0
 
     single = tmp_path / "single.duckdb"
     with Store.open(single) as store:
@@ -160,6 +163,7 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
     listed = committed_files(conn, "mentions")
     assert {f.path.split("/")[1] for f in listed} == {"brand=Brewly", "brand=Kettle%20%26%20Co"}
     assert sum(f.rows for f in listed) == 150
+    assert max(Counter((f.brand, f.day) for f in listed).values()) <= 2
     assert all(f.path.split("/")[2] == f"day={f.day.isoformat()}" for f in listed)
     # One hourly file per brand and day: each chunk's replaced the one before.
     hourly = committed_files(conn, "hourly_mood")
