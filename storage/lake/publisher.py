@@ -199,7 +199,9 @@ class LakePublisher:
         # lake's files: the near-duplicate lookups and the hourly rows are read there.
         self._scratch = Path(tempfile.mkdtemp(prefix="listener-lake-publisher-"))
         new_database(self._scratch / "scratch.duckdb")
+        # No progress bar: it would draw on the daemon's stdout (main's storage.store.quiet).
         self._duck = duckdb.connect(str(self._scratch / "scratch.duckdb"), config={"threads": 1})
+        self._duck.execute("SET enable_progress_bar = false")
         self._duck.execute("CREATE TABLE no_scores AS SELECT * FROM scores LIMIT 0")
         self._hourly_columns = columns_of(self._duck, "hourly_mood")
 
