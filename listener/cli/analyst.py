@@ -84,7 +84,8 @@ def _local_campaigns(settings: Settings) -> Path | None:
 def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, write_dir: Path | None) -> None:
     """Run read-only SQL on the database; without QUERY, an interactive shell.
 
-    Reads the daemon's snapshot while the daemon runs. The views v_mentions,
+    Reads the daemon's snapshot while the daemon runs, or the cluster's lake when the
+    config sets database.lake (docs/cluster.md). The views v_mentions,
     v_hourly_mood, v_conversations and v_campaign_daily are documented in docs/analysts.md.
     No other file can be read or written (COPY, ATTACH, read_csv), except files in
     the directory --allow-write-dir names.
@@ -134,7 +135,8 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
 
     One file per view (mentions, hourly_mood, conversations, campaign_daily) plus
     manifest.json with the filters and row counts. Times filter each view's own time
-    column (created_at, hour, last_at, date).
+    column (created_at, hour, last_at, date). With database.lake set, the views are
+    the cluster's lake's (docs/cluster.md).
     """
     settings = settings_from(ctx)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
