@@ -196,18 +196,24 @@ class LakePublisher:
         self.compact_files = compact_files
         self.clock = clock
         # A scratch database with the listener schema, whose tables become views over the
-        # lake's files: the near-duplicate lookups and the hourly rows are read there.
-        self._scratch = Path(tempfile.mkdtemp(prefix="listener-lake-publisher-"))
-        new_database(self._scratch / "scratch.duckdb")
+        # lake's files: the near-duplicate lookups and the hourly rows are read there. In
+        # memory, so a publisher that dies leaves nothing behind.
         # No progress bar: it would draw on the daemon's stdout (main's storage.store.quiet).
-        self._duck = duckdb.connect(str(self._scratch / "scratch.duckdb"), config={"threads": 1})
+        self._duck = duckdb.connect(config={"threads": 1})
         self._duck.execute("SET enable_progress_bar = false")
+        schema = Path(tempfile.mkdtemp(prefix="listener-lake-publisher-"))
+        try:
+            new_database(schema / "schema.duckdb")
+            self._duck.execute(f"ATTACH {sql_list([schema / 'schema.duckdb'])[1:-1]} AS schema_source (READ_ONLY)")
+            self._duck.execute("COPY FROM DATABASE schema_source TO memory")
+            self._duck.execute("DETACH schema_source")
+        finally:
+            shutil.rmtree(schema, ignore_errors=True)
         self._duck.execute("CREATE TABLE no_scores AS SELECT * FROM scores LIMIT 0")
         self._hourly_columns = columns_of(self._duck, "hourly_mood")
 
     def close(self) -> None:
         self._duck.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def publish(self, *, should_stop: Callable[[], bool] | None = None,
                 before_commit: Callable[[list[LakeFile]], None] | None = None, clean: bool = False) -> PublishResult:
