@@ -63,6 +63,9 @@ DATABASE_SETTINGS = settings_table(
             shown_default="none"),
     Setting("lease_seconds", int, 300, "How long a daemon that stopped answering keeps a job (cluster mode).",
             min=5, max=86400),
+    Setting("lake", str, "", "Cluster mode: the shared directory the daemons publish Parquet into and "
+            "`sql`, `export` and `campaigns report` read (docs/cluster.md, the lake); relative to the config "
+            "file's folder.", shown_default="none (analysts read the file)"),
 )
 """``[database]``'s keys (``budgets`` aside: a table of BUDGET_SETTINGS per source)."""
 BUDGET_SETTINGS = settings_table(
@@ -71,7 +74,7 @@ BUDGET_SETTINGS = settings_table(
     Setting("window_hours", int, 720, "The budget's window (hours).", min=1, max=24 * 366),
 )
 """``[database.budgets.SOURCE]``'s keys: a credential's budget shared by the cluster."""
-_CLUSTER_KEYS = ("url", "password_env", "lease_seconds", "budgets")
+_CLUSTER_KEYS = ("url", "password_env", "lease_seconds", "budgets", "lake")
 DEFAULT_CONFIG_NAME = "listener.toml"
 DEFAULT_EVERY_MINUTES = 15
 
@@ -195,6 +198,9 @@ class ClusterSettings:
     # ``database.budgets.SOURCE``: (posts, window hours) per credential of that source,
     # shared by every daemon using the same credential (storage.cluster.Budget).
     budgets: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))
+    # ``database.lake``: the shared directory the lake publisher writes and analysts read
+    # (storage.lake); None: no lake, analysts read this daemon's file.
+    lake: Path | None = None
 
     def password(self, environ: Mapping[str, str]) -> str | None:
         """The password from the environment; ConfigError naming the key when unset."""
@@ -653,7 +659,8 @@ def parse_settings(data: Mapping[str, Any], *, base_dir: Path, origin: str, conf
     brands = _brands(data.get("brands"), problems)
     sources = _sources(data.get("sources"), problems)
     if cluster is not None:
-        cluster = dataclasses.replace(cluster, budgets=_budgets(database_table.get("budgets"), sources, problems))
+        cluster = dataclasses.replace(cluster, budgets=_budgets(database_table.get("budgets"), sources, problems),
+                                      lake=_lake(database_values["lake"] or None, base_dir, problems))
     scorers = _scorers(data.get("scorers"), base_dir, problems)
     _check_brand_scorers(brands, scorers, problems)
     hourly_table = _table(data.get("hourly"), "hourly", problems)
@@ -703,6 +710,20 @@ def _budgets(raw: Any, sources: Sequence[SourceSettings], problems: _Problems) -
         values = _options(where, BUDGET_SETTINGS, table, problems)
         budgets[name] = (values["posts"], values["window_hours"])
     return MappingProxyType(budgets)
+
+
+def _lake(raw: Any, base_dir: Path, problems: _Problems) -> Path | None:
+    """``database.lake``: a directory (relative to the config file's folder), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        problems.add("database.lake", "must be a non-empty string: the lake's shared directory")
+        return None
+    path = Path(raw.strip()).expanduser()
+    if path.exists() and not path.is_dir():
+        problems.add("database.lake", f"{raw} is a file, not a directory")
+        return None
+    return path if path.is_absolute() else base_dir / path
 
 
 def _database_path(text: str) -> Path:

@@ -65,6 +65,9 @@ MAX_JITTER_SECONDS = 60
 # How often queued model requests are looked for (a stat of one file), and the pause
 # between two chunks of a re-score, in which pulls and the hourly stage get the database.
 REQUESTS_EVERY_SECONDS = 5
+# How often a daemon tries the lake publisher's role (database.lake): a round with
+# nothing new is one lease and one index lookup in PostgreSQL.
+LAKE_EVERY_SECONDS = 60
 RESCORE_PAUSE_SECONDS = 1
 # The hourly stage's period: in cluster mode one daemon runs it (and alerting) per hour.
 HOUR_SECONDS = 3600
@@ -79,6 +82,7 @@ class Daemon:
         self.sources = OpenSources()
         # Cluster mode (database.url): pulls are leased from PostgreSQL (listener.cluster).
         self.cluster: Coordinator | None = None
+        self._lake_rounds = 0
         # Jobs in flight; the snapshot is published when the last one ends, so a reader
         # sees whole runs (storage.snapshot). Long or overlapping jobs would starve
         # readers, so past settings.snapshot_max_age_seconds (15 by default: a copy of a
@@ -133,6 +137,10 @@ class Daemon:
             )
         self.scheduler.add_job(self._model_requests, IntervalTrigger(seconds=REQUESTS_EVERY_SECONDS),
                                id="model-requests", name="model requests")
+        if self.settings.cluster is not None and self.settings.cluster.lake is not None:
+            # The lake's publisher (listener.lake): one daemon at a time holds the role.
+            self.scheduler.add_job(self._publish_lake, IntervalTrigger(seconds=LAKE_EVERY_SECONDS), id="lake",
+                                   name="lake publisher", next_run_time=self.clock())
         if rescore_jobs(self.store):
             self._schedule_rescore()  # one left unfinished by an earlier run resumes
         log.info(
@@ -364,6 +372,24 @@ class Daemon:
             self.scheduler.resume_job("rescore")
         else:
             self.scheduler.remove_job("rescore")
+
+    def _publish_lake(self) -> None:
+        """Move what the cluster committed into the lake, unless another daemon holds the
+        role; once an hour, also delete the files dead publishers left."""
+        from listener.lake import publish  # noqa: PLC0415 - psycopg: the [cluster] extra only
+
+        assert self.settings.cluster is not None
+        self._lake_rounds += 1
+        try:
+            result = publish(self.settings.cluster, self.pipeline.scoring, self.clock,
+                             should_stop=self.stop_requested.is_set,
+                             clean=self._lake_rounds % (3600 // LAKE_EVERY_SECONDS) == 1)
+            if result.rows:
+                log.info("lake: published %d mention(s) in %d file(s)", result.rows, result.files)
+        except LeaseLostError as exc:
+            log.warning("lake publishing stopped: %s; the role's next holder publishes it", exc)
+        except Exception:
+            log.exception("lake publishing failed; the next round resumes from the committed cursor")
 
     def _publish(self) -> None:
         """Publish a snapshot for readers after each cycle (storage.snapshot)."""

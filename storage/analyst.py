@@ -91,10 +91,13 @@ def writable_directory(directory: Path, database: Path) -> Path:
 
 
 @contextmanager
-def read_only(path: Path, write_dir: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_only(path: Path, write_dir: Path | None = None,
+              read_dir: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A native read-only connection to ``path`` (the database or a snapshot, checked by
     ``reading_path``) with no access to any other file, except into ``write_dir`` when
-    given (see ``writable_directory``). Settings are locked: a query cannot undo them."""
+    given (see ``writable_directory``) and ``read_dir`` (the lake whose files ``path``'s
+    views read: DuckDB's allowed directories are writable too, so analysts' accounts
+    should have read-only permissions there). Settings are locked: a query cannot undo them."""
     # DuckDB spills large queries into a temporary directory beside the file, which it
     # also lets queries write into; a private one elsewhere keeps both away from the
     # database, and works where the user may not write beside it.
@@ -109,8 +112,9 @@ def read_only(path: Path, write_dir: Path | None = None) -> Iterator[duckdb.Duck
             # allowed_directories can only be set while external access is on, so the
             # order matters; nothing the user typed has run yet.
             quiet(db)
-            if write_dir is not None:
-                db.execute("SET allowed_directories = ?", [[str(write_dir).rstrip(os.sep) + os.sep]])
+            allowed = [str(d).rstrip(os.sep) + os.sep for d in (write_dir, read_dir) if d is not None]
+            if allowed:
+                db.execute("SET allowed_directories = ?", [allowed])
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
             require_current(stored_version(db, path), path)

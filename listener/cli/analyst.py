@@ -9,16 +9,65 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import duckdb
 
 from listener.cli.shell import MODES, render, run_shell
 from listener.cli_support import (
-    CONTEXT_SETTINGS, CliError, common_options, handle_errors, parse_time, resolve_brand, say_reading, settings_from,
+    CONTEXT_SETTINGS, CliError, common_options, handle_errors, open_existing, parse_time, resolve_brand, say_reading,
+    settings_from,
 )
+from listener.config import Settings
 from storage.analyst import FORMATS, QueryError, export, read_only, reading_path, run_query, writable_directory
 from storage.queries import brands_in
+from storage.store import Store
+
+
+@contextmanager
+def reading(settings: Settings, write_dir: Path | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The analysts' read-only connection (storage.analyst.read_only): to the lake when
+    ``database.lake`` is set (its views over the published files, docs/cluster.md, with
+    this machine's campaigns), else to the database or, while the daemon holds it, its
+    snapshot."""
+    if settings.cluster is None or settings.cluster.lake is None:
+        source = reading_path(settings.database)
+        say_reading(source)
+        with read_only(source.path, write_dir=write_dir) as db:
+            yield db
+        return
+    from listener.lake import open_catalog  # noqa: PLC0415 - psycopg only in cluster mode
+
+    with open_catalog(settings.cluster, _local_campaigns(settings)) as catalog:
+        click.echo(f"Reading the lake at {catalog.lake}: {catalog.mentions:,} mentions in {catalog.files:,} "
+                   "published files.", err=True)
+        with read_only(catalog.path, write_dir=write_dir, read_dir=catalog.lake) as db:
+            yield db
+
+
+@contextmanager
+def reading_store(settings: Settings) -> Iterator[Store]:
+    """The Store ``listener campaigns report`` reads: the lake when ``database.lake`` is
+    set, with the campaigns imported into this machine's database (or its snapshot);
+    else the database (cli_support.open_existing)."""
+    if settings.cluster is None or settings.cluster.lake is None:
+        with open_existing(settings) as store:
+            yield store
+        return
+    from listener.lake import lake_store  # noqa: PLC0415 - psycopg only in cluster mode
+
+    click.echo(f"Reading the lake at {settings.cluster.lake}.", err=True)
+    with lake_store(settings.cluster, _local_campaigns(settings)) as store:
+        yield store
+
+
+def _local_campaigns(settings: Settings) -> Path | None:
+    """The database whose campaigns (imported on this machine) the lake's readers show
+    beside it: this machine's, or its daemon's snapshot; None when there is none."""
+    return reading_path(settings.database).path if settings.database.exists() else None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -35,7 +84,8 @@ from storage.queries import brands_in
 def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, write_dir: Path | None) -> None:
     """Run read-only SQL on the database; without QUERY, an interactive shell.
 
-    Reads the daemon's snapshot while the daemon runs. The views v_mentions,
+    Reads the daemon's snapshot while the daemon runs, or the cluster's lake when the
+    config sets database.lake (docs/cluster.md). The views v_mentions,
     v_hourly_mood, v_conversations and v_campaign_daily are documented in docs/analysts.md.
     No other file can be read or written (COPY, ATTACH, read_csv), except files in
     the directory --allow-write-dir names.
@@ -49,9 +99,7 @@ def sql(ctx: click.Context, query: str | None, fmt: str, limit: int | None, writ
     allowed = None if write_dir is None else writable_directory(write_dir, settings.database)
     if allowed is not None:
         allowed.mkdir(parents=True, exist_ok=True)
-    source = reading_path(settings.database)
-    say_reading(source)
-    with read_only(source.path, write_dir=allowed) as db:
+    with reading(settings, allowed) as db:
         if query is None:
             ctx.exit(run_shell(db, fmt))
         if limit is None and fmt == "table":
@@ -87,16 +135,15 @@ def export_command(ctx: click.Context, directory: Path, fmt: str, brand: str | N
 
     One file per view (mentions, hourly_mood, conversations, campaign_daily) plus
     manifest.json with the filters and row counts. Times filter each view's own time
-    column (created_at, hour, last_at, date).
+    column (created_at, hour, last_at, date). With database.lake set, the views are
+    the cluster's lake's (docs/cluster.md).
     """
     settings = settings_from(ctx)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     if start and end and start >= end:
         raise CliError(f"--since {since} is not before --until {until}", 2)
-    source = reading_path(settings.database)
-    say_reading(source)
     # The connection may write into DIRECTORY only: export's own COPY statements.
-    with read_only(source.path, write_dir=Path(os.path.abspath(directory))) as db:
+    with reading(settings, Path(os.path.abspath(directory))) as db:
         if brand is not None:
             brand = resolve_brand(brand, settings, brands_in(db))
         files = export(db, directory, fmt, brand=brand, since=start, until=end)

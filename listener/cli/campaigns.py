@@ -12,6 +12,7 @@ import click
 from inputs.plan import read_plan
 from inputs.spend import read_spend
 from listener import formatting
+from listener.cli.analyst import reading_store
 from listener.cli_support import (
     CONTEXT_SETTINGS, CliError, clock_from, common_options, handle_errors, known_brands, open_existing, parse_as_of,
     resolve_brand, resolve_campaign, settings_from,
@@ -119,7 +120,7 @@ def report(ctx: click.Context, brand: str | None, campaign: str | None, fmt: str
             raise CliError(f"--timezone: {timezone_name!r} is not a time zone name like America/New_York", 2) from None
     settings = settings_from(ctx)
     now = parse_as_of(as_of) or clock_from(ctx)()
-    with open_existing(settings) as store:
+    with reading_store(settings) as store:
         brand = resolve_brand(brand, settings, queries.stored_brands(store))
         campaign = resolve_campaign(campaign, [plan.campaign_id for plan in report_data.plans(store)])
         built = build_report(store, now, brand=brand, campaign=campaign, timezone_name=timezone_name,

@@ -66,6 +66,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE cluster_mentions ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
         "CREATE INDEX cluster_mentions_xid ON cluster_mentions (xid)",
     ),
+    (  # lake (issue 17 item 3, storage.lake): what the publisher moved into Parquet; its
+        # watermark is in cluster_mentions.xid's numbers (Leases.committed)
+        # The committed files: a reader reads these and nothing else in the lake. kind:
+        # mentions | scores; path relative to the lake's root; max_txid: the watermark
+        # the file was published under (rows of transactions below it).
+        """CREATE TABLE lake_files (
+               path TEXT PRIMARY KEY, kind TEXT NOT NULL, brand TEXT NOT NULL, day DATE NOT NULL,
+               rows BIGINT NOT NULL, max_txid BIGINT NOT NULL, token BIGINT NOT NULL,
+               published_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+        "CREATE INDEX lake_files_brand_day ON lake_files (brand, day)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
