@@ -729,11 +729,12 @@ def test_the_brands_own_comments_come_with_the_threads_they_answer(api, clock, s
     api.add_submission("s2", "Unrelated", at=ago(hours=2), author="dave")
     connector = make(api, clock, sleeps)
     result = Pipeline(store, VaderScorer(), clock).pull(connector, query)
-    assert (result.new, result.rejected) == (2, 0)
+    assert (result.new, result.rejected) == (3, 0)
     with store.native() as db:
         rows = dict(db.execute("SELECT id, (own, thread_context, conversation_id) FROM mentions").fetchall())
         cursor = store.get_cursor("reddit", "Acme")
-    assert rows == {"c1": (True, False, "s1"), "c2": (False, True, "s1")}
+    # The post that opens the thread comes with it, as context: it need not name the brand.
+    assert rows == {"s1": (False, True, "s1"), "c1": (True, False, "s1"), "c2": (False, True, "s1")}
     assert set(cursor["own"]) == {"acme_team"}
 
     # The next run reads only the account's newer comments.
@@ -741,6 +742,29 @@ def test_the_brands_own_comments_come_with_the_threads_they_answer(api, clock, s
     again = Pipeline(store, VaderScorer(), clock).pull(connector, query)
     assert again.new == 1
     assert api.requests_to("/user/acme_team/comments/")[-1].query["sort"] == ["new"]
+
+
+def test_replies_after_the_brands_comment_come_while_the_thread_is_watched(api, clock, sleeps, store):
+    """A customer answering the brand after the run that read the brand's comment: the
+    thread is read again in later runs (no subreddit polled, no new brand comment), until
+    thread_watch_hours after the brand's last comment there."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("acme_team",)),))
+    api.add_submission("s1", "My order never came", at=ago(hours=5), author="carol")
+    api.add_comment("s1", "c1", "So sorry! Please DM us the order number.", at=ago(hours=4), author="acme_team")
+    pipeline, connector = Pipeline(store, VaderScorer(), clock), make(api, clock, sleeps, thread_watch_hours=6)
+    pipeline.pull(connector, query)
+    for number, hours in (("c2", 1), ("c3", 3)):
+        clock.advance(hours=hours)
+        api.now = clock.now
+        api.add_comment("s1", number, f"still nothing, day {number}", at=clock.now - timedelta(minutes=1),
+                        parent="c1", author="carol")
+        pipeline.pull(connector, query)
+    with store.native() as db:
+        rows = dict(db.execute("SELECT id, thread_context FROM mentions").fetchall())
+    # c2 came 5 h after the brand's comment (watched); c3 at 8 h, past the 6-hour watch.
+    assert rows == {"s1": True, "c1": False, "c2": True}
+    assert len(api.requests_to(comments_path("s1"))) == 2
+    assert store.get_cursor("reddit", "Acme")["watch"] == {}
 
 
 def test_an_own_account_without_comments_is_skipped_with_a_warning(api, clock, sleeps, caplog):
