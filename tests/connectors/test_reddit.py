@@ -774,3 +774,27 @@ def test_an_own_account_without_comments_is_skipped_with_a_warning(api, clock, s
         batches = run(make(api, clock, sleeps), query=query)
     assert ids(batches) == ["s1"] and checkpoint(batches)["own"]["nobody_here"]["newest_utc"] is None
     assert "u/nobody_here has no comments to read" in caplog.text
+
+
+def test_watched_threads_are_read_within_the_runs_budget_least_recently_read_first(api, clock, sleeps, monkeypatch):
+    """One new and one watched thread a run (both budgets cut to 1): of three threads the
+    brand answered at once, the third is read in the next run, then they take turns."""
+    from connectors.reddit import connector as reddit_connector
+
+    monkeypatch.setattr(reddit_connector, "MAX_OWN_THREADS_PER_RUN", 1)
+    monkeypatch.setattr(reddit_connector, "MAX_WATCHED_THREADS_PER_RUN", 1)
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("acme_team",)),))
+    for number in (1, 2, 3):
+        api.add_submission(f"s{number}", f"question {number}", at=ago(hours=3, minutes=number))
+        api.add_comment(f"s{number}", f"c{number}", "We're on it", at=ago(hours=2, minutes=number), author="acme_team")
+    connector, since, order = make(api, clock, sleeps), None, []
+    for _ in range(3):
+        before = {sid: len(api.requests_to(comments_path(sid))) for sid in ("s1", "s2", "s3")}
+        since = checkpoint(run(connector, since, query))
+        order.append([sid for sid in ("s1", "s2", "s3") if len(api.requests_to(comments_path(sid))) > before[sid]])
+        clock.advance(minutes=10)
+        api.now = clock.now
+    # Run 1: the newest thread answered (new), then a never-read one (watched); run 2 the
+    # one left unread; run 3 the least recently read (s1 and s2 tie: the first answered).
+    assert order == [["s1", "s2"], ["s3"], ["s1"]]
+    assert set(since["watch"]) == {"s1", "s2", "s3"}
