@@ -5,8 +5,9 @@ by one of the brand's own accounts (``Mention.own``). storage.care reads each th
 facts from the view ``care_threads``; this module turns them into the figures a care lead
 reads (docs/care.md):
 
-* **needs a reply**: the opening is negative or question-like (it asks: a '?'): the
-  view's ``needs_reply``, as is ``resolved`` below (the rules' one home);
+* **needs a reply**: the opening is negative or question-like (it asks: a '?' or an
+  English question or request phrase, ``storage.views.QUESTION_PATTERN``): the view's
+  ``needs_reply``, as is ``resolved`` below (the rules' one home);
 * **response rate**: the share of those threads with a brand post after the opening,
   with its 95 % Wilson interval;
 * **time to first reply**: median and 90th percentile over the answered threads, in

@@ -102,6 +102,12 @@ def _v9_campaign_care_goals(conn: sa.Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE campaign_plans ADD COLUMN IF NOT EXISTS care_goals VARCHAR")
 
 
+def _v10_question_rule(conn: sa.Connection) -> None:
+    # No table changes: the question rule of care_threads (storage.views.QUESTION_PATTERN)
+    # grew from a '?' to question and request phrases; create_views remakes the view.
+    pass
+
+
 def create_views(conn: sa.Connection) -> None:
     """(Re)make every view and macro, in dependency order: after any migration step ran."""
     conn.exec_driver_sql(schema.SCORES_IN_EFFECT)
@@ -143,6 +149,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
      _v8_alert_acknowledgement),
     (9, "engagement goals set in a campaign plan: campaign_plans.care_goals; the macro label_value",
      _v9_campaign_care_goals),
+    (10, "care_threads: a question is a '?' or an English question or request phrase", _v10_question_rule),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

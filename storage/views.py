@@ -121,7 +121,7 @@ LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
 
 # One row per thread with a customer post (storage.care, analysis.care): its opening
 # (the first post not by the brand's own accounts), the brand's first post after it, and
-# the last labelled customer post. Question-like: the opening asks ('?'). Labels are the
+# the last labelled customer post. Question-like: the opening asks (QUESTION_PATTERN). Labels are the
 # ones mood counts with (thread_mentions: manual label, else the score in effect). The
 # care rules (a thread needs a reply, it was resolved) live here alone: storage.care
 # reads needs_reply and resolved, never recomputes them.
@@ -135,6 +135,23 @@ LEFT JOIN mood mo ON mo.campaign_id = d.campaign_id AND mo.date = d.date
 # so that storage.care reads a period's threads in one scan: opening_compound (the
 # opening's compound) and later_customer_labels (each later labelled customer post as
 # {at, v}, v its label_value, oldest first).
+QUESTION_PATTERN = (
+    r"\?"
+    # a request or question anywhere (English): "anyone know", "can someone", "please help"
+    r"|\b(anyone|anybody) knows?\b|\bany ideas?\b|\b(can|could|does|do) (anyone|anybody|someone|somebody)\b"
+    r"|\b(please help|need help|help me)\b"
+    # a question opening the post or a clause, where a '?' is often left out: "How do I
+    # ...", "Does Acme ship ...", "hey acme, why won't ...", "Help, ..."; not "how good",
+    # "what a", "could be better", "would love", "do yourself a favour"
+    r"|(^|[.!,;:\n])\s*(how (do|does|did|can|could|should|to|long|much|many)|what (do|does|did|should|is|are|can)"
+    r"|where (do|does|can|is|are)|when (will|does|do|is|can)"
+    r"|why (is|are|does|do|did|won.?t|can.?t|isn.?t|doesn.?t)|who (can|do|does|is)|(is|are|was|does|did) \w+"
+    r"|do (i|you|we|they)|(can|could|would|will|should) (i|you|we|they|it|someone|somebody|anyone|anybody)"
+    r"|help)\b"
+)
+"""The question rule (case-insensitive, RE2): a thread's opening asks when it matches.
+Its one home: the view below (docs/care.md, "The figures")."""
+
 CARE_THREADS_OPENED = """
 CREATE OR REPLACE MACRO care_threads_opened(lo, hi) AS TABLE
 WITH posts AS (
@@ -150,7 +167,7 @@ openings AS (
            min(created_at) AS opened_at,
            first(id ORDER BY created_at, id) AS opening_id,
            first(label ORDER BY created_at, id) AS opening_label,
-           first(text ORDER BY created_at, id) AS opening_text,
+           regexp_matches(first(text ORDER BY created_at, id), '__QUESTION__', 'i') AS opening_question,
            first(compound ORDER BY created_at, id) AS opening_compound,
            first(url ORDER BY created_at, id) AS url,
            count(*) AS customer_posts,
@@ -171,8 +188,8 @@ replies AS (
     GROUP BY ALL
 )
 SELECT o.source, o.conversation_id, o.brand, o.opened_at, o.opening_id, o.opening_label,
-       contains(o.opening_text, '?') AS opening_question,
-       o.opening_label = 'negative' OR contains(o.opening_text, '?') AS needs_reply,
+       o.opening_question,
+       o.opening_label = 'negative' OR o.opening_question AS needs_reply,
        o.customer_posts,
        coalesce(r.brand_posts, 0) AS brand_posts,
        r.first_reply_at,
@@ -187,7 +204,7 @@ SELECT o.source, o.conversation_id, o.brand, o.opened_at, o.opening_id, o.openin
 FROM openings o
 LEFT JOIN replies r USING (source, conversation_id, brand)
 ANTI JOIN earlier e USING (source, conversation_id, brand)
-"""
+""".replace("__QUESTION__", QUESTION_PATTERN)
 
 CARE_THREADS = """
 CREATE OR REPLACE VIEW care_threads AS
@@ -304,7 +321,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "opened_at": "the thread's first customer post (not by the brand's own accounts), UTC",
         "opening_id": "that post's id",
         "opening_label": "its label (manual, else the score in effect); NULL when unscored",
-        "opening_question": "true when the opening asks (contains '?')",
+        "opening_question": "true when the opening asks: a '?', or a question or request phrase in English (docs/care.md)",
         "needs_reply": "true when the opening is negative or question-like",
         "customer_posts": "posts in the thread not by the brand's own accounts",
         "brand_posts": "posts by the brand's own accounts after the opening",

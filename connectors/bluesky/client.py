@@ -1,9 +1,13 @@
-"""Bluesky's transport for search mode: the atproto client (imported on first use), the
-status table and the one translation of atproto's exceptions into ours.
+"""Bluesky's transport: the atproto client (imported on first use), the status table and
+the one translation of atproto's exceptions into ours; search mode logs in and searches
+with it, Jetstream mode only resolves the brand's handles to DIDs (``HandleResolver``).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from functools import cache
 from datetime import datetime
 from types import SimpleNamespace
@@ -24,6 +28,8 @@ from connectors.errors import (
     status_table,
 )
 
+
+from connectors.retry import RetryPolicy, with_retries
 
 if TYPE_CHECKING:
     from atproto import Client
@@ -154,3 +160,61 @@ def _register_session(_event: Any, session: Any) -> None:
             # A JWT's signature is what makes it usable; its header and payload are
             # plain base64 JSON, and the signature alone may be quoted.
             register_secret(token.rsplit(".", 1)[-1], slot=f"{slot} signature")
+
+
+log = logging.getLogger("listener.connectors.bluesky")
+
+
+class HandleResolver:
+    """The brand's Bluesky handles as DIDs, for Jetstream mode, whose events name authors
+    by DID only. ``com.atproto.identity.resolveHandle`` (no login) on ``base_url``, each
+    handle once per connector: a DID does not change when its handle does, and a
+    handle moved to another account is rare enough to need a restart. The atproto
+    client is built on first use, so a brand without Bluesky accounts never loads it."""
+
+    def __init__(self, base_url: str, timeout: float, retry: RetryPolicy, clock: Callable[[], datetime]) -> None:
+        self.base_url, self.timeout, self.retry, self._clock = base_url, timeout, retry, clock
+        self._client: Client | None = None
+        self._dids: dict[str, str | None] = {}
+        self._lock = threading.Lock()  # the daemon fetches brands concurrently
+
+    def dids(self, brand: str, handles: Sequence[str]) -> dict[str, str]:
+        """``{did: handle}`` of ``handles`` (as configured, ``@`` and case aside). A handle
+        that resolves to no account is logged and left out, as Reddit leaves out an
+        account with no comments; a failure to ask (5xx, 429, network) is retried, then
+        raised, before the run reads anything."""
+        found: dict[str, str] = {}
+        for handle in handles:
+            key = handle.strip().lstrip("@").casefold()
+            with self._lock:
+                if key not in self._dids:
+                    self._dids[key] = with_retries(lambda: self._resolve(key), self.retry)
+                did = self._dids[key]
+            if did is None:
+                log.warning("bluesky jetstream: brand %s: own_accounts handle %r resolves to no account; its "
+                            "posts are not collected apart", brand, handle)
+            else:
+                found[did] = key
+        return found
+
+    def _resolve(self, handle: str) -> str | None:
+        lib = _atproto()
+        if self._client is None:
+            self._client = build_client(self.base_url, self.timeout)
+        try:
+            response = self._client.com.atproto.identity.resolve_handle(params={"handle": handle})
+        except lib.errors.BadRequestError as exc:
+            # 400 InvalidRequest "Unable to resolve handle": no such account.
+            log.debug("bluesky: resolveHandle %s: %s", handle, _said(exc))
+            return None
+        except Exception as exc:
+            raise translate_error(exc, f"bluesky jetstream: resolving the handle {handle!r}", env_vars=("", ""),
+                                  now=self._clock()) from exc
+        did = getattr(response, "did", None)
+        if not isinstance(did, str) or not did.startswith("did:"):
+            raise RetryableError(f"bluesky jetstream: resolving the handle {handle!r}: the answer names no DID")
+        return did
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.request.close()

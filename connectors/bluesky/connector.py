@@ -29,7 +29,8 @@ SETTINGS = settings_table(
             "Search mode: environment variable holding an app password of that account.", required=True),
     Setting("base_url", str, "https://bsky.social",
             "Search mode: where to log in and search: the Bluesky entryway, or your own PDS "
-            "(it forwards searches to the Bluesky AppView).",
+            "(it forwards searches to the Bluesky AppView). Jetstream mode: where the brand's "
+            "own_accounts handles are resolved to DIDs.",
             schemes=HTTP_SCHEMES),
     Setting("history_days", int, 7,
             "Search mode: how far back the first run of a brand reads, and how far back a run "
@@ -41,7 +42,8 @@ SETTINGS = settings_table(
             "Search mode: each run re-reads this many seconds before the previous run's end, "
             "for posts that reach the search index late; re-read posts are stored once.",
             min=0, max=86_400 * CENTURY_DAYS),
-    Setting("timeout_seconds", float, 30.0, "Search mode: how long (seconds) to wait for one answer.", **TIMEOUT),
+    Setting("timeout_seconds", float, 30.0, "How long (seconds) to wait for one answer (Jetstream mode: to "
+            "a handle's resolution).", **TIMEOUT),
     Setting("jetstream_url", str, "wss://jetstream2.us-east.bsky.network",
             "Jetstream mode: the Jetstream instance (/subscribe is added); the public ones "
             "are jetstream1/jetstream2 .us-east/.us-west.bsky.network.",
@@ -71,14 +73,18 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
     login). Invalid settings raise ValueError listing every problem."""
     values = validated("bluesky", SETTINGS, settings)
     if values["mode"] == "jetstream":
+        from connectors.bluesky.client import HandleResolver
         from connectors.bluesky.jetstream import JetstreamConnector
 
+        policy = retry or RetryPolicy()
         return JetstreamConnector(
             values["jetstream_url"], clock,
             max_seconds=float(values["jetstream_max_seconds"]),
             max_events=values["jetstream_max_events"],
             backfill_minutes=values["jetstream_backfill_minutes"],
-            retry=retry or RetryPolicy(),
+            retry=policy,
+            # The brand's own handles are resolved to DIDs there (no login).
+            resolver=HandleResolver(values["base_url"], float(values["timeout_seconds"]), policy, clock),
         )
     from connectors.bluesky.client import build_client
     from connectors.bluesky.search import BlueskySearchConnector

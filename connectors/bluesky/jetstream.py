@@ -47,6 +47,25 @@ one at all before ``max_seconds`` raises its error instead of ending quietly. A
 message that is not a JSON event with a ``time_us``, or a matching post whose record
 cannot be read, is skipped and counted.
 
+The brand's own accounts
+------------------------
+Jetstream names authors by DID, so the brand's Bluesky handles (``own_accounts``) are
+resolved to DIDs once per connector (``client.HandleResolver``: one
+``com.atproto.identity.resolveHandle`` each, no login, on ``base_url``), before the run
+reads anything. The same stream then also keeps, whatever their text says:
+
+* every post by one of those DIDs: the brand's posts and replies, stored under its
+  handle, so ``connectors.query.with_own_mark`` marks them own (the one rule);
+* as thread context, every reply whose parent or root is the brand's post (its DID is
+  in the URI), and every reply in a thread the brand has posted in during the last
+  ``OWN_THREAD_WATCH_HOURS`` (a customer's later reply to another customer).
+
+No second connection (Jetstream's ``wantedDids`` would filter the one stream to those
+accounts): the stream is read anyway. The threads the brand posted in are kept in the
+cursor (``"threads": {root URI: time_us of the brand's last post there}``, the newest
+``MAX_OWN_THREADS``). The post a brand reply answers is not in the stream if it was made
+before the run: it is stored only if it matched the brand query when it was made.
+
 Downtime: Jetstream keeps about a day of events (its instances' retention; not
 promised). A cursor older than that replays from the oldest event it still has; the
 posts in between are lost, and a run that sees its first event start much later than
@@ -59,7 +78,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -77,14 +96,18 @@ from connectors.bluesky.records import (
     POST_COLLECTION,
     _bad_cursor,
     _parse_query_state,
+    _thread_uris,
     from_time_us,
     iso,
     mention_from_record,
     to_time_us,
 )
 from connectors.errors import ConnectorError, FatalError, MalformedPayloadError, RateLimitedError, RetryableError
-from connectors.query import matches
+from connectors.query import matches, with_own_mark
 from connectors.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from connectors.bluesky.client import HandleResolver
 
 log = logging.getLogger("listener.connectors.bluesky")
 
@@ -101,6 +124,24 @@ CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the closing handshake. A run that stops with a backlog (time or
 event cap) has paused reading (flow control), so it waits this long, not more."""
 NEW_POST_METRICS = {"likes": 0, "reposts": 0, "replies": 0}
+OWN_THREAD_WATCH_HOURS = 72
+"""A reply in a thread the brand posted in this long ago at most is kept as context."""
+MAX_OWN_THREADS = 1000
+"""Threads the brand posted in that the cursor remembers (the most recently active)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAccounts:
+    """The brand's accounts as Jetstream sees them: ``{did: handle}``, and the threads
+    (root URIs) they posted in, with the ``time_us`` of their last post there."""
+
+    dids: Mapping[str, str] = field(default_factory=dict)
+    threads: dict[str, int] = field(default_factory=dict)
+
+
+def _repo(uri: str | None) -> str | None:
+    """The DID in ``at://DID/collection/rkey``."""
+    return uri[5:].split("/", 1)[0] if uri and uri.startswith("at://") else None
 
 
 def subscribe_url(base_url: str, cursor_us: int | None) -> str:
@@ -124,11 +165,14 @@ class Event:
     malformed: bool = False
 
 
-def read_event(message: bytes | str, query: BrandQuery, fetched_at: Any = None) -> Event:
-    """Parse one Jetstream message and, when it creates a post matching ``query``, map it.
+def read_event(message: bytes | str, query: BrandQuery, fetched_at: Any = None,
+               own: OwnAccounts | None = None) -> Event:
+    """Parse one Jetstream message and, when it creates a post matching ``query`` (or
+    one by, or answering, the brand's accounts in ``own``: the module docstring), map it.
 
-    Only matching posts are mapped (a malformed createdAt of an unrelated post is not
+    Only kept posts are mapped (a malformed createdAt of an unrelated post is not
     this brand's loss); a post record without text is malformed whatever it says.
+    ``own.threads`` learns the threads the brand posts in.
     """
     try:
         event = orjson.loads(message)
@@ -152,15 +196,28 @@ def read_event(message: bytes | str, query: BrandQuery, fetched_at: Any = None) 
         return Event(time_us, malformed=True)
     langs = record.get("langs")
     lang = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
-    if not matches(query, record["text"], did, lang):
-        return Event(time_us)
     uri = f"at://{did}/{POST_COLLECTION}/{rkey}"
+    handle = own.dids.get(did) if own is not None else None
+    context = False
+    if own is not None and handle is None:
+        root, parent = _thread_uris(record)
+        context = root is not None and (_repo(root) in own.dids or _repo(parent) in own.dids
+                                        or root in own.threads)
+    if handle is None and not context and not matches(query, record["text"], did, lang):
+        return Event(time_us)
     try:
-        mention = mention_from_record(uri, record, brand=query.brand, author=did, url_actor=did,
+        mention = mention_from_record(uri, record, brand=query.brand, author=handle or did, url_actor=did,
                                       metrics=NEW_POST_METRICS, raw=event, fetched_at=fetched_at)
     except (MalformedPayloadError, ValueError) as exc:
         log.warning("bluesky jetstream: skipped an unreadable post: %s", exc)
         return Event(time_us, malformed=True)
+    if handle is not None and own is not None:
+        # Stored under its handle, so the one rule marks it own like a search hit.
+        mention = with_own_mark(query, mention)
+        thread = mention.conversation_id or uri
+        own.threads[thread] = max(own.threads.get(thread, 0), time_us)
+    elif context:
+        mention = mention.replace(thread_context=True)
     return Event(time_us, mention)
 
 
@@ -200,9 +257,14 @@ class _Read:
     events_since_flush: int = 0
     yielded: set[str] = field(default_factory=set)
     matched: int = 0
+    own: OwnAccounts | None = None
 
     def batch(self) -> Batch:
-        batch = Batch(mentions=tuple(self.pending), checkpoint={"time_us": self.last_us}, skipped=self.skipped)
+        checkpoint: dict[str, Any] = {"time_us": self.last_us}
+        if self.own is not None and self.own.threads:
+            kept = sorted(self.own.threads.items(), key=lambda item: item[1], reverse=True)[:MAX_OWN_THREADS]
+            checkpoint["threads"] = dict(kept)
+        batch = Batch(mentions=tuple(self.pending), checkpoint=checkpoint, skipped=self.skipped)
         self.pending, self.skipped, self.events_since_flush = [], 0, 0
         return batch
 
@@ -214,7 +276,8 @@ class JetstreamConnector:
 
     def __init__(self, url: str, clock: Clock, *, max_seconds: float = 50.0, max_events: int = 500_000,
                  backfill_minutes: int = 10, retry: RetryPolicy | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, open_timeout: float = 10.0) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, open_timeout: float = 10.0,
+                 resolver: HandleResolver | None = None) -> None:
         self.url = url
         self._clock = clock
         self.max_seconds = max_seconds
@@ -223,12 +286,15 @@ class JetstreamConnector:
         self.retry = retry or RetryPolicy()
         self._monotonic = monotonic
         self.open_timeout = open_timeout
+        self.resolver = resolver
 
     def fetch(self, query: BrandQuery, since: Cursor | None) -> Iterator[Batch]:
         """Yield batches of matching posts, each with ``{"time_us": last event read}``."""
         run_start = ensure_utc(self._clock(), "clock()")
         run_start_us = to_time_us(run_start)
-        read = _Read(last_us=self._start(since, query.brand, run_start_us), run_start_us=run_start_us)
+        start_us = self._start(since, query.brand, run_start_us)
+        own = self._own(query, since, run_start_us)  # before reading: a failure here loses nothing
+        read = _Read(last_us=start_us, run_start_us=run_start_us, own=own)
         deadline = self._monotonic() + self.max_seconds
         last_flush = self._monotonic()
         failures = 0
@@ -267,7 +333,7 @@ class JetstreamConnector:
                             break
                         read.events += 1
                         read.events_since_flush += 1
-                        event = read_event(message, query, run_start)
+                        event = read_event(message, query, run_start, own)
                         if event.time_us is not None:
                             if event.time_us >= run_start_us:
                                 read.events -= 1  # left for the next run
@@ -332,8 +398,23 @@ class JetstreamConnector:
             return min(to_time_us(oldest), run_start_us)
         raise _bad_cursor(since, brand, "neither time_us nor queries")
 
+    def _own(self, query: BrandQuery, since: Cursor | None, run_start_us: int) -> OwnAccounts | None:
+        """The brand's accounts' DIDs and the threads they posted in lately (the cursor's
+        ``threads``); None when the brand names no Bluesky account."""
+        handles = query.accounts_on(self.name)
+        if not handles or self.resolver is None:
+            return None
+        saved = since.get("threads") if isinstance(since, Mapping) else None
+        oldest = run_start_us - OWN_THREAD_WATCH_HOURS * 3_600_000_000
+        threads = {uri: at for uri, at in saved.items()
+                   if isinstance(uri, str) and isinstance(at, int) and not isinstance(at, bool) and at >= oldest
+                   } if isinstance(saved, Mapping) else {}
+        return OwnAccounts(self.resolver.dids(query.brand, handles), threads)
+
     def close(self) -> None:
-        """Nothing to release: each fetch opens and closes its own connection."""
+        """Each fetch opens and closes its own connection; the resolver has a client."""
+        if self.resolver is not None:
+            self.resolver.close()
 
 
 def _warn_replay_gap(brand: str, asked_us: int, first_us: int, run_start_us: int) -> None:

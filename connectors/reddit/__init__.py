@@ -11,15 +11,25 @@ A run, for one brand:
    down to the cursor. These are ordinary mentions: the pipeline keeps only the ones
    that name the brand.
 
-Reddit's search covers submissions only; comments come from matched threads and from
-the polled subreddits.
+4. For each of the brand's **own accounts** (``own_accounts``), its new comments
+   (``/user/NAME/comments``, a stream each) and, as thread context, the thread each one
+   is in: the submission that opens it (it need not name the brand) and its comment tree,
+   up to 20 threads per account and run. Those threads are then **watched**: read again
+   in later runs (up to 20 a run, the least recently read first) until
+   ``thread_watch_hours`` after the brand's last comment there, so the customers'
+   replies to the brand come even from subreddits nobody polls.
+
+Reddit's search covers submissions only; comments come from matched threads, the polled
+subreddits and the threads the brand answered.
 
 Cursor (opaque to everything else; JSON)::
 
     {"v": 1,
      "submissions": STREAM,
      "comments": STREAM | null,            # only when subreddits are polled
-     "subreddits": "a+b"}                  # which comment stream that was
+     "subreddits": "a+b",                  # which comment stream that was
+     "own": {account: STREAM},             # only with own accounts
+     "watch": {submission_id: [utc of the brand's newest comment there, utc last read]}}
     STREAM = {"newest_utc": float | null,  # newest item read (never past the run start)
               "seen": {id: created_utc},   # ids read that a later pass may meet again
               "gaps": [{"after": fullname, "after_utc": float, "stop_utc": float, "depth": int}]}
@@ -44,7 +54,8 @@ downtime (or a backlog) longer than that, the items between the end of the listi
 the cursor are gone from the API; the run logs a warning naming the lost stretch and
 moves on. The same holds for ``history_days``: nothing older than that is read, even
 after longer downtime. Comments posted to a matched thread after its tree was read are
-only collected if the thread's subreddit is polled.
+only collected if the thread's subreddit is polled, or the brand has answered there
+(watched threads, above).
 
 Rate limits and retries: prawcore throttles from the ``x-ratelimit-*`` headers and
 retries 5xx / dropped connections twice. Both waits go through the injected

@@ -27,7 +27,14 @@ from connectors.reddit.client import (
     _translate,
     build_reddit,
 )
-from connectors.reddit.mapping import SOURCE, _thing_data, _tree_comment_data, comment_mention, submission_mention
+from connectors.reddit.mapping import (
+    SOURCE,
+    _thing_data,
+    _tree_comment_data,
+    _tree_submission_data,
+    comment_mention,
+    submission_mention,
+)
 from connectors.reddit.cursor import (
     CURSOR_VERSION,
     PAGE_SIZE,
@@ -47,6 +54,11 @@ T = TypeVar("T")
 BATCH_SIZE = 100
 MAX_OWN_THREADS_PER_RUN = 20
 """Threads the brand's own comments answered whose comment tree one run reads, per account."""
+MAX_WATCHED_THREADS_PER_RUN = 20
+"""Threads the brand answered in earlier runs whose comment tree one run reads again (the
+least recently read first), for the customers' later replies."""
+MAX_WATCHED_THREADS = 500
+"""Threads the cursor watches at most (the most recently answered)."""
 _SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9_]{2,21}")
 
 
@@ -93,6 +105,10 @@ SETTINGS = settings_table(
     Setting("max_comments_per_run", int, 1000,
             "Polled subreddit comments one run of one brand reads; the rest waits for the "
             "next run.", min=1),
+    Setting("thread_watch_hours", int, 24,
+            "The brand's own accounts: for how long (hours) after the brand's last comment in a "
+            "thread its comment tree is read again for new replies (up to 20 threads a run).",
+            min=0, max=24 * CENTURY_DAYS),
     Setting("request_timeout", float, 16.0,
             "How long (seconds) to wait for Reddit to answer one request.", above=0, max=300),
 )
@@ -116,6 +132,7 @@ class RedditConnector:
         max_submissions_per_run: int = 250,
         comment_tree_limit: int = 8,
         max_comments_per_run: int = 1000,
+        thread_watch_hours: int = 24,
         retry: RetryPolicy | None = None,
         env_vars: Sequence[str] = ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET"),
     ) -> None:
@@ -126,6 +143,7 @@ class RedditConnector:
         self.max_submissions_per_run = max_submissions_per_run
         self.comment_tree_limit = comment_tree_limit
         self.max_comments_per_run = max_comments_per_run
+        self.thread_watch_seconds = thread_watch_hours * 3600
         self.retry = retry or RetryPolicy()
         self.env_vars = tuple(env_vars)
         _adopt_prawcore_waits(reddit, self.retry.sleep, self.retry.max_delay)
@@ -150,14 +168,15 @@ class RedditConnector:
         return self._api(what, lambda: _listing_children(
             self.reddit.request(method="GET", path=path, params=dict(params)), what))
 
-    def _comment_tree(self, submission_id: str) -> list[Any]:
-        """The matched submission's comments, with up to comment_tree_limit 'more' expanded."""
+    def _comment_tree(self, submission_id: str) -> tuple[Any, list[Any]]:
+        """The submission (read with its comments, no request more) and its comments, with
+        up to comment_tree_limit 'more' expanded."""
 
-        def read() -> list[Any]:
+        def read() -> tuple[Any, list[Any]]:
             submission = self.reddit.submission(id=submission_id)
             forest = submission.comments
             forest.replace_more(limit=self.comment_tree_limit)
-            return forest.list()
+            return submission, forest.list()
 
         # A retry starts over with a fresh Submission: praw's forest is half-updated after
         # a failure inside replace_more.
@@ -229,33 +248,53 @@ class RedditConnector:
         # pipeline marks them own by their author); the threads they answered are read
         # as context, so a customer's answer to the brand is there too.
         own_streams = _load_own_streams(since, [account_key(a) for a in query.accounts_on(self.name)])
+        watch = _load_watch(since, now - self.thread_watch_seconds) if own_streams else {}
         for account, state in own_streams.items():
             redditor = self.reddit.redditor(account)
             read_page = self._page_reader(f"reading the comments of u/{account}",
                                           lambda redditor=redditor: redditor.comments.new(limit=PAGE_SIZE))
             walk = _ListingWalk(state, read_page=read_page, budget=self.max_comments_per_run, floor_utc=floor,
                                 now_utc=now, label=f"comments of u/{account}")
-            threads: dict[str, None] = {}
+            threads: dict[str, float] = {}  # submission id: the brand's newest comment there
             skips = [0]
             try:
                 for mention in _comments(walk, query.brand, run_start, f"of u/{account}", skips):
                     buffer.append(mention)
-                    threads[mention.conversation_id or mention.id] = None
+                    thread = mention.conversation_id or mention.id
+                    threads[thread] = max(threads.get(thread, 0.0), mention.created_at.timestamp())
             except NotFoundError as exc:
                 log.warning("reddit: brand %s: u/%s has no comments to read (own_accounts): %s",
                             query.brand, account, exc)
                 continue
             skipped += skips[0]
+            for submission_id, answered_utc in threads.items():
+                # Watched for later replies; a thread over this run's budget waits there.
+                last_read = watch.get(submission_id, [0.0, 0.0])
+                watch[submission_id] = [max(answered_utc, last_read[0]), last_read[1]]
             for submission_id in list(threads)[:MAX_OWN_THREADS_PER_RUN]:
-                tree, tree_skipped = self._thread_of(submission_id, query.brand, run_start)
-                known = {m.id for m in buffer}
-                buffer.extend(m for m in tree if m.id not in known)
+                # The thread with the post that opens it (the customer's, which need not
+                # name the brand).
+                watch[submission_id][1] = now
+                tree, tree_skipped = self._thread_of(submission_id, query.brand, run_start, with_submission=True)
+                _extend_new(buffer, tree)
                 skipped += tree_skipped
             if len(buffer) >= BATCH_SIZE:
                 yield Batch(tuple(buffer), None, skipped)
                 buffer, skipped = [], 0
             assert walk.state is not None
             own_streams[account] = walk.state
+
+        # Threads the brand answered in earlier runs: read again for the customers'
+        # replies since, the least recently read first, within the run's budget.
+        stale = sorted((sid for sid, (_, read_utc) in watch.items() if read_utc < now), key=lambda sid: watch[sid][1])
+        for submission_id in stale[:MAX_WATCHED_THREADS_PER_RUN]:
+            tree, tree_skipped = self._thread_of(submission_id, query.brand, run_start, with_submission=True)
+            watch[submission_id][1] = now
+            _extend_new(buffer, tree)
+            skipped += tree_skipped
+            if len(buffer) >= BATCH_SIZE:
+                yield Batch(tuple(buffer), None, skipped)
+                buffer, skipped = [], 0
 
         checkpoint: Cursor = {
             "v": CURSOR_VERSION,
@@ -265,6 +304,8 @@ class RedditConnector:
         }
         if own_streams:
             checkpoint["own"] = {account: state.to_json() for account, state in own_streams.items()}
+            newest = sorted(watch.items(), key=lambda item: item[1][0], reverse=True)[:MAX_WATCHED_THREADS]
+            checkpoint["watch"] = dict(newest)
         yield Batch(tuple(buffer), checkpoint, skipped)
 
     def _page_reader(self, what: str, listing: Callable[[], Any]) -> Callable[[str | None, float], _Page]:
@@ -281,15 +322,27 @@ class RedditConnector:
         """The comment tree of a matched submission, as thread context."""
         return self._thread_of(submission.id, brand, fetched_at)
 
-    def _thread_of(self, submission_id: str, brand: str, fetched_at: datetime) -> tuple[list[Mention], int]:
-        """The comment tree of submission ``submission_id``, as thread context."""
+    def _thread_of(self, submission_id: str, brand: str, fetched_at: datetime, *,
+                   with_submission: bool = False) -> tuple[list[Mention], int]:
+        """The comment tree of submission ``submission_id``, as thread context, and with
+        ``with_submission`` the submission too (a thread the search did not find)."""
         try:
-            comments = self._comment_tree(submission_id)
+            submission, comments = self._comment_tree(submission_id)
         except MalformedPayloadError as exc:
             log.warning("reddit: skipped the unreadable comment tree of %s: %s", submission_id, exc)
             return [], 1
+        except NotFoundError as exc:  # deleted, or gone private, since the brand answered
+            log.warning("reddit: the thread %s is gone: %s", submission_id, exc)
+            return [], 0
         mentions: list[Mention] = []
         skipped = 0
+        if with_submission:
+            try:
+                opener = submission_mention(_tree_submission_data(submission), brand, fetched_at)
+                mentions.append(opener.replace(thread_context=True))
+            except (MalformedPayloadError, *_PAYLOAD_ERRORS) as exc:
+                skipped += 1
+                log.warning("reddit: skipped the unreadable submission %s: %s", submission_id, exc)
         for comment in comments:
             try:
                 data, replies = _tree_comment_data(comment)
@@ -314,6 +367,25 @@ class RedditConnector:
 
 
 # -- factory -----------------------------------------------------------------------------
+
+
+def _extend_new(buffer: list[Mention], mentions: list[Mention]) -> None:
+    """Add to ``buffer`` the mentions it does not hold yet (a thread read after the
+    brand's comment in it was read from its account)."""
+    known = {m.id for m in buffer}
+    buffer.extend(m for m in mentions if m.id not in known)
+
+
+def _load_watch(since: Cursor | None, oldest_utc: float) -> dict[str, list[float]]:
+    """The threads the brand answered (``"watch": {submission id: [its newest comment's
+    created_utc, when the tree was last read]}``) within ``thread_watch_hours``; an
+    unreadable entry is dropped."""
+    saved = since.get("watch") if isinstance(since, Mapping) else None
+    if not isinstance(saved, Mapping):
+        return {}
+    return {sid: [float(v[0]), float(v[1])] for sid, v in saved.items()
+            if isinstance(sid, str) and isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) and v[0] >= oldest_utc}
 
 
 def _comments(walk: _ListingWalk, brand: str, fetched_at: datetime, where: str, skips: list[int]) -> Iterator[Mention]:
@@ -355,5 +427,6 @@ def create(settings: Mapping[str, Any], clock: Clock, env: Mapping[str, str] = o
         max_submissions_per_run=options["max_submissions_per_run"],
         comment_tree_limit=options["comment_tree_limit"],
         max_comments_per_run=options["max_comments_per_run"],
+        thread_watch_hours=options["thread_watch_hours"],
         retry=retry or RetryPolicy(), env_vars=env_vars,
     )

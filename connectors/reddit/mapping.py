@@ -157,6 +157,18 @@ def _tree_comment_data(comment: Any) -> tuple[dict[str, Any], int | None]:
     return data, (len(replies) if replies is not None else None)
 
 
+def _tree_submission_data(submission: Any) -> dict[str, Any]:
+    """A praw Submission's own fields (as read with its comment tree) as plain data, from
+    its __dict__ like ``_tree_comment_data``, for ``submission_mention``."""
+    fields = vars(submission)
+    data = {k: fields.get(k) for k in ("id", "name", "title", "selftext", "created_utc", "score", "num_comments",
+                                       "upvote_ratio", "permalink", "url", "over_18")}
+    for key, attribute in (("author", "name"), ("subreddit", "display_name")):
+        value = fields.get(key)  # praw made them a Redditor and a Subreddit
+        data[key] = value if value is None or isinstance(value, str) else vars(value).get(attribute)
+    return data
+
+
 def _thing_data(child: Any, kind: str) -> Mapping[str, Any]:
     if not isinstance(child, Mapping):
         raise MalformedPayloadError(f"a listing child that is not an object: {type(child).__name__}")

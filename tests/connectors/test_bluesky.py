@@ -588,3 +588,50 @@ def test_the_brands_own_posts_and_the_replies_to_them_are_searched_and_marked_ow
         rows = dict(db.execute("SELECT id, (own, thread_context, conversation_id) FROM mentions").fetchall())
     assert rows == {opening["uri"]: (False, False, opening["uri"]), reply["uri"]: (True, False, opening["uri"]),
                     answer["uri"]: (False, True, opening["uri"])}  # a reply to the brand: thread context
+
+
+def test_jetstream_keeps_the_brands_posts_and_their_threads_by_did(server, clock, sleeps, store, caplog):
+    """Jetstream names authors by DID: the brand's handle is resolved once (no login), its
+    posts are kept under the handle and marked own, replies to it and later replies in
+    its threads (also across runs, through the cursor) are kept as context; a handle
+    that resolves to no account is logged, not fatal."""
+    api = FakeBluesky(server)
+    api.dids = {"acme.bsky.social": "did:plc:acme"}
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("bluesky", ("@Acme.bsky.social", "gone.bsky.social")),))
+    opening = uri("3jo", "did:plc:carol")
+    brand_reply, brand_post = uri("3jr", "did:plc:acme"), uri("3jp", "did:plc:acme")
+    events = [
+        post_event(us(50), "3jo", "my order never came", did="did:plc:carol"),  # names nothing: not kept
+        post_event(us(40), "3jr", "So sorry! Could you DM us?", did="did:plc:acme", reply_root=opening,
+                   reply_parent=opening),
+        post_event(us(35), "3ja", "thanks, it came today", did="did:plc:carol", reply_root=opening,
+                   reply_parent=brand_reply),
+        post_event(us(30), "3jb", "same here, still waiting", did="did:plc:bob", reply_root=opening,
+                   reply_parent=opening),  # to a customer, in a thread the brand is in
+        post_event(us(25), "3jp", "Our winter blend is out", did="did:plc:acme"),
+        post_event(us(20), "3jc", "looks lovely", did="did:plc:dave", reply_root=brand_post, reply_parent=brand_post),
+        post_event(us(15), "3jx", "unrelated chat", did="did:plc:erin", reply_root=uri("3jy", "did:plc:erin"),
+                   reply_parent=uri("3jy", "did:plc:erin")),
+        LIVE,
+    ]
+    with FakeJetstream(events) as jetstream:
+        connector = jetstream_connector(jetstream.url, clock, sleeps, base_url=server.url)
+        pipeline = Pipeline(store, VaderScorer(), clock)
+        pipeline.pull(connector, query)
+        jetstream.events[:] = [post_event(us(5), "3jd", "any news?", did="did:plc:frank", reply_root=opening,
+                                          reply_parent=uri("3jb", "did:plc:bob")), LIVE]
+        clock.advance(minutes=1)
+        pipeline.pull(jetstream_connector(jetstream.url, clock, sleeps, base_url=server.url), query)
+    with store.native() as db:
+        rows = dict(db.execute("SELECT id, (author, own, thread_context) FROM mentions").fetchall())
+    assert rows == {
+        brand_reply: ("acme.bsky.social", True, False), brand_post: ("acme.bsky.social", True, False),
+        uri("3ja", "did:plc:carol"): ("did:plc:carol", False, True),
+        uri("3jb", "did:plc:bob"): ("did:plc:bob", False, True),
+        uri("3jc", "did:plc:dave"): ("did:plc:dave", False, True),
+        uri("3jd", "did:plc:frank"): ("did:plc:frank", False, True),  # second run: the thread from the cursor
+    }
+    resolved = [r.query["handle"][-1] for r in server.requests if r.path.endswith("resolveHandle")]
+    assert sorted(resolved) == ["acme.bsky.social", "acme.bsky.social", "gone.bsky.social", "gone.bsky.social"]
+    assert "'gone.bsky.social' resolves to no account" in caplog.text
+    assert opening in store.get_cursor("bluesky", "Acme")["threads"]

@@ -729,11 +729,12 @@ def test_the_brands_own_comments_come_with_the_threads_they_answer(api, clock, s
     api.add_submission("s2", "Unrelated", at=ago(hours=2), author="dave")
     connector = make(api, clock, sleeps)
     result = Pipeline(store, VaderScorer(), clock).pull(connector, query)
-    assert (result.new, result.rejected) == (2, 0)
+    assert (result.new, result.rejected) == (3, 0)
     with store.native() as db:
         rows = dict(db.execute("SELECT id, (own, thread_context, conversation_id) FROM mentions").fetchall())
         cursor = store.get_cursor("reddit", "Acme")
-    assert rows == {"c1": (True, False, "s1"), "c2": (False, True, "s1")}
+    # The post that opens the thread comes with it, as context: it need not name the brand.
+    assert rows == {"s1": (False, True, "s1"), "c1": (True, False, "s1"), "c2": (False, True, "s1")}
     assert set(cursor["own"]) == {"acme_team"}
 
     # The next run reads only the account's newer comments.
@@ -743,6 +744,29 @@ def test_the_brands_own_comments_come_with_the_threads_they_answer(api, clock, s
     assert api.requests_to("/user/acme_team/comments/")[-1].query["sort"] == ["new"]
 
 
+def test_replies_after_the_brands_comment_come_while_the_thread_is_watched(api, clock, sleeps, store):
+    """A customer answering the brand after the run that read the brand's comment: the
+    thread is read again in later runs (no subreddit polled, no new brand comment), until
+    thread_watch_hours after the brand's last comment there."""
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("acme_team",)),))
+    api.add_submission("s1", "My order never came", at=ago(hours=5), author="carol")
+    api.add_comment("s1", "c1", "So sorry! Please DM us the order number.", at=ago(hours=4), author="acme_team")
+    pipeline, connector = Pipeline(store, VaderScorer(), clock), make(api, clock, sleeps, thread_watch_hours=6)
+    pipeline.pull(connector, query)
+    for number, hours in (("c2", 1), ("c3", 3)):
+        clock.advance(hours=hours)
+        api.now = clock.now
+        api.add_comment("s1", number, f"still nothing, day {number}", at=clock.now - timedelta(minutes=1),
+                        parent="c1", author="carol")
+        pipeline.pull(connector, query)
+    with store.native() as db:
+        rows = dict(db.execute("SELECT id, thread_context FROM mentions").fetchall())
+    # c2 came 5 h after the brand's comment (watched); c3 at 8 h, past the 6-hour watch.
+    assert rows == {"s1": True, "c1": False, "c2": True}
+    assert len(api.requests_to(comments_path("s1"))) == 2
+    assert store.get_cursor("reddit", "Acme")["watch"] == {}
+
+
 def test_an_own_account_without_comments_is_skipped_with_a_warning(api, clock, sleeps, caplog):
     api.add_submission("s1", "acme rocks", at=ago(hours=1))
     query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("nobody_here",)),))
@@ -750,3 +774,27 @@ def test_an_own_account_without_comments_is_skipped_with_a_warning(api, clock, s
         batches = run(make(api, clock, sleeps), query=query)
     assert ids(batches) == ["s1"] and checkpoint(batches)["own"]["nobody_here"]["newest_utc"] is None
     assert "u/nobody_here has no comments to read" in caplog.text
+
+
+def test_watched_threads_are_read_within_the_runs_budget_least_recently_read_first(api, clock, sleeps, monkeypatch):
+    """One new and one watched thread a run (both budgets cut to 1): of three threads the
+    brand answered at once, the third is read in the next run, then they take turns."""
+    from connectors.reddit import connector as reddit_connector
+
+    monkeypatch.setattr(reddit_connector, "MAX_OWN_THREADS_PER_RUN", 1)
+    monkeypatch.setattr(reddit_connector, "MAX_WATCHED_THREADS_PER_RUN", 1)
+    query = BrandQuery("Acme", terms=("acme",), own_accounts=(("reddit", ("acme_team",)),))
+    for number in (1, 2, 3):
+        api.add_submission(f"s{number}", f"question {number}", at=ago(hours=3, minutes=number))
+        api.add_comment(f"s{number}", f"c{number}", "We're on it", at=ago(hours=2, minutes=number), author="acme_team")
+    connector, since, order = make(api, clock, sleeps), None, []
+    for _ in range(3):
+        before = {sid: len(api.requests_to(comments_path(sid))) for sid in ("s1", "s2", "s3")}
+        since = checkpoint(run(connector, since, query))
+        order.append([sid for sid in ("s1", "s2", "s3") if len(api.requests_to(comments_path(sid))) > before[sid]])
+        clock.advance(minutes=10)
+        api.now = clock.now
+    # Run 1: the newest thread answered (new), then a never-read one (watched); run 2 the
+    # one left unread; run 3 the least recently read (s1 and s2 tie: the first answered).
+    assert order == [["s1", "s2"], ["s3"], ["s1"]]
+    assert set(since["watch"]) == {"s1", "s2", "s3"}

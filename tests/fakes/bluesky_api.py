@@ -16,6 +16,10 @@ Serves:
   earlier of indexedAt and createdAt), newest first, ``limit`` per page and an offset
   ``cursor``, like the AppView.
 
+* ``GET /xrpc/com.atproto.identity.resolveHandle``: no login needed; ``{"did": ...}`` for
+  a handle in ``api.dids`` (case-insensitive), else 400 ``InvalidRequest`` "Unable to
+  resolve handle", as the entryway answers.
+
 ``api.script_search(Reply(...), ...)`` queues replies served before the computed ones
 (429s, 500s). ``api.searches`` lists the search requests' query parameters.
 """
@@ -33,6 +37,7 @@ from tests.fakes.http import FakeServer, Reply, Request
 
 SESSION_PATH = "/xrpc/com.atproto.server.createSession"
 SEARCH_PATH = "/xrpc/app.bsky.feed.searchPosts"
+RESOLVE_PATH = "/xrpc/com.atproto.identity.resolveHandle"
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -116,9 +121,12 @@ class FakeBluesky:
         self.sessions = 0
         self.page_size: int | None = None
         """Posts per search page at most, below ``limit`` (short pages, many of them)."""
+        self.dids: dict[str, str] = {}
+        """Handles ``resolveHandle`` knows, and their DIDs."""
         self._scripted: deque[Reply] = deque()
         server.route("POST", SESSION_PATH, self._create_session)
         server.route("GET", SEARCH_PATH, self._search)
+        server.route("GET", RESOLVE_PATH, self._resolve_handle)
 
     def script_search(self, *replies: Reply) -> None:
         self._scripted.extend(replies)
@@ -139,6 +147,13 @@ class FakeBluesky:
             "accessJwt": self.access_jwt, "refreshJwt": self.refresh_jwt, "handle": self.handle,
             "did": self.did, "email": "listener@example.com", "emailConfirmed": True, "active": True,
         })
+
+    def _resolve_handle(self, request: Request) -> Reply:
+        handle = (request.query.get("handle") or [""])[-1].casefold()
+        did = {h.casefold(): d for h, d in self.dids.items()}.get(handle)
+        if did is None:
+            return Reply(400, {"error": "InvalidRequest", "message": "Unable to resolve handle"})
+        return Reply(200, {"did": did})
 
     def _matches(self, q: str, post: dict[str, Any], text: str) -> bool:
         operator, _, value = q.partition(":")

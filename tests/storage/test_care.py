@@ -228,3 +228,20 @@ def test_label_value_is_the_one_sql_mapping_of_a_label_to_plus_minus_one(store):
     storage = Path(__file__).resolve().parents[2] / "storage"
     copies = [p.name for p in sorted(storage.rglob("*.py")) if spelled.search(p.read_text())]
     assert copies == ["schema.py"], copies
+
+
+def test_an_opening_asks_with_a_question_mark_or_a_question_or_request_phrase(store):
+    """The question rule (storage.views.QUESTION_PATTERN, in care_threads alone): English,
+    case-insensitive; a question word counts where it opens the post or a clause."""
+    asks = ["Does Acme ship to Spain", "how do I descale my Acme kettle", "acme: anyone know where filters are",
+            "Can someone at Acme look at my order", "HELP, my Acme kettle leaks", "Any idea when Acme restocks",
+            "Hey Acme, why won't my order ship", "Is there a way to reset the Acme app", "Acme filters. Where can I buy them",
+            "my acme order is late, please help", "ok Acme?", "Could you check my Acme order"]
+    says = ["How good is Acme coffee", "Acme helped me a lot", "What a lovely Acme mug", "I learned how to use my Acme",
+            "Acme is so helpful", "nobody knows Acme like I do", "Acme where it all started", "Acme could be better",
+            "Would love an Acme mug", "Do yourself a favour and try Acme"]
+    save(store, [post(f"q{i}", MON + timedelta(minutes=i), "neutral", f"q{i}", text=text)
+                 for i, text in enumerate(asks + says)])
+    rows = {t.conversation_id: (t.opening_question, t.needs_reply) for t in care_threads(store, "Acme", *PERIOD)}
+    assert [rows[f"q{i}"] for i in range(len(asks))] == [(True, True)] * len(asks)
+    assert [rows[f"q{i}"] for i in range(len(asks), len(asks) + len(says))] == [(False, False)] * len(says)

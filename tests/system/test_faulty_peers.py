@@ -445,6 +445,7 @@ def bluesky_peer() -> Iterator[Peer]:
         api = FakeBluesky(server, [post_view(f"3k{i:03d}", text(i), clock.now - timedelta(hours=20, minutes=-13 * i))
                                    for i in range(25)])
         api.page_size = 10
+        api.dids = {"brewly.bsky.social": "did:plc:brewly"}  # the brand's account (Jetstream's own path)
         env = {"BLUESKY_HANDLE": api.handle, "BLUESKY_APP_PASSWORD": api.password}
 
         def make(timeout: float) -> Connector:
@@ -923,8 +924,9 @@ def test_a_faulty_jetstream_ends_the_run_cleanly(fault: StreamFault, tmp_path, e
 
 # -- the brand's own accounts' endpoints (issue 15) ------------------------------------------------
 # Reddit reads the accounts' comments (/user/NAME/comments), Mastodon looks the account up
-# and reads its statuses (/api/v1/accounts/ID/statuses); X and Bluesky find the brand's
-# posts through the search endpoint the matrix above already breaks.
+# and reads its statuses (/api/v1/accounts/ID/statuses), Bluesky's Jetstream mode resolves
+# the accounts' handles to DIDs (com.atproto.identity.resolveHandle); X and Bluesky's search
+# mode find the brand's posts through the search endpoint the matrix above already breaks.
 
 
 def _reddit_own(peer: Peer) -> tuple[str, Callable[[Request], bool]]:
@@ -976,3 +978,44 @@ def test_a_faulty_own_account_endpoint_ends_the_run_as_a_search_page_does(connec
         with store.native() as db:
             own = db.execute("SELECT count(*) FROM mentions WHERE own").fetchone()[0]
         assert own == 1, "the brand's post was not stored once healed"
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f.name in ("500", "malformed")], ids=["500", "malformed"])
+def test_a_faulty_handle_resolution_fails_the_jetstream_run_before_it_reads(fault: Fault, tmp_path) -> None:
+    """Jetstream mode resolves the brand's handle before it opens the stream: the fault on
+    every resolveHandle request fails the run as on a search page, with nothing read and
+    the cursor unmoved (the stream still holds every event); healed, the next run stores
+    the brand's post, marked as its own."""
+    from connectors.bluesky import create
+    from tests.fakes.bluesky_api import RESOLVE_PATH
+    from tests.fakes.jetstream import FakeJetstream, post_event, time_us
+
+    outcome = expected_outcome("bluesky", fault.name)
+    query = replace(QUERY, own_accounts=(("bluesky", ("brewly.bsky.social",)),))
+    with bluesky_peer() as peer, Store.open(tmp_path / "faulty.duckdb") as store:
+        stream = [post_event(time_us(peer.clock.now - timedelta(minutes=30)), "3jown", "So sorry, DM us please",
+                             did="did:plc:brewly"),
+                  post_event(time_us(peer.clock.now + timedelta(days=1)), "3jlive", "brewly tomorrow")]
+        state = install(replace(peer, is_page=lambda r: r.path == RESOLVE_PATH, fault_from=0), fault)
+        pipeline = Pipeline(store, VaderScorer(), peer.clock)
+        with FakeJetstream(stream) as jetstream:
+            def make() -> Connector:
+                return create({"mode": "jetstream", "jetstream_url": jetstream.url, "base_url": peer.server.url,
+                               "timeout_seconds": PEER_TIMEOUT, "jetstream_max_seconds": HANG_GUARD / 2,
+                               "jetstream_backfill_minutes": 60}, peer.clock, env={}, retry=_policy(peer.sleeps))
+
+            run = guarded_pull(pipeline, make(), query=query)
+            assert isinstance(run.error, outcome.error), f"{run.error!r} is not a {outcome.error.__name__}"
+            [(status, error, _skipped, _new)] = runs(store)
+            assert status == "failed" and re.search(outcome.reason, error), error
+            assert 1 <= state.seen <= ATTEMPTS, f"{state.seen} requests for the handle"
+            assert jetstream.handshakes == 0 and store.get_cursor("bluesky", BRAND) is None
+            assert all(0 <= s <= MAX_DELAY for s in peer.sleeps), peer.sleeps
+
+            state.active = False
+            peer.clock.advance(minutes=1)
+            recovery = guarded_pull(pipeline, make(), query=query)
+        assert recovery.error is None, f"the healed run failed: {recovery.error!r}"
+        with store.native() as db:
+            assert db.execute("SELECT id, author FROM mentions WHERE own").fetchall() == [
+                ("at://did:plc:brewly/app.bsky.feed.post/3jown", "brewly.bsky.social")]
