@@ -82,6 +82,8 @@ from typing import Any
 
 import numpy as np
 
+from analysis.alert_rule import AlertRule
+
 METRICS = ("mood", "volume")
 DIRECTIONS = ("dip", "spike")
 HOUR = timedelta(hours=1)
@@ -119,39 +121,6 @@ _MIN_HOUR_OF_DAY_VALUES = 3
 _VOLUME_VARIANCE_FLOOR = 0.08
 # The longest excursion an explanation looks at.
 _MAX_WINDOW_HOURS = 24
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """The detection rule's parameters; docs/alerts.md justifies each default."""
-
-    baseline_days: int = 7
-    warmup_days: int = 10
-    scale_days: int = 28
-    ewma_lambda: float = 0.2
-    limit_sigmas: float = 3.5
-    min_mentions: int = 10
-    min_nss_change: float = 5.0
-    min_volume_ratio: float = 1.5
-    cooldown_hours: int = 12
-    max_wait_hours: int = 6
-    min_coverage: float = 0.7
-
-    @property
-    def baseline_hours(self) -> int:
-        return self.baseline_days * 24
-
-    @property
-    def burn_in(self) -> int:
-        """Updates after which the EWMA has forgotten its start (its weight < 0.1 %)."""
-        return math.ceil(math.log(0.001) / math.log(1 - self.ewma_lambda)) if self.ewma_lambda < 1 else 1
-
-    @property
-    def history_hours(self) -> int:
-        """Hours of data before the first hour to evaluate that make its reading the
-        same whichever run computes it: the scale window, the EWMA's burn-in (in
-        hours, allowing for quiet hours that do not update mood) and a baseline."""
-        return self.scale_days * 24 + 3 * self.burn_in + self.baseline_hours
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,17 +16,17 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from connectors.base import Clock, utc_now
 from listener.config import DEFAULT_CONFIG_NAME, Settings, load_settings, resolve_name
 from listener.policy import HANDLED, exit_code
-from storage.errors import StorageError
-from storage.analyst import ReadSource, reading_path
-from storage.migrations import require_current
-from storage.store import Store
+
+if TYPE_CHECKING:
+    from storage.analyst import ReadSource
+    from storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,6 +124,13 @@ def open_existing(settings: Settings) -> Store:
     """The database for reading, read-only and never migrated; while the daemon holds
     it, its published snapshot (storage.analyst.reading_path decides and checks, for
     every reading command alike)."""
+    # Imported here, not at the top: the root group imports this module, and
+    # 'listener --help' or 'listener CMD --help' need no database (sqlalchemy, duckdb).
+    from storage.analyst import reading_path  # noqa: PLC0415
+    from storage.errors import StorageError  # noqa: PLC0415
+    from storage.migrations import require_current  # noqa: PLC0415
+    from storage.store import Store  # noqa: PLC0415
+
     source = reading_path(settings.database)
     say_reading(source)
     store = Store.open(source.path, read_only=True)

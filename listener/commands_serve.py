@@ -1,6 +1,6 @@
 """``listener serve``: the live view (listener.web, a Starlette app under uvicorn), as a click command.
 
-Registered on the ``listener`` group by listener.cli (``cli.add_command(serve)``); it
+Registered on the ``listener`` group by listener.cli (its COMMANDS table, loaded when run); it
 can also run alone: ``python -m listener.commands_serve --db PATH``.
 """
 

@@ -25,17 +25,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from analysis.alerts import AlertRule
-from analysis.care import BusinessHours, parse_business_hours
+from analysis.alert_rule import AlertRule
 from analysis.care_goals import goal_problems, goal_targets
 from connectors.base import BrandQuery
 from connectors.registry import connector_module, installed
 from connectors.settings import Setting, check_values, declared_settings, settings_table
 from listener.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from analysis.care import BusinessHours
 
 DEFAULT_DATABASE = Path("listener.duckdb")
 _POSTGRES_URL = re.compile(r"postgres(?:ql)?://(?P<userinfo>[^@/]*@)?[^/?#]*(?:/[^?#]*)?(?:\?[^#]*)?")
@@ -348,6 +350,10 @@ def _business_hours(entry: Mapping[str, Any], where: str, problems: _Problems) -
     if not isinstance(value, str):
         problems.add(f"{where}.business_hours", f"must be a string like 'Mon-Fri 09:00-18:00 Europe/Berlin', got {value!r}")
         return None
+    # Only a config with business hours needs analysis.care (and, through it, numpy):
+    # every 'listener' start loads the config.
+    from analysis.care import parse_business_hours  # noqa: PLC0415
+
     try:
         return parse_business_hours(value)
     except ValueError as exc:

@@ -6,13 +6,17 @@ import csv
 import io
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analysis.agreement import AgreementReport
 from analysis.mood import Mood, difference_se
-from listener.pipeline import MoodWindows
 from storage.analyst import plain
 from storage.queries import Provenance
+
+if TYPE_CHECKING:
+    # Types only: listener.pipeline imports the writing side of storage (and pyarrow),
+    # which the reading commands that format their output do not need.
+    from analysis.agreement import AgreementReport
+    from listener.pipeline import MoodWindows
 
 
 def jsonable(value: Any) -> Any:

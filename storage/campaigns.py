@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
 from analysis.campaign_plan import CampaignPlan
 from storage.store import Store, to_db_time
 
@@ -22,6 +20,7 @@ def save_spend(store: Store, rows: Sequence[Any], now: datetime) -> int:
     """Store ``inputs.spend.SpendRow``s; returns how many rows the file holds."""
     if not rows:
         return 0
+    import pyarrow as pa  # noqa: PLC0415  (only when writing: see storage.store._mention_schema)
     table = pa.table(
         {
             "date": pa.array([r.date for r in rows], pa.date32()),

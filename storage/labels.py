@@ -25,8 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from analysis.sentiment import LABELS
 from storage.errors import StorageError
 from storage.inbox import Inbox, json_object
@@ -89,6 +87,8 @@ def resolve_requests(store: Store, requests: Sequence[LabelRequest]) -> list[lis
     # "SOURCE:ID" is accepted too, unless the whole string is itself a stored id
     # (Mastodon ids are URIs, which contain colons): the split form is a second pass,
     # used only for a request whose whole id matched nothing.
+    import pyarrow as pa  # noqa: PLC0415  (only when writing: see storage.store._mention_schema)
+
     split = [r.id.split(":", 1) if r.source is None and ":" in r.id else (None, None) for r in requests]
     table = pa.table({
         "n": pa.array(range(len(requests)), pa.int64()),
@@ -159,6 +159,7 @@ def apply_resolved(store: Store, resolved: Sequence[tuple[LabelRequest, Sequence
     if not final:
         return 0
     items = list(final.values())
+    import pyarrow as pa  # noqa: PLC0415  (only when writing: see storage.store._mention_schema)
     table = pa.table({
         "source": pa.array([k.source for _, k in items], pa.string()),
         "id": pa.array([k.id for _, k in items], pa.string()),

@@ -13,6 +13,7 @@ SQLAlchemy.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
@@ -36,6 +36,8 @@ from storage.errors import DatabaseFileError, DatabaseLockedError, StorageError
 from storage.migrations import LATEST_VERSION, migrate, stored_version
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from analysis.scorers import ScoreSet
     from analysis.sentiment import Score
     from connectors.base import Cursor, Mention
@@ -51,48 +53,60 @@ MEMORY_LIMIT = "128MB"
 # with DuckDB's default threads, 385 MB with one, and 10.3k mentions/s against 9.9k.
 WRITER_THREADS = 1
 
-_MENTION_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("id", pa.string()),
-        ("brand", pa.string()),
-        ("created_at", pa.timestamp("us")),
-        ("text", pa.string()),
-        ("author", pa.string()),
-        ("url", pa.string()),
-        ("conversation_id", pa.string()),
-        ("parent_id", pa.string()),
-        ("lang", pa.string()),
-        ("likes", pa.int64()),
-        ("reposts", pa.int64()),
-        ("replies", pa.int64()),
-        ("extra_metrics", pa.string()),
-        ("fetched_at", pa.timestamp("us")),
-        ("raw", pa.string()),
-        ("thread_context", pa.bool_()),
-        ("text_hash", pa.int64()),
-        ("duplicate", pa.bool_()),
-        ("own", pa.bool_()),
-    ]
-)
 
-_SCORE_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("id", pa.string()),
-        ("brand", pa.string()),
-        ("created_at", pa.timestamp("us")),
-        ("scorer", pa.string()),
-        ("scorer_version", pa.string()),
-        ("compound", pa.float64()),
-        ("pos", pa.float64()),
-        ("neu", pa.float64()),
-        ("neg", pa.float64()),
-        ("label", pa.string()),
-        ("scored_at", pa.timestamp("us")),
-        ("active", pa.bool_()),
-    ]
-)
+@functools.cache
+def _mention_schema() -> pa.Schema:
+    # pyarrow (0.15 CPU s to import) only when a batch is saved: every 'listener' start
+    # imports this module, most commands only read.
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema(
+        [
+            ("source", pa.string()),
+            ("id", pa.string()),
+            ("brand", pa.string()),
+            ("created_at", pa.timestamp("us")),
+            ("text", pa.string()),
+            ("author", pa.string()),
+            ("url", pa.string()),
+            ("conversation_id", pa.string()),
+            ("parent_id", pa.string()),
+            ("lang", pa.string()),
+            ("likes", pa.int64()),
+            ("reposts", pa.int64()),
+            ("replies", pa.int64()),
+            ("extra_metrics", pa.string()),
+            ("fetched_at", pa.timestamp("us")),
+            ("raw", pa.string()),
+            ("thread_context", pa.bool_()),
+            ("text_hash", pa.int64()),
+            ("duplicate", pa.bool_()),
+            ("own", pa.bool_()),
+        ]
+    )
+
+
+@functools.cache
+def _score_schema() -> pa.Schema:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.schema(
+        [
+            ("source", pa.string()),
+            ("id", pa.string()),
+            ("brand", pa.string()),
+            ("created_at", pa.timestamp("us")),
+            ("scorer", pa.string()),
+            ("scorer_version", pa.string()),
+            ("compound", pa.float64()),
+            ("pos", pa.float64()),
+            ("neu", pa.float64()),
+            ("neg", pa.float64()),
+            ("label", pa.string()),
+            ("scored_at", pa.timestamp("us")),
+            ("active", pa.bool_()),
+        ]
+    )
 
 
 def to_db_time(moment: datetime | None) -> datetime | None:
@@ -163,6 +177,7 @@ def mentions_table(
     text_hashes: Sequence[int | None] | None = None,
     duplicates: Sequence[bool] | None = None,
 ) -> pa.Table:
+    import pyarrow as pa  # noqa: PLC0415  (see _mention_schema)
     n = len(mentions)
     return pa.table(
         {
@@ -187,14 +202,15 @@ def mentions_table(
             "duplicate": list(duplicates) if duplicates is not None else [False] * n,
             "own": [m.own for m in mentions],
         },
-        schema=_MENTION_SCHEMA,
+        schema=_mention_schema(),
     )
 
 
 def scores_table(mentions: Sequence[Mention], score_sets: Sequence[ScoreSet], scored_at: datetime) -> pa.Table:
     """Rows of every scorer's scores of the mentions (None: not scored by it, no row)."""
+    import pyarrow as pa  # noqa: PLC0415  (see _mention_schema)
     stamp = to_db_time(scored_at)
-    columns: dict[str, list[Any]] = {name: [] for name in _SCORE_SCHEMA.names}
+    columns: dict[str, list[Any]] = {name: [] for name in _score_schema().names}
     for scores in score_sets:
         if len(scores.scores) != len(mentions):
             raise ValueError(f"{len(mentions)} mentions but {len(scores.scores)} {scores.scorer} scores")
@@ -214,7 +230,7 @@ def scores_table(mentions: Sequence[Mention], score_sets: Sequence[ScoreSet], sc
         columns["label"] += [s.label for s in got]
         columns["scored_at"] += [stamp] * len(at)
         columns["active"] += [scores.active[i] for i in at]
-    return pa.table(columns, schema=_SCORE_SCHEMA)
+    return pa.table(columns, schema=_score_schema())
 
 
 # Insert the rows of a batch whose (source, id, brand) is not stored yet, once each.
@@ -353,6 +369,7 @@ class Store:
     def known_ids(self, mentions: Sequence[Mention]) -> set[str]:
         """Ids of ``mentions`` already stored (for their source and brand), so the
         pipeline skips scoring them again. Scans only the batch's time range."""
+        import pyarrow as pa  # noqa: PLC0415  (see _mention_schema)
         if not mentions:
             return set()
         probe = pa.table(
@@ -380,6 +397,7 @@ class Store:
         self, brand: str, hashes: Sequence[int], lo: datetime, hi: datetime
     ) -> dict[int, list[datetime]]:
         """Creation times of stored mentions of ``brand`` in [lo, hi] having each of ``hashes``."""
+        import pyarrow as pa  # noqa: PLC0415  (see _mention_schema)
         found: dict[int, list[datetime]] = {}
         if not hashes:
             return found
@@ -461,6 +479,7 @@ class Store:
         self, source: str, brand: str, counts: Sequence[tuple[datetime, int]], now: datetime
     ) -> None:
         """Upsert the platform's own posts-per-hour counts for a brand's query."""
+        import pyarrow as pa  # noqa: PLC0415  (see _mention_schema)
         if not counts:
             return
         table = pa.table(

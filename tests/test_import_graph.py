@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,3 +169,26 @@ def test_every_package_is_listed_for_the_wheel():
                for package in our_packages() for init in (ROOT / package).rglob("__init__.py")}
     assert on_disk - listed == set(), "packages missing from [tool.setuptools] packages"
     assert listed - on_disk == set(), "listed packages that do not exist"
+
+
+# What a 'listener' start must not import before its command needs it: each start costs
+# its imports in CPU (the daemon, every test that runs the CLI as a subprocess, a user's
+# 'listener status'). numpy and pyarrow cost 0.25 CPU s together, sqlalchemy and duckdb
+# 0.25 more; only the commands that compute alerts or write batches need the first two.
+_LISTENER_START = """
+import sys
+import click
+import listener.cli
+loaded = {"import listener.cli": sorted(m for m in ("numpy", "pyarrow", "sqlalchemy", "duckdb") if m in sys.modules)}
+listener.cli.cli.main(["--db", sys.argv[1], "status"], standalone_mode=False)
+loaded["listener status"] = sorted(m for m in ("numpy", "pyarrow") if m in sys.modules)
+print(loaded)
+"""
+
+
+def test_a_listener_start_imports_only_what_its_command_needs(tmp_path):
+    Store.open(tmp_path / "listener.duckdb").close()  # an empty database, migrated
+    proc = subprocess.run([sys.executable, "-c", _LISTENER_START, str(tmp_path / "listener.duckdb")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == str({"import listener.cli": [], "listener status": []})

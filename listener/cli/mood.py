@@ -7,12 +7,10 @@ import json
 
 import click
 
-from analysis.sentiment import VaderScorer
 from listener import formatting
 from listener.cli_support import (
     clock_from, common_options, handle_errors, open_existing, parse_as_of, resolve_brand, settings_from,
 )
-from listener.pipeline import Pipeline
 from storage import queries
 
 
@@ -29,6 +27,11 @@ def mood(ctx: click.Context, brand: str | None, as_of: str | None, as_json: bool
     Each window shows its Net Sentiment Score, NSS = 100 (positive - negative) /
     scored, with its standard error and mention counts.
     """
+    # Here, not at the top: 'listener status' shares this module and needs neither the
+    # pipeline (its writing side: multiprocessing, pyarrow) nor the scorer.
+    from analysis.sentiment import VaderScorer  # noqa: PLC0415
+    from listener.pipeline import Pipeline  # noqa: PLC0415
+
     settings = settings_from(ctx)
     moment = parse_as_of(as_of)
     with open_existing(settings) as store:

@@ -35,7 +35,9 @@ UNKNOWN = {"brand": "Nope-Brand", "campaign": "nope-campaign", "mention_id": "no
 
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):  # the root group loads its commands lazily
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             yield from leaf_commands(command, (*prefix, name))
         else:
