@@ -2,7 +2,8 @@
 
 A chunk is parsed once (inputs.mentions.parse_chunk); each mention is matched against
 every brand's query with the language it came with; only a mention some brand wants,
-and whose language is unknown, goes through language detection, once, and is checked
+and whose language is unknown, goes through language detection (once per distinct text
+of the chunk, all at once: analysis.language.detect_languages), and is checked
 again with the detected language (a query's language filter applies to detected
 languages too). Matching first matters: detection costs more than VADER (about 100 us a
 post), and most rows of a large export name no tracked brand.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from analysis.language import detect_language
+from analysis.language import detect_languages
 from analysis.parallel_scoring import worker_vader
 from analysis.sentiment import Score, VaderScorer, covers
 from connectors.base import BrandQuery, Mention
@@ -41,20 +42,22 @@ class Prepared:
 
 def relevant_mentions(mentions: Sequence[Mention], queries: Sequence[BrandQuery]) -> dict[str, list[Mention]]:
     """Each query's brand -> the mentions it wants, as that brand's mentions (marked as its
-    own where one of its accounts wrote them), in order. Language detection runs at most
-    once per mention, and only for wanted ones."""
+    own where one of its accounts wrote them), in order. Languages are detected for the
+    wanted mentions only, once per distinct text, all in one batch (detect_languages)."""
     wanted: dict[str, list[Mention]] = {query.brand: [] for query in queries}
+    matched = []
     for mention in mentions:
         # Whether a post is the brand's own depends on the brand: marked per query.
         hits = [(query, marked) for query in queries
                 if is_mention_of(query, marked := with_own_mark(query, mention))]
-        if not hits:
-            continue
-        if mention.lang is None:
-            detected = detect_language(mention.text)
-            if detected is not None:
-                hits = [(query, with_lang) for query, marked in hits
-                        if is_mention_of(query, with_lang := marked.replace(lang=detected))]
+        if hits:
+            matched.append((mention, hits))
+    unknown = list(dict.fromkeys(mention.text for mention, _ in matched if mention.lang is None))
+    detected = dict(zip(unknown, detect_languages(unknown)))
+    for mention, hits in matched:
+        if mention.lang is None and (lang := detected[mention.text]) is not None:
+            hits = [(query, with_lang) for query, marked in hits
+                    if is_mention_of(query, with_lang := marked.replace(lang=lang))]
         for query, found in hits:
             wanted[query.brand].append(found if found.brand == query.brand else found.replace(brand=query.brand))
     return wanted
