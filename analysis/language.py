@@ -182,50 +182,39 @@ class _BatchModel:
 def window_automaton_holds(identifier: Any = None) -> bool:
     """Whether py3langid's automaton is the Aho-Corasick automaton of a trie of byte
     strings of at most WINDOW bytes in which PAD occurs nowhere: what ``detect_languages``
-    relies on. Each state is given the string that first reaches it from the start (its
-    depth is that string's length); a move to a state one deeper must add its byte to the
-    string; every other move must be the failure state's move on the same byte. Then the
-    state after any input is the trie node of its longest suffix in the trie (the
-    Aho-Corasick invariant), so the last WINDOW bytes decide it."""
+    relies on. Walked breadth first from the start, the moves to states not reached before
+    must form a tree (each such state reached by one move only): the trie, each state's
+    string being its path. Every other move must be its failure state's move on the same
+    byte (the start's lead back to the start), the failure state of the child of ``u`` by
+    ``b`` being the move by ``b`` of ``u``'s failure state. That is how Aho-Corasick builds
+    the automaton, whose state after any input is the trie node of the input's longest
+    suffix in the trie: with no string longer than WINDOW, the last WINDOW bytes decide it."""
     identifier = identifier or _identifier()
-    nextmove = np.frombuffer(identifier.tk_nextmove, dtype=identifier.tk_nextmove.typecode).astype(np.int64)
+    nextmove = np.frombuffer(identifier.tk_nextmove, dtype=identifier.tk_nextmove.typecode).astype(np.int32)
     rowbase = np.frombuffer(identifier.tk_row, dtype=identifier.tk_row.typecode).astype(np.int64) << 8
     states = len(rowbase)
     byte = np.arange(256)
-    depth = np.full(states, -1, dtype=np.int64)
-    key = np.zeros(states, dtype=np.int64)  # the state's string, one byte a digit
-    parent = np.zeros(states, dtype=np.int64)
-    via = np.zeros(states, dtype=np.int64)
-    depth[0] = 0
-    levels = [np.array([0])]
-    while len(levels[-1]):
-        source = np.repeat(levels[-1], 256)
-        moved = nextmove[rowbase[source] + np.tile(byte, len(levels[-1]))]
-        fresh = depth[moved] < 0
-        reached, first = np.unique(moved[fresh], return_index=True)
-        depth[reached] = len(levels)
-        parent[reached] = source[fresh][first]
-        via[reached] = np.tile(byte, len(levels[-1]))[fresh][first]
-        key[reached] = (key[parent[reached]] << 8) | via[reached]
-        levels.append(reached)
-    if (depth < 0).any() or depth.max() > WINDOW:
-        return False
-    # Distinct strings (depth and bytes) for distinct states.
-    if len(np.unique(key * (WINDOW + 1) + depth)) != states:
-        return False
+    depth = np.full(states, -1, dtype=np.int32)
     failure = np.zeros(states, dtype=np.int64)
-    for level in levels[2:-1]:  # depth 1's failure is the start
-        failure[level] = nextmove[rowbase[failure[parent[level]]] + via[level]]
-    for level in (part for whole in levels[:-1] for part in np.array_split(whole, len(whole) // 4096 + 1)):
+    depth[0] = 0
+    level = np.array([0])
+    while len(level):
         moves = nextmove[rowbase[level][:, None] + byte]  # (states of this depth, 256)
-        deeper = depth[moves] == depth[level][:, None] + 1
-        if not (key[moves][deeper] == ((key[level][:, None] << 8) | byte)[deeper]).all():
-            return False
+        new = depth[moves] < 0
+        reached = moves[new]
+        if len(np.unique(reached)) != len(reached):
+            return False  # a state reached by two moves from the level above: not a tree
         if level[0] == 0:
             otherwise = np.zeros_like(moves)
         else:
             otherwise = nextmove[rowbase[failure[level]][:, None] + byte]
-        if not (moves[~deeper] == otherwise[~deeper]).all():
+            # The children's failure states, from the failure states' moves by the same byte.
+            failure[reached] = otherwise[new]
+        if not (moves[~new] == otherwise[~new]).all():
             return False
+        depth[reached] = depth[level[0]] + 1
+        level = reached
+    if (depth < 0).any() or depth.max() > WINDOW:
+        return False
     # PAD in no string: every move on it leads to the start.
     return bool((nextmove[rowbase + PAD] == 0).all())
