@@ -55,11 +55,16 @@ def relevant_mentions(mentions: Sequence[Mention], queries: Sequence[BrandQuery]
     unknown = list(dict.fromkeys(mention.text for mention, _ in matched if mention.lang is None))
     detected = dict(zip(unknown, detect_languages(unknown)))
     for mention, hits in matched:
-        if mention.lang is None and (lang := detected[mention.text]) is not None:
-            hits = [(query, with_lang) for query, marked in hits
-                    if is_mention_of(query, with_lang := marked.replace(lang=lang))]
-        for query, found in hits:
-            wanted[query.brand].append(found if found.brand == query.brand else found.replace(brand=query.brand))
+        lang = mention.lang
+        if lang is None and (lang := detected[mention.text]) is not None:
+            # Checked again with the language: only a query with a language filter can
+            # change its mind (the rest of the check does not read it).
+            hits = [(query, marked) for query, marked in hits
+                    if not query.languages or is_mention_of(query, marked.replace(lang=lang))]
+        for query, marked in hits:
+            # One copy per brand, carrying its brand and the language at once.
+            wanted[query.brand].append(marked if marked.brand == query.brand and marked.lang == lang
+                                       else marked.replace(brand=query.brand, lang=lang))
     return wanted
 
 
