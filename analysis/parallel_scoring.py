@@ -30,9 +30,8 @@ _worker_scorer: VaderScorer | None = None
 
 
 def _init_worker() -> None:
-    global _worker_scorer
     _exit_with_parent()
-    _worker_scorer = VaderScorer()
+    worker_vader()  # loaded already where the fork server preloaded it
 
 
 def _exit_with_parent() -> None:
@@ -61,6 +60,9 @@ def worker_vader() -> VaderScorer:
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` processes that load VADER once and exit with this process.
     forkserver: workers start from a clean interpreter, not a copy of a process holding a
-    DuckDB connection and its threads."""
+    DuckDB connection and its threads. The fork server preloads what the workers need
+    (analysis.worker_preload), in place of the parent's main module (the CLI, which they
+    do not need), where this process has not started it yet."""
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["analysis.worker_preload"])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)

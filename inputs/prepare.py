@@ -8,7 +8,8 @@ again with the detected language (a query's language filter applies to detected
 languages too). Matching first matters: detection costs more than VADER (about 100 us a
 post), and most rows of a large export name no tracked brand.
 
-VADER's scores of the relevant texts it covers are computed here too, so that with
+VADER's scores of the relevant texts it covers, and their near-duplicate fingerprints,
+are computed here too, so that with
 ``--workers N`` all of this runs in worker processes (analysis.parallel_scoring's pool)
 while the writer stores the previous chunk; the writer's scoring chain then finds them
 ready (listener.ingest.ReadyVader).
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from analysis.duplicates import fingerprint
 from analysis.language import detect_languages
 from analysis.parallel_scoring import worker_vader
 from analysis.sentiment import Score, VaderScorer, covers
@@ -31,11 +33,13 @@ from inputs.mentions import Chunk, FileFormat, parse_chunk
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """One chunk, ready for the writer: each brand's relevant mentions in file order,
-    VADER's score of each of their texts it covers, and the chunk's bad lines."""
+    VADER's score of each of their texts it covers, each text's near-duplicate
+    fingerprint (analysis.duplicates), and the chunk's bad lines."""
 
     fetched: int
     relevant: dict[str, tuple[Mention, ...]]
     vader: dict[str, Score]
+    fingerprints: dict[str, int | None]
     bad: tuple[tuple[int, str], ...]
     bytes_read: int
 
@@ -80,6 +84,8 @@ def prepare_chunk(chunk: Chunk, how: FileFormat, fetched_at: datetime, queries: 
         fetched=len(parsed.mentions),
         relevant={brand: tuple(found) for brand, found in relevant.items()},
         vader=dict(zip(texts, vader.score(texts))),
+        fingerprints={text: fingerprint(text) for text in dict.fromkeys(m.text for found in relevant.values()
+                                                                          for m in found)},
         bad=parsed.bad,
         bytes_read=chunk.bytes_read,
     )
