@@ -7,7 +7,7 @@ import pytest
 
 from analysis.sentiment import VaderScorer
 from connectors.base import BrandQuery
-from inputs.mentions import FileSource, ImportFormatError, detect_format
+from inputs.mentions import BATCH_SIZE, RAMP, FileSource, ImportFormatError, detect_format
 from listener.pipeline import Pipeline
 
 ACME = BrandQuery("Acme", terms=("acme",))
@@ -128,5 +128,7 @@ def test_a_large_file_streams_in_batches(store, clock, tmp_path):
             handle.write(json.dumps({"id": str(i), "created_at": "2026-11-01T10:00:00Z", "text": f"Acme post number {i}"}) + "\n")
     reader = FileSource(path, "survey", "auto", {}, clock)
     batches = list(reader.fetch(ACME, None))
-    assert [len(b.mentions) for b in batches] == [5000, 5000, 2000]
+    # BATCH_SIZE // RAMP items first, twice as many next, up to BATCH_SIZE, then the rest.
+    assert (BATCH_SIZE, RAMP) == (20_000, 8)
+    assert [len(b.mentions) for b in batches] == [2500, 5000, 4500]
     assert reader.bytes_read == path.stat().st_size
