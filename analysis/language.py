@@ -71,7 +71,10 @@ def detect_language(text: str) -> str | None:
 
 def detect_languages(texts: Sequence[str]) -> list[str | None]:
     """``detect_language`` of each text (the same answer for every text), computed for
-    all of them at once; how, and why it is the same, in the module docstring."""
+    all of them at once; how, and why it is the same, in the module docstring. The model
+    is loaded only when some text needs it."""
+    if not any(text and text.strip() for text in texts):
+        return [None] * len(texts)
     return _batch_model().detect(texts)
 
 

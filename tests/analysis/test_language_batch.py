@@ -118,6 +118,13 @@ def test_confidence_is_within_the_bound_of_py3langids():
     assert confidence_within_bound(demo_texts(500) + dev_texts()[:500] + SENTENCES) == []
 
 
+def test_the_model_is_loaded_only_for_a_text_that_needs_it():
+    before = _batch_model.cache_info()
+    assert detect_languages([]) == [] and detect_languages(["", "  \n"]) == [None, None]
+    after = _batch_model.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
 def test_a_text_too_close_to_call_is_decided_by_py3langid(monkeypatch):
     """With the threshold put on a text's own confidence, the batch cannot tell which side
     it falls, and asks py3langid."""
