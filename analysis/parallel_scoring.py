@@ -60,9 +60,10 @@ def worker_vader() -> VaderScorer:
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` processes that load VADER once and exit with this process.
     forkserver: workers start from a clean interpreter, not a copy of a process holding a
-    DuckDB connection and its threads. The fork server preloads what the workers need
-    (analysis.worker_preload), in place of the parent's main module (the CLI, which they
-    do not need), where this process has not started it yet."""
+    DuckDB connection and its threads. The fork server (where this process has not
+    started it yet) preloads what the workers need (analysis.worker_preload) besides the
+    main module (the default: without it, each worker would import it again, the CLI
+    with all its imports, to set itself up as a child of that main module)."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["analysis.worker_preload"])
+    context.set_forkserver_preload(["__main__", "analysis.worker_preload"])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
