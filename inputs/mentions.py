@@ -41,9 +41,10 @@ FIELDS = ("id", "created_at", "text", "author", "url", "conversation_id", "paren
           "likes", "reposts", "replies")
 BATCH_SIZE = 20_000
 # The first chunk holds BATCH_SIZE // RAMP items, each next one twice as many up to
-# BATCH_SIZE: a small first chunk starts the writer early (it waits for the first chunk to
-# be prepared), large later ones spread the writer's per-statement costs (a DuckDB
-# statement costs milliseconds whatever its size: at 5,000 items they were a third of it).
+# BATCH_SIZE, and the last ones fewer again (FileSource.chunks): a small first chunk starts
+# the writer early (it waits for the first chunk to be prepared), large later ones spread
+# the writer's per-statement costs (a DuckDB statement costs milliseconds whatever its
+# size: at 5,000 items they were a third of it).
 RAMP = 8
 # Line numbers of bad rows are logged one by one up to this many, then only counted.
 MAX_REPORTED_LINES = 50
@@ -235,7 +236,8 @@ class FileSource:
         """The file in chunks of up to BATCH_SIZE items (fewer at first: RAMP), in order;
         the last may be empty."""
         self.bytes_read = 0
-        size = max(1, BATCH_SIZE // RAMP)
+        smallest = size = max(1, BATCH_SIZE // RAMP)
+        total, items_read = self.path.stat().st_size, 0
         with self.path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
             items = self._csv_items(handle) if self.format == "csv" else self._json_items(handle)
             pending: list[tuple[int, Any]] = []
@@ -247,9 +249,14 @@ class FileSource:
                 pending.append((line_number, item))
                 if len(pending) >= size:
                     self.bytes_read = handle.buffer.tell()
+                    items_read += len(pending) + len(unreadable)
                     yield Chunk(tuple(pending), tuple(unreadable), self.bytes_read)
                     pending, unreadable = [], []
-                    size = min(BATCH_SIZE, 2 * size)
+                    # At most a quarter of the items the rest of the file holds (as far as
+                    # the bytes per item so far tell): the last chunks are small again, so
+                    # the workers finish together rather than one of them on a large chunk.
+                    left = (total - self.bytes_read) * items_read // max(self.bytes_read, 1)
+                    size = max(smallest, min(BATCH_SIZE, 2 * size, left // 4))
             self.bytes_read = self.path.stat().st_size
         yield Chunk(tuple(pending), tuple(unreadable), self.bytes_read)
 
