@@ -3,16 +3,15 @@
 A chunk is parsed once (inputs.mentions.parse_chunk); each mention is matched against
 every brand's query with the language it came with; only a mention some brand wants,
 and whose language is unknown, goes through language detection (once per distinct text
-of the chunk, all at once: analysis.language.detect_languages), and is checked
-again with the detected language (a query's language filter applies to detected
-languages too). Matching first matters: detection costs more than VADER (about 100 us a
-post), and most rows of a large export name no tracked brand.
+of the chunk, all at once: analysis.language.detect_languages), and is checked again
+with the detected language (a query's language filter applies to detected languages
+too). Matching first matters: most rows of a large export name no tracked brand.
 
 VADER's scores of the relevant texts it covers, and their near-duplicate fingerprints,
-are computed here too, so that with
-``--workers N`` all of this runs in worker processes (analysis.parallel_scoring's pool)
-while the writer stores the previous chunk; the writer's scoring chain then finds them
-ready (listener.ingest.ReadyVader).
+are computed here too, so that with ``--workers N`` all of this runs in worker processes
+(analysis.parallel_scoring's pool) while the writer stores the previous chunk; the
+writer's scoring chain then finds them ready (listener.ingest.ReadyVader), and its
+duplicate check the fingerprints (listener.pipeline.Pipeline.store_relevant).
 """
 
 from __future__ import annotations
