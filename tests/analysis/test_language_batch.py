@@ -159,7 +159,7 @@ def test_fuzzed_batches_get_py3langids_answers(texts):
 def test_the_bound_is_small_enough_to_decide_nearly_everything(threshold):
     """The fallback is for the rare text near the threshold: the bound is a tiny fraction."""
     model = _batch_model()
-    texts = dev_texts()[:500]
+    texts = (dev_texts() or demo_texts(500))[:500]  # the dev set where the checkout has it
     _, confidence, slack, terms = model.scores([model.encode(t) for t in texts if t.strip()])
     undecided = np.abs(confidence - threshold) <= slack * confidence
     assert undecided.sum() <= 2
