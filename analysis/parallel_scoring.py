@@ -30,9 +30,8 @@ _worker_scorer: VaderScorer | None = None
 
 
 def _init_worker() -> None:
-    global _worker_scorer
     _exit_with_parent()
-    _worker_scorer = VaderScorer()
+    worker_vader()  # loaded already where the fork server preloaded it
 
 
 def _exit_with_parent() -> None:
@@ -61,6 +60,10 @@ def worker_vader() -> VaderScorer:
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` processes that load VADER once and exit with this process.
     forkserver: workers start from a clean interpreter, not a copy of a process holding a
-    DuckDB connection and its threads."""
+    DuckDB connection and its threads. The fork server (where this process has not
+    started it yet) preloads what the workers need (analysis.worker_preload) besides the
+    main module (the default: without it, each worker would import it again, the CLI
+    with all its imports, to set itself up as a child of that main module)."""
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "analysis.worker_preload"])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)

@@ -52,14 +52,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# What the children (--e2e-child, --peer-child) need and no more: their CPU time is the
+# figure, and the learned scorer's imports (scikit-learn, SciPy) cost seconds of it.
 from analysis.sentiment import VaderScorer  # noqa: E402
-from bench import learned_speed, vader_speed  # noqa: E402
-from bench import snapshot as snapshot_bench  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
 from connectors.demo import DemoConnector  # noqa: E402
 from demo.world import DemoBrand, DemoWorld  # noqa: E402
-from analysis.scorers import single_set  # noqa: E402
-from docs.readme_figures import write_block  # noqa: E402
 from storage.store import Store, mentions_table, scores_table  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -128,6 +126,8 @@ def bench_saving(mentions: list, batch_size: int, workdir: Path) -> list[dict]:
     functions, so the ratio isolates what saving adds to a bare insert: de-duplication,
     the transaction, pending-hour marks and the cursor. Conversion is its own figure."""
     import duckdb
+
+    from analysis.scorers import single_set  # noqa: PLC0415 - not in the children (above)
 
     scorer = VaderScorer()
     batches = [mentions[i:i + batch_size] for i in range(0, len(mentions), batch_size)]
@@ -388,6 +388,10 @@ def main() -> int:
     if args.peer_child:
         peer_child(*args.peer_child)
         return 0
+
+    from bench import learned_speed, vader_speed  # noqa: PLC0415 - not in the children (above)
+    from bench import snapshot as snapshot_bench  # noqa: PLC0415
+    from docs.readme_figures import write_block  # noqa: PLC0415
 
     where = machine()
     score_n, save_n = (5_000, 20_000) if args.quick else (40_000, 200_000)

@@ -83,7 +83,8 @@ def is_own(query: BrandQuery, source: str, author: str | None) -> bool:
     connectors' own-account collection alike."""
     if author is None:
         return False
-    return account_key(author) in _own_keys(query, source)
+    own = _own_keys(query, source)
+    return bool(own) and account_key(author) in own  # no key computed for a brand with no accounts
 
 
 @lru_cache(maxsize=256)
@@ -103,10 +104,9 @@ def passes_exclusions(query: BrandQuery, text: str, author: str | None = None, l
     """The query's exclusions alone: the check for thread context, which need not name
     the brand but must not be excluded content, an excluded author or another language."""
     _, exclude, authors, languages = _compiled(query)
-    folded = text.casefold()
-    if exclude is not None and exclude.search(folded):
+    if exclude is not None and exclude.search(text.casefold()):
         return False
-    if author is not None and _author_key(author) in authors:
+    if authors and author is not None and _author_key(author) in authors:
         return False
     if languages and lang and lang.split("-")[0].casefold() not in languages:
         return False

@@ -103,7 +103,7 @@ def import_file(pipeline: Pipeline, reader: FileSource, queries: Sequence[BrandQ
         vader.ready = prepared.vader
         for query, run in zip(queries, runs):
             relevant = prepared.relevant[query.brand]
-            saved = pipeline.store_relevant(reader.name, query.brand, relevant, None)
+            saved = pipeline.store_relevant(reader.name, query.brand, relevant, None, prepared.fingerprints)
             run.add(prepared.fetched, len(relevant), len(prepared.bad), saved.new)
         if progress is not None:
             progress(prepared.bytes_read)

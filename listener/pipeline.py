@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -180,13 +180,16 @@ class Pipeline:
             raise
         return run.finish(status)
 
-    def store_relevant(self, source: str, brand: str, relevant: Sequence[Mention], checkpoint: Cursor | None) -> SaveResult:
+    def store_relevant(self, source: str, brand: str, relevant: Sequence[Mention], checkpoint: Cursor | None,
+                       fingerprints: Mapping[str, int | None] | None = None) -> SaveResult:
         """Store one batch of a brand's relevant mentions with its checkpoint: those not
-        stored yet, with their near-duplicate verdicts and every scorer's scores."""
+        stored yet, with their near-duplicate verdicts and every scorer's scores.
+        ``fingerprints``: the texts' fingerprints where already computed (an import's
+        workers compute them, listener.ingest); each text's is computed here otherwise."""
         # Overlapping polls re-fetch stored posts: skip scoring them again.
         known = self.store.known_ids(relevant)
         fresh = [m for m in relevant if m.id not in known]
-        hashes, copies = self._near_duplicates(brand, fresh)
+        hashes, copies = self._near_duplicates(brand, fresh, fingerprints or {})
         # Near-duplicates count in volume only: no scorer reads them.
         to_score = [i for i in range(len(fresh)) if not copies[i]]
         chain = self.scoring.for_brand(brand)
@@ -197,11 +200,12 @@ class Pipeline:
             text_hashes=hashes, duplicates=copies,
         )
 
-    def _near_duplicates(self, brand: str, fresh: list[Mention]) -> tuple[list[int | None], list[bool]]:
+    def _near_duplicates(self, brand: str, fresh: list[Mention],
+                         fingerprints: Mapping[str, int | None]) -> tuple[list[int | None], list[bool]]:
         """Fingerprints of ``fresh`` and which are copies: another mention of the brand with
         the same fingerprint, created within the window of it, was stored before (or
         comes earlier in this batch). See analysis.duplicates for the rule."""
-        hashes = [fingerprint(m.text) for m in fresh]
+        hashes = [fingerprints[m.text] if m.text in fingerprints else fingerprint(m.text) for m in fresh]
         present = [h for h in hashes if h is not None]
         if not present:
             return hashes, [False] * len(fresh)

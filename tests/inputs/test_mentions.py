@@ -5,9 +5,10 @@ import logging
 
 import pytest
 
+import inputs.mentions
 from analysis.sentiment import VaderScorer
 from connectors.base import BrandQuery
-from inputs.mentions import FileSource, ImportFormatError, detect_format
+from inputs.mentions import RAMP, FileSource, ImportFormatError, detect_format
 from listener.pipeline import Pipeline
 
 ACME = BrandQuery("Acme", terms=("acme",))
@@ -121,12 +122,18 @@ def test_twarc2_pages_map_through_the_x_connector_code(store, clock, tmp_path):
         assert db.execute("SELECT source, id, author, likes, replies FROM mentions").fetchone() == ("x", "1001", "ann", 4, 2)
 
 
-def test_a_large_file_streams_in_batches(store, clock, tmp_path):
+def test_a_large_file_streams_in_batches(store, clock, tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs.mentions, "BATCH_SIZE", 800)  # RAMP 8: the first chunk holds 100
     path = tmp_path / "big.jsonl"
     with path.open("w") as handle:
         for i in range(12_000):
             handle.write(json.dumps({"id": str(i), "created_at": "2026-11-01T10:00:00Z", "text": f"Acme post number {i}"}) + "\n")
     reader = FileSource(path, "survey", "auto", {}, clock)
-    batches = list(reader.fetch(ACME, None))
-    assert [len(b.mentions) for b in batches] == [5000, 5000, 2000]
+    sizes = [len(b.mentions) for b in reader.fetch(ACME, None)]
+    assert RAMP == 8 and sum(sizes) == 12_000
+    # Twice as many each time up to BATCH_SIZE, then a quarter of what is left, down to the first's size.
+    assert sizes[:5] == [100, 200, 400, 800, 800] and max(sizes) == 800
+    last_full = len(sizes) - sizes[::-1].index(800)
+    tail = sizes[last_full:-1]
+    assert tail == sorted(tail, reverse=True) and tail[0] < 800 and tail[-1] == 100
     assert reader.bytes_read == path.stat().st_size

@@ -1,7 +1,7 @@
 """`listener import` reads a file once for every brand (listener.ingest): what it stores is
 row for row what brand-by-brand pulls of the same file store, with one process or
 several; each row is parsed once, and language is detected only for rows some brand
-wants, once each."""
+wants, once per distinct text."""
 
 from __future__ import annotations
 
@@ -107,25 +107,27 @@ def test_one_pass_stores_what_brand_by_brand_pulls_store(tmp_path, clock, monkey
 def test_each_row_is_parsed_once_and_only_wanted_rows_are_detected(tmp_path, clock, monkeypatch):
     write_file(tmp_path / "posts.jsonl")
     parsed, detected = [], []
-    real_parse, real_detect = inputs.mentions.mention_from_record, inputs.prepare.detect_language
+    real_parse, real_detect = inputs.mentions.mention_from_record, inputs.prepare.detect_languages
 
     def counting_parse(record, *args):
         parsed.append(record["id"])
         return real_parse(record, *args)
 
-    def counting_detect(text):
-        detected.append(text)
-        return real_detect(text)
+    def counting_detect(texts):
+        detected.append(list(texts))
+        return real_detect(texts)
 
     monkeypatch.setattr(inputs.mentions, "mention_from_record", counting_parse)
-    monkeypatch.setattr(inputs.prepare, "detect_language", counting_detect)
+    monkeypatch.setattr(inputs.prepare, "detect_languages", counting_detect)
     import_once(tmp_path, "counted", 1, clock)
     good_rows = [i for i in range(90) if i % 17 != 5]
     assert sorted(parsed, key=int) == [str(i) for i in good_rows]  # once each, not once per brand
     wanted_without_lang = [TEXTS[i % len(TEXTS)] for i in good_rows if i % 3 != 0
                            and any(q.terms[0] in TEXTS[i % len(TEXTS)].casefold() for q in QUERIES)
                            and TEXTS[i % len(TEXTS)] != "kettle corn is tasty"]
-    assert sorted(detected) == sorted(wanted_without_lang)
+    # One batch for the file's one chunk, each distinct text once.
+    assert len(detected) == 1
+    assert sorted(detected[0]) == sorted(set(wanted_without_lang))
 
 
 def test_bad_lines_are_logged_once_in_file_order(tmp_path, clock, caplog):
