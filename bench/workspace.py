@@ -67,10 +67,11 @@ TIMING_CPU_SECONDS = 110.0
 FULL_SIZE = 10_000_000
 
 
-def requests(brand: str, competitors: list[str]) -> list[tuple[str, str]]:
-    """The dashboard's requests: (name, path and query)."""
+def requests(brand: str, competitors: list[str], only: list[str] | None = None) -> list[tuple[str, str]]:
+    """The dashboard's requests: (name, path and query); ``only``: those whose name
+    contains one of these words."""
     compare = ",".join(competitors)
-    return [
+    every = [
         ("stream page", f"/stream?brand={brand}"),
         ("chart, 90 days per day, 3 brands", f"/api/charts/trends?brand={brand}&compare={compare}&range=90d"),
         ("chart, 7 days per hour", f"/api/charts/trends?brand={brand}&range=7d"),
@@ -79,6 +80,7 @@ def requests(brand: str, competitors: list[str]) -> list[tuple[str, str]]:
         ("authors, 7 days", f"/api/charts/authors?brand={brand}&range=7d"),
         ("search", f"/stream?brand={brand}&q=delivery"),
     ]
+    return [(name, url) for name, url in every if not only or any(word in name for word in only)]
 
 
 def p95(values: list[float]) -> float:
@@ -101,6 +103,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--db", type=Path, help="a listener database to time instead of bench/.cache's "
                         "(e.g. a copy: the run migrates it to the current schema and publishes its snapshot beside it)")
+    parser.add_argument("--only", action="append", default=[], metavar="WORDS",
+                        help="time only the requests whose name contains WORDS (repeatable; e.g. 'terms', "
+                        "'authors'), and with --clients 0 no concurrent timing: a short run to compare two builds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -159,7 +164,7 @@ def main() -> int:
     log(f"{path.name}, as of {now:%Y-%m-%d %H:%M} UTC, {brand} against {', '.join(competitors)}; {measured_on}")
     single, stopped = [], None
     try:
-        for name, url in requests(brand, competitors):
+        for name, url in requests(brand, competitors, args.only):
             status, _ = get(url)  # warm-up
             if status == 404:
                 single.append({"request": name, "missing": True})
@@ -187,7 +192,7 @@ def main() -> int:
         stopped = "single-client timing"
 
     concurrent: dict[str, dict] = {}
-    present = [(n, u) for (n, u), r in zip(requests(brand, competitors), single) if not r.get("missing")]
+    present = [(n, u) for (n, u), r in zip(requests(brand, competitors, args.only), single) if not r.get("missing")]
 
     def crowd(fresh: bool) -> dict:
         """``--clients`` clients at once, each sending every request ``--rounds`` times
@@ -244,7 +249,7 @@ def main() -> int:
 
     for kind, fresh in (("uncached", True), ("repeated", False)):
         cached(not fresh)
-        if stopped is None and present:
+        if stopped is None and present and args.clients > 0:
             concurrent[kind] = crowd(fresh)
             if time.process_time() - cpu0 > TIMING_CPU_SECONDS:
                 stopped = f"concurrent timing ({kind})"
