@@ -71,6 +71,7 @@ update the EWMA and are left out of every baseline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from bisect import bisect_left
@@ -614,17 +615,25 @@ def tokens(text: str, exclude: frozenset[str] = frozenset()) -> set[str]:
     """The distinct words of a text that can explain something: lower case, no URLs,
     handles, numbers, stop words, words under 3 letters, or the brand's own words."""
     text = _HANDLE.sub(" ", _URL.sub(" ", text.casefold()))
-    words = set()
-    for word in _WORD.findall(text):
-        word = word.replace("’", "'").strip("'-")
-        if word.endswith("'s"):  # "Brewly's" is Brewly
-            word = word[:-2]
-        if len(word) >= 3 and word not in STOP_WORDS and word not in exclude:
-            words.add(word)
-    return words
+    words = set(map(_word, _WORD.findall(text)))
+    words.discard(None)
+    return words - exclude if exclude else words
 
 
-_HASHTAG = re.compile(r"(?<![\w#])#(\w*[^\W\d_]\w*)")
+@functools.lru_cache(maxsize=1 << 16)
+def _word(raw: str) -> str | None:
+    """A matched word as ``tokens`` counts it, None if it does not count. Kept: texts
+    repeat their words, and this took a fifth of the workspace's terms' tokenizing."""
+    word = raw.replace("’", "'").strip("'-")
+    if word.endswith("'s"):  # "Brewly's" is Brewly
+        word = word[:-2]
+    return word if len(word) >= 3 and word not in STOP_WORDS else None
+
+
+# A "#" not preceded by a word character or another "#", then a word with a letter. The
+# "#" comes first and the look-behind after it (the same rule as (?<![\w#])# before it):
+# a pattern opening with a literal is searched for that literal, 4x faster on short texts.
+_HASHTAG = re.compile(r"#(?<![\w#]#)(\w*[^\W\d_]\w*)")
 
 
 def hashtags(text: str, exclude: frozenset[str] = frozenset()) -> set[str]:

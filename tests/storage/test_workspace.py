@@ -171,6 +171,54 @@ def test_rising_terms_when_the_texts_share_one_word(store):
     assert found.terms == () and found.hashtags == ()
 
 
+def test_the_term_samples_are_a_recount_by_their_definition(store):
+    """storage.alerts.texts picks the sample by row before reading texts (for speed): it
+    must still be the first ``limit`` of the brand's mentions in the range, but its own
+    posts, by hash(source, id), with every text read from the right row."""
+    from dataclasses import replace
+
+    from storage.alerts import texts
+
+    rows = [(make(i, T0 + timedelta(minutes=i), text=f"post {i} #t{i % 7}"), NEU, False) for i in range(60)]
+    rows += [(replace(make(100 + i, T0 + timedelta(minutes=i), text=f"own {i}"), own=True), NEU, False)
+             for i in range(5)]
+    rows += [(make(200, T0 - timedelta(minutes=1), text="before"), NEU, False),
+             (make(201, T0 + timedelta(hours=2), text="after"), NEU, False)]
+    save(store, rows)
+    save(store, [(make(i, T0 + timedelta(minutes=i), brand="Other", text=f"other {i}"), NEU, False)
+                 for i in range(20)], brand="Other")
+    with store.native() as db:
+        every = db.execute("SELECT text, hash(source, id) FROM mentions WHERE brand = 'Acme' AND own IS NOT TRUE "
+                           "AND created_at >= $lo AND created_at < $hi",
+                           {"lo": T0.replace(tzinfo=None), "hi": (T0 + timedelta(hours=1)).replace(tzinfo=None)}
+                           ).fetchall()
+    recount = [text for text, _ in sorted(every, key=lambda row: row[1])]
+    assert len(recount) == 60
+    assert texts(store, "Acme", T0, T0 + timedelta(hours=1), limit=25) == recount[:25]
+    assert sorted(texts(store, "Acme", T0, T0 + timedelta(hours=1), limit=100)) == sorted(recount)
+
+
+def test_a_word_left_out_for_one_brand_still_counts_for_another():
+    """tokens() keeps each word's normalisation across calls; a brand's own words are
+    left out per call, never kept."""
+    from analysis.alerts import tokens
+
+    text = "Brewly's new grinder, brewly grinder"
+    assert tokens(text, term_exclusions(["Brewly"])) == {"grinder"}
+    assert tokens(text) == {"brewly", "grinder"}
+    assert tokens(text, term_exclusions(["Grinder"])) == {"brewly"}
+
+
+def test_a_hashtag_is_a_hash_not_after_a_word_or_hash_then_a_word_with_a_letter():
+    """analysis.alerts' hashtag pattern checks the character before the "#" after
+    matching it (for speed): the rule is unchanged."""
+    from analysis.alerts import hashtags
+
+    cases = {"#a#b": {"#a"}, "x#a _#b é#c ##d": set(), "#12 #1a #_x": {"#1a", "#_x"}, "(#Tag), #ünï!": {"#tag", "#ünï"},
+             "#a\n#b #c#d": {"#a", "#b", "#c"}, "# a #": set()}
+    assert {text: hashtags(text) for text in cases} == cases
+
+
 def test_conversations_rank_a_large_negative_thread_above_a_single_angry_post(store):
     rows = [(make(0, T0, conversation="one"), NEG, False)]
     rows += [(make(10 + k, T0 + timedelta(minutes=k), conversation="big"), NEG if k < 7 else POS, False)
