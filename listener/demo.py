@@ -23,7 +23,7 @@ from connectors.demo import DemoConnector
 from demo.exports import write_google_ads_export, write_plan, write_truth
 from inputs.plan import read_plan
 from inputs.spend import read_spend
-from demo.world import default_world
+from demo.world import REPLY_HORIZON_HOURS, default_world
 from listener.config import Settings, parse_settings
 from listener.errors import ListenerError
 from listener.alerting import run_alerts
@@ -131,6 +131,9 @@ def _run_demo(directory: Path, clock: Clock, progress: Progress | None) -> DemoS
     options = settings.source("demo").options
     now = clock()
     world = default_world(end=now, seed=int(options["seed"]), days=int(options["history_days"]))
+    # One brand's history (and a pull's look-back) in memory: the care brand's truth
+    # (write_truth) and its pull then generate its posts once, not twice.
+    world.hold_hours(int(options["history_days"]) * 24 + 2 * REPLY_HORIZON_HOURS + 24)
     spend_file = write_google_ads_export(directory / SPEND_NAME, world)
     plan_file = write_plan(directory / PLAN_NAME, world)
     truth_file = write_truth(directory / TRUTH_NAME, world, now)
