@@ -1,12 +1,13 @@
 """``listener demo``, how much CPU, and whether a faster build still makes the same demo.
 
-    python bench/demo_speed.py run [--rounds 3] [--listener PATH] [--keep DIR]
+    python bench/demo_speed.py run [--rounds 3] [--listener PATH] [--against PATH] [--keep DIR]
     python bench/demo_speed.py compare DIR_A DIR_B
 
 ``run`` runs the real command (``listener demo --dir D --as-of AS_OF --json``) in a
 subprocess ``--rounds`` times and reports each run's CPU (user + sys of the process and
 its children, from ``wait4``), wall time and peak RSS, and their medians. ``--listener`` picks the
-build: another worktree's ``.venv/bin/listener`` measures that code on the same machine.
+build: another worktree's ``.venv/bin/listener`` measures that code on the same machine; ``--against`` adds builds that take turns with it
+in each round (a shared machine's load then falls on each alike).
 ``--keep DIR`` leaves the last run's demo directory there (with ``summary.json``, the
 command's stdout) for ``compare``.
 
@@ -56,21 +57,25 @@ def run_once(listener: str, directory: Path) -> tuple[float, float, float, str]:
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, stdout
 
 
-def bench(listener: str, rounds: int, keep: Path | None) -> dict[str, object]:
-    cpu, wall, rss = [], [], []
+def bench(listeners: list[str], rounds: int, keep: Path | None) -> list[dict[str, object]]:
+    """``rounds`` demos per build, the builds taking turns in each round, so that the
+    load of a shared machine falls on all of them alike."""
+    runs: dict[str, dict[str, list[float]]] = {
+        listener: {"cpu_seconds": [], "wall_seconds": [], "peak_rss_mb": []} for listener in listeners}
     for _ in range(rounds):
-        with tempfile.TemporaryDirectory(prefix="demo-speed-") as tmp:
-            directory = Path(tmp) / "demo"
-            seconds, elapsed, peak, stdout = run_once(listener, directory)
-            rss.append(round(peak))
-            cpu.append(round(seconds, 2))
-            wall.append(round(elapsed, 2))
-            if keep is not None:
-                shutil.rmtree(keep, ignore_errors=True)
-                shutil.copytree(directory, keep)
-                (keep / SUMMARY).write_text(stdout.replace(str(directory), str(keep)), encoding="utf-8")
-    return {"listener": listener, "cpu_seconds": cpu, "wall_seconds": wall, "peak_rss_mb": rss,
-            "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall)}
+        for listener in listeners:
+            with tempfile.TemporaryDirectory(prefix="demo-speed-") as tmp:
+                directory = Path(tmp) / "demo"
+                seconds, elapsed, peak, stdout = run_once(listener, directory)
+                runs[listener]["cpu_seconds"].append(round(seconds, 2))
+                runs[listener]["wall_seconds"].append(round(elapsed, 2))
+                runs[listener]["peak_rss_mb"].append(round(peak))
+                if keep is not None and listener == listeners[0]:
+                    shutil.rmtree(keep, ignore_errors=True)
+                    shutil.copytree(directory, keep)
+                    (keep / SUMMARY).write_text(stdout.replace(str(directory), str(keep)), encoding="utf-8")
+    return [{"listener": listener, **figures, "cpu_median": statistics.median(figures["cpu_seconds"]),
+             "wall_median": statistics.median(figures["wall_seconds"])} for listener, figures in runs.items()]
 
 
 def _tables(db: duckdb.DuckDBPyConnection, alias: str) -> list[str]:
@@ -134,17 +139,20 @@ def main() -> int:
     run = commands.add_parser("run", help="time the demo")
     run.add_argument("--rounds", type=int, default=3)
     run.add_argument("--listener", default=str(ROOT / ".venv" / "bin" / "listener"))
-    run.add_argument("--keep", type=Path, help="leave the last run's demo directory here")
+    run.add_argument("--against", action="append", default=[],
+                     help="another build's listener to time in the same rounds (repeatable)")
+    run.add_argument("--keep", type=Path, help="leave the last run's demo directory (of --listener's build) here")
     run.add_argument("--json", action="store_true")
     check = commands.add_parser("compare", help="are two demo directories the same?")
     check.add_argument("a", type=Path)
     check.add_argument("b", type=Path)
     args = parser.parse_args()
     if args.command == "run":
-        result = bench(args.listener, args.rounds, args.keep)
+        results = bench([args.listener, *args.against], args.rounds, args.keep)
         if args.json:
-            print(json.dumps(result))
-        else:
+            print(json.dumps(results))
+            return 0
+        for result in results:
             print(f"{result['listener']}\n  CPU s (user+sys): {result['cpu_seconds']}  median {result['cpu_median']}\n"
                   f"  wall s:           {result['wall_seconds']}  median {result['wall_median']}\n"
                   f"  peak RSS MB:      {result['peak_rss_mb']}")
