@@ -88,11 +88,12 @@ def _clear_previous_demo(database: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-# A week of a brand's simulated posts per batch: the demo stores the same rows as with
-# daily batches (storage is idempotent and in order), with a seventh of the per-batch
-# work (a transaction, the already-stored and near-duplicate lookups): about a third less
-# time for the whole demo.
-BATCH_HOURS = 7 * 24
+# Thirty days of a brand's simulated posts per batch: the demo stores the same rows as with
+# daily batches (storage is idempotent and in order; bench/demo_speed.py compare), with
+# a thirtieth of the per-batch work (a transaction, the already-stored and near-duplicate
+# lookups). Weekly batches took a third less time than daily ones, monthly ~0.8 CPU-s
+# less again, for ~25 MB more peak memory (a month of Brewly's ~24k posts at once).
+BATCH_HOURS = 30 * 24
 DEMO_CHECKPOINT = "1GB"  # far above the demo's ~100 MB of writes
 
 
