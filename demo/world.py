@@ -361,7 +361,16 @@ class DemoWorld:
         object.__setattr__(self, "start", ensure_utc(self.start, "start"))
         if self.start < EPOCH:
             raise ValueError(f"a demo world cannot start before {EPOCH.isoformat()}")
-        self._cache.update(series={}, thresholds={}, hours=OrderedDict(), lock=threading.Lock())
+        self._cache.update(series={}, thresholds={}, hours=OrderedDict(), lock=threading.Lock(),
+                           hours_held=_HOUR_CACHE_SIZE)
+
+    def hold_hours(self, hours: int) -> None:
+        """Keep up to ``hours`` generated hours (of all brands together) instead of the
+        default few days: ``listener demo`` holds a brand's whole history, so the pull
+        reuses the hours ``care_truth`` generated for the truth file. Only memory and
+        speed change: an hour regenerated is the same hour."""
+        with self._cache["lock"]:
+            self._cache["hours_held"] = max(hours, _HOUR_CACHE_SIZE)
 
     # --- profiles and mood -------------------------------------------------------
     def profile(self, brand_name: str) -> DemoBrand:
@@ -481,7 +490,7 @@ class DemoWorld:
         items = self._generate_hour(profile, hour)  # outside the lock: it reads the mood
         with lock:
             hours[key] = items
-            if len(hours) > _HOUR_CACHE_SIZE:
+            while len(hours) > self._cache["hours_held"]:
                 hours.popitem(last=False)
         return items
 

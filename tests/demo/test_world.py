@@ -383,3 +383,14 @@ def test_care_truth_is_the_turned_posts_effect():
 def test_a_brand_care_needs_valid_business_hours():
     with pytest.raises(ValueError, match="time zone"):
         BrandCare("Brewly", "brewly", business_hours="Mon-Fri 09:00-18:00 Mars/Olympus").hours()
+
+
+def test_a_world_holding_its_hours_generates_each_once():
+    # listener demo holds a brand's history, so its truth file and its pull share one
+    # generation: the second pass returns the very posts of the first (same objects).
+    world = default_world(END, days=10)
+    world.hold_hours(10 * 24 + 2 * REPLY_HORIZON_HOURS)
+    first = list(world.mentions_between("Kettle & Co", world.start, END))
+    again = list(world.mentions_between("Kettle & Co", world.start, END))
+    assert again == first
+    assert all(a.text is b.text for a, b in zip(first, again))
