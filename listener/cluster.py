@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +30,7 @@ from connectors.base import Connector, Cursor, Mention
 from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
-from storage.cluster.leases import STAGES, stage_job
+from storage.cluster.leases import STAGES, holder_name, stage_job
 from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
@@ -117,7 +115,7 @@ class Coordinator:
         self.settings = settings
         self._environ = os.environ if environ is None else environ
         self._password = settings.password(self._environ)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()

@@ -9,10 +9,12 @@ one transaction only if the row still carries that token and the lease has not e
 refused (LeaseLostError) and stores nothing, while the job's new holder resumes from the
 last cursor committed. Times are the server's ``now()``: daemons' clocks may differ.
 
-Stages (the hourly stage, alerting, publishing, compaction) are jobs too, keyed
-``("stage", NAME)`` (``stage_job``): one holder at a time across the cluster, due again at
-the next period boundary (``release_for_period``), their work recorded under the
-lease's token (``fenced``: any transaction of the holder's own, checked like a batch).
+Stages (the hourly stage and alerting, per period; the lake publisher's role,
+``stage_job("lake")``, due at once after each round) are jobs too, keyed
+``("stage", NAME)`` (``stage_job``): one holder at a time across the cluster, a period
+stage due again at the next period boundary (``release_for_period``), their work
+recorded under the lease's token (``fenced``: any transaction of the holder's own,
+checked like a batch). Each name has one meaning and one cursor.
 
 ``committed`` reads back every mention committed since a watermark, whole, in commit
 order: what a daemon's own file lacks (its crash between the two commits, or the other
@@ -22,6 +24,9 @@ daemons' batches) is caught up from there.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +66,10 @@ _TAKE = """
 
 STAGE = "stage"
 """The ``source`` of a stage's job row: ``("stage", "hourly")``, ``("stage", "alerting")``..."""
-STAGES = ("hourly", "alerting", "publishing", "compaction")
+# The period stages a daemon registers and runs (listener.cluster.Coordinator.stage). The
+# lake publisher's job is another stage name ("lake", storage.lake.publisher.JOB) with a
+# cursor of its own: no two users of one name.
+STAGES = ("hourly", "alerting")
 
 # A Mention's fields beyond cluster_mentions' columns, kept in its ``extra`` JSON.
 _EXTRA = ("conversation_id", "parent_id", "metrics", "fetched_at", "thread_context", "own")
@@ -73,13 +81,33 @@ def stage_job(name: str) -> tuple[str, str]:
     return (STAGE, name)
 
 
+def holder_name() -> str:
+    """Who holds a lease, as logs and the job and shard tables show it: host, pid and a
+    nonce (two holders in one process are told apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pg_text(value: Any) -> Any:
+    # PostgreSQL's text and jsonb cannot hold NUL (a DuckDB file keeps it: docs/analysts.md,
+    # "Text as stored"); left in, the batch's commit would fail on every retry, forever.
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def mention_key(mention: Mention) -> tuple[str, str, str]:
+    """``mention``'s (source, id, brand) as PostgreSQL stores it (NUL removed): the key its
+    cluster_scores rows carry too."""
+    return (_pg_text(mention.source), _pg_text(mention.id), _pg_text(mention.brand))
+
+
 def mention_row(mention: Mention, token: int, holder: str) -> tuple[Any, ...]:
-    """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``."""
-    extra = {name: getattr(mention, name) for name in _EXTRA}
-    extra["metrics"] = dict(mention.metrics)
+    """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``: every
+    row committed to PostgreSQL (pulls, backfills, migrate) is made here, NUL removed."""
+    extra = {name: _pg_text(getattr(mention, name)) for name in _EXTRA}
+    extra["metrics"] = {_pg_text(key): value for key, value in mention.metrics.items()}
     extra["fetched_at"] = mention.fetched_at.isoformat() if mention.fetched_at else None
-    return (mention.source, mention.id, mention.brand, mention.created_at, mention.text, mention.author,
-            mention.url, mention.lang, token, holder, json.dumps(extra, sort_keys=True))
+    return (*mention_key(mention), mention.created_at,
+            *(_pg_text(v) for v in (mention.text, mention.author, mention.url, mention.lang)), token, holder,
+            json.dumps(extra, sort_keys=True))
 
 
 def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int:

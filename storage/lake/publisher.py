@@ -1,7 +1,7 @@
 """The lake publisher: the cluster's committed mentions, scored, into Parquet files that
 analysts read (issue 17 item 3; docs/cluster.md, "The lake").
 
-One publisher at a time holds the role, through the job ('lake', 'publish') of the
+One publisher at a time holds the role, through the job ('stage', 'lake') of the
 cluster's lease table (storage.cluster.Leases): a lease with an expiry and a fencing
 token, exactly as a (source, brand) pull takes its job. Its progress is that job's
 cursor, ``{"txid": W}``: every row of ``cluster_mentions`` committed by a transaction
@@ -51,14 +51,14 @@ import pyarrow.parquet as pq
 
 from connectors.base import Mention, utc_now
 from storage.cluster.connection import translated
-from storage.cluster.leases import Lease, Leases
+from storage.cluster.leases import Lease, Leases, stage_job
 from storage.errors import LeaseLostError
 from storage.lake.catalog import HOURLY_QUERY, as_table, columns_of, new_database, parquet, point_at, sql_list
 from storage.store import SaveResult, mentions_table, quiet, scores_table, to_db_time
 
-# A stage's job key, as clusterops' storage.cluster.leases.stage_job("publishing") names
-# it: collectors taking any due job never take a stage's.
-JOB = ("stage", "publishing")
+# The publisher's role: a stage's job key (collectors taking any due job never take a
+# stage's), its own name ("lake"), whose cursor is the publisher's {"txid"} alone.
+JOB = stage_job("lake")
 KINDS = ("mentions", "scores", "hourly_mood")
 # Transactions per chunk (each a collector's batch, whole): a chunk's rows are staged in memory.
 CHUNK_TRANSACTIONS = 50

@@ -1,0 +1,100 @@
+"""Fixes to the review of cluster mode (issue 17), against the session's PostgreSQL
+server: one meaning per stage name, NUL never reaching PostgreSQL, a restored watermark
+refused by name, compaction's old files kept for the readers that listed them, refunds
+to the window they were reserved in."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analysis.sentiment import VaderScorer
+from connectors.base import Mention
+from listener.cli import cli
+from listener.cluster import Coordinator
+from listener.config import ClusterSettings
+from listener.lake import publisher
+from storage.cluster import Leases, connect, migrate
+from storage.cluster.leases import STAGES, stage_job
+from storage.lake import JOB, committed_files
+
+pytestmark = pytest.mark.cluster
+
+VADER = VaderScorer()
+START = datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+
+def clock() -> datetime:
+    return datetime(2026, 3, 10, tzinfo=UTC)
+
+
+def commit(leases: Leases, mentions: list[Mention]) -> None:
+    job = (mentions[0].source, mentions[0].brand)
+    leases.register([job])
+    lease = leases.take(600, job=job)[0]
+    leases.commit(lease, mentions, {"n": len(mentions)})
+    leases.release(lease, 0)
+
+
+def batch(prefix: str, n: int) -> list[Mention]:
+    return [Mention(source="x", id=f"{prefix}{i}", brand="Brewly", text=f"Brewly coffee {prefix} number {i} is great",
+                    created_at=START + timedelta(seconds=i)) for i in range(n)]
+
+
+def test_the_lake_publishers_job_is_no_period_stages(cluster_url, tmp_path):
+    """Every period stage run and recorded leaves the publisher's cursor alone: the next
+    publish finds nothing new instead of republishing the lake."""
+    conn = connect(cluster_url)
+    migrate(conn)
+    commit(Leases(conn, "collector"), batch("a", 5))
+    settings = ClusterSettings(cluster_url, lake=tmp_path / "lake", lease_seconds=60)
+    lake = publisher(settings, VADER, clock, conn)
+    assert lake.publish().rows == 5
+    coordinator = Coordinator(settings, environ={})
+    coordinator.start([])
+    assert JOB not in {stage_job(name) for name in STAGES}
+    for name in STAGES:
+        with coordinator.stage(name, 3600) as held:
+            assert held is not None
+            held.done({"period": name})
+    assert lake.publish().rows == 0
+    assert sum(f.rows for f in committed_files(conn, "mentions")) == 5
+    coordinator.close()
+    lake.close()
+    conn.close()
+
+
+def test_nul_in_a_collected_mention_or_an_archive_line_is_removed_not_fatal(cluster_url, tmp_path):
+    conn = connect(cluster_url)
+    migrate(conn)
+    leases = Leases(conn, "collector")
+    commit(leases, [Mention(source="x", id="n\x001", brand="Brewly", text="Brewly \x00coffee", author="u\x00",
+                            url="https://x.example/\x00", conversation_id="c\x00", lang="en",
+                            metrics={"likes": 1, "odd\x00": 2}, created_at=START)])
+    (found,), _, _ = leases.committed(0)
+    assert (found.id, found.text, found.author, found.url, found.conversation_id, dict(found.metrics)) == \
+        ("n1", "Brewly coffee", "u", "https://x.example/", "c", {"likes": 1, "odd": 2})
+    # A backfill's shard (COPY, with its scores keyed like its mentions).
+    lines = [{"id": f"p{i}", "created_at": "2025-03-01T12:00:00Z", "text": f"acme post {i}", "author": "u",
+              "lang": "en"} for i in range(3)]
+    lines[1] = {**lines[1], "id": "p\u00001", "text": "acme \u0000 post is great"}
+    archive = tmp_path / "a.jsonl"
+    archive.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    cfg = tmp_path / "listener.toml"
+    cfg.write_text(f'[database]\npath = "{tmp_path / "l.duckdb"}"\nurl = "{cluster_url}"\nlease_seconds = 60\n'
+                   '[[brands]]\nname = "Acme"\nterms = ["acme"]\n')
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(cfg), "backfill", str(archive), "--source", "archive", "--shards", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["--config", str(cfg), "backfill", "--work"])
+    assert result.exit_code == 0, result.output
+    rows = conn.execute("SELECT m.id, m.text, s.label FROM cluster_mentions m LEFT JOIN cluster_scores s "
+                        "USING (source, id, brand) WHERE m.brand = 'Acme' ORDER BY m.id").fetchall()
+    assert [(i, t) for i, t, _ in rows] == [("p0", "acme post 0"), ("p1", "acme  post is great"),
+                                             ("p2", "acme post 2")]
+    assert all(label is not None for _, _, label in rows)  # each score found its mention
+    conn.close()
