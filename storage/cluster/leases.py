@@ -37,7 +37,7 @@ import psycopg
 
 from connectors.base import Mention, ensure_utc
 from storage.cluster.connection import translated
-from storage.errors import LeaseLostError
+from storage.errors import ClusterError, LeaseLostError
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,9 @@ class Leases:
         start), at most ``max_transactions`` of them (whole batches), oldest first; with
         the watermark to read from next and whether everything committed so far was read.
 
+        ClusterError when ``after`` is beyond this server's transaction ids (a watermark
+        from another server, as a restore onto a new one leaves the lake's cursor).
+
         Exact under concurrent commits: only transactions below the snapshot's xmin are
         read, and every one of those has committed or aborted, so none is seen half or
         skipped; later ones come with the next call."""
@@ -232,8 +235,16 @@ class Leases:
             # One snapshot for the horizon and the rows (pg_current_snapshot is the
             # transaction's under REPEATABLE READ).
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            horizon = int(cur.fetchone()[0])
+            cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+                        "pg_snapshot_xmax(pg_current_snapshot())::text")
+            horizon, newest = (int(x) for x in cur.fetchone())
+            if after > newest:
+                # A watermark no transaction of this server has reached: another server's
+                # (a restore onto a new one). Reading on would find nothing, silently, until
+                # this server's ids caught up with the old one's.
+                raise ClusterError(
+                    f"the watermark {after} is beyond this server's newest transaction id ({newest}): it is "
+                    "another server's (a restore onto a new server?); see docs/deploy.md, Restore")
             cur.execute("SELECT DISTINCT xid FROM cluster_mentions WHERE xid >= %s::text::xid8 "
                         "AND xid < %s::text::xid8 ORDER BY xid LIMIT %s", (str(after), str(horizon), max_transactions))
             xids = [str(row[0]) for row in cur.fetchall()]

@@ -18,7 +18,7 @@ from listener.cli import cli
 from listener.cluster import Coordinator
 from listener.config import ClusterSettings
 from listener.lake import publisher
-from storage.cluster import Leases, connect, migrate
+from storage.cluster import ClusterError, Leases, connect, migrate
 from storage.cluster.leases import STAGES, stage_job
 from storage.lake import JOB, committed_files
 
@@ -97,4 +97,33 @@ def test_nul_in_a_collected_mention_or_an_archive_line_is_removed_not_fatal(clus
     assert [(i, t) for i, t, _ in rows] == [("p0", "acme post 0"), ("p1", "acme  post is great"),
                                              ("p2", "acme post 2")]
     assert all(label is not None for _, _, label in rows)  # each score found its mention
+    conn.close()
+
+
+def test_a_watermark_from_another_server_is_refused_by_name_and_the_documented_restore_resumes(
+        cluster_url, tmp_path):
+    """deploy.md's restore onto a new server: the dump's lake cursor is the old server's
+    transaction id, above every id of this one."""
+    conn = connect(cluster_url)
+    migrate(conn)
+    leases = Leases(conn, "collector")
+    commit(leases, batch("a", 5))
+    with conn.transaction():
+        newest = int(conn.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+        conn.execute("INSERT INTO cluster_jobs (source, brand, cursor) VALUES (%s, %s, %s)",
+                     (*JOB, json.dumps({"txid": newest + 1_000_000})))
+    lake = publisher(ClusterSettings(cluster_url, lake=tmp_path / "lake"), VADER, clock, conn)
+    with pytest.raises(ClusterError, match="beyond this server's newest transaction id"):
+        lake.publish()
+    with pytest.raises(ClusterError, match="another server's"):
+        leases.committed(newest + 1_000_000)
+    deploy = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    restore = deploy.split("```sql\n   BEGIN;", 1)[1].split("COMMIT;", 1)[0]
+    with conn.transaction():  # the documented statements, as written
+        for statement in restore.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    commit(leases, batch("b", 3))  # collected after the restore
+    assert lake.publish().rows == 3  # the restored rows count as published, the new ones follow
+    lake.close()
     conn.close()
