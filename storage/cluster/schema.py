@@ -77,6 +77,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                published_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
         "CREATE INDEX lake_files_brand_day ON lake_files (brand, day)",
     ),
+    (  # lake: files that left the manifest (replaced by a compaction or a day's new hourly
+        # file), with when, by the server's clock: ``clean`` deletes them only once a reader
+        # that listed them before has had the grace to finish (storage.lake.publisher).
+        """CREATE TABLE lake_retired (
+               path TEXT PRIMARY KEY, retired_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -151,6 +151,11 @@ class LakeChunk:
         return SaveResult(fetched=len(mentions), new=len(mentions))
 
 
+def _retire(cur: psycopg.Cursor, paths: Sequence[str]) -> None:
+    """Record that ``paths`` left the manifest now, in the transaction that removes them."""
+    cur.executemany("INSERT INTO lake_retired (path) VALUES (%s) ON CONFLICT DO NOTHING", [(p,) for p in paths])
+
+
 class LakePublisher:
     """Publishes from one connection, as ``holder``, into the directory ``lake``."""
 
@@ -289,9 +294,12 @@ class LakePublisher:
             # Fenced first: it locks the job row and raises LeaseLostError (rolling all of
             # this back) unless this lease is still the job's.
             self.leases.commit(lease, [], {"txid": upper}, renew_seconds=self.lease_seconds)
-            # A day's new hourly file replaces its old one (left for ``clean``).
-            cur.executemany("DELETE FROM lake_files WHERE kind = 'hourly_mood' AND brand = %s AND day = %s",
-                            [(f.brand, f.day) for f in files if f.kind == "hourly_mood"])
+            # A day's new hourly file replaces its old one (retired: left for ``clean``).
+            for f in files:
+                if f.kind == "hourly_mood":
+                    cur.execute("DELETE FROM lake_files WHERE kind = 'hourly_mood' AND brand = %s AND day = %s "
+                                "RETURNING path", (f.brand, f.day))
+                    _retire(cur, [row[0] for row in cur.fetchall()])
             cur.executemany("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                             [(f.path, f.kind, f.brand, f.day, f.rows, upper, lease.token) for f in files])
@@ -317,6 +325,7 @@ class LakePublisher:
                 cur.execute("DELETE FROM lake_files WHERE path = ANY(%s)", (paths,))
                 if cur.rowcount != len(paths):
                     raise LeaseLostError(f"the files of {kind} {brand} {day} changed while they were merged")
+                _retire(cur, paths)
                 cur.execute("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)", (relative, kind, brand, day, rows, hi, lease.token))
         return len(crowded)
@@ -338,18 +347,31 @@ class LakePublisher:
         return found
 
     def clean(self, older_than: timedelta | None = None) -> list[Path]:
-        """Delete the lake's files the manifest does not list (left by a publisher that
-        died before its commit) once ``older_than`` old (default: two leases, past any
-        holder that could still commit them); returns them."""
+        """Delete the lake's files the manifest does not list, once ``older_than`` past
+        (default: two leases): a file retired from the manifest (replaced by a compaction
+        or a newer hourly file) that long after it left it, by the server's clock, so a
+        reader that listed it before has had that long to read it; a file never listed
+        (left by a publisher that died before its commit) that long after it was written,
+        past any holder that could still commit it. Returns them."""
         grace = timedelta(seconds=2 * self.lease_seconds) if older_than is None else older_than
         limit = time.time() - grace.total_seconds()
-        listed = {f.path for f in committed_files(self.conn)}
+        with translated("reading the lake's manifest"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT path FROM lake_files")
+            listed = {row[0] for row in cur.fetchall()}
+            cur.execute("SELECT path, retired_at <= now() - %s FROM lake_retired", (grace,))
+            retired = dict(cur.fetchall())
         removed = []
         for kind in KINDS:
             for path in sorted((self.lake / kind).rglob("*")):
-                if path.is_file() and path.relative_to(self.lake).as_posix() not in listed \
-                        and path.stat().st_mtime <= limit:
+                relative = path.relative_to(self.lake).as_posix()
+                if not path.is_file() or relative in listed:
+                    continue
+                if retired[relative] if relative in retired else path.stat().st_mtime <= limit:
                     path.unlink()
                     removed.append(path)
+        gone = [p for p, due in retired.items() if due and not (self.lake / p).exists()]
+        if gone:
+            with translated("forgetting deleted lake files"), self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("DELETE FROM lake_retired WHERE path = ANY(%s)", (gone,))
         return removed
 

@@ -6,9 +6,12 @@ to the window they were reserved in."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +23,7 @@ from listener.config import ClusterSettings
 from listener.lake import publisher
 from storage.cluster import ClusterError, Leases, connect, migrate
 from storage.cluster.leases import STAGES, stage_job
-from storage.lake import JOB, committed_files
+from storage.lake import JOB, committed_files, lake_catalog
 
 pytestmark = pytest.mark.cluster
 
@@ -125,5 +128,45 @@ def test_a_watermark_from_another_server_is_refused_by_name_and_the_documented_r
                 conn.execute(statement)
     commit(leases, batch("b", 3))  # collected after the restore
     assert lake.publish().rows == 3  # the restored rows count as published, the new ones follow
+    lake.close()
+    conn.close()
+
+
+def test_files_a_compaction_replaced_stay_for_the_grace_after_they_left_the_manifest(cluster_url, tmp_path):
+    """Files written long ago (older than the grace by their time on disk) but replaced
+    just now: a reader that listed them still reads them; the clean after the grace
+    (from their leaving the manifest) deletes them, and files never listed as before."""
+    conn = connect(cluster_url)
+    migrate(conn)
+    leases = Leases(conn, "collector")
+    lake_dir = tmp_path / "lake"
+    lake = publisher(ClusterSettings(cluster_url, lake=lake_dir), VADER, clock, conn, compact_files=2)
+    for k in range(2):
+        commit(leases, batch(f"c{k}", 3))
+        assert lake.publish().rows == 3
+    old = time.time() - 3 * 3600
+    for path in lake_dir.rglob("*.parquet"):
+        os.utime(path, (old, old))
+    stray = lake_dir / "mentions" / "stray.parquet"  # a dead publisher's, never listed
+    stray.write_bytes(b"")
+    os.utime(stray, (old, old))
+    with lake_catalog(conn, lake_dir) as catalog:  # an analyst's session lists the files
+        reader = duckdb.connect(str(catalog.path), read_only=True)
+        assert reader.execute("SELECT count(*) FROM mentions").fetchone()[0] == 6
+        commit(leases, batch("d", 1))
+        result = lake.publish(clean=True)  # a round: compaction and the replaced hourly file, then clean
+        assert result.compacted == 2  # mentions and scores
+        assert reader.execute("SELECT count(*) FROM mentions").fetchone()[0] == 6  # still there
+        reader.close()
+    assert not stray.exists()
+    retired = [r[0] for r in conn.execute("SELECT path FROM lake_retired").fetchall()]
+    assert retired and all((lake_dir / p).exists() for p in retired)
+    with conn.transaction():  # the grace has passed since they left (the server's clock, moved)
+        conn.execute("UPDATE lake_retired SET retired_at = retired_at - interval '1 day'")
+    removed = lake.clean()
+    assert sorted(p.relative_to(lake_dir).as_posix() for p in removed) == sorted(retired)
+    assert conn.execute("SELECT count(*) FROM lake_retired").fetchone()[0] == 0
+    listed = {f.path for f in committed_files(conn)}
+    assert {p.relative_to(lake_dir).as_posix() for p in lake_dir.rglob("*.parquet")} == listed
     lake.close()
     conn.close()
