@@ -76,15 +76,21 @@ class SharedQuota:
         self.credential = credential
         self.posts = posts
         self.window_seconds = window_seconds
+        self._window = threading.local()
 
     def _budget(self) -> Budget:
         return Budget(self._coordinator._leases().conn, self.credential, self.posts, self.window_seconds)
 
     def reserve(self, wanted: int) -> int:
-        return self._budget().reserve(wanted)
+        granted, self._window.start = self._budget().reserve(wanted)
+        return granted
 
     def refund(self, unused: int) -> None:
-        self._budget().refund(unused)
+        # To the window the calling thread's last reservation came from (a connector
+        # refunds on the thread that reserved): after a rollover, not the new window's.
+        start = getattr(self._window, "start", None)
+        if start is not None:
+            self._budget().refund(unused, start)
 
 
 class StageLease:

@@ -154,9 +154,10 @@ def test_two_processes_on_one_credential_stay_within_its_budget(cluster_url):
     with connect(cluster_url) as conn:
         budget = Budget(conn, "x:token1", 1000, 3600)
         assert conn.execute("SELECT used FROM cluster_budgets").fetchone()[0] == 1000
-        assert budget.reserve(1) == 0
-        budget.refund(10)
-        assert budget.reserve(50) == 10
+        spent, window = budget.reserve(1)
+        assert spent == 0
+        budget.refund(10, window)
+        assert budget.reserve(50)[0] == 10
 
 
 def test_a_daemon_replaces_a_connection_the_server_dropped(cluster_url, store):

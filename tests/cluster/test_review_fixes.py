@@ -21,7 +21,7 @@ from listener.cli import cli
 from listener.cluster import Coordinator
 from listener.config import ClusterSettings
 from listener.lake import publisher
-from storage.cluster import ClusterError, Leases, connect, migrate
+from storage.cluster import Budget, ClusterError, Leases, connect, migrate
 from storage.cluster.leases import STAGES, stage_job
 from storage.lake import JOB, committed_files, lake_catalog
 
@@ -169,4 +169,21 @@ def test_files_a_compaction_replaced_stay_for_the_grace_after_they_left_the_mani
     listed = {f.path for f in committed_files(conn)}
     assert {p.relative_to(lake_dir).as_posix() for p in lake_dir.rglob("*.parquet")} == listed
     lake.close()
+    conn.close()
+
+
+def test_a_refund_after_the_window_rolled_over_is_not_credited_to_the_new_window(cluster_url):
+    conn = connect(cluster_url)
+    migrate(conn)
+    budget = Budget(conn, "x:token", 100, 3600)
+    granted, window = budget.reserve(100)
+    assert granted == 100
+    with conn.transaction():  # the window ends while the request is out
+        conn.execute("UPDATE cluster_budgets SET window_start = window_start - interval '2 hours'")
+    granted, new_window = budget.reserve(100)
+    assert granted == 100 and new_window > window  # the new window's whole budget
+    budget.refund(60, window)  # the old request read 40 of its 100
+    assert budget.reserve(1)[0] == 0  # the new window stays spent
+    budget.refund(30, new_window)
+    assert budget.reserve(50)[0] == 30
     conn.close()
