@@ -30,6 +30,7 @@ from connectors.base import Connector, Cursor, Mention
 from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
+from storage.cluster.alerts import SharedDeliveries
 from storage.cluster.leases import STAGES, holder_name, stage_job
 from storage.store import SaveResult, Store
 
@@ -105,6 +106,10 @@ class StageLease:
         """LeaseLostError unless the lease is still held (before work others would repeat)."""
         with self.leases.fenced(self.lease, "checking a stage lease"):
             pass
+
+    def deliveries(self) -> SharedDeliveries:
+        """The cluster's record of delivered alerts, written under this stage's lease."""
+        return SharedDeliveries(self.leases, self.lease)
 
     def done(self, progress: dict[str, Any]) -> None:
         """Record the stage's work (its cursor), fenced: LeaseLostError when a paused

@@ -83,6 +83,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE lake_retired (
                path TEXT PRIMARY KEY, retired_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
     ),
+    (  # alerting: what was delivered, cluster-wide (storage.cluster.alerts). Each daemon's
+        # file detects and keeps its own alerts; the stage moving to another daemon must
+        # not deliver the same one again. Keyed as an alert is in a file.
+        """CREATE TABLE cluster_alert_deliveries (
+               brand TEXT NOT NULL, metric TEXT NOT NULL, direction TEXT NOT NULL, hour TIMESTAMPTZ NOT NULL,
+               channel TEXT NOT NULL, token BIGINT NOT NULL, delivered_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+               PRIMARY KEY (brand, metric, direction, hour, channel))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

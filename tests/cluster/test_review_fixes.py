@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,13 +18,19 @@ from click.testing import CliRunner
 
 from analysis.sentiment import VaderScorer
 from connectors.base import Mention
+from listener.alerting import run_alerts
 from listener.cli import cli
 from listener.cluster import Coordinator
 from listener.config import ClusterSettings
 from listener.lake import publisher
 from storage.cluster import Budget, ClusterError, Leases, connect, migrate
+from storage.alerts import list_alerts
+from storage.cluster.alerts import SharedDeliveries
 from storage.cluster.leases import STAGES, stage_job
 from storage.lake import JOB, committed_files, lake_catalog
+from storage.store import Store
+from tests.fakes.http import FakeServer, Reply
+from tests.listener.test_alerting import EVENT, HOOK_PATH, load, settings_for
 
 pytestmark = pytest.mark.cluster
 
@@ -186,4 +193,34 @@ def test_a_refund_after_the_window_rolled_over_is_not_credited_to_the_new_window
     assert budget.reserve(1)[0] == 0  # the new window stays spent
     budget.refund(30, new_window)
     assert budget.reserve(50)[0] == 30
+    conn.close()
+
+
+def test_alerts_are_delivered_once_when_the_alerting_stage_moves_to_another_daemon(cluster_url, tmp_path):
+    """Two daemons' files holding the same mentions: the alerting stage's holder in hour
+    H delivers; another daemon holding it in hour H+1 (its own file's mark: nothing
+    evaluated) detects the same alerts and delivers none of them again."""
+    end = EVENT + timedelta(hours=12)
+    now = end + timedelta(minutes=20)
+    conn = connect(cluster_url)
+    migrate(conn)
+    config = '[alerts.webhook]\nurl_env = "HOOK"\nattempts = 1'
+    with Store.open(tmp_path / "a.duckdb") as store:  # the same mentions in both files
+        load(store, end, end + timedelta(minutes=10))
+    shutil.copy(tmp_path / "a.duckdb", tmp_path / "b.duckdb")
+    sent, opened = [], []
+    for name, at in (("a", now), ("b", now + timedelta(hours=1))):
+        leases = Leases(conn, name)
+        leases.register([stage_job("alerting")])
+        (lease,) = leases.take(600, job=stage_job("alerting"))
+        path = tmp_path / f"{name}.duckdb"
+        with Store.open(path) as store, FakeServer() as server:
+            server.route("POST", HOOK_PATH, *[Reply(200, "ok")] * 4)
+            result = run_alerts(store, settings_for(path, config), lambda: at, sleep=lambda s: None,
+                                environ={"HOOK": server.url + HOOK_PATH}, shared=SharedDeliveries(leases, lease))
+            sent.append(result.sent)
+            opened.append(len(result.opened))
+            assert all(row["deliveries"][-1]["status"] == "sent" for row in list_alerts(store))
+        leases.release(lease, 0)
+    assert sent[0] > 0 and opened == [sent[0], sent[0]] and sent[1] == 0
     conn.close()
