@@ -31,7 +31,7 @@ from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
 from storage.cluster.alerts import SharedDeliveries
-from storage.cluster.leases import STAGES, holder_name, stage_job
+from storage.cluster.leases import STAGES, Watermark, holder_name, stage_job
 from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
@@ -210,8 +210,9 @@ class Coordinator:
         # Transaction ids are one server's: a watermark from another (a restore onto a new
         # server) starts over from 0, what the file has being skipped unscored.
         server = leases.server_id()
-        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").rpartition(":")
-        after = int(found_after) if found_server == server else 0
+        # "SERVER:WATERMARK": the server's id has no colon, the watermark may.
+        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").partition(":")
+        after = Watermark.decode(found_after) if found_server == server else Watermark()
         new = 0
         while not should_stop():
             found, after, complete = leases.committed(after)
@@ -221,7 +222,7 @@ class Coordinator:
             with store.transaction():  # the chunk and its watermark commit together
                 for (source, brand), mentions in by_job.items():
                     new += pipeline.store_relevant(source, brand, mentions, None).new
-                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after}")
+                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after.encode()}")
             if complete:
                 break
         return new

@@ -90,6 +90,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                brand TEXT NOT NULL, metric TEXT NOT NULL, direction TEXT NOT NULL, hour TIMESTAMPTZ NOT NULL,
                channel TEXT NOT NULL, token BIGINT NOT NULL, delivered_at TIMESTAMPTZ NOT NULL DEFAULT now(),
                PRIMARY KEY (brand, metric, direction, hour, channel))""",
+        # Leases.committed pages through a transaction (a backfill's shard is one) by this key.
+        "CREATE INDEX cluster_mentions_xid_key ON cluster_mentions (xid, source, brand, created_at, id)",
+        "DROP INDEX cluster_mentions_xid",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -224,3 +224,35 @@ def test_alerts_are_delivered_once_when_the_alerting_stage_moves_to_another_daem
         leases.release(lease, 0)
     assert sent[0] > 0 and opened == [sent[0], sent[0]] and sent[1] == 0
     conn.close()
+
+
+def test_a_transaction_larger_than_a_chunk_is_published_in_pages_renewing_the_lease(cluster_url, tmp_path):
+    """A backfill shard commits in one transaction: the publisher reads it a page of
+    rows at a time (the cursor pointing inside it), each page committed, and renews its
+    lease while it stages, instead of reading it whole and losing the role."""
+    conn = connect(cluster_url)
+    migrate(conn)
+    commit(Leases(conn, "collector"), batch("s", 250))
+    commit(Leases(conn, "collector"), batch("t", 10))
+    watcher = connect(cluster_url)
+    expiries = []
+    lake = publisher(ClusterSettings(cluster_url, lake=tmp_path / "lake"), VADER, clock, conn,
+                     chunk_rows=100, stage_rows=40)
+    prepare = lake.prepare
+
+    def watched(chunk, source, brand, mentions):
+        with watcher.transaction():
+            expiries.append(watcher.execute("SELECT lease_expires_at FROM cluster_jobs WHERE source = %s "
+                                            "AND brand = %s", JOB).fetchone()[0])
+        prepare(chunk, source, brand, mentions)
+
+    lake.prepare = watched
+    result = lake.publish()
+    assert (result.rows, result.chunks) == (260, 3)
+    files = committed_files(conn, "mentions")
+    assert sum(f.rows for f in files) == 260
+    assert all(later > earlier for earlier, later in zip(expiries, expiries[1:]))  # renewed while staging
+    assert lake.publish().rows == 0  # each row once
+    lake.close()
+    watcher.close()
+    conn.close()
