@@ -93,6 +93,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Leases.committed pages through a transaction (a backfill's shard is one) by this key.
         "CREATE INDEX cluster_mentions_xid_key ON cluster_mentions (xid, source, brand, created_at, id)",
         "DROP INDEX cluster_mentions_xid",
+        # The lake publisher's job was ("stage", "publishing"), a name the period stages
+        # used too: its cursor (when it is still the publisher's) moves to ("stage", "lake").
+        """INSERT INTO cluster_jobs (source, brand, cursor)
+               SELECT source, 'lake', cursor FROM cluster_jobs
+                WHERE source = 'stage' AND brand = 'publishing' AND cursor ? 'txid'
+               ON CONFLICT DO NOTHING""",
+        "DELETE FROM cluster_jobs WHERE source = 'stage' AND brand IN ('publishing', 'compaction')",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
