@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from analysis.language import detect_language  # noqa: E402
 from analysis.sentiment import VaderScorer  # noqa: E402
 from connectors.base import BrandQuery  # noqa: E402
-from listener.backfill import holder_name, split, work  # noqa: E402
+from listener.backfill import split, work  # noqa: E402
 from listener.ingest import Preparer  # noqa: E402
-from storage.cluster import connect, migrate  # noqa: E402
+from storage.cluster import connect, holder_name, migrate  # noqa: E402
 from storage.cluster.shards import Shards  # noqa: E402
 
 BRANDS = ("Acme", "Globex", "Initech")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from analysis.alert_evaluation import (
@@ -155,16 +155,40 @@ def _notifiers(config: AlertSettings, environ: Mapping[str, str], clock: Clock,
     return channels
 
 
+class Deliveries(Protocol):
+    """Deliveries recorded beyond this file (cluster mode: storage.cluster.alerts), keyed
+    (brand, metric, direction, hour) per channel."""
+
+    def delivered(self, channel: str, keys: Iterable[tuple[str, str, str, datetime]]
+                  ) -> set[tuple[str, str, str, datetime]]: ...
+
+    def record(self, channel: str, key: tuple[str, str, str, datetime]) -> bool: ...
+
+
+def _key(alert: Mapping[str, Any]) -> tuple[str, str, str, datetime]:
+    return (alert["brand"], alert["metric"], alert["direction"], alert["hour"])
+
+
 def deliver_pending(store: Store, config: AlertSettings, clock: Clock, *, sleep: Callable[[float], None] = time.sleep,
-                    environ: Mapping[str, str] | None = None) -> tuple[int, int, list[str]]:
+                    environ: Mapping[str, str] | None = None, shared: Deliveries | None = None
+                    ) -> tuple[int, int, list[str]]:
     """Send every recent alert not yet sent on each configured channel; returns (alerts
-    sent, alerts that failed, problems)."""
+    sent, alerts that failed, problems). With ``shared``, an alert another daemon
+    delivered is recorded here as sent by it, not sent again, and each delivery is
+    recorded there too."""
     environ = os.environ if environ is None else environ
     since = floor_hour(clock()) - timedelta(hours=config.deliver_max_age_hours)
     sent = failed = 0
     problems: list[str] = []
     for channel, notifier in _notifiers(config, environ, clock, sleep):
         pending = db.undelivered(store, channel, since)
+        if shared is not None and pending:
+            elsewhere = shared.delivered(channel, (_key(alert) for alert in pending))
+            for alert in pending:
+                if _key(alert) in elsewhere:
+                    db.record_delivery(store, alert["alert_id"], channel, clock(), "sent",
+                                       "delivered by another daemon of the cluster")
+            pending = [alert for alert in pending if _key(alert) not in elsewhere]
         if not pending:
             continue
         if isinstance(notifier, str):
@@ -180,6 +204,8 @@ def deliver_pending(store: Store, config: AlertSettings, clock: Clock, *, sleep:
                                    attempt.error)
             if attempts[-1].status == "sent":
                 sent += 1
+                if shared is not None:
+                    shared.record(channel, _key(alert))
             else:
                 failed += 1
                 problems.append(f"{channel}: alert #{alert['alert_id']}: {attempts[-1].error}")
@@ -189,8 +215,9 @@ def deliver_pending(store: Store, config: AlertSettings, clock: Clock, *, sleep:
 
 
 def run_alerts(store: Store, settings: Settings, clock: Clock, *, sleep: Callable[[float], None] = time.sleep,
-               environ: Mapping[str, str] | None = None) -> AlertRunResult:
-    """Detect over the closed hours not yet evaluated, store and close alerts, deliver.
+               environ: Mapping[str, str] | None = None, shared: Deliveries | None = None) -> AlertRunResult:
+    """Detect over the closed hours not yet evaluated, store and close alerts, deliver
+    (``shared``: deliveries recorded cluster-wide, deliver_pending).
 
     ``sleep`` (between delivery attempts) and ``environ`` (where secrets are read) are
     injectable for tests; the defaults are the real ones.
@@ -214,7 +241,7 @@ def run_alerts(store: Store, settings: Settings, clock: Clock, *, sleep: Callabl
         totals.waiting += outcome.waiting
         totals.opened += outcome.opened
         totals.closed += outcome.closed
-    sent, failed, problems = deliver_pending(store, config, clock, sleep=sleep, environ=environ)
+    sent, failed, problems = deliver_pending(store, config, clock, sleep=sleep, environ=environ, shared=shared)
     log.info("alerts hours=%d incomplete=%d waiting=%d opened=%d closed=%d sent=%d failed=%d duration=%.2fs",
              totals.evaluated, totals.incomplete, totals.waiting, len(totals.opened), len(totals.closed),
              sent, failed, time.perf_counter() - started)

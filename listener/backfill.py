@@ -18,10 +18,7 @@ is not retaken while it progresses.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass
@@ -38,11 +35,6 @@ log = logging.getLogger("listener")
 
 Span = tuple[int, int, int]  # start byte, end byte, first line number
 _BLOCK = 1 << 20
-
-
-def holder_name() -> str:
-    """Who holds a lease, as its logs and the shard table show it: host, pid and a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def split(path: Path, shards: int) -> list[Span]:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +30,8 @@ from connectors.base import Connector, Cursor, Mention
 from listener.config import ClusterSettings, SourceSettings
 from listener.pipeline import Pipeline
 from storage.cluster import Budget, Lease, Leases, connect, credential_key, migrate
-from storage.cluster.leases import STAGES, stage_job
+from storage.cluster.alerts import SharedDeliveries
+from storage.cluster.leases import STAGES, Watermark, holder_name, stage_job
 from storage.store import SaveResult, Store
 
 log = logging.getLogger("listener")
@@ -78,15 +77,21 @@ class SharedQuota:
         self.credential = credential
         self.posts = posts
         self.window_seconds = window_seconds
+        self._window = threading.local()
 
     def _budget(self) -> Budget:
         return Budget(self._coordinator._leases().conn, self.credential, self.posts, self.window_seconds)
 
     def reserve(self, wanted: int) -> int:
-        return self._budget().reserve(wanted)
+        granted, self._window.start = self._budget().reserve(wanted)
+        return granted
 
     def refund(self, unused: int) -> None:
-        self._budget().refund(unused)
+        # To the window the calling thread's last reservation came from (a connector
+        # refunds on the thread that reserved): after a rollover, not the new window's.
+        start = getattr(self._window, "start", None)
+        if start is not None:
+            self._budget().refund(unused, start)
 
 
 class StageLease:
@@ -101,6 +106,10 @@ class StageLease:
         """LeaseLostError unless the lease is still held (before work others would repeat)."""
         with self.leases.fenced(self.lease, "checking a stage lease"):
             pass
+
+    def deliveries(self) -> SharedDeliveries:
+        """The cluster's record of delivered alerts, written under this stage's lease."""
+        return SharedDeliveries(self.leases, self.lease)
 
     def done(self, progress: dict[str, Any]) -> None:
         """Record the stage's work (its cursor), fenced: LeaseLostError when a paused
@@ -117,7 +126,7 @@ class Coordinator:
         self.settings = settings
         self._environ = os.environ if environ is None else environ
         self._password = settings.password(self._environ)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -201,8 +210,9 @@ class Coordinator:
         # Transaction ids are one server's: a watermark from another (a restore onto a new
         # server) starts over from 0, what the file has being skipped unscored.
         server = leases.server_id()
-        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").rpartition(":")
-        after = int(found_after) if found_server == server else 0
+        # "SERVER:WATERMARK": the server's id has no colon, the watermark may.
+        found_server, _, found_after = (store.get_meta(CAUGHT_UP_KEY) or "").partition(":")
+        after = Watermark.decode(found_after) if found_server == server else Watermark()
         new = 0
         while not should_stop():
             found, after, complete = leases.committed(after)
@@ -212,7 +222,7 @@ class Coordinator:
             with store.transaction():  # the chunk and its watermark commit together
                 for (source, brand), mentions in by_job.items():
                     new += pipeline.store_relevant(source, brand, mentions, None).new
-                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after}")
+                store.set_meta(CAUGHT_UP_KEY, f"{server}:{after.encode()}")
             if complete:
                 break
         return new

@@ -41,7 +41,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from analysis.alert_evaluation import floor_hour
 from connectors.base import Clock, Connector, utc_now
-from listener.alerting import run_alerts
+from listener.alerting import Deliveries, run_alerts
 from listener.config import BrandSettings, Settings
 from listener.pipeline import Pipeline
 from listener.policy import HANDLED, Action, treatment
@@ -251,7 +251,8 @@ class Daemon:
                 with self.cluster.stage("alerting", HOUR_SECONDS) as alerting:
                     if alerting is not None:
                         alerting.check()  # no delivery from a holder that lost the stage
-                        self._alerts()
+                        # Delivered once cluster-wide, whichever daemon held the stage before.
+                        self._alerts(alerting.deliveries())
                         alerting.done({"hour": hour})
         except LeaseLostError as exc:
             log.warning("stage stopped: %s; the stage's next holder redoes it", exc)
@@ -269,9 +270,9 @@ class Daemon:
             return False
         return True
 
-    def _alerts(self) -> None:
+    def _alerts(self, shared: Deliveries | None = None) -> None:
         try:
-            result = run_alerts(self.store, self.settings, self.clock)
+            result = run_alerts(self.store, self.settings, self.clock, shared=shared)
             for problem in result.problems:
                 log.warning("alerts: %s", problem)
         except Exception:

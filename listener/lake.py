@@ -6,8 +6,6 @@ instead of a daemon's file when ``database.lake`` is set."""
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ from connectors.base import Clock, Mention
 from listener.config import ClusterSettings, Settings
 from listener.pipeline import Pipeline
 from storage.cluster import SCHEMA_VERSION, ClusterError, connect, migrate
+from storage.cluster.leases import holder_name
 from storage.cluster.schema import current_version
 from storage.lake import LakeCatalog, LakeChunk, LakePublisher, PublishResult, lake_catalog
 from storage.store import Store
@@ -42,7 +41,7 @@ def publisher(cluster: ClusterSettings, scoring: Scoring | Scorer, clock: Clock,
     def prepare(chunk: LakeChunk, source: str, brand: str, mentions: list[Mention]) -> None:
         Pipeline(chunk, pipeline_scoring, clock).store_relevant(source, brand, mentions, None)  # type: ignore[arg-type]
 
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    holder = holder_name()
     options.setdefault("lease_seconds", cluster.lease_seconds)
     return LakePublisher(conn, cluster.lake, prepare, holder=holder, clock=clock, **options)
 

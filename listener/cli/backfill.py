@@ -83,7 +83,7 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
                            "--format jsonl if it is JSON lines)", 2)
     # Lazily: psycopg is the [cluster] extra, never imported by a single-machine install.
     from listener import backfill as backfills
-    from storage.cluster import connect, migrate
+    from storage.cluster import connect, holder_name, migrate
     from storage.cluster.shards import Shards
 
     spans = backfills.split(reader.path, shards) if reader is not None else []
@@ -93,7 +93,7 @@ def backfill_command(ctx: click.Context, file: Path | None, source: str | None, 
     conn = connect(cluster.url, cluster.password(os.environ))
     try:
         migrate(conn)
-        table = Shards(conn, backfills.holder_name())
+        table = Shards(conn, holder_name())
         report: dict = {}
         if reader is not None:
             report["backfill"] = table.create(str(reader.path.resolve()), reader.path.stat().st_size, reader.name,

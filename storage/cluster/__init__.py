@@ -8,8 +8,8 @@ psycopg is imported only here, so the single-machine install never needs it (the
 from storage.cluster.budget import Budget, credential_key
 from storage.cluster.connection import connect
 from storage.errors import ClusterError, LeaseLostError
-from storage.cluster.leases import Lease, Leases
+from storage.cluster.leases import Lease, Leases, holder_name
 from storage.cluster.schema import SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "Budget", "ClusterError", "Lease", "LeaseLostError", "Leases", "connect",
-           "credential_key", "migrate"]
+           "credential_key", "holder_name", "migrate"]

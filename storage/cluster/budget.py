@@ -13,6 +13,7 @@ a fingerprint (``credential_key``), never as the secret itself.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 import psycopg
 
@@ -31,8 +32,9 @@ class Budget:
         self.limit = limit
         self.window_seconds = window_seconds
 
-    def reserve(self, wanted: int) -> int:
-        """Up to ``wanted`` units of the current window's budget; 0 when it is spent."""
+    def reserve(self, wanted: int) -> tuple[int, datetime]:
+        """Up to ``wanted`` units of the current window's budget (0 when it is spent), and
+        the start of the window they were taken from: what ``refund`` gives them back to."""
         with translated("reserving quota"), self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute("INSERT INTO cluster_budgets (credential, window_start) VALUES (%s, now()) "
                         "ON CONFLICT DO NOTHING", (self.credential,))
@@ -44,14 +46,16 @@ class Budget:
                 cur.execute("UPDATE cluster_budgets SET window_start = now(), used = 0 WHERE credential = %s",
                             (self.credential,))
             granted = max(0, min(wanted, self.limit - used))
-            cur.execute("UPDATE cluster_budgets SET used = used + %s WHERE credential = %s",
+            cur.execute("UPDATE cluster_budgets SET used = used + %s WHERE credential = %s RETURNING window_start",
                         (granted, self.credential))
-            return granted
+            return granted, cur.fetchone()[0]
 
-    def refund(self, unused: int) -> None:
-        """Give back ``unused`` units reserved in this window (never below zero)."""
+    def refund(self, unused: int, window_start: datetime) -> None:
+        """Give back ``unused`` units reserved in the window starting at ``window_start``
+        (never below zero); none once that window has rolled over: the new window's
+        budget was never charged for them."""
         if unused <= 0:
             return
         with translated("refunding quota"), self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("UPDATE cluster_budgets SET used = greatest(0, used - %s) WHERE credential = %s",
-                        (unused, self.credential))
+            cur.execute("UPDATE cluster_budgets SET used = greatest(0, used - %s) "
+                        "WHERE credential = %s AND window_start = %s", (unused, self.credential, window_start))

@@ -9,10 +9,12 @@ one transaction only if the row still carries that token and the lease has not e
 refused (LeaseLostError) and stores nothing, while the job's new holder resumes from the
 last cursor committed. Times are the server's ``now()``: daemons' clocks may differ.
 
-Stages (the hourly stage, alerting, publishing, compaction) are jobs too, keyed
-``("stage", NAME)`` (``stage_job``): one holder at a time across the cluster, due again at
-the next period boundary (``release_for_period``), their work recorded under the
-lease's token (``fenced``: any transaction of the holder's own, checked like a batch).
+Stages (the hourly stage and alerting, per period; the lake publisher's role,
+``stage_job("lake")``, due at once after each round) are jobs too, keyed
+``("stage", NAME)`` (``stage_job``): one holder at a time across the cluster, a period
+stage due again at the next period boundary (``release_for_period``), their work
+recorded under the lease's token (``fenced``: any transaction of the holder's own,
+checked like a batch). Each name has one meaning and one cursor.
 
 ``committed`` reads back every mention committed since a watermark, whole, in commit
 order: what a daemon's own file lacks (its crash between the two commits, or the other
@@ -22,6 +24,9 @@ daemons' batches) is caught up from there.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +37,42 @@ import psycopg
 
 from connectors.base import Mention, ensure_utc
 from storage.cluster.connection import translated
-from storage.errors import LeaseLostError
+from storage.errors import ClusterError, LeaseLostError
+
+
+# Rows per ``committed`` page: a page is held in memory (and staged whole by the lake).
+COMMITTED_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Where a reader of ``Leases.committed`` stands: every row of the transactions below
+    ``xid`` read, and of transaction ``xid`` those up to ``last`` (source, brand,
+    created_at as ISO text, id) in read order; ``last`` None: none of ``xid`` read yet."""
+
+    xid: int = 0
+    last: tuple[str, str, str, str] | None = None
+
+    def encode(self) -> str:
+        """As text: the transaction id alone when no transaction is read in part."""
+        return str(self.xid) if self.last is None else json.dumps([self.xid, *self.last])
+
+    @classmethod
+    def decode(cls, text: str) -> Watermark:
+        if text.startswith("["):
+            xid, *last = json.loads(text)
+            return cls(int(xid), tuple(last))  # type: ignore[arg-type]
+        return cls(int(text or 0))
+
+    @classmethod
+    def from_cursor(cls, cursor: dict[str, Any] | None) -> Watermark:
+        """From a job's cursor ``{"txid": X}`` (with ``"last"`` when X is read in part)."""
+        cursor = cursor or {}
+        last = cursor.get("last")
+        return cls(int(cursor.get("txid", 0)), tuple(last) if last else None)  # type: ignore[arg-type]
+
+    def as_cursor(self) -> dict[str, Any]:
+        return {"txid": self.xid} if self.last is None else {"txid": self.xid, "last": list(self.last)}
 
 
 @dataclass(frozen=True)
@@ -61,7 +101,10 @@ _TAKE = """
 
 STAGE = "stage"
 """The ``source`` of a stage's job row: ``("stage", "hourly")``, ``("stage", "alerting")``..."""
-STAGES = ("hourly", "alerting", "publishing", "compaction")
+# The period stages a daemon registers and runs (listener.cluster.Coordinator.stage). The
+# lake publisher's job is another stage name ("lake", storage.lake.publisher.JOB) with a
+# cursor of its own: no two users of one name.
+STAGES = ("hourly", "alerting")
 
 # A Mention's fields beyond cluster_mentions' columns, kept in its ``extra`` JSON.
 _EXTRA = ("conversation_id", "parent_id", "metrics", "fetched_at", "thread_context", "own")
@@ -73,13 +116,33 @@ def stage_job(name: str) -> tuple[str, str]:
     return (STAGE, name)
 
 
+def holder_name() -> str:
+    """Who holds a lease, as logs and the job and shard tables show it: host, pid and a
+    nonce (two holders in one process are told apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pg_text(value: Any) -> Any:
+    # PostgreSQL's text and jsonb cannot hold NUL (a DuckDB file keeps it: docs/analysts.md,
+    # "Text as stored"); left in, the batch's commit would fail on every retry, forever.
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def mention_key(mention: Mention) -> tuple[str, str, str]:
+    """``mention``'s (source, id, brand) as PostgreSQL stores it (NUL removed): the key its
+    cluster_scores rows carry too."""
+    return (_pg_text(mention.source), _pg_text(mention.id), _pg_text(mention.brand))
+
+
 def mention_row(mention: Mention, token: int, holder: str) -> tuple[Any, ...]:
-    """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``."""
-    extra = {name: getattr(mention, name) for name in _EXTRA}
-    extra["metrics"] = dict(mention.metrics)
+    """``mention`` as a cluster_mentions row (_COLUMNS), committed under ``token``: every
+    row committed to PostgreSQL (pulls, backfills, migrate) is made here, NUL removed."""
+    extra = {name: _pg_text(getattr(mention, name)) for name in _EXTRA}
+    extra["metrics"] = {_pg_text(key): value for key, value in mention.metrics.items()}
     extra["fetched_at"] = mention.fetched_at.isoformat() if mention.fetched_at else None
-    return (mention.source, mention.id, mention.brand, mention.created_at, mention.text, mention.author,
-            mention.url, mention.lang, token, holder, json.dumps(extra, sort_keys=True))
+    return (*mention_key(mention), mention.created_at,
+            *(_pg_text(v) for v in (mention.text, mention.author, mention.url, mention.lang)), token, holder,
+            json.dumps(extra, sort_keys=True))
 
 
 def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -192,28 +255,47 @@ class Leases:
             cur.execute("SELECT system_identifier::text FROM pg_control_system()")
             return cur.fetchone()[0]
 
-    def committed(self, after: int, max_transactions: int = 50) -> tuple[list[Mention], int, bool]:
-        """Mentions committed by transactions from watermark ``after`` on (0: from the
-        start), at most ``max_transactions`` of them (whole batches), oldest first; with
-        the watermark to read from next and whether everything committed so far was read.
+    def committed(self, after: Watermark | int = 0, max_rows: int = COMMITTED_ROWS
+                  ) -> tuple[list[Mention], Watermark, bool]:
+        """Mentions committed from watermark ``after`` on (0: from the start), at most
+        ``max_rows`` of them, oldest transaction first (within one, by source, brand,
+        creation time and id); with the watermark to read from next and whether
+        everything committed so far was read. A transaction larger than ``max_rows`` (a
+        backfill's shard) is read in pages: the watermark then points inside it.
+
+        ClusterError when ``after`` is beyond this server's transaction ids (a watermark
+        from another server, as a restore onto a new one leaves the lake's cursor).
 
         Exact under concurrent commits: only transactions below the snapshot's xmin are
         read, and every one of those has committed or aborted, so none is seen half or
         skipped; later ones come with the next call."""
+        after = after if isinstance(after, Watermark) else Watermark(after)
         with translated("reading committed mentions"), self.conn.transaction(), self.conn.cursor() as cur:
             # One snapshot for the horizon and the rows (pg_current_snapshot is the
             # transaction's under REPEATABLE READ).
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            horizon = int(cur.fetchone()[0])
-            cur.execute("SELECT DISTINCT xid FROM cluster_mentions WHERE xid >= %s::text::xid8 "
-                        "AND xid < %s::text::xid8 ORDER BY xid LIMIT %s", (str(after), str(horizon), max_transactions))
-            xids = [str(row[0]) for row in cur.fetchall()]
-            if not xids:
-                return [], max(after, horizon), True
-            cur.execute("SELECT source, id, brand, created_at, text, author, url, lang, extra FROM cluster_mentions "
-                        "WHERE xid = ANY(%s::text[]::xid8[]) ORDER BY xid, source, brand, created_at, id", (xids,))
-            found = [_mention(row) for row in cur.fetchall()]
-        if len(xids) < max_transactions:
-            return found, max(after, horizon), True
-        return found, int(xids[-1]) + 1, False
+            cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+                        "pg_snapshot_xmax(pg_current_snapshot())::text")
+            horizon, newest = (int(x) for x in cur.fetchone())
+            if after.xid > newest:
+                # A watermark no transaction of this server has reached: another server's
+                # (a restore onto a new one). Reading on would find nothing, silently, until
+                # this server's ids caught up with the old one's.
+                raise ClusterError(
+                    f"the watermark {after.xid} is beyond this server's newest transaction id ({newest}): it "
+                    "is another server's (a restore onto a new server?); see docs/deploy.md, Restore")
+            # Keyset pagination over the index (xid, source, brand, created_at, id).
+            if after.last is None:
+                start, params = "xid >= %s::text::xid8", [str(after.xid)]
+            else:
+                start = "(xid, source, brand, created_at, id) > (%s::text::xid8, %s, %s, %s::timestamptz, %s)"
+                params = [str(after.xid), *after.last]
+            cur.execute(f"SELECT source, id, brand, created_at, text, author, url, lang, extra, xid::text "
+                        f"FROM cluster_mentions WHERE {start} AND xid < %s::text::xid8 "
+                        "ORDER BY xid, source, brand, created_at, id LIMIT %s", (*params, str(horizon), max_rows))
+            rows = cur.fetchall()
+        found = [_mention(row[:9]) for row in rows]
+        if len(rows) < max_rows:
+            return found, Watermark(max(after.xid, horizon)), True
+        source, id_, brand, created_at, *_, xid = rows[-1]
+        return found, Watermark(int(xid), (source, brand, created_at.isoformat(), id_)), False

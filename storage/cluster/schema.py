@@ -77,6 +77,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                published_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
         "CREATE INDEX lake_files_brand_day ON lake_files (brand, day)",
     ),
+    (  # lake: files that left the manifest (replaced by a compaction or a day's new hourly
+        # file), with when, by the server's clock: ``clean`` deletes them only once a reader
+        # that listed them before has had the grace to finish (storage.lake.publisher).
+        """CREATE TABLE lake_retired (
+               path TEXT PRIMARY KEY, retired_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    ),
+    (  # alerting: what was delivered, cluster-wide (storage.cluster.alerts). Each daemon's
+        # file detects and keeps its own alerts; the stage moving to another daemon must
+        # not deliver the same one again. Keyed as an alert is in a file.
+        """CREATE TABLE cluster_alert_deliveries (
+               brand TEXT NOT NULL, metric TEXT NOT NULL, direction TEXT NOT NULL, hour TIMESTAMPTZ NOT NULL,
+               channel TEXT NOT NULL, token BIGINT NOT NULL, delivered_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+               PRIMARY KEY (brand, metric, direction, hour, channel))""",
+        # Leases.committed pages through a transaction (a backfill's shard is one) by this key.
+        "CREATE INDEX cluster_mentions_xid_key ON cluster_mentions (xid, source, brand, created_at, id)",
+        "DROP INDEX cluster_mentions_xid",
+        # The lake publisher's job was ("stage", "publishing"), a name the period stages
+        # used too: its cursor (when it is still the publisher's) moves to ("stage", "lake").
+        """INSERT INTO cluster_jobs (source, brand, cursor)
+               SELECT source, 'lake', cursor FROM cluster_jobs
+                WHERE source = 'stage' AND brand = 'publishing' AND cursor ? 'txid'
+               ON CONFLICT DO NOTHING""",
+        "DELETE FROM cluster_jobs WHERE source = 'stage' AND brand IN ('publishing', 'compaction')",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -34,7 +34,7 @@ from connectors.base import BrandQuery, Mention
 from storage.cluster.connection import translated
 # The same row as a collector's batch (leases): whatever cluster_mentions keeps of a mention.
 from storage.cluster.leases import _COLUMNS as MENTION_COLUMNS
-from storage.cluster.leases import mention_row
+from storage.cluster.leases import mention_key, mention_row
 from storage.errors import LeaseLostError
 
 SCORE_COLUMNS = ("source", "id", "brand", "scorer", "version", "compound", "pos", "neu", "neg", "label")
@@ -167,7 +167,7 @@ class Shards:
                     copy.write_row(mention_row(m, lease.token, lease.holder))
             with cur.copy(f"COPY staged_scores ({', '.join(SCORE_COLUMNS)}) FROM STDIN") as copy:
                 for m, scorer, version, s in scores:
-                    copy.write_row((m.source, m.id, m.brand, scorer, version, s.compound, s.pos, s.neu, s.neg,
+                    copy.write_row((*mention_key(m), scorer, version, s.compound, s.pos, s.neu, s.neg,
                                     s.label))
 
     def complete(self, lease: ShardLease, read: int, bad_lines: int) -> int:

@@ -1,17 +1,19 @@
 """The lake publisher: the cluster's committed mentions, scored, into Parquet files that
 analysts read (issue 17 item 3; docs/cluster.md, "The lake").
 
-One publisher at a time holds the role, through the job ('lake', 'publish') of the
+One publisher at a time holds the role, through the job ('stage', 'lake') of the
 cluster's lease table (storage.cluster.Leases): a lease with an expiry and a fencing
 token, exactly as a (source, brand) pull takes its job. Its progress is that job's
 cursor, ``{"txid": W}``: every row of ``cluster_mentions`` committed by a transaction
-below W is in the lake.
+below W is in the lake (with ``"last"``, the key of the last row published of W itself:
+a transaction larger than a chunk, a backfill's shard, is published in pages,
+storage.cluster.leases.Watermark).
 
-Each chunk of new rows (those committed by transactions from W up to the oldest one
+Each chunk of new rows (at most ``chunk_rows``, those committed by transactions from W up to the oldest one
 still running, ``pg_snapshot_xmin``, so a slow transaction's rows are never skipped:
 storage.cluster.leases.Leases.committed, which a daemon's catch-up reads through too)
 goes through the pipeline's own staging (near-duplicates, every scorer's scores: the
-``prepare`` callable, listener.lake), then into one Parquet file per kind (mentions,
+``prepare`` callable, listener.lake; the lease renewed every ``stage_rows``), then into one Parquet file per kind (mentions,
 scores), brand and day; each day the chunk touched gets its hourly rows recomputed from
 that day's files by the hourly stage's SQL (storage.lake.catalog), a new file replacing
 the day's previous one. Every file is written under a temporary name and renamed.
@@ -22,7 +24,7 @@ its files and its commit leaves files nobody reads, which ``clean`` deletes late
 the next holder publishes those rows again from the unchanged cursor, so each row is in
 the lake once.
 
-Cost follows the new rows: the chunk is found through the index on ``xid``; the
+Cost follows the new rows: the chunk is found through the index on ``(xid, source, brand, created_at, id)``; the
 near-duplicate check reads only the brand's files of the days within the duplicate
 window (analysis.duplicates.WINDOW) of the chunk's mentions, and the hourly rows only
 the touched days' files.
@@ -51,17 +53,20 @@ import pyarrow.parquet as pq
 
 from connectors.base import Mention, utc_now
 from storage.cluster.connection import translated
-from storage.cluster.leases import Lease, Leases
+from storage.cluster.leases import Lease, Leases, Watermark, stage_job
 from storage.errors import LeaseLostError
 from storage.lake.catalog import HOURLY_QUERY, as_table, columns_of, new_database, parquet, point_at, sql_list
 from storage.store import SaveResult, mentions_table, quiet, scores_table, to_db_time
 
-# A stage's job key, as clusterops' storage.cluster.leases.stage_job("publishing") names
-# it: collectors taking any due job never take a stage's.
-JOB = ("stage", "publishing")
+# The publisher's role: a stage's job key (collectors taking any due job never take a
+# stage's), its own name ("lake"), whose cursor is the publisher's {"txid"} alone.
+JOB = stage_job("lake")
 KINDS = ("mentions", "scores", "hourly_mood")
-# Transactions per chunk (each a collector's batch, whole): a chunk's rows are staged in memory.
-CHUNK_TRANSACTIONS = 50
+# Rows per chunk (a page of Leases.committed: a backfill shard's transaction is read in
+# several): a chunk's rows are staged in memory.
+CHUNK_ROWS = 5000
+# Rows staged between two renewals of the lease: staging is the slow part (scoring).
+STAGE_ROWS = 1000
 # A brand's day in more files than this (a publish a minute adds one each) is merged into
 # one: readers open every file they read, and 1,440 a day would make each query slow.
 COMPACT_FILES = 16
@@ -151,11 +156,16 @@ class LakeChunk:
         return SaveResult(fetched=len(mentions), new=len(mentions))
 
 
+def _retire(cur: psycopg.Cursor, paths: Sequence[str]) -> None:
+    """Record that ``paths`` left the manifest now, in the transaction that removes them."""
+    cur.executemany("INSERT INTO lake_retired (path) VALUES (%s) ON CONFLICT DO NOTHING", [(p,) for p in paths])
+
+
 class LakePublisher:
     """Publishes from one connection, as ``holder``, into the directory ``lake``."""
 
     def __init__(self, conn: psycopg.Connection, lake: Path, prepare: Prepare, *, holder: str,
-                 lease_seconds: float = 300, chunk_transactions: int = CHUNK_TRANSACTIONS,
+                 lease_seconds: float = 300, chunk_rows: int = CHUNK_ROWS, stage_rows: int = STAGE_ROWS,
                  compact_files: int = COMPACT_FILES,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.conn = conn
@@ -163,7 +173,8 @@ class LakePublisher:
         self.prepare = prepare
         self.leases = Leases(conn, holder)
         self.lease_seconds = lease_seconds
-        self.chunk_transactions = chunk_transactions
+        self.chunk_rows = chunk_rows
+        self.stage_rows = stage_rows
         self.compact_files = compact_files
         self.clock = clock
         # A scratch database with the listener schema, whose tables become views over the
@@ -197,18 +208,18 @@ class LakePublisher:
         if not taken:
             return PublishResult(held=False)
         lease = taken[0]
-        watermark = int((lease.cursor or {}).get("txid", 0))
+        watermark = Watermark.from_cursor(lease.cursor)
         rows = files = chunks = 0
         try:
             done = False
             while not done and (should_stop is None or not should_stop()):
-                fresh, upper, done = self.leases.committed(watermark, self.chunk_transactions)
+                fresh, upper, done = self.leases.committed(watermark, self.chunk_rows)
                 # Nothing new: the cursor stays (moving it past transactions without
                 # rows would only commit transactions of its own, forever).
                 if not fresh:
                     break
-                written = self._write(self._stage(fresh), lease, watermark, upper)
-                written += self._hourly(written, lease, watermark, upper)
+                written = self._write(self._stage(fresh, lease), lease, watermark.xid, upper.xid)
+                written += self._hourly(written, lease, watermark.xid, upper.xid)
                 if before_commit is not None:
                     before_commit(written)
                 self._commit(lease, written, upper)
@@ -221,16 +232,21 @@ class LakePublisher:
                 self.clean()
         finally:
             self.leases.release(lease, 0)
-        return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark,
+        return PublishResult(held=True, rows=rows, files=files, chunks=chunks, watermark=watermark.xid,
                              compacted=compacted)
 
-    def _stage(self, fresh: list[Mention]) -> LakeChunk:
+    def _stage(self, fresh: list[Mention], lease: Lease) -> LakeChunk:
         """Stage the chunk's mentions in commit order, a run of one (source, brand) at a
         time (a collector's batch), so "stored earlier" means what it means in a daemon's
-        file: which copy of a near-duplicate counts does not depend on chunking."""
+        file: which copy of a near-duplicate counts does not depend on chunking. The
+        lease is renewed after every ``stage_rows`` staged (fenced: LeaseLostError once lost),
+        so a chunk that stages slowly keeps its role."""
         chunk = LakeChunk(self)
         for (source, brand), run in itertools.groupby(fresh, key=lambda m: (m.source, m.brand)):
-            self.prepare(chunk, source, brand, list(run))
+            group = list(run)
+            for start in range(0, len(group), self.stage_rows):
+                self.prepare(chunk, source, brand, group[start:start + self.stage_rows])
+                self.leases.commit(lease, [], None, renew_seconds=self.lease_seconds)
         return chunk
 
     def _write(self, chunk: LakeChunk, lease: Lease, lo: int, hi: int) -> list[LakeFile]:
@@ -283,18 +299,21 @@ class LakePublisher:
             hourly.append(LakeFile(relative, "hourly_mood", brand, day, rows))
         return hourly
 
-    def _commit(self, lease: Lease, files: list[LakeFile], upper: int) -> None:
+    def _commit(self, lease: Lease, files: list[LakeFile], upper: Watermark) -> None:
         """The chunk's manifest rows and the cursor, in one transaction fenced by the lease."""
         with translated("committing lake files"), self.conn.transaction(), self.conn.cursor() as cur:
             # Fenced first: it locks the job row and raises LeaseLostError (rolling all of
             # this back) unless this lease is still the job's.
-            self.leases.commit(lease, [], {"txid": upper}, renew_seconds=self.lease_seconds)
-            # A day's new hourly file replaces its old one (left for ``clean``).
-            cur.executemany("DELETE FROM lake_files WHERE kind = 'hourly_mood' AND brand = %s AND day = %s",
-                            [(f.brand, f.day) for f in files if f.kind == "hourly_mood"])
+            self.leases.commit(lease, [], upper.as_cursor(), renew_seconds=self.lease_seconds)
+            # A day's new hourly file replaces its old one (retired: left for ``clean``).
+            for f in files:
+                if f.kind == "hourly_mood":
+                    cur.execute("DELETE FROM lake_files WHERE kind = 'hourly_mood' AND brand = %s AND day = %s "
+                                "RETURNING path", (f.brand, f.day))
+                    _retire(cur, [row[0] for row in cur.fetchall()])
             cur.executemany("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                            [(f.path, f.kind, f.brand, f.day, f.rows, upper, lease.token) for f in files])
+                            [(f.path, f.kind, f.brand, f.day, f.rows, upper.xid, lease.token) for f in files])
 
     def _compact(self, lease: Lease) -> int:
         """Merge the files of each brand's day listed more than ``compact_files`` times
@@ -317,6 +336,7 @@ class LakePublisher:
                 cur.execute("DELETE FROM lake_files WHERE path = ANY(%s)", (paths,))
                 if cur.rowcount != len(paths):
                     raise LeaseLostError(f"the files of {kind} {brand} {day} changed while they were merged")
+                _retire(cur, paths)
                 cur.execute("INSERT INTO lake_files (path, kind, brand, day, rows, max_txid, token) "
                             "VALUES (%s, %s, %s, %s, %s, %s, %s)", (relative, kind, brand, day, rows, hi, lease.token))
         return len(crowded)
@@ -338,18 +358,31 @@ class LakePublisher:
         return found
 
     def clean(self, older_than: timedelta | None = None) -> list[Path]:
-        """Delete the lake's files the manifest does not list (left by a publisher that
-        died before its commit) once ``older_than`` old (default: two leases, past any
-        holder that could still commit them); returns them."""
+        """Delete the lake's files the manifest does not list, once ``older_than`` past
+        (default: two leases): a file retired from the manifest (replaced by a compaction
+        or a newer hourly file) that long after it left it, by the server's clock, so a
+        reader that listed it before has had that long to read it; a file never listed
+        (left by a publisher that died before its commit) that long after it was written,
+        past any holder that could still commit it. Returns them."""
         grace = timedelta(seconds=2 * self.lease_seconds) if older_than is None else older_than
         limit = time.time() - grace.total_seconds()
-        listed = {f.path for f in committed_files(self.conn)}
+        with translated("reading the lake's manifest"), self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT path FROM lake_files")
+            listed = {row[0] for row in cur.fetchall()}
+            cur.execute("SELECT path, retired_at <= now() - %s FROM lake_retired", (grace,))
+            retired = dict(cur.fetchall())
         removed = []
         for kind in KINDS:
             for path in sorted((self.lake / kind).rglob("*")):
-                if path.is_file() and path.relative_to(self.lake).as_posix() not in listed \
-                        and path.stat().st_mtime <= limit:
+                relative = path.relative_to(self.lake).as_posix()
+                if not path.is_file() or relative in listed:
+                    continue
+                if retired[relative] if relative in retired else path.stat().st_mtime <= limit:
                     path.unlink()
                     removed.append(path)
+        gone = [p for p, due in retired.items() if due and not (self.lake / p).exists()]
+        if gone:
+            with translated("forgetting deleted lake files"), self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("DELETE FROM lake_retired WHERE path = ANY(%s)", (gone,))
         return removed
 

@@ -113,7 +113,7 @@ def test_the_lake_reads_like_the_single_file_store(cluster_url, tmp_path):
     lake = tmp_path / "lake"
     # Small chunks: near-duplicates are found across chunks, in the committed files.
     published = publisher(parse_settings({"database": {"url": cluster_url, "lake": str(lake)}}, base_dir=tmp_path,
-                                         origin="-").cluster, VADER, clock, conn, chunk_transactions=1,
+                                         origin="-").cluster, VADER, clock, conn, chunk_rows=25,
                           compact_files=2).publish()
     # A committed batch (transaction) a chunk; a brand's day in 3 files is merged into one.
     assert (published.held, published.rows, published.chunks) == (True, 150, 6)

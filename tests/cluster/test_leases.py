@@ -154,9 +154,10 @@ def test_two_processes_on_one_credential_stay_within_its_budget(cluster_url):
     with connect(cluster_url) as conn:
         budget = Budget(conn, "x:token1", 1000, 3600)
         assert conn.execute("SELECT used FROM cluster_budgets").fetchone()[0] == 1000
-        assert budget.reserve(1) == 0
-        budget.refund(10)
-        assert budget.reserve(50) == 10
+        spent, window = budget.reserve(1)
+        assert spent == 0
+        budget.refund(10, window)
+        assert budget.reserve(50)[0] == 10
 
 
 def test_a_daemon_replaces_a_connection_the_server_dropped(cluster_url, store):
@@ -204,20 +205,19 @@ def test_one_daemon_holds_a_stage_per_period_and_a_paused_holders_late_work_is_r
     # A holder paused past its lease (lease_seconds 0: expired at once) loses the stage to
     # another daemon, and its late work is refused, leaving the new holder's record.
     paused = Coordinator(ClusterSettings(cluster_url, lease_seconds=0), environ={})
-    with paused.stage("publishing", 60) as late:
-        with b.stage("publishing", 60) as taken:
+    with paused.stage("alerting", 60) as late:
+        with b.stage("alerting", 60) as taken:
             assert taken is not None and taken.lease.token > late.lease.token
-            taken.done({"published": "by b"})
+            taken.done({"alerted": "by b"})
         with pytest.raises(LeaseLostError, match="no longer held"):
             late.check()
         with pytest.raises(LeaseLostError, match="no longer held"):
-            late.done({"published": "late"})
+            late.done({"alerted": "late"})
     with psycopg.connect(cluster_url) as conn:
         rows = dict(conn.execute("SELECT brand, cursor FROM cluster_jobs WHERE source = 'stage'").fetchall())
         due = conn.execute("SELECT due_at > now() FROM cluster_jobs WHERE source = 'stage' AND brand = 'hourly'")
         assert due.fetchone()[0]
-    assert rows == {"hourly": {"hour": "first"}, "alerting": None, "publishing": {"published": "by b"},
-                    "compaction": None}
+    assert rows == {"hourly": {"hour": "first"}, "alerting": {"alerted": "by b"}}
     for coordinator in (a, b, paused):
         coordinator.close()
 

@@ -55,7 +55,7 @@ def main(mode: str, url: str, *args: str) -> None:
     elif mode == "budget":
         budget = Budget(conn, args[0], int(args[1]), 3600)
         total = 0
-        while granted := budget.reserve(int(args[2])):
+        while granted := budget.reserve(int(args[2]))[0]:
             total += granted
         print("granted", total, flush=True)
     conn.close()
