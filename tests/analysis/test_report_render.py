@@ -21,6 +21,7 @@ import pytest
 
 from analysis.report_render import (
     build_sections,
+    plain_summary,
     md_escape,
     render,
     render_html,
@@ -28,6 +29,7 @@ from analysis.report_render import (
 )
 from analysis.roi.campaign import Diagnostics, Efficiency, Headline
 from analysis.roi.report import Report
+from analysis.roi.verdict import CONFLICTING
 from tests.analysis.report_sample import HOSTILE_SCRIPT, sample_report
 
 
@@ -431,7 +433,7 @@ def test_methods_that_disagree_say_what_can_still_be_concluded(report):
     dis = alone.diagnostics.disagreement
     top = _above_analysts(render_markdown(replace(report, campaigns=(alone,))))
     assert "We cannot tell how much of this the campaign did" in top
-    assert f"about {dis.did:+.1f} points) or only the competitors did (then it is about {dis.its:+.1f})" in top
+    assert f"about {dis.did:+.1f} points) or only the competitors did (then it is about {dis.its:+.1f} points)" in top
     assert not JARGON.search(top)
 
 
@@ -453,3 +455,35 @@ def test_times_are_written_for_people(md, page):
         assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out), re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out)
         assert not re.search(r":\d\d\.\d{3,6}", out)
         assert "22 Nov 2026, 19:00 UTC" in out
+
+
+def _disagreeing(kpi: str, its: float, did: float, shift: float, verdict: str = CONFLICTING):
+    """The sample campaign with an ITS/DiD disagreement on ``kpi``'s scale (log volume for
+    mentions) and the given verdict; efficiency (its cost per conversation) kept."""
+    from analysis.roi.diagnostics import Disagreement
+    from analysis.roi.effects import EffectEstimate
+
+    unit = "log volume" if kpi == "mentions" else "NSS points"
+    est = EffectEstimate("its", kpi, unit, shift, shift - 0.05, shift + 0.05, 0.025, 0.001, 90)
+    dis = Disagreement(its=its, did=did, competitor_shift=est, conclusions_differ=True, fired=True,
+                       comovement=0.1, comovement_p=0.4)
+    c = sample_report().campaigns[0]
+    return replace(c, kpi=kpi, verdict=verdict, diagnostics=replace(c.diagnostics, disagreement=dis))
+
+
+def test_a_conflicting_verdict_puts_no_price_on_conversations():
+    """The paragraph has just said we cannot tell what the campaign did: a cost per
+    net-positive conversation would claim it did (review of issue 15)."""
+    c = _disagreeing("nss", 8.9, 2.9, 6.5)
+    assert c.efficiency.cpinc is not None and c.dnp is not None
+    text = plain_summary(c)
+    assert "each cost" not in text and "we cannot put a cost on each extra net-positive conversation" in text
+
+
+def test_a_mentions_goal_writes_the_disagreement_in_mentions_not_mood_points():
+    """For a mentions goal the disagreement is on log volume: +0.23 is about +25.9 % more
+    mentions, not "mood moved by +0.2 points"."""
+    text = plain_summary(_disagreeing("mentions", 0.25, 0.02, 0.23))
+    assert "competitors' mentions moved by +25.9 %" in text, text
+    assert "about +2.0 %) or only the competitors did (then it is about +28.4 %)" in text
+    assert "mood moved by" not in text
