@@ -30,7 +30,7 @@ import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import timedelta, timezone
 
 from analysis.care import CareFigures, effect_sentences, goal_sentence, goal_text
 from analysis.roi.campaign import KPI_LABELS, CampaignResult, Efficiency
@@ -791,14 +791,25 @@ def _monitor(m: Monitor | None) -> Section:
         return Section(title, 2, [Block("p", f"Alerts have not been evaluated for {m.brand} yet: the hourly stage "
                                              f"finds them (docs/alerts.md), so there is no reading for {span}.",
                                         cls="missing")], anchor="monitor")
-    checked = f"hours checked up to {human_time(m.evaluated_through)}"
+    ev = m.evaluated_through
+    checked = f"hours checked up to {human_time(ev)}"
+    # The last complete hour before the window's end: alerting evaluates whole hours only,
+    # so an evaluated_through before it leaves hours nobody has looked at.
+    last_hour = m.end.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if ev < m.start:
+        return Section(title, 2, [Block("p", f"Alerting has not checked any hour from {span} for {m.brand} yet "
+                                             f"({checked}), so there is no reading for them.", cls="missing")],
+                       anchor="monitor")
+    later = "" if ev >= last_hour else f" The hours after {human_time(ev)} are not checked yet."
     if not m.alerts:
+        where = "" if not later else " in the hours checked"
         return Section(title, 2, [Block("p", f"No alert for {m.brand} from {span}: mood and volume stayed within "
-                                             f"their usual hourly range ({checked}).")], anchor="monitor")
+                                             f"their usual hourly range{where} ({checked}).{later}")],
+                       anchor="monitor")
     items = [f"{a.summary} ({'still open' if a.closed_at is None else 'over by ' + human_time(a.closed_at)})"
              for a in m.alerts]
     return Section(title, 2, [
-        Block("p", f"{len(m.alerts)} alert{'s' * (len(m.alerts) != 1)} for {m.brand} from {span} ({checked}). "
+        Block("p", f"{len(m.alerts)} alert{'s' * (len(m.alerts) != 1)} for {m.brand} from {span} ({checked}).{later} "
                    "An alert says mood or volume left its usual hourly range, not that a campaign caused it."),
         Block("list", items=items)], anchor="monitor")
 

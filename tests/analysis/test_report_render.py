@@ -318,6 +318,11 @@ def test_the_monitor_lists_the_stored_alerts_and_says_when_there_are_none(report
     assert report.to_json()["monitor"]["alerts"][0]["alert_id"] == 7
     quiet = render_markdown(replace(report, monitor=replace(m, alerts=())))
     assert "No alert for Brewly from 20 Nov 2026, 19:00 UTC" in quiet and "hours checked up to 22 Nov 2026, 17:00 UTC" in quiet
+    assert "The hours after 22 Nov 2026, 17:00 UTC are not checked yet" in quiet  # 18:00-19:00 is not
+    assert "usual hourly range in the hours checked" in quiet
+    done = render_markdown(replace(report, monitor=replace(m, alerts=(), evaluated_through=m.end.replace(
+        hour=18, minute=0, second=0, microsecond=0))))
+    assert "not checked yet" not in done and "stayed within their usual hourly range (hours checked" in done
     never = render_markdown(replace(report, monitor=replace(m, alerts=(), evaluated_through=None)))
     assert "Alerts have not been evaluated for Brewly yet" in never and "No alert for" not in never
 
