@@ -62,6 +62,7 @@ def test_the_care_page_shows_figures_goals_and_the_campaigns_plan_goals(world):
     assert "1 of 2: 50% (95 % range 9% to 91%)" in html and "business hours (Mon,Tue,Wed,Thu,Fri 09:00-18:00" in html
     # The brand's goals with their intervals, then the campaign's: its plan's 90 % and the brand's 2 h.
     assert "against a goal of at most 2.0 h: met" in html
+    assert "the whole 95 % range is on the goal's side" in html  # the report's words, not "interval"
     assert "against a goal set in the campaign plan of at least 90%: not yet clear" in html
     assert "Campaign <bdi>c&lt;1&gt;</bdi>: 2026-11-02 to 2026-11-03" in html
     assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", html))  # no inline script
