@@ -203,7 +203,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def print_table(summary: dict, seeds: int, seconds: float) -> None:
     print(f"ROI calibration: {seeds} seeds per scenario, {seconds:.0f} s wall\n")
-    hdr = f"{'scenario':16s} {'est':5s} {'n':>4s} {'bias':>7s} {'p90|e|':>7s} {'rmse':>6s} {'cover':>6s} {'CI!=0':>6s}"
+    hdr = f"{'scenario':27s} {'est':5s} {'n':>4s} {'bias':>7s} {'p90|e|':>7s} {'rmse':>6s} {'cover':>6s} {'CI!=0':>6s}"
     print(hdr)
     print("-" * len(hdr))
     for name, s in summary["scenarios"].items():
@@ -211,10 +211,10 @@ def print_table(summary: dict, seeds: int, seconds: float) -> None:
             e = s[key]
             if not e["n"]:
                 continue
-            print(f"{name:16s} {key:5s} {e['n']:4d} {e['bias']:+7.2f} {e['p90_abs_error']:7.2f} {e['rmse']:6.2f} "
+            print(f"{name:27s} {key:5s} {e['n']:4d} {e['bias']:+7.2f} {e['p90_abs_error']:7.2f} {e['rmse']:6.2f} "
                   f"{e['coverage']:6.3f} {e['ci_excludes_0']:6.3f}")
     print()
-    print(f"{'scenario':16s} {'DiD head':>8s} {'s/run':>6s}  verdicts / extras")
+    print(f"{'scenario':27s} {'DiD head':>8s} {'s/run':>6s}  verdicts / extras")
     for name, s in summary["scenarios"].items():
         verdicts = ", ".join(f"{k} {v:.0%}" for k, v in s["verdicts"].items())
         extra = []
@@ -227,12 +227,12 @@ def print_table(summary: dict, seeds: int, seconds: float) -> None:
                          f"CI covers truth {s['theta_ci_coverage']:.0%}")
         if s["fallbacks"]:
             extra.append(f"ARIMA fallbacks {s['fallbacks']}")
-        print(f"{name:16s} {s['headline_did_share']:8.0%} {s['seconds_mean']:6.2f}  {verdicts}")
+        print(f"{name:27s} {s['headline_did_share']:8.0%} {s['seconds_mean']:6.2f}  {verdicts}")
         if extra:
-            print(f"{'':33s}{'; '.join(extra)}")
-    print(f"\n{'scenario':22s} {'right':>6s} {'claims':>7s} {'confl.':>7s}   before the fix: right, claims, confl.")
+            print(f"{'':44s}{'; '.join(extra)}")
+    print(f"\n{'scenario':27s} {'right':>6s} {'claims':>7s} {'confl.':>7s}   if any disagreement were 'conflicting': right, claims, confl.")
     for name, s in summary["scenarios"].items():
-        print(f"{name:22s} {s['verdict_right']:6.0%} {s['claims_effect']:7.0%} {s['conflicting']:7.0%}   "
+        print(f"{name:27s} {s['verdict_right']:6.0%} {s['claims_effect']:7.0%} {s['conflicting']:7.0%}   "
               f"{s['old_verdict_right']:6.0%} {s['old_claims_effect']:7.0%} {s['old_conflicting']:7.0%}")
     print("\ngates")
     for g in summary["gates"]:
