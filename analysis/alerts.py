@@ -84,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from analysis.alert_rule import AlertRule
+from analysis.timefmt import human_time
 
 METRICS = ("mood", "volume")
 DIRECTIONS = ("dip", "spike")
@@ -745,7 +746,7 @@ def summarize(brand: str, reading: Reading, direction: str, terms: Sequence[dict
     """One line saying what happened, for a chat message, an e-mail subject, a list."""
     hours = int((reading.hour - reading.window_start) / HOUR) + 1
     span = "the hour" if hours == 1 else f"the last {hours} h"
-    when = f"{reading.hour:%Y-%m-%d %H:00} UTC"
+    when = human_time(reading.hour)  # the report's way of writing a moment (stored summaries keep theirs)
     if reading.metric == "mood":
         text = (f"{brand}: mood {direction} at {when}: NSS {reading.value:+.1f} over {span} against "
                 f"{reading.baseline:+.1f} in the baseline ({reading.effect:+.1f} points)")

@@ -28,9 +28,9 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import timedelta, timezone
 
 from analysis.care import CareFigures, effect_sentences, goal_sentence, goal_text
 from analysis.roi.campaign import KPI_LABELS, CampaignResult, Efficiency
@@ -256,6 +256,15 @@ def _change(e: EffectEstimate) -> str:
     return f"{_num(e.delta, _digits(e), True)} {'points' if e.unit == 'NSS points' else e.unit}".strip()
 
 
+def _disagreement_terms(c: CampaignResult) -> tuple[str, Callable[[float], str]]:
+    """What the ITS/DiD disagreement is about and how to write its numbers: mood in
+    points, or, for a mentions goal, mentions in percent (that disagreement is on the log
+    of volume, campaign.py)."""
+    if (c.kpi or "nss") in ("mentions", "positive_mentions"):
+        return PLAIN_KPI[c.kpi], lambda x: _pct(_expm1(x), 1, True)
+    return "mood", lambda x: f"{_num(x, 1, True)} points"
+
+
 def _mood_sentence(c: CampaignResult) -> str:
     brand = c.brand or "The brand"
     when = f"during the flight ({human_date(c.flight_start)} to {human_date(c.flight_end)})"
@@ -272,8 +281,9 @@ def _mood_sentence(c: CampaignResult) -> str:
     dis = c.diagnostics.disagreement
     if method == "did" and c.verdict != CONFLICTING and dis is not None and dis.market_wide:
         shift = dis.competitor_shift
-        text += (f"; part of the raw change was a market-wide move: competitors' mood "
-                 f"{'rose' if shift.delta > 0 else 'fell'} by {_points(shift.delta)} at the same time")
+        what, fmt = _disagreement_terms(c)
+        text += (f"; part of the raw change was a market-wide move: competitors' {what} "
+                 f"{'rose' if shift.delta > 0 else 'fell'} by {fmt(shift.delta).lstrip('+-')} at the same time")
     volume = c.volume.get(method)
     if volume is not None and _ok(volume.delta):
         than = " relative to competitors'" if method == "did" else ""
@@ -296,10 +306,11 @@ def _sure_sentence(c: CampaignResult) -> str:
     if c.verdict == CONFLICTING:
         dis = c.diagnostics.disagreement
         if dis is not None and dis.competitor_shift is not None:
-            return (f"We cannot tell how much of this the campaign did: competitors' mood moved by "
-                    f"{_num(dis.competitor_shift.delta, 1, True)} points during the flight, and the data cannot show "
-                    f"whether the whole market moved (then the campaign's effect is about {_num(dis.did, 1, True)} "
-                    f"points) or only the competitors did (then it is about {_num(dis.its, 1, True)}).")
+            what, fmt = _disagreement_terms(c)
+            return (f"We cannot tell how much of this the campaign did: competitors' {what} moved by "
+                    f"{fmt(dis.competitor_shift.delta)} during the flight, and the data cannot show whether the "
+                    f"whole market moved (then the campaign's effect is about {fmt(dis.did)}) or only the "
+                    f"competitors did (then it is about {fmt(dis.its)}).")
         return "We cannot tell how much of this the campaign did: the methods disagree."
     if h is None or not (_ok(h.ci_low) and _ok(h.ci_high)):
         return f"We cannot tell yet{what}: there were too few days with data to estimate an effect."
@@ -332,14 +343,17 @@ def _cost_sentence(c: CampaignResult) -> str:
     if not eff.currency and not eff.spend:
         return "No spend was imported for it, so there is no cost per conversation."
     spent = _money(eff.spend, eff.currency)
-    if _ok(eff.cpinc) and dnp is not None:
+    # Only a detected effect is priced: under any other verdict the paragraph has just said
+    # we cannot tell what the campaign did, and a cost per conversation would claim it.
+    detected = c.verdict == EFFECT_DETECTED
+    if detected and _ok(eff.cpinc) and dnp is not None:
         ci = eff.cpinc_ci
         each = _money(eff.cpinc, eff.currency) + (
             f" (between {_money(ci[0], eff.currency)} and {_money(ci[1], eff.currency)})" if ci else "")
         return (f"It added about {_int(dnp.delta)} net-positive conversations (positive rather than negative "
                 f"mentions beyond what was expected without it; between {_int(dnp.ci_low)} and {_int(dnp.ci_high)}), "
                 f"so with {spent} spent each cost {each}.")
-    if dnp is not None and _ok(dnp.ci_high) and dnp.ci_high < 0:
+    if detected and dnp is not None and _ok(dnp.ci_high) and dnp.ci_high < 0:
         return (f"Net-positive conversations (positive rather than negative mentions) fell, by about "
                 f"{_int(-dnp.delta)}, so the {spent} spent bought no extra ones.")
     return (f"With {spent} spent, we cannot put a cost on each extra net-positive conversation (a positive rather "
@@ -777,14 +791,25 @@ def _monitor(m: Monitor | None) -> Section:
         return Section(title, 2, [Block("p", f"Alerts have not been evaluated for {m.brand} yet: the hourly stage "
                                              f"finds them (docs/alerts.md), so there is no reading for {span}.",
                                         cls="missing")], anchor="monitor")
-    checked = f"hours checked up to {human_time(m.evaluated_through)}"
+    ev = m.evaluated_through
+    checked = f"hours checked up to {human_time(ev)}"
+    # The last complete hour before the window's end: alerting evaluates whole hours only,
+    # so an evaluated_through before it leaves hours nobody has looked at.
+    last_hour = m.end.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if ev < m.start:
+        return Section(title, 2, [Block("p", f"Alerting has not checked any hour from {span} for {m.brand} yet "
+                                             f"({checked}), so there is no reading for them.", cls="missing")],
+                       anchor="monitor")
+    later = "" if ev >= last_hour else f" The hours after {human_time(ev)} are not checked yet."
     if not m.alerts:
+        where = "" if not later else " in the hours checked"
         return Section(title, 2, [Block("p", f"No alert for {m.brand} from {span}: mood and volume stayed within "
-                                             f"their usual hourly range ({checked}).")], anchor="monitor")
+                                             f"their usual hourly range{where} ({checked}).{later}")],
+                       anchor="monitor")
     items = [f"{a.summary} ({'still open' if a.closed_at is None else 'over by ' + human_time(a.closed_at)})"
              for a in m.alerts]
     return Section(title, 2, [
-        Block("p", f"{len(m.alerts)} alert{'s' * (len(m.alerts) != 1)} for {m.brand} from {span} ({checked}). "
+        Block("p", f"{len(m.alerts)} alert{'s' * (len(m.alerts) != 1)} for {m.brand} from {span} ({checked}).{later} "
                    "An alert says mood or volume left its usual hourly range, not that a campaign caused it."),
         Block("list", items=items)], anchor="monitor")
 

@@ -135,7 +135,7 @@ def build_report(
         return cache[key]
     for stored in plans:
         paid = report_data.daily_spend(store, stored.campaign_id)
-        zone_name = timezone_name or stored.account_timezone or paid.account_timezone
+        zone_name = timezone_name or report_data.campaign_timezone(store, stored, paid)
         if zone_name is None:
             zone_name = "UTC"
             notes.append(f"Campaign {stored.campaign_id}: no account time zone in the plan or the spend file; "

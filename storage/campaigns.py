@@ -75,7 +75,7 @@ def save_plans(store: Store, plans: Sequence[CampaignPlan], now: datetime) -> in
                 [p.campaign_id, p.brand, p.flight_start, p.flight_end, p.washout_days, p.primary_kpi,
                  p.goal_direction, p.goal_value, json.dumps(list(p.competitors)), json.dumps(list(p.campaign_tags)),
                  p.account_timezone, p.lineage.file, p.lineage.sha256, p.lineage.row, to_db_time(now),
-                 # {goal: target} (schema 10); NULL: the plan sets none, the brand's apply
+                 # {goal: target} (schema 9); NULL: the plan sets none, the brand's apply
                  json.dumps(dict(p.care_goals)) if p.care_goals else None],
             )
     return len(plans)

@@ -174,9 +174,13 @@ class LiveReader:
         with self._lock:
             snapshot = _identity(self.snapshot)
             writer = writer_holds(self.database)
-            if snapshot is not None and (writer or not self._database_written_after(snapshot)):
-                chosen: tuple | None = self._open(self.snapshot, ("snapshot", snapshot), "snapshot",
-                                                  datetime.fromtimestamp(snapshot[2] / 1e9, timezone.utc))
+            if snapshot is not None and writer and self._copy_newer_than(snapshot):
+                # A writer holds the file again, but the copy served last holds later data
+                # than the snapshot: serving the snapshot would make counts go back.
+                chosen: tuple | None = self._open(self.copy, self._identity, "database", None)
+            elif snapshot is not None and (writer or not self._database_written_after(snapshot)):
+                chosen = self._open(self.snapshot, ("snapshot", snapshot), "snapshot",
+                                    datetime.fromtimestamp(snapshot[2] / 1e9, timezone.utc))
             elif writer:
                 raise DatabaseLockedError(f"{self.database} is held by another process (the daemon?) and it has "
                                           f"not published a snapshot ({self.snapshot.name}) yet")
@@ -203,6 +207,13 @@ class LiveReader:
                 self._users -= 1
                 if not self._users:
                     self._idle.notify_all()
+
+    def _copy_newer_than(self, snapshot: tuple[int, int, int, int]) -> bool:
+        """Under the lock: whether the store open now is a copy of the database (or WAL)
+        written after ``snapshot`` was published."""
+        if self._store is None or self._identity is None or self._identity[0] != "copy":
+            return False
+        return any(w is not None and w[2] > snapshot[2] for w in self._identity[1])
 
     def _current(self, identity: tuple) -> bool:
         return self._store is not None and identity == self._identity

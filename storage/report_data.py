@@ -117,6 +117,16 @@ def daily_spend(store: Store, campaign_id: str) -> CampaignSpend:
                          first[3], first[4], first[5])
 
 
+def campaign_timezone(store: Store, plan: CampaignPlan, spend: CampaignSpend | None = None) -> str | None:
+    """The time zone a campaign's account-local days are cut in: the plan's
+    ``account_timezone``, else the spend file's (``spend`` when the caller has read it
+    already), None without either (callers cut in UTC and say so). The report, the care
+    page and the ``campaign_daily`` view (storage/views.py) all follow this order."""
+    if plan.account_timezone:
+        return plan.account_timezone
+    return (spend if spend is not None else daily_spend(store, plan.campaign_id)).account_timezone
+
+
 def freshness(store: Store, brands: Sequence[str]) -> tuple[dict[str, str], dict[str, int], int, int]:
     """Latest mention per source (ISO, UTC), mentions per source, unscored, duplicates."""
     with store.native() as db:

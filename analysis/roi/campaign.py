@@ -669,9 +669,15 @@ def write_caveats(r: CampaignResult, plan: CampaignPlan, window: CampaignWindow)
                        f"competitors moved by {shift_txt} during the flight, and {together}: a market-wide move. "
                        f"ITS counts it as campaign effect; DiD, which decides the verdict, nets it out.")
         elif dis.fired:
-            why = (f"DiD does not head the report ({r.headline.reason})" if r.kpi_method != "did" else
-                   f"{together}, so the competitors' shift may be theirs alone and DiD would count it as the "
-                   f"brand's")
+            if r.kpi_method != "did":
+                why = f"DiD does not head the report ({r.headline.reason})"
+            elif dis.moved_together:
+                # Moved together before, but the brand's raw change did not follow the competitors'.
+                why = (f"{together}, but the brand's own raw change (ITS) did not move significantly with the "
+                       f"competitors', so their shift may be theirs alone and DiD would count it as the brand's")
+            else:
+                why = (f"{together}, so the competitors' shift may be theirs alone and DiD would count it as the "
+                       f"brand's")
             out.append(f"ITS ({signed(dis.its)}) and DiD ({signed(dis.did)}) reach different conclusions, and "
                        f"competitors moved by {shift_txt} during the flight, so ITS counts a market move; {why}. "
                        f"No method's assumptions can be shown to hold: the verdict is 'conflicting'.")

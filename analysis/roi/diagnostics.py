@@ -114,13 +114,16 @@ class Disagreement:
     disagreement is not just two noisy estimates either side of a threshold.
 
     ``comovement`` says why they disagree: the correlation of the brand's and the
-    competitors' daily series over the baseline, ``comovement_p`` its one-sided p-value
+    competitors' daily series over the pre-flight days, ``comovement_p`` its one-sided p-value
     (Fisher's z on an effective sample size shrunk for both series' lag-1
     autocorrelation, Bartlett's n (1 - r1 r2) / (1 + r1 r2): neighbouring days are not
     independent evidence). When the brand and its competitors moved together before the
     flight (a shared market, p < 0.05), a significant competitors' shift during the
     flight is most plausibly that market moving, which ITS counts as campaign effect and
-    DiD nets out: ``market_wide``."""
+    DiD nets out: ``market_wide``. A market move must also show in the brand's own raw
+    change: ``its_significant`` (ITS's CI excludes 0) with ITS in the direction of the
+    competitors' shift. Without it the competitors moved alone (a competitors-only
+    shock), and DiD would credit the campaign with their move."""
 
     its: float
     did: float
@@ -129,6 +132,7 @@ class Disagreement:
     fired: bool
     comovement: float | None = None
     comovement_p: float | None = None
+    its_significant: bool = False
 
     @property
     def moved_together(self) -> bool:
@@ -137,8 +141,12 @@ class Disagreement:
 
     @property
     def market_wide(self) -> bool:
-        """The competitors moved significantly and had moved with the brand before."""
-        return self.competitor_shift is not None and bool(self.competitor_shift.significant) and self.moved_together
+        """The competitors moved significantly, had moved with the brand before, and the
+        brand's raw change (ITS) moved significantly the same way."""
+        shift = self.competitor_shift
+        if shift is None or not shift.significant or not self.moved_together:
+            return False
+        return self.its_significant and np.sign(self.its) == np.sign(shift.delta) != 0
 
 
 MIN_COMOVEMENT_DAYS = 14
@@ -152,13 +160,14 @@ def _lag1(x: np.ndarray) -> float:
 
 
 def comovement(y_brand, y_competitors, window: CampaignWindow) -> tuple[float | None, float | None]:
-    """(correlation, one-sided p-value) of the two daily series over the baseline days
-    where both have data (see ``Disagreement``); (None, None) with fewer than
-    ``MIN_COMOVEMENT_DAYS`` such days or a flat series. Days are taken in order with the
+    """(correlation, one-sided p-value) of the two daily series over the pre-flight days
+    where both have data (see ``Disagreement``; not the post-washout days, where a later
+    event moving both would pass for a shared market before the flight); (None, None)
+    with fewer than ``MIN_COMOVEMENT_DAYS`` such days or a flat series. Days are taken in order with the
     gaps closed up, which the lag-1 autocorrelation tolerates."""
     b = np.asarray(y_brand, dtype=float)
     c = np.asarray(y_competitors, dtype=float)
-    both = window.baseline & np.isfinite(b) & np.isfinite(c)
+    both = window.pre & np.isfinite(b) & np.isfinite(c)
     n = int(both.sum())
     if n < MIN_COMOVEMENT_DAYS:
         return None, None
@@ -179,7 +188,7 @@ def its_did_disagreement(its: EffectEstimate, did: EffectEstimate, competitor_sh
         its.significant and did.significant and np.sign(its.delta) != np.sign(did.delta))
     shift_sig = competitor_shift is not None and competitor_shift.significant
     return Disagreement(its.delta, did.delta, competitor_shift, bool(differ), bool(differ and shift_sig),
-                        together[0], together[1])
+                        together[0], together[1], bool(its.significant))
 
 
 # ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from analysis.timefmt import human_date, human_time  # noqa: F401  (their home; re-exported)
 
 EFFECT_DETECTED = "effect detected"
 NO_DETECTABLE_EFFECT = "no detectable effect"
@@ -98,26 +98,6 @@ def _decide(ci_low, ci_high, placebo_rank, placebo_possible, mde, goal) -> Verdi
 # Sentences
 # ----------------------------------------------------------------------------------
 
-def human_date(day: date) -> str:
-    """"2 Nov 2026": the report's one way of writing a day for people."""
-    return f"{day.day} {day:%b %Y}"
-
-
-def human_time(moment: datetime | str | None) -> str:
-    """"22 Nov 2026, 18:59 UTC": the report's one way of writing a moment for people
-    (seconds and microseconds dropped; an ISO 8601 string is read first; a naive time is
-    taken as UTC, as the database stores them)."""
-    if moment is None:
-        return "unknown"
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return moment  # not a time: shown as given
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
-    return f"{human_date(moment.date())}, {moment:%H:%M} UTC"
 
 
 def signed(x: float, digits: int = 1) -> str:

@@ -74,7 +74,7 @@ def _brand_care(store: Store, brand: BrandView, days: int, now: datetime,
     for plan in plans:
         if plan.brand.casefold() != brand.name.casefold():
             continue
-        tz = ZoneInfo(plan.account_timezone or "UTC")
+        tz = ZoneInfo(report_data.campaign_timezone(store, plan) or "UTC")  # the report's rule: plan, else spend file
         lo, hi = plan.effect_bounds(tz)
         if lo < now and hi > start:  # the effect window overlaps the period
             figures = campaign_care(store, plan, tz, now, brand.business_hours, brand.care_goals)

@@ -352,3 +352,15 @@ def test_written_out_distribution_constants_match_scipy():
     q = norm.ppf(0.5 + alerts._TRIM / 2)
     assert alerts._TRIM_Q == pytest.approx(q, rel=1e-12)
     assert alerts._TRIM_FACTOR == pytest.approx(math.sqrt(1 - 2 * q * norm.pdf(q) / alerts._TRIM), rel=1e-12)
+
+
+def test_an_alert_summary_writes_the_hour_as_the_report_does():
+    """The summary is read by people (the report's 48 hours, chat, the live view): its hour
+    is written by the report's one formatter, not as "2026-11-21 09:00 UTC"."""
+    from analysis.alerts import Reading, summarize
+    from analysis.timefmt import human_time
+
+    hour = datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
+    reading = Reading("mood", hour, -5.0, 3.0, -4.0, 15.2, -19.2, 120, True, True, hour - timedelta(hours=2))
+    text = summarize("Brewly", reading, "dip")
+    assert text.startswith(f"Brewly: mood dip at {human_time(hour)}: ") and "21 Nov 2026, 09:00 UTC" in text

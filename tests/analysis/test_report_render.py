@@ -21,6 +21,7 @@ import pytest
 
 from analysis.report_render import (
     build_sections,
+    plain_summary,
     md_escape,
     render,
     render_html,
@@ -28,6 +29,7 @@ from analysis.report_render import (
 )
 from analysis.roi.campaign import Diagnostics, Efficiency, Headline
 from analysis.roi.report import Report
+from analysis.roi.verdict import CONFLICTING
 from tests.analysis.report_sample import HOSTILE_SCRIPT, sample_report
 
 
@@ -316,6 +318,11 @@ def test_the_monitor_lists_the_stored_alerts_and_says_when_there_are_none(report
     assert report.to_json()["monitor"]["alerts"][0]["alert_id"] == 7
     quiet = render_markdown(replace(report, monitor=replace(m, alerts=())))
     assert "No alert for Brewly from 20 Nov 2026, 19:00 UTC" in quiet and "hours checked up to 22 Nov 2026, 17:00 UTC" in quiet
+    assert "The hours after 22 Nov 2026, 17:00 UTC are not checked yet" in quiet  # 18:00-19:00 is not
+    assert "usual hourly range in the hours checked" in quiet
+    done = render_markdown(replace(report, monitor=replace(m, alerts=(), evaluated_through=m.end.replace(
+        hour=18, minute=0, second=0, microsecond=0))))
+    assert "not checked yet" not in done and "stayed within their usual hourly range (hours checked" in done
     never = render_markdown(replace(report, monitor=replace(m, alerts=(), evaluated_through=None)))
     assert "Alerts have not been evaluated for Brewly yet" in never and "No alert for" not in never
 
@@ -420,17 +427,18 @@ def test_a_campaign_without_a_detectable_effect_says_so_in_plain_words(report):
 def test_methods_that_disagree_say_what_can_still_be_concluded(report):
     """A market-wide move: the paragraph follows DiD and says part of the raw change was
     the market's. No shared market: it says we cannot tell, with what each reading gives."""
-    market = _analysed("shock", 0, shock=-8.0)
-    assert market.verdict == "effect detected" and market.diagnostics.disagreement.fired
+    market = _analysed("shock_no_effect", 0)
+    dis = market.diagnostics.disagreement
+    assert market.verdict != "conflicting" and dis.fired and dis.market_wide
     top = _above_analysts(render_markdown(replace(report, campaigns=(market,))))
     assert "more than its competitors'" in top and "part of the raw change was a market-wide move" in top
-    assert "competitors' mood fell by" in top
+    assert "competitors' mood rose by" in top
     alone = _analysed("shock_no_effect", 1, market_sd=0.0)
     assert alone.verdict == "conflicting"
     dis = alone.diagnostics.disagreement
     top = _above_analysts(render_markdown(replace(report, campaigns=(alone,))))
     assert "We cannot tell how much of this the campaign did" in top
-    assert f"about {dis.did:+.1f} points) or only the competitors did (then it is about {dis.its:+.1f})" in top
+    assert f"about {dis.did:+.1f} points) or only the competitors did (then it is about {dis.its:+.1f} points)" in top
     assert not JARGON.search(top)
 
 
@@ -452,3 +460,35 @@ def test_times_are_written_for_people(md, page):
         assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out), re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", out)
         assert not re.search(r":\d\d\.\d{3,6}", out)
         assert "22 Nov 2026, 19:00 UTC" in out
+
+
+def _disagreeing(kpi: str, its: float, did: float, shift: float, verdict: str = CONFLICTING):
+    """The sample campaign with an ITS/DiD disagreement on ``kpi``'s scale (log volume for
+    mentions) and the given verdict; efficiency (its cost per conversation) kept."""
+    from analysis.roi.diagnostics import Disagreement
+    from analysis.roi.effects import EffectEstimate
+
+    unit = "log volume" if kpi == "mentions" else "NSS points"
+    est = EffectEstimate("its", kpi, unit, shift, shift - 0.05, shift + 0.05, 0.025, 0.001, 90)
+    dis = Disagreement(its=its, did=did, competitor_shift=est, conclusions_differ=True, fired=True,
+                       comovement=0.1, comovement_p=0.4)
+    c = sample_report().campaigns[0]
+    return replace(c, kpi=kpi, verdict=verdict, diagnostics=replace(c.diagnostics, disagreement=dis))
+
+
+def test_a_conflicting_verdict_puts_no_price_on_conversations():
+    """The paragraph has just said we cannot tell what the campaign did: a cost per
+    net-positive conversation would claim it did (review of issue 15)."""
+    c = _disagreeing("nss", 8.9, 2.9, 6.5)
+    assert c.efficiency.cpinc is not None and c.dnp is not None
+    text = plain_summary(c)
+    assert "each cost" not in text and "we cannot put a cost on each extra net-positive conversation" in text
+
+
+def test_a_mentions_goal_writes_the_disagreement_in_mentions_not_mood_points():
+    """For a mentions goal the disagreement is on log volume: +0.23 is about +25.9 % more
+    mentions, not "mood moved by +0.2 points"."""
+    text = plain_summary(_disagreeing("mentions", 0.25, 0.02, 0.23))
+    assert "competitors' mentions moved by +25.9 %" in text, text
+    assert "about +2.0 %) or only the competitors did (then it is about +28.4 %)" in text
+    assert "mood moved by" not in text

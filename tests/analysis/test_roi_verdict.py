@@ -81,3 +81,24 @@ def test_dates_and_times_for_people():
     assert human_time(moment.isoformat()) == "22 Nov 2026, 18:59 UTC"   # report_data's ISO strings
     assert human_time(datetime(2026, 11, 22, 18, 59)) == "22 Nov 2026, 18:59 UTC"  # naive: UTC, as stored
     assert human_time(None) == "unknown"
+
+
+def test_comovement_reads_only_the_days_before_the_flight():
+    """Brand and competitors independent before the flight, then one shared swing after
+    the washout: the shared later event must not pass for a market they shared before
+    the flight (the disagreement caveat says "before the flight")."""
+    import numpy as np
+
+    from analysis.campaign_plan import CampaignPlan
+    from analysis.roi.daily import CampaignWindow
+    from analysis.roi.diagnostics import comovement
+
+    days = [date.fromordinal(date(2026, 9, 1).toordinal() + i) for i in range(90)]
+    plan = CampaignPlan(campaign_id="c", brand="b", flight_start=days[40], flight_end=days[53], washout_days=7)
+    window = CampaignWindow.from_plan(plan, days)
+    rng = np.random.default_rng(7)
+    brand, comps = rng.normal(0, 1, 90), rng.normal(0, 1, 90)
+    later = np.zeros(90)
+    later[61:] = np.linspace(-6, 6, 29)  # one event after the washout moves both
+    r, p = comovement(brand + later, comps + later, window)
+    assert r is not None and p > 0.05, (r, p)

@@ -121,6 +121,36 @@ def test_while_the_daemon_holds_the_database_its_snapshot_is_read(tmp_path):
         reader.close()
 
 
+# Another process opens the database read-write and holds it (publishing nothing) until
+# its stdin closes: 'listener run' starting after 'listener pull' wrote.
+HOLD = "import sys; from storage.store import Store; s = Store.open(sys.argv[1]); print('holding', flush=True); " \
+       "sys.stdin.readline(); s.close()"
+
+
+def test_a_writer_taking_the_file_does_not_send_the_view_back_to_an_older_snapshot(tmp_path):
+    """The view served a copy newer than the snapshot (a pull wrote after it); then a
+    writer holds the file: the snapshot is older than what was just shown, so the copy
+    is kept rather than counts going back."""
+    database = tmp_path / "listener.duckdb"
+    with Store.open(database) as store:
+        _add(store, 1)
+        publish_snapshot(store)
+    with Store.open(database) as store:
+        _add(store, 2)
+    reader = LiveReader(database)
+    assert _count(reader) == ("database", 6)  # nobody holds the file: a copy, newer than the snapshot
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(database)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert writer_holds(database)
+        assert _count(reader) == ("database", 6)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=HANG_GUARD)
+        reader.close()
+
+
 def test_a_killed_view_s_copy_is_removed_by_the_next(tmp_path):
     database = tmp_path / "listener.duckdb"
     Store.open(database).close()
