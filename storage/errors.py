@@ -35,6 +35,13 @@ class ClusterError(StorageError):
     login, failed a statement); the message says what was being done."""
 
 
+class ClusterUnavailableError(ClusterError):
+    """Cluster mode was asked for (database.url, database.lake, listener migrate or
+    backfill) on an install without the ``[cluster]`` extra (psycopg): a setup problem."""
+
+    exit_code = 2
+
+
 class LeaseLostError(StorageError):
     """A commit under a job lease that is no longer this holder's (expired, or retaken with
     a newer fencing token): the batch was not stored and the run must end."""

@@ -5,6 +5,15 @@ psycopg is imported only here, so the single-machine install never needs it (the
 ``[cluster]`` extra); its errors become storage.errors at this edge (connection).
 """
 
+from storage.errors import ClusterUnavailableError
+
+try:
+    import psycopg  # noqa: F401  (before the modules below, which need it)
+except ModuleNotFoundError:
+    raise ClusterUnavailableError(
+        "cluster mode (database.url, database.lake, 'listener migrate', 'listener backfill') needs the "
+        "[cluster] extra, which is not installed: pip install 'brandmood-listener[cluster]'") from None
+
 from storage.cluster.budget import Budget, credential_key
 from storage.cluster.connection import connect
 from storage.errors import ClusterError, LeaseLostError

@@ -94,3 +94,25 @@ def test_a_budget_needs_a_source_that_caps_its_runs():
     with pytest.raises(ConfigError, match="database.budgets.demo: sources.demo is not billed per post"):
         parse_settings({"database": {"url": "postgresql://db/x", "budgets": {"demo": {"posts": 50}}},
                         "sources": {"demo": {}}}, base_dir=Path("/tmp"), origin="-")
+
+
+def test_cluster_mode_without_the_cluster_extra_is_a_setup_error_naming_it(tmp_path):
+    # A single-machine install has no psycopg: asking for cluster mode says which extra to
+    # install (exit 2) instead of a traceback, before anything is written. A process of its
+    # own, where psycopg cannot be imported.
+    import subprocess
+    import sys
+
+    from tests.timing import HANG_GUARD
+
+    (tmp_path / "listener.toml").write_text(
+        '[database]\npath = "l.duckdb"\nurl = "postgresql://listener@127.0.0.1:9/listener"\n\n'
+        '[[brands]]\nname = "Brewly"\nterms = ["brewly"]\n', encoding="utf-8")
+    script = ("import sys; sys.modules['psycopg'] = None; sys.argv = ['listener', *sys.argv[1:]]; "
+              "from listener.cli import main; main()")
+    for args in (["run"], ["migrate", "--to", "postgresql://listener@127.0.0.1:9/listener"]):
+        proc = subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=HANG_GUARD)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "needs the [cluster] extra" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["listener.toml"]
