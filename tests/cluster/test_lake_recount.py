@@ -32,8 +32,9 @@ pytestmark = pytest.mark.cluster
 BRANDS = ("Brewly", "Kettle & Co")
 # An hour, a day and a week, each once on hour boundaries (the hourly files answer them
 # whole) and once off them (label_counts counts the partial hours from the mentions).
-WINDOWS = [(START + timedelta(hours=5), timedelta(hours=1)),
-           (START + timedelta(hours=5, minutes=20), timedelta(hours=1)),
+# Every window holds mentions of both brands (asserted).
+WINDOWS = [(START, timedelta(hours=1)),
+           (START + timedelta(minutes=20), timedelta(hours=1)),
            (START + timedelta(hours=2), timedelta(days=1)),
            (START + timedelta(hours=10, minutes=30), timedelta(days=1)),
            (START + timedelta(minutes=50), timedelta(days=7)),
@@ -103,6 +104,7 @@ def test_mood_windows_over_the_lake_equal_a_recount_of_what_postgresql_committed
             end = start + length
             expected = {brand: count_from_mentions(counted, brand, start, end) for brand in BRANDS}
             expected[None] = total(list(expected.values()))
+            assert all(c.mentions > 0 for c in expected.values()), (start, end)
             got = {brand: label_counts(from_lake, brand, start, end) for brand in BRANDS}
             got[None] = total(list(got.values()))
             assert {b: mood(c) for b, c in got.items()} == {b: mood(c) for b, c in expected.items()}, (start, end)
