@@ -65,9 +65,9 @@ def batches() -> list[list[Mention]]:
     return out
 
 
-def commit_all(conn: psycopg.Connection, groups: list[list[Mention]]) -> None:
+def commit_all(conn: psycopg.Connection, groups: list[list[Mention]], holder: str = "collector") -> None:
     """Each batch committed as the daemons commit them: under a lease, one transaction."""
-    leases = Leases(conn, "collector")
+    leases = Leases(conn, holder)
     for batch in groups:
         job = (batch[0].source, batch[0].brand)
         leases.register([job])
