@@ -156,7 +156,9 @@ def insert_mentions(cur: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> int
     return max(cur.rowcount, 0)
 
 
-def _mention(row: Sequence[Any]) -> Mention:
+def mention_from_row(row: Sequence[Any]) -> Mention:
+    """A cluster_mentions row (source, id, brand, created_at, text, author, url, lang,
+    extra) as the Mention that was committed: mention_row's inverse."""
     source, id_, brand, created_at, text, author, url, lang, extra = row
     extra = dict(extra or {})  # rows committed before the extra column: the columns only
     if extra.get("fetched_at"):
@@ -294,7 +296,7 @@ class Leases:
                         f"FROM cluster_mentions WHERE {start} AND xid < %s::text::xid8 "
                         "ORDER BY xid, source, brand, created_at, id LIMIT %s", (*params, str(horizon), max_rows))
             rows = cur.fetchall()
-        found = [_mention(row[:9]) for row in rows]
+        found = [mention_from_row(row[:9]) for row in rows]
         if len(rows) < max_rows:
             return found, Watermark(max(after.xid, horizon)), True
         source, id_, brand, created_at, *_, xid = rows[-1]

@@ -22,7 +22,7 @@ from listener.config import parse_settings
 from listener.lake import lake_store, publisher
 from listener.pipeline import Pipeline
 from storage.cluster import connect, migrate
-from storage.cluster.leases import _mention
+from storage.cluster.leases import mention_from_row
 from storage.queries import LabelCounts, count_from_mentions, label_counts
 from storage.store import Store, to_db_time
 from tests.cluster.test_lake import START, VADER, batches, clock, commit_all
@@ -56,7 +56,7 @@ def recount(conn: psycopg.Connection, path) -> Store:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT source, id, brand, created_at, text, author, url, lang, extra FROM cluster_mentions "
                     "ORDER BY xid, source, brand, created_at, id")
-        rows = [_mention(row) for row in cur.fetchall()]
+        rows = [mention_from_row(row) for row in cur.fetchall()]
     store = Store.open(path)
     for (source, brand), run in itertools.groupby(rows, key=lambda m: (m.source, m.brand)):
         Pipeline(store, VADER, clock).store_relevant(source, brand, list(run), None)
