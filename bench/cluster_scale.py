@@ -320,7 +320,7 @@ def report(results: list[dict], args: argparse.Namespace, brands: list[str]) -> 
         print(f"  one daemon's ceiling: {PULL_THREADS} pull threads / {args.latency:g} s = "
               f"{PULL_THREADS / args.latency * 60:.0f} pulls/min")
         print("  every post served once, in cluster_mentions once, in one daemon's file: "
-              + ("yes" if not failed else f"NO ({', '.join(str(r['daemons']) for r in failed)} daemons)"))
+              + ("yes" if not failed else "NO, with " + " and ".join(f"{r['daemons']} daemon(s)" for r in failed)))
     return 1 if failed else 0
 
 
